@@ -1,0 +1,121 @@
+"""The image model port and the flux-2-dev contract shared by every backend.
+
+The gateway talks to one :class:`ImageModel`. Whatever carries the call (the AI binding on
+Workers, the REST API or a local double under CPython), the request is the same multipart
+form and the answer the same ``{"image": base64}``; the field list and the decoding live
+here once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .images import ImageFormatError, ImageInfo, inspect_image
+from .multipart import FilePart, encode_form
+from .upstream import UpstreamError, parse_upstream_message
+
+log = logging.getLogger("fluxgate.model")
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    data: bytes
+    info: ImageInfo
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    prompt: str
+    width: int
+    height: int
+    steps: int
+    seed: int
+    guidance: float | None = None
+    references: tuple[ReferenceImage, ...] = field(default_factory=tuple)
+
+    def text_fields(self) -> list[tuple[str, str]]:
+        """The form's string fields, in the model's names and formats."""
+        out = [
+            ("prompt", self.prompt),
+            ("width", str(self.width)),
+            ("height", str(self.height)),
+            ("steps", str(self.steps)),
+            ("seed", str(self.seed)),
+        ]
+        if self.guidance is not None:
+            out.append(("guidance", repr(float(self.guidance))))
+        return out
+
+    def file_fields(self) -> list[tuple[str, ReferenceImage]]:
+        return [(f"input_image_{i}", ref) for i, ref in enumerate(self.references)]
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    info: ImageInfo
+
+
+class ImageModel(Protocol):
+    """Anything that turns a :class:`ModelInput` into image bytes.
+
+    ``name`` is what responses report as ``model``; it is ``placeholder`` for the offline
+    generator, never the real model id.
+    """
+
+    name: str
+
+    async def generate(self, request: ModelInput) -> GeneratedImage: ...
+
+
+class AIRunner(Protocol):
+    """The shape of the AI binding: ``run(model, {"multipart": {"body", "contentType"}})``."""
+
+    async def run(self, model: str, inputs: Mapping[str, Any]) -> Any: ...
+
+
+def decode_model_output(result: Any) -> GeneratedImage:
+    """Decode ``{"image": base64}`` and type the bytes; anything else is an upstream fault."""
+    encoded = result.get("image") if isinstance(result, Mapping) else None
+    if not isinstance(encoded, str) or not encoded:
+        raise UpstreamError(None, "the model returned no image")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UpstreamError(None, "the model returned invalid base64") from exc
+    try:
+        info = inspect_image(data)
+    except ImageFormatError as exc:
+        raise UpstreamError(None, f"the model returned an unreadable image ({exc})") from exc
+    return GeneratedImage(data, info)
+
+
+class MultipartImageModel:
+    """Calls anything shaped like the AI binding with a multipart body built in Python."""
+
+    def __init__(self, runner: AIRunner, *, model_id: str, name: str | None = None) -> None:
+        self._runner = runner
+        self.model_id = model_id
+        self.name = name or model_id
+
+    async def generate(self, request: ModelInput) -> GeneratedImage:
+        fields: list[tuple[str, str | FilePart]] = list(request.text_fields())
+        for name, ref in request.file_fields():
+            fields.append((name, FilePart(ref.data, ref.info.mime, f"{name}.{ref.info.extension}")))
+        body, content_type = encode_form(fields)
+        try:
+            result = await self._runner.run(
+                self.model_id, {"multipart": {"body": body, "contentType": content_type}}
+            )
+        except UpstreamError:
+            raise
+        except Exception as exc:  # the binding's InferenceUpstreamError, a network error...
+            log.warning("model call failed: %s", type(exc).__name__)
+            raise parse_upstream_message(str(exc)) from exc
+        return decode_model_output(result)

@@ -1,0 +1,91 @@
+"""Reference images: decoding, type and size checks before anything is sent upstream.
+
+The model rejects reference images of 512x512 or more; refusing them here, with the field
+named, is cheaper and clearer than paying for a round trip that fails (Fluxgate does not
+resize: a silent downscale changes what the client asked for).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+
+from .errors import ApiError
+from .images import ImageFormatError, inspect_image
+from .model import ReferenceImage
+from .models import MAX_REFERENCE_IMAGES
+
+MAX_REFERENCE_SIDE = 511  # "smaller than 512x512"
+_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
+_FIELD = re.compile(r"^input_image_(\d+)$")
+
+
+def reference_index(field: str) -> int | None:
+    match = _FIELD.match(field)
+    return int(match.group(1)) if match else None
+
+
+def too_many() -> ApiError:
+    return ApiError(
+        400,
+        "too_many_reference_images",
+        f"At most {MAX_REFERENCE_IMAGES} reference images are accepted "
+        f"(input_image_0 ... input_image_{MAX_REFERENCE_IMAGES - 1}).",
+    )
+
+
+def decode_image_string(field: str, value: str, max_bytes: int) -> bytes:
+    """Decode a base64 string or ``data:`` URL, refusing oversize input before decoding it."""
+    text = _DATA_URL.sub("", value.strip(), count=1)
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > max_bytes + 3:
+        raise _too_big(field, max_bytes)
+    try:
+        alt = b"-_" if ("-" in text or "_" in text) else None
+        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=alt, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "invalid_image", f"{field} is not valid base64.", param=field) from exc
+    if not data:
+        raise ApiError(400, "invalid_image", f"{field} is empty.", param=field)
+    return data
+
+
+def _too_big(field: str, max_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "reference_image_too_large",
+        f"{field} is larger than {max_bytes} bytes.",
+        param=field,
+    )
+
+
+def check_references(
+    images: Sequence[tuple[str, bytes]], max_bytes: int
+) -> tuple[ReferenceImage, ...]:
+    """Validate ``(field, bytes)`` pairs in field order; return them ready for the model."""
+    if len(images) > MAX_REFERENCE_IMAGES:
+        raise too_many()
+    out: list[ReferenceImage] = []
+    for field, data in sorted(images, key=lambda item: item[0]):
+        if len(data) > max_bytes:
+            raise _too_big(field, max_bytes)
+        try:
+            info = inspect_image(data)
+        except ImageFormatError as exc:
+            code = (
+                "unsupported_image_type" if exc.reason == "unsupported_format" else "invalid_image"
+            )
+            raise ApiError(400, code, f"{field}: {exc}", param=field) from exc
+        if info.width > MAX_REFERENCE_SIDE or info.height > MAX_REFERENCE_SIDE:
+            raise ApiError(
+                400,
+                "reference_image_dimensions",
+                f"{field} is {info.width}x{info.height}; reference images must be smaller than "
+                "512x512 (at most 511 pixels on each side).",
+                param=field,
+            )
+        out.append(ReferenceImage(data, info, hashlib.sha256(data).hexdigest()))
+    return tuple(out)

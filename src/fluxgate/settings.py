@@ -1,0 +1,102 @@
+"""Gateway settings, validated once at start-up.
+
+The same names are read from ``[vars]`` on Workers (``CACHE_TTL_SECONDS``) and from the
+environment locally, prefixed (``FLUXGATE_CACHE_TTL_SECONDS``). A bad value stops start-up
+with a message naming the variable, instead of surfacing later as a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .policy import PromptPolicy
+from .storage import KV_MIN_TTL_SECONDS
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    cache_scope: Literal["key", "global"] = "key"
+    cache_ttl_seconds: int = Field(7 * 24 * 3600, ge=KV_MIN_TTL_SECONDS)
+    signed_url_ttl_seconds: int = Field(3600, ge=60)
+    signed_url_max_ttl_seconds: int = Field(86400, ge=60, le=7 * 24 * 3600)
+    public_base_url: str | None = None
+    max_prompt_length: int = Field(2048, ge=1, le=100_000)
+    deny_terms: tuple[str, ...] = ()
+    deny_patterns: tuple[str, ...] = ()
+    max_reference_image_bytes: int = Field(1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    max_body_bytes: int = Field(6 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
+
+    @field_validator("deny_terms", "deny_patterns", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return ()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("deny_patterns")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an absolute http(s) URL without query or fragment")
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_within_cap(self) -> Settings:
+        if self.signed_url_ttl_seconds > self.signed_url_max_ttl_seconds:
+            raise ValueError("SIGNED_URL_TTL_SECONDS exceeds SIGNED_URL_MAX_TTL_SECONDS")
+        return self
+
+    def prompt_policy(self) -> PromptPolicy:
+        return PromptPolicy.build(self.max_prompt_length, self.deny_terms, self.deny_patterns)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str | None], prefix: str = "") -> Settings:
+        """Read ``PREFIX + FIELD_NAME`` for each field; unknown variables are ignored."""
+        raw = {
+            name: values[prefix + name.upper()]
+            for name in cls.model_fields
+            if values.get(prefix + name.upper()) not in (None, "")
+        }
+        try:
+            return cls.model_validate(raw)
+        except (ValidationError, json.JSONDecodeError) as exc:
+            raise ConfigError(_describe(exc, prefix)) from None
+
+
+def _describe(exc: Exception, prefix: str) -> str:
+    if isinstance(exc, ValidationError):
+        lines = []
+        for err in exc.errors():
+            loc = err["loc"][0] if err["loc"] else ""
+            name = f"{prefix}{str(loc).upper()}" if loc else "settings"
+            lines.append(f"{name}: {err['msg']}")
+        return "Invalid configuration: " + "; ".join(lines)
+    return f"Invalid configuration: {exc}"

@@ -4,7 +4,6 @@ The same app serves both runtimes. It finds its gateway through ``resolve(reques
 local runtime passes a fixed one; the Worker builds one from ``env`` on first use.
 """
 
-
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any

@@ -1,0 +1,57 @@
+"""The AI binding as the gateway's :class:`~fluxgate.model.ImageModel`.
+
+The body is built exactly as the model's documentation does: a JS ``FormData`` with string
+fields and ``Blob`` reference images, serialised through ``new Response(form)`` so that the
+stream and the ``Content-Type`` *with its boundary* travel together. Passing the FormData
+itself, or a content type without boundary, fails on Cloudflare.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from js import Blob, FormData, Response
+from pyodide.ffi import JsException, JsProxy, to_js
+
+from .. import FLUX_MODEL_ID
+from ..model import GeneratedImage, ModelInput, decode_model_output
+from ..upstream import parse_upstream_message
+from .ffi import js_bytes, js_object, unwrap
+
+
+def build_form(request: ModelInput) -> Any:
+    form = FormData.new()
+    for name, value in request.text_fields():
+        form.append(name, value)
+    for name, ref in request.file_fields():
+        blob = Blob.new(to_js([js_bytes(ref.data)]), js_object({"type": ref.info.mime}))
+        form.append(name, blob, f"{name}.{ref.info.extension}")
+    return form
+
+
+def multipart_inputs(request: ModelInput) -> Any:
+    serialised = Response.new(build_form(request))
+    return js_object(
+        {
+            "multipart": {
+                "body": serialised.body,
+                "contentType": serialised.headers.get("content-type"),
+            }
+        }
+    )
+
+
+class WorkersImageModel:
+    def __init__(self, binding: Any, model_id: str = FLUX_MODEL_ID) -> None:
+        self._ai = unwrap(binding)
+        self.model_id = model_id
+        self.name = model_id
+
+    async def generate(self, request: ModelInput) -> GeneratedImage:
+        try:
+            result = await self._ai.run(self.model_id, multipart_inputs(request))
+        except JsException as exc:  # InferenceUpstreamError("<code>: <message>")
+            raise parse_upstream_message(str(exc)) from exc
+        if isinstance(result, JsProxy):
+            result = result.to_py()
+        return decode_model_output(result)

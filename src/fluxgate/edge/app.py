@@ -1,0 +1,53 @@
+"""The FastAPI app on Workers, wired to the bindings of ``env``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..app import create_app
+from ..errors import ApiError
+from ..pipeline import Gateway
+from ..settings import ConfigError, Settings
+from ..signing import SigningConfigError
+from .ai import WorkersImageModel
+from .config import env_settings, env_text, signer_from_env
+from .kv import WorkersKV
+from .r2 import WorkersR2
+
+_gateways: dict[int, Gateway] = {}
+_app: Any = None
+
+
+def gateway_from_env(env: Any) -> Gateway:
+    """One gateway per isolate: bindings and settings do not change between requests."""
+    cached = _gateways.get(id(env))
+    if cached is not None:
+        return cached
+    try:
+        gateway = Gateway(
+            settings=Settings.from_mapping(env_settings(env)),
+            kv=WorkersKV(env.KV),
+            objects=WorkersR2(env.IMAGES),
+            model=WorkersImageModel(env.AI),
+            signer=signer_from_env(env),
+            admin_token=env_text(env, "ADMIN_TOKEN"),
+        )
+    except (ConfigError, SigningConfigError) as exc:
+        # The message names the variable, never its value.
+        raise ApiError(503, "server_misconfigured", str(exc)) from exc
+    _gateways.clear()
+    _gateways[id(env)] = gateway
+    return gateway
+
+
+def app() -> Any:
+    global _app
+    if _app is None:
+        _app = create_app(lambda request: gateway_from_env(request.scope["env"]))
+    return _app
+
+
+async def handle(request: Any, env: Any, ctx: Any) -> Any:
+    from workers import asgi
+
+    return await asgi.fetch(app(), request, env, ctx)

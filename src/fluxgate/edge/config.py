@@ -1,0 +1,46 @@
+"""Reading ``[vars]`` and secrets off the Workers ``env``, without pydantic.
+
+Kept apart from the app wiring so that the file route can build its URL verifier without
+importing FastAPI or pydantic (cold-start cost, and testability in plain Pyodide).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..signing import UrlSigner, parse_signing_keys
+
+SETTING_NAMES = (
+    "CACHE_SCOPE",
+    "CACHE_TTL_SECONDS",
+    "SIGNED_URL_TTL_SECONDS",
+    "SIGNED_URL_MAX_TTL_SECONDS",
+    "PUBLIC_BASE_URL",
+    "MAX_PROMPT_LENGTH",
+    "DENY_TERMS",
+    "DENY_PATTERNS",
+    "MAX_REFERENCE_IMAGE_BYTES",
+    "MAX_BODY_BYTES",
+)
+
+_signers: dict[str, UrlSigner] = {}
+
+
+def env_text(env: Any, name: str) -> str | None:
+    value = getattr(env, name, None)
+    return value if isinstance(value, str) and value else None
+
+
+def env_settings(env: Any) -> dict[str, str]:
+    return {name: value for name in SETTING_NAMES if (value := env_text(env, name)) is not None}
+
+
+def signer_from_env(env: Any) -> UrlSigner:
+    """The URL signer for ``URL_SIGNING_KEYS``, parsed once per isolate and secret value."""
+    spec = env_text(env, "URL_SIGNING_KEYS") or ""
+    signer = _signers.get(spec)
+    if signer is None:
+        signer = UrlSigner(parse_signing_keys(spec))  # raises SigningConfigError if unset
+        _signers.clear()
+        _signers[spec] = signer
+    return signer

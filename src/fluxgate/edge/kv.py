@@ -1,0 +1,45 @@
+"""Workers KV as the gateway's :class:`~fluxgate.storage.KVStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..storage import KVEntry, KVPage
+from .ffi import is_nullish, js_object, js_text, py_dict, unwrap
+
+
+class WorkersKV:
+    def __init__(self, binding: Any) -> None:
+        self._kv = unwrap(binding)
+
+    async def get(self, key: str) -> str | None:
+        return js_text(await self._kv.get(key))  # text by default; null when absent
+
+    async def put(
+        self,
+        key: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        options: dict[str, Any] = {}
+        if ttl is not None:
+            options["expirationTtl"] = ttl
+        if metadata is not None:
+            options["metadata"] = dict(metadata)
+        await self._kv.put(key, value, js_object(options))
+
+    async def delete(self, key: str) -> None:
+        await self._kv.delete(key)
+
+    async def list(self, prefix: str, *, limit: int = 1000, cursor: str | None = None) -> KVPage:
+        options: dict[str, Any] = {"prefix": prefix, "limit": limit}
+        if cursor:
+            options["cursor"] = cursor
+        result = await self._kv.list(js_object(options))
+        keys = [KVEntry(str(item.name), py_dict(item.metadata) or None) for item in result.keys]
+        complete = bool(result.list_complete)
+        cursor_out = None if complete or is_nullish(result.cursor) else str(result.cursor)
+        return KVPage(keys, cursor_out, complete)

@@ -1,0 +1,91 @@
+"""Test doubles that behave like the Cloudflare services they stand for.
+
+The AI double is the local :class:`PlaceholderAI`, which enforces the binding's multipart
+contract; these wrappers only add what a test needs on top: scripted upstream failures,
+and stores that fail the way a real outage does (an exception from the awaited call).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+from PIL import Image
+
+from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI
+from fluxgate.storage import StorageError
+
+
+class ScriptedAI(PlaceholderAI):
+    """The contract-enforcing AI double, plus failures queued with :meth:`fail_next`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._failures: list[str] = []
+        self.inputs: list[Any] = []
+
+    def fail_next(self, message: str) -> None:
+        self._failures.append(message)
+
+    async def run(self, model: str, inputs: Any) -> dict[str, str]:
+        self.inputs.append(inputs)
+        if self._failures:
+            raise InferenceUpstreamError(self._failures.pop(0))
+        return await super().run(model, inputs)
+
+
+class FlakyKV:
+    """A KV store whose writes (or reads) fail for keys with the given prefixes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.fail_put_prefixes: tuple[str, ...] = ()
+        self.fail_get_prefixes: tuple[str, ...] = ()
+
+    async def get(self, key: str) -> str | None:
+        if key.startswith(self.fail_get_prefixes or ("\0",)):
+            raise StorageError("KV GET failed: 503 Service Unavailable")
+        return await self.inner.get(key)
+
+    async def put(self, key: str, value: str, *, ttl: int | None = None,
+                  metadata: Mapping[str, object] | None = None) -> None:
+        if key.startswith(self.fail_put_prefixes or ("\0",)):
+            raise StorageError("KV PUT failed: 429 Too Many Requests")
+        await self.inner.put(key, value, ttl=ttl, metadata=metadata)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def list(self, prefix: str, *, limit: int = 1000, cursor: str | None = None) -> Any:
+        return await self.inner.list(prefix, limit=limit, cursor=cursor)
+
+
+class FlakyObjects:
+    """An object store whose writes can be made to fail."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.fail_puts = False
+
+    async def put(self, key: str, data: bytes, **kwargs: Any) -> Any:
+        if self.fail_puts:
+            raise StorageError("R2 PUT failed: 500 We encountered an internal error")
+        return await self.inner.put(key, data, **kwargs)
+
+    async def head(self, key: str) -> Any:
+        return await self.inner.head(key)
+
+    async def get(self, key: str) -> Any:
+        return await self.inner.get(key)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+def image_bytes(fmt: str, width: int, height: int, color: tuple[int, int, int] = (200, 30, 60),
+                **save: Any) -> bytes:
+    """A real encoded image, made with Pillow."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format=fmt, **save)
+    return buffer.getvalue()

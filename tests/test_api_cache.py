@@ -1,0 +1,113 @@
+"""The KV cache: identical requests are paid for once."""
+
+import anyio
+import pytest
+
+from fluxgate.cache import CacheMode
+
+from .conftest import new_key
+
+PROMPT = {"prompt": "a red fox in snow", "width": 512, "height": 512, "steps": 4}
+
+
+def generate(client, auth, body=PROMPT, **headers):
+    return client.post("/v1/images/generations", json=body, headers={**auth, **headers})
+
+
+def test_an_identical_request_is_a_hit_without_a_model_call(client, auth, ai):
+    first = generate(client, auth).json()
+    second = generate(client, auth)
+    assert second.headers["x-cache"] == "HIT"
+    body = second.json()
+    assert ai.calls == 1
+    assert body["cached"] is True and body["cost"]["charged_usd"] == 0.0
+    assert body["cost"]["estimated_usd"] == first["cost"]["estimated_usd"]
+    assert (body["id"], body["sha256"], body["seed"]) == (first["id"], first["sha256"],
+                                                          first["seed"])
+    assert client.get(body["data"][0]["url"]).status_code == 200
+
+
+def test_a_seedless_request_hits_and_returns_the_first_seed(client, auth, ai):
+    seed = generate(client, auth).json()["seed"]
+    assert generate(client, auth).json()["seed"] == seed and ai.calls == 1
+
+
+def test_equivalent_prompts_share_an_entry(client, auth, ai):
+    generate(client, auth)
+    r = generate(client, auth, {**PROMPT, "prompt": "  a red   fox in\tsnow "})
+    assert r.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"seed": 7}, {"steps": 5}, {"width": 768}, {"guidance": 2.5}, {"prompt": "a red fox"}],
+)
+def test_any_parameter_change_is_a_miss(client, auth, ai, change):
+    generate(client, auth)
+    assert generate(client, auth, {**PROMPT, **change}).headers["x-cache"] == "MISS"
+
+
+def test_b64_json_is_served_from_cache_too(client, auth, ai):
+    generate(client, auth)
+    r = generate(client, auth, {**PROMPT, "response_format": "b64_json"})
+    assert r.headers["x-cache"] == "HIT" and "b64_json" in r.json()["data"][0]
+
+
+def test_the_cache_is_per_key_by_default(client, auth, ai):
+    generate(client, auth)
+    other = new_key(client, "other")
+    assert generate(client, other).headers["x-cache"] == "MISS" and ai.calls == 2
+
+
+def test_a_global_cache_is_shared_but_records_stay_owned(client, auth, ai, gateway):
+    gateway.settings = gateway.settings.model_copy(update={"cache_scope": "global"})
+    mine = generate(client, auth).json()
+    other = new_key(client, "other")
+    theirs = generate(client, other)
+    assert theirs.headers["x-cache"] == "HIT" and ai.calls == 1
+    assert theirs.json()["id"] != mine["id"] and theirs.json()["sha256"] == mine["sha256"]
+    assert client.get(f"/v1/images/{theirs.json()['id']}", headers=other).status_code == 200
+    assert client.get(f"/v1/images/{mine['id']}", headers=other).status_code == 404
+
+
+def test_no_cache_bypasses_and_refreshes(client, auth, ai):
+    first = generate(client, auth).json()
+    refreshed = generate(client, auth, **{"Cache-Control": "no-cache"})
+    assert refreshed.headers["x-cache"] == "BYPASS" and ai.calls == 2
+    after = generate(client, auth)
+    assert after.headers["x-cache"] == "HIT"
+    assert after.json()["id"] == refreshed.json()["id"] != first["id"]
+
+
+def test_no_store_neither_reads_nor_writes(client, auth, ai):
+    r = generate(client, auth, **{"Cache-Control": "no-store"})
+    assert r.headers["x-cache"] == "BYPASS"
+    assert generate(client, auth).headers["x-cache"] == "MISS" and ai.calls == 2
+    assert generate(client, auth, **{"Cache-Control": "no-store"}).headers["x-cache"] == "BYPASS"
+    assert ai.calls == 3
+
+
+def test_an_entry_whose_object_is_gone_is_a_miss_and_is_repaired(client, auth, ai, objects):
+    first = generate(client, auth).json()
+    object_key = first["data"][0]["url"].split("/v1/files/")[1].split("?")[0]
+    anyio.run(objects.delete, object_key)  # someone emptied the bucket
+    stale = generate(client, auth)
+    assert stale.headers["x-cache"] == "MISS" and ai.calls == 2
+    assert client.get(stale.json()["data"][0]["url"]).status_code == 200
+    assert generate(client, auth).headers["x-cache"] == "HIT" and ai.calls == 2
+
+
+def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock, gateway):
+    gateway.settings = gateway.settings.model_copy(update={"cache_ttl_seconds": 60})
+    generate(client, auth)
+    clock.advance(61)
+    assert generate(client, auth).headers["x-cache"] == "MISS"
+
+
+@pytest.mark.parametrize(
+    ("header", "mode"),
+    [(None, CacheMode.NORMAL), ("max-age=0", CacheMode.NORMAL), ("No-Cache", CacheMode.REFRESH),
+     ("no-cache, no-store", CacheMode.NO_STORE), ("private, no-store", CacheMode.NO_STORE)],
+)
+def test_cache_control_parsing(header, mode):
+    assert CacheMode.from_header(header) is mode

@@ -1,0 +1,98 @@
+"""GET /v1/files/...: the signed image URL."""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+
+@pytest.fixture
+def image(client, auth):
+    body = client.post("/v1/images/generations", headers=auth,
+                       json={"prompt": "a teapot", "width": 256, "height": 256}).json()
+    return body
+
+
+def with_query(url, **changes):
+    parts = urlsplit(url)
+    query = {**dict(parse_qsl(parts.query)), **changes}
+    return f"{parts.path}?{urlencode(query)}"
+
+
+def test_serves_the_image_with_caching_headers(client, image):
+    r = client.get(image["data"][0]["url"])
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["content-length"] == str(image["bytes"])
+    assert r.headers["etag"] == f'"{image["sha256"]}"'
+    assert r.headers["cache-control"] == "private, max-age=3600"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_max_age_never_outlives_the_url(client, image, clock):
+    clock.advance(3000)
+    assert client.get(image["data"][0]["url"]).headers["cache-control"] == "private, max-age=600"
+
+
+def test_if_none_match_gets_304(client, image):
+    url = image["data"][0]["url"]
+    etag = client.get(url).headers["etag"]
+    r = client.get(url, headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == etag
+    r = client.get(url, headers={"If-None-Match": f'"other", W/{etag}'})
+    assert r.status_code == 304
+    assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_head_gives_headers_without_body(client, image):
+    r = client.head(image["data"][0]["url"])
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == str(image["bytes"])
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda url: url.replace("/images/", "/images/0", 1),
+        lambda url: with_query(url, exp=str(int(dict(parse_qsl(urlsplit(url).query))["exp"]) + 1)),
+        lambda url: with_query(url, sig="A" * 43),
+        lambda url: with_query(url, kid="k1"),
+        lambda url: urlsplit(url).path,
+    ],
+)
+def test_tampered_urls_get_403(client, image, tamper):
+    r = client.get(tamper(image["data"][0]["url"]))
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "invalid_signature"
+
+
+def test_expired_urls_get_403(client, image, clock):
+    clock.advance(3601)
+    r = client.get(image["data"][0]["url"])
+    assert r.status_code == 403 and r.json()["error"]["code"] == "url_expired"
+
+
+def test_a_signed_url_for_a_missing_object_is_404(client, gateway, clock):
+    from fluxgate.files import object_path
+
+    path = object_path("images/" + "0" * 64 + ".png")
+    query = gateway.signer.sign(path, int(clock()) + 60)
+    r = client.get(f"{path}?{query}")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_validly_signed_path_outside_the_image_namespace_is_404(client, gateway, clock):
+    path = "/v1/files/../kv.sqlite3"
+    query = gateway.signer.sign(path, int(clock()) + 60)
+    assert client.get(f"/v1/files/%2E%2E/kv.sqlite3?{query}").status_code in (403, 404)
+
+
+def test_urls_signed_with_a_retired_key_still_work_until_expiry(client, image, gateway):
+    from fluxgate.signing import UrlSigner, parse_signing_keys
+
+    from .conftest import SIGNING_KEYS
+
+    new = "k3=" + "t" * 40
+    gateway.signer = UrlSigner(parse_signing_keys(f"{new},{SIGNING_KEYS}"))
+    assert client.get(image["data"][0]["url"]).status_code == 200
+    gateway.signer = UrlSigner(parse_signing_keys(new))
+    assert client.get(image["data"][0]["url"]).status_code == 403

@@ -67,8 +67,9 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def gateway(settings: Settings, kv: FlakyKV, objects: FlakyObjects, ai: ScriptedAI,
-            clock: Clock) -> Gateway:
+def gateway(
+    settings: Settings, kv: FlakyKV, objects: FlakyObjects, ai: ScriptedAI, clock: Clock
+) -> Gateway:
     return Gateway(
         settings=settings,
         kv=kv,
@@ -92,8 +93,9 @@ def admin() -> dict[str, str]:
 
 
 def new_key(client: TestClient, name: str = "test") -> dict[str, str]:
-    response = client.post("/v1/admin/keys", json={"name": name},
-                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = client.post(
+        "/v1/admin/keys", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['key']}"}
 

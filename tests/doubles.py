@@ -48,8 +48,14 @@ class FlakyKV:
             raise StorageError("KV GET failed: 503 Service Unavailable")
         return await self.inner.get(key)
 
-    async def put(self, key: str, value: str, *, ttl: int | None = None,
-                  metadata: Mapping[str, object] | None = None) -> None:
+    async def put(
+        self,
+        key: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
         if key.startswith(self.fail_put_prefixes or ("\0",)):
             raise StorageError("KV PUT failed: 429 Too Many Requests")
         await self.inner.put(key, value, ttl=ttl, metadata=metadata)
@@ -83,8 +89,9 @@ class FlakyObjects:
         await self.inner.delete(key)
 
 
-def image_bytes(fmt: str, width: int, height: int, color: tuple[int, int, int] = (200, 30, 60),
-                **save: Any) -> bytes:
+def image_bytes(
+    fmt: str, width: int, height: int, color: tuple[int, int, int] = (200, 30, 60), **save: Any
+) -> bytes:
     """A real encoded image, made with Pillow."""
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format=fmt, **save)

@@ -45,7 +45,7 @@ async def test_a_content_type_without_boundary_is_refused():
 
 
 async def test_a_plain_dict_instead_of_multipart_is_refused():
-    with pytest.raises(InferenceUpstreamError, match="^5006"):
+    with pytest.raises(InferenceUpstreamError, match=r"^5006"):
         await PlaceholderAI().run(FLUX_MODEL_ID, {"prompt": "a cat"})
 
 
@@ -56,15 +56,19 @@ async def test_a_plain_dict_instead_of_multipart_is_refused():
         ([("width", "255")], "width"),
         ([("height", "1921")], "height"),
         ([("steps", "many")], "steps"),
-        ([("input_image_4", FilePart(image_bytes("PNG", 8, 8), "image/png", "x.png"))],
-         "unknown field"),
-        ([("input_image_0", FilePart(image_bytes("PNG", 512, 100), "image/png", "x.png"))],
-         "smaller than 512x512"),
+        (
+            [("input_image_4", FilePart(image_bytes("PNG", 8, 8), "image/png", "x.png"))],
+            "unknown field",
+        ),
+        (
+            [("input_image_0", FilePart(image_bytes("PNG", 512, 100), "image/png", "x.png"))],
+            "smaller than 512x512",
+        ),
         ([("input_image_0", FilePart(image_bytes("GIF", 8, 8), "image/gif", "x.gif"))], "GIF"),
     ],
 )
 async def test_contract_violations_fail_like_workers_ai(fields, needle):
-    with pytest.raises(InferenceUpstreamError, match="^5006") as exc:
+    with pytest.raises(InferenceUpstreamError, match=r"^5006") as exc:
         await run(*form(*fields))
     assert needle in str(exc.value)
 
@@ -76,12 +80,14 @@ async def test_missing_prompt_is_refused():
 
 
 async def test_reference_images_are_accepted_under_512():
-    refs = [(f"input_image_{i}", FilePart(image_bytes("JPEG", 511, 300), "image/jpeg", "r.jpg"))
-            for i in range(4)]
+    refs = [
+        (f"input_image_{i}", FilePart(image_bytes("JPEG", 511, 300), "image/jpeg", "r.jpg"))
+        for i in range(4)
+    ]
     assert "image" in await run(*form(*refs))
 
 
 async def test_unknown_model_is_refused():
     body, ct = form()
-    with pytest.raises(InferenceUpstreamError, match="^5007"):
+    with pytest.raises(InferenceUpstreamError, match=r"^5007"):
         await PlaceholderAI().run("@cf/other", {"multipart": {"body": body, "contentType": ct}})

@@ -14,8 +14,9 @@ def test_missing_key_is_401_with_a_bearer_challenge(client):
     assert r.json()["error"]["code"] == "missing_api_key"
 
 
-@pytest.mark.parametrize("header", ["Bearer fgk_unknown", "Bearer " + "x" * 5000, "Basic abc",
-                                    "Bearer"])
+@pytest.mark.parametrize(
+    "header", ["Bearer fgk_unknown", "Bearer " + "x" * 5000, "Basic abc", "Bearer"]
+)
 def test_unknown_or_malformed_keys_are_401(client, header):
     r = client.post("/v1/images/generations", json=BODY, headers={"Authorization": header})
     assert r.status_code == 401
@@ -34,8 +35,9 @@ def test_a_created_key_works_and_is_stored_only_as_a_hash(client, admin, kv):
     body = created.json()
     assert body["key"].startswith("fgk_") and len(body["key"]) > 40
     assert body["name"] == "mobile" and body["revoked"] is False
-    r = client.post("/v1/images/generations", json=BODY,
-                    headers={"Authorization": f"Bearer {body['key']}"})
+    r = client.post(
+        "/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {body['key']}"}
+    )
     assert r.status_code == 200
     dump = kv.inner._db.execute("SELECT key, value, metadata FROM kv").fetchall()
     assert body["key"] not in repr(dump)
@@ -71,8 +73,11 @@ def test_revoking_an_unknown_key_is_404(client, admin):
     [({}, "missing_admin_token"), ({"Authorization": "Bearer wrong"}, "invalid_admin_token")],
 )
 def test_admin_endpoints_need_the_admin_token(client, headers, code):
-    for method, path in (("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys"),
-                         ("POST", "/v1/admin/keys/key_1/revoke")):
+    for method, path in (
+        ("POST", "/v1/admin/keys"),
+        ("GET", "/v1/admin/keys"),
+        ("POST", "/v1/admin/keys/key_1/revoke"),
+    ):
         r = client.request(method, path, json={"name": "x"}, headers=headers)
         assert r.status_code == 401 and r.json()["error"]["code"] == code
 
@@ -85,8 +90,12 @@ def test_admin_is_off_without_an_admin_token(client, gateway):
 
 @pytest.mark.parametrize(
     ("body", "code"),
-    [({}, "invalid_request"), ({"name": ""}, "invalid_request"),
-     ({"name": "x" * 101}, "invalid_request"), ({"name": "a", "x": 1}, "unknown_parameter")],
+    [
+        ({}, "invalid_request"),
+        ({"name": ""}, "invalid_request"),
+        ({"name": "x" * 101}, "invalid_request"),
+        ({"name": "a", "x": 1}, "unknown_parameter"),
+    ],
 )
 def test_key_creation_validates_its_body(client, admin, body, code):
     r = client.post("/v1/admin/keys", json=body, headers=admin)
@@ -94,6 +103,7 @@ def test_key_creation_validates_its_body(client, admin, body, code):
 
 
 def test_key_creation_with_broken_json(client, admin):
-    r = client.post("/v1/admin/keys", content=b"{", headers={**admin,
-                                                             "content-type": "application/json"})
+    r = client.post(
+        "/v1/admin/keys", content=b"{", headers={**admin, "content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"

@@ -22,8 +22,11 @@ def test_an_identical_request_is_a_hit_without_a_model_call(client, auth, ai):
     assert ai.calls == 1
     assert body["cached"] is True and body["cost"]["charged_usd"] == 0.0
     assert body["cost"]["estimated_usd"] == first["cost"]["estimated_usd"]
-    assert (body["id"], body["sha256"], body["seed"]) == (first["id"], first["sha256"],
-                                                          first["seed"])
+    assert (body["id"], body["sha256"], body["seed"]) == (
+        first["id"],
+        first["sha256"],
+        first["seed"],
+    )
     assert client.get(body["data"][0]["url"]).status_code == 200
 
 
@@ -106,8 +109,13 @@ def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock, gateway):
 
 @pytest.mark.parametrize(
     ("header", "mode"),
-    [(None, CacheMode.NORMAL), ("max-age=0", CacheMode.NORMAL), ("No-Cache", CacheMode.REFRESH),
-     ("no-cache, no-store", CacheMode.NO_STORE), ("private, no-store", CacheMode.NO_STORE)],
+    [
+        (None, CacheMode.NORMAL),
+        ("max-age=0", CacheMode.NORMAL),
+        ("No-Cache", CacheMode.REFRESH),
+        ("no-cache, no-store", CacheMode.NO_STORE),
+        ("private, no-store", CacheMode.NO_STORE),
+    ],
 )
 def test_cache_control_parsing(header, mode):
     assert CacheMode.from_header(header) is mode

@@ -7,8 +7,11 @@ import pytest
 
 @pytest.fixture
 def image(client, auth):
-    body = client.post("/v1/images/generations", headers=auth,
-                       json={"prompt": "a teapot", "width": 256, "height": 256}).json()
+    body = client.post(
+        "/v1/images/generations",
+        headers=auth,
+        json={"prompt": "a teapot", "width": 256, "height": 256},
+    ).json()
     return body
 
 

@@ -15,8 +15,9 @@ PROMPT = {"prompt": "a lighthouse at dawn"}
 
 
 def generate(client, auth, body=None, **kwargs):
-    return client.post("/v1/images/generations", json=PROMPT if body is None else body,
-                       headers=auth, **kwargs)
+    return client.post(
+        "/v1/images/generations", json=PROMPT if body is None else body, headers=auth, **kwargs
+    )
 
 
 # -- success ------------------------------------------------------------------------------
@@ -35,9 +36,13 @@ def test_generates_an_image_and_returns_a_signed_url(client, auth, ai):
     item = body["data"][0]
     assert set(item) == {"url", "expires_at"}
     assert item["url"].startswith("http://testserver/v1/files/images/")
-    assert body["cost"] == {"steps": 4, "output_tiles": 2, "input_tiles": 0,
-                            "estimated_usd": pytest.approx(4 * 2 * 0.00041),
-                            "charged_usd": pytest.approx(4 * 2 * 0.00041)}
+    assert body["cost"] == {
+        "steps": 4,
+        "output_tiles": 2,
+        "input_tiles": 0,
+        "estimated_usd": pytest.approx(4 * 2 * 0.00041),
+        "charged_usd": pytest.approx(4 * 2 * 0.00041),
+    }
 
     image = client.get(item["url"])
     assert image.status_code == 200
@@ -54,8 +59,9 @@ def test_defaults_follow_the_model(client, auth):
 
 
 def test_b64_json_returns_the_image_inline(client, auth):
-    r = generate(client, auth, {**PROMPT, "response_format": "b64_json", "width": 256,
-                                "height": 256})
+    r = generate(
+        client, auth, {**PROMPT, "response_format": "b64_json", "width": 256, "height": 256}
+    )
     item = r.json()["data"][0]
     assert set(item) == {"b64_json"}
     data = base64.b64decode(item["b64_json"])
@@ -64,7 +70,8 @@ def test_b64_json_returns_the_image_inline(client, auth):
 
 def test_public_base_url_makes_urls_absolute_to_it(client, auth, gateway):
     gateway.settings = gateway.settings.model_copy(
-        update={"public_base_url": "https://img.example.com"})
+        update={"public_base_url": "https://img.example.com"}
+    )
     url = generate(client, auth).json()["data"][0]["url"]
     assert url.startswith("https://img.example.com/v1/files/images/")
 
@@ -82,9 +89,12 @@ def test_multipart_with_reference_images_reaches_the_model(client, auth, ai):
         "input_image_1": ("b.jpg", image_bytes("JPEG", 511, 511), "application/octet-stream"),
         "input_image_2": ("c.webp", image_bytes("WEBP", 64, 64), "image/webp"),
     }
-    r = client.post("/v1/images/generations", headers=auth,
-                    data={"prompt": "mix these", "width": "512", "height": "512", "steps": "2"},
-                    files=refs)
+    r = client.post(
+        "/v1/images/generations",
+        headers=auth,
+        data={"prompt": "mix these", "width": "512", "height": "512", "steps": "2"},
+        files=refs,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["reference_images"]) == 3
@@ -96,12 +106,16 @@ def test_multipart_with_reference_images_reaches_the_model(client, auth, ai):
 
 def test_json_reference_images_as_base64_and_data_urls(client, auth):
     png = image_bytes("PNG", 100, 100)
-    r = generate(client, auth, {
-        **PROMPT,
-        "input_image_0": base64.b64encode(png).decode(),
-        "input_image_1": "data:image/jpeg;base64,"
-        + base64.b64encode(image_bytes("JPEG", 50, 50)).decode(),
-    })
+    r = generate(
+        client,
+        auth,
+        {
+            **PROMPT,
+            "input_image_0": base64.b64encode(png).decode(),
+            "input_image_1": "data:image/jpeg;base64,"
+            + base64.b64encode(image_bytes("JPEG", 50, 50)).decode(),
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["reference_images"][0] == hashlib.sha256(png).hexdigest()
 
@@ -147,20 +161,25 @@ def test_invalid_json_fields_are_400_with_a_stable_code(client, auth, ai, body, 
 
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b"\xff\xfe", b'"text"'])
 def test_malformed_json_is_invalid_json(client, auth, raw):
-    r = client.post("/v1/images/generations", content=raw,
-                    headers={**auth, "content-type": "application/json"})
+    r = client.post(
+        "/v1/images/generations", content=raw, headers={**auth, "content-type": "application/json"}
+    )
     assert r.status_code == 400 and error_of(r)["code"] == "invalid_json"
 
 
 def test_unsupported_content_type_is_415(client, auth):
-    r = client.post("/v1/images/generations", content=b"prompt=x",
-                    headers={**auth, "content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v1/images/generations",
+        content=b"prompt=x",
+        headers={**auth, "content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415 and error_of(r)["code"] == "unsupported_media_type"
 
 
 def test_five_reference_images_are_refused(client, auth, ai):
-    files = {f"input_image_{i}": (f"{i}.png", image_bytes("PNG", 16, 16), "image/png")
-             for i in range(5)}
+    files = {
+        f"input_image_{i}": (f"{i}.png", image_bytes("PNG", 16, 16), "image/png") for i in range(5)
+    }
     r = client.post("/v1/images/generations", headers=auth, data={"prompt": "x"}, files=files)
     assert r.status_code == 400 and error_of(r)["code"] == "too_many_reference_images"
     assert ai.calls == 0
@@ -194,16 +213,18 @@ def test_a_reference_over_the_byte_cap_is_413(client, auth, gateway):
 
 def test_an_oversize_body_is_413_before_parsing(client, auth, gateway, ai):
     gateway.settings = gateway.settings.model_copy(update={"max_body_bytes": 64 * 1024})
-    r = client.post("/v1/images/generations", headers=auth,
-                    json={"prompt": "x" * (70 * 1024)})
+    r = client.post("/v1/images/generations", headers=auth, json={"prompt": "x" * (70 * 1024)})
     assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
 
     def chunked():  # no Content-Length: counted while streaming
         for _ in range(20):
             yield b"x" * 8192
 
-    r = client.post("/v1/images/generations", content=chunked(),
-                    headers={**auth, "content-type": "application/json"})
+    r = client.post(
+        "/v1/images/generations",
+        content=chunked(),
+        headers={**auth, "content-type": "application/json"},
+    )
     assert r.status_code == 413
     assert ai.calls == 0
 
@@ -212,22 +233,39 @@ def test_multipart_field_errors(client, auth):
     fields = {"prompt": (None, "x"), "width": (None, "wide")}  # multipart without files
     r = client.post("/v1/images/generations", headers=auth, files=fields)
     assert r.status_code == 400 and error_of(r)["param"] == "width"
-    r = client.post("/v1/images/generations", headers=auth,
-                    files={"prompt": (None, "x"), "steps": (None, "2"), "width": (None, "256"),
-                           "height": (None, "256")})
+    r = client.post(
+        "/v1/images/generations",
+        headers=auth,
+        files={
+            "prompt": (None, "x"),
+            "steps": (None, "2"),
+            "width": (None, "256"),
+            "height": (None, "256"),
+        },
+    )
     assert r.status_code == 200 and r.json()["steps"] == 2
-    r = client.post("/v1/images/generations", headers=auth, data={"prompt": "x"},
-                    files={"prompt": ("p.txt", b"file", "text/plain")})
+    r = client.post(
+        "/v1/images/generations",
+        headers=auth,
+        data={"prompt": "x"},
+        files={"prompt": ("p.txt", b"file", "text/plain")},
+    )
     assert r.status_code == 400
-    r = client.post("/v1/images/generations", content=b"--nope\r\n",
-                    headers={**auth, "content-type": "multipart/form-data; boundary=zzz"})
+    r = client.post(
+        "/v1/images/generations",
+        content=b"--nope\r\n",
+        headers={**auth, "content-type": "multipart/form-data; boundary=zzz"},
+    )
     assert r.status_code == 400
 
 
 def test_prompt_policy_violations_carry_a_reason(client, auth, gateway):
     gateway.policy = gateway.policy.build(20, ["forbidden"], [r"\d{4}-\d{4}"])
-    cases = {"a forbidden cat": "denied_term", "card 1234-5678": "denied_pattern",
-             "x" * 21: "too_long"}
+    cases = {
+        "a forbidden cat": "denied_term",
+        "card 1234-5678": "denied_pattern",
+        "x" * 21: "too_long",
+    }
     for prompt, reason in cases.items():
         r = generate(client, auth, {"prompt": prompt})
         assert r.status_code == 400
@@ -250,8 +288,9 @@ def test_prompt_policy_violations_carry_a_reason(client, auth, gateway):
         ("3043: Internal error", 502, "upstream_error", None),
     ],
 )
-def test_model_errors_map_to_statuses_and_store_nothing(client, auth, ai, kv, objects, message,
-                                                        status, code, retry_after):
+def test_model_errors_map_to_statuses_and_store_nothing(
+    client, auth, ai, kv, objects, message, status, code, retry_after
+):
     ai.fail_next(message)
     r = generate(client, auth)
     assert r.status_code == status

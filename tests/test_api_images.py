@@ -4,8 +4,11 @@ from .conftest import new_key
 
 
 def test_returns_the_generation_with_a_fresh_url(client, auth, clock):
-    made = client.post("/v1/images/generations", headers=auth,
-                       json={"prompt": "a boat", "width": 256, "height": 256}).json()
+    made = client.post(
+        "/v1/images/generations",
+        headers=auth,
+        json={"prompt": "a boat", "width": 256, "height": 256},
+    ).json()
     clock.advance(4000)  # the first URL has expired by now
     r = client.get(f"/v1/images/{made['id']}", headers=auth)
     assert r.status_code == 200

@@ -12,8 +12,9 @@ def store(tmp_path):
 
 
 async def test_put_head_get_delete_with_metadata(store):
-    info = await store.put("images/a.png", b"\x89PNG data", content_type="image/png",
-                           custom_metadata={"seed": "7"})
+    info = await store.put(
+        "images/a.png", b"\x89PNG data", content_type="image/png", custom_metadata={"seed": "7"}
+    )
     assert info.size == 9 and info.content_type == "image/png"
     head = await store.head("images/a.png")
     assert head == info
@@ -46,6 +47,7 @@ async def test_custom_metadata_is_capped_like_r2(store):
 
 async def test_no_temporary_files_are_left_behind(store, tmp_path):
     await store.put("images/b.png", b"1", content_type="image/png", custom_metadata={})
-    leftovers = [p.name for p in (tmp_path / "objects" / "images").iterdir()
-                 if p.name.startswith(".tmp-")]
+    leftovers = [
+        p.name for p in (tmp_path / "objects" / "images").iterdir() if p.name.startswith(".tmp-")
+    ]
     assert leftovers == []

@@ -21,8 +21,9 @@ PNG = image_bytes("PNG", 64, 48)
 
 def model_with(handler):
     transport = httpx.MockTransport(handler)
-    rest = RestAI("acct123", "cf-token-secret", base_url="https://api.test/client/v4",
-                  transport=transport)
+    rest = RestAI(
+        "acct123", "cf-token-secret", base_url="https://api.test/client/v4", transport=transport
+    )
     return MultipartImageModel(rest, model_id=FLUX_MODEL_ID)
 
 
@@ -32,8 +33,9 @@ async def test_posts_multipart_with_boundary_to_the_model_url():
     def handler(request: httpx.Request) -> httpx.Response:
         seen["url"] = str(request.url)
         seen["auth"] = request.headers["authorization"]
-        seen["fields"], seen["files"] = parse_multipart(request.content,
-                                                        request.headers["content-type"])
+        seen["fields"], seen["files"] = parse_multipart(
+            request.content, request.headers["content-type"]
+        )
         body = {"success": True, "result": {"image": base64.b64encode(PNG).decode()}}
         return httpx.Response(200, json=body)
 
@@ -41,11 +43,18 @@ async def test_posts_multipart_with_boundary_to_the_model_url():
         ModelInput(prompt="a fox", width=512, height=256, steps=4, seed=9, guidance=3.5)
     )
     assert image.data == PNG and image.info.format == "png"
-    assert seen["url"] == ("https://api.test/client/v4/accounts/acct123/ai/run/"
-                           "@cf/black-forest-labs/flux-2-dev")
+    assert seen["url"] == (
+        "https://api.test/client/v4/accounts/acct123/ai/run/@cf/black-forest-labs/flux-2-dev"
+    )
     assert seen["auth"] == "Bearer cf-token-secret"
-    assert seen["fields"] == {"prompt": "a fox", "width": "512", "height": "256", "steps": "4",
-                              "seed": "9", "guidance": "3.5"}
+    assert seen["fields"] == {
+        "prompt": "a fox",
+        "width": "512",
+        "height": "256",
+        "steps": "4",
+        "seed": "9",
+        "guidance": "3.5",
+    }
 
 
 async def test_rest_errors_carry_the_workers_ai_code():
@@ -62,7 +71,8 @@ async def test_rest_errors_carry_the_workers_ai_code():
 async def test_non_json_failures_and_timeouts_are_upstream_errors():
     with pytest.raises(UpstreamError) as exc:
         await model_with(lambda r: httpx.Response(502, text="<html>bad gateway")).generate(
-            ModelInput("x", 512, 512, 4, 1))
+            ModelInput("x", 512, 512, 4, 1)
+        )
     assert exc.value.code is None
 
     def timeout(request):

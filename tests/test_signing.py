@@ -67,9 +67,7 @@ def test_rotation_keeps_old_urls_valid_while_new_ones_use_the_new_key():
         dropped.verify(PATH, old_query, now=NOW)
 
 
-@pytest.mark.parametrize(
-    "spec", ["", "nokey", "k=short", "bad-id=" + "x" * 40, f"{NEW},{NEW}"]
-)
+@pytest.mark.parametrize("spec", ["", "nokey", "k=short", "bad-id=" + "x" * 40, f"{NEW},{NEW}"])
 def test_bad_key_configuration_is_rejected(spec):
     with pytest.raises(SigningConfigError):
         parse_signing_keys(spec)

@@ -6,7 +6,12 @@ from fluxgate.upstream import error_from_upstream, parse_upstream_message
 @pytest.mark.parametrize(
     ("message", "status", "code", "retry_after"),
     [
-        ("5006: Error: required properties at '/' are 'prompt'", 400, "upstream_invalid_input", None),
+        (
+            "5006: Error: required properties at '/' are 'prompt'",
+            400,
+            "upstream_invalid_input",
+            None,
+        ),
         ("3003: Bad input", 400, "upstream_invalid_input", None),
         ("3006: Request is too large", 413, "upstream_payload_too_large", None),
         ("3007: Request timeout", 504, "upstream_timeout", None),

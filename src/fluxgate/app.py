@@ -191,17 +191,26 @@ def create_app(resolve: Resolver) -> FastAPI:
         body = gw.describe(record, base_url=str(request.base_url), cached=False)
         return JSONResponse(body.to_json(), headers={"Cache-Control": "no-store"})
 
-    @app.api_route(
+    file_responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        304: {"description": "Not modified"},
+        403: {"model": ErrorBody, "description": "Bad or expired signature"},
+        404: {"model": ErrorBody, "description": "No such file"},
+    }
+
+    @app.get(
         "/v1/files/{object_key:path}",
-        methods=["GET", "HEAD"],
         tags=["images"],
+        operation_id="download_file",
         summary="Download an image through its signed URL",
-        responses={
-            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
-            304: {"description": "Not modified"},
-            403: {"model": ErrorBody, "description": "Bad or expired signature"},
-            404: {"model": ErrorBody, "description": "No such file"},
-        },
+        responses=file_responses,
+    )
+    @app.head(
+        "/v1/files/{object_key:path}",
+        tags=["images"],
+        operation_id="head_file",
+        summary="Headers of an image through its signed URL",
+        responses=file_responses,
     )
     async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
         now = gw.clock()

@@ -1,0 +1,61 @@
+"""Health, OpenAPI, and the JSON shape of errors nobody planned for."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fluxgate import FLUX_MODEL_ID
+from fluxgate.app import create_app
+
+
+def test_healthz_names_the_model(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert r.json()["model"] == FLUX_MODEL_ID
+
+
+def test_openapi_documents_every_endpoint_and_both_body_encodings(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert set(paths) >= {
+        "/healthz",
+        "/v1/images/generations",
+        "/v1/images/{image_id}",
+        "/v1/files/{object_key}",
+        "/v1/admin/keys",
+        "/v1/admin/keys/{key_id}/revoke",
+    }
+    body = paths["/v1/images/generations"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "multipart/form-data"}
+    assert "input_image_3" in body["multipart/form-data"]["schema"]["properties"]
+    assert {"400", "401", "413", "503"} <= set(paths["/v1/images/generations"]["post"]["responses"])
+    schemes = spec["components"]["securitySchemes"]
+    assert {"HTTPBearer", "AdminToken"} <= set(schemes)
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    r = client.get("/v2/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.delete("/v1/images/generations")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_details(gateway):
+    class Broken:
+        name = "broken"
+
+        async def generate(self, request):
+            raise RuntimeError("secret internal detail")
+
+    gateway.model = Broken()
+    with TestClient(create_app(lambda _r: gateway), raise_server_exceptions=False) as client:
+        from .conftest import new_key
+
+        r = client.post("/v1/images/generations", json={"prompt": "x"}, headers=new_key(client))
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"
+    assert "secret internal detail" not in r.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/openapi.json"])
+def test_meta_endpoints_need_no_key(client, path):
+    assert client.get(path).status_code == 200

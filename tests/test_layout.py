@@ -1,0 +1,87 @@
+"""Architecture rules that keep both runtimes honest, checked on the source itself."""
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "fluxgate"
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def relative_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        node.module or ""
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    }
+
+
+CORE = [p for p in PACKAGE.rglob("*.py") if "edge" not in p.parts]
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_core_and_local_runtime_never_import_js(path):
+    assert not imports(path) & {"js", "pyodide", "workers"}
+
+
+# What the Worker's file route and the adapters load must work without pydantic.
+PYDANTIC_FREE = [
+    "edge/ffi.py",
+    "edge/kv.py",
+    "edge/r2.py",
+    "edge/ai.py",
+    "edge/files.py",
+    "edge/config.py",
+    "files.py",
+    "signing.py",
+    "errors.py",
+    "storage.py",
+    "model.py",
+    "images.py",
+    "multipart.py",
+    "upstream.py",
+    "__init__.py",
+]
+
+
+@pytest.mark.parametrize("name", PYDANTIC_FREE)
+def test_worker_adapters_and_file_route_stay_pydantic_free(name):
+    path = PACKAGE / name
+    assert not imports(path) & {"pydantic", "fastapi", "starlette"}
+    local = {m.split(".")[-1] for m in relative_imports(path)} - {""}
+    allowed = {Path(n).stem for n in PYDANTIC_FREE} | {"ffi", "config"}
+    assert local <= allowed, f"{name} imports {local - allowed}"
+
+
+def test_wrangler_toml_declares_the_bindings():
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    assert config["main"] == "src/entry.py"
+    assert "python_workers" in config["compatibility_flags"]
+    assert config["ai"]["binding"] == "AI"
+    assert [ns["binding"] for ns in config["kv_namespaces"]] == ["KV"]
+    assert [b["binding"] for b in config["r2_buckets"]] == ["IMAGES"]
+
+
+def test_worker_vars_are_known_settings():
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    text = (PACKAGE / "edge" / "config.py").read_text()
+    for name in config["vars"]:
+        assert f'"{name}"' in text, f"[vars] {name} is not read by the Worker"
+    from fluxgate.settings import Settings
+
+    for name in config["vars"]:
+        assert name.lower() in Settings.model_fields

@@ -1,0 +1,131 @@
+"""The local runtime end to end: `fluxgate serve` on a real socket, driven like curl would."""
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fluxgate.local.cli import main
+
+ADMIN = "local-admin-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fluxgate.local.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    port = free_port()
+    env = {**os.environ, "FLUXGATE_ADMIN_TOKEN": ADMIN}
+    env.pop("CLOUDFLARE_API_TOKEN", None)
+    log = (tmp_path / "server.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fluxgate.local.cli", "serve", "--port", str(port),
+         "--data-dir", str(tmp_path / "data")],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        log.seek(0)
+        pytest.fail(f"server did not start:\n{log.read()}")
+    yield base, tmp_path / "data", env, log
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def test_a_curl_session_against_the_local_server(server):
+    base, data_dir, env, log = server
+    made = cli("keys", "create", "--name", "laptop", "--data-dir", str(data_dir), env=env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    auth = {"Authorization": f"Bearer {key}"}
+
+    with httpx.Client(base_url=base, timeout=30) as http:
+        first = http.post("/v1/images/generations", headers=auth,
+                          json={"prompt": "a paper crane", "width": 512, "height": 384})
+        assert first.status_code == 200, first.text
+        assert first.headers["x-cache"] == "MISS"
+        assert first.headers["x-fluxgate-model"] == "placeholder"
+        assert first.json()["model"] == "placeholder"
+        url = first.json()["data"][0]["url"]
+        assert url.startswith(base + "/v1/files/images/")
+
+        image = http.get(url)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert image.content.startswith(b"\x89PNG")
+
+        again = http.post("/v1/images/generations", headers=auth,
+                          json={"prompt": "a paper crane", "width": 512, "height": 384})
+        assert again.headers["x-cache"] == "HIT" and again.json()["cached"] is True
+
+        tampered = http.get(url.replace("exp=", "exp=9"))
+        assert tampered.status_code == 403
+
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        listed = http.get("/v1/admin/keys", headers=admin).json()["data"]
+        assert [k["name"] for k in listed] == ["laptop"]
+
+    log.flush()
+    log.seek(0)
+    output = log.read()
+    assert key not in output and ADMIN not in output
+
+
+def test_keys_commands(tmp_path, capsys):
+    data = str(tmp_path / "d")
+    assert main(["keys", "create", "--name", "ci", "--data-dir", data]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("fgk_")
+    assert main(["keys", "list", "--data-dir", data]) == 0
+    listing = capsys.readouterr().out
+    assert '"name": "ci"' in listing and key not in listing
+    key_id = listing.split('"id": "')[1].split('"')[0]
+    assert main(["keys", "revoke", key_id, "--data-dir", data]) == 0
+    assert '"revoked": true' in capsys.readouterr().out
+    assert main(["keys", "revoke", "key_missing", "--data-dir", data]) == 1
+
+
+def test_the_generated_signing_secret_is_private(tmp_path):
+    assert main(["keys", "list", "--data-dir", str(tmp_path / "d")]) == 0
+    secret = tmp_path / "d" / "url-signing-keys"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_bad_configuration_stops_start_up_with_a_clear_message(tmp_path):
+    env = {**os.environ, "FLUXGATE_CACHE_TTL_SECONDS": "5"}
+    result = cli("serve", "--data-dir", str(tmp_path / "d"), env=env)
+    assert result.returncode == 2
+    assert "FLUXGATE_CACHE_TTL_SECONDS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cloudflare_credentials_select_the_real_model(tmp_path):
+    from fluxgate import FLUX_MODEL_ID
+    from fluxgate.local.runtime import build_gateway
+
+    env = {"CLOUDFLARE_ACCOUNT_ID": "acct", "CLOUDFLARE_API_TOKEN": "tok"}
+    assert build_gateway(tmp_path / "a", env).model.name == FLUX_MODEL_ID
+    assert build_gateway(tmp_path / "b", {}).model.name == "placeholder"

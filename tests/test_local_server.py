@@ -23,8 +23,14 @@ def free_port() -> int:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fluxgate.local.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "fluxgate.local.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -34,9 +40,19 @@ def server(tmp_path: Path):
     env.pop("CLOUDFLARE_API_TOKEN", None)
     log = (tmp_path / "server.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fluxgate.local.cli", "serve", "--port", str(port),
-         "--data-dir", str(tmp_path / "data")],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "fluxgate.local.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -64,8 +80,11 @@ def test_a_curl_session_against_the_local_server(server):
     auth = {"Authorization": f"Bearer {key}"}
 
     with httpx.Client(base_url=base, timeout=30) as http:
-        first = http.post("/v1/images/generations", headers=auth,
-                          json={"prompt": "a paper crane", "width": 512, "height": 384})
+        first = http.post(
+            "/v1/images/generations",
+            headers=auth,
+            json={"prompt": "a paper crane", "width": 512, "height": 384},
+        )
         assert first.status_code == 200, first.text
         assert first.headers["x-cache"] == "MISS"
         assert first.headers["x-fluxgate-model"] == "placeholder"
@@ -77,8 +96,11 @@ def test_a_curl_session_against_the_local_server(server):
         assert image.status_code == 200 and image.headers["content-type"] == "image/png"
         assert image.content.startswith(b"\x89PNG")
 
-        again = http.post("/v1/images/generations", headers=auth,
-                          json={"prompt": "a paper crane", "width": 512, "height": 384})
+        again = http.post(
+            "/v1/images/generations",
+            headers=auth,
+            json={"prompt": "a paper crane", "width": 512, "height": 384},
+        )
         assert again.headers["x-cache"] == "HIT" and again.json()["cached"] is True
 
         tampered = http.get(url.replace("exp=", "exp=9"))

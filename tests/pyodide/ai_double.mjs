@@ -1,0 +1,94 @@
+// A JavaScript double of workerd's AI binding, for multipart models such as flux-2-dev.
+//
+// It accepts what the real binding accepts and nothing else: `inputs` must be a plain
+// object `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`.
+// The body is parsed with the platform's own multipart parser. Failures are thrown as
+// InferenceUpstreamError("<code>: <message>"), as on Cloudflare.
+import { encodePng, imageSize } from "./png.mjs";
+
+export const FLUX = "@cf/black-forest-labs/flux-2-dev";
+const TEXT_FIELDS = new Set(["prompt", "width", "height", "steps", "guidance", "seed"]);
+const IMAGE_FIELDS = new Set(["input_image_0", "input_image_1", "input_image_2", "input_image_3"]);
+
+export class InferenceUpstreamError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "InferenceUpstreamError";
+  }
+}
+
+const invalid = (message) => new InferenceUpstreamError(`5006: ${message}`);
+
+function intField(fields, name, fallback, lo, hi) {
+  if (!(name in fields)) return fallback;
+  const value = Number(fields[name]);
+  if (!Number.isInteger(value)) throw invalid(`Type mismatch of '/${name}', 'string' not in 'integer'`);
+  if (value < lo || value > hi) throw invalid(`'/${name}' must be between ${lo} and ${hi}`);
+  return value;
+}
+
+export function createAI() {
+  const state = { calls: [], failures: [] };
+
+  async function run(model, inputs) {
+    if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
+    if (inputs === null || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) {
+      throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
+    }
+    const multipart = inputs.multipart;
+    if (!multipart || typeof multipart !== "object" || Object.getPrototypeOf(multipart) !== Object.prototype) {
+      throw invalid("this model requires {multipart: {body, contentType}}");
+    }
+    if (!(multipart.body instanceof ReadableStream)) {
+      throw invalid(`multipart.body must be a ReadableStream, got ${multipart.body?.constructor?.name}`);
+    }
+    if (typeof multipart.contentType !== "string" || !/^multipart\/form-data;.*boundary=/i.test(multipart.contentType)) {
+      throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(multipart.contentType)}`);
+    }
+    let form;
+    try {
+      form = await new Response(multipart.body, { headers: { "content-type": multipart.contentType } }).formData();
+    } catch (err) {
+      throw invalid(`could not parse multipart body: ${err.message}`);
+    }
+    const fields = {};
+    const files = {};
+    for (const [name, value] of form.entries()) {
+      if (typeof value === "string") {
+        if (!TEXT_FIELDS.has(name)) throw invalid(`unknown field '${name}'`);
+        fields[name] = value;
+      } else {
+        if (!IMAGE_FIELDS.has(name)) throw invalid(`unknown field '${name}'`);
+        const bytes = new Uint8Array(await value.arrayBuffer());
+        const size = imageSize(bytes);
+        if (!size) throw invalid(`${name}: not a PNG, JPEG or WebP image`);
+        if (size.width >= 512 || size.height >= 512) throw invalid(`${name} must be smaller than 512x512`);
+        files[name] = { type: value.type, name: value.name, size: bytes.length, width: size.width, height: size.height, bytes };
+      }
+    }
+    if (!fields.prompt) throw invalid("required properties at '/' are 'prompt'");
+    const width = intField(fields, "width", 1024, 256, 1920);
+    const height = intField(fields, "height", 768, 256, 1920);
+    intField(fields, "steps", 25, 1, 50);
+    intField(fields, "seed", 0, 0, Number.MAX_SAFE_INTEGER);
+    state.calls.push({ model, fields, files, contentType: multipart.contentType });
+    if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
+    const seed = Number(fields.seed ?? 0);
+    const png = encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, 128]);
+    return { image: png.toString("base64") };
+  }
+
+  return {
+    binding: { run },
+    state,
+    failNext(message) {
+      state.failures.push(message);
+    },
+    lastCall() {
+      return state.calls.at(-1) ?? null;
+    },
+    callCount() {
+      return state.calls.length;
+    },
+  };
+}

@@ -1,0 +1,291 @@
+"""Cases run inside Pyodide by harness.mjs: Fluxgate's Workers adapters against real
+(simulated) bindings. Each ``case_*`` coroutine is one test; an assertion error fails it.
+
+Every case is written so that a wrong FFI conversion makes it fail: values are read back
+through the raw JS binding (not through the adapter that wrote them), and results are
+checked for Python types, not just truthiness.
+"""
+
+import hashlib
+import json
+import time
+import traceback
+from urllib.parse import parse_qsl, urlsplit
+
+from harness import ai, ctx, env
+from js import Object, Request
+from pyodide.ffi import JsProxy, to_js
+
+from fluxgate import FLUX_MODEL_ID
+from fluxgate.edge.ai import WorkersImageModel
+from fluxgate.edge.kv import WorkersKV
+from fluxgate.edge.r2 import WorkersR2
+from fluxgate.files import object_path
+from fluxgate.images import inspect_image
+from fluxgate.local.placeholder import render_png
+from fluxgate.model import ModelInput, ReferenceImage
+from fluxgate.signing import UrlSigner, parse_signing_keys
+from fluxgate.storage import read_all
+from fluxgate.upstream import UpstreamError
+
+
+def js_obj(value):
+    return to_js(value, dict_converter=Object.fromEntries)
+
+
+def unique(prefix):
+    return f"{prefix}:{time.time_ns()}"
+
+
+def reference(width, height, seed=1):
+    data = render_png(width, height, hashlib.sha256(str(seed).encode()).digest())
+    return ReferenceImage(data, inspect_image(data), hashlib.sha256(data).hexdigest())
+
+
+async def raises(exc_type, awaitable):
+    try:
+        await awaitable
+    except exc_type as exc:
+        return exc
+    raise AssertionError(f"expected {exc_type.__name__}")
+
+
+# -- KV ---------------------------------------------------------------------------------
+
+
+async def case_kv_get_of_a_missing_key_is_python_none():
+    assert await WorkersKV(env.KV).get(unique("missing")) is None
+
+
+async def case_kv_text_round_trip_is_a_python_str():
+    kv, key = WorkersKV(env.KV), unique("text")
+    await kv.put(key, "héllo ✓")
+    value = await kv.get(key)
+    assert type(value) is str and value == "héllo ✓", repr(value)
+    assert await env.KV.get(key) == "héllo ✓"
+
+
+async def case_kv_ttl_and_metadata_reach_kv_as_a_plain_object():
+    kv, key = WorkersKV(env.KV), unique("meta")
+    before = time.time()
+    await kv.put(key, "v", ttl=120, metadata={"owner": "key_1", "n": 2})
+    listed = await env.KV.list(js_obj({"prefix": key}))
+    entry = listed.keys[0]
+    assert entry.metadata.to_py() == {"owner": "key_1", "n": 2}, entry.metadata
+    assert before + 110 <= entry.expiration <= before + 130, entry.expiration
+
+
+async def case_kv_enforces_the_minimum_ttl():
+    exc = await raises(Exception, WorkersKV(env.KV).put(unique("ttl"), "v", ttl=30))
+    assert "60" in str(exc), str(exc)
+
+
+async def case_kv_list_pages_with_a_cursor_and_metadata():
+    kv, prefix = WorkersKV(env.KV), unique("page") + ":"
+    for i in range(5):
+        await kv.put(f"{prefix}{i}", "v", metadata={"i": i})
+    first = await kv.list(prefix, limit=2)
+    assert [e.name for e in first.keys] == [f"{prefix}0", f"{prefix}1"]
+    assert first.keys[0].metadata == {"i": 0} and type(first.keys[0].metadata) is dict
+    assert first.complete is False and type(first.cursor) is str
+    rest = await kv.list(prefix, cursor=first.cursor)
+    assert [e.name for e in rest.keys] == [f"{prefix}{i}" for i in (2, 3, 4)]
+    assert rest.complete is True and rest.cursor is None
+
+
+async def case_kv_delete():
+    kv, key = WorkersKV(env.KV), unique("del")
+    await kv.put(key, "v")
+    await kv.delete(key)
+    assert await kv.get(key) is None
+
+
+async def case_kv_adapter_unwraps_the_sdk_binding_wrapper():
+    from workers.rpc import _BindingWrapper
+
+    kv, key = WorkersKV(_BindingWrapper(env.KV)), unique("wrapped")
+    await kv.put(key, "v", ttl=60, metadata={"a": "b"})
+    assert await kv.get(key) == "v"
+    assert (await kv.list(key)).keys[0].metadata == {"a": "b"}
+
+
+# -- R2 ---------------------------------------------------------------------------------
+
+
+async def case_r2_put_stores_the_bytes_and_both_kinds_of_metadata():
+    r2, key = WorkersR2(env.IMAGES), unique("images/put")
+    data = bytes(range(256)) * 4
+    info = await r2.put(key, data, content_type="image/png", custom_metadata={"seed": "7"})
+    assert (info.key, info.size, info.content_type) == (key, 1024, "image/png"), info
+    assert info.custom_metadata == {"seed": "7"} and type(info.etag) is str
+    raw = await env.IMAGES.get(key)
+    assert bytes((await raw.arrayBuffer()).to_bytes()) == data
+    assert raw.httpMetadata.contentType == "image/png"
+    assert raw.customMetadata.to_py() == {"seed": "7"}
+
+
+async def case_r2_head_and_get_of_a_missing_key_are_none():
+    r2 = WorkersR2(env.IMAGES)
+    assert await r2.head(unique("images/none")) is None
+    assert await r2.get(unique("images/none")) is None
+
+
+async def case_r2_get_returns_python_bytes_and_info():
+    r2, key = WorkersR2(env.IMAGES), unique("images/get")
+    data = b"\x89PNG" + b"\x00\xff" * 1000
+    await r2.put(key, data, content_type="image/png", custom_metadata={})
+    body = await r2.get(key)
+    assert body is not None and body.info.size == len(data)
+    assert await read_all(body) == data
+    head = await r2.head(key)
+    assert head.size == len(data) and head.content_type == "image/png"
+
+
+async def case_r2_delete():
+    r2, key = WorkersR2(env.IMAGES), unique("images/delete")
+    await r2.put(key, b"x", content_type="text/plain", custom_metadata={})
+    await r2.delete(key)
+    assert await r2.head(key) is None
+
+
+# -- AI ---------------------------------------------------------------------------------
+
+
+async def case_ai_sends_a_multipart_stream_with_its_boundary():
+    model = WorkersImageModel(env.AI)
+    image = await model.generate(
+        ModelInput(prompt="a fox", width=320, height=256, steps=4, seed=513, guidance=3.5)
+    )
+    assert (image.info.format, image.info.width, image.info.height) == ("png", 320, 256)
+    call = ai.lastCall()
+    assert "boundary=" in call.contentType
+    fields = call.fields.to_py()
+    assert fields == {"prompt": "a fox", "width": "320", "height": "256", "steps": "4",
+                      "seed": "513", "guidance": "3.5"}, fields
+    assert model.name == FLUX_MODEL_ID
+
+
+async def case_ai_reference_images_arrive_as_typed_blobs_with_their_bytes():
+    refs = (reference(300, 200, 1), reference(64, 64, 2))
+    await WorkersImageModel(env.AI).generate(
+        ModelInput(prompt="mix", width=512, height=512, steps=2, seed=1, references=refs)
+    )
+    files = ai.lastCall().files
+    assert sorted(files.object_keys()) == ["input_image_0", "input_image_1"]
+    first = files.input_image_0
+    assert first.type == "image/png" and (first.width, first.height) == (300, 200)
+    assert hashlib.sha256(bytes(first.bytes.to_py())).hexdigest() == refs[0].sha256
+
+
+async def case_ai_errors_carry_the_workers_ai_code():
+    ai.failNext("3040: Capacity temporarily exceeded, please try again.")
+    exc = await raises(UpstreamError, WorkersImageModel(env.AI).generate(
+        ModelInput(prompt="x", width=512, height=512, steps=1, seed=1)))
+    assert exc.code == 3040, (exc.code, str(exc))
+
+
+async def case_ai_contract_violations_surface_as_5006():
+    refs = tuple(reference(32, 32, i) for i in range(5))
+    exc = await raises(UpstreamError, WorkersImageModel(env.AI).generate(
+        ModelInput(prompt="x", width=512, height=512, steps=1, seed=1, references=refs)))
+    assert exc.code == 5006 and "input_image_4" in str(exc), str(exc)
+
+
+# -- the Worker entry and its signed-file route ------------------------------------------
+
+
+def signer():
+    return UrlSigner(parse_signing_keys(env.URL_SIGNING_KEYS))
+
+
+async def stored_image():
+    data = render_png(256, 256, hashlib.sha256(str(time.time_ns()).encode()).digest())
+    sha = hashlib.sha256(data).hexdigest()
+    key = f"images/{sha}.png"
+    await WorkersR2(env.IMAGES).put(key, data, content_type="image/png", custom_metadata={})
+    return key, data, sha
+
+
+def signed_url(key, ttl=300):
+    path = object_path(key)
+    return f"https://fluxgate.test{path}?{signer().sign(path, int(time.time()) + ttl)}"
+
+
+async def worker_fetch(url, method="GET", headers=None):
+    import entry
+    from workers import Request as SdkRequest
+
+    js_request = Request.new(url, js_obj({"method": method, "headers": headers or {}}))
+    return await entry.Default(ctx, env).fetch(SdkRequest(js_request))
+
+
+async def case_file_route_streams_the_r2_body_into_a_js_response():
+    key, data, sha = await stored_image()
+    response = await worker_fetch(signed_url(key))
+    assert isinstance(response, JsProxy) and response.constructor.name == "Response"
+    assert response.status == 200
+    assert response.headers.get("content-type") == "image/png"
+    assert response.headers.get("content-length") == str(len(data))
+    assert response.headers.get("etag") == f'"{sha}"'
+    assert response.headers.get("cache-control").startswith("private, max-age=")
+    assert response.body.constructor.name == "ReadableStream"
+    assert (await response.arrayBuffer()).to_bytes() == data
+
+
+async def case_file_route_answers_if_none_match_with_304():
+    key, _, sha = await stored_image()
+    response = await worker_fetch(signed_url(key), headers={"If-None-Match": f'"{sha}"'})
+    assert response.status == 304 and response.headers.get("etag") == f'"{sha}"'
+
+
+async def case_file_route_head_has_length_and_no_body():
+    key, data, _ = await stored_image()
+    response = await worker_fetch(signed_url(key), method="HEAD")
+    assert response.status == 200
+    assert response.headers.get("content-length") == str(len(data))
+    assert (await response.arrayBuffer()).byteLength == 0
+
+
+async def case_file_route_refuses_tampered_and_expired_urls_with_json_403():
+    key, _, _ = await stored_image()
+    url = signed_url(key)
+    query = dict(parse_qsl(urlsplit(url).query))
+    tampered = url.replace(f"exp={query['exp']}", f"exp={int(query['exp']) + 1}")
+    for bad, code in ((tampered, "invalid_signature"), (signed_url(key, ttl=-1), "url_expired")):
+        response = await worker_fetch(bad)
+        assert response.status == 403
+        assert response.headers.get("content-type") == "application/json"
+        assert json.loads(await response.text())["error"]["code"] == code
+
+
+async def case_file_route_404_for_a_signed_url_to_a_missing_object():
+    response = await worker_fetch(signed_url("images/" + "0" * 64 + ".png"))
+    assert response.status == 404
+    assert json.loads(await response.text())["error"]["code"] == "not_found"
+
+
+async def case_entry_file_route_does_not_import_pydantic_or_fastapi():
+    import sys
+
+    await worker_fetch(signed_url("images/" + "1" * 64 + ".png"))
+    loaded = {name.split(".")[0] for name in sys.modules}
+    assert not loaded & {"pydantic", "fastapi", "starlette"}, loaded & {"pydantic", "fastapi"}
+
+
+# -- runner -----------------------------------------------------------------------------
+
+
+async def run(only=()):
+    results = []
+    for name, case in [(n, f) for n, f in globals().items() if n.startswith("case_")]:
+        if only and name not in only:
+            continue
+        started = time.monotonic()
+        try:
+            await case()
+            results.append({"case": name, "ok": True})
+        except BaseException as exc:  # noqa: BLE001 - report every failure as a result
+            detail = "".join(traceback.format_exception(exc)[-3:])
+            results.append({"case": name, "ok": False, "detail": detail})
+        results[-1]["seconds"] = round(time.monotonic() - started, 3)
+    return json.dumps(results)

@@ -160,8 +160,14 @@ async def case_ai_sends_a_multipart_stream_with_its_boundary():
     call = ai.lastCall()
     assert "boundary=" in call.contentType
     fields = call.fields.to_py()
-    assert fields == {"prompt": "a fox", "width": "320", "height": "256", "steps": "4",
-                      "seed": "513", "guidance": "3.5"}, fields
+    assert fields == {
+        "prompt": "a fox",
+        "width": "320",
+        "height": "256",
+        "steps": "4",
+        "seed": "513",
+        "guidance": "3.5",
+    }, fields
     assert model.name == FLUX_MODEL_ID
 
 
@@ -179,15 +185,23 @@ async def case_ai_reference_images_arrive_as_typed_blobs_with_their_bytes():
 
 async def case_ai_errors_carry_the_workers_ai_code():
     ai.failNext("3040: Capacity temporarily exceeded, please try again.")
-    exc = await raises(UpstreamError, WorkersImageModel(env.AI).generate(
-        ModelInput(prompt="x", width=512, height=512, steps=1, seed=1)))
+    exc = await raises(
+        UpstreamError,
+        WorkersImageModel(env.AI).generate(
+            ModelInput(prompt="x", width=512, height=512, steps=1, seed=1)
+        ),
+    )
     assert exc.code == 3040, (exc.code, str(exc))
 
 
 async def case_ai_contract_violations_surface_as_5006():
     refs = tuple(reference(32, 32, i) for i in range(5))
-    exc = await raises(UpstreamError, WorkersImageModel(env.AI).generate(
-        ModelInput(prompt="x", width=512, height=512, steps=1, seed=1, references=refs)))
+    exc = await raises(
+        UpstreamError,
+        WorkersImageModel(env.AI).generate(
+            ModelInput(prompt="x", width=512, height=512, steps=1, seed=1, references=refs)
+        ),
+    )
     assert exc.code == 5006 and "input_image_4" in str(exc), str(exc)
 
 
@@ -212,8 +226,9 @@ def signed_url(key, ttl=300):
 
 
 async def worker_fetch(url, method="GET", headers=None):
-    import entry
     from workers import Request as SdkRequest
+
+    import entry
 
     js_request = Request.new(url, js_obj({"method": method, "headers": headers or {}}))
     return await entry.Default(ctx, env).fetch(SdkRequest(js_request))
@@ -284,7 +299,7 @@ async def run(only=()):
         try:
             await case()
             results.append({"case": name, "ok": True})
-        except BaseException as exc:  # noqa: BLE001 - report every failure as a result
+        except BaseException as exc:
             detail = "".join(traceback.format_exception(exc)[-3:])
             results.append({"case": name, "ok": False, "detail": detail})
         results[-1]["seconds"] = round(time.monotonic() - started, 3)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from workers import WorkerEntrypoint
 
+from fluxgate.edge.ledger import BudgetLedgerObject  # noqa: F401 - the Durable Object class
 from fluxgate.files import FILES_PREFIX
 
 

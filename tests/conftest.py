@@ -9,13 +9,17 @@ from fastapi.testclient import TestClient
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.app import create_app
 from fluxgate.local.kv_sqlite import SqliteKV
+from fluxgate.local.ledger import SqliteLedger
 from fluxgate.local.objects_dir import DirectoryObjects
+from fluxgate.local.ratelimit import WindowRateLimiter
 from fluxgate.model import MultipartImageModel
-from fluxgate.pipeline import Gateway
+from fluxgate.moderation import GuardModerator
+from fluxgate.pipeline import Gateway, build_controls
+from fluxgate.policy_store import PolicyStore
 from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
 
-from .doubles import FlakyKV, FlakyObjects, ScriptedAI
+from .doubles import FakeGuardAI, FlakyKV, FlakyObjects, ScriptedAI
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 SIGNING_KEYS = "k2=" + "s" * 40 + ",k1=" + "o" * 40
@@ -67,15 +71,44 @@ def settings() -> Settings:
 
 
 @pytest.fixture
+def guard() -> FakeGuardAI:
+    return FakeGuardAI()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
+    store = SqliteLedger(tmp_path / "budget.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def gateway(
-    settings: Settings, kv: FlakyKV, objects: FlakyObjects, ai: ScriptedAI, clock: Clock
+    settings: Settings,
+    kv: FlakyKV,
+    objects: FlakyObjects,
+    ai: ScriptedAI,
+    guard: FakeGuardAI,
+    ledger: SqliteLedger,
+    clock: Clock,
 ) -> Gateway:
+    controls = build_controls(
+        settings,
+        kv,
+        limiter=WindowRateLimiter(clock),
+        ledger=ledger,
+        moderator=GuardModerator(guard),
+        clock=clock,
+    )
+    # Tests change the policy through the admin API and expect it at once.
+    controls.policies = PolicyStore(kv, settings.default_policy(), cache_seconds=0)
     return Gateway(
         settings=settings,
         kv=kv,
         objects=objects,
         model=MultipartImageModel(ai, model_id=FLUX_MODEL_ID),
         signer=UrlSigner(parse_signing_keys(SIGNING_KEYS)),
+        controls=controls,
         admin_token=ADMIN_TOKEN,
         clock=clock,
     )
@@ -92,9 +125,11 @@ def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def new_key(client: TestClient, name: str = "test") -> dict[str, str]:
+def new_key(client: TestClient, name: str = "test", **fields: object) -> dict[str, str]:
     response = client.post(
-        "/v1/admin/keys", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        "/v1/admin/keys",
+        json={"name": name, **fields},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['key']}"}
@@ -103,3 +138,13 @@ def new_key(client: TestClient, name: str = "test") -> dict[str, str]:
 @pytest.fixture
 def auth(client: TestClient) -> dict[str, str]:
     return new_key(client)
+
+
+def put_policy(client: TestClient, **document: object) -> dict[str, object]:
+    """Store a policy document (version = current + 1 unless given) through the admin API."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    current = client.get("/v1/admin/policy", headers=admin).json()
+    body = {"version": current["version"] + 1, **document}
+    response = client.put("/v1/admin/policy", json=body, headers=admin)
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -96,3 +96,34 @@ def image_bytes(
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format=fmt, **save)
     return buffer.getvalue()
+
+
+class FakeGuardAI:
+    """Llama Guard behind the AI binding's ``run``: checks the chat input it is given and
+    answers in the model's JSON shape. Tests choose which words are unsafe (and in which
+    category), or make the next calls fail as Workers AI does."""
+
+    MODEL = "@cf/meta/llama-guard-3-8b"
+
+    def __init__(self) -> None:
+        self.unsafe: dict[str, str] = {}
+        self.failures: list[str] = []
+        self.calls = 0
+        self.answer_text = False  # answer "unsafe\nS1" instead of the JSON object
+
+    async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        if model != self.MODEL:
+            raise InferenceUpstreamError(f"5007: No such model {model}")
+        messages = inputs.get("messages")
+        if not isinstance(messages, list) or not all(
+            isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in messages
+        ):
+            raise InferenceUpstreamError("5006: required properties at '/messages' are 'role'")
+        self.calls += 1
+        if self.failures:
+            raise InferenceUpstreamError(self.failures.pop(0))
+        text = " ".join(str(m["content"]) for m in messages).casefold()
+        hits = sorted({cat for word, cat in self.unsafe.items() if word in text})
+        if self.answer_text:
+            return {"response": "unsafe\n" + ",".join(hits) if hits else "safe"}
+        return {"response": {"safe": not hits, "categories": hits}}

@@ -9,6 +9,7 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.images import inspect_image
 
+from .conftest import put_policy
 from .doubles import image_bytes
 
 PROMPT = {"prompt": "a lighthouse at dawn"}
@@ -260,7 +261,9 @@ def test_multipart_field_errors(client, auth):
 
 
 def test_prompt_policy_violations_carry_a_reason(client, auth, gateway):
-    gateway.policy = gateway.policy.build(20, ["forbidden"], [r"\d{4}-\d{4}"])
+    put_policy(
+        client, max_prompt_length=20, deny_terms=["forbidden"], deny_patterns=[r"\d{4}-\d{4}"]
+    )
     cases = {
         "a forbidden cat": "denied_term",
         "card 1234-5678": "denied_pattern",

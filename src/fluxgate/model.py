@@ -21,6 +21,10 @@ from .upstream import UpstreamError, parse_upstream_message
 
 log = logging.getLogger("fluxgate.model")
 
+# flux-2-dev's documented input ranges.
+MIN_SIZE, MAX_SIZE = 256, 1920
+MAX_REFERENCE_IMAGES = 4
+
 
 @dataclass(frozen=True)
 class ReferenceImage:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MIN_SIZE, MAX_SIZE = 256, 1920
-MAX_REFERENCE_IMAGES = 4
+from .model import MAX_SIZE, MIN_SIZE
+from .policy_document import LimitOverrides
+
 MAX_SEED = 2**53 - 1  # survives every JSON client and the model's string form field
 
 
@@ -90,15 +91,49 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+Scope = Literal["images:generate", "images:read", "admin"]
+
+
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(
+        default_factory=lambda: ["images:generate", "images:read"], min_length=1
+    )
+    tier: str | None = Field(
+        None, description="A tier of the policy document; default: its default tier."
+    )
+    expires_at: int | None = Field(
+        None, ge=0, description="Unix time after which the key is refused."
+    )
+    expires_in_seconds: int | None = Field(None, ge=60, description="Alternative to expires_at.")
+    overrides: LimitOverrides = Field(default_factory=LimitOverrides)
+
+
+class KeyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=100)
+    scopes: list[Scope] | None = Field(None, min_length=1)
+    tier: str | None = None
+    expires_at: int | None = Field(None, ge=0)
+    overrides: LimitOverrides | None = None
+
+
+class KeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_seconds: int = Field(
+        86400, ge=0, le=30 * 86400, description="How long the old key keeps working."
+    )
 
 
 class KeyInfo(BaseModel):
     id: str
     name: str
     created: int
+    scopes: list[str]
+    tier: str | None = None
+    expires_at: int | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
     revoked: bool
     revoked_at: int | None = None
 
@@ -109,6 +144,38 @@ class KeyCreated(KeyInfo):
 
 class KeyList(BaseModel):
     data: list[KeyInfo]
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:@-]+$",
+        description="Your end user's id: limits, cache and records are per subject.",
+    )
+    ttl_seconds: int = Field(900, ge=60, description="Capped by TOKEN_MAX_TTL_SECONDS (1 h).")
+    scopes: list[Literal["images:generate", "images:read"]] = Field(
+        default_factory=lambda: ["images:generate", "images:read"], min_length=1
+    )
+
+
+class TokenCreated(BaseModel):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    subject: str
+    scopes: list[str]
+    expires_at: int
+
+
+class UsageReport(BaseModel):
+    key_id: str
+    day: str = Field(description="UTC day the budget applies to.")
+    spent_usd: float
+    requests: int = Field(description="Model calls charged today (cache hits are free).")
+    daily_budget_usd: float | None
+    remaining_usd: float | None
+    resets_at: int
 
 
 class Health(BaseModel):

@@ -15,16 +15,20 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 
-from .auth import KeyRecord, KeyStore
+from .auth import KeyStore, Principal
 from .cache import CacheMode, cache_key
+from .controls import Controls
 from .errors import not_found, storage_unavailable
 from .files import object_path
+from .ledger import BudgetLedger
 from .model import ImageModel, ModelInput, ReferenceImage
 from .models import Cost, Generation, GenerationRequest, ImageData
-from .policy import PromptPolicy
+from .moderation import Moderator
+from .policy_store import PolicyStore
 from .pricing import estimate
+from .ratelimit import RateLimiter
 from .settings import Settings
 from .signing import UrlSigner
 from .storage import KVStore, ObjectStore, read_all
@@ -56,13 +60,16 @@ class GenerationRecord:
     reference_images: list[str] = field(default_factory=list)
     reference_sizes: list[list[int]] = field(default_factory=list)
     charged: bool = True
+    policy_version: int = 1
+    moderated: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> GenerationRecord:
-        return cls(**json.loads(raw))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
 
 
 @dataclass
@@ -70,6 +77,24 @@ class Outcome:
     record: GenerationRecord
     cache: str  # HIT | MISS | BYPASS
     image: bytes | None = None
+
+
+def build_controls(
+    settings: Settings,
+    kv: KVStore,
+    *,
+    limiter: RateLimiter,
+    ledger: BudgetLedger,
+    moderator: Moderator,
+    clock: Callable[[], float] = time.time,
+) -> Controls:
+    """The abuse and cost controls, with the policy document kept in ``kv``."""
+    policies = PolicyStore(
+        kv, settings.default_policy(), cache_seconds=settings.policy_cache_seconds
+    )
+    return Controls(
+        policies=policies, limiter=limiter, ledger=ledger, moderator=moderator, clock=clock
+    )
 
 
 def new_generation_id() -> str:
@@ -87,6 +112,7 @@ class Gateway:
         objects: ObjectStore,
         model: ImageModel,
         signer: UrlSigner,
+        controls: Controls,
         admin_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -95,10 +121,15 @@ class Gateway:
         self.objects = objects
         self.model = model
         self.signer = signer
+        self.controls = controls
         self.admin_token = admin_token
-        self.keys = KeyStore(kv)
-        self.policy: PromptPolicy = settings.prompt_policy()
+        self.keys = KeyStore(kv, clock=clock)
         self.clock = clock
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        return await self.keys.authenticate(
+            authorization, signer=self.signer, audience=self.settings.token_audience
+        )
 
     # -- generation -----------------------------------------------------------------------
 
@@ -106,11 +137,13 @@ class Gateway:
         self,
         request: GenerationRequest,
         references: tuple[ReferenceImage, ...],
-        owner: KeyRecord,
+        principal: Principal,
         mode: CacheMode,
     ) -> Outcome:
-        prompt = self.policy.apply(request.prompt)
-        scope = owner.id if self.settings.cache_scope == "key" else "*"
+        policy = await self.controls.for_caller(principal)
+        self.controls.check_request(policy, request, references)
+        prompt = policy.prompt_policy.apply(request.prompt)
+        scope = principal.scope_id if self.settings.cache_scope == "key" else "*"
         key = cache_key(
             model=self.model.name,
             prompt=prompt,
@@ -124,10 +157,14 @@ class Gateway:
         )
         want_bytes = request.response_format == "b64_json"
         if mode is CacheMode.NORMAL:
-            hit = await self._lookup(key, owner, want_bytes)
+            hit = await self._lookup(key, principal, want_bytes)
             if hit is not None:
+                if policy.limits.moderation != "off" and not hit.record.moderated:
+                    await self.controls.moderate(policy, prompt)  # made before moderation applied
                 return hit
 
+        await self.controls.admit(policy, principal)
+        moderated = await self.controls.moderate(policy, prompt)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         model_input = ModelInput(
             prompt=prompt,
@@ -138,15 +175,26 @@ class Gateway:
             guidance=request.guidance,
             references=references,
         )
+        cost = estimate(
+            request.width,
+            request.height,
+            request.steps,
+            [(r.info.width, r.info.height) for r in references],
+        )
+        charge = await self.controls.reserve(policy, principal, cost)
         try:
             image = await self.model.generate(model_input)
         except UpstreamError as exc:
+            await self.controls.refund(charge)
             raise error_from_upstream(exc) from exc
+        except BaseException:
+            await self.controls.refund(charge)
+            raise
 
         digest = hashlib.sha256(image.data).hexdigest()
         record = GenerationRecord(
             id=new_generation_id(),
-            owner=owner.id,
+            owner=principal.scope_id,
             created=int(self.clock()),
             model=self.model.name,
             prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(),
@@ -161,6 +209,8 @@ class Gateway:
             sha256=digest,
             reference_images=[r.sha256 for r in references],
             reference_sizes=[[r.info.width, r.info.height] for r in references],
+            policy_version=policy.document.version,
+            moderated=moderated,
         )
         try:
             await self.objects.put(
@@ -171,12 +221,13 @@ class Gateway:
                     "seed": str(seed),
                     "size": f"{request.width}x{request.height}",
                     "params": key.removeprefix("cache:"),
-                    "owner": owner.id,
+                    "owner": principal.key.id,
                     "generation": record.id,
                 },
             )
         except Exception as exc:
             log.error("object write failed for %s: %s", record.id, type(exc).__name__)
+            await self.controls.refund(charge)  # the client gets no image: it is not billed
             raise storage_unavailable("the image could not be stored") from exc
 
         await self._put_quietly(f"gen:{record.id}", record.to_json(), None)
@@ -184,15 +235,15 @@ class Gateway:
             await self._put_quietly(key, record.to_json(), self.settings.cache_ttl_seconds)
         return Outcome(record, "MISS" if mode is CacheMode.NORMAL else "BYPASS", image.data)
 
-    async def _lookup(self, key: str, owner: KeyRecord, want_bytes: bool) -> Outcome | None:
+    async def _lookup(self, key: str, principal: Principal, want_bytes: bool) -> Outcome | None:
         try:
             raw = await self.kv.get(key)
-        except Exception as exc:  # a KV outage degrades to a miss, it does not fail
+            record = None if raw is None else GenerationRecord.from_json(raw)
+        except Exception as exc:  # a KV outage or a damaged entry degrades to a miss
             log.warning("cache read failed: %s", type(exc).__name__)
             return None
-        if raw is None:
+        if record is None:
             return None
-        record = GenerationRecord.from_json(raw)
         data: bytes | None = None
         try:
             if want_bytes:
@@ -207,15 +258,13 @@ class Gateway:
         if not present:
             log.info("stale cache entry %s: object gone; regenerating", key[:16])
             return None
-        if record.owner != owner.id:  # global cache: the caller gets its own record
-            record = GenerationRecord(
-                **{
-                    **asdict(record),
-                    "id": new_generation_id(),
-                    "owner": owner.id,
-                    "charged": False,
-                    "created": int(self.clock()),
-                }
+        if record.owner != principal.scope_id:  # global cache: the caller gets its own record
+            record = replace(
+                record,
+                id=new_generation_id(),
+                owner=principal.scope_id,
+                charged=False,
+                created=int(self.clock()),
             )
             await self._put_quietly(f"gen:{record.id}", record.to_json(), None)
         return Outcome(record, "HIT", data)
@@ -232,8 +281,10 @@ class Gateway:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def get_record(self, generation_id: str, owner: KeyRecord) -> GenerationRecord:
-        """A generation owned by the caller; someone else's is indistinguishable from none."""
+    async def get_record(self, generation_id: str, principal: Principal) -> GenerationRecord:
+        """A generation the caller may read: its own, or (for a key) any of its end users'.
+
+        Someone else's is indistinguishable from none."""
         if not (
             generation_id.startswith("img_")
             and len(generation_id) == 28
@@ -244,7 +295,10 @@ class Gateway:
         if raw is None:
             raise not_found("image")
         record = GenerationRecord.from_json(raw)
-        if record.owner != owner.id:
+        mine = record.owner == principal.scope_id or (
+            principal.subject is None and record.owner.startswith(principal.key.id + "/")
+        )
+        if not mine:
             raise not_found("image")
         return record
 

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 from .errors import ApiError
 from .images import ImageFormatError, inspect_image
-from .model import ReferenceImage
-from .models import MAX_REFERENCE_IMAGES
+from .model import MAX_REFERENCE_IMAGES, ReferenceImage
 
 MAX_REFERENCE_SIDE = 511  # "smaller than 512x512"
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)

@@ -17,8 +17,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from .errors import ApiError
-from .model import ReferenceImage
-from .models import MAX_REFERENCE_IMAGES, GenerationRequest
+from .model import MAX_REFERENCE_IMAGES, ReferenceImage
+from .models import GenerationRequest
 from .references import check_references, decode_image_string, reference_index, too_many
 
 

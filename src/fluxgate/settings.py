@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .policy import PromptPolicy
+from .policy_document import PolicyDocument, default_document
 from .storage import KV_MIN_TTL_SECONDS
 
 
@@ -35,6 +36,15 @@ class Settings(BaseModel):
     deny_patterns: tuple[str, ...] = ()
     max_reference_image_bytes: int = Field(1024 * 1024, ge=1024, le=20 * 1024 * 1024)
     max_body_bytes: int = Field(6 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
+    # Defaults of the built-in policy document (in force until an admin stores one).
+    daily_budget_usd: float | None = Field(10.0, ge=0)
+    rate_limit_per_minute: int = Field(60, ge=1, le=1_000_000)
+    policy_cache_seconds: float = Field(30.0, ge=0, le=3600)
+    # Client tokens for mobile apps.
+    token_audience: str = Field("fluxgate", min_length=1, max_length=200)
+    token_max_ttl_seconds: int = Field(3600, ge=60, le=86400)
+    # Audit log: prompts are logged as SHA-256 unless this is true.
+    audit_log_prompts: bool = False
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod
@@ -76,6 +86,15 @@ class Settings(BaseModel):
 
     def prompt_policy(self) -> PromptPolicy:
         return PromptPolicy.build(self.max_prompt_length, self.deny_terms, self.deny_patterns)
+
+    def default_policy(self) -> PolicyDocument:
+        return default_document(
+            max_prompt_length=self.max_prompt_length,
+            deny_terms=self.deny_terms,
+            deny_patterns=self.deny_patterns,
+            daily_budget_usd=self.daily_budget_usd,
+            rate_per_minute=self.rate_limit_per_minute,
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None], prefix: str = "") -> Settings:

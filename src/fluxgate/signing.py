@@ -72,6 +72,23 @@ class UrlSigner:
         message = f"{method.upper()}\n{path}\n{expires}\n{key.kid}".encode()
         return _b64(hmac.new(key.secret, message, hashlib.sha256).digest())
 
+    @property
+    def current_kid(self) -> str:
+        return self._current.kid
+
+    def keyed_mac(self, purpose: str, message: str, kid: str | None = None) -> str | None:
+        """MAC of ``message`` for another ``purpose`` (client tokens), with the same keyring.
+
+        The purpose prefix separates domains: no URL signature is ever a valid token MAC or
+        the reverse, since URL messages start with an HTTP method. ``None`` for an unknown
+        key id.
+        """
+        key = self._current if kid is None else self._keys.get(kid)
+        if key is None:
+            return None
+        text = f"fluxgate:{purpose}\n{message}\n{key.kid}".encode()
+        return _b64(hmac.new(key.secret, text, hashlib.sha256).digest())
+
     def sign(self, path: str, expires: int, method: str = "GET") -> str:
         """Return the query string (without ``?``) that authorises ``method path``."""
         sig = self._mac(self._current, method, path, expires)

@@ -41,6 +41,17 @@ def multipart_inputs(request: ModelInput) -> Any:
     )
 
 
+class WorkersAIRunner:
+    """``env.AI.run`` for JSON models (Llama Guard): inputs as a plain JS object."""
+
+    def __init__(self, binding: Any) -> None:
+        self._ai = unwrap(binding)
+
+    async def run(self, model: str, inputs: dict[str, Any]) -> Any:
+        result = await self._ai.run(model, js_object(inputs))
+        return result.to_py() if isinstance(result, JsProxy) else result
+
+
 class WorkersImageModel:
     def __init__(self, binding: Any, model_id: str = FLUX_MODEL_ID) -> None:
         self._ai = unwrap(binding)

@@ -6,13 +6,16 @@ from typing import Any
 
 from ..app import create_app
 from ..errors import ApiError
-from ..pipeline import Gateway
+from ..moderation import GuardModerator
+from ..pipeline import Gateway, build_controls
 from ..settings import ConfigError, Settings
 from ..signing import SigningConfigError
-from .ai import WorkersImageModel
+from .ai import WorkersAIRunner, WorkersImageModel
 from .config import env_settings, env_text, signer_from_env
 from .kv import WorkersKV
+from .ledger import WorkersLedger
 from .r2 import WorkersR2
+from .ratelimit import WorkersRateLimiter
 
 _gateways: dict[int, Gateway] = {}
 _app: Any = None
@@ -24,12 +27,21 @@ def gateway_from_env(env: Any) -> Gateway:
     if cached is not None:
         return cached
     try:
+        settings = Settings.from_mapping(env_settings(env))
+        kv = WorkersKV(env.KV)
         gateway = Gateway(
-            settings=Settings.from_mapping(env_settings(env)),
-            kv=WorkersKV(env.KV),
+            settings=settings,
+            kv=kv,
             objects=WorkersR2(env.IMAGES),
             model=WorkersImageModel(env.AI),
             signer=signer_from_env(env),
+            controls=build_controls(
+                settings,
+                kv,
+                limiter=WorkersRateLimiter(env),
+                ledger=WorkersLedger(env.BUDGETS),
+                moderator=GuardModerator(WorkersAIRunner(env.AI)),
+            ),
             admin_token=env_text(env, "ADMIN_TOKEN"),
         )
     except (ConfigError, SigningConfigError) as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 from .. import FLUX_MODEL_ID
 from ..images import ImageFormatError, inspect_image
+from ..moderation import Verdict
 
 PLACEHOLDER_NAME = "placeholder"
 TEXT_FIELDS = {"prompt", "width", "height", "steps", "guidance", "seed"}
@@ -152,3 +153,25 @@ class PlaceholderAI:
         ).digest()
         png = await asyncio.to_thread(render_png, width, height, fingerprint)
         return {"image": base64.b64encode(png).decode()}
+
+
+class PlaceholderModerator:
+    """Offline stand-in for Llama Guard: flags prompts that contain listed words.
+
+    Only for running without a Cloudflare account; it names itself ``placeholder`` and is
+    no safety classifier. With credentials the local runtime uses the real model.
+    """
+
+    name = PLACEHOLDER_NAME
+    WORDS: dict[str, str] = {
+        "murder": "S1",
+        "bomb": "S9",
+        "nerve agent": "S9",
+        "suicide": "S11",
+        "nude": "S12",
+    }
+
+    async def classify(self, prompt: str) -> Verdict:
+        text = prompt.casefold()
+        hits = sorted({cat for word, cat in self.WORDS.items() if word in text})
+        return Verdict(not hits, tuple(hits))

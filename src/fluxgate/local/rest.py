@@ -38,13 +38,18 @@ class RestAI:
         )
 
     async def run(self, model: str, inputs: Mapping[str, Any]) -> Any:
-        multipart = inputs["multipart"]
+        """Multipart inputs (image models) go as the form; anything else as JSON."""
+        url = f"/accounts/{self._account_id}/ai/run/{model}"
+        multipart = inputs.get("multipart")
         try:
-            response = await self._client.post(
-                f"/accounts/{self._account_id}/ai/run/{model}",
-                content=multipart["body"],
-                headers={"Content-Type": multipart["contentType"]},
-            )
+            if multipart is not None:
+                response = await self._client.post(
+                    url,
+                    content=multipart["body"],
+                    headers={"Content-Type": multipart["contentType"]},
+                )
+            else:
+                response = await self._client.post(url, json=dict(inputs))
         except httpx.TimeoutException as exc:
             raise UpstreamError(3007, "the Workers AI REST API timed out") from exc
         except httpx.HTTPError as exc:

@@ -9,12 +9,15 @@ from pathlib import Path
 
 from .. import FLUX_MODEL_ID
 from ..model import ImageModel, MultipartImageModel
-from ..pipeline import Gateway
+from ..moderation import GuardModerator, Moderator
+from ..pipeline import Gateway, build_controls
 from ..settings import Settings
 from ..signing import UrlSigner, parse_signing_keys
 from .kv_sqlite import SqliteKV
+from .ledger import SqliteLedger
 from .objects_dir import DirectoryObjects
-from .placeholder import PLACEHOLDER_NAME, PlaceholderAI
+from .placeholder import PLACEHOLDER_NAME, PlaceholderAI, PlaceholderModerator
+from .ratelimit import WindowRateLimiter
 
 ENV_PREFIX = "FLUXGATE_"
 DEFAULT_DATA_DIR = ".fluxgate"
@@ -37,13 +40,18 @@ def signing_keys(data_dir: Path, environ: Mapping[str, str]) -> str:
     return path.read_text().strip()
 
 
-def local_model(environ: Mapping[str, str]) -> ImageModel:
+def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator]:
+    """The real models through the REST API with credentials, else offline placeholders."""
     account, token = environ.get("CLOUDFLARE_ACCOUNT_ID"), environ.get("CLOUDFLARE_API_TOKEN")
     if account and token:
         from .rest import RestAI
 
-        return MultipartImageModel(RestAI(account, token), model_id=FLUX_MODEL_ID)
-    return MultipartImageModel(PlaceholderAI(), model_id=FLUX_MODEL_ID, name=PLACEHOLDER_NAME)
+        rest = RestAI(account, token)
+        return MultipartImageModel(rest, model_id=FLUX_MODEL_ID), GuardModerator(rest)
+    placeholder = MultipartImageModel(
+        PlaceholderAI(), model_id=FLUX_MODEL_ID, name=PLACEHOLDER_NAME
+    )
+    return placeholder, PlaceholderModerator()
 
 
 def build_gateway(
@@ -52,11 +60,20 @@ def build_gateway(
     env = dict(os.environ if environ is None else environ)
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_mapping(env, prefix=ENV_PREFIX)
+    kv = SqliteKV(data_dir / "kv.sqlite3")
+    default_model, moderator = local_models(env)
     return Gateway(
         settings=settings,
-        kv=SqliteKV(data_dir / "kv.sqlite3"),
+        kv=kv,
         objects=DirectoryObjects(data_dir / "objects"),
-        model=model or local_model(env),
+        model=model or default_model,
         signer=UrlSigner(parse_signing_keys(signing_keys(data_dir, env))),
+        controls=build_controls(
+            settings,
+            kv,
+            limiter=WindowRateLimiter(),
+            ledger=SqliteLedger(data_dir / "budget.sqlite3"),
+            moderator=moderator,
+        ),
         admin_token=env.get(ENV_PREFIX + "ADMIN_TOKEN") or None,
     )

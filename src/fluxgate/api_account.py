@@ -1,0 +1,68 @@
+"""What a caller can learn and mint about itself: usage, policy, client tokens."""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from .api_deps import ERRORS, Caller, Gw
+from .audit import audit
+from .auth import SCOPE_GENERATE
+from .errors import ApiError
+from .models import TokenCreate, TokenCreated, UsageReport
+from .policy_document import EffectivePolicy
+from .tokens import ClientToken, mint
+
+router = APIRouter(tags=["account"])
+
+
+@router.get(
+    "/v1/usage",
+    response_model=UsageReport,
+    responses=ERRORS,
+    summary="Today's spend and remaining budget of the caller's key",
+)
+async def usage(gw: Gw, principal: Caller) -> UsageReport:
+    policy = await gw.controls.for_caller(principal)
+    return UsageReport(**await gw.controls.usage(policy, principal))
+
+
+@router.get(
+    "/v1/policy",
+    response_model=EffectivePolicy,
+    responses=ERRORS,
+    summary="The limits and rules that apply to the caller",
+)
+async def policy(gw: Gw, principal: Caller) -> EffectivePolicy:
+    return (await gw.controls.for_caller(principal)).describe(principal)
+
+
+@router.post(
+    "/v1/tokens",
+    status_code=201,
+    response_model=TokenCreated,
+    responses=ERRORS,
+    summary="Mint a short-lived client token for one end user (API keys only)",
+)
+async def create_token(body: TokenCreate, gw: Gw, principal: Caller) -> JSONResponse:
+    if principal.via_token:
+        raise ApiError(403, "insufficient_scope", "Client tokens cannot mint tokens.")
+    principal.require(SCOPE_GENERATE)
+    scopes = sorted(set(body.scopes) & set(principal.scopes))
+    if not scopes:
+        raise ApiError(
+            403, "insufficient_scope", "The key has none of the requested scopes.", param="scopes"
+        )
+    now = int(gw.clock())
+    ttl = min(body.ttl_seconds, gw.settings.token_max_ttl_seconds)
+    claims = ClientToken(
+        principal.key.id, body.subject, gw.settings.token_audience, tuple(scopes), now, now + ttl
+    )
+    audit("token.mint", key_id=principal.key.id, subject=body.subject, ttl=ttl)
+    created = TokenCreated(
+        token=mint(gw.signer, claims),
+        subject=body.subject,
+        scopes=scopes,
+        expires_at=claims.expires_at,
+    )
+    return JSONResponse(
+        created.model_dump(), status_code=201, headers={"Cache-Control": "no-store"}
+    )

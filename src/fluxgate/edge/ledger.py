@@ -1,0 +1,69 @@
+"""Daily budgets on Workers: one Durable Object per key, SQLite inside.
+
+KV cannot count money (eventually consistent, one write per second per key). A Durable
+Object is a single writer: every reservation for a key goes to the same object, which runs
+the ledger's single-statement upsert on its own SQLite storage. ``BudgetLedgerObject`` is
+the object (exported by the Worker entry); ``WorkersLedger`` is the client the gateway uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pyodide.ffi import JsProxy
+from workers import DurableObject
+
+from ..ledger import Ledger, Reservation, Usage
+
+
+class BudgetLedgerObject(DurableObject):
+    """The Durable Object: RPC methods over :class:`~fluxgate.ledger.Ledger`."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self._ledger = Ledger(self._exec)
+
+    def _exec(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        # storage.sql.exec is synchronous: nothing can interleave between read and write.
+        cursor = self.ctx.storage.sql.exec(sql, *params)
+        return [list(row) for row in cursor.raw()]
+
+    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> list[Any]:
+        result = self._ledger.reserve(account, day, int(micro_usd), int(limit))
+        return [result.accepted, result.usage.micro_usd, result.usage.requests]
+
+    async def refund(self, account: str, day: str, micro_usd: int) -> list[int]:
+        usage = self._ledger.refund(account, day, int(micro_usd))
+        return [usage.micro_usd, usage.requests]
+
+    async def usage(self, account: str, day: str) -> list[int]:
+        usage = self._ledger.usage(account, day)
+        return [usage.micro_usd, usage.requests]
+
+
+def _py(value: Any) -> Any:
+    return value.to_py() if isinstance(value, JsProxy) else value
+
+
+class WorkersLedger:
+    """The gateway's :class:`~fluxgate.ledger.BudgetLedger`, calling one object per key."""
+
+    def __init__(self, namespace: Any) -> None:
+        self._namespace = namespace
+
+    def _stub(self, account: str) -> Any:
+        return self._namespace.get(self._namespace.idFromName(account))
+
+    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation:
+        accepted, spent, requests = _py(
+            await self._stub(account).reserve(account, day, micro_usd, limit)
+        )
+        return Reservation(bool(accepted), Usage(int(spent), int(requests)))
+
+    async def refund(self, account: str, day: str, micro_usd: int) -> None:
+        await self._stub(account).refund(account, day, micro_usd)
+
+    async def usage(self, account: str, day: str) -> Usage:
+        spent, requests = _py(await self._stub(account).usage(account, day))
+        return Usage(int(spent), int(requests))

@@ -1,0 +1,53 @@
+"""The ledger on a local SQLite file: transactional across threads and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..ledger import Ledger, Reservation, Usage
+
+
+class SqliteLedger:
+    def __init__(self, path: Path | str) -> None:
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()
+        self._ledger = Ledger(self._execute)
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        # BEGIN IMMEDIATE takes the write lock up front, so another process sharing the file
+        # cannot interleave between this statement's read and its write.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute(sql, tuple(params)).fetchall()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return rows
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        def locked() -> Any:
+            with self._lock:
+                return fn(*args)
+
+        return await asyncio.to_thread(locked)
+
+    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation:
+        return await self._run(self._ledger.reserve, account, day, micro_usd, limit)
+
+    async def refund(self, account: str, day: str, micro_usd: int) -> None:
+        await self._run(self._ledger.refund, account, day, micro_usd)
+
+    async def usage(self, account: str, day: str) -> Usage:
+        return await self._run(self._ledger.usage, account, day)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,113 @@
+"""Short-lived client tokens for mobile apps.
+
+A backend that holds an API key mints a token for one end user (``sub``) and hands it to
+the app, which calls Fluxgate directly: the API key never reaches the device. A token is
+``fgt_<payload>.<mac>``: base64url JSON (key id, subject, audience, scopes, expiry) and an
+HMAC over it with the URL-signing keyring under its own purpose string, so rotating the
+signing keys rotates tokens too. Tokens are stateless; revoking the parent key kills
+them, since every use loads the key record.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import ApiError
+from .signing import UrlSigner
+
+TOKEN_PREFIX = "fgt_"  # noqa: S105 - a public prefix
+_PURPOSE = "client-token-v1"
+_SUBJECT = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class ClientToken:
+    key_id: str
+    subject: str
+    audience: str
+    scopes: tuple[str, ...]
+    issued_at: int
+    expires_at: int
+
+
+def valid_subject(subject: str) -> bool:
+    return bool(_SUBJECT.match(subject))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint(signer: UrlSigner, token: ClientToken) -> str:
+    payload = _b64(
+        json.dumps(
+            {
+                "k": token.key_id,
+                "sub": token.subject,
+                "aud": token.audience,
+                "scp": list(token.scopes),
+                "iat": token.issued_at,
+                "exp": token.expires_at,
+                "kid": signer.current_kid,
+            },
+            separators=(",", ":"),
+        ).encode()
+    )
+    mac = signer.keyed_mac(_PURPOSE, payload)
+    return f"{TOKEN_PREFIX}{payload}.{mac}"
+
+
+def _invalid(message: str = "The client token is not valid.") -> ApiError:
+    return ApiError(
+        401,
+        "invalid_token",
+        message,
+        headers={"WWW-Authenticate": 'Bearer realm="fluxgate", error="invalid_token"'},
+    )
+
+
+def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientToken:
+    """Check MAC, audience and expiry; raise a 401 :class:`ApiError` otherwise."""
+    body = raw.removeprefix(TOKEN_PREFIX)
+    payload, sep, mac = body.partition(".")
+    if not sep or len(raw) > 2048:
+        raise _invalid()
+    try:
+        claims = json.loads(_unb64(payload))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise _invalid() from None
+    if not isinstance(claims, dict):
+        raise _invalid()
+    expected = signer.keyed_mac(_PURPOSE, payload, kid=str(claims.get("kid", "")))
+    if expected is None or not hmac.compare_digest(expected.encode(), mac.encode()):
+        raise _invalid()
+    try:
+        token = ClientToken(
+            key_id=str(claims["k"]),
+            subject=str(claims["sub"]),
+            audience=str(claims["aud"]),
+            scopes=tuple(str(s) for s in claims["scp"]),
+            issued_at=int(claims["iat"]),
+            expires_at=int(claims["exp"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise _invalid() from None
+    if token.audience != audience:
+        raise _invalid("The client token is for another audience.")
+    if token.expires_at <= now:
+        raise ApiError(
+            401,
+            "expired_token",
+            "The client token has expired; mint a new one.",
+            headers={"WWW-Authenticate": 'Bearer realm="fluxgate", error="invalid_token"'},
+        )
+    return token

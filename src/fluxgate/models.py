@@ -162,7 +162,7 @@ class TokenCreate(BaseModel):
 
 class TokenCreated(BaseModel):
     token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme name
     subject: str
     scopes: list[str]
     expires_at: int

@@ -1,0 +1,58 @@
+"""The audit log: every refusal and admin action, as JSON, without secrets."""
+
+import json
+import logging
+
+import pytest
+
+from .conftest import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def audit_lines(caplog):
+    caplog.set_level(logging.INFO, logger="fluxgate.audit")
+
+    def lines():
+        return [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.audit"]
+
+    return lines
+
+
+def test_admin_actions_are_audited_without_keys(client, audit_lines):
+    created = client.post("/v1/admin/keys", json={"name": "a"}, headers=ADMIN).json()
+    client.post(f"/v1/admin/keys/{created['id']}/rotate", headers=ADMIN)
+    client.patch(f"/v1/admin/keys/{created['id']}", json={"name": "b"}, headers=ADMIN)
+    client.post(f"/v1/admin/keys/{created['id']}/revoke", headers=ADMIN)
+    client.put("/v1/admin/policy", json={"version": 2}, headers=ADMIN)
+    actions = [(line["action"], line.get("target")) for line in audit_lines()]
+    assert actions == [("key.create", created["id"]), ("key.rotate", created["id"]),
+                       ("key.update", created["id"]), ("key.revoke", created["id"]),
+                       ("policy.replace", None)]
+    text = json.dumps(audit_lines())
+    assert created["key"] not in text and ADMIN_TOKEN not in text
+    assert all(line["actor"] == "admin_token" and "time" in line for line in audit_lines())
+
+
+def test_refusals_are_audited(client, auth, audit_lines):
+    client.post("/v1/images/generations", json={"prompt": "x"},
+                headers={"Authorization": "Bearer fgk_wrong"})
+    client.post("/v1/images/generations", json={"prompt": "x", "steps": 99}, headers=auth)
+    refusals = [line for line in audit_lines() if line["action"] == "request.refused"]
+    assert [(r["reason"], r["status"]) for r in refusals] == [
+        ("invalid_api_key", 401), ("invalid_request", 400)
+    ]
+    assert refusals[0]["key_id"] is None and refusals[1]["key_id"].startswith("key_")
+
+
+def test_prompts_are_logged_only_when_allowed(client, auth, gateway, audit_lines):
+    gateway.settings = gateway.settings.model_copy(update={"audit_log_prompts": True})
+    from .conftest import put_policy
+
+    put_policy(client, deny_terms=["secret"])
+    client.post("/v1/images/generations", json={"prompt": "a secret plan"}, headers=auth)
+    assert audit_lines()[-1]["prompt"] == "a secret plan"
+    gateway.settings = gateway.settings.model_copy(update={"audit_log_prompts": False})
+    client.post("/v1/images/generations", json={"prompt": "a secret plan"}, headers=auth)
+    assert "prompt" not in audit_lines()[-1] and "prompt_sha256" in audit_lines()[-1]

@@ -1,0 +1,87 @@
+"""Request-rate limits per key and per end user; cache hits are not counted."""
+
+from .conftest import put_policy
+
+BODY = {"prompt": "a lamp", "width": 256, "height": 256, "steps": 1}
+
+
+def generate(client, auth, seed):
+    return client.post("/v1/images/generations", json={**BODY, "seed": seed}, headers=auth)
+
+
+def tight(client, limit=3, period=60):
+    put_policy(client, rate_limits={"standard": {"limit": limit, "period": period}})
+
+
+def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai):
+    tight(client)
+    for seed in range(3):
+        assert generate(client, auth, seed).status_code == 200
+    r = generate(client, auth, 99)
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert r.headers["ratelimit-limit"] == "3"
+    assert r.headers["ratelimit-remaining"] == "0"
+    reset = int(r.headers["ratelimit-reset"])
+    assert 1 <= reset <= 60 and r.headers["retry-after"] == str(reset)
+    assert 'w=60' in r.headers["ratelimit-policy"]
+    assert ai.calls == 3
+
+
+def test_the_window_resets(client, auth, clock):
+    tight(client, limit=1, period=10)
+    assert generate(client, auth, 1).status_code == 200
+    assert generate(client, auth, 2).status_code == 429
+    clock.advance(10)
+    assert generate(client, auth, 3).status_code == 200
+
+
+def test_cache_hits_do_not_count(client, auth, ai):
+    tight(client, limit=1)
+    assert generate(client, auth, 1).status_code == 200
+    for _ in range(5):
+        r = generate(client, auth, 1)
+        assert r.status_code == 200 and r.headers["x-cache"] == "HIT"
+    assert generate(client, auth, 2).status_code == 429
+
+
+def test_keys_are_limited_independently(client, auth):
+    from .conftest import new_key
+
+    tight(client, limit=1)
+    assert generate(client, auth, 1).status_code == 200
+    assert generate(client, auth, 2).status_code == 429
+    assert generate(client, new_key(client, "other"), 3).status_code == 200
+
+
+def test_end_users_share_their_key_limit_and_have_their_own(client, auth):
+    put_policy(client, rate_limits={"standard": {"limit": 2, "period": 60}})
+
+    def token(subject):
+        t = client.post("/v1/tokens", json={"subject": subject}, headers=auth).json()["token"]
+        return {"Authorization": f"Bearer {t}"}
+
+    alice, bob = token("alice"), token("bob")
+    assert generate(client, alice, 1).status_code == 200
+    assert generate(client, alice, 2).status_code == 200
+    r = generate(client, alice, 3)  # alice's own limit, and the key's
+    assert r.status_code == 429
+    assert generate(client, bob, 4).status_code == 429  # the key is spent for everyone
+
+
+def test_a_tier_without_a_rate_limit_is_unlimited(client, auth):
+    put_policy(client, rate_limits={"standard": {"limit": 1, "period": 60}},
+               tiers={"standard": {"rate_limit": None}})
+    for seed in range(4):
+        assert generate(client, auth, seed).status_code == 200
+
+
+def test_a_key_override_selects_another_rule(client):
+    from .conftest import new_key
+
+    put_policy(client, rate_limits={"standard": {"limit": 1, "period": 60},
+                                    "burst": {"limit": 5, "period": 60}})
+    fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
+    for seed in range(5):
+        assert generate(client, fast, seed).status_code == 200
+    assert generate(client, fast, 6).status_code == 429

@@ -42,8 +42,10 @@ class FlakyKV:
         self.inner = inner
         self.fail_put_prefixes: tuple[str, ...] = ()
         self.fail_get_prefixes: tuple[str, ...] = ()
+        self.reads: list[str] = []
 
     async def get(self, key: str) -> str | None:
+        self.reads.append(key)
         if key.startswith(self.fail_get_prefixes or ("\0",)):
             raise StorageError("KV GET failed: 503 Service Unavailable")
         return await self.inner.get(key)

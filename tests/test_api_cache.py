@@ -119,3 +119,15 @@ def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock, gateway):
 )
 def test_cache_control_parsing(header, mode):
     assert CacheMode.from_header(header) is mode
+
+
+def test_a_hit_reads_the_key_and_the_entry_and_nothing_else_from_kv(client, auth, gateway, kv):
+    from fluxgate.policy_store import PolicyStore
+
+    gateway.controls.policies = PolicyStore(kv, gateway.settings.default_policy(), cache_seconds=30)
+    generate(client, auth)
+    generate(client, auth)  # warms the policy cache
+    kv.reads.clear()
+    r = generate(client, auth)
+    assert r.headers["x-cache"] == "HIT"
+    assert [key.split(":")[0] for key in kv.reads] == ["apikey", "cache"]

@@ -27,21 +27,29 @@ def test_admin_actions_are_audited_without_keys(client, audit_lines):
     client.post(f"/v1/admin/keys/{created['id']}/revoke", headers=ADMIN)
     client.put("/v1/admin/policy", json={"version": 2}, headers=ADMIN)
     actions = [(line["action"], line.get("target")) for line in audit_lines()]
-    assert actions == [("key.create", created["id"]), ("key.rotate", created["id"]),
-                       ("key.update", created["id"]), ("key.revoke", created["id"]),
-                       ("policy.replace", None)]
+    assert actions == [
+        ("key.create", created["id"]),
+        ("key.rotate", created["id"]),
+        ("key.update", created["id"]),
+        ("key.revoke", created["id"]),
+        ("policy.replace", None),
+    ]
     text = json.dumps(audit_lines())
     assert created["key"] not in text and ADMIN_TOKEN not in text
     assert all(line["actor"] == "admin_token" and "time" in line for line in audit_lines())
 
 
 def test_refusals_are_audited(client, auth, audit_lines):
-    client.post("/v1/images/generations", json={"prompt": "x"},
-                headers={"Authorization": "Bearer fgk_wrong"})
+    client.post(
+        "/v1/images/generations",
+        json={"prompt": "x"},
+        headers={"Authorization": "Bearer fgk_wrong"},
+    )
     client.post("/v1/images/generations", json={"prompt": "x", "steps": 99}, headers=auth)
     refusals = [line for line in audit_lines() if line["action"] == "request.refused"]
     assert [(r["reason"], r["status"]) for r in refusals] == [
-        ("invalid_api_key", 401), ("invalid_request", 400)
+        ("invalid_api_key", 401),
+        ("invalid_request", 400),
     ]
     assert refusals[0]["key_id"] is None and refusals[1]["key_id"].startswith("key_")
 

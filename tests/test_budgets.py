@@ -15,13 +15,15 @@ COST = 10 * 1 * 0.00041  # one output tile, ten steps
 
 
 def generate(client, auth, seed, **extra):
-    return client.post("/v1/images/generations", json={**BODY, "seed": seed, **extra},
-                       headers=auth)
+    return client.post("/v1/images/generations", json={**BODY, "seed": seed, **extra}, headers=auth)
 
 
 def budget(client, usd):
-    put_policy(client, tiers={"standard": {"daily_budget_usd": usd}},
-               rate_limits={"standard": {"limit": 10_000, "period": 60}})
+    put_policy(
+        client,
+        tiers={"standard": {"daily_budget_usd": usd}},
+        rate_limits={"standard": {"limit": 10_000, "period": 60}},
+    )
 
 
 def test_usage_reports_spend_and_remaining(client, auth, clock):
@@ -101,10 +103,12 @@ async def test_twenty_concurrent_requests_against_a_budget_for_ten_admit_exactly
     ai.latency = 0.05  # every admitted request holds its reservation while the model runs
     transport = httpx.ASGITransport(app=create_app(lambda _r: gateway))
     async with httpx.AsyncClient(transport=transport, base_url="http://fluxgate") as http:
-        responses = await asyncio.gather(*[
-            http.post("/v1/images/generations", json={**BODY, "seed": seed}, headers=auth)
-            for seed in range(20)
-        ])
+        responses = await asyncio.gather(
+            *[
+                http.post("/v1/images/generations", json={**BODY, "seed": seed}, headers=auth)
+                for seed in range(20)
+            ]
+        )
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(200) == 10 and statuses.count(429) == 10, statuses
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 429} == {
@@ -132,7 +136,9 @@ def test_two_processes_sharing_the_ledger_file_never_overspend(tmp_path):
         "asyncio.run(main())\n"
     )
     path = str(tmp_path / "shared.sqlite3")
-    procs = [subprocess.Popen([sys.executable, "-c", script, path], stdout=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, path], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     admitted = sum(int(p.communicate(timeout=60)[0]) for p in procs)
     assert admitted == 100

@@ -37,11 +37,14 @@ def test_an_expired_token_is_401(client, auth, clock):
     assert r.status_code == 401 and r.json()["error"]["code"] == "expired_token"
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
-    lambda t: t.replace("fgt_", "fgt_x", 1),
-    lambda t: t.split(".")[0],
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
+        lambda t: t.replace("fgt_", "fgt_x", 1),
+        lambda t: t.split(".")[0],
+    ],
+)
 def test_a_tampered_token_is_401(client, auth, tamper):
     token = mint(client, auth)
     r = client.get("/v1/usage", headers={"Authorization": f"Bearer {tamper(token['token'])}"})
@@ -58,8 +61,9 @@ def test_a_token_for_another_audience_is_refused(client, auth, gateway):
 def test_revoking_the_key_kills_its_tokens(client, auth):
     token = mint(client, auth)
     key_id = client.get("/v1/usage", headers=auth).json()["key_id"]
-    client.post(f"/v1/admin/keys/{key_id}/revoke",
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    client.post(
+        f"/v1/admin/keys/{key_id}/revoke", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     r = client.get("/v1/usage", headers=bearer(token))
     assert r.status_code == 401 and r.json()["error"]["code"] == "revoked_api_key"
 
@@ -92,8 +96,10 @@ def test_cache_and_records_are_per_end_user(client, auth, ai):
     alice, bob = mint(client, auth, subject="alice"), mint(client, auth, subject="bob")
     a = client.post("/v1/images/generations", json=BODY, headers=bearer(alice))
     assert a.headers["x-cache"] == "MISS"
-    assert client.post("/v1/images/generations", json=BODY,
-                       headers=bearer(alice)).headers["x-cache"] == "HIT"
+    assert (
+        client.post("/v1/images/generations", json=BODY, headers=bearer(alice)).headers["x-cache"]
+        == "HIT"
+    )
     b = client.post("/v1/images/generations", json=BODY, headers=bearer(bob))
     assert b.headers["x-cache"] == "MISS" and ai.calls == 2
     assert client.get(f"/v1/images/{a.json()['id']}", headers=bearer(bob)).status_code == 404

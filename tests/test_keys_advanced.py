@@ -72,8 +72,9 @@ def test_an_absolute_expiry_is_kept(client, clock):
 
 def test_rotation_keeps_the_old_key_valid_for_the_grace_period(client, clock):
     old = create(client)
-    r = client.post(f"/v1/admin/keys/{old['id']}/rotate", json={"grace_seconds": 300},
-                    headers=ADMIN)
+    r = client.post(
+        f"/v1/admin/keys/{old['id']}/rotate", json={"grace_seconds": 300}, headers=ADMIN
+    )
     assert r.status_code == 201
     new = r.json()
     assert new["id"] == old["id"] and new["key"] != old["key"]
@@ -87,8 +88,9 @@ def test_rotation_keeps_the_old_key_valid_for_the_grace_period(client, clock):
 
 def test_rotation_without_grace_retires_the_old_key_at_once(client):
     old = create(client)
-    new = client.post(f"/v1/admin/keys/{old['id']}/rotate", json={"grace_seconds": 0},
-                      headers=ADMIN).json()
+    new = client.post(
+        f"/v1/admin/keys/{old['id']}/rotate", json={"grace_seconds": 0}, headers=ADMIN
+    ).json()
     assert client.get("/v1/usage", headers=bearer(old)).status_code == 401
     assert client.get("/v1/usage", headers=bearer(new)).status_code == 200
 
@@ -104,8 +106,11 @@ def test_revoking_a_rotated_key_revokes_every_token(client):
 
 def test_update_changes_tier_overrides_and_scopes(client):
     key = create(client)
-    r = client.patch(f"/v1/admin/keys/{key['id']}", headers=ADMIN,
-                     json={"scopes": ["images:read"], "overrides": {"max_steps": 4}})
+    r = client.patch(
+        f"/v1/admin/keys/{key['id']}",
+        headers=ADMIN,
+        json={"scopes": ["images:read"], "overrides": {"max_steps": 4}},
+    )
     assert r.status_code == 200
     assert r.json()["scopes"] == ["images:read"] and r.json()["overrides"] == {"max_steps": 4}
     assert client.get(f"/v1/admin/keys/{key['id']}", headers=ADMIN).json()["overrides"] == {
@@ -129,8 +134,7 @@ def test_invalid_overrides_are_refused(client, overrides):
 
 
 def test_per_key_overrides_cap_the_request(client):
-    auth = new_key(client, overrides={"max_steps": 4, "max_width": 512,
-                                      "max_reference_images": 0})
+    auth = new_key(client, overrides={"max_steps": 4, "max_width": 512, "max_reference_images": 0})
     for change, param in (({"steps": 5}, "steps"), ({"width": 768}, "width")):
         r = client.post("/v1/images/generations", json={**BODY, **change}, headers=auth)
         assert r.status_code == 403

@@ -8,8 +8,15 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BODY = {"prompt": "a dragon over a castle", "width": 256, "height": 256, "steps": 2}
 
 TIERS = {
-    "free": {"max_width": 512, "max_height": 512, "max_steps": 4, "max_reference_images": 0,
-             "daily_budget_usd": 0.5, "rate_limit": "slow", "deny_terms": ["castle"]},
+    "free": {
+        "max_width": 512,
+        "max_height": 512,
+        "max_steps": 4,
+        "max_reference_images": 0,
+        "daily_budget_usd": 0.5,
+        "rate_limit": "slow",
+        "deny_terms": ["castle"],
+    },
     "pro": {"daily_budget_usd": 50, "rate_limit": "fast"},
 }
 RATES = {"slow": {"limit": 10, "period": 60}, "fast": {"limit": 600, "period": 60}}
@@ -23,8 +30,7 @@ def test_the_default_document_comes_from_the_settings(client):
 
 
 def test_get_policy_shows_the_caller_what_applies(client):
-    put_policy(client, default_tier="free", tiers=TIERS, rate_limits=RATES,
-               deny_terms=["gore"])
+    put_policy(client, default_tier="free", tiers=TIERS, rate_limits=RATES, deny_terms=["gore"])
     free = client.get("/v1/policy", headers=new_key(client, "f")).json()
     assert free["tier"] == "free" and free["policy_version"] == 2
     assert free["limits"]["max_steps"] == 4 and free["rate_limit"] == {"limit": 10, "period": 60}
@@ -85,8 +91,9 @@ def test_a_tier_limit_lowered_later_refuses_a_cached_size(client, auth):
 
 
 def test_a_key_whose_tier_disappears_falls_back_to_the_default(client):
-    put_policy(client, tiers={**TIERS, "standard": {}}, rate_limits={**RATES, "standard":
-                                                                       {"limit": 5}})
+    put_policy(
+        client, tiers={**TIERS, "standard": {}}, rate_limits={**RATES, "standard": {"limit": 5}}
+    )
     pro = new_key(client, "p", tier="pro")
     put_policy(client)  # back to a single "standard" tier
     assert client.get("/v1/policy", headers=pro).json()["tier"] == "standard"

@@ -24,7 +24,7 @@ def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai):
     assert r.headers["ratelimit-remaining"] == "0"
     reset = int(r.headers["ratelimit-reset"])
     assert 1 <= reset <= 60 and r.headers["retry-after"] == str(reset)
-    assert 'w=60' in r.headers["ratelimit-policy"]
+    assert "w=60" in r.headers["ratelimit-policy"]
     assert ai.calls == 3
 
 
@@ -70,8 +70,11 @@ def test_end_users_share_their_key_limit_and_have_their_own(client, auth):
 
 
 def test_a_tier_without_a_rate_limit_is_unlimited(client, auth):
-    put_policy(client, rate_limits={"standard": {"limit": 1, "period": 60}},
-               tiers={"standard": {"rate_limit": None}})
+    put_policy(
+        client,
+        rate_limits={"standard": {"limit": 1, "period": 60}},
+        tiers={"standard": {"rate_limit": None}},
+    )
     for seed in range(4):
         assert generate(client, auth, seed).status_code == 200
 
@@ -79,8 +82,10 @@ def test_a_tier_without_a_rate_limit_is_unlimited(client, auth):
 def test_a_key_override_selects_another_rule(client):
     from .conftest import new_key
 
-    put_policy(client, rate_limits={"standard": {"limit": 1, "period": 60},
-                                    "burst": {"limit": 5, "period": 60}})
+    put_policy(
+        client,
+        rate_limits={"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}},
+    )
     fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
     for seed in range(5):
         assert generate(client, fast, seed).status_code == 200

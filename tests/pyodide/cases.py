@@ -205,6 +205,60 @@ async def case_ai_contract_violations_surface_as_5006():
     assert exc.code == 5006 and "input_image_4" in str(exc), str(exc)
 
 
+async def case_ai_json_runner_sends_a_plain_object_to_the_binding():
+    from fluxgate.edge.ai import WorkersAIRunner
+
+    exc = await raises(Exception, WorkersAIRunner(env.AI).run(FLUX_MODEL_ID, {"prompt": "x"}))
+    assert "5006" in str(exc) and "multipart" in str(exc), str(exc)
+
+
+# -- rate limiting and budgets ----------------------------------------------------------
+
+
+async def case_rate_limiter_counts_per_key_through_the_binding():
+    from fluxgate.edge.ratelimit import WorkersRateLimiter
+
+    limiter, key = WorkersRateLimiter(env), unique("rl")
+    decisions = [await limiter.hit("standard", 3, 60, key) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False], decisions
+    assert decisions[-1].remaining is None and decisions[-1].reset == 60
+    assert (await limiter.hit("standard", 3, 60, unique("rl-other"))).allowed is True
+
+
+async def case_rate_limiter_without_its_binding_lets_requests_through():
+    from fluxgate.edge.ratelimit import WorkersRateLimiter
+
+    decision = await WorkersRateLimiter(env).hit("burst", 5, 10, "k")
+    assert decision.allowed is True and decision.limit == 5
+
+
+async def case_budget_object_reserves_exactly_under_concurrency():
+    import asyncio
+
+    from fluxgate.edge.ledger import WorkersLedger
+
+    ledger, account = WorkersLedger(env.BUDGETS), unique("key")
+    results = await asyncio.gather(
+        *[ledger.reserve(account, "2026-11-24", 7, 70) for _ in range(20)]
+    )
+    accepted = [r for r in results if r.accepted]
+    assert len(accepted) == 10, [r.accepted for r in results]
+    usage = await ledger.usage(account, "2026-11-24")
+    assert (usage.micro_usd, usage.requests) == (70, 10) and type(usage.micro_usd) is int
+
+
+async def case_budget_object_refunds_and_keeps_accounts_and_days_apart():
+    from fluxgate.edge.ledger import WorkersLedger
+
+    ledger, account = WorkersLedger(env.BUDGETS), unique("key")
+    assert (await ledger.reserve(account, "d1", 50, 60)).accepted
+    assert not (await ledger.reserve(account, "d1", 50, 60)).accepted
+    await ledger.refund(account, "d1", 50)
+    assert (await ledger.usage(account, "d1")).micro_usd == 0
+    assert (await ledger.reserve(account, "d2", 60, 60)).accepted
+    assert (await ledger.usage(unique("other"), "d1")).requests == 0
+
+
 # -- the Worker entry and its signed-file route ------------------------------------------
 
 

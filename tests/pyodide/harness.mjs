@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { loadPyodide } from "pyodide";
 import { Miniflare } from "miniflare";
 import { createAI } from "./ai_double.mjs";
+import { createDurableObjectNamespace, createRateLimiter } from "./bindings.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
@@ -46,6 +47,8 @@ async function main() {
     py.mountNodeFS(target, source);
   }
 
+  py.runPython('import sys; sys.path[:0] = ["/fluxgate/src", "/fluxgate/shims", "/fluxgate/cases"]');
+
   const mf = new Miniflare({
     modules: true,
     script: "export default { fetch() { return new Response(null, { status: 404 }) } }",
@@ -57,9 +60,12 @@ async function main() {
     KV: await mf.getKVNamespace("KV"),
     IMAGES: await mf.getR2Bucket("IMAGES"),
     AI: ai.binding,
+    RATE_LIMIT_STANDARD: createRateLimiter({ limit: 3, period: 60 }),
     URL_SIGNING_KEYS: SIGNING_KEYS,
     CACHE_TTL_SECONDS: "3600",
   };
+  const { BudgetLedgerObject } = py.pyimport("fluxgate.edge.ledger");
+  env.BUDGETS = await createDurableObjectNamespace((ctx, e) => BudgetLedgerObject(ctx, e), env);
   const ctx = { waitUntil() {}, passThroughOnException() {} };
   py.registerJsModule("harness", { env, ctx, ai, signingKeys: SIGNING_KEYS });
 
@@ -67,8 +73,6 @@ async function main() {
   try {
     results = JSON.parse(
       await py.runPythonAsync(`
-import sys
-sys.path[:0] = ["/fluxgate/src", "/fluxgate/shims", "/fluxgate/cases"]
 import cases
 await cases.run(${JSON.stringify(args.only ?? [])})
 `),

@@ -15,6 +15,7 @@ from pyodide.ffi import JsProxy
 from workers import DurableObject
 
 from ..ledger import Ledger, Reservation, Usage
+from .ffi import unwrap
 
 
 class BudgetLedgerObject(DurableObject):
@@ -22,11 +23,14 @@ class BudgetLedgerObject(DurableObject):
 
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
+        # The SDK wraps ctx.storage for automatic RPC conversion; the ledger runs several
+        # statements per call, so it talks to the raw SqlStorage without that layer.
+        self._sql = unwrap(self.ctx.storage).sql
         self._ledger = Ledger(self._exec)
 
     def _exec(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         # storage.sql.exec is synchronous: nothing can interleave between read and write.
-        cursor = self.ctx.storage.sql.exec(sql, *params)
+        cursor = self._sql.exec(sql, *params)
         return [list(row) for row in cursor.raw()]
 
     async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> list[Any]:

@@ -1,0 +1,99 @@
+// JavaScript doubles of the bindings Miniflare cannot give a Python harness: the Rate
+// Limiting binding and a Durable Object namespace whose objects have SQLite storage.
+import initSqlJs from "sql.js";
+
+// The Rate Limiting binding: limit({key}) -> {success}. Fixed windows of `period` seconds,
+// counted per key, as one Cloudflare location would.
+export function createRateLimiter({ limit, period }) {
+  const counts = new Map();
+  return {
+    async limit(options) {
+      if (!options || typeof options.key !== "string") {
+        throw new TypeError("limit() expects {key: string}");
+      }
+      const window = Math.floor(Date.now() / 1000 / period);
+      const slot = `${options.key}\u0000${window}`;
+      const used = counts.get(slot) ?? 0;
+      if (used >= limit) return { success: false };
+      counts.set(slot, used + 1);
+      return { success: true };
+    },
+  };
+}
+
+// SqlStorage over real SQLite (sql.js): exec(query, ...bindings) runs synchronously and
+// returns a cursor with raw() (arrays), toArray() (objects) and one().
+class SqlStorageCursor {
+  constructor(columns, rows) {
+    this.columnNames = columns;
+    this._rows = rows;
+  }
+  raw() {
+    return this._rows[Symbol.iterator]();
+  }
+  toArray() {
+    return this._rows.map((row) => Object.fromEntries(this.columnNames.map((c, i) => [c, row[i]])));
+  }
+  one() {
+    if (this._rows.length !== 1) throw new Error(`Expected exactly one result from SQL query, got ${this._rows.length}`);
+    return this.toArray()[0];
+  }
+}
+
+class SqlStorage {
+  constructor(db) {
+    this._db = db;
+  }
+  exec(query, ...bindings) {
+    for (const value of bindings) {
+      if (value !== null && !["number", "string", "bigint"].includes(typeof value) && !(value instanceof ArrayBuffer)) {
+        throw new TypeError(`Unsupported binding type: ${value?.constructor?.name ?? typeof value}`);
+      }
+    }
+    const statement = this._db.prepare(query);
+    try {
+      statement.bind(bindings);
+      const rows = [];
+      while (statement.step()) rows.push(statement.get());
+      return new SqlStorageCursor(statement.getColumnNames(), rows);
+    } finally {
+      statement.free();
+    }
+  }
+}
+
+// Named like workerd's class so that the Workers SDK wraps it as it does in production.
+class DurableObjectStorage {
+  constructor(sql) {
+    this.sql = sql;
+  }
+}
+
+// A namespace: idFromName/get; one object instance (and one database) per name. Stub
+// methods cross the JS boundary like RPC: arguments and results are JS values.
+export async function createDurableObjectNamespace(construct, env) {
+  const SQL = await initSqlJs();
+  const objects = new Map();
+  return {
+    idFromName(name) {
+      return { name, toString: () => name };
+    },
+    get(id) {
+      const name = String(id);
+      if (!objects.has(name)) {
+        const ctx = { id, storage: new DurableObjectStorage(new SqlStorage(new SQL.Database())), waitUntil() {} };
+        objects.set(name, construct(ctx, env));
+      }
+      const instance = objects.get(name);
+      return new Proxy({}, {
+        get(_, method) {
+          if (method === "then") return undefined;
+          return async (...args) => {
+            const result = await instance[method](...args);
+            return result?.toJs ? result.toJs({ dict_converter: Object.fromEntries }) : result;
+          };
+        },
+      });
+    },
+  };
+}

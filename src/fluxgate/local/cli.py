@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from ..auth import ALL_SCOPES
 from ..settings import ConfigError
 from ..signing import SigningConfigError
 from .runtime import build_gateway, data_dir_from
@@ -26,6 +28,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     gateway = build_gateway(data_dir_from(args.data_dir, os.environ))
     app = create_app(lambda _request: gateway)
+    # Fluxgate's own lines (the audit log among them) go to stderr as they are: JSON.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    fluxgate_log = logging.getLogger("fluxgate")
+    fluxgate_log.addHandler(handler)
+    fluxgate_log.setLevel(logging.INFO)
     print(
         f"Fluxgate on http://{args.host}:{args.port}  model={gateway.model.name}  "
         f"data={data_dir_from(args.data_dir, os.environ)}",
@@ -50,7 +58,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     gateway = build_gateway(data_dir_from(args.data_dir, os.environ))
     if args.keys_command == "create":
-        token, record = asyncio.run(gateway.keys.create(args.name))
+        scopes = args.scope or ["images:generate", "images:read"]
+        unknown = set(scopes) - set(ALL_SCOPES)
+        if unknown:
+            print(f"fluxgate: unknown scope(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        token, record = asyncio.run(gateway.keys.create(args.name, scopes=scopes, tier=args.tier))
         print(f"Created {record.id} ({record.name}). This key is shown once:", file=sys.stderr)
         print(token)
     elif args.keys_command == "list":
@@ -78,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope",
+        action="append",
+        help="repeat for several (default: images:generate and images:read)",
+    )
+    create.add_argument("--tier", help="a tier of the policy document")
     listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id")

@@ -33,6 +33,19 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+def wait_until_up(base: str, proc: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    log.seek(0)
+    pytest.fail(f"server did not start:\n{log.read()}")
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     port = free_port()
@@ -55,17 +68,7 @@ def server(tmp_path: Path):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        log.seek(0)
-        pytest.fail(f"server did not start:\n{log.read()}")
+    wait_until_up(base, proc, log)
     yield base, tmp_path / "data", env, log
     proc.terminate()
     proc.wait(timeout=10)

@@ -3,15 +3,16 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from . import FLUX_MODEL_ID
 from .api_deps import ERRORS, Caller, Gw
 from .audit import audit
 from .auth import SCOPE_GENERATE
 from .errors import ApiError
-from .models import TokenCreate, TokenCreated, UsageReport
+from .models import ModelCard, ModelList, TokenCreate, TokenCreated, UsageReport
 from .policy_document import EffectivePolicy
 from .tokens import ClientToken, mint
 
-router = APIRouter(tags=["account"])
+router = APIRouter(tags=["account"], responses=ERRORS)
 
 
 @router.get(
@@ -66,3 +67,33 @@ async def create_token(body: TokenCreate, gw: Gw, principal: Caller) -> JSONResp
     return JSONResponse(
         created.model_dump(), status_code=201, headers={"Cache-Control": "no-store"}
     )
+
+
+@router.get(
+    "/v1/models",
+    response_model=ModelList,
+    tags=["models"],
+    summary="The image model this gateway serves (OpenAI-compatible listing)",
+)
+async def list_models(_: Caller) -> ModelList:
+    return ModelList(data=[_card()])
+
+
+@router.get(
+    "/v1/models/{model_id:path}",
+    response_model=ModelCard,
+    responses=ERRORS,
+    tags=["models"],
+    summary="One model",
+)
+async def get_model(model_id: str, _: Caller) -> ModelCard:
+    card = _card()
+    if model_id not in {card.id, "flux-2-dev", "black-forest-labs/flux-2-dev"}:
+        raise ApiError(
+            404, "model_not_found", f"The model '{model_id}' does not exist.", param="model"
+        )
+    return card
+
+
+def _card() -> ModelCard:
+    return ModelCard(id=FLUX_MODEL_ID, owned_by="black-forest-labs")

@@ -5,13 +5,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from .api_deps import Admin, Gw
+from .api_deps import ADMIN_ERRORS, Admin, Gw
 from .auth import KeyRecord
 from .errors import ApiError
 from .models import KeyCreate, KeyCreated, KeyInfo, KeyList, KeyRotate, KeyUpdate
 from .policy_document import PolicyDocument
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 async def _check_tier(gw: Gw, tier: str | None) -> None:

@@ -28,12 +28,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "Invalid request or prompt policy violation",
         401: "Missing, unknown, expired or revoked credential",
         403: "Missing scope or over a tier limit",
+        404: "No such image, model or key",
         413: "Body or reference image too large",
         415: "Unsupported content type",
         429: "Rate limit, daily budget or upstream rate limit",
         502: "Model failure",
         503: "Model out of capacity, moderation or storage unavailable",
         504: "Model timeout",
+    }.items()
+}
+
+
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Invalid request",
+        401: "Missing or invalid admin credential",
+        403: "Admin disabled, or the key lacks the admin scope",
+        404: "No such key",
+        409: "Revoked key, or the policy version does not increase",
     }.items()
 }
 

@@ -5,64 +5,91 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from . import files
+from . import FLUX_MODEL_ID, files
 from .api_deps import ERRORS, Caller, Gw
-from .auth import SCOPE_GENERATE, SCOPE_READ
+from .auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from .cache import CacheMode
-from .errors import not_found
-from .models import ErrorBody, Generation
+from .errors import ApiError, not_found
+from .models import ErrorBody, Generation, GenerationRequest
+from .pipeline import Gateway
 from .policy import normalize_prompt
 from .request_body import parse_generation
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], responses=ERRORS)
 
-_FORM_FIELDS = (
-    "prompt",
-    "width",
-    "height",
-    "steps",
-    "guidance",
-    "seed",
-    "response_format",
-    "url_ttl_seconds",
-)
+
+def form_schema(files: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """The multipart twin of :class:`GenerationRequest`'s JSON schema: the same fields and
+    constraints (form values are text, parsed as their JSON types), reference images as
+    file parts."""
+    schema = GenerationRequest.model_json_schema()
+    properties: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        if name.startswith("input_image_"):
+            continue
+        variants = [v for v in prop.get("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            prop = {
+                **{k: v for k, v in prop.items() if k not in ("anyOf", "default")},
+                **variants[0],
+            }
+        properties[name] = prop
+    return {"type": "object", "required": required, "properties": {**properties, **files}}
+
+
+_BINARY = {"type": "string", "format": "binary"}
 GENERATION_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/GenerationRequest"}},
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["prompt"],
-                    "properties": {
-                        **{name: {"type": "string"} for name in _FORM_FIELDS},
-                        **{
-                            f"input_image_{i}": {"type": "string", "format": "binary"}
-                            for i in range(4)
-                        },
-                    },
-                }
+                "schema": form_schema({f"input_image_{i}": _BINARY for i in range(4)}, ["prompt"])
             },
+        },
+    }
+}
+EDIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": form_schema(
+                    {"image": {"type": "array", "minItems": 1, "maxItems": 4, "items": _BINARY}},
+                    ["prompt", "image"],
+                )
+            }
         },
     }
 }
 
 
-@router.post(
-    "/v1/images/generations",
-    response_model=Generation,
-    responses=ERRORS,
-    openapi_extra=GENERATION_BODY,
-    summary="Generate an image (or return the cached one)",
-)
-async def generate(request: Request, gw: Gw, principal: Caller) -> JSONResponse:
+MODEL_ALIASES = {FLUX_MODEL_ID, "flux-2-dev", "black-forest-labs/flux-2-dev"}
+
+
+def check_model(requested: str | None, gw: Gateway) -> None:
+    if requested is not None and requested not in MODEL_ALIASES | {gw.model.name}:
+        raise ApiError(
+            400,
+            "model_not_found",
+            f"The model '{requested}' is not served here; use '{FLUX_MODEL_ID}'.",
+            param="model",
+        )
+
+
+async def _generate(
+    request: Request, gw: Gateway, principal: Principal, *, edit: bool
+) -> JSONResponse:
     principal.require(SCOPE_GENERATE)
     params, references = await parse_generation(
         request,
         max_body=gw.settings.max_body_bytes,
         max_image=gw.settings.max_reference_image_bytes,
+        edit=edit,
     )
+    check_model(params.model, gw)
+    principal = principal.as_end_user(params.end_user)
+    request.state.principal = principal
     request.state.prompt = normalize_prompt(params.prompt)  # for the audit log of refusals
     mode = CacheMode.from_header(request.headers.get("cache-control"))
     outcome = await gw.generate(params, references, principal, mode)
@@ -83,6 +110,28 @@ async def generate(request: Request, gw: Gw, principal: Caller) -> JSONResponse:
     )
 
 
+@router.post(
+    "/v1/images/generations",
+    response_model=Generation,
+    responses=ERRORS,
+    openapi_extra=GENERATION_BODY,
+    summary="Generate an image (or return the cached one)",
+)
+async def generate(request: Request, gw: Gw, principal: Caller) -> JSONResponse:
+    return await _generate(request, gw, principal, edit=False)
+
+
+@router.post(
+    "/v1/images/edits",
+    response_model=Generation,
+    responses=ERRORS,
+    openapi_extra=EDIT_BODY,
+    summary="OpenAI-style edit: generate from up to 4 reference images (`image` parts)",
+)
+async def edit(request: Request, gw: Gw, principal: Caller) -> JSONResponse:
+    return await _generate(request, gw, principal, edit=True)
+
+
 @router.get(
     "/v1/images/{image_id}",
     response_model=Generation,
@@ -97,23 +146,26 @@ async def get_image(request: Request, image_id: str, gw: Gw, principal: Caller) 
 
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+    200: {
+        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+        "description": "The image",
+    },
     304: {"description": "Not modified"},
     403: {"model": ErrorBody, "description": "Bad or expired signature"},
     404: {"model": ErrorBody, "description": "No such file"},
+    405: {"model": ErrorBody, "description": "Only GET and HEAD"},
+    503: {"model": ErrorBody, "description": "File access not configured"},
 }
 
 
-@router.get(
+files_router = APIRouter(tags=["images"])
+
+
+@files_router.api_route(
     "/v1/files/{object_key:path}",
+    methods=["GET", "HEAD"],
     operation_id="download_file",
-    summary="Download an image through its signed URL",
-    responses=_FILE_RESPONSES,
-)
-@router.head(
-    "/v1/files/{object_key:path}",
-    operation_id="head_file",
-    summary="Headers of an image through its signed URL",
+    summary="Download an image through its signed URL (GET or HEAD)",
     responses=_FILE_RESPONSES,
 )
 async def get_file(request: Request, object_key: str, gw: Gw) -> Response:

@@ -5,10 +5,13 @@ local runtime passes a fixed one; the Worker builds one from ``env`` on first us
 """
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,7 +19,7 @@ from . import __version__, api_account, api_admin, api_images
 from .api_deps import Gw, error_response
 from .audit import audit
 from .errors import ApiError
-from .models import Health
+from .models import GenerationRequest, Health
 from .pipeline import Gateway
 from .request_body import validation_error
 
@@ -83,6 +86,38 @@ def create_app(resolve: Resolver) -> FastAPI:
         return Health(model=gw.model.name, version=__version__)
 
     app.include_router(api_images.router)
+    app.include_router(api_images.files_router)
     app.include_router(api_account.router)
     app.include_router(api_admin.router)
+    app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
+
+
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, corrected to what the API really does.
+
+    Validation errors are 400 (never FastAPI's 422); the generation body's JSON schema is
+    added to the components (the route reads its body itself); the file route serves GET
+    and HEAD from one route, so its HEAD operation gets its own id.
+    """
+    if app.openapi_schema:
+        return app.openapi_schema
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    generation = GenerationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(generation.pop("$defs", {}))
+    components["GenerationRequest"] = generation
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            operation["responses"].pop("422", None)
+            if method == "head":
+                operation["operationId"] = operation.get("operationId", path) + "_head"
+                operation["responses"].get("200", {}).pop("content", None)
+    app.openapi_schema = schema
+    return schema

@@ -71,10 +71,15 @@ class Principal:
     key: KeyRecord
     scopes: frozenset[str]
     subject: str | None = None
+    via_token: bool = False
 
-    @property
-    def via_token(self) -> bool:
-        return self.subject is not None
+    def as_end_user(self, user: str | None) -> Principal:
+        """An API-key caller acting for one of its end users (OpenAI's ``user`` field).
+
+        A client token already names its end user; ``user`` cannot change it."""
+        if user is None or self.via_token:
+            return self
+        return Principal(self.key, self.scopes, subject=user)
 
     @property
     def scope_id(self) -> str:
@@ -150,7 +155,7 @@ class KeyStore:
                 )
             _check_usable(record, now)
             scopes = frozenset(claims.scopes) & frozenset(record.scopes) - {SCOPE_ADMIN}
-            return Principal(record, scopes, subject=claims.subject)
+            return Principal(record, scopes, subject=claims.subject, via_token=True)
 
         # A token of absurd length cannot be a key; refuse it without touching KV.
         raw = await self._kv.get(f"apikey:{digest(token)}") if len(token) < 256 else None

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .model import MAX_SIZE, MIN_SIZE
 from .policy_document import LimitOverrides
 
-MAX_SEED = 2**53 - 1  # survives every JSON client and the model's string form field
+MAX_SEED = 2**53 - 1
+DEFAULT_WIDTH, DEFAULT_HEIGHT = (
+    1024,
+    768,
+)  # survives every JSON client and the model's string form field
 
 
 class GenerationRequest(BaseModel):
-    """The body of ``POST /v1/images/generations`` (JSON, or the same names as form fields)."""
+    """The body of ``POST /v1/images/generations`` (JSON, or the same names as form fields).
+
+    ``model``, ``n``, ``size`` and ``user`` make the body the OpenAI Images API's, so its
+    clients work unchanged; Fluxgate's own fields (``steps``, ``seed``, ``guidance``...)
+    travel in their ``extra_body``.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     prompt: str = Field(
         min_length=1, description="What to draw. NFKC-normalised, whitespace collapsed."
     )
-    width: int = Field(1024, ge=MIN_SIZE, le=MAX_SIZE, description="Output width in pixels.")
-    height: int = Field(768, ge=MIN_SIZE, le=MAX_SIZE, description="Output height in pixels.")
+    model: str | None = Field(None, description="flux-2-dev's id (or 'flux-2-dev'); optional.")
+    n: int = Field(1, ge=1, le=1, description="Images per request: 1.")
+    size: str | None = Field(
+        None, pattern=r"^(auto|\d{3,4}x\d{3,4})$", description="'WIDTHxHEIGHT' (OpenAI style)."
+    )
+    width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE, description="Default 1024.")
+    height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE, description="Default 768.")
     steps: int = Field(25, ge=1, le=50, description="Diffusion steps; cost grows linearly.")
     guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     seed: int | None = Field(
@@ -34,10 +48,42 @@ class GenerationRequest(BaseModel):
     url_ttl_seconds: int | None = Field(
         None, ge=60, description="Lifetime of the signed URL; capped by the server's maximum."
     )
+    user: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:@-]+$",
+        description="Your end user's id: cache, records and rate limits become per user.",
+    )
+    safety_identifier: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:@-]+$",
+        description="OpenAI's newer name for `user`.",
+    )
     input_image_0: str | None = Field(None, description="Reference image: base64 or a data: URL.")
     input_image_1: str | None = None
     input_image_2: str | None = None
     input_image_3: str | None = None
+
+    @model_validator(mode="after")
+    def _resolve_size(self) -> GenerationRequest:
+        if self.size not in (None, "auto"):
+            if self.width is not None or self.height is not None:
+                raise ValueError("give either size or width/height, not both")
+            w, h = (int(v) for v in self.size.split("x"))
+            for name, value in (("width", w), ("height", h)):
+                if not MIN_SIZE <= value <= MAX_SIZE:
+                    raise ValueError(f"size {name} must be {MIN_SIZE}-{MAX_SIZE}, got {value}")
+            self.width, self.height = w, h
+        self.width = self.width or DEFAULT_WIDTH
+        self.height = self.height or DEFAULT_HEIGHT
+        return self
+
+    @property
+    def end_user(self) -> str | None:
+        return self.user or self.safety_identifier
 
 
 class ImageData(BaseModel):
@@ -111,7 +157,19 @@ class KeyCreate(BaseModel):
 
 
 class KeyUpdate(BaseModel):
+    """A partial update: absent fields stay; ``null`` clears tier, expiry and overrides."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_and_scopes_are_not_nullable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("name", "scopes"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} cannot be null")
+        return data
+
     name: str | None = Field(None, min_length=1, max_length=100)
     scopes: list[Scope] | None = Field(None, min_length=1)
     tier: str | None = None
@@ -176,6 +234,18 @@ class UsageReport(BaseModel):
     daily_budget_usd: float | None
     remaining_usd: float | None
     resets_at: int
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class Health(BaseModel):

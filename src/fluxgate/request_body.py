@@ -8,6 +8,7 @@ in, so an oversize upload is refused without being buffered whole.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from .errors import ApiError
 from .model import MAX_REFERENCE_IMAGES, ReferenceImage
 from .models import GenerationRequest
 from .references import check_references, decode_image_string, reference_index, too_many
+
+_OPENAI_IMAGE = re.compile(r"^image(\[\d*\])?$")
 
 
 def payload_too_large(limit: int) -> ApiError:
@@ -69,15 +72,18 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
 
 
 async def parse_generation(
-    request: Request, *, max_body: int, max_image: int
+    request: Request, *, max_body: int, max_image: int, edit: bool = False
 ) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
+    """Parse a generation (``edit=False``) or an OpenAI-style edit (multipart with ``image``
+    parts, at least one)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/json", "multipart/form-data"):
+    allowed = ("multipart/form-data",) if edit else ("application/json", "multipart/form-data")
+    if content_type not in allowed:
         raise ApiError(
             415,
             "unsupported_media_type",
-            "Send application/json or multipart/form-data.",
-            headers={"Accept-Post": "application/json, multipart/form-data"},
+            f"Send {' or '.join(allowed)}.",
+            headers={"Accept-Post": ", ".join(allowed)},
         )
     body = await read_capped(request, max_body)
     images: list[tuple[str, bytes]] = []
@@ -113,6 +119,16 @@ async def parse_generation(
     fields: dict[str, Any] = {}
     try:
         for name, value in form.multi_items():
+            if edit and _OPENAI_IMAGE.match(name):
+                # OpenAI's edits send image / image[] parts: they become input_image_N in order.
+                name = f"input_image_{len(images)}"
+            elif edit and name == "mask":
+                raise ApiError(
+                    400,
+                    "unsupported_parameter",
+                    "Masks are not supported by flux-2-dev.",
+                    param="mask",
+                )
             if name in fields or any(name == n for n, _ in images):
                 raise ApiError(400, "invalid_request", f"Field '{name}' is repeated.", param=name)
             index = reference_index(name)
@@ -130,4 +146,6 @@ async def parse_generation(
                 fields[name] = value
     finally:
         await form.close()
+    if edit and not images:
+        raise ApiError(400, "invalid_request", "An edit needs at least one image.", param="image")
     return _validate(fields, strict=False), check_references(images, max_image)

@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, api_account, api_admin, api_images
+from . import __version__, api_account, api_admin, api_images, playground
 from .api_deps import Gw, error_response
 from .audit import audit
 from .errors import ApiError
@@ -26,6 +26,13 @@ from .request_body import validation_error
 log = logging.getLogger("fluxgate.app")
 
 Resolver = Callable[[Request], Gateway | Awaitable[Gateway]]
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": playground.CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "public, max-age=300",
+}
 
 # Refusals worth an audit line: not typos of a path (404/405) and not our own faults (5xx).
 _AUDITED = {400, 401, 403, 409, 413, 415, 429}
@@ -84,6 +91,15 @@ def create_app(resolve: Resolver) -> FastAPI:
     @app.get("/healthz", response_model=Health, tags=["meta"])
     async def healthz(gw: Gw) -> Health:
         return Health(model=gw.model.name, version=__version__)
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/playground", include_in_schema=False)
+    async def playground_page() -> HTMLResponse:
+        return HTMLResponse(playground.PAGE, headers=_PAGE_HEADERS)
+
+    @app.get("/playground.js", include_in_schema=False)
+    async def playground_script() -> Response:
+        return Response(playground.SCRIPT, media_type="text/javascript", headers=_PAGE_HEADERS)
 
     app.include_router(api_images.router)
     app.include_router(api_images.files_router)

@@ -44,11 +44,11 @@ class FlakyKV:
         self.fail_get_prefixes: tuple[str, ...] = ()
         self.reads: list[str] = []
 
-    async def get(self, key: str) -> str | None:
+    async def get(self, key: str, *, cache_ttl: int | None = None) -> str | None:
         self.reads.append(key)
         if key.startswith(self.fail_get_prefixes or ("\0",)):
             raise StorageError("KV GET failed: 503 Service Unavailable")
-        return await self.inner.get(key)
+        return await self.inner.get(key, cache_ttl=cache_ttl)
 
     async def put(
         self,
@@ -75,6 +75,7 @@ class FlakyObjects:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.fail_puts = False
+        self.calls: list[str] = []
 
     async def put(self, key: str, data: bytes, **kwargs: Any) -> Any:
         if self.fail_puts:
@@ -82,10 +83,12 @@ class FlakyObjects:
         return await self.inner.put(key, data, **kwargs)
 
     async def head(self, key: str) -> Any:
+        self.calls.append("head")
         return await self.inner.head(key)
 
-    async def get(self, key: str) -> Any:
-        return await self.inner.get(key)
+    async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> Any:
+        self.calls.append("get")
+        return await self.inner.get(key, byte_range)
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)

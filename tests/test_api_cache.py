@@ -90,14 +90,29 @@ def test_no_store_neither_reads_nor_writes(client, auth, ai):
     assert ai.calls == 3
 
 
-def test_an_entry_whose_object_is_gone_is_a_miss_and_is_repaired(client, auth, ai, objects):
+def test_an_entry_whose_object_is_gone_is_repaired_by_its_first_failed_download(
+    client, auth, ai, objects
+):
     first = generate(client, auth).json()
     object_key = first["data"][0]["url"].split("/v1/files/")[1].split("?")[0]
     anyio.run(objects.delete, object_key)  # someone emptied the bucket
+    # The hit path does not touch R2 (one KV read, one HMAC): the URL it signs is dead...
     stale = generate(client, auth)
-    assert stale.headers["x-cache"] == "MISS" and ai.calls == 2
-    assert client.get(stale.json()["data"][0]["url"]).status_code == 200
+    assert stale.headers["x-cache"] == "HIT"
+    missing = client.get(stale.json()["data"][0]["url"])
+    assert missing.status_code == 404
+    # ...and that 404 dropped the entry named in the signed URL: the next request repairs.
+    repaired = generate(client, auth)
+    assert repaired.headers["x-cache"] == "MISS" and ai.calls == 2
+    assert client.get(repaired.json()["data"][0]["url"]).status_code == 200
     assert generate(client, auth).headers["x-cache"] == "HIT" and ai.calls == 2
+
+
+def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, objects):
+    first = generate(client, auth).json()
+    anyio.run(objects.delete, first["data"][0]["url"].split("/v1/files/")[1].split("?")[0])
+    r = generate(client, auth, {**PROMPT, "response_format": "b64_json"})
+    assert r.headers["x-cache"] == "MISS" and ai.calls == 2 and "b64_json" in r.json()["data"][0]
 
 
 def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock, gateway):
@@ -121,13 +136,15 @@ def test_cache_control_parsing(header, mode):
     assert CacheMode.from_header(header) is mode
 
 
-def test_a_hit_reads_the_key_and_the_entry_and_nothing_else_from_kv(client, auth, gateway, kv):
+def test_a_hit_reads_the_key_and_the_entry_and_nothing_else(client, auth, gateway, kv, objects):
     from fluxgate.policy_store import PolicyStore
 
     gateway.controls.policies = PolicyStore(kv, gateway.settings.default_policy(), cache_seconds=30)
     generate(client, auth)
     generate(client, auth)  # warms the policy cache
     kv.reads.clear()
+    objects.calls.clear()
     r = generate(client, auth)
     assert r.headers["x-cache"] == "HIT"
     assert [key.split(":")[0] for key in kv.reads] == ["apikey", "cache"]
+    assert objects.calls == []  # no R2 round trip, no image bytes

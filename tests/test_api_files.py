@@ -99,3 +99,37 @@ def test_urls_signed_with_a_retired_key_still_work_until_expiry(client, image, g
     assert client.get(image["data"][0]["url"]).status_code == 200
     gateway.signer = UrlSigner(parse_signing_keys(new))
     assert client.get(image["data"][0]["url"]).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "expected"),
+    [
+        ("bytes=0-9", 206, (0, 9)),
+        ("bytes=10-", 206, (10, None)),
+        ("bytes=-16", 206, (-16, None)),
+        ("bytes=5-99999999", 206, (5, None)),
+        ("bytes=0-1,4-5", 200, None),  # multiple ranges: the whole file
+        ("items=0-3", 200, None),
+    ],
+)
+def test_range_requests(client, image, header, status, expected):
+    whole = client.get(image["data"][0]["url"]).content
+    r = client.get(image["data"][0]["url"], headers={"Range": header})
+    assert r.status_code == status
+    assert r.headers["accept-ranges"] == "bytes"
+    if expected is None:
+        assert r.content == whole
+        return
+    start, end = expected
+    part = whole[start:] if end is None else whole[start : end + 1]
+    assert r.content == part
+    assert r.headers["content-length"] == str(len(part))
+    first = start if start >= 0 else len(whole) + start
+    assert r.headers["content-range"] == f"bytes {first}-{first + len(part) - 1}/{len(whole)}"
+
+
+def test_a_range_past_the_end_is_416(client, image):
+    r = client.get(image["data"][0]["url"], headers={"Range": "bytes=99999999-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{image['bytes']}"
+    assert r.json()["error"]["code"] == "range_not_satisfiable"

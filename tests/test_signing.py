@@ -71,3 +71,14 @@ def test_rotation_keeps_old_urls_valid_while_new_ones_use_the_new_key():
 def test_bad_key_configuration_is_rejected(spec):
     with pytest.raises(SigningConfigError):
         parse_signing_keys(spec)
+
+
+def test_the_cache_entry_named_in_a_url_is_covered_by_the_signature():
+    signer = UrlSigner(parse_signing_keys(NEW))
+    entry = "a" * 64
+    query = dict(parse_qsl(signer.sign(PATH, NOW + 60, cache_key=entry)))
+    assert query["c"] == entry
+    assert signer.verify(PATH, query, now=NOW) == NOW + 60
+    for forged in ({**query, "c": "b" * 64}, {k: v for k, v in query.items() if k != "c"}):
+        with pytest.raises(SignatureError):
+            signer.verify(PATH, forged, now=NOW)

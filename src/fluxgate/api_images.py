@@ -1,5 +1,6 @@
 """Image routes: generate, read a generation, download through a signed URL."""
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from .pipeline import Gateway
 from .policy import normalize_prompt
 from .request_body import parse_generation
 
+log = logging.getLogger("fluxgate.api")
 router = APIRouter(tags=["images"], responses=ERRORS)
 
 
@@ -150,10 +152,12 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
         "description": "The image",
     },
+    206: {"description": "Partial content (a `Range` request)"},
     304: {"description": "Not modified"},
     403: {"model": ErrorBody, "description": "Bad or expired signature"},
     404: {"model": ErrorBody, "description": "No such file"},
     405: {"model": ErrorBody, "description": "Only GET and HEAD"},
+    416: {"model": ErrorBody, "description": "Range outside the file"},
     503: {"model": ErrorBody, "description": "File access not configured"},
 }
 
@@ -176,14 +180,33 @@ async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
     headers = files.response_headers(key, expires, now)
     if files.matches_if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
+    info = await gw.objects.head(key)
+    if info is None:
+        await _drop_stale_entry(gw, request)
+        raise not_found("file")
     if request.method == "HEAD":
-        info = await gw.objects.head(key)
-        if info is None:
-            raise not_found("file")
         headers["Content-Length"] = str(info.size)
         return Response(status_code=200, headers=headers, media_type=info.content_type)
-    obj = await gw.objects.get(key)
+    wanted = files.parse_range(request.headers.get("range"), info.size)
+    obj = await gw.objects.get(key, None if wanted is None else (wanted.start, wanted.end))
     if obj is None:
         raise not_found("file")
-    headers["Content-Length"] = str(obj.info.size)
-    return StreamingResponse(obj.chunks, headers=headers, media_type=obj.info.content_type)
+    if wanted is None:
+        headers["Content-Length"] = str(info.size)
+        return StreamingResponse(obj.chunks, headers=headers, media_type=info.content_type)
+    headers["Content-Length"] = str(wanted.length)
+    headers["Content-Range"] = wanted.content_range(info.size)
+    return StreamingResponse(
+        obj.chunks, status_code=206, headers=headers, media_type=info.content_type
+    )
+
+
+async def _drop_stale_entry(gw: Gateway, request: Request) -> None:
+    """The object behind a signed URL is gone: drop the cache entry that produced the URL,
+    so the next identical request regenerates instead of handing out a dead link."""
+    entry = files.signed_cache_entry(request.query_params)
+    if entry is not None:
+        try:
+            await gw.kv.delete(entry)
+        except Exception as exc:
+            log.warning("could not drop stale cache entry: %s", type(exc).__name__)

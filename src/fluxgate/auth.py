@@ -32,6 +32,10 @@ from .tokens import verify as verify_client_token
 TOKEN_PREFIX = "fgk_"  # noqa: S105 (a public prefix, not a secret)
 _REALM = 'Bearer realm="fluxgate"'
 
+# Key records are read through KV's edge cache: a revocation can take this long (plus KV's
+# own propagation) to reach every location.
+KEY_CACHE_TTL = 60
+
 SCOPE_GENERATE = "images:generate"
 SCOPE_READ = "images:read"
 SCOPE_ADMIN = "admin"
@@ -158,7 +162,11 @@ class KeyStore:
             return Principal(record, scopes, subject=claims.subject, via_token=True)
 
         # A token of absurd length cannot be a key; refuse it without touching KV.
-        raw = await self._kv.get(f"apikey:{digest(token)}") if len(token) < 256 else None
+        raw = (
+            await self._kv.get(f"apikey:{digest(token)}", cache_ttl=KEY_CACHE_TTL)
+            if len(token) < 256
+            else None
+        )
         if raw is None:
             raise unauthorized("invalid_api_key", "The API key is not valid.", invalid_token=True)
         data = json.loads(raw)

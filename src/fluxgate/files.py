@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .errors import ApiError
 from .signing import UrlSigner
@@ -20,6 +21,9 @@ MAX_CLIENT_CACHE_SECONDS = 86400
 
 def object_path(object_key: str) -> str:
     return FILES_PREFIX + object_key
+
+
+_CACHE_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 def authorize(
@@ -38,6 +42,12 @@ def authorize(
     if not _OBJECT_KEY.match(key):
         raise ApiError(404, "not_found", "No such file.")
     return key, expires
+
+
+def signed_cache_entry(query: Mapping[str, str]) -> str | None:
+    """The KV cache key a verified URL was made from (to drop it when the object is gone)."""
+    value = query.get("c") or ""
+    return f"cache:{value}" if _CACHE_KEY.match(value) else None
 
 
 def etag_for(object_key: str) -> str:
@@ -61,5 +71,66 @@ def response_headers(object_key: str, expires: int, now: float) -> dict[str, str
         "ETag": etag_for(object_key),
         "Cache-Control": f"private, max-age={max_age}",
         "X-Content-Type-Options": "nosniff",
-        "Accept-Ranges": "none",
+        "Accept-Ranges": "bytes",
     }
+
+
+# What the edge cache keeps: objects are content-addressed, so a copy never goes stale.
+EDGE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def edge_cache_url(origin: str, object_key: str) -> str:
+    """The Cache API key of an object: by object, not by signature, so every signed URL of
+    one image shares one cached copy."""
+    return f"{origin}/__fluxgate/objects/{object_key}"
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end}/{size}"
+
+
+def unsatisfiable(size: int) -> ApiError:
+    return ApiError(
+        416,
+        "range_not_satisfiable",
+        "The requested range is outside the file.",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """One ``bytes=`` range (RFC 9110); ``None`` means the whole file.
+
+    A syntactically invalid or multi-range header is ignored (the whole file is served, as
+    the RFC allows); a valid range outside the file is a 416.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first:  # suffix: the last N bytes
+        if not last.isdigit() or int(last) == 0:
+            raise unsatisfiable(size)
+        return ByteRange(max(0, size - int(last)), size - 1)
+    if last and not last.isdigit():
+        return None
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise unsatisfiable(size)
+    return ByteRange(start, end)

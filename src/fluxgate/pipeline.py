@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .auth import KeyStore, Principal
 from .cache import CacheMode, cache_key
-from .controls import Controls
+from .coalesce import Coalescer, InflightCoalescer
+from .controls import CallerPolicy, Controls
 from .errors import not_found, storage_unavailable
 from .files import object_path
 from .ledger import BudgetLedger
@@ -37,6 +38,8 @@ from .upstream import UpstreamError, error_from_upstream
 log = logging.getLogger("fluxgate.pipeline")
 
 _RECORD_ID_CHARS = set("0123456789abcdef")
+# KV's edge cache for hot keys (cache entries, key records): KV's minimum cacheTtl is 30 s.
+HOT_KEY_CACHE_TTL = 60
 
 
 @dataclass
@@ -62,6 +65,7 @@ class GenerationRecord:
     charged: bool = True
     policy_version: int = 1
     moderated: bool = False
+    cache_key: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -114,6 +118,7 @@ class Gateway:
         signer: UrlSigner,
         controls: Controls,
         admin_token: str | None = None,
+        coalescer: Coalescer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -122,6 +127,7 @@ class Gateway:
         self.model = model
         self.signer = signer
         self.controls = controls
+        self.coalescer: Coalescer = coalescer or InflightCoalescer()
         self.admin_token = admin_token
         self.keys = KeyStore(kv, clock=clock)
         self.clock = clock
@@ -156,13 +162,38 @@ class Gateway:
             scope=scope,
         )
         want_bytes = request.response_format == "b64_json"
-        if mode is CacheMode.NORMAL:
-            hit = await self._lookup(key, principal, want_bytes)
-            if hit is not None:
-                if policy.limits.moderation != "off" and not hit.record.moderated:
-                    await self.controls.moderate(policy, prompt)  # made before moderation applied
-                return hit
+        if mode is not CacheMode.NORMAL:
+            return await self._generate(request, references, principal, policy, prompt, key, mode)
+        hit = await self._lookup(key, principal, want_bytes)
+        if hit is None:
+            # Concurrent identical requests share one model call; the others are served
+            # like cache hits from the leader's result.
+            outcome, leader = await self.coalescer.run(
+                key,
+                lambda: self._generate(request, references, principal, policy, prompt, key, mode),
+            )
+            if leader:
+                return outcome
+            hit = await self._as_hit(outcome, principal, want_bytes)
+            if hit is None:  # the shared image vanished in between: generate for ourselves
+                return await self._generate(
+                    request, references, principal, policy, prompt, key, mode
+                )
+        if policy.limits.moderation != "off" and not hit.record.moderated:
+            await self.controls.moderate(policy, prompt)  # made before moderation applied
+        return hit
 
+    async def _generate(
+        self,
+        request: GenerationRequest,
+        references: tuple[ReferenceImage, ...],
+        principal: Principal,
+        policy: CallerPolicy,
+        prompt: str,
+        key: str,
+        mode: CacheMode,
+    ) -> Outcome:
+        """The miss path: limits, moderation, budget, the model, storage, KV."""
         await self.controls.admit(policy, principal)
         moderated = await self.controls.moderate(policy, prompt)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
@@ -211,6 +242,7 @@ class Gateway:
             reference_sizes=[[r.info.width, r.info.height] for r in references],
             policy_version=policy.document.version,
             moderated=moderated,
+            cache_key=key.removeprefix("cache:"),
         )
         try:
             await self.objects.put(
@@ -237,27 +269,35 @@ class Gateway:
 
     async def _lookup(self, key: str, principal: Principal, want_bytes: bool) -> Outcome | None:
         try:
-            raw = await self.kv.get(key)
+            raw = await self.kv.get(key, cache_ttl=HOT_KEY_CACHE_TTL)
             record = None if raw is None else GenerationRecord.from_json(raw)
         except Exception as exc:  # a KV outage or a damaged entry degrades to a miss
             log.warning("cache read failed: %s", type(exc).__name__)
             return None
         if record is None:
             return None
-        data: bytes | None = None
-        try:
-            if want_bytes:
+        return await self._as_hit(Outcome(record, "HIT"), principal, want_bytes)
+
+    async def _as_hit(
+        self, found: Outcome, principal: Principal, want_bytes: bool
+    ) -> Outcome | None:
+        """Serve an existing generation to ``principal``: free, and owned by the caller.
+
+        The hit path touches no image bytes: the URL is signed from the record alone (a
+        vanished object is found, and its entry dropped, by the file route). Only
+        ``b64_json`` reads the object, since the bytes are the answer.
+        """
+        record, data = found.record, found.image
+        if want_bytes and data is None:
+            try:
                 body = await self.objects.get(record.object_key)
                 data = await read_all(body) if body is not None else None
-                present = data is not None
-            else:
-                present = await self.objects.head(record.object_key) is not None
-        except Exception as exc:
-            log.warning("object check failed on a cache hit: %s", type(exc).__name__)
-            return None
-        if not present:
-            log.info("stale cache entry %s: object gone; regenerating", key[:16])
-            return None
+            except Exception as exc:
+                log.warning("object read failed on a cache hit: %s", type(exc).__name__)
+                return None
+            if data is None:
+                log.info("stale cache entry %s: object gone; regenerating", record.cache_key[:16])
+                return None
         if record.owner != principal.scope_id:  # global cache: the caller gets its own record
             record = replace(
                 record,
@@ -267,7 +307,9 @@ class Gateway:
                 created=int(self.clock()),
             )
             await self._put_quietly(f"gen:{record.id}", record.to_json(), None)
-        return Outcome(record, "HIT", data)
+        elif found.cache != "HIT":  # a coalesced follower of our own key: not charged again
+            record = replace(record, charged=False)
+        return Outcome(record, "HIT", data if want_bytes else None)
 
     async def _put_quietly(self, key: str, value: str, ttl: int | None) -> None:
         try:
@@ -313,7 +355,8 @@ class Gateway:
         expires = int(self.clock()) + ttl
         path = object_path(record.object_key)
         base = (self.settings.public_base_url or base_url).rstrip("/")
-        return f"{base}{path}?{self.signer.sign(path, expires)}", expires
+        query = self.signer.sign(path, expires, cache_key=record.cache_key)
+        return f"{base}{path}?{query}", expires
 
     def describe(
         self,

@@ -68,9 +68,11 @@ class UrlSigner:
         self._current = keys[0]
         self._keys = {k.kid: k for k in keys}
 
-    def _mac(self, key: SigningKey, method: str, path: str, expires: int) -> str:
-        message = f"{method.upper()}\n{path}\n{expires}\n{key.kid}".encode()
-        return _b64(hmac.new(key.secret, message, hashlib.sha256).digest())
+    def _mac(self, key: SigningKey, method: str, path: str, expires: int, extra: str = "") -> str:
+        message = f"{method.upper()}\n{path}\n{expires}\n{key.kid}"
+        if extra:
+            message += f"\n{extra}"
+        return _b64(hmac.new(key.secret, message.encode(), hashlib.sha256).digest())
 
     @property
     def current_kid(self) -> str:
@@ -89,10 +91,15 @@ class UrlSigner:
         text = f"fluxgate:{purpose}\n{message}\n{key.kid}".encode()
         return _b64(hmac.new(key.secret, text, hashlib.sha256).digest())
 
-    def sign(self, path: str, expires: int, method: str = "GET") -> str:
-        """Return the query string (without ``?``) that authorises ``method path``."""
-        sig = self._mac(self._current, method, path, expires)
-        return f"exp={expires}&kid={self._current.kid}&sig={sig}"
+    def sign(self, path: str, expires: int, method: str = "GET", cache_key: str = "") -> str:
+        """Return the query string (without ``?``) that authorises ``method path``.
+
+        ``cache_key`` (optional, covered by the MAC) names the cache entry the URL was made
+        from, so the file route can drop that entry if the object has vanished.
+        """
+        sig = self._mac(self._current, method, path, expires, cache_key)
+        extra = f"&c={cache_key}" if cache_key else ""
+        return f"exp={expires}&kid={self._current.kid}{extra}&sig={sig}"
 
     def verify(self, path: str, query: Mapping[str, str], now: float, method: str = "GET") -> int:
         """Check a signed request; return its expiry, or raise :class:`SignatureError` (403).
@@ -107,7 +114,11 @@ class UrlSigner:
         if key is None or not exp_text.isdigit() or len(exp_text) > 12:
             raise SignatureError("invalid_signature", "The URL signature is not valid.")
         expires = int(exp_text)
-        expected = self._mac(key, "GET" if method.upper() == "HEAD" else method, path, expires)
+        extra = query.get("c") or ""
+        if len(extra) > 128:
+            raise SignatureError("invalid_signature", "The URL signature is not valid.")
+        verb = "GET" if method.upper() == "HEAD" else method
+        expected = self._mac(key, verb, path, expires, extra)
         if not hmac.compare_digest(expected.encode(), sig.encode()):
             raise SignatureError("invalid_signature", "The URL signature is not valid.")
         if expires <= now:

@@ -74,7 +74,10 @@ class KVPage:
 
 
 class KVStore(Protocol):
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str, *, cache_ttl: int | None = None) -> str | None:
+        """``cache_ttl``: how long an edge location may serve this key from its cache (KV's
+        ``cacheTtl``, at least 30 s); a store with no edge cache ignores it."""
+        ...
 
     async def put(
         self,
@@ -114,7 +117,10 @@ class ObjectStore(Protocol):
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 
-    async def get(self, key: str) -> ObjectBody | None: ...
+    async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> ObjectBody | None:
+        """The object (or bytes ``start..end`` inclusive of it); ``info.size`` stays the
+        whole object's size."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 

@@ -13,8 +13,10 @@ class WorkersKV:
     def __init__(self, binding: Any) -> None:
         self._kv = unwrap(binding)
 
-    async def get(self, key: str) -> str | None:
-        return js_text(await self._kv.get(key))  # text by default; null when absent
+    async def get(self, key: str, *, cache_ttl: int | None = None) -> str | None:
+        if cache_ttl is None:
+            return js_text(await self._kv.get(key))  # text by default; null when absent
+        return js_text(await self._kv.get(key, js_object({"type": "text", "cacheTtl": cache_ttl})))
 
     async def put(
         self,

@@ -41,8 +41,13 @@ class WorkersR2:
         result = await self.bucket.head(key)
         return None if is_nullish(result) else object_info(result)
 
-    async def get(self, key: str) -> ObjectBody | None:
-        result = await self.bucket.get(key)
+    async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> ObjectBody | None:
+        if byte_range is None:
+            result = await self.bucket.get(key)
+        else:
+            start, end = byte_range
+            options = {"range": {"offset": start, "length": end - start + 1}}
+            result = await self.bucket.get(key, js_object(options))
         if is_nullish(result):
             return None
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..storage import KVEntry, KVPage, check_kv_key, check_kv_write
+from ..storage import KVEntry, KVLimitError, KVPage, check_kv_key, check_kv_write
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -42,8 +42,12 @@ class SqliteKV:
 
         return await asyncio.to_thread(locked)
 
-    async def get(self, key: str) -> str | None:
+    async def get(self, key: str, *, cache_ttl: int | None = None) -> str | None:
+        """Reads are local: there is no edge cache for ``cache_ttl`` to tune, so it only has
+        to be valid (KV refuses less than 30 s)."""
         check_kv_key(key)
+        if cache_ttl is not None and cache_ttl < 30:
+            raise KVLimitError(f"cacheTtl is {cache_ttl}s; the minimum is 30s.")
         now = self._clock()
 
         def op() -> object:

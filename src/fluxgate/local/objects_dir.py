@@ -81,7 +81,7 @@ class DirectoryObjects:
     async def head(self, key: str) -> ObjectInfo | None:
         return await asyncio.to_thread(self._head, key)
 
-    async def get(self, key: str) -> ObjectBody | None:
+    async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> ObjectBody | None:
         info = await self.head(key)
         if info is None:
             return None
@@ -89,10 +89,19 @@ class DirectoryObjects:
             fh = await asyncio.to_thread(open, self._path(key), "rb")
         except FileNotFoundError:
             return None
+        start, end = byte_range or (0, info.size - 1)
+        remaining = max(0, end - start + 1)
 
         async def chunks() -> AsyncIterator[bytes]:
+            nonlocal remaining
             try:
-                while chunk := await asyncio.to_thread(fh.read, CHUNK):
+                if start:
+                    await asyncio.to_thread(fh.seek, start)
+                while remaining > 0:
+                    chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
                     yield chunk
             finally:
                 fh.close()

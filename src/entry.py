@@ -1,25 +1,15 @@
 """Fluxgate's Worker entry point.
 
-Signed downloads are answered before FastAPI is imported: they are the hottest route, and
-on them R2's body stream goes to the client without passing through Python. Everything
+Signed downloads are answered before the FastAPI app is involved: they are the hottest
+route, and R2's body stream goes to the client without passing through Python. Everything
 else is the FastAPI app from :mod:`fluxgate.app`, served by the Workers ASGI adapter.
+
+The app is imported here, at top level, on purpose: Python Workers run the top-level scope
+once at deploy time and restore a memory snapshot of it on every cold start, so FastAPI and
+pydantic cost nothing at request time.
 """
 
-from urllib.parse import urlsplit
+import fluxgate.edge.app  # noqa: F401 - into the deploy-time memory snapshot
+from fluxgate.edge.worker import BudgetLedgerObject, CoalescerObject, Default
 
-from workers import WorkerEntrypoint
-
-from fluxgate.edge.ledger import BudgetLedgerObject  # noqa: F401 - the Durable Object class
-from fluxgate.files import FILES_PREFIX
-
-
-class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        if urlsplit(request.url).path.startswith(FILES_PREFIX):
-            from fluxgate.edge.files import serve_file
-
-            return await serve_file(request.js_object, self.env)
-
-        from fluxgate.edge.app import handle
-
-        return await handle(request, self.env, self.ctx)
+__all__ = ["BudgetLedgerObject", "CoalescerObject", "Default"]

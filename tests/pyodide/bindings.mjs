@@ -97,3 +97,43 @@ export async function createDurableObjectNamespace(construct, env) {
     },
   };
 }
+
+// The Workers Cache API (caches.default), as far as Fluxgate uses it: match/put by URL,
+// with the platform's refusals (no partial responses, nothing marked private/no-store).
+export class CacheDouble {
+  constructor() {
+    this.entries = new Map();
+  }
+  static keyOf(request) {
+    return typeof request === "string" ? request : request.url;
+  }
+  async match(request) {
+    const entry = this.entries.get(CacheDouble.keyOf(request));
+    if (!entry) return undefined;
+    return new Response(entry.body.slice(), { status: entry.status, headers: entry.headers });
+  }
+  async put(request, response) {
+    if (response.status === 206) throw new TypeError("Cannot cache response to a range request");
+    const cacheControl = (response.headers.get("cache-control") || "").toLowerCase();
+    const body = new Uint8Array(await response.arrayBuffer());
+    if (/private|no-store/.test(cacheControl)) return;
+    this.entries.set(CacheDouble.keyOf(request), { body, status: response.status, headers: [...response.headers] });
+  }
+  async delete(request) {
+    return this.entries.delete(CacheDouble.keyOf(request));
+  }
+}
+
+// ExecutionContext: waitUntil promises are kept so a test can wait for them.
+export function createContext() {
+  const pending = [];
+  return {
+    waitUntil(promise) {
+      pending.push(promise);
+    },
+    passThroughOnException() {},
+    async settle() {
+      await Promise.all(pending.splice(0));
+    },
+  };
+}

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { loadPyodide } from "pyodide";
 import { Miniflare } from "miniflare";
 import { createAI } from "./ai_double.mjs";
-import { createDurableObjectNamespace, createRateLimiter } from "./bindings.mjs";
+import { CacheDouble, createContext, createDurableObjectNamespace, createRateLimiter } from "./bindings.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
@@ -66,7 +66,10 @@ async function main() {
   };
   const { BudgetLedgerObject } = py.pyimport("fluxgate.edge.ledger");
   env.BUDGETS = await createDurableObjectNamespace((ctx, e) => BudgetLedgerObject(ctx, e), env);
-  const ctx = { waitUntil() {}, passThroughOnException() {} };
+  const { CoalescerObject } = py.pyimport("fluxgate.edge.coalesce");
+  env.COALESCER = await createDurableObjectNamespace((ctx, e) => CoalescerObject(ctx, e), env);
+  const ctx = createContext();
+  globalThis.caches = { default: new CacheDouble() };
   py.registerJsModule("harness", { env, ctx, ai, signingKeys: SIGNING_KEYS });
 
   let results;

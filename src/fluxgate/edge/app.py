@@ -7,10 +7,11 @@ from typing import Any
 from ..app import create_app
 from ..errors import ApiError
 from ..moderation import GuardModerator
-from ..pipeline import Gateway, build_controls
+from ..pipeline import Gateway, GenerationRecord, Outcome, build_controls
 from ..settings import ConfigError, Settings
 from ..signing import SigningConfigError
 from .ai import WorkersAIRunner, WorkersImageModel
+from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
 from .kv import WorkersKV
 from .ledger import WorkersLedger
@@ -43,6 +44,7 @@ def gateway_from_env(env: Any) -> Gateway:
                 moderator=GuardModerator(WorkersAIRunner(env.AI)),
             ),
             admin_token=env_text(env, "ADMIN_TOKEN"),
+            coalescer=coalescer_from_env(env),
         )
     except (ConfigError, SigningConfigError) as exc:
         # The message names the variable, never its value.
@@ -50,6 +52,18 @@ def gateway_from_env(env: Any) -> Gateway:
     _gateways.clear()
     _gateways[id(env)] = gateway
     return gateway
+
+
+def coalescer_from_env(env: Any) -> Any:
+    """Across isolates when the COALESCER binding exists; else within the isolate."""
+    namespace = getattr(env, "COALESCER", None)
+    if namespace is None:
+        return None
+    return DurableCoalescer(
+        namespace,
+        encode=lambda outcome: outcome.record.to_json(),
+        decode=lambda raw: Outcome(GenerationRecord.from_json(raw), "MISS"),
+    )
 
 
 def app() -> Any:

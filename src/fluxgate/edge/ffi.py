@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from js import Object, Uint8Array
-from pyodide.ffi import JsProxy, to_js
+from pyodide.ffi import JsProxy, create_proxy, to_js
 
 try:  # Pyodide >= 0.28 can surface JS null as a distinct sentinel
     from pyodide.ffi import jsnull
@@ -46,3 +46,19 @@ def py_dict(value: Any) -> dict[str, Any]:
 
 def js_text(value: Any) -> str | None:
     return None if is_nullish(value) else str(value)
+
+
+def wait_until(ctx: Any, work: Any) -> None:
+    """``ctx.waitUntil`` for an awaitable that a JS call returned.
+
+    Pyodide hands a JS promise back to Python as a ``PyodideFuture``. Passing that to JS
+    again makes a *borrowed* proxy, destroyed as soon as the call returns, so the runtime
+    would later find a dead object. Hand over a proxy that lives until the work is done (a
+    thenable, which ``waitUntil`` adopts like a promise).
+    """
+    if isinstance(work, JsProxy):
+        ctx.waitUntil(work)
+        return
+    proxy = create_proxy(work)
+    work.add_done_callback(lambda _done: proxy.destroy())
+    ctx.waitUntil(proxy)

@@ -1,7 +1,12 @@
 """``GET /v1/files/...`` on Workers: R2's body stream goes straight into the Response.
 
-Handled before FastAPI is imported: a download needs neither pydantic nor the app, and
-the image bytes never enter Python.
+Handled before FastAPI is involved: a download needs neither pydantic nor the app, and
+the image bytes never enter Python. Full downloads go through the Workers Cache API, keyed
+by the object (not the signature), so every signed URL of a popular image is served from
+the edge after the first; the cached copy is public and immutable (the key is the content
+hash) while the client gets ``private`` caching bounded by its URL. ``Range`` requests go
+to R2 directly (which reads the header itself); ``If-None-Match`` is answered from the
+path alone.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from js import Response
+from js import Response, caches
 
 from .. import files
 from ..errors import ApiError, not_found
 from ..signing import SigningConfigError
 from .config import signer_from_env
-from .ffi import is_nullish, js_object, js_text, unwrap
+from .ffi import is_nullish, js_object, js_text, unwrap, wait_until
 
 log = logging.getLogger("fluxgate.edge.files")
 
@@ -30,34 +35,108 @@ def error_response(error: ApiError) -> Any:
     )
 
 
-async def serve_file(request: Any, env: Any, bucket_name: str = "IMAGES") -> Any:
+def _respond(body: Any, status: int, headers: dict[str, str]) -> Any:
+    return Response.new(body, js_object({"status": status, "headers": headers}))
+
+
+async def _drop_stale_entry(env: Any, query: dict[str, str]) -> None:
+    entry = files.signed_cache_entry(query)
+    kv = getattr(env, "KV", None)
+    if entry is not None and kv is not None:
+        try:
+            await unwrap(kv).delete(entry)
+        except Exception as exc:
+            log.warning("could not drop stale cache entry: %s", type(exc).__name__)
+
+
+async def serve_file(request: Any, env: Any, ctx: Any = None, bucket_name: str = "IMAGES") -> Any:
     """Answer a signed download; ``request`` is the JS ``Request``."""
     url = urlsplit(str(request.url))
     method = str(request.method).upper()
+    query = dict(parse_qsl(url.query))
     now = time.time()
     try:
         signer = signer_from_env(env)
     except SigningConfigError:
         log.error("URL_SIGNING_KEYS is missing or invalid")
-        return error_response(
-            ApiError(503, "server_misconfigured", "File access is not configured.")
-        )
+        misconfigured = ApiError(503, "server_misconfigured", "File access is not configured.")
+        return error_response(misconfigured)
     try:
-        key, expires = files.authorize(url.path, dict(parse_qsl(url.query)), method, signer, now)
+        key, expires = files.authorize(url.path, query, method, signer, now)
     except ApiError as exc:
         return error_response(exc)
     headers = files.response_headers(key, expires, now)
     if files.matches_if_none_match(js_text(request.headers.get("if-none-match")), headers["ETag"]):
-        return Response.new(None, js_object({"status": 304, "headers": headers}))
+        return _respond(None, 304, headers)
 
     bucket = unwrap(getattr(env, bucket_name))
-    obj = await (bucket.head(key) if method == "HEAD" else bucket.get(key))
+    range_header = js_text(request.headers.get("range"))
+    if method == "HEAD":
+        obj = await bucket.head(key)
+    elif range_header:
+        return await _serve_range(bucket, key, request, headers, env, query)
+    else:
+        cache_url = files.edge_cache_url(f"{url.scheme}://{url.netloc}", key)
+        cached = await caches.default.match(cache_url)
+        if not is_nullish(cached):
+            headers["Content-Type"] = js_text(cached.headers.get("content-type")) or ""
+            headers["Content-Length"] = js_text(cached.headers.get("content-length")) or ""
+            headers["X-Edge-Cache"] = "HIT"
+            return _respond(cached.body, 200, {k: v for k, v in headers.items() if v})
+        obj = await bucket.get(key)
     if is_nullish(obj):
+        await _drop_stale_entry(env, query)
         return error_response(not_found("file"))
     http = obj.httpMetadata
-    headers["Content-Type"] = (
-        None if is_nullish(http) else js_text(http.contentType)
-    ) or "application/octet-stream"
+    content_type = (None if is_nullish(http) else js_text(http.contentType)) or (
+        "application/octet-stream"
+    )
+    headers["Content-Type"] = content_type
     headers["Content-Length"] = str(int(obj.size))
-    body = None if method == "HEAD" else obj.body
-    return Response.new(body, js_object({"status": 200, "headers": headers}))
+    if method == "HEAD":
+        return _respond(None, 200, headers)
+    for_client, for_cache = obj.body.tee()
+    stored = _respond(
+        for_cache,
+        200,
+        {
+            "Content-Type": content_type,
+            "Content-Length": str(int(obj.size)),
+            "ETag": headers["ETag"],
+            "Cache-Control": files.EDGE_CACHE_CONTROL,
+        },
+    )
+    put = caches.default.put(cache_url, stored)
+    if ctx is not None:
+        wait_until(ctx, put)
+    else:
+        await put
+    headers["X-Edge-Cache"] = "MISS"
+    return _respond(for_client, 200, headers)
+
+
+async def _serve_range(
+    bucket: Any, key: str, request: Any, headers: dict[str, str], env: Any, query: dict[str, str]
+) -> Any:
+    head = await bucket.head(key)
+    if is_nullish(head):
+        await _drop_stale_entry(env, query)
+        return error_response(not_found("file"))
+    size = int(head.size)
+    try:
+        wanted = files.parse_range(js_text(request.headers.get("range")), size)
+    except ApiError as exc:
+        return error_response(exc)
+    http = head.httpMetadata
+    headers["Content-Type"] = (None if is_nullish(http) else js_text(http.contentType)) or (
+        "application/octet-stream"
+    )
+    if wanted is None:
+        obj = await bucket.get(key)
+        headers["Content-Length"] = str(size)
+        return _respond(obj.body, 200, headers)
+    options = {"range": {"offset": wanted.start, "length": wanted.length}}
+    obj = await bucket.get(key, js_object(options))
+    headers["Content-Length"] = str(wanted.length)
+    headers["Content-Range"] = wanted.content_range(size)
+    return _respond(obj.body, 206, headers)

@@ -1,0 +1,142 @@
+"""Coalescing across Workers isolates: one Durable Object per cache key.
+
+Within an isolate, :class:`~fluxgate.coalesce.InflightCoalescer` already shares a model
+call. Requests for the same key can land on other isolates, though, in other locations.
+``CoalescerObject`` (one per cache key, by ``idFromName``) elects the first caller leader;
+later callers wait inside the object until the leader reports the generation record (or
+its error), then answer like a cache hit.
+
+Trade-off: a miss pays one Durable Object round trip (the object lives in one location,
+so far-away callers pay the distance), in exchange for exactly one model call (~$0.04 and
+seconds) per concurrent key worldwide. Hits never reach the object. If a leader dies
+without reporting, waiters give up after ``wait_seconds`` and generate themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pyodide.ffi import JsProxy
+from workers import DurableObject
+
+from ..coalesce import InflightCoalescer
+from ..errors import ApiError
+
+log = logging.getLogger("fluxgate.edge.coalesce")
+
+WAIT_SECONDS = 120.0
+
+
+class CoalescerObject(DurableObject):
+    """Leader election and result hand-off for one cache key (state in memory only)."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self._pending: asyncio.Future[list[Any]] | None = None
+
+    async def join(self, wait_seconds: float = WAIT_SECONDS) -> list[Any]:
+        """``["leader"]``, or the leader's ``["done", record]`` / ``["failed", error]``,
+        or ``["timeout"]``."""
+        pending = self._pending
+        if pending is None or pending.done():
+            self._pending = asyncio.get_running_loop().create_future()
+            return ["leader"]
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), wait_seconds)
+        except TimeoutError:
+            return ["timeout"]
+
+    async def finish(self, outcome: list[Any]) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            pending.set_result(list(outcome))
+
+
+def _py(value: Any) -> Any:
+    return value.to_py() if isinstance(value, JsProxy) else value
+
+
+class DurableCoalescer:
+    """The gateway's coalescer on Workers: in-isolate first, then the key's object.
+
+    ``encode``/``decode`` turn the pipeline's outcome into the JSON the object passes on
+    (the record, never image bytes).
+    """
+
+    def __init__(
+        self,
+        namespace: Any,
+        *,
+        encode: Callable[[Any], str],
+        decode: Callable[[str], Any],
+        wait_seconds: float = WAIT_SECONDS,
+    ) -> None:
+        self._namespace = namespace
+        self._local: InflightCoalescer[Any] = InflightCoalescer()
+        self._encode = encode
+        self._decode = decode
+        self._wait = wait_seconds
+
+    async def run(self, key: str, work: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
+        result, leader = await self._local.run(key, lambda: self._across_isolates(key, work))
+        if isinstance(result, _Shared):  # another isolate's leader made it
+            return result.outcome, False
+        return result, leader
+
+    async def _across_isolates(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        stub = self._namespace.get(self._namespace.idFromName(key))
+        role = _py(await stub.join(self._wait))
+        if role[0] == "done":
+            return _Shared(self._decode(role[1]))
+        if role[0] == "failed":
+            error = json.loads(role[1])
+            raise ApiError(
+                error["status"], error["code"], error["message"], headers=error.get("headers") or {}
+            )
+        if role[0] == "timeout":
+            log.warning("coalescing leader did not report in time; generating")
+            return await work()
+        try:
+            result = await work()
+        except ApiError as exc:
+            await stub.finish(
+                [
+                    "failed",
+                    json.dumps(
+                        {
+                            "status": exc.status,
+                            "code": exc.code,
+                            "message": exc.message,
+                            "headers": exc.headers,
+                        }
+                    ),
+                ]
+            )
+            raise
+        except BaseException:
+            await stub.finish(
+                [
+                    "failed",
+                    json.dumps(
+                        {
+                            "status": 502,
+                            "code": "upstream_error",
+                            "message": "The generation failed.",
+                        }
+                    ),
+                ]
+            )
+            raise
+        await stub.finish(["done", self._encode(result)])
+        return result
+
+
+class _Shared:
+    """Marks a result produced by a leader in another isolate."""
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome

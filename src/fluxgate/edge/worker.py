@@ -1,0 +1,30 @@
+"""The Worker's entry class and Durable Objects (pydantic-free).
+
+``src/entry.py`` re-exports these and imports the FastAPI app at top level, so that it is
+part of the memory snapshot workerd takes at deploy time: on Python Workers the top-level
+scope runs once per deploy, not per cold start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from workers import WorkerEntrypoint
+
+from ..files import FILES_PREFIX
+from .coalesce import CoalescerObject
+from .files import serve_file
+from .ledger import BudgetLedgerObject
+
+__all__ = ["BudgetLedgerObject", "CoalescerObject", "Default"]
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request: Any) -> Any:
+        if urlsplit(request.url).path.startswith(FILES_PREFIX):
+            return await serve_file(request.js_object, self.env, self.ctx)
+
+        from .app import handle  # already imported by src/entry.py on Workers
+
+        return await handle(request, self.env, self.ctx)

@@ -148,3 +148,10 @@ def test_a_hit_reads_the_key_and_the_entry_and_nothing_else(client, auth, gatewa
     assert r.headers["x-cache"] == "HIT"
     assert [key.split(":")[0] for key in kv.reads] == ["apikey", "cache"]
     assert objects.calls == []  # no R2 round trip, no image bytes
+
+
+def test_misses_report_the_model_time_and_hits_do_not(client, auth):
+    miss = generate(client, auth)
+    assert miss.headers["server-timing"].startswith("model;dur=")
+    assert float(miss.headers["server-timing"].split("dur=")[1]) >= 0
+    assert "server-timing" not in generate(client, auth).headers

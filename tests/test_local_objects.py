@@ -27,7 +27,7 @@ async def test_put_head_get_delete_with_metadata(store):
 
 
 async def test_large_objects_stream_in_chunks(store):
-    data = bytes(range(256)) * 1024
+    data = bytes(range(256)) * 4096  # 1 MiB: several chunks
     await store.put("big.bin", data, content_type="application/octet-stream", custom_metadata={})
     body = await store.get("big.bin")
     chunks = [c async for c in body.chunks]

@@ -65,14 +65,18 @@ async def gateway(request: Request) -> Gateway:
 Gw = Annotated[Gateway, Depends(gateway)]
 
 
+async def authenticated(request: Request, gw: Gateway) -> Principal:
+    principal = await gw.authenticate(request.headers.get("authorization"))
+    request.state.principal = principal
+    return principal
+
+
 async def caller(
     request: Request,
     gw: Gw,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    principal = await gw.authenticate(request.headers.get("authorization"))
-    request.state.principal = principal
-    return principal
+    return await authenticated(request, gw)
 
 
 Caller = Annotated[Principal, Depends(caller)]

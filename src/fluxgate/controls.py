@@ -10,6 +10,7 @@ applied to the tier is moderated on its first hit afterwards.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -82,16 +83,26 @@ class Controls:
         self.ledger = ledger
         self.moderator = moderator
         self.clock = clock
+        self._resolved: dict[tuple[int, str, str], CallerPolicy] = {}
 
     async def for_caller(self, principal: Principal) -> CallerPolicy:
         doc = await self.policies.current()
         tier_name, tier = doc.tier(principal.key.tier)
+        # Resolved once per (policy version, tier, overrides): it is on every request's path.
+        memo = (doc.version, tier_name, json.dumps(principal.key.overrides, sort_keys=True))
+        found = self._resolved.get(memo)
+        if found is not None and found.document is doc:
+            return found
         limits = effective_limits(tier, principal.key.overrides)
         if limits.rate_limit is not None and limits.rate_limit not in doc.rate_limits:
             limits = limits.model_copy(update={"rate_limit": tier.rate_limit})
-        return CallerPolicy(
+        policy = CallerPolicy(
             doc, tier_name, limits, self.policies.prompt_policy(doc, tier_name, tier)
         )
+        if len(self._resolved) > 1024:
+            self._resolved.clear()
+        self._resolved[memo] = policy
+        return policy
 
     @staticmethod
     def check_request(

@@ -8,13 +8,14 @@ here once.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from . import b64
 from .images import ImageFormatError, ImageInfo, inspect_image
 from .multipart import FilePart, encode_form
 from .upstream import UpstreamError, parse_upstream_message
@@ -64,6 +65,7 @@ class ModelInput:
 class GeneratedImage:
     data: bytes
     info: ImageInfo
+    upstream_ms: float | None = None  # the model call alone (reported as Server-Timing)
 
 
 class ImageModel(Protocol):
@@ -90,7 +92,7 @@ def decode_model_output(result: Any) -> GeneratedImage:
     if not isinstance(encoded, str) or not encoded:
         raise UpstreamError(None, "the model returned no image")
     try:
-        data = base64.b64decode(encoded, validate=True)
+        data = b64.decode(encoded)
     except (binascii.Error, ValueError) as exc:
         raise UpstreamError(None, "the model returned invalid base64") from exc
     try:
@@ -113,6 +115,7 @@ class MultipartImageModel:
         for name, ref in request.file_fields():
             fields.append((name, FilePart(ref.data, ref.info.mime, f"{name}.{ref.info.extension}")))
         body, content_type = encode_form(fields)
+        started = time.perf_counter()
         try:
             result = await self._runner.run(
                 self.model_id, {"multipart": {"body": body, "contentType": content_type}}
@@ -122,4 +125,5 @@ class MultipartImageModel:
         except Exception as exc:  # the binding's InferenceUpstreamError, a network error...
             log.warning("model call failed: %s", type(exc).__name__)
             raise parse_upstream_message(str(exc)) from exc
-        return decode_model_output(result)
+        upstream_ms = (time.perf_counter() - started) * 1000
+        return replace(decode_model_output(result), upstream_ms=upstream_ms)

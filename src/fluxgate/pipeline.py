@@ -8,7 +8,7 @@ the client has paid for it.
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import hashlib
 import json
 import logging
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from . import b64
 from .auth import KeyStore, Principal
 from .cache import CacheMode, cache_key
 from .coalesce import Coalescer, InflightCoalescer
@@ -81,6 +82,7 @@ class Outcome:
     record: GenerationRecord
     cache: str  # HIT | MISS | BYPASS
     image: bytes | None = None
+    model_ms: float | None = None  # time spent in the model call, for Server-Timing
 
 
 def build_controls(
@@ -262,10 +264,14 @@ class Gateway:
             await self.controls.refund(charge)  # the client gets no image: it is not billed
             raise storage_unavailable("the image could not be stored") from exc
 
-        await self._put_quietly(f"gen:{record.id}", record.to_json(), None)
+        # The record and the cache entry are independent writes: made concurrently.
+        value = record.to_json()
+        writes = [self._put_quietly(f"gen:{record.id}", value, None)]
         if mode is not CacheMode.NO_STORE:
-            await self._put_quietly(key, record.to_json(), self.settings.cache_ttl_seconds)
-        return Outcome(record, "MISS" if mode is CacheMode.NORMAL else "BYPASS", image.data)
+            writes.append(self._put_quietly(key, value, self.settings.cache_ttl_seconds))
+        await asyncio.gather(*writes)
+        status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
+        return Outcome(record, status, image.data, model_ms=image.upstream_ms)
 
     async def _lookup(self, key: str, principal: Principal, want_bytes: bool) -> Outcome | None:
         try:
@@ -368,7 +374,7 @@ class Gateway:
         image: bytes | None = None,
     ) -> Generation:
         if image is not None:
-            data = ImageData(b64_json=base64.b64encode(image).decode())
+            data = ImageData(b64_json=b64.encode(image))
         else:
             url, expires = self.signed_url(record, base_url, self.url_ttl(url_ttl))
             data = ImageData(url=url, expires_at=expires)

@@ -7,12 +7,12 @@ resize: a silent downscale changes what the client asked for).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import re
 from collections.abc import Sequence
 
+from . import b64
 from .errors import ApiError
 from .images import ImageFormatError, inspect_image
 from .model import MAX_REFERENCE_IMAGES, ReferenceImage
@@ -44,7 +44,7 @@ def decode_image_string(field: str, value: str, max_bytes: int) -> bytes:
         raise _too_big(field, max_bytes)
     try:
         alt = b"-_" if ("-" in text or "_" in text) else None
-        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=alt, validate=True)
+        data = b64.decode(text + "=" * (-len(text) % 4), altchars=alt)
     except (binascii.Error, ValueError) as exc:
         raise ApiError(400, "invalid_image", f"{field} is not valid base64.", param=field) from exc
     if not data:

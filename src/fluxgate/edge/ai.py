@@ -8,6 +8,8 @@ itself, or a content type without boundary, fails on Cloudflare.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 from js import Blob, FormData, Response
@@ -59,10 +61,13 @@ class WorkersImageModel:
         self.name = model_id
 
     async def generate(self, request: ModelInput) -> GeneratedImage:
+        inputs = multipart_inputs(request)
+        started = time.perf_counter()
         try:
-            result = await self._ai.run(self.model_id, multipart_inputs(request))
+            result = await self._ai.run(self.model_id, inputs)
         except JsException as exc:  # InferenceUpstreamError("<code>: <message>")
             raise parse_upstream_message(str(exc)) from exc
+        upstream_ms = (time.perf_counter() - started) * 1000
         if isinstance(result, JsProxy):
             result = result.to_py()
-        return decode_model_output(result)
+        return replace(decode_model_output(result), upstream_ms=upstream_ms)

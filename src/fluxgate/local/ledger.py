@@ -18,6 +18,7 @@ class SqliteLedger:
             str(path), check_same_thread=False, isolation_level=None, timeout=30
         )
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
         self._ledger = Ledger(self._execute)
 

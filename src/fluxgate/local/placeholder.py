@@ -12,7 +12,6 @@ deterministically from the parameters, and fails the way Workers AI fails:
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import struct
 import zlib
@@ -21,7 +20,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from .. import FLUX_MODEL_ID
+from .. import FLUX_MODEL_ID, b64
 from ..images import ImageFormatError, inspect_image
 from ..moderation import Verdict
 
@@ -151,8 +150,12 @@ class PlaceholderAI:
             repr(sorted(texts.items())).encode()
             + b"".join(hashlib.sha256(files[k]).digest() for k in sorted(files))
         ).digest()
-        png = await asyncio.to_thread(render_png, width, height, fingerprint)
-        return {"image": base64.b64encode(png).decode()}
+        png = await asyncio.to_thread(self.render, width, height, fingerprint)
+        return {"image": b64.encode(png)}
+
+    def render(self, width: int, height: int, fingerprint: bytes) -> bytes:
+        """The image for validated inputs (a subclass may draw something else)."""
+        return render_png(width, height, fingerprint)
 
 
 class PlaceholderModerator:

@@ -12,6 +12,7 @@ from fluxgate.local.kv_sqlite import SqliteKV
 from fluxgate.local.ledger import SqliteLedger
 from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.ratelimit import WindowRateLimiter
+from fluxgate.local.runtime import attach_jobs, background_jobs
 from fluxgate.model import MultipartImageModel
 from fluxgate.moderation import GuardModerator
 from fluxgate.pipeline import Gateway, build_controls
@@ -84,6 +85,7 @@ def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
 
 @pytest.fixture
 def gateway(
+    tmp_path: Path,
     settings: Settings,
     kv: FlakyKV,
     objects: FlakyObjects,
@@ -102,7 +104,7 @@ def gateway(
     )
     # Tests change the policy through the admin API and expect it at once.
     controls.policies = PolicyStore(kv, settings.default_policy(), cache_seconds=0)
-    return Gateway(
+    gateway = Gateway(
         settings=settings,
         kv=kv,
         objects=objects,
@@ -112,11 +114,14 @@ def gateway(
         admin_token=ADMIN_TOKEN,
         clock=clock,
     )
+    attach_jobs(gateway, tmp_path)
+    return gateway
 
 
 @pytest.fixture
 def client(gateway: Gateway) -> Iterator[TestClient]:
-    with TestClient(create_app(lambda _request: gateway), raise_server_exceptions=False) as c:
+    app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
+    with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
 

@@ -11,7 +11,8 @@ from .api_deps import ERRORS, Caller, Gw, authenticated, gateway
 from .auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from .cache import CacheMode
 from .errors import ApiError, not_found
-from .models import ErrorBody, Generation, GenerationRequest
+from .model import ReferenceImage
+from .models import ErrorBody, Generation, GenerationRequest, JobBody
 from .pipeline import Gateway
 from .policy import normalize_prompt
 from .request_body import parse_generation
@@ -94,6 +95,16 @@ async def _generate(
     request.state.principal = principal
     request.state.prompt = normalize_prompt(params.prompt)  # for the audit log of refusals
     mode = CacheMode.from_header(request.headers.get("cache-control"))
+    prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
+    if params.run_async or prefer_async:
+        return await _submit(request, gw, params, references, principal, mode, prefer_async)
+    if params.webhook_url is not None:
+        raise ApiError(
+            400,
+            "webhook_requires_async",
+            "webhook_url needs an async request ('async': true or 'Prefer: respond-async').",
+            param="webhook_url",
+        )
     outcome = await gw.generate(params, references, principal, mode)
     body = gw.describe(
         outcome.record,
@@ -117,12 +128,33 @@ async def _generate(
 _BEARER = {"security": [{"HTTPBearer": []}]}
 
 
+async def _submit(
+    request: Request,
+    gw: Gateway,
+    params: GenerationRequest,
+    references: tuple[ReferenceImage, ...],
+    principal: Principal,
+    mode: CacheMode,
+    prefer_async: bool,
+) -> JSONResponse:
+    if gw.jobs is None:
+        raise ApiError(501, "async_unavailable", "Async generations are not configured here.")
+    job = await gw.jobs.submit(params, references, principal, mode, params.webhook_url)
+    body = gw.jobs.describe(job, str(request.base_url))
+    headers = {"Location": body["status_url"], "Cache-Control": "no-store"}
+    if prefer_async:
+        headers["Preference-Applied"] = "respond-async"
+    if not job.done:
+        headers["Retry-After"] = "2"
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
 @router.post(
     "/v1/images/generations",
     response_model=Generation,
-    responses=ERRORS,
     openapi_extra={**GENERATION_BODY, **_BEARER},
-    summary="Generate an image (or return the cached one)",
+    summary="Generate an image (or return the cached one); async with a job and webhook",
+    responses={**ERRORS, 202: {"model": JobBody, "description": "Accepted as an async job"}},
 )
 async def generate(request: Request) -> JSONResponse:
     gw = await gateway(request)

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, api_account, api_admin, api_images, playground
+from . import __version__, api_account, api_admin, api_images, api_jobs, playground
 from .api_deps import Gw, error_response
 from .audit import audit
 from .errors import ApiError
@@ -56,11 +56,13 @@ def _audit_refusal(request: Request, error: ApiError) -> None:
     )
 
 
-def create_app(resolve: Resolver) -> FastAPI:
+def create_app(resolve: Resolver, lifespan: Any = None) -> FastAPI:
+    """``lifespan``: the local runtime starts its embedded queue consumer there."""
     app = FastAPI(
         title="Fluxgate",
         version=__version__,
         description="Edge image generation with FLUX.2 [dev]: cached, signed, per-key.",
+        lifespan=lifespan,
     )
 
     app.state.resolve = resolve
@@ -104,6 +106,7 @@ def create_app(resolve: Resolver) -> FastAPI:
     app.include_router(api_images.router)
     app.include_router(api_images.files_router)
     app.include_router(api_account.router)
+    app.include_router(api_jobs.router)
     app.include_router(api_admin.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -24,7 +24,7 @@ class GenerationRequest(BaseModel):
     travel in their ``extra_body``.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
 
     prompt: str = Field(
         min_length=1, description="What to draw. NFKC-normalised, whitespace collapsed."
@@ -61,6 +61,16 @@ class GenerationRequest(BaseModel):
         max_length=128,
         pattern=r"^[A-Za-z0-9._:@-]+$",
         description="OpenAI's newer name for `user`.",
+    )
+    run_async: bool = Field(
+        False,
+        alias="async",
+        description="Answer 202 with a job to poll (same as `Prefer: respond-async`).",
+    )
+    webhook_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="With async: POSTed the signed result when the job ends (https).",
     )
     input_image_0: str | None = Field(None, description="Reference image: base64 or a data: URL.")
     input_image_1: str | None = None
@@ -246,6 +256,31 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class JobError(BaseModel):
+    status: int
+    code: str
+    message: str
+
+
+class JobBody(BaseModel):
+    """``GET /v1/jobs/{id}`` and the 202 of an async submission."""
+
+    id: str
+    object: Literal["image.job"] = "image.job"
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created: int
+    updated: int
+    status_url: str
+    result: Generation | None = None
+    error: JobError | None = None
+    webhook: dict[str, Any] | None = None
+
+
+class WebhookSecrets(BaseModel):
+    secret: str = Field(description="Verify webhooks with this (Standard Webhooks `whsec_`).")
+    all: list[str] = Field(description="Every secret a signature may use, during rotation.")
 
 
 class Health(BaseModel):

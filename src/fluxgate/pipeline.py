@@ -14,8 +14,9 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from . import b64
 from .auth import KeyStore, Principal
@@ -77,6 +78,13 @@ class GenerationRecord:
         return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
 
 
+@dataclass(frozen=True)
+class Prepared:
+    policy: CallerPolicy
+    prompt: str
+    key: str
+
+
 @dataclass
 class Outcome:
     record: GenerationRecord
@@ -133,6 +141,7 @@ class Gateway:
         self.admin_token = admin_token
         self.keys = KeyStore(kv, clock=clock)
         self.clock = clock
+        self.jobs: Any = None  # fluxgate.async_jobs.Jobs, wired by the runtime
 
     async def authenticate(self, authorization: str | None) -> Principal:
         return await self.keys.authenticate(
@@ -141,13 +150,14 @@ class Gateway:
 
     # -- generation -----------------------------------------------------------------------
 
-    async def generate(
+    async def prepare(
         self,
         request: GenerationRequest,
         references: tuple[ReferenceImage, ...],
         principal: Principal,
-        mode: CacheMode,
-    ) -> Outcome:
+    ) -> Prepared:
+        """Policy and tier checks, the canonical prompt and the cache key: everything that
+        is decided before the cache is read (and that refuses a request synchronously)."""
         policy = await self.controls.for_caller(principal)
         self.controls.check_request(policy, request, references)
         prompt = policy.prompt_policy.apply(request.prompt)
@@ -163,26 +173,52 @@ class Gateway:
             references=[r.sha256 for r in references],
             scope=scope,
         )
+        return Prepared(policy, prompt, key)
+
+    async def cached(
+        self, prepared: Prepared, principal: Principal, want_bytes: bool
+    ) -> Outcome | None:
+        hit = await self._lookup(prepared.key, principal, want_bytes)
+        if hit is not None:
+            await self._moderate_hit(prepared, hit)
+        return hit
+
+    async def _moderate_hit(self, prepared: Prepared, hit: Outcome) -> None:
+        if prepared.policy.limits.moderation != "off" and not hit.record.moderated:
+            await self.controls.moderate(prepared.policy, prepared.prompt)  # made before it applied
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        references: tuple[ReferenceImage, ...],
+        principal: Principal,
+        mode: CacheMode,
+        *,
+        admitted: bool = False,
+    ) -> Outcome:
+        """``admitted``: the rate limit was already counted (an async job, at submission)."""
+        prepared = await self.prepare(request, references, principal)
+        policy, prompt, key = prepared.policy, prepared.prompt, prepared.key
+
+        def run() -> Awaitable[Outcome]:
+            return self._generate(
+                request, references, principal, policy, prompt, key, mode, admitted=admitted
+            )
+
         want_bytes = request.response_format == "b64_json"
         if mode is not CacheMode.NORMAL:
-            return await self._generate(request, references, principal, policy, prompt, key, mode)
+            return await run()
         hit = await self._lookup(key, principal, want_bytes)
         if hit is None:
             # Concurrent identical requests share one model call; the others are served
             # like cache hits from the leader's result.
-            outcome, leader = await self.coalescer.run(
-                key,
-                lambda: self._generate(request, references, principal, policy, prompt, key, mode),
-            )
+            outcome, leader = await self.coalescer.run(key, run)
             if leader:
                 return outcome
             hit = await self._as_hit(outcome, principal, want_bytes)
             if hit is None:  # the shared image vanished in between: generate for ourselves
-                return await self._generate(
-                    request, references, principal, policy, prompt, key, mode
-                )
-        if policy.limits.moderation != "off" and not hit.record.moderated:
-            await self.controls.moderate(policy, prompt)  # made before moderation applied
+                return await run()
+        await self._moderate_hit(prepared, hit)
         return hit
 
     async def _generate(
@@ -194,9 +230,12 @@ class Gateway:
         prompt: str,
         key: str,
         mode: CacheMode,
+        *,
+        admitted: bool = False,
     ) -> Outcome:
         """The miss path: limits, moderation, budget, the model, storage, KV."""
-        await self.controls.admit(policy, principal)
+        if not admitted:
+            await self.controls.admit(policy, principal)
         moderated = await self.controls.moderate(policy, prompt)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         model_input = ModelInput(

@@ -45,6 +45,11 @@ class Settings(BaseModel):
     token_max_ttl_seconds: int = Field(3600, ge=60, le=86400)
     # Audit log: prompts are logged as SHA-256 unless this is true.
     audit_log_prompts: bool = False
+    # Async jobs and webhooks.
+    webhook_allow_loopback: bool = False  # true only for local testing
+    webhook_retry_base_seconds: float = Field(5.0, ge=0, le=600)
+    webhook_max_attempts: int = Field(6, ge=1, le=20)
+    job_max_attempts: int = Field(3, ge=1, le=10)
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod

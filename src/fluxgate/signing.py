@@ -78,6 +78,12 @@ class UrlSigner:
     def current_kid(self) -> str:
         return self._current.kid
 
+    def keyed_macs(self, purpose: str, message: str) -> list[str]:
+        """``keyed_mac`` under every configured key, the current one first (for signatures
+        that must stay verifiable by holders of an older derived secret during rotation)."""
+        kids = [self._current.kid, *(k for k in self._keys if k != self._current.kid)]
+        return [mac for kid in kids if (mac := self.keyed_mac(purpose, message, kid))]
+
     def keyed_mac(self, purpose: str, message: str, kid: str | None = None) -> str | None:
         """MAC of ``message`` for another ``purpose`` (client tokens), with the same keyring.
 

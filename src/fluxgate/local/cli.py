@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ..auth import ALL_SCOPES
 from ..settings import ConfigError
 from ..signing import SigningConfigError
-from .runtime import build_gateway, data_dir_from
+from .runtime import background_jobs, build_gateway, data_dir_from
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ..app import create_app
 
     gateway = build_gateway(data_dir_from(args.data_dir, os.environ))
-    app = create_app(lambda _request: gateway)
+    app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
     # Fluxgate's own lines (the audit log among them) go to stderr as they are: JSON.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from .. import FLUX_MODEL_ID
+from ..async_jobs import Jobs
 from ..model import ImageModel, MultipartImageModel
 from ..moderation import GuardModerator, Moderator
 from ..pipeline import Gateway, build_controls
 from ..settings import Settings
 from ..signing import UrlSigner, parse_signing_keys
+from ..webhooks import HttpPoster
+from .jobs import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
 from .kv_sqlite import SqliteKV
 from .ledger import SqliteLedger
 from .objects_dir import DirectoryObjects
@@ -62,7 +66,7 @@ def build_gateway(
     settings = Settings.from_mapping(env, prefix=ENV_PREFIX)
     kv = SqliteKV(data_dir / "kv.sqlite3")
     default_model, moderator = local_models(env)
-    return Gateway(
+    gateway = Gateway(
         settings=settings,
         kv=kv,
         objects=DirectoryObjects(data_dir / "objects"),
@@ -77,3 +81,34 @@ def build_gateway(
         ),
         admin_token=env.get(ENV_PREFIX + "ADMIN_TOKEN") or None,
     )
+    attach_jobs(gateway, data_dir)
+    return gateway
+
+
+def attach_jobs(gateway: Gateway, data_dir: Path, poster: HttpPoster | None = None) -> None:
+    """Async jobs: SQLite job state and queue in the data dir, consumed in the background."""
+    settings = gateway.settings
+    queue = SqliteQueue(data_dir / "queue.sqlite3")
+    gateway.jobs = Jobs(
+        gateway,
+        SqliteJobStore(data_dir / "jobs.sqlite3"),
+        queue,
+        poster or HttpxPoster(),
+        allow_loopback=settings.webhook_allow_loopback,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        max_attempts=settings.job_max_attempts,
+        webhook_max_attempts=settings.webhook_max_attempts,
+        clock=gateway.clock,
+    )
+    gateway.queue_worker = QueueWorker(queue, gateway.jobs.process)  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def background_jobs(gateway: Gateway) -> AsyncIterator[None]:
+    """The app's lifespan: run the embedded queue consumer while the server runs."""
+    worker: QueueWorker = gateway.queue_worker  # type: ignore[attr-defined]
+    worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()

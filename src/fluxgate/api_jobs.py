@@ -1,0 +1,41 @@
+"""Async jobs: poll a job; fetch the secret that signs your webhooks."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from .api_deps import ERRORS, Caller, Gw
+from .auth import SCOPE_GENERATE, SCOPE_READ
+from .errors import ApiError
+from .models import JobBody, WebhookSecrets
+from .webhooks import secrets_for_key
+
+router = APIRouter(tags=["jobs"], responses=ERRORS)
+
+
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=JobBody,
+    summary="An async generation: queued, running, succeeded (with the result) or failed",
+)
+async def get_job(request: Request, job_id: str, gw: Gw, principal: Caller) -> JSONResponse:
+    if not ({SCOPE_GENERATE, SCOPE_READ} & principal.scopes):
+        principal.require(SCOPE_READ)
+    if gw.jobs is None:
+        raise ApiError(404, "not_found", "No such job.")
+    job = await gw.jobs.get(job_id, principal)
+    # The same body as the 202; ``result`` is exactly a synchronous generation's body.
+    return JSONResponse(
+        gw.jobs.describe(job, str(request.base_url)), headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get(
+    "/v1/webhooks/secret",
+    response_model=WebhookSecrets,
+    summary="The secret your webhooks are signed with (API keys only)",
+)
+async def webhook_secret(gw: Gw, principal: Caller) -> WebhookSecrets:
+    if principal.via_token:
+        raise ApiError(403, "insufficient_scope", "Client tokens cannot read webhook secrets.")
+    secrets = secrets_for_key(gw.signer, principal.key.id)
+    return WebhookSecrets(secret=secrets[0], all=secrets)

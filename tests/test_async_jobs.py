@@ -1,0 +1,285 @@
+"""Async generations: submit, poll, webhooks (delivered to a real local HTTP server)."""
+
+import json
+import time
+
+import anyio
+import pytest
+
+from fluxgate.settings import Settings
+from fluxgate.webhooks import WebhookVerificationError, verify
+
+from .conftest import new_key
+from .doubles import image_bytes
+from .receiver import Receiver
+
+BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
+ASYNC = {"Prefer": "respond-async"}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def finished(client, auth, job):
+    def done():
+        body = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
+        return body if body["status"] in ("succeeded", "failed") else None
+
+    return wait_for(done)
+
+
+def submit(client, auth, body=None, headers=ASYNC):
+    r = client.post("/v1/images/generations", json=body or BODY, headers={**auth, **headers})
+    assert r.status_code == 202, r.text
+    return r
+
+
+def test_respond_async_returns_202_with_a_job_to_poll(client, auth, ai):
+    r = submit(client, auth)
+    job = r.json()
+    assert job["object"] == "image.job" and job["status"] in ("queued", "running", "succeeded")
+    assert r.headers["location"] == job["status_url"] == f"http://testserver/v1/jobs/{job['id']}"
+    assert r.headers["preference-applied"] == "respond-async"
+    done = finished(client, auth, job)
+    assert done["status"] == "succeeded" and ai.calls == 1
+    result = done["result"]
+    assert result["width"] == 512 and result["cached"] is False
+    assert client.get(result["data"][0]["url"]).status_code == 200
+
+
+def test_the_async_field_works_too_and_the_result_is_the_sync_body(client, auth):
+    job = submit(client, auth, {**BODY, "async": True}, headers={}).json()
+    result = finished(client, auth, job)["result"]
+    sync = client.post("/v1/images/generations", json=BODY, headers=auth).json()
+    assert sync["cached"] is True and sync["sha256"] == result["sha256"]
+    assert set(sync) == set(result)
+
+
+def test_a_cache_hit_completes_immediately(client, auth, ai):
+    client.post("/v1/images/generations", json=BODY, headers=auth)
+    r = submit(client, auth)
+    assert r.json()["status"] == "succeeded" and r.json()["result"]["cached"] is True
+    assert "retry-after" not in r.headers and ai.calls == 1
+
+
+def test_refusals_are_synchronous(client, auth):
+    r = client.post("/v1/images/generations", json={**BODY, "steps": 99}, headers={**auth, **ASYNC})
+    assert r.status_code == 400
+    r = client.post(
+        "/v1/images/generations", json={**BODY, "webhook_url": "https://x.test/h"}, headers=auth
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "webhook_requires_async"
+
+
+def test_jobs_belong_to_their_key(client, auth):
+    job = submit(client, auth).json()
+    other = new_key(client, "other")
+    assert client.get(f"/v1/jobs/{job['id']}", headers=other).status_code == 404
+    assert client.get("/v1/jobs/job_" + "0" * 24, headers=auth).status_code == 404
+
+
+def test_reference_images_travel_with_the_job(client, auth, ai, objects):
+    files = {"input_image_0": ("a.png", image_bytes("PNG", 100, 80), "image/png")}
+    r = client.post(
+        "/v1/images/generations",
+        headers={**auth, **ASYNC},
+        data={"prompt": "mix", "width": "256", "height": "256", "steps": "2"},
+        files=files,
+    )
+    assert r.status_code == 202
+    done = finished(client, auth, r.json())
+    assert done["status"] == "succeeded" and len(done["result"]["reference_images"]) == 1
+    assert b'name="input_image_0"' in ai.inputs[-1]["multipart"]["body"]
+    # the staged input is removed once the job is done
+    staged = f"inputs/{done['result']['reference_images'][0]}.png"
+    assert anyio.run(objects.head, staged) is None
+
+
+def test_a_webhook_is_delivered_signed(client, auth, receiver, clock):
+    job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
+    wait_for(lambda: receiver.deliveries)
+    headers, body, _ = receiver.deliveries[0]
+    secret = client.get("/v1/webhooks/secret", headers=auth).json()["secret"]
+    assert secret.startswith("whsec_")
+    payload = verify(secret, headers, body, now=clock())
+    assert payload["type"] == "image.generation.succeeded"
+    assert payload["data"]["id"] == job["id"] and payload["data"]["result"]["sha256"]
+    assert headers["webhook-id"] == f"{job['id']}.succeeded"
+    done = finished(client, auth, job)
+    assert wait_for(
+        lambda: (
+            client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["webhook"]["state"]
+            == "delivered"
+        )
+    )
+    assert done["status"] == "succeeded"
+
+
+def test_a_failing_receiver_is_retried_with_the_same_idempotency_id(client, auth, receiver):
+    receiver.fail_next = 2
+    job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
+    wait_for(lambda: len(receiver.deliveries) >= 3)
+    assert [status for _, _, status in receiver.deliveries] == [500, 500, 200]
+    assert len({h["webhook-id"] for h, _, _ in receiver.deliveries}) == 1
+    state = wait_for(
+        lambda: (
+            (w := client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["webhook"])["state"]
+            == "delivered"
+            and w
+        )
+    )
+    assert state["attempts"] == 3 and state["last_status"] == 200
+
+
+def test_a_duplicate_queue_delivery_runs_nothing_twice(client, gateway, auth, ai, receiver):
+    job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
+    finished(client, auth, job)
+    wait_for(lambda: receiver.deliveries)
+
+    async def redeliver():
+        await gateway.jobs.queue.send({"type": "job", "job_id": job["id"]})
+        await gateway.jobs.queue.send({"type": "webhook", "job_id": job["id"]})
+
+    anyio.run(redeliver)
+    wait_for(lambda: gateway.jobs.queue.pending() == 0)
+    assert ai.calls == 1 and len(receiver.deliveries) == 1
+
+
+def test_a_failed_job_reports_a_stable_code_and_is_refunded(client, auth, ai, receiver, clock):
+    ai.fail_next("5006: Error: bad input")
+    job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
+    done = finished(client, auth, job)
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "upstream_invalid_input" and done["error"]["status"] == 400
+    assert "result" not in done
+    assert client.get("/v1/usage", headers=auth).json()["spent_usd"] == 0
+    wait_for(lambda: receiver.deliveries)
+    secret = client.get("/v1/webhooks/secret", headers=auth).json()["secret"]
+    payload = verify(secret, receiver.deliveries[0][0], receiver.deliveries[0][1], now=clock())
+    assert payload["type"] == "image.generation.failed"
+    assert payload["data"]["error"]["code"] == "upstream_invalid_input"
+
+
+def test_a_retryable_model_failure_is_retried_before_failing(client, auth, ai):
+    ai.fail_next("3040: Capacity temporarily exceeded")
+    job = submit(client, auth).json()
+    done = finished(client, auth, job)
+    assert done["status"] == "succeeded" and ai.calls == 1 and len(ai.inputs) == 2
+
+
+def test_persistent_capacity_errors_fail_the_job_after_the_attempts(client, auth, ai):
+    for _ in range(5):
+        ai.fail_next("3040: Capacity temporarily exceeded")
+    done = finished(client, auth, submit(client, auth).json())
+    assert done["status"] == "failed" and done["error"]["code"] == "upstream_capacity"
+    assert len(ai.inputs) == 3  # job_max_attempts
+
+
+def test_a_revoked_key_fails_its_queued_job(client, gateway, auth, admin):
+    client.portal.call(gateway.queue_worker.stop)  # nothing consumes until we say so
+    job = submit(client, auth).json()
+    key_id = client.get("/v1/usage", headers=auth).json()["key_id"]
+    client.post(f"/v1/admin/keys/{key_id}/revoke", headers=admin)
+
+    async def consume():
+        _, body, attempts = gateway.jobs.queue.lease()
+        disposition = await gateway.jobs.process(body, attempts)
+        assert disposition.ack
+
+    client.portal.call(consume)
+    stored = client.portal.call(gateway.jobs.store.get, job["id"])
+    assert stored.status == "failed" and stored.error["code"] == "revoked_api_key"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/h",
+        "https://10.0.0.1/h",
+        "https://localhost/h",
+        "https://[::1]/h",
+        "ftp://x.test/h",
+        "https://user:pw@x.test/h",
+        "https://printer.local/h",
+    ],
+)
+def test_webhook_urls_must_be_public_https(client, auth, gateway, url):
+    gateway.jobs.allow_loopback = False
+    r = client.post(
+        "/v1/images/generations", json={**BODY, "webhook_url": url}, headers={**auth, **ASYNC}
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_webhook_url"
+
+
+def test_client_tokens_cannot_read_the_webhook_secret(client, auth):
+    token = client.post("/v1/tokens", json={"subject": "u"}, headers=auth).json()["token"]
+    r = client.get("/v1/webhooks/secret", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403
+
+
+# -- the receiver's helper ---------------------------------------------------------------------
+
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def signed(body=b'{"type":"x"}', now=1_700_000_000, secret=SECRET):
+    from fluxgate.webhooks import signed_headers
+
+    return signed_headers([secret], "msg_1", body, now=now), body
+
+
+def test_verify_accepts_a_valid_delivery():
+    headers, body = signed()
+    assert verify(SECRET, headers, body, now=1_700_000_010) == {"type": "x"}
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda h, b: (h, b + b" "),
+        lambda h, b: ({**h, "webhook-id": "msg_2"}, b),
+        lambda h, b: ({**h, "webhook-timestamp": "1700000001"}, b),
+        lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b),
+    ],
+)
+def test_verify_refuses_tampering(tamper):
+    headers, body = tamper(*signed())
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, headers, body, now=1_700_000_000)
+
+
+def test_verify_refuses_old_timestamps_and_other_secrets():
+    headers, body = signed()
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, headers, body, now=1_700_000_000 + 301)
+    with pytest.raises(WebhookVerificationError):
+        verify("whsec_" + "A" * 32, headers, body, now=1_700_000_000)
+
+
+def test_during_rotation_every_secret_signs():
+    from fluxgate.webhooks import signed_headers
+
+    old, new = SECRET, "whsec_" + "B" * 32
+    headers = signed_headers([new, old], "m", b"{}", now=5)
+    assert len(headers["webhook-signature"].split()) == 2
+    assert verify(old, headers, b"{}", now=5) == {} == verify(new, headers, b"{}", now=5)
+    assert json.loads(b"{}") == {}

@@ -15,14 +15,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .auth import Principal, _check_usable
 from .cache import CacheMode
 from .errors import ApiError
 from .images import inspect_image
-from .jobs import FAILED, QUEUED, SUCCEEDED, Job, JobQueue, JobStore, new_job_id
+from .jobs import ACK, FAILED, QUEUED, SUCCEEDED, Disposition, Job, JobQueue, JobStore, new_job_id
 from .model import ReferenceImage
 from .models import Generation, GenerationRequest
 from .pipeline import Gateway, GenerationRecord
@@ -32,20 +31,6 @@ from .webhooks import HttpPoster, check_url, secrets_for_key, signed_headers
 log = logging.getLogger("fluxgate.jobs")
 
 RETRYABLE_STATUSES = {429, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class Disposition:
-    """What the queue should do with a message: acknowledge it, or deliver it again later."""
-
-    retry_in: int | None = None
-
-    @property
-    def ack(self) -> bool:
-        return self.retry_in is None
-
-
-ACK = Disposition()
 
 
 def backoff(base: float, attempt: int, cap: float = 3600) -> int:

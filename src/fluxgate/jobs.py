@@ -194,6 +194,20 @@ class JobTable:
         )
 
 
+@dataclass(frozen=True)
+class Disposition:
+    """What the queue should do with a message: acknowledge it, or deliver it again later."""
+
+    retry_in: int | None = None
+
+    @property
+    def ack(self) -> bool:
+        return self.retry_in is None
+
+
+ACK = Disposition()
+
+
 class JobStore(Protocol):
     """The async port over :class:`JobTable` (a Durable Object per job, or SQLite)."""
 

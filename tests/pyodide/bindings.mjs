@@ -137,3 +137,55 @@ export function createContext() {
     },
   };
 }
+
+// A Queue producer binding: send(body, {contentType, delaySeconds}) with Queues' limits.
+export function createQueue() {
+  const sent = [];
+  return {
+    sent,
+    async send(body, options = {}) {
+      const delay = options.delaySeconds ?? 0;
+      if (!Number.isInteger(delay) || delay < 0 || delay > 43200) throw new Error(`Invalid delaySeconds: ${delay}`);
+      const text = JSON.stringify(body);
+      if (new TextEncoder().encode(text).length > 128 * 1024) throw new Error("Message too large");
+      sent.push({ body: JSON.parse(text), contentType: options.contentType ?? "json", delaySeconds: delay });
+    },
+  };
+}
+
+// A MessageBatch as the consumer handler receives it; records what was acked or retried.
+export function createBatch(bodies) {
+  const outcome = [];
+  return {
+    outcome,
+    queue: "fluxgate-jobs",
+    messages: bodies.map((body, i) => ({
+      id: `m${i}`,
+      body,
+      attempts: 1,
+      timestamp: new Date(),
+      ack() {
+        outcome.push({ id: `m${i}`, ack: true });
+      },
+      retry(options = {}) {
+        outcome.push({ id: `m${i}`, retry: options.delaySeconds ?? 0 });
+      },
+    })),
+  };
+}
+
+// A real HTTP server on 127.0.0.1 that records POSTs (the webhook receiver).
+import { createServer } from "node:http";
+export async function createReceiver() {
+  const received = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ method: req.method, headers: req.headers, body: Buffer.concat(chunks).toString() });
+      res.writeHead(received.length === 1 ? 503 : 204).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/hook`, received, close: () => server.close() };
+}

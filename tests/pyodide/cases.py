@@ -318,6 +318,104 @@ async def case_coalescer_object_passes_a_failure_to_every_waiter():
     assert later == ("fresh", True)  # nothing was kept
 
 
+# -- async jobs: the job object, the queue, webhooks ---------------------------------------
+
+
+def new_job(job_id):
+    from fluxgate.jobs import QUEUED, Job
+
+    return Job(
+        job_id,
+        "key_1",
+        QUEUED,
+        {"params": {"prompt": "x"}},
+        None,
+        None,
+        "https://hooks.example/h",
+        None,
+        0,
+        100,
+        100,
+    )
+
+
+async def case_job_object_runs_the_state_machine_over_rpc():
+    from fluxgate.edge.jobs import WorkersJobStore
+    from fluxgate.jobs import new_job_id
+
+    store, job_id = WorkersJobStore(env.JOBS), new_job_id()
+    assert await store.get(job_id) is None
+    await store.create(new_job(job_id))
+    fetched = await store.get(job_id)
+    assert fetched.status == "queued" and fetched.request == {"params": {"prompt": "x"}}
+    first = await store.claim(job_id, 1000.0)
+    assert first.outcome == "run" and first.job.attempts == 1 and type(first.lease) is str
+    assert (await store.claim(job_id, 1001.0)).outcome == "busy"
+    assert await store.succeed(job_id, "stale", {"r": 1}, 1002.0) is None
+    done = await store.succeed(job_id, first.lease, {"record": {"id": "img"}}, 1003.0)
+    assert done.status == "succeeded" and done.result == {"record": {"id": "img"}}
+    assert (await store.claim(job_id, 1004.0)).outcome == "done"
+    await store.record_webhook(job_id, {"state": "delivered", "attempts": 1}, 1005.0)
+    assert (await store.get(job_id)).webhook == {"state": "delivered", "attempts": 1}
+
+
+async def case_queue_producer_sends_json_with_a_delay():
+    from fluxgate.edge.jobs import WorkersQueue
+
+    queue = WorkersQueue(env.JOB_QUEUE)
+    await queue.send({"type": "job", "job_id": "job_x"})
+    await queue.send({"type": "webhook", "job_id": "job_x"}, delay_seconds=30)
+    sent = env.JOB_QUEUE.sent.to_py()[-2:]
+    assert sent == [
+        {"body": {"type": "job", "job_id": "job_x"}, "contentType": "json", "delaySeconds": 0},
+        {"body": {"type": "webhook", "job_id": "job_x"}, "contentType": "json", "delaySeconds": 30},
+    ], sent
+
+
+async def case_queue_consumer_acks_and_retries_per_message():
+    from harness import createBatch
+
+    from fluxgate.edge.jobs import consume
+    from fluxgate.jobs import ACK, Disposition
+
+    seen = []
+
+    class Jobs:
+        async def process(self, message, attempts):
+            seen.append((message, attempts))
+            if message["job_id"] == "boom":
+                raise RuntimeError("bug")
+            return ACK if message["job_id"] == "a" else Disposition(retry_in=7)
+
+    batch = createBatch(js_obj_list([{"type": "job", "job_id": k} for k in ("a", "b", "boom")]))
+    await consume(batch, Jobs())
+    assert [m for m, _ in seen] == [{"type": "job", "job_id": k} for k in ("a", "b", "boom")]
+    assert batch.outcome.to_py() == [
+        {"id": "m0", "ack": True},
+        {"id": "m1", "retry": 7},
+        {"id": "m2", "retry": 5},
+    ]
+
+
+def js_obj_list(items):
+    return to_js(items, dict_converter=Object.fromEntries)
+
+
+async def case_fetch_poster_posts_to_a_real_http_server():
+    from harness import receiver
+
+    from fluxgate.edge.jobs import FetchPoster
+
+    body = b'{"type":"image.generation.succeeded"}'
+    headers = {"content-type": "application/json", "webhook-id": "job_1.succeeded"}
+    first = await FetchPoster().post(receiver.url, body, headers)
+    second = await FetchPoster().post(receiver.url, body, headers)
+    assert (first, second) == (503, 204)
+    got = receiver.received.to_py()[-1]
+    assert got["method"] == "POST" and got["body"] == body.decode()
+    assert got["headers"]["webhook-id"] == "job_1.succeeded"
+
+
 # -- the Worker entry and its signed-file route ------------------------------------------
 
 

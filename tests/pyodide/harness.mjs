@@ -12,7 +12,9 @@ import { parseArgs } from "node:util";
 import { loadPyodide } from "pyodide";
 import { Miniflare } from "miniflare";
 import { createAI } from "./ai_double.mjs";
-import { CacheDouble, createContext, createDurableObjectNamespace, createRateLimiter } from "./bindings.mjs";
+import {
+  CacheDouble, createBatch, createContext, createDurableObjectNamespace, createQueue, createRateLimiter, createReceiver,
+} from "./bindings.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
@@ -66,11 +68,15 @@ async function main() {
   };
   const { BudgetLedgerObject } = py.pyimport("fluxgate.edge.ledger");
   env.BUDGETS = await createDurableObjectNamespace((ctx, e) => BudgetLedgerObject(ctx, e), env);
+  const { JobObject } = py.pyimport("fluxgate.edge.jobs");
+  env.JOBS = await createDurableObjectNamespace((ctx, e) => JobObject(ctx, e), env);
+  env.JOB_QUEUE = createQueue();
+  const receiver = await createReceiver();
   const { CoalescerObject } = py.pyimport("fluxgate.edge.coalesce");
   env.COALESCER = await createDurableObjectNamespace((ctx, e) => CoalescerObject(ctx, e), env);
   const ctx = createContext();
   globalThis.caches = { default: new CacheDouble() };
-  py.registerJsModule("harness", { env, ctx, ai, signingKeys: SIGNING_KEYS });
+  py.registerJsModule("harness", { env, ctx, ai, signingKeys: SIGNING_KEYS, receiver, createBatch });
 
   let results;
   try {
@@ -82,6 +88,7 @@ await cases.run(${JSON.stringify(args.only ?? [])})
     );
   } finally {
     await mf.dispose();
+    receiver.close();
   }
   for (const result of results) console.log(JSON.stringify(result));
   const failed = results.filter((r) => !r.ok).length;

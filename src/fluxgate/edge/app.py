@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..app import create_app
+from ..async_jobs import Jobs
 from ..errors import ApiError
 from ..moderation import GuardModerator
 from ..pipeline import Gateway, GenerationRecord, Outcome, build_controls
@@ -13,6 +14,7 @@ from ..signing import SigningConfigError
 from .ai import WorkersAIRunner, WorkersImageModel
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
+from .jobs import FetchPoster, WorkersJobStore, WorkersQueue
 from .kv import WorkersKV
 from .ledger import WorkersLedger
 from .r2 import WorkersR2
@@ -49,9 +51,28 @@ def gateway_from_env(env: Any) -> Gateway:
     except (ConfigError, SigningConfigError) as exc:
         # The message names the variable, never its value.
         raise ApiError(503, "server_misconfigured", str(exc)) from exc
+    gateway.jobs = jobs_from_env(env, gateway)
     _gateways.clear()
     _gateways[id(env)] = gateway
     return gateway
+
+
+def jobs_from_env(env: Any, gateway: Gateway) -> Jobs | None:
+    """Async jobs when both the JOBS objects and the JOB_QUEUE producer are bound."""
+    namespace, queue = getattr(env, "JOBS", None), getattr(env, "JOB_QUEUE", None)
+    if namespace is None or queue is None:
+        return None
+    settings = gateway.settings
+    return Jobs(
+        gateway,
+        WorkersJobStore(namespace),
+        WorkersQueue(queue),
+        FetchPoster(),
+        allow_loopback=settings.webhook_allow_loopback,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        max_attempts=settings.job_max_attempts,
+        webhook_max_attempts=settings.webhook_max_attempts,
+    )
 
 
 def coalescer_from_env(env: Any) -> Any:

@@ -62,3 +62,9 @@ def wait_until(ctx: Any, work: Any) -> None:
     proxy = create_proxy(work)
     work.add_done_callback(lambda _done: proxy.destroy())
     ctx.waitUntil(proxy)
+
+
+def sql_bindings(params: Any) -> list[Any]:
+    """Bindings for ``SqlStorage.exec``: Python ``None`` would arrive as ``undefined``, which
+    is not a SQL value; SQL NULL is JS ``null``."""
+    return [jsnull if value is None else value for value in params]

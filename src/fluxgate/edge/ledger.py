@@ -15,7 +15,7 @@ from pyodide.ffi import JsProxy
 from workers import DurableObject
 
 from ..ledger import Ledger, Reservation, Usage
-from .ffi import unwrap
+from .ffi import sql_bindings, unwrap
 
 
 class BudgetLedgerObject(DurableObject):
@@ -30,7 +30,7 @@ class BudgetLedgerObject(DurableObject):
 
     def _exec(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         # storage.sql.exec is synchronous: nothing can interleave between read and write.
-        cursor = self._sql.exec(sql, *params)
+        cursor = self._sql.exec(sql, *sql_bindings(params))
         return [list(row) for row in cursor.raw()]
 
     async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> list[Any]:

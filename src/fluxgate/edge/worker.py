@@ -15,9 +15,10 @@ from workers import WorkerEntrypoint
 from ..files import FILES_PREFIX
 from .coalesce import CoalescerObject
 from .files import serve_file
+from .jobs import JobObject
 from .ledger import BudgetLedgerObject
 
-__all__ = ["BudgetLedgerObject", "CoalescerObject", "Default"]
+__all__ = ["BudgetLedgerObject", "CoalescerObject", "Default", "JobObject"]
 
 
 class Default(WorkerEntrypoint):
@@ -28,3 +29,10 @@ class Default(WorkerEntrypoint):
         from .app import handle  # already imported by src/entry.py on Workers
 
         return await handle(request, self.env, self.ctx)
+
+    async def queue(self, batch: Any) -> None:
+        """The consumer of ``fluxgate-jobs``: async generations and webhook deliveries."""
+        from .app import gateway_from_env
+        from .jobs import consume
+
+        await consume(batch, gateway_from_env(self.env).jobs)

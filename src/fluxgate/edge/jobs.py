@@ -1,0 +1,165 @@
+"""Async jobs on Workers: Queues for delivery, a Durable Object per job for its state.
+
+KV would show a polling client (or a redelivered message) a state up to a minute old; a
+Durable Object per job is strongly consistent and runs :class:`~fluxgate.jobs.JobTable`'s
+single-statement transitions on its own SQLite, so completion stays at-most-once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from js import fetch
+from pyodide.ffi import JsProxy
+from workers import DurableObject
+
+from ..jobs import Claim, Job, JobTable
+from .ffi import is_nullish, js_object, sql_bindings, unwrap
+
+log = logging.getLogger("fluxgate.edge.jobs")
+
+
+class JobObject(DurableObject):
+    """One job's state (SQLite-backed). RPC arguments and results are JSON text, so nothing
+    but strings crosses the RPC boundary."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self._sql = unwrap(self.ctx.storage).sql
+        self._table = JobTable(self._exec)
+
+    def _exec(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        cursor = self._sql.exec(sql, *sql_bindings(params))
+        return [list(row) for row in cursor.raw()]
+
+    async def create(self, job: str) -> None:
+        self._table.create(Job.from_dict(json.loads(job)))
+
+    async def get(self, job_id: str) -> str | None:
+        job = self._table.get(job_id)
+        return None if job is None else json.dumps(job.as_dict())
+
+    async def claim(self, job_id: str, now: float) -> str:
+        claim = self._table.claim(job_id, now)
+        return json.dumps(
+            {
+                "outcome": claim.outcome,
+                "lease": claim.lease,
+                "retry_in": claim.retry_in,
+                "job": claim.job.as_dict() if claim.job else None,
+            }
+        )
+
+    async def finish(
+        self, job_id: str, lease: str, outcome: str, value: str, now: float
+    ) -> str | None:
+        finish = self._table.succeed if outcome == "succeeded" else self._table.fail
+        job = finish(job_id, lease, json.loads(value), now)
+        return None if job is None else json.dumps(job.as_dict())
+
+    async def release(self, job_id: str, lease: str, now: float) -> None:
+        self._table.release(job_id, lease, now)
+
+    async def record_webhook(self, job_id: str, state: str, now: float) -> None:
+        self._table.record_webhook(job_id, json.loads(state), now)
+
+
+def _text(value: Any) -> str | None:
+    return None if is_nullish(value) else str(value)
+
+
+def _job(raw: Any) -> Job | None:
+    text = _text(raw)
+    return None if text in (None, "null") else Job.from_dict(json.loads(text))
+
+
+class WorkersJobStore:
+    """The gateway's :class:`~fluxgate.jobs.JobStore`: one ``JobObject`` per job id."""
+
+    def __init__(self, namespace: Any) -> None:
+        self._namespace = namespace
+
+    def _stub(self, job_id: str) -> Any:
+        return self._namespace.get(self._namespace.idFromName(job_id))
+
+    async def create(self, job: Job) -> None:
+        await self._stub(job.id).create(json.dumps(job.as_dict()))
+
+    async def get(self, job_id: str) -> Job | None:
+        return _job(await self._stub(job_id).get(job_id))
+
+    async def claim(self, job_id: str, now: float) -> Claim:
+        data = json.loads(str(await self._stub(job_id).claim(job_id, now)))
+        job = Job.from_dict(data["job"]) if data["job"] else None
+        return Claim(data["outcome"], job, data["lease"], int(data["retry_in"]))
+
+    async def succeed(
+        self, job_id: str, lease: str, result: dict[str, Any], now: float
+    ) -> Job | None:
+        return _job(
+            await self._stub(job_id).finish(job_id, lease, "succeeded", json.dumps(result), now)
+        )
+
+    async def fail(self, job_id: str, lease: str, error: dict[str, Any], now: float) -> Job | None:
+        return _job(
+            await self._stub(job_id).finish(job_id, lease, "failed", json.dumps(error), now)
+        )
+
+    async def release(self, job_id: str, lease: str, now: float) -> None:
+        await self._stub(job_id).release(job_id, lease, now)
+
+    async def record_webhook(self, job_id: str, state: dict[str, Any], now: float) -> None:
+        await self._stub(job_id).record_webhook(job_id, json.dumps(state), now)
+
+
+class WorkersQueue:
+    """The producer side of a Cloudflare Queue (``[[queues.producers]]``)."""
+
+    def __init__(self, binding: Any) -> None:
+        self._queue = unwrap(binding)
+
+    async def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
+        options = {"contentType": "json"}
+        if delay_seconds:
+            options["delaySeconds"] = int(delay_seconds)
+        await self._queue.send(js_object(message), js_object(options))
+
+
+class FetchPoster:
+    """Webhook POSTs with the runtime's own ``fetch`` (no redirects followed)."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        response = await fetch(
+            url,
+            js_object(
+                {
+                    "method": "POST",
+                    "body": body.decode(),
+                    "headers": dict(headers),
+                    "redirect": "manual",
+                }
+            ),
+        )
+        return int(response.status)
+
+
+async def consume(batch: Any, jobs: Any) -> None:
+    """The queue handler: each message acked, or retried with the delay ``jobs`` asks for."""
+    for message in unwrap(batch).messages:
+        body = message.body
+        payload = body.to_py() if isinstance(body, JsProxy) else body
+        if isinstance(payload, str):
+            payload = json.loads(payload)
+        try:
+            disposition = await jobs.process(dict(payload), int(message.attempts))
+        except Exception:  # one bad message must not fail (and retry) the whole batch
+            log.exception("queue message failed; retrying it")
+            message.retry(js_object({"delaySeconds": 5}))
+            continue
+        if disposition.ack:
+            message.ack()
+        else:
+            message.retry(js_object({"delaySeconds": int(disposition.retry_in)}))

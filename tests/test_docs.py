@@ -93,4 +93,5 @@ def test_every_example_runs(tmp_path):
     lines = out.splitlines()
     assert "304" in lines and "403" in lines and "401" in lines  # conditional, tampered, revoked
     assert '"denied_term"' in lines
+    assert "succeeded" in lines and "whsec_" in lines  # the async job, the webhook secret
     assert '"unsupported_value"' in out or '"param": "n"' in out

@@ -7,14 +7,13 @@ Two runs: the client API with an API key, and the admin API with the admin token
 with the admin scope would let the fuzzer revoke the very key it is testing with).
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .test_local_server import ADMIN, cli, free_port, wait_until_up
+from .servers import ADMIN, local_server
 
 CHECKS = ",".join(
     [
@@ -30,42 +29,10 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("contract")
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLUXGATE_ADMIN_TOKEN": ADMIN,
-        "FLUXGATE_RATE_LIMIT_PER_MINUTE": "1000000",
-        "FLUXGATE_DAILY_BUDGET_USD": "1000000",
-    }
-    env.pop("CLOUDFLARE_API_TOKEN", None)
-    log = (data / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fluxgate.local.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data / "d"),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_until_up(base, proc, log)
-    key = cli(
-        "keys", "create", "--name", "contract", "--data-dir", str(data / "d"), env=env
-    ).stdout.strip()
-    yield base, key, data
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    tmp = tmp_path_factory.mktemp("contract")
+    limits = {"rate_limit_per_minute": "1000000", "daily_budget_usd": "1000000"}
+    with local_server(tmp, log_level="warning", **limits) as running:
+        yield running.base, running.new_key("contract"), tmp
 
 
 def run_schemathesis(base: str, token: str, tmp: Path, *filters: str) -> None:

@@ -5,12 +5,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .test_local_server import ADMIN, free_port, wait_until_up
+from .servers import ADMIN, local_server
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
@@ -47,27 +46,7 @@ def test_every_example_runs(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("curl and jq are needed for the docs test (.ci/run installs them)")
         pytest.skip("curl or jq is not installed")
-    port = free_port()
-    env = {**os.environ, "FLUXGATE_ADMIN_TOKEN": ADMIN}
-    env.pop("CLOUDFLARE_API_TOKEN", None)
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fluxgate.local.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}", proc, log)
+    with local_server(tmp_path) as server:
         script = "set -euo pipefail\n" + "\n".join(
             f"echo '=== block {i}'\n{block}" for i, block in enumerate(blocks())
         )
@@ -77,13 +56,9 @@ def test_every_example_runs(tmp_path):
             capture_output=True,
             text=True,
             timeout=300,
-            env={**env, "FLUXGATE": f"http://127.0.0.1:{port}", "ADMIN_TOKEN": ADMIN},
+            env={**server.env, "FLUXGATE": server.base, "ADMIN_TOKEN": ADMIN},
             check=False,
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
     out = result.stdout
     assert result.returncode == 0, f"{out[-3000:]}\n{result.stderr[-3000:]}"
     assert out.count("=== block") == len(blocks())

@@ -1,11 +1,7 @@
 """The local runtime end to end: `fluxgate serve` on a real socket, driven like curl would."""
 
 import os
-import socket
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,73 +9,18 @@ import pytest
 
 from fluxgate.local.cli import main
 
-ADMIN = "local-admin-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fluxgate.local.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def wait_until_up(base: str, proc: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    log.seek(0)
-    pytest.fail(f"server did not start:\n{log.read()}")
+from .servers import ADMIN, cli, local_server
 
 
 @pytest.fixture
 def server(tmp_path: Path):
-    port = free_port()
-    env = {**os.environ, "FLUXGATE_ADMIN_TOKEN": ADMIN}
-    env.pop("CLOUDFLARE_API_TOKEN", None)
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fluxgate.local.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_until_up(base, proc, log)
-    yield base, tmp_path / "data", env, log
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with local_server(tmp_path) as running:
+        yield running
 
 
 def test_a_curl_session_against_the_local_server(server):
-    base, data_dir, env, log = server
-    made = cli("keys", "create", "--name", "laptop", "--data-dir", str(data_dir), env=env)
-    assert made.returncode == 0, made.stderr
-    key = made.stdout.strip()
+    base = server.base
+    key = server.new_key("laptop")
     auth = {"Authorization": f"Bearer {key}"}
 
     with httpx.Client(base_url=base, timeout=30) as http:
@@ -113,9 +54,7 @@ def test_a_curl_session_against_the_local_server(server):
         listed = http.get("/v1/admin/keys", headers=admin).json()["data"]
         assert [k["name"] for k in listed] == ["laptop"]
 
-    log.flush()
-    log.seek(0)
-    output = log.read()
+    output = server.output()
     assert key not in output and ADMIN not in output
 
 

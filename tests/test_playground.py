@@ -2,14 +2,12 @@
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from .doubles import image_bytes
-from .test_local_server import ADMIN, cli, free_port, wait_until_up
+from .servers import local_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -62,34 +60,8 @@ def browser(tmp_path):
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    env = {**os.environ, "FLUXGATE_ADMIN_TOKEN": ADMIN}
-    env.pop("CLOUDFLARE_API_TOKEN", None)
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fluxgate.local.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_until_up(base, proc, log)
-    key = cli(
-        "keys", "create", "--name", "browser", "--data-dir", str(tmp_path / "data"), env=env
-    ).stdout.strip()
-    yield base, key
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with local_server(tmp_path) as running:
+        yield running.base, running.new_key("browser")
 
 
 def test_a_person_generates_an_image_in_the_playground(browser, server, tmp_path):

@@ -80,16 +80,16 @@ class Jobs:
             check_url(webhook_url, allow_loopback=self.allow_loopback)
         gw = self.gateway
         prepared = await gw.prepare(request, references, principal)  # refuses synchronously
-        now = int(self.clock())
-        job_id = new_job_id()
-        hit = await gw.cached(prepared, principal, False) if mode is CacheMode.NORMAL else None
-        if hit is not None:  # a cache hit completes at once
-            job = Job(
+        stored = self._stored_request(request, references, principal, mode)
+
+        def new_job(status: str, result: dict[str, Any] | None = None) -> Job:
+            now = int(self.clock())
+            return Job(
                 job_id,
                 principal.scope_id,
-                SUCCEEDED,
-                self._stored_request(request, references, principal, mode),
-                self._result(hit.record, cached=True),
+                status,
+                stored,
+                result,
                 None,
                 webhook_url,
                 None,
@@ -97,6 +97,11 @@ class Jobs:
                 now,
                 now,
             )
+
+        job_id = new_job_id()
+        hit = await gw.cached(prepared, principal, False) if mode is CacheMode.NORMAL else None
+        if hit is not None:  # a cache hit completes at once
+            job = new_job(SUCCEEDED, self._result(hit.record, cached=True))
             await self.store.create(job)
             await self._enqueue_webhook(job)
             return job
@@ -108,19 +113,7 @@ class Jobs:
                 content_type=ref.info.mime,
                 custom_metadata={"job": job_id},
             )
-        job = Job(
-            job_id,
-            principal.scope_id,
-            QUEUED,
-            self._stored_request(request, references, principal, mode),
-            None,
-            None,
-            webhook_url,
-            None,
-            0,
-            now,
-            now,
-        )
+        job = new_job(QUEUED)
         await self.store.create(job)
         await self.queue.send({"type": "job", "job_id": job_id})
         return job

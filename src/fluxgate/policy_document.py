@@ -61,7 +61,7 @@ class Tier(Limits):
     deny_patterns: tuple[str, ...] = ()
 
 
-def _compile_all(patterns: tuple[str, ...]) -> tuple[str, ...]:
+def compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     for pattern in patterns:
         try:
             re.compile(pattern)
@@ -86,7 +86,7 @@ class PolicyDocument(BaseModel):
     @field_validator("deny_patterns")
     @classmethod
     def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _compile_all(value)
+        return compile_patterns(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyDocument:
@@ -96,7 +96,7 @@ class PolicyDocument(BaseModel):
         if self.default_tier not in self.tiers:
             raise ValueError(f"default_tier {self.default_tier!r} is not a tier")
         for tier_name, tier in self.tiers.items():
-            _compile_all(tier.deny_patterns)
+            compile_patterns(tier.deny_patterns)
             if tier.rate_limit is not None and tier.rate_limit not in self.rate_limits:
                 raise ValueError(f"tier {tier_name!r} uses unknown rate limit {tier.rate_limit!r}")
         return self

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .policy import PromptPolicy
-from .policy_document import PolicyDocument, default_document
+from .policy_document import PolicyDocument, compile_patterns, default_document
 from .storage import KV_MIN_TTL_SECONDS
 
 
@@ -66,12 +66,7 @@ class Settings(BaseModel):
     @field_validator("deny_patterns")
     @classmethod
     def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
-        return value
+        return compile_patterns(value)
 
     @field_validator("public_base_url")
     @classmethod

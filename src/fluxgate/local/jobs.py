@@ -13,40 +13,22 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ..jobs import Claim, Job, JobTable
+from .sqlite import SqliteFile
 
 log = logging.getLogger("fluxgate.local.jobs")
 
 
-class _Sqlite:
-    def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._lock = threading.Lock()
-
-    def execute(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
-
-    def close(self) -> None:
-        self._db.close()
-
-
 class SqliteJobStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = _Sqlite(path)
+        self._db = SqliteFile(path)
         self._table = JobTable(self._db.execute)
 
     async def create(self, job: Job) -> None:
@@ -89,7 +71,7 @@ class SqliteQueue:
     MAX_DELAY_SECONDS = 43_200  # Cloudflare Queues' maximum delay
 
     def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
-        self._db = _Sqlite(path)
+        self._db = SqliteFile(path)
         self._db.execute(QUEUE_SCHEMA, ())
         self._clock = clock
         self.wakeup = asyncio.Event()

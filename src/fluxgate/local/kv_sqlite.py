@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..storage import KVEntry, KVLimitError, KVPage, check_kv_key, check_kv_write
+from .sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -29,11 +29,7 @@ CREATE TABLE IF NOT EXISTS kv (
 
 class SqliteKV:
     def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL with NORMAL sync: commits are atomic and the file never corrupts; a power cut
-        # may lose the last commits (like KV's own propagation delay, acceptable here).
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(path)
         self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
         self._clock = clock

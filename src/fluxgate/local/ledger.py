@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..ledger import Ledger, Reservation, Usage
+from .sqlite import connect
 
 
 class SqliteLedger:
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(path)
         self._lock = threading.Lock()
         self._ledger = Ledger(self._execute)
 

@@ -122,6 +122,8 @@ def test_a_webhook_is_delivered_signed(client, auth, receiver, clock):
     payload = verify(secret, headers, body, now=clock())
     assert payload["type"] == "image.generation.succeeded"
     assert payload["data"]["id"] == job["id"] and payload["data"]["result"]["sha256"]
+    assert payload["data"]["status_url"] == job["status_url"]  # absolute, like the 202's
+    assert payload["data"]["result"]["data"][0]["url"].startswith("http://testserver/v1/files/")
     assert headers["webhook-id"] == f"{job['id']}.succeeded"
     done = finished(client, auth, job)
     assert wait_for(

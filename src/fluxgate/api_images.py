@@ -139,7 +139,9 @@ async def _submit(
 ) -> JSONResponse:
     if gw.jobs is None:
         raise ApiError(501, "async_unavailable", "Async generations are not configured here.")
-    job = await gw.jobs.submit(params, references, principal, mode, params.webhook_url)
+    job = await gw.jobs.submit(
+        params, references, principal, mode, params.webhook_url, base_url=str(request.base_url)
+    )
     body = gw.jobs.describe(job, str(request.base_url))
     headers = {"Location": body["status_url"], "Cache-Control": "no-store"}
     if prefer_async:

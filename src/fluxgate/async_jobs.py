@@ -75,12 +75,18 @@ class Jobs:
         principal: Principal,
         mode: CacheMode,
         webhook_url: str | None,
+        base_url: str = "",
     ) -> Job:
+        """``base_url``: the request's origin, so that the webhook (sent later, by a consumer
+        that has no request) carries absolute URLs like the synchronous answer does."""
         if webhook_url is not None:
             check_url(webhook_url, allow_loopback=self.allow_loopback)
         gw = self.gateway
         prepared = await gw.prepare(request, references, principal)  # refuses synchronously
-        stored = self._stored_request(request, references, principal, mode)
+        stored = {
+            **self._stored_request(request, references, principal, mode),
+            "base_url": base_url,
+        }
 
         def new_job(status: str, result: dict[str, Any] | None = None) -> Job:
             now = int(self.clock())
@@ -263,8 +269,7 @@ class Jobs:
         event = (
             "image.generation.succeeded" if job.status == SUCCEEDED else ("image.generation.failed")
         )
-        base = self.gateway.settings.public_base_url or ""
-        data = self.describe(job, base)
+        data = self.describe(job, job.request.get("base_url", ""))
         data.pop("webhook", None)
         return json.dumps(
             {"type": event, "timestamp": job.updated, "data": data}, separators=(",", ":")

@@ -22,9 +22,16 @@ admin_scheme = HTTPBearer(
     description="The admin token (`ADMIN_TOKEN` secret), or an API key with the admin scope.",
 )
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in {
+
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, all with the one error body."""
+    return {
+        status: {"model": ErrorBody, "description": text} for status, text in descriptions.items()
+    }
+
+
+ERRORS = error_responses(
+    {
         400: "Invalid request or prompt policy violation",
         401: "Missing, unknown, expired or revoked credential",
         403: "Missing scope or over a tier limit",
@@ -35,20 +42,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         502: "Model failure",
         503: "Model out of capacity, moderation or storage unavailable",
         504: "Model timeout",
-    }.items()
-}
+    }
+)
 
 
-ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in {
+ADMIN_ERRORS = error_responses(
+    {
         400: "Invalid request",
         401: "Missing or invalid admin credential",
         403: "Admin disabled, or the key lacks the admin scope",
         404: "No such key",
         409: "Revoked key, or the policy version does not increase",
-    }.items()
-}
+    }
+)
 
 
 def error_response(error: ApiError) -> JSONResponse:

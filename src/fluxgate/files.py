@@ -79,6 +79,15 @@ def response_headers(object_key: str, expires: int, now: float) -> dict[str, str
 EDGE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
+def edge_cache_applies(hostname: str | None) -> bool:
+    """Whether the Workers Cache API does anything for this host: it has no effect on
+    ``*.workers.dev`` (Cloudflare's Cache API documentation), only on a route or custom
+    domain of a zone. There a lookup would always miss and a put would be discarded, so
+    neither is made, and no ``X-Edge-Cache`` status is claimed."""
+    host = (hostname or "").rstrip(".").lower()
+    return not (host == "workers.dev" or host.endswith(".workers.dev"))
+
+
 def edge_cache_url(origin: str, object_key: str) -> str:
     """The Cache API key of an object: by object, not by signature, so every signed URL of
     one image shares one cached copy."""

@@ -29,9 +29,20 @@ def payload_too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
 
 
+def declared_length(header: str | None) -> int | None:
+    """A ``Content-Length`` value as a number, or ``None`` when absent or not plain ASCII
+    digits (the server in front rejects those; nothing here may raise on them)."""
+    if header is None:
+        return None
+    value = header.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+        return None
+    return int(value)
+
+
 async def read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise payload_too_large(limit)
     chunks: list[bytes] = []
     size = 0

@@ -9,26 +9,36 @@ from ..async_jobs import Jobs
 from ..errors import ApiError
 from ..moderation import GuardModerator
 from ..pipeline import Gateway, GenerationRecord, Outcome, build_controls
+from ..request_body import payload_too_large
 from ..settings import ConfigError, Settings
 from ..signing import SigningConfigError
 from .ai import WorkersAIRunner, WorkersImageModel
+from .asgi import asgi
+from .body import within_limit
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
+from .files import error_response
 from .jobs import FetchPoster, WorkersJobStore, WorkersQueue
 from .kv import WorkersKV
 from .ledger import WorkersLedger
 from .r2 import WorkersR2
 from .ratelimit import WorkersRateLimiter
 
-_gateways: dict[int, Gateway] = {}
+_gateway: Gateway | None = None
 _app: Any = None
 
 
 def gateway_from_env(env: Any) -> Gateway:
-    """One gateway per isolate: bindings and settings do not change between requests."""
-    cached = _gateways.get(id(env))
-    if cached is not None:
-        return cached
+    """One gateway per isolate, built on the first event.
+
+    Bindings, vars and secrets are fixed for an isolate's life (a new deploy or secret
+    starts new isolates), so the settings, the signer, the policy-document cache and the
+    in-isolate coalescer are made once. The key cannot be ``env`` itself: the Workers SDK
+    wraps ``env`` in a new object for every event.
+    """
+    global _gateway
+    if _gateway is not None:
+        return _gateway
     try:
         settings = Settings.from_mapping(env_settings(env))
         kv = WorkersKV(env.KV)
@@ -52,8 +62,7 @@ def gateway_from_env(env: Any) -> Gateway:
         # The message names the variable, never its value.
         raise ApiError(503, "server_misconfigured", str(exc)) from exc
     gateway.jobs = jobs_from_env(env, gateway)
-    _gateways.clear()
-    _gateways[id(env)] = gateway
+    _gateway = gateway
     return gateway
 
 
@@ -95,6 +104,14 @@ def app() -> Any:
 
 
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
-    from workers import asgi
-
+    """Serve ``request`` with the FastAPI app, once its body is known to be within limits."""
+    try:
+        limit = gateway_from_env(env).settings.max_body_bytes
+    except ApiError:
+        limit = None  # misconfigured: the app itself answers 503 server_misconfigured
+    if limit is not None:
+        checked = await within_limit(request, limit)
+        if checked is None:
+            return error_response(payload_too_large(limit))
+        request = checked
     return await asgi.fetch(app(), request, env, ctx)

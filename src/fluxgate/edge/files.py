@@ -71,18 +71,23 @@ async def serve_file(request: Any, env: Any, ctx: Any = None, bucket_name: str =
 
     bucket = unwrap(getattr(env, bucket_name))
     range_header = js_text(request.headers.get("range"))
+    cache_url = (
+        files.edge_cache_url(f"{url.scheme}://{url.netloc}", key)
+        if files.edge_cache_applies(url.hostname)
+        else None
+    )
     if method == "HEAD":
         obj = await bucket.head(key)
     elif range_header:
         return await _serve_range(bucket, key, request, headers, env, query)
     else:
-        cache_url = files.edge_cache_url(f"{url.scheme}://{url.netloc}", key)
-        cached = await caches.default.match(cache_url)
-        if not is_nullish(cached):
-            headers["Content-Type"] = js_text(cached.headers.get("content-type")) or ""
-            headers["Content-Length"] = js_text(cached.headers.get("content-length")) or ""
-            headers["X-Edge-Cache"] = "HIT"
-            return _respond(cached.body, 200, {k: v for k, v in headers.items() if v})
+        if cache_url is not None:
+            cached = await caches.default.match(cache_url)
+            if not is_nullish(cached):
+                headers["Content-Type"] = js_text(cached.headers.get("content-type")) or ""
+                headers["Content-Length"] = js_text(cached.headers.get("content-length")) or ""
+                headers["X-Edge-Cache"] = "HIT"
+                return _respond(cached.body, 200, {k: v for k, v in headers.items() if v})
         obj = await bucket.get(key)
     if is_nullish(obj):
         await _drop_stale_entry(env, query)
@@ -95,6 +100,8 @@ async def serve_file(request: Any, env: Any, ctx: Any = None, bucket_name: str =
     headers["Content-Length"] = str(int(obj.size))
     if method == "HEAD":
         return _respond(None, 200, headers)
+    if cache_url is None:
+        return _respond(obj.body, 200, headers)
     for_client, for_cache = obj.body.tee()
     stored = _respond(
         for_cache,

@@ -30,8 +30,13 @@ class Default(WorkerEntrypoint):
 
         return await handle(request, self.env, self.ctx)
 
-    async def queue(self, batch: Any) -> None:
-        """The consumer of ``fluxgate-jobs``: async generations and webhook deliveries."""
+    async def queue(self, batch: Any, _env: Any = None, _ctx: Any = None) -> None:
+        """The consumer of ``fluxgate-jobs``: async generations and webhook deliveries.
+
+        workerd calls ``queue`` strictly with every argument of the module-worker form,
+        ``(batch, env, ctx)``; for a class entrypoint the last two are ``undefined`` (they
+        are ``self.env`` and ``self.ctx``), but they are passed all the same.
+        """
         from .app import gateway_from_env
         from .jobs import consume
 

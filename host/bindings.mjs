@@ -7,6 +7,9 @@ import initSqlJs from "sql.js";
 export function createRateLimiter({ limit, period }) {
   const counts = new Map();
   return {
+    reset() {
+      counts.clear();
+    },
     async limit(options) {
       if (!options || typeof options.key !== "string") {
         throw new TypeError("limit() expects {key: string}");
@@ -75,6 +78,9 @@ export async function createDurableObjectNamespace(construct, env) {
   const SQL = await initSqlJs();
   const objects = new Map();
   return {
+    reset() {
+      objects.clear();
+    },
     idFromName(name) {
       return { name, toString: () => name };
     },
@@ -124,12 +130,15 @@ export class CacheDouble {
   }
 }
 
-// ExecutionContext: waitUntil promises are kept so a test can wait for them.
-export function createContext() {
+// ExecutionContext: waitUntil promises are kept so a test can wait for them, and handed
+// to `adopt` (the Worker host tracks them the way workerd extends a request's lifetime).
+export function createContext(adopt = null) {
   const pending = [];
   return {
     waitUntil(promise) {
+      if (!promise || typeof promise.then !== "function") throw new TypeError("waitUntil expects a Promise");
       pending.push(promise);
+      adopt?.(promise);
     },
     passThroughOnException() {},
     async settle() {

@@ -28,7 +28,7 @@ function intField(fields, name, fallback, lo, hi) {
 }
 
 export function createAI() {
-  const state = { calls: [], failures: [] };
+  const state = { calls: [], failures: [], latencyMs: 0 };
 
   async function run(model, inputs) {
     if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
@@ -72,6 +72,7 @@ export function createAI() {
     intField(fields, "steps", 25, 1, 50);
     intField(fields, "seed", 0, 0, Number.MAX_SAFE_INTEGER);
     state.calls.push({ model, fields, files, contentType: multipart.contentType });
+    if (state.latencyMs) await new Promise((ok) => setTimeout(ok, state.latencyMs));
     if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
     const seed = Number(fields.seed ?? 0);
     const png = encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, 128]);
@@ -89,6 +90,64 @@ export function createAI() {
     },
     callCount() {
       return state.calls.length;
+    },
+    setLatency(seconds) {
+      state.latencyMs = seconds * 1000;
+    },
+    // What a test may read back: every call's text fields and reference images (no bytes).
+    stats() {
+      return {
+        calls: state.calls.length,
+        inputs: state.calls.map(({ model, fields, files, contentType }) => ({
+          model,
+          fields,
+          contentType,
+          files: Object.fromEntries(Object.entries(files).map(([k, { bytes, ...meta }]) => [k, meta])),
+        })),
+      };
+    },
+    reset() {
+      state.calls.length = 0;
+      state.failures.length = 0;
+      state.latencyMs = 0;
+    },
+  };
+}
+
+// The AI binding backed by the Workers AI REST API (POST /accounts/{id}/ai/run/{model}),
+// for running the host against the real model. Multipart models get the same body the
+// binding would send; errors come back as InferenceUpstreamError("<code>: <message>").
+export function createRestAI(accountId, apiToken) {
+  const calls = [];
+  async function run(model, inputs) {
+    const url = `https://api.cloudflare.com/client/v4/accounts/${accountId}/ai/run/${model}`;
+    const multipart = inputs?.multipart;
+    const response = await fetch(url, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${apiToken}`,
+        "content-type": multipart ? multipart.contentType : "application/json",
+      },
+      body: multipart ? multipart.body : JSON.stringify(inputs),
+      duplex: "half",
+    });
+    calls.push(model);
+    const payload = await response.json().catch(() => null);
+    if (!response.ok || !payload?.success) {
+      const error = payload?.errors?.[0];
+      throw new InferenceUpstreamError(`${error?.code ?? response.status}: ${error?.message ?? response.statusText}`);
+    }
+    return payload.result;
+  }
+  return {
+    binding: { run },
+    failNext() {
+      throw new Error("the REST-backed AI binding cannot script failures");
+    },
+    setLatency() {},
+    stats: () => ({ calls: calls.length, inputs: [] }),
+    reset() {
+      calls.length = 0;
     },
   };
 }

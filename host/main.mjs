@@ -1,0 +1,252 @@
+// The Worker host: Fluxgate's Worker, as deployed, served offline on 127.0.0.1.
+//
+//   node host/main.mjs [--port 8787] [--host 127.0.0.1] [--data-dir DIR] [--var NAME=VALUE ...]
+//                      [--control-port N]
+//
+// One Pyodide 314 "isolate" (the Python 3.14 Workers runtime) runs src/entry.py with the
+// wheels pinned in worker/requirements.lock. Bindings come from wrangler.toml: KV and R2
+// are Miniflare's simulators; AI, Durable Objects (SQLite storage), Queues (producer and
+// consumer), Rate Limiting and the Cache API are doubles that keep the services' contracts.
+// [vars] come from wrangler.toml, secrets from the environment (ADMIN_TOKEN,
+// URL_SIGNING_KEYS), and --var overrides either. With CLOUDFLARE_ACCOUNT_ID and
+// CLOUDFLARE_API_TOKEN set, AI calls go to the Workers AI REST API instead of the double.
+//
+// --control-port opens a second loopback port for tests (script AI failures, count model
+// calls, move the clock, reset state); it is never part of the Worker's own URL space.
+import { createServer } from "node:http";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Miniflare } from "miniflare";
+import { parse as parseToml } from "smol-toml";
+import { createAI, createRestAI } from "./ai.mjs";
+import { CacheDouble, createContext, createDurableObjectNamespace, createRateLimiter } from "./bindings.mjs";
+import { Queue } from "./queues.mjs";
+import { callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: args } = parseArgs({
+  options: {
+    port: { type: "string", default: "8787" },
+    host: { type: "string", default: "127.0.0.1" },
+    "data-dir": { type: "string" },
+    var: { type: "string", multiple: true, default: [] },
+    wheels: { type: "string", default: join(root, ".cache", "worker-wheels") },
+    config: { type: "string", default: join(root, "wrangler.toml") },
+    "control-port": { type: "string" },
+    quiet: { type: "boolean", default: false },
+  },
+});
+
+const SECRETS = ["ADMIN_TOKEN", "URL_SIGNING_KEYS"];
+const log = args.quiet ? { log() {}, error: (...a) => console.error(...a) } : console;
+
+// Wall clock the control port can move (tests of expiry); Python's time.time() in Pyodide
+// reads Date.now(), so the Worker sees the moved clock too.
+let clockOffsetMs = 0;
+const realNow = Date.now.bind(Date);
+Date.now = () => realNow() + clockOffsetMs;
+
+function buildVars(config) {
+  const vars = { ...(config.vars ?? {}) };
+  for (const name of SECRETS) if (process.env[name]) vars[name] = process.env[name];
+  for (const item of args.var) {
+    const at = item.indexOf("=");
+    if (at < 1) throw new Error(`--var expects NAME=VALUE, got ${item}`);
+    vars[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return vars;
+}
+
+async function main() {
+  const config = parseToml(readFileSync(args.config, "utf8"));
+  const flags = config.compatibility_flags ?? [];
+  const dataDir = args["data-dir"] ? resolve(args["data-dir"]) : null;
+  if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const started = Date.now();
+  // The Workers Cache API is a global, as in workerd (present before the Worker's import).
+  const cache = new CacheDouble();
+  globalThis.caches = { default: cache };
+  const py = await loadIsolate({ root, wheelDir: resolve(args.wheels), compatFlags: flags, log });
+
+  const kvBindings = (config.kv_namespaces ?? []).map((k) => k.binding);
+  const r2Bindings = (config.r2_buckets ?? []).map((b) => b.binding);
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response(null, { status: 404 }) } }",
+    kvNamespaces: kvBindings,
+    r2Buckets: r2Bindings,
+    ...(dataDir ? { kvPersist: join(dataDir, "kv"), r2Persist: join(dataDir, "r2") } : {}),
+  });
+
+  const env = buildVars(config);
+  for (const name of kvBindings) env[name] = await mf.getKVNamespace(name);
+  for (const name of r2Bindings) env[name] = await mf.getR2Bucket(name);
+  const rest = process.env.CLOUDFLARE_ACCOUNT_ID && process.env.CLOUDFLARE_API_TOKEN;
+  const ai = rest ? createRestAI(process.env.CLOUDFLARE_ACCOUNT_ID, process.env.CLOUDFLARE_API_TOKEN) : createAI();
+  if (config.ai?.binding) env[config.ai.binding] = ai.binding;
+  const limiters = {};
+  for (const rule of config.ratelimits ?? []) {
+    limiters[rule.name] = createRateLimiter({ limit: rule.simple.limit, period: rule.simple.period });
+    env[rule.name] = limiters[rule.name].binding ?? limiters[rule.name];
+  }
+  const queues = new Map();
+  const consumers = new Map((config.queues?.consumers ?? []).map((c) => [c.queue, c]));
+  for (const producer of config.queues?.producers ?? []) {
+    const queue = new Queue(producer.queue, consumers.get(producer.queue) ?? null, { log });
+    queues.set(producer.queue, queue);
+    env[producer.binding] = queue.binding();
+  }
+
+  const entry = importEntry(py);
+  const namespaces = {};
+  for (const binding of config.durable_objects?.bindings ?? []) {
+    const cls = entry[binding.class_name];
+    if (!cls) throw new Error(`wrangler.toml binds ${binding.name} to ${binding.class_name}, which src/entry.py does not export`);
+    namespaces[binding.name] = await createDurableObjectNamespace((ctx, e) => cls(ctx, e), env);
+    env[binding.name] = namespaces[binding.name];
+  }
+  const pending = new Set();
+  const context = () =>
+    createContext((promise) => {
+      // workerd adopts a waitUntil promise at once; its failure is logged, never thrown.
+      const tracked = Promise.resolve(promise)
+        .catch((err) => log.error("waitUntil task failed:", err?.message ?? err))
+        .finally(() => pending.delete(tracked));
+      pending.add(tracked);
+    });
+
+  for (const queue of queues.values()) {
+    if (queue.consumer) queue.consume((batch) => callQueue(entry, batch, env, context()));
+  }
+
+  const server = createServer(async (req, res) => {
+    const controller = new AbortController();
+    res.on("close", () => controller.abort());
+    try {
+      const url = `http://${req.headers.host ?? `${args.host}:${args.port}`}${req.url}`;
+      const hasBody = !["GET", "HEAD"].includes(req.method);
+      const request = new Request(url, {
+        method: req.method,
+        headers: Object.entries(req.headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : [[k, v]])),
+        body: hasBody ? Readable.toWeb(req) : undefined,
+        duplex: hasBody ? "half" : undefined,
+        signal: controller.signal,
+      });
+      const response = await callFetch(py, entry, request, env, context());
+      const headers = {};
+      for (const [k, v] of response.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
+      const cookies = response.headers.getSetCookie?.() ?? [];
+      if (cookies.length) headers["set-cookie"] = cookies;
+      // A body the Worker did not read (it answered from the headers alone) is not drained:
+      // the connection is closed after the response, as the edge does.
+      if (hasBody && !req.readableEnded) headers.connection = "close";
+      res.writeHead(response.status, headers);
+      if (response.body && req.method !== "HEAD") {
+        for await (const chunk of response.body) res.write(chunk);
+      }
+      res.end();
+      if (hasBody && !req.readableEnded) req.destroy();
+    } catch (err) {
+      log.error("worker threw:", err?.stack ?? err);
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "text/plain" });
+      }
+      res.end("Worker threw an exception (see the host log)\n");
+    }
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise((ok) => server.listen(Number(args.port), args.host, ok));
+  const address = server.address();
+
+  let control = null;
+  if (args["control-port"] !== undefined) {
+    control = await startControl({ port: Number(args["control-port"]), host: args.host, ai, mf, env, kvBindings, r2Bindings, namespaces, limiters, queues, cache, pending });
+  }
+  console.log(
+    JSON.stringify({
+      event: "ready",
+      url: `http://${address.address}:${address.port}`,
+      control: control ? `http://${args.host}:${control.address().port}` : null,
+      pyodide: py.version,
+      compatibility_flags: flags,
+      model: rest ? "workers-ai-rest" : "placeholder",
+      seconds: (Date.now() - started) / 1000,
+    }),
+  );
+
+  const stop = async () => {
+    server.close();
+    control?.close();
+    for (const queue of queues.values()) queue.close();
+    await mf.dispose();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+// The test control port: JSON in, JSON out, loopback only.
+async function startControl({ port, host, ai, mf, env, kvBindings, r2Bindings, namespaces, limiters, queues, cache, pending }) {
+  const routes = {
+    "GET /ai": () => ai.stats(),
+    "POST /ai/fail": (body) => (ai.failNext(body.message), {}),
+    "POST /ai/latency": (body) => (ai.setLatency(body.seconds), {}),
+    "POST /clock/advance": (body) => ((clockOffsetMs += body.seconds * 1000), { offset_seconds: clockOffsetMs / 1000 }),
+    "GET /queues": () => [...queues.values()].map((q) => q.stats()),
+    "POST /settle": async () => {
+      while (pending.size) await Promise.all([...pending]);
+      return {};
+    },
+    "POST /reset": async () => {
+      for (const name of kvBindings) {
+        const kv = env[name];
+        let cursor;
+        do {
+          const page = await kv.list({ cursor });
+          await Promise.all(page.keys.map((k) => kv.delete(k.name)));
+          cursor = page.list_complete ? undefined : page.cursor;
+        } while (cursor);
+      }
+      for (const name of r2Bindings) {
+        const bucket = env[name];
+        let cursor;
+        do {
+          const page = await bucket.list({ cursor });
+          if (page.objects.length) await bucket.delete(page.objects.map((o) => o.key));
+          cursor = page.truncated ? page.cursor : undefined;
+        } while (cursor);
+      }
+      for (const ns of Object.values(namespaces)) ns.reset();
+      for (const limiter of Object.values(limiters)) limiter.reset();
+      for (const queue of queues.values()) queue.clear();
+      cache.entries.clear();
+      ai.reset();
+      clockOffsetMs = 0;
+      return {};
+    },
+  };
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const route = routes[`${req.method} ${req.url}`];
+    try {
+      if (!route) throw Object.assign(new Error("no such control route"), { status: 404 });
+      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {};
+      const result = await route(body);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result));
+    } catch (err) {
+      res.writeHead(err.status ?? 500, { "content-type": "application/json" }).end(JSON.stringify({ error: String(err?.message ?? err) }));
+    }
+  });
+  await new Promise((ok) => server.listen(port, host, ok));
+  return server;
+}
+
+main().catch((err) => {
+  console.error("worker host failed to start:", err?.stack ?? err);
+  process.exit(2);
+});

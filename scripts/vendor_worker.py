@@ -1,0 +1,204 @@
+"""Vendor the Worker's locked Python packages into ``python_modules/``, offline.
+
+``uv run pywrangler deploy`` (workers-py) resolves ``pyproject.toml`` against Pyodide's package
+index and vendors the result; that index is not reachable offline and its resolution is not
+pinned by this repository. This script is the offline equivalent, from the committed lock:
+it installs exactly the wheels of ``worker/requirements.lock`` (downloaded and SHA-256-checked
+by ``scripts/worker_wheels.py``; the hashes are checked again here) into ``python_modules/``
+at the repository root, which is where ``wrangler deploy`` picks vendored packages up for a
+Python Worker.
+
+    python3 scripts/vendor_worker.py [--wheels .cache/worker-wheels] [--dest python_modules]
+
+What lands in ``python_modules/`` is what pywrangler's sync leaves there (workers-py 1.16,
+``pywrangler/sync.py``: ``uv pip install`` into a fresh Pyodide venv's site-packages, which is
+then copied to ``python_modules/`` with an empty ``pyvenv.cfg``):
+
+* every wheel's purelib/platlib content, i.e. the packages *and* their ``*.dist-info``
+  (``importlib.metadata`` works on the Worker; pydantic looks up plugins through it), type
+  stubs, ``py.typed``, licences, and ``.pth`` files;
+* ``<name>.data/purelib`` and ``<name>.data/platlib`` are merged into the root like an
+  installer does; ``.data/scripts|headers|data`` would land outside site-packages, so they are
+  left out (none of the locked wheels has any);
+* no ``.pyc``: uv does not compile bytecode by default, and wrangler's default
+  ``python_modules.exclude`` is ``["**/*.pyc"]`` anyway. Nothing else (tests, stubs) is pruned;
+* an empty ``pyvenv.cfg`` marks the folder as a virtual environment (so editors and linters
+  leave it alone), as pywrangler does. pywrangler's ``.synced`` token is *not* written: a later
+  ``uv run pywrangler deploy`` then re-syncs with its own resolver instead of trusting this.
+
+wrangler uploads every other file under ``python_modules/`` as a module named
+``python_modules/<path>`` (``Data``; ``workers/*.js`` as ES modules), so the folder is rebuilt
+from scratch on every run (idempotent): stale packages would otherwise ship.
+
+``workers-runtime-sdk`` is vendored, not left to the runtime: pywrangler always adds it to
+the resolution (``MANAGED_SDK_PACKAGE`` in ``pywrangler/resolve.py``), and workerd no longer
+provides it at the compatibility date in ``wrangler.toml``. From 2026-04-21 the
+``enable_python_external_sdk`` flag is on by date and the runtime, instead of injecting its
+own ``workers`` and ``asgi`` modules, installs stubs that raise ``ModuleNotFoundError: No
+module named 'workers'`` ("update to workers-py >= 1.9 or pass disable_python_external_sdk");
+``src/`` imports ``WorkerEntrypoint``, ``DurableObject`` and ``asgi`` from ``workers``. From
+2026-05-26 ``python_process_pth_files`` makes the runtime process ``.pth`` files in
+``python_modules/``: the SDK's ``_workers_sdk_patch_loader.pth`` installs the import-time
+entropy patches for third-party packages that workerd moved out of the runtime into the SDK,
+so the ``.pth`` file must be vendored too (it is). ``workers/workflows.js`` ships as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import shutil
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from worker_wheels import DEFAULT_DEST, LOCK, download  # noqa: E402
+
+VENDOR_DIR = ROOT / "python_modules"
+LOCK_LINE = re.compile(
+    r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+)\s+--hash=sha256:(?P<sha>[0-9a-f]{64})$"
+)
+
+
+@dataclass(frozen=True)
+class Locked:
+    name: str
+    version: str
+    sha256: str
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(lock: Path = LOCK) -> list[Locked]:
+    entries = []
+    for number, raw in enumerate(lock.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = LOCK_LINE.match(line)
+        if match is None:
+            raise SystemExit(f"{lock}:{number}: not `name==version --hash=sha256:...`: {raw!r}")
+        entries.append(Locked(canonical(match["name"]), match["version"], match["sha"]))
+    if not entries:
+        raise SystemExit(f"{lock}: no packages")
+    return entries
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_wheels(entries: list[Locked], wheels: Path) -> dict[Locked, Path] | None:
+    """Each locked package's wheel in ``wheels`` (by name, version and hash), or None."""
+    found: dict[Locked, Path] = {}
+    candidates = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
+    for entry in entries:
+        matches = [
+            wheel
+            for wheel in candidates
+            if canonical(wheel.name.split("-")[0]) == entry.name
+            and wheel.name.split("-")[1] == entry.version
+            and sha256(wheel) == entry.sha256
+        ]
+        if len(matches) != 1:
+            return None
+        found[entry] = matches[0]
+    return found
+
+
+def safe_target(root: Path, member: str) -> Path | None:
+    path = PurePosixPath(member)
+    if path.is_absolute() or ".." in path.parts:
+        raise SystemExit(f"refusing to unpack {member!r}: path escapes the vendor folder")
+    return root.joinpath(*path.parts) if path.parts else None
+
+
+def install_wheel(wheel: Path, target: Path) -> int:
+    """Unpack one wheel into ``target`` like an installer's site-packages; return file count."""
+    count = 0
+    with zipfile.ZipFile(wheel) as archive:
+        heads = {member.split("/", 1)[0] for member in archive.namelist()}
+        data_dir = next((head for head in heads if head.endswith(".data")), None)
+        dist_info = [head for head in heads if head.endswith(".dist-info")]
+        if len(dist_info) != 1:
+            raise SystemExit(f"{wheel.name}: expected one .dist-info folder, found {dist_info}")
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            if name.endswith(".pyc") or "/__pycache__/" in f"/{name}":
+                continue
+            if data_dir is not None and name.startswith(f"{data_dir}/"):
+                scheme, _, rest = name[len(data_dir) + 1 :].partition("/")
+                if scheme not in ("purelib", "platlib") or not rest:
+                    continue  # scripts/headers/data: outside site-packages, not vendored
+                name = rest
+            dest = safe_target(target, name)
+            if dest is None:
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, dest.open("wb") as out:
+                shutil.copyfileobj(src, out)
+            count += 1
+    (target / dist_info[0] / "INSTALLER").write_text("fluxgate-vendor\n")  # as installers do
+    return count + 1
+
+
+def vendor(wheels: Path = DEFAULT_DEST, dest: Path = VENDOR_DIR, lock: Path = LOCK) -> dict:
+    entries = read_lock(lock)
+    found = find_wheels(entries, wheels)
+    if found is None:
+        # Not all locked wheels are cached: let pip fetch them (hashes enforced), then re-check.
+        download(wheels)
+        found = find_wheels(entries, wheels)
+        if found is None:
+            raise SystemExit(f"{wheels}: a locked wheel is missing or does not match {lock}")
+
+    dest = dest.resolve()
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    try:
+        files = 0
+        for entry in entries:
+            files += install_wheel(found[entry], dest)
+        (dest / "pyvenv.cfg").touch()
+        files += 1
+    except BaseException:
+        # No half-vendored folder: wrangler would silently deploy whatever is there.
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    return {"packages": len(entries), "files": files, "bytes": size, "dest": dest}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheels", type=Path, default=DEFAULT_DEST, help="wheel cache folder")
+    parser.add_argument("--dest", type=Path, default=VENDOR_DIR, help="vendor folder (rebuilt)")
+    args = parser.parse_args()
+    result = vendor(args.wheels, args.dest)
+    try:
+        shown = result["dest"].relative_to(ROOT)
+    except ValueError:
+        shown = result["dest"]
+    print(
+        f"vendored {result['packages']} locked packages into {shown}: "
+        f"{result['files']} files, {result['bytes'] / 2**20:.2f} MiB uncompressed"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,8 +27,20 @@ function intField(fields, name, fallback, lo, hi) {
   return value;
 }
 
+// The binding object, named like workerd's class (the Workers SDK wraps bindings by class).
+class Ai {
+  #run;
+  constructor(run) {
+    this.#run = run;
+  }
+  run(model, inputs, options) {
+    return this.#run(model, inputs, options);
+  }
+}
+
 export function createAI() {
-  const state = { calls: [], failures: [], latencyMs: 0 };
+  // `calls`: every call that passed the contract checks; `answered`: those that got an image.
+  const state = { calls: [], failures: [], latencyMs: 0, answered: 0 };
 
   async function run(model, inputs) {
     if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
@@ -46,8 +58,10 @@ export function createAI() {
       throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(multipart.contentType)}`);
     }
     let form;
+    let raw;
     try {
-      form = await new Response(multipart.body, { headers: { "content-type": multipart.contentType } }).formData();
+      raw = new Uint8Array(await new Response(multipart.body).arrayBuffer());
+      form = await new Response(raw, { headers: { "content-type": multipart.contentType } }).formData();
     } catch (err) {
       throw invalid(`could not parse multipart body: ${err.message}`);
     }
@@ -71,16 +85,17 @@ export function createAI() {
     const height = intField(fields, "height", 768, 256, 1920);
     intField(fields, "steps", 25, 1, 50);
     intField(fields, "seed", 0, 0, Number.MAX_SAFE_INTEGER);
-    state.calls.push({ model, fields, files, contentType: multipart.contentType });
+    state.calls.push({ model, fields, files, contentType: multipart.contentType, raw });
     if (state.latencyMs) await new Promise((ok) => setTimeout(ok, state.latencyMs));
     if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
+    state.answered++;
     const seed = Number(fields.seed ?? 0);
     const png = encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, 128]);
     return { image: png.toString("base64") };
   }
 
   return {
-    binding: { run },
+    binding: new Ai(run),
     state,
     failNext(message) {
       state.failures.push(message);
@@ -97,17 +112,20 @@ export function createAI() {
     // What a test may read back: every call's text fields and reference images (no bytes).
     stats() {
       return {
-        calls: state.calls.length,
-        inputs: state.calls.map(({ model, fields, files, contentType }) => ({
+        calls: state.answered,
+        latency_seconds: state.latencyMs / 1000,
+        inputs: state.calls.map(({ model, fields, files, contentType, raw }) => ({
           model,
           fields,
           contentType,
+          body: Buffer.from(raw).toString("base64"),
           files: Object.fromEntries(Object.entries(files).map(([k, { bytes, ...meta }]) => [k, meta])),
         })),
       };
     },
     reset() {
       state.calls.length = 0;
+      state.answered = 0;
       state.failures.length = 0;
       state.latencyMs = 0;
     },
@@ -140,12 +158,12 @@ export function createRestAI(accountId, apiToken) {
     return payload.result;
   }
   return {
-    binding: { run },
+    binding: new Ai(run),
     failNext() {
       throw new Error("the REST-backed AI binding cannot script failures");
     },
     setLatency() {},
-    stats: () => ({ calls: calls.length, inputs: [] }),
+    stats: () => ({ calls: calls.length, latency_seconds: 0, inputs: [] }),
     reset() {
       calls.length = 0;
     },

@@ -2,26 +2,37 @@
 // Limiting binding and a Durable Object namespace whose objects have SQLite storage.
 import initSqlJs from "sql.js";
 
-// The Rate Limiting binding: limit({key}) -> {success}. Fixed windows of `period` seconds,
-// counted per key, as one Cloudflare location would.
-export function createRateLimiter({ limit, period }) {
-  const counts = new Map();
-  return {
-    reset() {
-      counts.clear();
-    },
-    async limit(options) {
-      if (!options || typeof options.key !== "string") {
-        throw new TypeError("limit() expects {key: string}");
-      }
-      const window = Math.floor(Date.now() / 1000 / period);
-      const slot = `${options.key}\u0000${window}`;
-      const used = counts.get(slot) ?? 0;
-      if (used >= limit) return { success: false };
-      counts.set(slot, used + 1);
-      return { success: true };
-    },
-  };
+// The Rate Limiting binding (class named like workerd's): limit({key}) -> {success}. Fixed
+// windows of `period` seconds, counted per key, as one Cloudflare location would.
+export class Ratelimit {
+  #counts = new Map();
+  constructor({ limit, period }) {
+    this.config = { limit, period };
+  }
+  reset() {
+    this.#counts.clear();
+  }
+  // A new limit/period, as a redeploy with another wrangler.toml would give.
+  configure({ limit, period }) {
+    this.config = { limit, period };
+    this.#counts.clear();
+  }
+  async limit(options) {
+    if (!options || typeof options.key !== "string") {
+      throw new TypeError("limit() expects {key: string}");
+    }
+    const { limit, period } = this.config;
+    const window = Math.floor(Date.now() / 1000 / period);
+    const slot = `${options.key}\u0000${window}`;
+    const used = this.#counts.get(slot) ?? 0;
+    if (used >= limit) return { success: false };
+    this.#counts.set(slot, used + 1);
+    return { success: true };
+  }
+}
+
+export function createRateLimiter(config) {
+  return new Ratelimit(config);
 }
 
 // SqlStorage over real SQLite (sql.js): exec(query, ...bindings) runs synchronously and
@@ -65,43 +76,90 @@ class SqlStorage {
   }
 }
 
-// Named like workerd's class so that the Workers SDK wraps it as it does in production.
+// Named like workerd's classes, so that the Workers SDK wraps them as it does in production.
 class DurableObjectStorage {
   constructor(sql) {
     this.sql = sql;
   }
 }
 
-// A namespace: idFromName/get; one object instance (and one database) per name. Stub
-// methods cross the JS boundary like RPC: arguments and results are JS values.
-export async function createDurableObjectNamespace(construct, env) {
-  const SQL = await initSqlJs();
-  const objects = new Map();
-  return {
-    reset() {
-      objects.clear();
-    },
-    idFromName(name) {
-      return { name, toString: () => name };
-    },
-    get(id) {
-      const name = String(id);
-      if (!objects.has(name)) {
-        const ctx = { id, storage: new DurableObjectStorage(new SqlStorage(new SQL.Database())), waitUntil() {} };
-        objects.set(name, construct(ctx, env));
-      }
-      const instance = objects.get(name);
-      return new Proxy({}, {
+class DurableObjectId {
+  constructor(name) {
+    this.name = name;
+  }
+  toString() {
+    return this.name;
+  }
+  equals(other) {
+    return String(other) === this.name;
+  }
+}
+
+class DurableObjectState {
+  constructor(id, storage) {
+    this.id = id;
+    this.storage = storage;
+  }
+  waitUntil() {}
+  async blockConcurrencyWhile(callback) {
+    return await callback();
+  }
+}
+
+// A Durable Object namespace: idFromName/get/getByName; one object instance (and one SQLite
+// database) per name. `construct(state, env)` makes the object; `call(instance, method,
+// ...args)` runs one RPC method the way workerd does (the Worker host passes its dispatch,
+// which converts as workerd's does and calls strictly). Arguments and results are
+// structured-cloned, as they are when they cross between isolates.
+export class DurableObjectNamespace {
+  #objects = new Map();
+  #construct;
+  #call;
+  #SQL;
+  constructor(SQL, construct, call) {
+    this.#SQL = SQL;
+    this.#construct = construct;
+    this.#call = call;
+  }
+  reset() {
+    this.#objects.clear();
+  }
+  idFromName(name) {
+    return new DurableObjectId(String(name));
+  }
+  getByName(name) {
+    return this.get(this.idFromName(name));
+  }
+  get(id) {
+    const name = String(id);
+    if (!this.#objects.has(name)) {
+      const state = new DurableObjectState(id, new DurableObjectStorage(new SqlStorage(new this.#SQL.Database())));
+      this.#objects.set(name, this.#construct(state));
+    }
+    const instance = this.#objects.get(name);
+    const call = this.#call;
+    return new Proxy(
+      {},
+      {
         get(_, method) {
-          if (method === "then") return undefined;
-          return async (...args) => {
-            const result = await instance[method](...args);
-            return result?.toJs ? result.toJs({ dict_converter: Object.fromEntries }) : result;
-          };
+          if (method === "then" || typeof method !== "string") return undefined;
+          return async (...args) => structuredClone(await call(instance, method, ...structuredClone(args)));
         },
-      });
-    },
-  };
+      },
+    );
+  }
+}
+
+// Calls a Python object's method directly (the adapter-level harness's RPC: JS values in,
+// the PyProxy result converted to JS).
+async function directCall(instance, method, ...args) {
+  const result = await instance[method](...args);
+  return result?.toJs ? result.toJs({ dict_converter: Object.fromEntries }) : result;
+}
+
+export async function createDurableObjectNamespace(construct, env, call = directCall) {
+  const SQL = await initSqlJs();
+  return new DurableObjectNamespace(SQL, (state) => construct(state, env), call);
 }
 
 // The Workers Cache API (caches.default), as far as Fluxgate uses it: match/put by URL,
@@ -197,4 +255,53 @@ export async function createReceiver() {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${server.address().port}/hook`, received, close: () => server.close() };
+}
+
+// Miniflare's KV and R2 simulators, presented under workerd's class names (Miniflare hands
+// out anonymous proxies; the Workers SDK wraps bindings by class name).
+export class KvNamespace {
+  #inner;
+  constructor(inner) {
+    this.#inner = inner;
+  }
+  get(...args) {
+    return this.#inner.get(...args);
+  }
+  getWithMetadata(...args) {
+    return this.#inner.getWithMetadata(...args);
+  }
+  put(...args) {
+    return this.#inner.put(...args);
+  }
+  delete(...args) {
+    return this.#inner.delete(...args);
+  }
+  list(...args) {
+    return this.#inner.list(...args);
+  }
+}
+
+export class R2Bucket {
+  #inner;
+  constructor(inner) {
+    this.#inner = inner;
+  }
+  head(...args) {
+    return this.#inner.head(...args);
+  }
+  get(...args) {
+    return this.#inner.get(...args);
+  }
+  put(...args) {
+    return this.#inner.put(...args);
+  }
+  delete(...args) {
+    return this.#inner.delete(...args);
+  }
+  list(...args) {
+    return this.#inner.list(...args);
+  }
+  createMultipartUpload(...args) {
+    return this.#inner.createMultipartUpload(...args);
+  }
 }

@@ -22,9 +22,10 @@ import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { parse as parseToml } from "smol-toml";
 import { createAI, createRestAI } from "./ai.mjs";
-import { CacheDouble, createContext, createDurableObjectNamespace, createRateLimiter } from "./bindings.mjs";
+import initSqlJs from "sql.js";
+import { CacheDouble, DurableObjectNamespace, KvNamespace, R2Bucket, Ratelimit } from "./bindings.mjs";
 import { Queue } from "./queues.mjs";
-import { callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
+import { ExecutionContext, callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -70,7 +71,26 @@ async function main() {
   // The Workers Cache API is a global, as in workerd (present before the Worker's import).
   const cache = new CacheDouble();
   globalThis.caches = { default: cache };
-  const py = await loadIsolate({ root, wheelDir: resolve(args.wheels), compatFlags: flags, log });
+
+  // waitUntil work, adopted at once as workerd does; a failure is logged, never thrown.
+  const pending = new Set();
+  const adopt = (promise) => {
+    const tracked = Promise.resolve(promise)
+      .catch((err) => log.error("waitUntil task failed:", err?.message ?? err))
+      .finally(() => pending.delete(tracked));
+    pending.add(tracked);
+  };
+
+  const env = buildVars(config);
+  const py = await loadIsolate({
+    root,
+    wheelDir: resolve(args.wheels),
+    compatibilityDate: config.compatibility_date,
+    compatFlags: flags,
+    env,
+    waitUntil: adopt,
+    log,
+  });
 
   const kvBindings = (config.kv_namespaces ?? []).map((k) => k.binding);
   const r2Bindings = (config.r2_buckets ?? []).map((b) => b.binding);
@@ -81,17 +101,16 @@ async function main() {
     r2Buckets: r2Bindings,
     ...(dataDir ? { kvPersist: join(dataDir, "kv"), r2Persist: join(dataDir, "r2") } : {}),
   });
-
-  const env = buildVars(config);
-  for (const name of kvBindings) env[name] = await mf.getKVNamespace(name);
-  for (const name of r2Bindings) env[name] = await mf.getR2Bucket(name);
+  for (const name of kvBindings) env[name] = new KvNamespace(await mf.getKVNamespace(name));
+  for (const name of r2Bindings) env[name] = new R2Bucket(await mf.getR2Bucket(name));
   const rest = process.env.CLOUDFLARE_ACCOUNT_ID && process.env.CLOUDFLARE_API_TOKEN;
   const ai = rest ? createRestAI(process.env.CLOUDFLARE_ACCOUNT_ID, process.env.CLOUDFLARE_API_TOKEN) : createAI();
   if (config.ai?.binding) env[config.ai.binding] = ai.binding;
   const limiters = {};
+  const configuredLimits = {};
   for (const rule of config.ratelimits ?? []) {
-    limiters[rule.name] = createRateLimiter({ limit: rule.simple.limit, period: rule.simple.period });
-    env[rule.name] = limiters[rule.name].binding ?? limiters[rule.name];
+    configuredLimits[rule.name] = { limit: rule.simple.limit, period: rule.simple.period };
+    limiters[rule.name] = env[rule.name] = new Ratelimit(configuredLimits[rule.name]);
   }
   const queues = new Map();
   const consumers = new Map((config.queues?.consumers ?? []).map((c) => [c.queue, c]));
@@ -102,25 +121,16 @@ async function main() {
   }
 
   const entry = importEntry(py);
+  const SQL = await initSqlJs();
   const namespaces = {};
   for (const binding of config.durable_objects?.bindings ?? []) {
-    const cls = entry[binding.class_name];
+    const cls = entry.module[binding.class_name];
     if (!cls) throw new Error(`wrangler.toml binds ${binding.name} to ${binding.class_name}, which src/entry.py does not export`);
-    namespaces[binding.name] = await createDurableObjectNamespace((ctx, e) => cls(ctx, e), env);
-    env[binding.name] = namespaces[binding.name];
+    namespaces[binding.name] = env[binding.name] = new DurableObjectNamespace(SQL, (state) => cls(state, env), entry.dispatch);
   }
-  const pending = new Set();
-  const context = () =>
-    createContext((promise) => {
-      // workerd adopts a waitUntil promise at once; its failure is logged, never thrown.
-      const tracked = Promise.resolve(promise)
-        .catch((err) => log.error("waitUntil task failed:", err?.message ?? err))
-        .finally(() => pending.delete(tracked));
-      pending.add(tracked);
-    });
 
   for (const queue of queues.values()) {
-    if (queue.consumer) queue.consume((batch) => callQueue(entry, batch, env, context()));
+    if (queue.consumer) queue.consume((batch) => callQueue(entry, batch, env, new ExecutionContext(adopt)));
   }
 
   const server = createServer(async (req, res) => {
@@ -136,7 +146,7 @@ async function main() {
         duplex: hasBody ? "half" : undefined,
         signal: controller.signal,
       });
-      const response = await callFetch(py, entry, request, env, context());
+      const response = await callFetch(entry, request, env, new ExecutionContext(adopt));
       const headers = {};
       for (const [k, v] of response.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
       const cookies = response.headers.getSetCookie?.() ?? [];
@@ -164,7 +174,7 @@ async function main() {
 
   let control = null;
   if (args["control-port"] !== undefined) {
-    control = await startControl({ port: Number(args["control-port"]), host: args.host, ai, mf, env, kvBindings, r2Bindings, namespaces, limiters, queues, cache, pending });
+    control = await startControl({ port: Number(args["control-port"]), host: args.host, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending });
   }
   console.log(
     JSON.stringify({
@@ -190,11 +200,20 @@ async function main() {
 }
 
 // The test control port: JSON in, JSON out, loopback only.
-async function startControl({ port, host, ai, mf, env, kvBindings, r2Bindings, namespaces, limiters, queues, cache, pending }) {
+async function startControl({ port, host, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending }) {
   const routes = {
     "GET /ai": () => ai.stats(),
     "POST /ai/fail": (body) => (ai.failNext(body.message), {}),
     "POST /ai/latency": (body) => (ai.setLatency(body.seconds), {}),
+    // What a deployer does in wrangler.toml's [[ratelimits]]: a binding per policy rule.
+    // The Worker keeps the binding objects it was given (env is fixed for an isolate), so
+    // an existing binding is reconfigured in place.
+    "POST /ratelimits": (body) => {
+      const config = { limit: body.limit, period: body.period };
+      if (limiters[body.name]) limiters[body.name].configure(config);
+      else limiters[body.name] = env[body.name] = new Ratelimit(config);
+      return {};
+    },
     "POST /clock/advance": (body) => ((clockOffsetMs += body.seconds * 1000), { offset_seconds: clockOffsetMs / 1000 }),
     "GET /queues": () => [...queues.values()].map((q) => q.stats()),
     "POST /settle": async () => {
@@ -221,7 +240,9 @@ async function startControl({ port, host, ai, mf, env, kvBindings, r2Bindings, n
         } while (cursor);
       }
       for (const ns of Object.values(namespaces)) ns.reset();
-      for (const limiter of Object.values(limiters)) limiter.reset();
+      for (const [name, limiter] of Object.entries(limiters)) {
+        limiter.configure(configuredLimits[name] ?? limiter.config);
+      }
       for (const queue of queues.values()) queue.clear();
       cache.entries.clear();
       ai.reset();

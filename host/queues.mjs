@@ -45,6 +45,59 @@ function encodeBody(body, contentType) {
 
 let sequence = 0;
 
+// The classes the consumer sees, named like workerd's (the Workers SDK wraps by class name).
+class QueueMessage {
+  #settle;
+  constructor(m, settle) {
+    this.id = m.id;
+    this.timestamp = m.timestamp;
+    this.body = m.body;
+    this.attempts = m.attempts;
+    this.#settle = settle;
+  }
+  ack() {
+    this.#settle(this.id, { ack: true });
+  }
+  retry(options = {}) {
+    this.#settle(this.id, { retry: options?.delaySeconds });
+  }
+}
+
+class QueueController {
+  #settleAll;
+  constructor(queue, messages, settleAll) {
+    this.queue = queue;
+    this.messages = messages;
+    this.#settleAll = settleAll;
+  }
+  ackAll() {
+    this.#settleAll({ ack: true });
+  }
+  retryAll(options = {}) {
+    this.#settleAll({ retry: options?.delaySeconds });
+  }
+}
+
+// The producer binding, as env.<binding>.
+class WorkerQueue {
+  #queue;
+  constructor(queue) {
+    this.#queue = queue;
+  }
+  async send(body, options = {}) {
+    this.#queue.enqueue([{ body, contentType: options?.contentType ?? "json", delaySeconds: options?.delaySeconds ?? 0 }]);
+  }
+  async sendBatch(messages, options = {}) {
+    const list = Array.from(messages ?? []);
+    if (list.length > MAX_BATCH_MESSAGES) throw new TypeError(`sendBatch takes at most ${MAX_BATCH_MESSAGES} messages`);
+    const batchDelay = options?.delaySeconds ?? 0;
+    this.#queue.enqueue(
+      list.map((m) => ({ body: m.body, contentType: m.contentType ?? "json", delaySeconds: m.delaySeconds ?? batchDelay })),
+      MAX_BATCH_BYTES,
+    );
+  }
+}
+
 export class Queue {
   // consumer: {max_batch_size, max_batch_timeout, max_retries, retry_delay, dead_letter_queue}
   constructor(name, consumer = null, { log = console } = {}) {
@@ -62,17 +115,7 @@ export class Queue {
 
   // The producer binding object handed to the Worker as env.<binding>.
   binding() {
-    return {
-      send: async (body, options = {}) => {
-        this.enqueue([{ body, contentType: options?.contentType ?? "json", delaySeconds: options?.delaySeconds ?? 0 }]);
-      },
-      sendBatch: async (messages, options = {}) => {
-        const list = Array.from(messages ?? []);
-        if (list.length > MAX_BATCH_MESSAGES) throw new TypeError(`sendBatch takes at most ${MAX_BATCH_MESSAGES} messages`);
-        const batchDelay = options?.delaySeconds ?? 0;
-        this.enqueue(list.map((m) => ({ body: m.body, contentType: m.contentType ?? "json", delaySeconds: m.delaySeconds ?? batchDelay })), MAX_BATCH_BYTES);
-      },
-    };
+    return new WorkerQueue(this);
   }
 
   enqueue(messages, byteLimit = Infinity) {
@@ -119,20 +162,15 @@ export class Queue {
     if (!taken.length) return;
     this.pending = this.pending.filter((m) => !taken.includes(m));
     const settled = new Map(); // id -> {ack} | {retry: delaySeconds}
-    const message = (m) => ({
-      id: m.id,
-      timestamp: m.timestamp,
-      body: m.body,
-      attempts: m.attempts,
-      ack: () => settled.set(m.id, { ack: true }),
-      retry: (options = {}) => settled.set(m.id, { retry: checkDelay(options?.delaySeconds ?? this.consumer.retry_delay ?? 0) }),
-    });
-    const batch = {
-      queue: this.name,
-      messages: taken.map(message),
-      ackAll: () => taken.forEach((m) => settled.has(m.id) || settled.set(m.id, { ack: true })),
-      retryAll: (options = {}) => taken.forEach((m) => settled.has(m.id) || settled.set(m.id, { retry: checkDelay(options?.delaySeconds ?? this.consumer.retry_delay ?? 0) })),
+    const settle = (id, outcome) => {
+      if ("retry" in outcome) outcome = { retry: checkDelay(outcome.retry ?? this.consumer.retry_delay ?? 0) };
+      settled.set(id, outcome);
     };
+    const batch = new QueueController(
+      this.name,
+      taken.map((m) => new QueueMessage(m, settle)),
+      (outcome) => taken.forEach((m) => settled.has(m.id) || settle(m.id, outcome)),
+    );
     this.running++;
     let failed = false;
     try {

@@ -1,13 +1,35 @@
 // Loads the Worker as deployed into one Pyodide "isolate": Pyodide 314 (the Python 3.14
 // Workers runtime, compatibility flag python_workers_20260610), the wheels pinned in
-// worker/requirements.lock, and src/ as the Worker's module root. Then exposes the handler
-// calls the way workerd makes them (see callFetch / callQueue / durableObjectFactory).
+// worker/requirements.lock as its python_modules, and src/ as its module root. Then calls
+// its handlers the way workerd does (src/pyodide/python-entrypoint-helper.ts and
+// internal/introspection.py in workerd).
 import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadPyodide } from "pyodide";
 
-// Runtime-provided modules the SDK imports; workerd injects its own versions of these.
-const SHIMS = new URL("./shims/", import.meta.url);
+const SHIMS = fileURLToPath(new URL("./shims/", import.meta.url));
+
+// Python-relevant compatibility flags that a compatibility date turns on by itself
+// (workerd src/workerd/io/compatibility-date.capnp, $compatEnableDate). Flags implied by
+// `python_workers` after a date count as on for any current date.
+const DATED_FLAGS = {
+  python_no_global_handlers: "2025-08-14",
+  python_workers_force_new_vendor_path: "2025-08-11",
+  python_request_headers_preserve_commas: "2026-02-17",
+  enable_python_external_sdk: "2026-04-21",
+  python_process_pth_files: "2026-05-26",
+};
+const IMPLIED_BY_PYTHON_WORKERS = ["python_workflows", "python_check_rng_state", "python_workflows_implicit_dependencies"];
+
+// What _cloudflare_compat_flags holds: every flag name the SDK may read, as a boolean.
+export function compatibilityFlags(date, explicit) {
+  const flags = Object.create(null);
+  for (const [name, since] of Object.entries(DATED_FLAGS)) flags[name] = date >= since;
+  for (const name of IMPLIED_BY_PYTHON_WORKERS) flags[name] = explicit.includes("python_workers");
+  for (const name of explicit) flags[name] = true;
+  return Object.freeze(flags);
+}
 
 function lockedWheels(root, wheelDir) {
   const lock = readFileSync(join(root, "worker", "requirements.lock"), "utf8");
@@ -19,79 +41,125 @@ function lockedWheels(root, wheelDir) {
   return pinned.map(([name, version]) => {
     const stem = name.replace(/-/g, "_");
     const file = files.find((f) => f.toLowerCase().startsWith(`${stem}-${version}-`));
-    if (!file) {
-      throw new Error(`${name}==${version} is not in ${wheelDir}: run python3 scripts/worker_wheels.py`);
-    }
+    if (!file) throw new Error(`${name}==${version} is not in ${wheelDir}: run python3 scripts/worker_wheels.py`);
     return join(wheelDir, file);
   });
 }
 
-// Loads Pyodide with the locked wheels and src/; `compatFlags` are what
-// _cloudflare_compat_flags reports (workerd: the Worker's compatibility flags).
-export async function loadIsolate({ root, wheelDir, compatFlags = [], log = console }) {
+// ExecutionContext as workerd gives it to a class entrypoint: `waitUntil` hands the promise
+// to the host at once (`adopt`); the SDK recognises the class by its toStringTag.
+export class ExecutionContext {
+  #adopt;
+  constructor(adopt) {
+    this.#adopt = adopt;
+    this.props = {};
+  }
+  get [Symbol.toStringTag]() {
+    return "ExecutionContext";
+  }
+  waitUntil(promise) {
+    if (!promise || typeof promise.then !== "function") throw new TypeError("waitUntil expects a Promise");
+    this.#adopt(promise);
+  }
+  passThroughOnException() {}
+}
+
+// workerd's patchWaitUntil (python-entrypoint-helper.ts): a Python awaitable handed to
+// ctx.waitUntil is copied, so that it outlives the FFI call, and destroyed once settled.
+const patched = new WeakSet();
+function patchWaitUntil(ctx) {
+  if (Object.prototype.toString.call(ctx) !== "[object ExecutionContext]" || patched.has(ctx)) return;
+  patched.add(ctx);
+  const original = ctx.waitUntil.bind(ctx);
+  ctx.waitUntil = (p) =>
+    original(
+      (async () => {
+        if (p && typeof p === "object" && "copy" in p) p = p.copy();
+        try {
+          await p;
+        } finally {
+          if (p && typeof p === "object" && "destroy" in p) p.destroy();
+        }
+      })(),
+    );
+}
+
+// Loads Pyodide, the locked wheels (as python_modules) and src/ (as /session/metadata).
+// `env` and `waitUntil` back `cloudflare:workers` (the module-level env and waitUntil).
+export async function loadIsolate({ root, wheelDir, compatibilityDate, compatFlags = [], env = {}, waitUntil, log = console }) {
   const py = await loadPyodide({
     stdout: (line) => log.log(line),
     stderr: (line) => log.error(line),
   });
-  const sitePackages = py.runPython("import site; site.getsitepackages()[0]");
+  const flags = compatibilityFlags(compatibilityDate ?? "2000-01-01", compatFlags);
+  py.registerJsModule("_cloudflare_compat_flags", flags);
+  py.registerJsModule("_pyodide_entrypoint_helper", {
+    doAnImport: async (name) => {
+      throw new Error(`No such module "${name}" in the Worker host`);
+    },
+    cloudflareWorkersModule: { env, waitUntil },
+    cloudflareSocketsModule: null,
+    patchWaitUntil,
+  });
+  const vendor = "/session/python_modules";
+  py.FS.mkdirTree(vendor);
   for (const wheel of lockedWheels(root, wheelDir)) {
-    py.unpackArchive(new Uint8Array(readFileSync(wheel)), "wheel", { extractDir: sitePackages });
+    py.unpackArchive(new Uint8Array(readFileSync(wheel)), "wheel", { extractDir: vendor });
   }
   for (const [target, source] of [
     ["/session/metadata", join(root, "src")],
-    ["/session/shims", new URL(SHIMS).pathname],
+    ["/session/shims", SHIMS],
   ]) {
     py.FS.mkdirTree(target);
     py.mountNodeFS(target, realpathSync(source));
   }
-  py.registerJsModule("_fluxgate_host", { compatFlags: compatFlags.join(",") });
-  // Runtime modules first, then the Worker's own root; site-packages is processed like a
-  // site dir so that the SDK's .pth import hook runs as it does at workerd start-up.
+  // workerd: the module root, then python_modules ahead of site-packages; .pth files in
+  // python_modules are processed only under python_process_pth_files. The host's shims
+  // (workerd's internal _cloudflare package, the dispatch) come last.
   py.runPython(`
 import site, sys
-sys.path[:0] = ["/session/shims", "/session/metadata"]
-site.addsitedir(${JSON.stringify(sitePackages)})
+sys.path[:0] = ["/session/metadata", "${vendor}"]
+sys.path.append("/session/shims")
+if ${flags.python_process_pth_files ? "True" : "False"}:
+    site.addsitedir("${vendor}")
 `);
   return py;
 }
 
 // The Worker's entry module, imported once per isolate (workerd: at deploy time, into the
-// memory snapshot).
+// memory snapshot), and the handler dispatch.
 export function importEntry(py) {
-  return py.pyimport("entry");
+  return { module: py.pyimport("entry"), dispatch: py.pyimport("_host_dispatch").call };
 }
 
-// workerd calls `fetch` of a WorkerEntrypoint class *relaxed*: a fresh instance per event,
-// constructed as Cls(ctx, env), then `fetch(request)` with the Request wrapped by the SDK.
-export async function callFetch(py, entry, request, env, ctx) {
-  const instance = entry.Default(ctx, env);
-  const wrapped = py.pyimport("workers").Request(request);
+// A handler's result back to JS: PyProxies are copied out and released.
+function release(result) {
+  if (result && typeof result === "object" && typeof result.toJs === "function") {
+    const value = result.toJs({ dict_converter: Object.fromEntries });
+    result.destroy();
+    return value;
+  }
+  return result;
+}
+
+// workerd builds a new instance of the entrypoint class for every event, Cls(ctx, env),
+// and calls `fetch(request, env, ctx)` relaxed with env and ctx undefined.
+export async function callFetch(entry, request, env, ctx) {
+  const instance = entry.module.Default(ctx, env);
   try {
-    const result = await instance.fetch(wrapped);
-    return toJsResponse(result);
+    const response = release(await entry.dispatch(instance, "fetch", request, undefined, undefined));
+    if (!(response instanceof Response)) throw new TypeError(`fetch handler returned ${response}, not a Response`);
+    return response;
   } finally {
-    wrapped.destroy();
     instance.destroy();
   }
 }
 
-// A handler may return a JS Response or the SDK's Response wrapper (workerd unwraps it).
-function toJsResponse(result) {
-  if (result instanceof Response) return result;
-  const inner = result?.js_object;
-  if (inner instanceof Response) {
-    result.destroy?.();
-    return inner;
-  }
-  throw new TypeError(`fetch handler returned ${result?.type ?? typeof result}, not a Response`);
-}
-
-// workerd calls the other handlers *strictly*, with every argument it has: for a class
-// entrypoint `queue(batch, env, ctx)` where env and ctx are undefined (they are on self).
+// `queue(batch, env, ctx)` strictly, env and ctx undefined for a class entrypoint.
 export async function callQueue(entry, batch, env, ctx) {
-  const instance = entry.Default(ctx, env);
+  const instance = entry.module.Default(ctx, env);
   try {
-    await instance.queue(batch, undefined, undefined);
+    release(await entry.dispatch(instance, "queue", batch, undefined, undefined));
   } finally {
     instance.destroy();
   }

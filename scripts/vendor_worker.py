@@ -49,6 +49,7 @@ import argparse
 import hashlib
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -160,7 +161,13 @@ def vendor(wheels: Path = DEFAULT_DEST, dest: Path = VENDOR_DIR, lock: Path = LO
     found = find_wheels(entries, wheels)
     if found is None:
         # Not all locked wheels are cached: let pip fetch them (hashes enforced), then re-check.
-        download(wheels)
+        try:
+            download(wheels)
+        except subprocess.CalledProcessError as error:
+            raise SystemExit(
+                f"pip could not download the locked wheels into {wheels} (exit {error.returncode});"
+                " with no package index reachable, fill that folder from a machine that has one"
+            ) from None
         found = find_wheels(entries, wheels)
         if found is None:
             raise SystemExit(f"{wheels}: a locked wheel is missing or does not match {lock}")

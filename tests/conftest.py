@@ -1,8 +1,22 @@
+"""Fixtures for the API tests, on both runtimes.
+
+A test that asks for ``client`` (and ``ai``, ``clock``, ``auth``, ``admin``) runs twice:
+``[local]`` against the FastAPI app on the local runtime's embedded stores, in process, and
+``[worker]`` against the Worker as deployed, in the Worker host (``tests/runtimes.py``). A
+test that reaches into the in-process objects (``gateway``, ``kv``, ``objects``, ``ledger``,
+``guard``) is white-box and runs on the local runtime only; a black-box test that cannot run
+on the Worker says why with ``@pytest.mark.local_only(reason=...)``.
+"""
+
 from __future__ import annotations
 
+import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,9 +35,98 @@ from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
 
 from .doubles import FakeGuardAI, FlakyKV, FlakyObjects, ScriptedAI
+from .runtimes import HostAI, HostClock, HostPool, WorkerHost, host_prerequisites
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 SIGNING_KEYS = "k2=" + "s" * 40 + ",k1=" + "o" * 40
+
+# In-process objects with no counterpart in the Worker host: a test that asks for one of
+# these is white-box, and runs on the local runtime only.
+IN_PROCESS = frozenset({"gateway", "kv", "objects", "ledger", "guard"})
+RUNTIMES = ("local", "worker")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "local_only(reason): a black-box test that cannot run on the Worker host"
+    )
+    config.addinivalue_line(
+        "markers", "settings(**fields): settings for both runtimes (Settings field names)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "runtime" not in metafunc.fixturenames:
+        return
+    local_only = metafunc.definition.get_closest_marker("local_only")
+    white_box = IN_PROCESS & set(metafunc.fixturenames)
+    runtimes = ("local",) if local_only or white_box else RUNTIMES
+    metafunc.parametrize("runtime", runtimes, indirect=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many API tests ran on each runtime, and what was skipped on the Worker."""
+    counts: Counter[tuple[str, str]] = Counter()
+    skipped: list[str] = []
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if outcome == "passed" and report.when != "call":
+                continue
+            for runtime in RUNTIMES:
+                if f"[{runtime}" in nodeid or f"-{runtime}]" in nodeid or f"-{runtime}-" in nodeid:
+                    counts[(runtime, outcome)] += 1
+                    if runtime == "worker" and outcome == "skipped":
+                        skipped.append(f"{nodeid}: {report.longrepr[-1]}")
+    if not counts:
+        return
+    terminalreporter.section("API tests per runtime")
+    for runtime in RUNTIMES:
+        parts = ", ".join(
+            f"{counts[(runtime, o)]} {o}"
+            for o in ("passed", "failed", "skipped", "error")
+            if counts[(runtime, o)]
+        )
+        terminalreporter.write_line(f"{runtime}: {parts or 'none'}")
+    for line in skipped:
+        terminalreporter.write_line(f"skipped on the Worker: {line}")
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def worker_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostPool]:
+    secrets = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS": SIGNING_KEYS}
+    # Policy changes through the admin API must be seen at once, as the local gateway's
+    # policy store (cache_seconds=0) sees them.
+    pool = HostPool(tmp_path_factory.mktemp("worker-hosts"), secrets, {"POLICY_CACHE_SECONDS": 0})
+    yield pool
+    pool.close()
+
+
+def setting_vars(settings: Settings) -> dict[str, Any]:
+    """The settings that differ from the defaults, as the Worker's [vars] spell them."""
+    changed = settings.model_dump(exclude_defaults=True, mode="json")
+    return {name.upper(): value for name, value in changed.items()}
+
+
+@pytest.fixture
+def worker_host(worker_hosts: HostPool, settings: Settings) -> Iterator[WorkerHost]:
+    """The Worker host for this test's settings, with empty stores."""
+    reason = host_prerequisites()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Worker host cannot run in CI: {reason}")
+        pytest.skip(f"the Worker host cannot run here: {reason}")
+    host = worker_hosts.get(setting_vars(settings))
+    host.reset()
+    yield host
+    host.settle()
 
 
 class Clock:
@@ -45,13 +148,24 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def clock(request: pytest.FixtureRequest) -> Clock | HostClock:
+    if _runtime(request) == "worker":
+        return HostClock(request.getfixturevalue("worker_host"))
     return Clock()
 
 
 @pytest.fixture
-def ai() -> ScriptedAI:
+def ai(request: pytest.FixtureRequest) -> ScriptedAI | HostAI:
+    if _runtime(request) == "worker":
+        return HostAI(request.getfixturevalue("worker_host"))
     return ScriptedAI()
+
+
+def _runtime(request: pytest.FixtureRequest) -> str:
+    """The runtime of the test being set up ("local" for tests that are not parametrized)."""
+    if "runtime" in request.fixturenames:
+        return str(request.getfixturevalue("runtime"))
+    return "local"
 
 
 @pytest.fixture
@@ -67,8 +181,9 @@ def objects(tmp_path: Path) -> FlakyObjects:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings()
+def settings(request: pytest.FixtureRequest) -> Settings:
+    marker = request.node.get_closest_marker("settings")
+    return Settings(**(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
@@ -119,10 +234,21 @@ def gateway(
 
 
 @pytest.fixture
-def client(gateway: Gateway) -> Iterator[TestClient]:
+def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    if runtime == "worker":
+        host: WorkerHost = request.getfixturevalue("worker_host")
+        with httpx.Client(base_url=host.base, timeout=60) as c:
+            yield c
+        return
+    gateway: Gateway = request.getfixturevalue("gateway")
     app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+def origin(client: httpx.Client) -> str:
+    """The origin the runtime under test answers on (signed URLs and Locations use it)."""
+    return str(client.base_url).rstrip("/")
 
 
 @pytest.fixture
@@ -130,7 +256,7 @@ def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def new_key(client: TestClient, name: str = "test", **fields: object) -> dict[str, str]:
+def new_key(client: httpx.Client, name: str = "test", **fields: object) -> dict[str, str]:
     response = client.post(
         "/v1/admin/keys",
         json={"name": name, **fields},
@@ -141,11 +267,30 @@ def new_key(client: TestClient, name: str = "test", **fields: object) -> dict[st
 
 
 @pytest.fixture
-def auth(client: TestClient) -> dict[str, str]:
+def auth(client: httpx.Client) -> dict[str, str]:
     return new_key(client)
 
 
-def put_policy(client: TestClient, **document: object) -> dict[str, object]:
+@pytest.fixture
+def rate_limit_rules(client: httpx.Client, request: pytest.FixtureRequest) -> Any:
+    """Store a policy document's rate-limit rules the way each runtime enforces them.
+
+    Locally the window limiter follows the document. On Workers each rule is a Rate Limiting
+    binding, ``RATE_LIMIT_<NAME>``, whose limit is fixed by ``wrangler.toml``: the deployer
+    declares one per rule, and the Worker host is told the same.
+    """
+
+    def store(rules: dict[str, dict[str, int]], **document: object) -> dict[str, object]:
+        if _runtime(request) == "worker":
+            host: WorkerHost = request.getfixturevalue("worker_host")
+            for name, rule in rules.items():
+                host.bind_rate_limit(f"RATE_LIMIT_{name.upper()}", rule["limit"], rule["period"])
+        return put_policy(client, rate_limits=rules, **document)
+
+    return store
+
+
+def put_policy(client: httpx.Client, **document: object) -> dict[str, object]:
     """Store a policy document (version = current + 1 unless given) through the admin API."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     current = client.get("/v1/admin/policy", headers=admin).json()

@@ -9,7 +9,7 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.images import inspect_image
 
-from .conftest import put_policy
+from .conftest import origin, put_policy
 from .doubles import image_bytes
 
 PROMPT = {"prompt": "a lighthouse at dawn"}
@@ -36,7 +36,7 @@ def test_generates_an_image_and_returns_a_signed_url(client, auth, ai):
     assert body["content_type"] == "image/png" and body["cached"] is False
     item = body["data"][0]
     assert set(item) == {"url", "expires_at"}
-    assert item["url"].startswith("http://testserver/v1/files/images/")
+    assert item["url"].startswith(f"{origin(client)}/v1/files/images/")
     assert body["cost"] == {
         "steps": 4,
         "output_tiles": 2,

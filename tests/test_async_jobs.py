@@ -9,7 +9,7 @@ import pytest
 from fluxgate.settings import Settings
 from fluxgate.webhooks import WebhookVerificationError, verify
 
-from .conftest import new_key
+from .conftest import new_key, origin
 from .doubles import image_bytes
 from .receiver import Receiver
 
@@ -56,7 +56,7 @@ def test_respond_async_returns_202_with_a_job_to_poll(client, auth, ai):
     r = submit(client, auth)
     job = r.json()
     assert job["object"] == "image.job" and job["status"] in ("queued", "running", "succeeded")
-    assert r.headers["location"] == job["status_url"] == f"http://testserver/v1/jobs/{job['id']}"
+    assert r.headers["location"] == job["status_url"] == f"{origin(client)}/v1/jobs/{job['id']}"
     assert r.headers["preference-applied"] == "respond-async"
     done = finished(client, auth, job)
     assert done["status"] == "succeeded" and ai.calls == 1
@@ -123,7 +123,7 @@ def test_a_webhook_is_delivered_signed(client, auth, receiver, clock):
     assert payload["type"] == "image.generation.succeeded"
     assert payload["data"]["id"] == job["id"] and payload["data"]["result"]["sha256"]
     assert payload["data"]["status_url"] == job["status_url"]  # absolute, like the 202's
-    assert payload["data"]["result"]["data"][0]["url"].startswith("http://testserver/v1/files/")
+    assert payload["data"]["result"]["data"][0]["url"].startswith(f"{origin(client)}/v1/files/")
     assert headers["webhook-id"] == f"{job['id']}.succeeded"
     done = finished(client, auth, job)
     assert wait_for(

@@ -11,7 +11,17 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def audit_lines(caplog):
+def audit_lines(caplog, runtime, request):
+    """The audit lines written during the test: from the log records in process, from the
+    Worker's console (stderr, which Workers Logs collects) on the Worker host."""
+    if runtime == "worker":
+        host = request.getfixturevalue("worker_host")
+
+        def lines():
+            console = host.log_since_reset().splitlines()
+            return [json.loads(x) for x in console if x.startswith('{"time"') and '"audit"' in x]
+
+        return lines
     caplog.set_level(logging.INFO, logger="fluxgate.audit")
 
     def lines():

@@ -1,6 +1,5 @@
 """Request-rate limits per key and per end user; cache hits are not counted."""
 
-from .conftest import put_policy
 
 BODY = {"prompt": "a lamp", "width": 256, "height": 256, "steps": 1}
 
@@ -9,12 +8,12 @@ def generate(client, auth, seed):
     return client.post("/v1/images/generations", json={**BODY, "seed": seed}, headers=auth)
 
 
-def tight(client, limit=3, period=60):
-    put_policy(client, rate_limits={"standard": {"limit": limit, "period": period}})
+def tight(rules, limit=3, period=60):
+    rules({"standard": {"limit": limit, "period": period}})
 
 
-def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai):
-    tight(client)
+def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai, rate_limit_rules):
+    tight(rate_limit_rules)
     for seed in range(3):
         assert generate(client, auth, seed).status_code == 200
     r = generate(client, auth, 99)
@@ -28,16 +27,16 @@ def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai):
     assert ai.calls == 3
 
 
-def test_the_window_resets(client, auth, clock):
-    tight(client, limit=1, period=10)
+def test_the_window_resets(client, auth, clock, rate_limit_rules):
+    tight(rate_limit_rules, limit=1, period=10)
     assert generate(client, auth, 1).status_code == 200
     assert generate(client, auth, 2).status_code == 429
     clock.advance(10)
     assert generate(client, auth, 3).status_code == 200
 
 
-def test_cache_hits_do_not_count(client, auth, ai):
-    tight(client, limit=1)
+def test_cache_hits_do_not_count(client, auth, ai, rate_limit_rules):
+    tight(rate_limit_rules, limit=1)
     assert generate(client, auth, 1).status_code == 200
     for _ in range(5):
         r = generate(client, auth, 1)
@@ -45,17 +44,17 @@ def test_cache_hits_do_not_count(client, auth, ai):
     assert generate(client, auth, 2).status_code == 429
 
 
-def test_keys_are_limited_independently(client, auth):
+def test_keys_are_limited_independently(client, auth, rate_limit_rules):
     from .conftest import new_key
 
-    tight(client, limit=1)
+    tight(rate_limit_rules, limit=1)
     assert generate(client, auth, 1).status_code == 200
     assert generate(client, auth, 2).status_code == 429
     assert generate(client, new_key(client, "other"), 3).status_code == 200
 
 
-def test_end_users_share_their_key_limit_and_have_their_own(client, auth):
-    put_policy(client, rate_limits={"standard": {"limit": 2, "period": 60}})
+def test_end_users_share_their_key_limit_and_have_their_own(client, auth, rate_limit_rules):
+    rate_limit_rules({"standard": {"limit": 2, "period": 60}})
 
     def token(subject):
         t = client.post("/v1/tokens", json={"subject": subject}, headers=auth).json()["token"]
@@ -69,22 +68,19 @@ def test_end_users_share_their_key_limit_and_have_their_own(client, auth):
     assert generate(client, bob, 4).status_code == 429  # the key is spent for everyone
 
 
-def test_a_tier_without_a_rate_limit_is_unlimited(client, auth):
-    put_policy(
-        client,
-        rate_limits={"standard": {"limit": 1, "period": 60}},
-        tiers={"standard": {"rate_limit": None}},
+def test_a_tier_without_a_rate_limit_is_unlimited(client, auth, rate_limit_rules):
+    rate_limit_rules(
+        {"standard": {"limit": 1, "period": 60}}, tiers={"standard": {"rate_limit": None}}
     )
     for seed in range(4):
         assert generate(client, auth, seed).status_code == 200
 
 
-def test_a_key_override_selects_another_rule(client):
+def test_a_key_override_selects_another_rule(client, rate_limit_rules):
     from .conftest import new_key
 
-    put_policy(
-        client,
-        rate_limits={"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}},
+    rate_limit_rules(
+        {"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}}
     )
     fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
     for seed in range(5):

@@ -36,7 +36,8 @@ class PolicyStore:
         self._clock = clock
         self._current: PolicyDocument | None = None
         self._loaded_at = float("-inf")
-        self._prompt_policies: dict[tuple[int, str], PromptPolicy] = {}
+        self._compiled_for: PolicyDocument | None = None
+        self._prompt_policies: dict[str, PromptPolicy] = {}
 
     async def current(self) -> PolicyDocument:
         if self._current is not None and self._clock() - self._loaded_at < self._cache_seconds:
@@ -66,13 +67,17 @@ class PolicyStore:
         return doc
 
     def prompt_policy(self, doc: PolicyDocument, tier_name: str, tier: Tier) -> PromptPolicy:
-        """Compiled deny rules, once per (policy version, tier)."""
-        key = (doc.version, tier_name)
-        policy = self._prompt_policies.get(key)
+        """Compiled deny rules, once per loaded document and tier.
+
+        Keyed by the document object, not its version: a version number is not an identity
+        (a document deleted from KV and written again restarts at 1), and a warm isolate
+        must never apply the rules of a document that is no longer stored.
+        """
+        if doc is not self._compiled_for:
+            self._compiled_for, self._prompt_policies = doc, {}
+        policy = self._prompt_policies.get(tier_name)
         if policy is None:
-            if len(self._prompt_policies) > 64:
-                self._prompt_policies.clear()
-            policy = self._prompt_policies[key] = doc.prompt_policy(tier)
+            policy = self._prompt_policies[tier_name] = doc.prompt_policy(tier)
         return policy
 
 

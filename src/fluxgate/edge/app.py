@@ -7,6 +7,7 @@ from typing import Any
 from ..app import create_app
 from ..async_jobs import Jobs
 from ..errors import ApiError
+from ..logs import send_to_stderr
 from ..moderation import GuardModerator
 from ..pipeline import Gateway, GenerationRecord, Outcome, build_controls
 from ..request_body import payload_too_large
@@ -23,6 +24,8 @@ from .kv import WorkersKV
 from .ledger import WorkersLedger
 from .r2 import WorkersR2
 from .ratelimit import WorkersRateLimiter
+
+send_to_stderr()  # the audit log reaches Workers Logs
 
 _gateway: Gateway | None = None
 _app: Any = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -25,15 +24,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     from ..app import create_app
+    from ..logs import send_to_stderr
 
     gateway = build_gateway(data_dir_from(args.data_dir, os.environ))
     app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
-    # Fluxgate's own lines (the audit log among them) go to stderr as they are: JSON.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    fluxgate_log = logging.getLogger("fluxgate")
-    fluxgate_log.addHandler(handler)
-    fluxgate_log.setLevel(logging.INFO)
+    send_to_stderr()  # Fluxgate's own lines (the audit log among them), as they are: JSON
     print(
         f"Fluxgate on http://{args.host}:{args.port}  model={gateway.model.name}  "
         f"data={data_dir_from(args.data_dir, os.environ)}",

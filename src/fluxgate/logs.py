@@ -1,0 +1,25 @@
+"""Where Fluxgate's log lines go, on both runtimes: stderr, one line each, as written.
+
+Python's ``logging`` has no handler by default and its last-resort handler drops INFO, so
+without this the audit log (INFO, one JSON line per event) would never leave the process.
+Locally stderr is the terminal; on Workers the runtime forwards it to Workers Logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+class _StderrLines(logging.StreamHandler):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+
+def send_to_stderr() -> None:
+    """Give the ``fluxgate`` logger one stderr handler at INFO (idempotent)."""
+    logger = logging.getLogger("fluxgate")
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines())
+    logger.setLevel(logging.INFO)

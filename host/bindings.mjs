@@ -259,18 +259,29 @@ export async function createReceiver() {
 
 // Miniflare's KV and R2 simulators, presented under workerd's class names (Miniflare hands
 // out anonymous proxies; the Workers SDK wraps bindings by class name).
+// The KV binding also counts operations (billing units on Cloudflare) for the control port.
 export class KvNamespace {
   #inner;
+  #ops = { reads: [], writes: 0 };
   constructor(inner) {
     this.#inner = inner;
   }
-  get(...args) {
-    return this.#inner.get(...args);
+  stats() {
+    return { reads: this.#ops.reads.length, read_keys: [...this.#ops.reads], writes: this.#ops.writes };
   }
-  getWithMetadata(...args) {
-    return this.#inner.getWithMetadata(...args);
+  resetStats() {
+    this.#ops = { reads: [], writes: 0 };
+  }
+  get(key, ...args) {
+    this.#ops.reads.push(String(key));
+    return this.#inner.get(key, ...args);
+  }
+  getWithMetadata(key, ...args) {
+    this.#ops.reads.push(String(key));
+    return this.#inner.getWithMetadata(key, ...args);
   }
   put(...args) {
+    this.#ops.writes++;
     return this.#inner.put(...args);
   }
   delete(...args) {

@@ -216,6 +216,8 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
     },
     "POST /clock/advance": (body) => ((clockOffsetMs += body.seconds * 1000), { offset_seconds: clockOffsetMs / 1000 }),
     "GET /queues": () => [...queues.values()].map((q) => q.stats()),
+    "GET /kv": () => Object.fromEntries(kvBindings.map((name) => [name, env[name].stats()])),
+    "POST /kv/reset-stats": () => (kvBindings.forEach((name) => env[name].resetStats()), {}),
     "POST /settle": async () => {
       while (pending.size) await Promise.all([...pending]);
       return {};
@@ -245,6 +247,7 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
       }
       for (const queue of queues.values()) queue.clear();
       cache.entries.clear();
+      for (const name of kvBindings) env[name].resetStats();
       ai.reset();
       clockOffsetMs = 0;
       return {};

@@ -133,6 +133,14 @@ class WorkerHost:
         """Wait until every ``waitUntil`` task the Worker handed over has finished."""
         self.call("POST", "/settle")
 
+    def kv_stats(self) -> dict[str, dict[str, Any]]:
+        """Per KV binding: reads (and the keys read) and writes since the last reset."""
+        result: dict[str, dict[str, Any]] = self.call("GET", "/kv")
+        return result
+
+    def reset_kv_stats(self) -> None:
+        self.call("POST", "/kv/reset-stats")
+
     def queues(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.call("GET", "/queues")
         return result

@@ -1,4 +1,5 @@
-// A JavaScript double of workerd's AI binding, for multipart models such as flux-2-dev.
+// A JavaScript double of workerd's AI binding, for multipart models such as flux-2-dev,
+// and for Llama Guard (the JSON chat model the gateway moderates prompts with).
 //
 // It accepts what the real binding accepts and nothing else: `inputs` must be a plain
 // object `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`.
@@ -7,6 +8,7 @@
 import { encodePng, imageSize } from "./png.mjs";
 
 export const FLUX = "@cf/black-forest-labs/flux-2-dev";
+export const GUARD = "@cf/meta/llama-guard-3-8b";
 const TEXT_FIELDS = new Set(["prompt", "width", "height", "steps", "guidance", "seed"]);
 const IMAGE_FIELDS = new Set(["input_image_0", "input_image_1", "input_image_2", "input_image_3"]);
 
@@ -38,11 +40,49 @@ class Ai {
   }
 }
 
+const isPlainObject = (value) => value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+
+// Llama Guard 3: `{messages: [{role, content}, ...]}` in; asked for JSON it answers
+// `{response: {safe, categories}}`, otherwise the text form `{response: "unsafe\nS1,S10"}`.
+// Which words are unsafe (and in which category) is scripted, as are failures; `calls`
+// counts the calls that passed the contract checks.
+function createGuard() {
+  const state = { unsafe: {}, failures: [], calls: 0, answerText: false };
+  async function run(inputs) {
+    if (!isPlainObject(inputs)) throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
+    const { messages } = inputs;
+    if (!Array.isArray(messages) || !messages.every((m) => isPlainObject(m) && "role" in m && "content" in m)) {
+      throw invalid("required properties at '/messages' are 'role', 'content'");
+    }
+    state.calls++;
+    if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
+    const text = messages.map((m) => String(m.content)).join(" ").toLowerCase();
+    const hits = [...new Set(Object.entries(state.unsafe).filter(([word]) => text.includes(word.toLowerCase())).map(([, category]) => category))].sort();
+    if (state.answerText) return { response: hits.length ? `unsafe\n${hits.join(",")}` : "safe" };
+    return { response: { safe: !hits.length, categories: hits } };
+  }
+  return {
+    run,
+    // {unsafe?: {word: category}, failures?: [message], answer_text?: bool}: what is given is replaced.
+    script({ unsafe, failures, answer_text: answerText }) {
+      if (unsafe !== undefined) state.unsafe = { ...unsafe };
+      if (failures !== undefined) state.failures = [...failures];
+      if (answerText !== undefined) state.answerText = Boolean(answerText);
+    },
+    stats: () => ({ calls: state.calls, unsafe: state.unsafe, failures: state.failures, answer_text: state.answerText }),
+    reset() {
+      Object.assign(state, { unsafe: {}, failures: [], calls: 0, answerText: false });
+    },
+  };
+}
+
 export function createAI() {
   // `calls`: every call that passed the contract checks; `answered`: those that got an image.
   const state = { calls: [], failures: [], latencyMs: 0, answered: 0 };
+  const guard = createGuard();
 
   async function run(model, inputs) {
+    if (model === GUARD) return guard.run(inputs);
     if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
     if (inputs === null || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) {
       throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
@@ -97,6 +137,7 @@ export function createAI() {
   return {
     binding: new Ai(run),
     state,
+    guard,
     failNext(message) {
       state.failures.push(message);
     },
@@ -128,6 +169,7 @@ export function createAI() {
       state.answered = 0;
       state.failures.length = 0;
       state.latencyMs = 0;
+      guard.reset();
     },
   };
 }
@@ -164,6 +206,13 @@ export function createRestAI(accountId, apiToken) {
     },
     setLatency() {},
     stats: () => ({ calls: calls.length, latency_seconds: 0, inputs: [] }),
+    guard: {
+      script() {
+        throw new Error("the REST-backed AI binding cannot script Llama Guard");
+      },
+      stats: () => ({ calls: calls.filter((model) => model === GUARD).length }),
+      reset() {},
+    },
     reset() {
       calls.length = 0;
     },

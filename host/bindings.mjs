@@ -221,24 +221,29 @@ export function createQueue() {
 }
 
 // A MessageBatch as the consumer handler receives it; records what was acked or retried.
+// Class instances named like the host's (host/queues.mjs), not plain objects: the Workers
+// SDK's RPC conversion would turn plain objects into dicts.
 export function createBatch(bodies) {
   const outcome = [];
-  return {
-    outcome,
-    queue: "fluxgate-jobs",
-    messages: bodies.map((body, i) => ({
-      id: `m${i}`,
-      body,
-      attempts: 1,
-      timestamp: new Date(),
-      ack() {
-        outcome.push({ id: `m${i}`, ack: true });
-      },
-      retry(options = {}) {
-        outcome.push({ id: `m${i}`, retry: options.delaySeconds ?? 0 });
-      },
-    })),
-  };
+  class QueueMessage {
+    constructor(id, body) {
+      Object.assign(this, { id, body, attempts: 1, timestamp: new Date() });
+    }
+    ack() {
+      outcome.push({ id: this.id, ack: true });
+    }
+    retry(options = {}) {
+      outcome.push({ id: this.id, retry: options?.delaySeconds ?? 0 });
+    }
+  }
+  class QueueController {
+    constructor() {
+      this.outcome = outcome;
+      this.queue = "fluxgate-jobs";
+      this.messages = bodies.map((body, i) => new QueueMessage(`m${i}`, body));
+    }
+  }
+  return new QueueController();
 }
 
 // A real HTTP server on 127.0.0.1 that records POSTs (the webhook receiver).
@@ -260,9 +265,12 @@ export async function createReceiver() {
 // Miniflare's KV and R2 simulators, presented under workerd's class names (Miniflare hands
 // out anonymous proxies; the Workers SDK wraps bindings by class name).
 // The KV binding also counts operations (billing units on Cloudflare) for the control port.
+// Both bindings can be told to fail for key prefixes the way an outage does: the awaited
+// call rejects with the binding's error (KV: "KV GET failed: 503 ...", R2: "put: ... (10001)").
 export class KvNamespace {
   #inner;
   #ops = { reads: [], writes: 0 };
+  #failing = { get: [], put: [] };
   constructor(inner) {
     this.#inner = inner;
   }
@@ -272,17 +280,40 @@ export class KvNamespace {
   resetStats() {
     this.#ops = { reads: [], writes: 0 };
   }
+  // Reads (get, getWithMetadata) and writes (put) of keys under these prefixes fail.
+  fail({ get = [], put = [] } = {}) {
+    this.#failing = { get: [...get], put: [...put] };
+  }
+  #fails(op, key) {
+    return this.#failing[op].some((prefix) => String(key).startsWith(prefix));
+  }
+  // Every key with its value, metadata and expiration, read without counting operations.
+  async dump() {
+    const entries = [];
+    let cursor;
+    do {
+      const page = await this.#inner.list({ cursor });
+      for (const k of page.keys) {
+        entries.push({ key: k.name, value: await this.#inner.get(k.name), metadata: k.metadata ?? null, expiration: k.expiration ?? null });
+      }
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+    return entries;
+  }
   get(key, ...args) {
     this.#ops.reads.push(String(key));
+    if (this.#fails("get", key)) return Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
     return this.#inner.get(key, ...args);
   }
   getWithMetadata(key, ...args) {
     this.#ops.reads.push(String(key));
+    if (this.#fails("get", key)) return Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
     return this.#inner.getWithMetadata(key, ...args);
   }
-  put(...args) {
+  put(key, ...args) {
     this.#ops.writes++;
-    return this.#inner.put(...args);
+    if (this.#fails("put", key)) return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
+    return this.#inner.put(key, ...args);
   }
   delete(...args) {
     return this.#inner.delete(...args);
@@ -294,8 +325,16 @@ export class KvNamespace {
 
 export class R2Bucket {
   #inner;
+  #failing = { put: [] };
   constructor(inner) {
     this.#inner = inner;
+  }
+  // Writes (put) of keys under these prefixes fail ("" is every key).
+  fail({ put = [] } = {}) {
+    this.#failing = { put: [...put] };
+  }
+  #fails(op, key) {
+    return this.#failing[op].some((prefix) => String(key).startsWith(prefix));
   }
   head(...args) {
     return this.#inner.head(...args);
@@ -303,8 +342,9 @@ export class R2Bucket {
   get(...args) {
     return this.#inner.get(...args);
   }
-  put(...args) {
-    return this.#inner.put(...args);
+  put(key, ...args) {
+    if (this.#fails("put", key)) return Promise.reject(new Error("put: We encountered an internal error. Please try again. (10001)"));
+    return this.#inner.put(key, ...args);
   }
   delete(...args) {
     return this.#inner.delete(...args);

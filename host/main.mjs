@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
 });
 
 const SECRETS = ["ADMIN_TOKEN", "URL_SIGNING_KEYS"];
+const FORBIDDEN_METHODS = ["CONNECT", "TRACE", "TRACK"];
 const log = args.quiet ? { log() {}, error: (...a) => console.error(...a) } : console;
 
 // Wall clock the control port can move (tests of expiry); Python's time.time() in Pyodide
@@ -138,14 +139,17 @@ async function main() {
     res.on("close", () => controller.abort());
     try {
       const url = `http://${req.headers.host ?? `${args.host}:${args.port}`}${req.url}`;
-      const hasBody = !["GET", "HEAD"].includes(req.method);
+      const hasBody = !["GET", "HEAD", ...FORBIDDEN_METHODS].includes(req.method);
       const request = new Request(url, {
-        method: req.method,
+        method: FORBIDDEN_METHODS.includes(req.method) ? "GET" : req.method,
         headers: Object.entries(req.headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : [[k, v]])),
         body: hasBody ? Readable.toWeb(req) : undefined,
         duplex: hasBody ? "half" : undefined,
         signal: controller.signal,
       });
+      // workerd hands the Worker any method it received; Node's Request constructor refuses
+      // the fetch spec's forbidden ones, so they are carried as an own property instead.
+      if (FORBIDDEN_METHODS.includes(req.method)) Object.defineProperty(request, "method", { value: req.method });
       const response = await callFetch(entry, request, env, new ExecutionContext(adopt));
       const headers = {};
       for (const [k, v] of response.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
@@ -201,6 +205,18 @@ async function main() {
 
 // The test control port: JSON in, JSON out, loopback only.
 async function startControl({ port, host, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending }) {
+  // The binding a route names ({binding}), or the only one of its kind.
+  const binding = (names, body) => {
+    const name = body.binding ?? (names.length === 1 ? names[0] : undefined);
+    if (!names.includes(name)) throw Object.assign(new Error(`name one of the bindings ${names.join(", ")}`), { status: 400 });
+    return name;
+  };
+  const queue = (body) => {
+    const q = queues.get(body.queue ?? (queues.size === 1 ? [...queues.keys()][0] : undefined));
+    if (!q) throw Object.assign(new Error(`name one of the queues ${[...queues.keys()].join(", ")}`), { status: 400 });
+    return q;
+  };
+  const paused = new Map(); // queue -> its consumer's handler, while paused
   const routes = {
     "GET /ai": () => ai.stats(),
     "POST /ai/fail": (body) => (ai.failNext(body.message), {}),
@@ -218,6 +234,49 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
     "GET /queues": () => [...queues.values()].map((q) => q.stats()),
     "GET /kv": () => Object.fromEntries(kvBindings.map((name) => [name, env[name].stats()])),
     "POST /kv/reset-stats": () => (kvBindings.forEach((name) => env[name].resetStats()), {}),
+    // Every key of a namespace with its value and metadata (what is stored, as stored).
+    "POST /kv/dump": async (body) => env[binding(kvBindings, body)].dump(),
+    // An outage of a namespace for key prefixes: {get: [prefix], put: [prefix]} (replaces).
+    "POST /kv/fail": (body) => (env[binding(kvBindings, body)].fail(body), {}),
+    // An outage of a bucket's writes for key prefixes ("" is every key): {put: [prefix]}.
+    "POST /r2/fail": (body) => (env[binding(r2Bindings, body)].fail(body), {}),
+    "POST /r2/head": async (body) => {
+      const object = await env[binding(r2Bindings, body)].head(body.key);
+      return object ? { key: object.key, size: object.size } : null;
+    },
+    "POST /r2/delete": async (body) => (await env[binding(r2Bindings, body)].delete(body.key), {}),
+    // Guard (Llama Guard through the AI binding): script unsafe words, failures, the text form.
+    "GET /guard": () => ai.guard.stats(),
+    "POST /guard": (body) => (ai.guard.script(body), {}),
+    // A message sent to a queue as a producer would (a redelivery, say).
+    "POST /queues/send": (body) => (queue(body).enqueue([{ body: body.body, contentType: "json", delaySeconds: 0 }]), {}),
+    // Stop and restart a queue's consumer: messages wait, as behind a paused consumer.
+    "POST /queues/pause": (body) => {
+      const q = queue(body);
+      if (q.handler) paused.set(q, q.handler);
+      q.close();
+      return {};
+    },
+    "POST /queues/resume": (body) => {
+      const q = queue(body);
+      if (paused.has(q)) q.consume(paused.get(q));
+      paused.delete(q);
+      return {};
+    },
+    // Until every queue has delivered what it holds (and its waitUntil work is done).
+    "POST /queues/drain": async () => {
+      const busy = () => [...queues.values()].some((q) => q.handler && (q.pending.length || q.running || q.timer));
+      while (busy() || pending.size) {
+        await new Promise((ok) => setTimeout(ok, 10));
+        await Promise.all([...pending]);
+      }
+      return {};
+    },
+    // A job's record, as the JOBS Durable Object holds it.
+    "POST /jobs/get": async (body) => {
+      const raw = await namespaces.JOBS.getByName(body.job_id).get(body.job_id);
+      return raw == null ? null : JSON.parse(String(raw));
+    },
     "POST /settle": async () => {
       while (pending.size) await Promise.all([...pending]);
       return {};
@@ -248,6 +307,9 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
       for (const queue of queues.values()) queue.clear();
       cache.entries.clear();
       for (const name of kvBindings) env[name].resetStats();
+      for (const name of [...kvBindings, ...r2Bindings]) env[name].fail({});
+      for (const [q, handler] of paused) q.consume(handler);
+      paused.clear();
       ai.reset();
       clockOffsetMs = 0;
       return {};

@@ -1,21 +1,33 @@
 """Fixtures for the API tests, on both runtimes.
 
-A test that asks for ``client`` (and ``ai``, ``clock``, ``auth``, ``admin``) runs twice:
-``[local]`` against the FastAPI app on the local runtime's embedded stores, in process, and
-``[worker]`` against the Worker as deployed, in the Worker host (``tests/runtimes.py``). A
-test that reaches into the in-process objects (``gateway``, ``kv``, ``objects``, ``ledger``,
-``guard``) is white-box and runs on the local runtime only; a black-box test that cannot run
-on the Worker says why with ``@pytest.mark.local_only(reason=...)``.
+A test that asks for ``client`` (and ``ai``, ``guard``, ``clock``, ``auth``, ``admin``,
+``storage``, ``jobs``, ``signer``, ``audit_lines``, ``async_client``) runs twice: ``[local]``
+against the FastAPI app on the local runtime's embedded stores, in process, and ``[worker]``
+against the Worker as deployed, in the Worker host (``tests/runtimes.py``). Each of those
+fixtures is the same thing on both runtimes: a double in process, or the host's double
+driven through its control port. A test that reaches into the in-process objects
+(``gateway``, ``kv``, ``objects``, ``ledger``) is white-box and runs on the local runtime
+only; a black-box test that cannot run on the Worker says why with
+``@pytest.mark.local_only(reason=...)``.
+
+Configuration is declared, never changed mid-test: ``@pytest.mark.settings(field=value)``
+(merged from module to test) configures both runtimes, the Worker host through its
+``[vars]``; ``@pytest.mark.secrets(NAME=value)`` does the same for the secrets, where
+``None`` leaves one unset.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -35,14 +47,24 @@ from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
 
 from .doubles import FakeGuardAI, FlakyKV, FlakyObjects, ScriptedAI
-from .runtimes import HostAI, HostClock, HostPool, WorkerHost, host_prerequisites
+from .runtimes import (
+    HostAI,
+    HostClock,
+    HostGuard,
+    HostJobs,
+    HostPool,
+    HostStorage,
+    WorkerHost,
+    host_prerequisites,
+)
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 SIGNING_KEYS = "k2=" + "s" * 40 + ",k1=" + "o" * 40
+SECRETS: dict[str, str | None] = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS": SIGNING_KEYS}
 
 # In-process objects with no counterpart in the Worker host: a test that asks for one of
 # these is white-box, and runs on the local runtime only.
-IN_PROCESS = frozenset({"gateway", "kv", "objects", "ledger", "guard"})
+IN_PROCESS = frozenset({"gateway", "kv", "objects", "ledger"})
 RUNTIMES = ("local", "worker")
 
 
@@ -52,6 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "settings(**fields): settings for both runtimes (Settings field names)"
+    )
+    config.addinivalue_line(
+        "markers", "secrets(**values): ADMIN_TOKEN / URL_SIGNING_KEYS for both (None: unset)"
     )
 
 
@@ -101,10 +126,9 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def worker_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostPool]:
-    secrets = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS": SIGNING_KEYS}
     # Policy changes through the admin API must be seen at once, as the local gateway's
     # policy store (cache_seconds=0) sees them.
-    pool = HostPool(tmp_path_factory.mktemp("worker-hosts"), secrets, {"POLICY_CACHE_SECONDS": 0})
+    pool = HostPool(tmp_path_factory.mktemp("worker-hosts"), SECRETS, {"POLICY_CACHE_SECONDS": 0})
     yield pool
     pool.close()
 
@@ -116,14 +140,16 @@ def setting_vars(settings: Settings) -> dict[str, Any]:
 
 
 @pytest.fixture
-def worker_host(worker_hosts: HostPool, settings: Settings) -> Iterator[WorkerHost]:
-    """The Worker host for this test's settings, with empty stores."""
+def worker_host(
+    worker_hosts: HostPool, settings: Settings, secrets: dict[str, str | None]
+) -> Iterator[WorkerHost]:
+    """The Worker host for this test's settings and secrets, with empty stores."""
     reason = host_prerequisites()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"the Worker host cannot run in CI: {reason}")
         pytest.skip(f"the Worker host cannot run here: {reason}")
-    host = worker_hosts.get(setting_vars(settings))
+    host = worker_hosts.get(setting_vars(settings), secrets)
     host.reset()
     yield host
     host.settle()
@@ -180,14 +206,35 @@ def objects(tmp_path: Path) -> FlakyObjects:
     return FlakyObjects(DirectoryObjects(tmp_path / "objects"))
 
 
+def _marked(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
+    """The keyword arguments of every ``name`` marker, module first, the test's last."""
+    values: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers(name))):
+        values.update(marker.kwargs)
+    return values
+
+
 @pytest.fixture
 def settings(request: pytest.FixtureRequest) -> Settings:
-    marker = request.node.get_closest_marker("settings")
-    return Settings(**(marker.kwargs if marker else {}))
+    return Settings(**_marked(request, "settings"))
 
 
 @pytest.fixture
-def guard() -> FakeGuardAI:
+def secrets(request: pytest.FixtureRequest) -> dict[str, str | None]:
+    return {**SECRETS, **_marked(request, "secrets")}
+
+
+@pytest.fixture
+def signer(secrets: dict[str, str | None]) -> UrlSigner:
+    """A signer with the runtime's URL-signing keys (the first signs, all verify)."""
+    return UrlSigner(parse_signing_keys(secrets["URL_SIGNING_KEYS"] or ""))
+
+
+@pytest.fixture
+def guard(request: pytest.FixtureRequest) -> FakeGuardAI | HostGuard:
+    """Llama Guard behind the AI binding: which words are unsafe, failures, calls."""
+    if _runtime(request) == "worker":
+        return HostGuard(request.getfixturevalue("worker_host"))
     return FakeGuardAI()
 
 
@@ -208,6 +255,7 @@ def gateway(
     guard: FakeGuardAI,
     ledger: SqliteLedger,
     clock: Clock,
+    secrets: dict[str, str | None],
 ) -> Gateway:
     controls = build_controls(
         settings,
@@ -224,9 +272,9 @@ def gateway(
         kv=kv,
         objects=objects,
         model=MultipartImageModel(ai, model_id=FLUX_MODEL_ID),
-        signer=UrlSigner(parse_signing_keys(SIGNING_KEYS)),
+        signer=UrlSigner(parse_signing_keys(secrets["URL_SIGNING_KEYS"] or "")),
         controls=controls,
-        admin_token=ADMIN_TOKEN,
+        admin_token=secrets["ADMIN_TOKEN"],
         clock=clock,
     )
     attach_jobs(gateway, tmp_path)
@@ -244,6 +292,127 @@ def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Clien
     app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def async_client(runtime: str, request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Opens an ``AsyncClient`` (of ``httpx``, or of a module shaped like it) on the runtime
+    under test, for concurrent requests: over ASGI in process, over real HTTP to the host."""
+    if runtime == "worker":
+        base = request.getfixturevalue("worker_host").base
+
+        def over_http(module: Any = httpx) -> Any:
+            return module.AsyncClient(base_url=base, timeout=60)
+
+        return over_http
+    gateway: Gateway = request.getfixturevalue("gateway")
+
+    def in_process(module: Any = httpx) -> Any:
+        transport = module.ASGITransport(app=create_app(lambda _request: gateway))
+        return module.AsyncClient(transport=transport, base_url="http://fluxgate")
+
+    return in_process
+
+
+class LocalStorage:
+    """The local KV and object stores seen from outside (``HostStorage`` on the host)."""
+
+    def __init__(self, kv: FlakyKV, objects: FlakyObjects) -> None:
+        self._kv = kv
+        self._objects = objects
+
+    def fail(
+        self,
+        *,
+        kv_reads: tuple[str, ...] = (),
+        kv_writes: tuple[str, ...] = (),
+        object_writes: bool = False,
+    ) -> None:
+        self._kv.fail_get_prefixes = tuple(kv_reads)
+        self._kv.fail_put_prefixes = tuple(kv_writes)
+        self._objects.fail_puts = object_writes
+
+    def kv_dump(self) -> list[dict[str, Any]]:
+        rows = self._kv.inner._db.execute("SELECT key, value, metadata FROM kv").fetchall()
+        return [{"key": key, "value": value, "metadata": meta} for key, value, meta in rows]
+
+    def object_exists(self, key: str) -> bool:
+        return anyio.run(self._objects.head, key) is not None
+
+    def delete_object(self, key: str) -> None:
+        anyio.run(self._objects.delete, key)
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest) -> LocalStorage | HostStorage:
+    """The runtime's KV namespace and object bucket: outages (``fail(kv_reads=prefixes,
+    kv_writes=prefixes, object_writes=True)``; ``fail()`` ends them), every KV entry as
+    stored, and objects looked up or deleted behind the gateway's back."""
+    if _runtime(request) == "worker":
+        return HostStorage(request.getfixturevalue("worker_host"))
+    return LocalStorage(request.getfixturevalue("kv"), request.getfixturevalue("objects"))
+
+
+class LocalJobs:
+    """The local job queue and job records (``HostJobs`` on the host)."""
+
+    def __init__(self, gateway: Gateway, client: TestClient) -> None:
+        self._jobs = gateway.jobs
+        self._worker = gateway.queue_worker  # type: ignore[attr-defined]
+        self._portal = client.portal
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._portal.call(self._jobs.queue.send, message)
+
+    def pause(self) -> None:
+        self._portal.call(self._worker.stop)
+
+    def resume(self) -> None:
+        async def start() -> None:
+            self._worker.start()
+
+        self._portal.call(start)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._jobs.queue.pending():
+            assert time.monotonic() < deadline, "the job queue did not drain"
+            time.sleep(0.02)
+
+    def record(self, job_id: str) -> dict[str, Any] | None:
+        job = self._portal.call(self._jobs.store.get, job_id)
+        return None if job is None else job.as_dict()
+
+
+@pytest.fixture
+def jobs(client: httpx.Client, request: pytest.FixtureRequest) -> LocalJobs | HostJobs:
+    """The runtime's job queue (send a message, pause and resume its consumer, wait until
+    it is drained) and its job records, as the gateway stores them."""
+    if _runtime(request) == "worker":
+        return HostJobs(request.getfixturevalue("worker_host"))
+    return LocalJobs(request.getfixturevalue("gateway"), client)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def audit_lines(
+    caplog: pytest.LogCaptureFixture, runtime: str, request: pytest.FixtureRequest
+) -> Callable[[], list[dict[str, Any]]]:
+    """The audit lines written during the test: from the log records in process, from the
+    Worker's console (stderr, which Workers Logs collects) on the Worker host."""
+    if runtime == "worker":
+        host: WorkerHost = request.getfixturevalue("worker_host")
+
+        def from_console() -> list[dict[str, Any]]:
+            console = host.log_since_reset().splitlines()
+            return [json.loads(x) for x in console if x.startswith('{"time"') and '"audit"' in x]
+
+        return from_console
+    caplog.set_level(logging.INFO, logger="fluxgate.audit")
+
+    def from_records() -> list[dict[str, Any]]:
+        return [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.audit"]
+
+    return from_records
 
 
 def origin(client: httpx.Client) -> str:

@@ -6,8 +6,9 @@ KV and R2 and the host's doubles). One host process is started per distinct set 
 and shared by the session; every test starts from empty stores (``POST /reset`` on the
 host's control port), as the in-process fixtures do.
 
-The control port is also how a test reaches the doubles: script an AI failure, count model
-calls, move the wall clock, wait for ``waitUntil`` work.
+The control port is also how a test reaches the doubles: script an AI failure (or Llama
+Guard's verdicts), count model calls, move the wall clock, wait for ``waitUntil`` work, make
+KV or R2 fail as in an outage, read what KV holds, pause or feed the job queue.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def _var_name(setting: str) -> str:
 
 
 class WorkerHost:
-    """A running ``node host/main.mjs`` on free loopback ports."""
+    """A running ``node host/main.mjs`` on free loopback ports.
 
-    def __init__(self, tmp: Path, secrets: Mapping[str, str], settings: Mapping[str, Any]) -> None:
+    ``secrets`` are the Worker's secrets; one whose value is ``None`` is not set at all."""
+
+    def __init__(
+        self, tmp: Path, secrets: Mapping[str, str | None], settings: Mapping[str, Any]
+    ) -> None:
         self.log_path = tmp / "host.log"
         self._log: IO[str] = self.log_path.open("w+")
         self._mark = 0
@@ -70,8 +75,13 @@ class WorkerHost:
         ]
         for name, value in settings.items():
             args += ["--var", f"{_var_name(name)}={_var_value(value)}"]
-        env = {**os.environ, **secrets}
+        env = dict(os.environ)
         env.pop("CLOUDFLARE_API_TOKEN", None)
+        for name, value in secrets.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         self._proc = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True
         )
@@ -164,22 +174,26 @@ def _var_value(value: Any) -> str:
 
 
 class HostPool:
-    """One Worker host per distinct settings, started on first use, stopped at the end."""
+    """One Worker host per distinct settings and secrets, started on first use, stopped at
+    the end. ``get``'s secrets override the pool's; a ``None`` value leaves one unset."""
 
     def __init__(self, tmp: Path, secrets: Mapping[str, str], base: Mapping[str, Any]) -> None:
         self._tmp = tmp
-        self._secrets = dict(secrets)
+        self._secrets: dict[str, str | None] = dict(secrets)
         self._base = dict(base)
         self._hosts: dict[str, WorkerHost] = {}
 
-    def get(self, settings: Mapping[str, Any]) -> WorkerHost:
+    def get(
+        self, settings: Mapping[str, Any], secrets: Mapping[str, str | None] | None = None
+    ) -> WorkerHost:
         merged = {**self._base, **settings}
-        key = json.dumps(merged, sort_keys=True, default=str)
+        keys = {**self._secrets, **(secrets or {})}
+        key = json.dumps([merged, keys], sort_keys=True, default=str)
         host = self._hosts.get(key)
         if host is None:
             folder = self._tmp / f"host-{len(self._hosts)}"
             folder.mkdir()
-            host = self._hosts[key] = WorkerHost(folder, self._secrets, merged)
+            host = self._hosts[key] = WorkerHost(folder, keys, merged)
         return host
 
     def close(self) -> None:
@@ -216,6 +230,97 @@ class HostAI:
     @latency.setter
     def latency(self, seconds: float) -> None:
         self._host.call("POST", "/ai/latency", {"seconds": seconds})
+
+
+class HostGuard:
+    """Llama Guard behind the host's AI binding, seen like the in-process ``FakeGuardAI``:
+    ``unsafe`` words (and their categories), queued ``failures``, the ``answer_text`` form,
+    and the number of ``calls``."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self._host = host
+
+    def _get(self, field: str) -> Any:
+        return self._host.call("GET", "/guard")[field]
+
+    @property
+    def calls(self) -> int:
+        return int(self._get("calls"))
+
+    @property
+    def unsafe(self) -> dict[str, str]:
+        return dict(self._get("unsafe"))
+
+    @unsafe.setter
+    def unsafe(self, words: Mapping[str, str]) -> None:
+        self._host.call("POST", "/guard", {"unsafe": dict(words)})
+
+    @property
+    def failures(self) -> list[str]:
+        return list(self._get("failures"))
+
+    @failures.setter
+    def failures(self, messages: list[str]) -> None:
+        self._host.call("POST", "/guard", {"failures": list(messages)})
+
+    @property
+    def answer_text(self) -> bool:
+        return bool(self._get("answer_text"))
+
+    @answer_text.setter
+    def answer_text(self, value: bool) -> None:
+        self._host.call("POST", "/guard", {"answer_text": value})
+
+
+class HostStorage:
+    """The host's KV namespace and R2 bucket, seen from outside (``conftest.LocalStorage``
+    is the same on the local stores)."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self._host = host
+
+    def fail(
+        self,
+        *,
+        kv_reads: tuple[str, ...] = (),
+        kv_writes: tuple[str, ...] = (),
+        object_writes: bool = False,
+    ) -> None:
+        self._host.call("POST", "/kv/fail", {"get": list(kv_reads), "put": list(kv_writes)})
+        self._host.call("POST", "/r2/fail", {"put": [""] if object_writes else []})
+
+    def kv_dump(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._host.call("POST", "/kv/dump")
+        return result
+
+    def object_exists(self, key: str) -> bool:
+        return self._host.call("POST", "/r2/head", {"key": key}) is not None
+
+    def delete_object(self, key: str) -> None:
+        self._host.call("POST", "/r2/delete", {"key": key})
+
+
+class HostJobs:
+    """The host's job queue and job records (``conftest.LocalJobs`` on the local runtime)."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self._host = host
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        self._host.call("POST", "/queues/send", {"body": dict(message)})
+
+    def pause(self) -> None:
+        self._host.call("POST", "/queues/pause")
+
+    def resume(self) -> None:
+        self._host.call("POST", "/queues/resume")
+
+    def drain(self) -> None:
+        self._host.call("POST", "/queues/drain")
+
+    def record(self, job_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._host.call("POST", "/jobs/get", {"job_id": job_id})
+        return result
 
 
 class HostClock:

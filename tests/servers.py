@@ -1,4 +1,5 @@
-"""`fluxgate serve` as a real process on a free loopback port, for the end-to-end tests."""
+"""A real server process on a free loopback port, for the end-to-end tests: `fluxgate serve`
+(the local runtime) or the Worker host (`node host/main.mjs`, the Worker as deployed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import IO
 import httpx
 import pytest
 
+from .runtimes import WorkerHost, host_prerequisites
+
 ADMIN = "local-admin-token-0123456789abcdef"
+SIGNING_KEYS = "e2e=" + "k" * 40
 
 
 def free_port() -> int:
@@ -39,22 +43,80 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 @dataclass
 class Server:
     base: str
-    data_dir: Path
     env: dict[str, str]
-    log: IO[str]
+    output: Callable[[], str]  # what the server process wrote (its log)
+    make_key: Callable[[str, tuple[str, ...]], str]
 
     def new_key(self, name: str = "test", *scopes: str) -> str:
+        return self.make_key(name, scopes)
+
+
+def _cli_key(data_dir: Path, env: dict[str, str]) -> Callable[[str, tuple[str, ...]], str]:
+    """Keys made by `fluxgate keys create` in the server's data directory."""
+
+    def make(name: str, scopes: tuple[str, ...]) -> str:
         extra = [a for scope in scopes for a in ("--scope", scope)]
-        made = cli(
-            "keys", "create", "--name", name, "--data-dir", str(self.data_dir), *extra, env=self.env
-        )
+        made = cli("keys", "create", "--name", name, "--data-dir", str(data_dir), *extra, env=env)
         assert made.returncode == 0, made.stderr
         return made.stdout.strip()
 
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+    return make
+
+
+def _admin_key(base: str) -> Callable[[str, tuple[str, ...]], str]:
+    """Keys made through the admin API (the Worker has no CLI)."""
+
+    def make(name: str, scopes: tuple[str, ...]) -> str:
+        body: dict[str, object] = {"name": name, **({"scopes": list(scopes)} if scopes else {})}
+        made = httpx.post(
+            f"{base}/v1/admin/keys",
+            json=body,
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["key"])
+
+    return make
+
+
+def _read(log: IO[str]) -> Callable[[], str]:
+    def read() -> str:
+        log.flush()
+        log.seek(0)
+        return log.read()
+
+    return read
+
+
+@contextmanager
+def serve(runtime: str, tmp: Path, **settings: str) -> Iterator[Server]:
+    """A server of either runtime, with the placeholder model and the admin token set."""
+    if runtime == "worker":
+        with worker_server(tmp, **settings) as server:
+            yield server
+    else:
+        with local_server(tmp, **settings) as server:
+            yield server
+
+
+@contextmanager
+def worker_server(tmp: Path, **settings: str) -> Iterator[Server]:
+    """The Worker host (`npm run worker`'s program) with the given [vars]."""
+    reason = host_prerequisites()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Worker host cannot run in CI: {reason}")
+        pytest.skip(f"the Worker host cannot run here: {reason}")
+    secrets = {"ADMIN_TOKEN": ADMIN, "URL_SIGNING_KEYS": SIGNING_KEYS}
+    host = WorkerHost(tmp, secrets, {name.upper(): value for name, value in settings.items()})
+    try:
+        rate = settings.get("rate_limit_per_minute")
+        if rate is not None:  # the deployer sizes the [[ratelimits]] binding to match
+            host.bind_rate_limit("RATE_LIMIT_STANDARD", int(rate), 60)
+        yield Server(host.base, {**os.environ, **secrets}, host.output, _admin_key(host.base))
+    finally:
+        host.close()
 
 
 @contextmanager
@@ -99,7 +161,7 @@ def local_server(tmp: Path, *, log_level: str = "info", **settings: str) -> Iter
                 log.seek(0)
                 pytest.fail(f"server did not start:\n{log.read()}")
             time.sleep(0.1)
-        yield Server(base, data_dir, env, log)
+        yield Server(base, env, _read(log), _cli_key(data_dir, env))
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -29,7 +29,7 @@ def test_the_admin_token_is_not_an_api_key(client, admin):
     assert r.status_code == 401
 
 
-def test_a_created_key_works_and_is_stored_only_as_a_hash(client, admin, kv):
+def test_a_created_key_works_and_is_stored_only_as_a_hash(client, admin, storage):
     created = client.post("/v1/admin/keys", json={"name": "mobile"}, headers=admin)
     assert created.status_code == 201
     body = created.json()
@@ -39,8 +39,7 @@ def test_a_created_key_works_and_is_stored_only_as_a_hash(client, admin, kv):
         "/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {body['key']}"}
     )
     assert r.status_code == 200
-    dump = kv.inner._db.execute("SELECT key, value, metadata FROM kv").fetchall()
-    assert body["key"] not in repr(dump)
+    assert body["key"] not in repr(storage.kv_dump())
 
 
 def test_list_never_shows_keys(client, admin):
@@ -82,8 +81,8 @@ def test_admin_endpoints_need_the_admin_token(client, headers, code):
         assert r.status_code == 401 and r.json()["error"]["code"] == code
 
 
-def test_admin_is_off_without_an_admin_token(client, gateway):
-    gateway.admin_token = None
+@pytest.mark.secrets(ADMIN_TOKEN=None)
+def test_admin_is_off_without_an_admin_token(client):
     r = client.get("/v1/admin/keys", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
 

@@ -1,6 +1,5 @@
 """The KV cache: identical requests are paid for once."""
 
-import anyio
 import pytest
 
 from fluxgate.cache import CacheMode
@@ -62,8 +61,8 @@ def test_the_cache_is_per_key_by_default(client, auth, ai):
     assert generate(client, other).headers["x-cache"] == "MISS" and ai.calls == 2
 
 
-def test_a_global_cache_is_shared_but_records_stay_owned(client, auth, ai, gateway):
-    gateway.settings = gateway.settings.model_copy(update={"cache_scope": "global"})
+@pytest.mark.settings(cache_scope="global")
+def test_a_global_cache_is_shared_but_records_stay_owned(client, auth, ai):
     mine = generate(client, auth).json()
     other = new_key(client, "other")
     theirs = generate(client, other)
@@ -90,12 +89,15 @@ def test_no_store_neither_reads_nor_writes(client, auth, ai):
     assert ai.calls == 3
 
 
+def object_key(url):
+    return url.split("/v1/files/")[1].split("?")[0]
+
+
 def test_an_entry_whose_object_is_gone_is_repaired_by_its_first_failed_download(
-    client, auth, ai, objects
+    client, auth, ai, storage
 ):
     first = generate(client, auth).json()
-    object_key = first["data"][0]["url"].split("/v1/files/")[1].split("?")[0]
-    anyio.run(objects.delete, object_key)  # someone emptied the bucket
+    storage.delete_object(object_key(first["data"][0]["url"]))  # someone emptied the bucket
     # The hit path does not touch R2 (one KV read, one HMAC): the URL it signs is dead...
     stale = generate(client, auth)
     assert stale.headers["x-cache"] == "HIT"
@@ -108,15 +110,15 @@ def test_an_entry_whose_object_is_gone_is_repaired_by_its_first_failed_download(
     assert generate(client, auth).headers["x-cache"] == "HIT" and ai.calls == 2
 
 
-def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, objects):
+def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, storage):
     first = generate(client, auth).json()
-    anyio.run(objects.delete, first["data"][0]["url"].split("/v1/files/")[1].split("?")[0])
+    storage.delete_object(object_key(first["data"][0]["url"]))
     r = generate(client, auth, {**PROMPT, "response_format": "b64_json"})
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2 and "b64_json" in r.json()["data"][0]
 
 
-def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock, gateway):
-    gateway.settings = gateway.settings.model_copy(update={"cache_ttl_seconds": 60})
+@pytest.mark.settings(cache_ttl_seconds=60)
+def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock):
     generate(client, auth)
     clock.advance(61)
     assert generate(client, auth).headers["x-cache"] == "MISS"

@@ -69,10 +69,8 @@ def test_b64_json_returns_the_image_inline(client, auth):
     assert hashlib.sha256(data).hexdigest() == r.json()["sha256"]
 
 
-def test_public_base_url_makes_urls_absolute_to_it(client, auth, gateway):
-    gateway.settings = gateway.settings.model_copy(
-        update={"public_base_url": "https://img.example.com"}
-    )
+@pytest.mark.settings(public_base_url="https://img.example.com")
+def test_public_base_url_makes_urls_absolute_to_it(client, auth):
     url = generate(client, auth).json()["data"][0]["url"]
     assert url.startswith("https://img.example.com/v1/files/images/")
 
@@ -204,16 +202,16 @@ def test_references_of_512_or_more_are_refused_with_their_size(client, auth, siz
     assert f"{size[0]}x{size[1]}" in error["message"]
 
 
-def test_a_reference_over_the_byte_cap_is_413(client, auth, gateway):
-    gateway.settings = gateway.settings.model_copy(update={"max_reference_image_bytes": 2048})
+@pytest.mark.settings(max_reference_image_bytes=2048)
+def test_a_reference_over_the_byte_cap_is_413(client, auth):
     noisy = image_bytes("PNG", 200, 200, color=(1, 2, 3)) + b"\0" * 4096
     files = {"input_image_0": ("n.png", noisy, "image/png")}
     r = client.post("/v1/images/generations", headers=auth, data={"prompt": "x"}, files=files)
     assert r.status_code == 413 and error_of(r)["code"] == "reference_image_too_large"
 
 
-def test_an_oversize_body_is_413_before_parsing(client, auth, gateway, ai):
-    gateway.settings = gateway.settings.model_copy(update={"max_body_bytes": 64 * 1024})
+@pytest.mark.settings(max_body_bytes=64 * 1024)
+def test_an_oversize_body_is_413_before_parsing(client, auth, ai):
     r = client.post("/v1/images/generations", headers=auth, json={"prompt": "x" * (70 * 1024)})
     assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
 
@@ -260,7 +258,7 @@ def test_multipart_field_errors(client, auth):
     assert r.status_code == 400
 
 
-def test_prompt_policy_violations_carry_a_reason(client, auth, gateway):
+def test_prompt_policy_violations_carry_a_reason(client, auth):
     put_policy(
         client, max_prompt_length=20, deny_terms=["forbidden"], deny_patterns=[r"\d{4}-\d{4}"]
     )
@@ -292,7 +290,7 @@ def test_prompt_policy_violations_carry_a_reason(client, auth, gateway):
     ],
 )
 def test_model_errors_map_to_statuses_and_store_nothing(
-    client, auth, ai, kv, objects, message, status, code, retry_after
+    client, auth, ai, message, status, code, retry_after
 ):
     ai.fail_next(message)
     r = generate(client, auth)
@@ -306,26 +304,26 @@ def test_model_errors_map_to_statuses_and_store_nothing(
 # -- storage failing ------------------------------------------------------------------------
 
 
-def test_an_object_write_failure_is_503_and_leaves_no_cache_entry(client, auth, objects, ai):
-    objects.fail_puts = True
+def test_an_object_write_failure_is_503_and_leaves_no_cache_entry(client, auth, storage, ai):
+    storage.fail(object_writes=True)
     r = generate(client, auth)
     assert r.status_code == 503 and error_of(r)["code"] == "storage_unavailable"
-    objects.fail_puts = False
+    storage.fail()
     r = generate(client, auth)
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2
 
 
-def test_a_kv_write_failure_still_returns_the_image(client, auth, kv):
-    kv.fail_put_prefixes = ("cache:", "gen:")
+def test_a_kv_write_failure_still_returns_the_image(client, auth, storage):
+    storage.fail(kv_writes=("cache:", "gen:"))
     r = generate(client, auth)
     assert r.status_code == 200
     assert client.get(r.json()["data"][0]["url"]).status_code == 200
-    kv.fail_put_prefixes = ()
+    storage.fail()
     assert generate(client, auth).headers["x-cache"] == "MISS"
 
 
-def test_a_kv_read_failure_degrades_to_a_miss(client, auth, kv):
+def test_a_kv_read_failure_degrades_to_a_miss(client, auth, storage):
     generate(client, auth)
-    kv.fail_get_prefixes = ("cache:",)
+    storage.fail(kv_reads=("cache:",))
     r = generate(client, auth)
     assert r.status_code == 200 and r.headers["x-cache"] == "MISS"

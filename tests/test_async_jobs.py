@@ -3,10 +3,8 @@
 import json
 import time
 
-import anyio
 import pytest
 
-from fluxgate.settings import Settings
 from fluxgate.webhooks import WebhookVerificationError, verify
 
 from .conftest import new_key, origin
@@ -16,10 +14,8 @@ from .receiver import Receiver
 BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
 ASYNC = {"Prefer": "respond-async"}
 
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
+# Webhooks go to a receiver on 127.0.0.1, and retries are quick.
+pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
 
 
 @pytest.fixture
@@ -96,7 +92,7 @@ def test_jobs_belong_to_their_key(client, auth):
     assert client.get("/v1/jobs/job_" + "0" * 24, headers=auth).status_code == 404
 
 
-def test_reference_images_travel_with_the_job(client, auth, ai, objects):
+def test_reference_images_travel_with_the_job(client, auth, ai, storage):
     files = {"input_image_0": ("a.png", image_bytes("PNG", 100, 80), "image/png")}
     r = client.post(
         "/v1/images/generations",
@@ -110,7 +106,7 @@ def test_reference_images_travel_with_the_job(client, auth, ai, objects):
     assert b'name="input_image_0"' in ai.inputs[-1]["multipart"]["body"]
     # the staged input is removed once the job is done
     staged = f"inputs/{done['result']['reference_images'][0]}.png"
-    assert anyio.run(objects.head, staged) is None
+    assert not storage.object_exists(staged)
 
 
 def test_a_webhook_is_delivered_signed(client, auth, receiver, clock):
@@ -151,17 +147,13 @@ def test_a_failing_receiver_is_retried_with_the_same_idempotency_id(client, auth
     assert state["attempts"] == 3 and state["last_status"] == 200
 
 
-def test_a_duplicate_queue_delivery_runs_nothing_twice(client, gateway, auth, ai, receiver):
+def test_a_duplicate_queue_delivery_runs_nothing_twice(client, jobs, auth, ai, receiver):
     job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
     finished(client, auth, job)
     wait_for(lambda: receiver.deliveries)
-
-    async def redeliver():
-        await gateway.jobs.queue.send({"type": "job", "job_id": job["id"]})
-        await gateway.jobs.queue.send({"type": "webhook", "job_id": job["id"]})
-
-    anyio.run(redeliver)
-    wait_for(lambda: gateway.jobs.queue.pending() == 0)
+    jobs.send({"type": "job", "job_id": job["id"]})
+    jobs.send({"type": "webhook", "job_id": job["id"]})
+    jobs.drain()
     assert ai.calls == 1 and len(receiver.deliveries) == 1
 
 
@@ -195,20 +187,16 @@ def test_persistent_capacity_errors_fail_the_job_after_the_attempts(client, auth
     assert len(ai.inputs) == 3  # job_max_attempts
 
 
-def test_a_revoked_key_fails_its_queued_job(client, gateway, auth, admin):
-    client.portal.call(gateway.queue_worker.stop)  # nothing consumes until we say so
+def test_a_revoked_key_fails_its_queued_job(client, jobs, auth, admin):
+    jobs.pause()  # nothing consumes until we say so
     job = submit(client, auth).json()
     key_id = client.get("/v1/usage", headers=auth).json()["key_id"]
     client.post(f"/v1/admin/keys/{key_id}/revoke", headers=admin)
-
-    async def consume():
-        _, body, attempts = gateway.jobs.queue.lease()
-        disposition = await gateway.jobs.process(body, attempts)
-        assert disposition.ack
-
-    client.portal.call(consume)
-    stored = client.portal.call(gateway.jobs.store.get, job["id"])
-    assert stored.status == "failed" and stored.error["code"] == "revoked_api_key"
+    jobs.resume()
+    jobs.drain()
+    stored = jobs.record(job["id"])  # its key can no longer poll it
+    assert stored["status"] == "failed" and stored["error"]["code"] == "revoked_api_key"
+    assert stored["attempts"] == 1  # failed for good on its first delivery, not retried
 
 
 @pytest.mark.parametrize(
@@ -223,8 +211,8 @@ def test_a_revoked_key_fails_its_queued_job(client, gateway, auth, admin):
         "https://printer.local/h",
     ],
 )
-def test_webhook_urls_must_be_public_https(client, auth, gateway, url):
-    gateway.jobs.allow_loopback = False
+@pytest.mark.settings(webhook_allow_loopback=False)
+def test_webhook_urls_must_be_public_https(client, auth, url):
     r = client.post(
         "/v1/images/generations", json={**BODY, "webhook_url": url}, headers={**auth, **ASYNC}
     )

@@ -4,10 +4,7 @@ concurrency."""
 import asyncio
 import time
 
-import httpx
 import pytest
-
-from fluxgate.app import create_app
 
 from .conftest import new_key, put_policy
 
@@ -67,9 +64,9 @@ def test_a_failed_model_call_is_refunded(client, auth, ai):
     assert generate(client, auth, 1).status_code == 200
 
 
-def test_a_failed_storage_write_is_refunded(client, auth, objects):
+def test_a_failed_storage_write_is_refunded(client, auth, storage):
     budget(client, COST)
-    objects.fail_puts = True
+    storage.fail(object_writes=True)
     assert generate(client, auth, 1).status_code == 503
     assert client.get("/v1/usage", headers=auth).json()["requests"] == 0
 
@@ -97,13 +94,12 @@ def test_an_unlimited_tier(client, auth):
 
 @pytest.mark.anyio
 async def test_twenty_concurrent_requests_against_a_budget_for_ten_admit_exactly_ten(
-    client, gateway, ai
+    client, async_client, ai
 ):
     budget(client, COST * 10)
     auth = new_key(client, "concurrent")
     ai.latency = 0.05  # every admitted request holds its reservation while the model runs
-    transport = httpx.ASGITransport(app=create_app(lambda _r: gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://fluxgate") as http:
+    async with async_client() as http:
         responses = await asyncio.gather(
             *[
                 http.post("/v1/images/generations", json={**BODY, "seed": seed}, headers=auth)

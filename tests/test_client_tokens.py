@@ -1,6 +1,11 @@
 """Client tokens: a backend mints short-lived per-user tokens for its mobile app."""
 
+from dataclasses import replace
+
 import pytest
+
+from fluxgate.tokens import mint as mint_token
+from fluxgate.tokens import verify
 
 from .conftest import ADMIN_TOKEN, new_key
 
@@ -51,9 +56,11 @@ def test_a_tampered_token_is_401(client, auth, tamper):
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
 
 
-def test_a_token_for_another_audience_is_refused(client, auth, gateway):
-    token = mint(client, auth)
-    gateway.settings = gateway.settings.model_copy(update={"token_audience": "other-app"})
+@pytest.mark.settings(token_audience="other-app")
+def test_a_token_for_another_audience_is_refused(client, auth, signer, clock):
+    # The token a deployment for the audience "fluxgate", with the same keys, mints.
+    ours = verify(signer, mint(client, auth)["token"], audience="other-app", now=clock())
+    token = {"token": mint_token(signer, replace(ours, audience="fluxgate"))}
     r = client.get("/v1/usage", headers=bearer(token))
     assert r.status_code == 401 and "audience" in r.json()["error"]["message"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import ADMIN, local_server
+from .servers import ADMIN, serve
 
 CHECKS = ",".join(
     [
@@ -27,12 +27,11 @@ CHECKS = ",".join(
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("contract")
+@pytest.fixture
+def server(runtime, tmp_path):
     limits = {"rate_limit_per_minute": "1000000", "daily_budget_usd": "1000000"}
-    with local_server(tmp, log_level="warning", **limits) as running:
-        yield running.base, running.new_key("contract"), tmp
+    with serve(runtime, tmp_path, **limits) as running:
+        yield running.base, running.new_key("contract"), tmp_path
 
 
 def run_schemathesis(base: str, token: str, tmp: Path, *filters: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import ADMIN, local_server
+from .servers import ADMIN, serve
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
@@ -38,7 +38,7 @@ def test_the_page_has_examples_for_every_endpoint():
         assert path in text, f"no example uses {path}"
 
 
-def test_every_example_runs(tmp_path):
+def test_every_example_runs(runtime, tmp_path):
     reason = os.environ.get("FLUXGATE_NO_SYSTEM_PACKAGES")
     if reason:
         pytest.skip(f"curl/jq could not be installed on this machine: {reason}")
@@ -46,7 +46,7 @@ def test_every_example_runs(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("curl and jq are needed for the docs test (.ci/run installs them)")
         pytest.skip("curl or jq is not installed")
-    with local_server(tmp_path) as server:
+    with serve(runtime, tmp_path) as server:
         script = "set -euo pipefail\n" + "\n".join(
             f"echo '=== block {i}'\n{block}" for i, block in enumerate(blocks())
         )

@@ -1,7 +1,6 @@
 """Model-based moderation (Llama Guard through the AI binding), per tier."""
 
 import json
-import logging
 
 import pytest
 
@@ -74,12 +73,11 @@ def test_hits_made_under_moderation_are_not_moderated_again(client, auth, guard)
     assert guard.calls == 1
 
 
-def test_refusals_are_audited_with_the_prompt_hash_only(client, auth, guard, caplog):
+def test_refusals_are_audited_with_the_prompt_hash_only(client, auth, guard, audit_lines):
     moderation(client, "fail_closed")
     guard.unsafe = {"sword": "S1"}
-    with caplog.at_level(logging.INFO, logger="fluxgate.audit"):
-        client.post("/v1/images/generations", json=BODY, headers=auth)
-    lines = [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.audit"]
+    client.post("/v1/images/generations", json=BODY, headers=auth)
+    lines = audit_lines()
     refusal = next(line for line in lines if line["action"] == "request.refused")
     assert refusal["reason"] == "moderation" and refusal["key_id"].startswith("key_")
     assert "prompt_sha256" in refusal and "knight" not in json.dumps(lines)

@@ -8,21 +8,30 @@ import openai
 import pytest
 
 from fluxgate import FLUX_MODEL_ID
-from fluxgate.app import create_app
 
+from .conftest import origin
 from .doubles import image_bytes
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def sdk(gateway, client, auth):
-    key = auth["Authorization"].split()[1]
-    transport = httpx2.ASGITransport(app=create_app(lambda _r: gateway))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://fluxgate") as http:
-        yield openai.AsyncOpenAI(
-            base_url="http://fluxgate/v1", api_key=key, http_client=http, max_retries=0
-        )
+async def connect(async_client):
+    """An SDK client with an API key, on the runtime under test (base URL: origin + /v1)."""
+    async with async_client(httpx2) as http:
+        origin = str(http.base_url).rstrip("/")
+
+        def sdk(api_key):
+            return openai.AsyncOpenAI(
+                base_url=f"{origin}/v1", api_key=api_key, http_client=http, max_retries=0
+            )
+
+        yield sdk
+
+
+@pytest.fixture
+def sdk(connect, auth):
+    return connect(auth["Authorization"].split()[1])
 
 
 async def test_generate_with_url_response(sdk, client):
@@ -31,8 +40,8 @@ async def test_generate_with_url_response(sdk, client):
     )
     assert result.created > 0 and len(result.data) == 1
     url = result.data[0].url
-    assert url.startswith("http://fluxgate/v1/files/images/")
-    assert client.get(url.replace("http://fluxgate", "")).status_code == 200
+    assert url.startswith(f"{sdk.base_url}files/images/")
+    assert client.get(url.removeprefix(origin(client))).status_code == 200
 
 
 async def test_generate_with_b64_json_and_extra_body(sdk):
@@ -110,14 +119,9 @@ async def test_an_edit_with_a_mask_is_refused(sdk):
     assert exc.value.body["code"] == "unsupported_parameter"
 
 
-async def test_authentication_errors_are_typed(gateway):
-    transport = httpx2.ASGITransport(app=create_app(lambda _r: gateway))
-    async with httpx2.AsyncClient(transport=transport) as http:
-        bad = openai.AsyncOpenAI(
-            base_url="http://fluxgate/v1", api_key="fgk_nope", http_client=http, max_retries=0
-        )
-        with pytest.raises(openai.AuthenticationError):
-            await bad.images.generate(prompt="x")
+async def test_authentication_errors_are_typed(connect):
+    with pytest.raises(openai.AuthenticationError):
+        await connect("fgk_nope").images.generate(prompt="x")
 
 
 async def test_models_list_names_flux(sdk):

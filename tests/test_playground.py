@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from .doubles import image_bytes
-from .servers import local_server
+from .servers import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -59,8 +59,8 @@ def browser(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path):
-    with local_server(tmp_path) as running:
+def server(runtime, tmp_path):
+    with serve(runtime, tmp_path) as running:
         yield running.base, running.new_key("browser")
 
 

@@ -1,9 +1,10 @@
 """The Workers adapters in real Pyodide: runs tests/pyodide/harness.mjs and reports each case.
 
-The harness loads Pyodide 0.28.2 (the release workerd uses) from the npm package, installs
-the real Workers SDK from its wheel, and drives the adapters against Miniflare's KV and R2
-simulators and a JavaScript AI binding double. One pytest test per ``case_*`` in
-``tests/pyodide/cases.py``; the Node process runs once per session.
+The harness loads the Python Workers runtime the Worker deploys to (Pyodide 314.0.4 from the
+npm package, with the wheels of ``worker/requirements.lock``, among them the Workers SDK)
+through the Worker host's ``loadIsolate`` (``host/worker.mjs``), and drives the adapters
+against Miniflare's KV and R2 simulators and the host's binding doubles. One pytest test per
+``case_*`` in ``tests/pyodide/cases.py``; the Node process runs once per session.
 """
 
 import ast
@@ -18,7 +19,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "pyodide"
-WHEELS = ROOT / ".cache" / "pyodide-wheels"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from worker_wheels import download as download_worker_wheels  # noqa: E402
+
+NODE_PACKAGES = ("pyodide", "miniflare", "smol-toml", "sql.js")
 CASES = [
     node.name
     for node in ast.parse((HARNESS / "cases.py").read_text()).body
@@ -32,38 +37,17 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"Pyodide harness not runnable here: {reason} (run `npm ci`)")
 
 
-def _ensure_wheels() -> None:
-    if any(WHEELS.glob("workers_runtime_sdk-*.whl")):
-        return
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--dest",
-            str(WHEELS),
-            "-r",
-            str(HARNESS / "requirements.txt"),
-        ],
-        check=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="session")
 def harness_results() -> dict[str, dict[str, object]]:
     node = shutil.which("node")
     if node is None:
         _unavailable("node is not installed")
-    for package in ("pyodide", "miniflare"):
+    for package in NODE_PACKAGES:
         if not (ROOT / "node_modules" / package / "package.json").exists():
             _unavailable(f"node_modules/{package} is missing")
-    _ensure_wheels()
+    wheels = download_worker_wheels()  # the locked wheels, hash-checked; reused when present
     proc = subprocess.run(
-        [node, str(HARNESS / "harness.mjs"), "--wheels", str(WHEELS)],
+        [node, str(HARNESS / "harness.mjs"), "--wheels", str(wheels)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,6 +1,5 @@
 """Request-rate limits per key and per end user; cache hits are not counted."""
 
-
 BODY = {"prompt": "a lamp", "width": 256, "height": 256, "steps": 1}
 
 
@@ -79,9 +78,7 @@ def test_a_tier_without_a_rate_limit_is_unlimited(client, auth, rate_limit_rules
 def test_a_key_override_selects_another_rule(client, rate_limit_rules):
     from .conftest import new_key
 
-    rate_limit_rules(
-        {"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}}
-    )
+    rate_limit_rules({"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}})
     fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
     for seed in range(5):
         assert generate(client, fast, seed).status_code == 200

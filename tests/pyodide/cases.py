@@ -1,9 +1,11 @@
 """Cases run inside Pyodide by harness.mjs: Fluxgate's Workers adapters against real
 (simulated) bindings. Each ``case_*`` coroutine is one test; an assertion error fails it.
 
+The adapters get their bindings as the Worker does: from ``env`` as the Workers SDK wraps
+it for an entrypoint (``worker_env``; each binding wrapped by its workerd class name).
 Every case is written so that a wrong FFI conversion makes it fail: values are read back
-through the raw JS binding (not through the adapter that wrote them), and results are
-checked for Python types, not just truthiness.
+through the raw JS binding (``env``, not through the adapter that wrote them), and results
+are checked for Python types, not just truthiness.
 """
 
 import hashlib
@@ -12,9 +14,11 @@ import time
 import traceback
 from urllib.parse import parse_qsl, urlsplit
 
-from harness import ai, ctx, env
+from _host_dispatch import call
+from harness import ai, ctx, env, settle
 from js import Object, Request
 from pyodide.ffi import JsProxy, to_js
+from workers import WorkerEntrypoint
 
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.edge.ai import WorkersImageModel
@@ -27,6 +31,9 @@ from fluxgate.model import ModelInput, ReferenceImage
 from fluxgate.signing import UrlSigner, parse_signing_keys
 from fluxgate.storage import read_all
 from fluxgate.upstream import UpstreamError
+
+# env as an entrypoint (or a Durable Object) sees it: WorkerEntrypoint.__init__ wraps it.
+worker_env = WorkerEntrypoint(ctx, env).env
 
 
 def js_obj(value):
@@ -54,11 +61,11 @@ async def raises(exc_type, awaitable):
 
 
 async def case_kv_get_of_a_missing_key_is_python_none():
-    assert await WorkersKV(env.KV).get(unique("missing")) is None
+    assert await WorkersKV(worker_env.KV).get(unique("missing")) is None
 
 
 async def case_kv_text_round_trip_is_a_python_str():
-    kv, key = WorkersKV(env.KV), unique("text")
+    kv, key = WorkersKV(worker_env.KV), unique("text")
     await kv.put(key, "héllo ✓")
     value = await kv.get(key)
     assert type(value) is str and value == "héllo ✓", repr(value)
@@ -66,7 +73,7 @@ async def case_kv_text_round_trip_is_a_python_str():
 
 
 async def case_kv_ttl_and_metadata_reach_kv_as_a_plain_object():
-    kv, key = WorkersKV(env.KV), unique("meta")
+    kv, key = WorkersKV(worker_env.KV), unique("meta")
     before = time.time()
     await kv.put(key, "v", ttl=120, metadata={"owner": "key_1", "n": 2})
     listed = await env.KV.list(js_obj({"prefix": key}))
@@ -76,12 +83,12 @@ async def case_kv_ttl_and_metadata_reach_kv_as_a_plain_object():
 
 
 async def case_kv_enforces_the_minimum_ttl():
-    exc = await raises(Exception, WorkersKV(env.KV).put(unique("ttl"), "v", ttl=30))
+    exc = await raises(Exception, WorkersKV(worker_env.KV).put(unique("ttl"), "v", ttl=30))
     assert "60" in str(exc), str(exc)
 
 
 async def case_kv_list_pages_with_a_cursor_and_metadata():
-    kv, prefix = WorkersKV(env.KV), unique("page") + ":"
+    kv, prefix = WorkersKV(worker_env.KV), unique("page") + ":"
     for i in range(5):
         await kv.put(f"{prefix}{i}", "v", metadata={"i": i})
     first = await kv.list(prefix, limit=2)
@@ -94,25 +101,32 @@ async def case_kv_list_pages_with_a_cursor_and_metadata():
 
 
 async def case_kv_get_with_cache_ttl_passes_an_options_object():
-    kv, key = WorkersKV(env.KV), unique("hot")
+    kv, key = WorkersKV(worker_env.KV), unique("hot")
     await kv.put(key, "v")
     assert await kv.get(key, cache_ttl=60) == "v"
     assert await kv.get(unique("cold"), cache_ttl=60) is None
 
 
 async def case_kv_delete():
-    kv, key = WorkersKV(env.KV), unique("del")
+    kv, key = WorkersKV(worker_env.KV), unique("del")
     await kv.put(key, "v")
     await kv.delete(key)
     assert await kv.get(key) is None
 
 
-async def case_kv_adapter_unwraps_the_sdk_binding_wrapper():
-    from workers.rpc import _BindingWrapper
+async def case_sdk_wraps_the_bindings_as_in_production():
+    from workers.rpc import _BindingWrapper, _DurableObjectNamespaceWrapper
 
-    kv, key = WorkersKV(_BindingWrapper(env.KV)), unique("wrapped")
+    # The host's doubles carry workerd's class names, so the adapters above get the SDK's
+    # wrappers, not the raw objects (which would skip the conversions production has).
+    for name in ("KV", "IMAGES", "AI", "RATE_LIMIT_STANDARD", "JOB_QUEUE"):
+        assert type(getattr(worker_env, name)) is _BindingWrapper, name
+    for name in ("BUDGETS", "COALESCER", "JOBS"):
+        assert type(getattr(worker_env, name)) is _DurableObjectNamespaceWrapper, name
+    assert worker_env.URL_SIGNING_KEYS == env.URL_SIGNING_KEYS
+    kv, key = WorkersKV(worker_env.KV), unique("wrapped")
     await kv.put(key, "v", ttl=60, metadata={"a": "b"})
-    assert await kv.get(key) == "v"
+    assert await env.KV.get(key) == "v"
     assert (await kv.list(key)).keys[0].metadata == {"a": "b"}
 
 
@@ -120,7 +134,7 @@ async def case_kv_adapter_unwraps_the_sdk_binding_wrapper():
 
 
 async def case_r2_put_stores_the_bytes_and_both_kinds_of_metadata():
-    r2, key = WorkersR2(env.IMAGES), unique("images/put")
+    r2, key = WorkersR2(worker_env.IMAGES), unique("images/put")
     data = bytes(range(256)) * 4
     info = await r2.put(key, data, content_type="image/png", custom_metadata={"seed": "7"})
     assert (info.key, info.size, info.content_type) == (key, 1024, "image/png"), info
@@ -132,13 +146,13 @@ async def case_r2_put_stores_the_bytes_and_both_kinds_of_metadata():
 
 
 async def case_r2_head_and_get_of_a_missing_key_are_none():
-    r2 = WorkersR2(env.IMAGES)
+    r2 = WorkersR2(worker_env.IMAGES)
     assert await r2.head(unique("images/none")) is None
     assert await r2.get(unique("images/none")) is None
 
 
 async def case_r2_get_returns_python_bytes_and_info():
-    r2, key = WorkersR2(env.IMAGES), unique("images/get")
+    r2, key = WorkersR2(worker_env.IMAGES), unique("images/get")
     data = b"\x89PNG" + b"\x00\xff" * 1000
     await r2.put(key, data, content_type="image/png", custom_metadata={})
     body = await r2.get(key)
@@ -149,7 +163,7 @@ async def case_r2_get_returns_python_bytes_and_info():
 
 
 async def case_r2_delete():
-    r2, key = WorkersR2(env.IMAGES), unique("images/delete")
+    r2, key = WorkersR2(worker_env.IMAGES), unique("images/delete")
     await r2.put(key, b"x", content_type="text/plain", custom_metadata={})
     await r2.delete(key)
     assert await r2.head(key) is None
@@ -159,7 +173,7 @@ async def case_r2_delete():
 
 
 async def case_ai_sends_a_multipart_stream_with_its_boundary():
-    model = WorkersImageModel(env.AI)
+    model = WorkersImageModel(worker_env.AI)
     image = await model.generate(
         ModelInput(prompt="a fox", width=320, height=256, steps=4, seed=513, guidance=3.5)
     )
@@ -180,7 +194,7 @@ async def case_ai_sends_a_multipart_stream_with_its_boundary():
 
 async def case_ai_reference_images_arrive_as_typed_blobs_with_their_bytes():
     refs = (reference(300, 200, 1), reference(64, 64, 2))
-    await WorkersImageModel(env.AI).generate(
+    await WorkersImageModel(worker_env.AI).generate(
         ModelInput(prompt="mix", width=512, height=512, steps=2, seed=1, references=refs)
     )
     files = ai.lastCall().files
@@ -194,7 +208,7 @@ async def case_ai_errors_carry_the_workers_ai_code():
     ai.failNext("3040: Capacity temporarily exceeded, please try again.")
     exc = await raises(
         UpstreamError,
-        WorkersImageModel(env.AI).generate(
+        WorkersImageModel(worker_env.AI).generate(
             ModelInput(prompt="x", width=512, height=512, steps=1, seed=1)
         ),
     )
@@ -205,7 +219,7 @@ async def case_ai_contract_violations_surface_as_5006():
     refs = tuple(reference(32, 32, i) for i in range(5))
     exc = await raises(
         UpstreamError,
-        WorkersImageModel(env.AI).generate(
+        WorkersImageModel(worker_env.AI).generate(
             ModelInput(prompt="x", width=512, height=512, steps=1, seed=1, references=refs)
         ),
     )
@@ -215,7 +229,8 @@ async def case_ai_contract_violations_surface_as_5006():
 async def case_ai_json_runner_sends_a_plain_object_to_the_binding():
     from fluxgate.edge.ai import WorkersAIRunner
 
-    exc = await raises(Exception, WorkersAIRunner(env.AI).run(FLUX_MODEL_ID, {"prompt": "x"}))
+    runner = WorkersAIRunner(worker_env.AI)
+    exc = await raises(Exception, runner.run(FLUX_MODEL_ID, {"prompt": "x"}))
     assert "5006" in str(exc) and "multipart" in str(exc), str(exc)
 
 
@@ -225,17 +240,18 @@ async def case_ai_json_runner_sends_a_plain_object_to_the_binding():
 async def case_rate_limiter_counts_per_key_through_the_binding():
     from fluxgate.edge.ratelimit import WorkersRateLimiter
 
-    limiter, key = WorkersRateLimiter(env), unique("rl")
+    limiter, key = WorkersRateLimiter(worker_env), unique("rl")
     decisions = [await limiter.hit("standard", 3, 60, key) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False], decisions
     assert decisions[-1].remaining is None and decisions[-1].reset == 60
+    assert (await env.RATE_LIMIT_STANDARD.limit(js_obj({"key": key}))).success is False
     assert (await limiter.hit("standard", 3, 60, unique("rl-other"))).allowed is True
 
 
 async def case_rate_limiter_without_its_binding_lets_requests_through():
     from fluxgate.edge.ratelimit import WorkersRateLimiter
 
-    decision = await WorkersRateLimiter(env).hit("burst", 5, 10, "k")
+    decision = await WorkersRateLimiter(worker_env).hit("burst", 5, 10, "k")
     assert decision.allowed is True and decision.limit == 5
 
 
@@ -244,7 +260,7 @@ async def case_budget_object_reserves_exactly_under_concurrency():
 
     from fluxgate.edge.ledger import WorkersLedger
 
-    ledger, account = WorkersLedger(env.BUDGETS), unique("key")
+    ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
     results = await asyncio.gather(
         *[ledger.reserve(account, "2026-11-24", 7, 70) for _ in range(20)]
     )
@@ -257,7 +273,7 @@ async def case_budget_object_reserves_exactly_under_concurrency():
 async def case_budget_object_refunds_and_keeps_accounts_and_days_apart():
     from fluxgate.edge.ledger import WorkersLedger
 
-    ledger, account = WorkersLedger(env.BUDGETS), unique("key")
+    ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
     assert (await ledger.reserve(account, "d1", 50, 60)).accepted
     assert not (await ledger.reserve(account, "d1", 50, 60)).accepted
     await ledger.refund(account, "d1", 50)
@@ -273,7 +289,7 @@ def coalescer():
     from fluxgate.edge.coalesce import DurableCoalescer
 
     return DurableCoalescer(
-        env.COALESCER,
+        worker_env.COALESCER,
         encode=lambda r: json.dumps(r),
         decode=lambda raw: json.loads(raw),
         wait_seconds=5,
@@ -343,7 +359,7 @@ async def case_job_object_runs_the_state_machine_over_rpc():
     from fluxgate.edge.jobs import WorkersJobStore
     from fluxgate.jobs import new_job_id
 
-    store, job_id = WorkersJobStore(env.JOBS), new_job_id()
+    store, job_id = WorkersJobStore(worker_env.JOBS), new_job_id()
     assert await store.get(job_id) is None
     await store.create(new_job(job_id))
     fetched = await store.get(job_id)
@@ -360,16 +376,24 @@ async def case_job_object_runs_the_state_machine_over_rpc():
 
 
 async def case_queue_producer_sends_json_with_a_delay():
+    from harness import jobQueue
+
     from fluxgate.edge.jobs import WorkersQueue
 
-    queue = WorkersQueue(env.JOB_QUEUE)
+    queue = WorkersQueue(worker_env.JOB_QUEUE)
     await queue.send({"type": "job", "job_id": "job_x"})
     await queue.send({"type": "webhook", "job_id": "job_x"}, delay_seconds=30)
-    sent = env.JOB_QUEUE.sent.to_py()[-2:]
+    sent = jobQueue.sent.to_py()[-2:]
     assert sent == [
-        {"body": {"type": "job", "job_id": "job_x"}, "contentType": "json", "delaySeconds": 0},
-        {"body": {"type": "webhook", "job_id": "job_x"}, "contentType": "json", "delaySeconds": 30},
+        {"contentType": "json", "delaySeconds": None},
+        {"contentType": "json", "delaySeconds": 30},
     ], sent
+    # What the queue holds (the host's Queue: the body as the consumer will get it).
+    held = [(m.body.to_py(), m.visibleAt - m.timestamp.getTime()) for m in jobQueue.pending]
+    assert held[-2:] == [
+        ({"type": "job", "job_id": "job_x"}, 0),
+        ({"type": "webhook", "job_id": "job_x"}, 30_000),
+    ], held
 
 
 async def case_queue_consumer_acks_and_retries_per_message():
@@ -387,8 +411,14 @@ async def case_queue_consumer_acks_and_retries_per_message():
                 raise RuntimeError("bug")
             return ACK if message["job_id"] == "a" else Disposition(retry_in=7)
 
+    class Consumer(WorkerEntrypoint):
+        async def queue(self, batch, _env=None, _ctx=None):
+            assert type(batch).__name__ == "_BindingWrapper", type(batch)  # the SDK's
+            await consume(batch, Jobs())
+
     batch = createBatch(js_obj_list([{"type": "job", "job_id": k} for k in ("a", "b", "boom")]))
-    await consume(batch, Jobs())
+    # As workerd calls a class entrypoint's queue handler: strictly, (batch, env, ctx).
+    await call(Consumer(ctx, env), "queue", batch, None, None)
     assert [m for m, _ in seen] == [{"type": "job", "job_id": k} for k in ("a", "b", "boom")]
     assert batch.outcome.to_py() == [
         {"id": "m0", "ack": True},
@@ -427,7 +457,7 @@ async def stored_image():
     data = render_png(256, 256, hashlib.sha256(str(time.time_ns()).encode()).digest())
     sha = hashlib.sha256(data).hexdigest()
     key = f"images/{sha}.png"
-    await WorkersR2(env.IMAGES).put(key, data, content_type="image/png", custom_metadata={})
+    await WorkersR2(worker_env.IMAGES).put(key, data, content_type="image/png", custom_metadata={})
     return key, data, sha
 
 
@@ -437,14 +467,13 @@ def signed_url(key, ttl=300):
 
 
 async def worker_fetch(url, method="GET", headers=None):
-    """Through the Worker's entry class (src/entry.py re-exports it)."""
-    from workers import Request as SdkRequest
-
+    """Through the Worker's entry class (src/entry.py re-exports it), called as workerd
+    calls ``fetch``: a new instance per event, the JS Request converted by the SDK."""
     from fluxgate.edge.worker import Default
 
     js_request = Request.new(url, js_obj({"method": method, "headers": headers or {}}))
-    response = await Default(ctx, env).fetch(SdkRequest(js_request))
-    await ctx.settle()  # let waitUntil work (the edge-cache write) finish
+    response = await call(Default(ctx, env), "fetch", js_request, None, None)
+    await settle()  # let waitUntil work (the edge-cache write) finish
     return response
 
 
@@ -466,7 +495,7 @@ async def case_file_route_serves_repeat_downloads_from_the_edge_cache_by_object(
     key, data, sha = await stored_image()
     first = await worker_fetch(signed_url(key, ttl=300))
     assert (await first.arrayBuffer()).to_bytes() == data
-    await WorkersR2(env.IMAGES).delete(key)  # from now on only the edge cache has it
+    await WorkersR2(worker_env.IMAGES).delete(key)  # from now on only the edge cache has it
     again = await worker_fetch(signed_url(key, ttl=600))  # another signature, same object
     assert again.status == 200 and again.headers.get("x-edge-cache") == "HIT"
     assert again.headers.get("cache-control").startswith("private, max-age=")
@@ -492,12 +521,12 @@ async def case_file_route_answers_range_requests_from_r2():
 async def case_file_route_drops_the_cache_entry_of_a_vanished_object():
     sha = hashlib.sha256(unique("gone").encode()).hexdigest()
     entry = hashlib.sha256(unique("entry").encode()).hexdigest()
-    await WorkersKV(env.KV).put(f"cache:{entry}", "{}")
+    await WorkersKV(worker_env.KV).put(f"cache:{entry}", "{}")
     path = object_path(f"images/{sha}.png")
     query = signer().sign(path, int(time.time()) + 60, cache_key=entry)
     response = await worker_fetch(f"https://fluxgate.test{path}?{query}")
     assert response.status == 404
-    assert await WorkersKV(env.KV).get(f"cache:{entry}") is None
+    assert await WorkersKV(worker_env.KV).get(f"cache:{entry}") is None
 
 
 async def case_file_route_answers_if_none_match_with_304():

@@ -1,25 +1,40 @@
-// Runs Fluxgate's Workers adapters in real Pyodide (the release workerd uses), inside Node,
-// against Miniflare's KV and R2 simulators and a JavaScript AI binding double.
+// Runs Fluxgate's Workers adapters in the Python Workers runtime the Worker deploys to
+// (Pyodide 314, the wheels of worker/requirements.lock), loaded by the Worker host's
+// `loadIsolate` (host/worker.mjs), inside Node, against Miniflare's KV and R2 simulators
+// and the host's binding doubles (host/ai.mjs, host/bindings.mjs).
 //
-//   node tests/pyodide/harness.mjs --wheels .cache/pyodide-wheels [--only case_name]
+//   node tests/pyodide/harness.mjs [--wheels .cache/worker-wheels] [--config wrangler.toml]
+//                                  [--only case_name ...]
 //
 // Prints one JSON line per case ({"case", "ok", "seconds", "detail"}), then
 // "N passed, N failed". Exits 1 if any case failed, 2 if the harness itself could not start.
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { loadPyodide } from "pyodide";
 import { Miniflare } from "miniflare";
-import { createAI } from "./ai_double.mjs";
+import { parse as parseToml } from "smol-toml";
+import { createAI } from "../../host/ai.mjs";
 import {
-  CacheDouble, createBatch, createContext, createDurableObjectNamespace, createQueue, createRateLimiter, createReceiver,
-} from "./bindings.mjs";
+  CacheDouble,
+  KvNamespace,
+  R2Bucket,
+  Ratelimit,
+  createBatch,
+  createDurableObjectNamespace,
+  createReceiver,
+} from "../../host/bindings.mjs";
+import { Queue } from "../../host/queues.mjs";
+import { ExecutionContext, loadIsolate } from "../../host/worker.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
 const { values: args } = parseArgs({
-  options: { wheels: { type: "string" }, only: { type: "string", multiple: true } },
+  options: {
+    wheels: { type: "string", default: join(root, ".cache", "worker-wheels") },
+    config: { type: "string", default: join(root, "wrangler.toml") },
+    only: { type: "string", multiple: true },
+  },
 });
 
 const SIGNING_KEYS = "edge1=" + "e".repeat(40) + ",edge0=" + "z".repeat(40);
@@ -27,29 +42,36 @@ const SIGNING_KEYS = "edge1=" + "e".repeat(40) + ",edge0=" + "z".repeat(40);
 async function main() {
   const started = Date.now();
   const output = [];
-  const py = await loadPyodide({
-    stdout: (line) => output.push(line),
-    stderr: (line) => output.push(line),
+  const log = { log: (line) => output.push(line), error: (line) => output.push(line) };
+
+  // The Cache API is a global, as in workerd (present before any Python runs).
+  globalThis.caches = { default: new CacheDouble() };
+
+  // waitUntil work (ctx.waitUntil and cloudflare:workers' waitUntil), kept so a case can
+  // wait for it (`harness.settle()`); a failure is logged, as workerd does.
+  const pending = [];
+  const adopt = (promise) => {
+    pending.push(Promise.resolve(promise).catch((err) => output.push(`waitUntil task failed: ${err?.message ?? err}`)));
+  };
+  const settle = async () => {
+    while (pending.length) await Promise.all(pending.splice(0));
+  };
+
+  const config = parseToml(readFileSync(args.config, "utf8"));
+  const env = {};
+  const py = await loadIsolate({
+    root,
+    wheelDir: resolve(args.wheels),
+    compatibilityDate: config.compatibility_date,
+    compatFlags: config.compatibility_flags ?? [],
+    env,
+    waitUntil: adopt,
+    log,
   });
-
-  // The real Workers SDK, from its wheel.
-  const wheelDir = resolve(args.wheels ?? join(root, ".cache", "pyodide-wheels"));
-  const sitePackages = py.runPython("import site; site.getsitepackages()[0]");
-  for (const name of readdirSync(wheelDir).filter((f) => f.endsWith(".whl"))) {
-    const wheel = new Uint8Array(readFileSync(join(wheelDir, name)));
-    py.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
-  }
-  // Project code, the runtime-module shims and the cases, mounted read-only from disk.
-  for (const [target, source] of [
-    ["/fluxgate/src", join(root, "src")],
-    ["/fluxgate/shims", join(here, "shims")],
-    ["/fluxgate/cases", here],
-  ]) {
-    py.FS.mkdirTree(target);
-    py.mountNodeFS(target, source);
-  }
-
-  py.runPython('import sys; sys.path[:0] = ["/fluxgate/src", "/fluxgate/shims", "/fluxgate/cases"]');
+  // The cases, next to the Worker's module root.
+  py.FS.mkdirTree("/session/cases");
+  py.mountNodeFS("/session/cases", realpathSync(here));
+  py.runPython('import sys; sys.path.append("/session/cases")');
 
   const mf = new Miniflare({
     modules: true,
@@ -58,25 +80,44 @@ async function main() {
     r2Buckets: ["IMAGES"],
   });
   const ai = createAI();
-  const env = {
-    KV: await mf.getKVNamespace("KV"),
-    IMAGES: await mf.getR2Bucket("IMAGES"),
+  // The host's Queue (producer only here); `sent` records the options of each send.
+  const queue = new Queue("fluxgate-jobs", null, { log });
+  const producer = queue.binding();
+  const jobQueue = {
+    sent: [],
+    get pending() {
+      return queue.pending;
+    },
+  };
+  const send = producer.send.bind(producer);
+  producer.send = (body, options) => {
+    jobQueue.sent.push({ contentType: options?.contentType, delaySeconds: options?.delaySeconds });
+    return send(body, options);
+  };
+  Object.assign(env, {
+    // workerd's class names, so that the Workers SDK wraps them as it does in production.
+    KV: new KvNamespace(await mf.getKVNamespace("KV")),
+    IMAGES: new R2Bucket(await mf.getR2Bucket("IMAGES")),
     AI: ai.binding,
-    RATE_LIMIT_STANDARD: createRateLimiter({ limit: 3, period: 60 }),
+    RATE_LIMIT_STANDARD: new Ratelimit({ limit: 3, period: 60 }),
     URL_SIGNING_KEYS: SIGNING_KEYS,
     CACHE_TTL_SECONDS: "3600",
-  };
-  const { BudgetLedgerObject } = py.pyimport("fluxgate.edge.ledger");
-  env.BUDGETS = await createDurableObjectNamespace((ctx, e) => BudgetLedgerObject(ctx, e), env);
-  const { JobObject } = py.pyimport("fluxgate.edge.jobs");
-  env.JOBS = await createDurableObjectNamespace((ctx, e) => JobObject(ctx, e), env);
-  env.JOB_QUEUE = createQueue();
+    JOB_QUEUE: producer,
+  });
+  // Durable Objects are called as workerd calls them (the host's dispatch: the SDK's RPC
+  // conversions, methods called strictly).
+  const { call: dispatch } = py.pyimport("_host_dispatch");
+  for (const [name, module, cls] of [
+    ["BUDGETS", "fluxgate.edge.ledger", "BudgetLedgerObject"],
+    ["JOBS", "fluxgate.edge.jobs", "JobObject"],
+    ["COALESCER", "fluxgate.edge.coalesce", "CoalescerObject"],
+  ]) {
+    const construct = py.pyimport(module)[cls];
+    env[name] = await createDurableObjectNamespace((state, e) => construct(state, e), env, dispatch);
+  }
   const receiver = await createReceiver();
-  const { CoalescerObject } = py.pyimport("fluxgate.edge.coalesce");
-  env.COALESCER = await createDurableObjectNamespace((ctx, e) => CoalescerObject(ctx, e), env);
-  const ctx = createContext();
-  globalThis.caches = { default: new CacheDouble() };
-  py.registerJsModule("harness", { env, ctx, ai, signingKeys: SIGNING_KEYS, receiver, createBatch });
+  const ctx = new ExecutionContext(adopt);
+  py.registerJsModule("harness", { env, ctx, ai, settle, jobQueue, receiver, createBatch });
 
   let results;
   try {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPMethod
 from typing import Any
 
 from ..app import create_app
@@ -107,7 +108,18 @@ def app() -> Any:
 
 
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
-    """Serve ``request`` with the FastAPI app, once its body is known to be within limits."""
+    """Serve ``request`` with the FastAPI app, once its body is known to be within limits.
+
+    A method outside Python's ``HTTPMethod`` (``QUERY``, ``PROPFIND`` …) is refused here:
+    the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
+    No route of the app accepts one anyway.
+    """
+    if str(request.js_object.method).upper() not in HTTPMethod.__members__:
+        return error_response(
+            ApiError(
+                405, "method_not_allowed", f"The method {request.js_object.method} is not allowed."
+            )
+        )
     try:
         limit = gateway_from_env(env).settings.max_body_bytes
     except ApiError:

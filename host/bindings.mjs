@@ -267,10 +267,13 @@ export async function createReceiver() {
 // The KV binding also counts operations (billing units on Cloudflare) for the control port.
 // Both bindings can be told to fail for key prefixes the way an outage does: the awaited
 // call rejects with the binding's error (KV: "KV GET failed: 503 ...", R2: "put: ... (10001)").
+// Expiration (expirationTtl, expiration) follows the host's wall clock, which tests move,
+// as the Worker's own clock does; Miniflare's simulator keeps real time.
 export class KvNamespace {
   #inner;
   #ops = { reads: [], writes: 0 };
   #failing = { get: [], put: [] };
+  #expires = new Map(); // key -> ms since the epoch, on the host's clock
   constructor(inner) {
     this.#inner = inner;
   }
@@ -287,12 +290,16 @@ export class KvNamespace {
   #fails(op, key) {
     return this.#failing[op].some((prefix) => String(key).startsWith(prefix));
   }
-  // Every key with its value, metadata and expiration, read without counting operations.
+  #expired(key) {
+    const at = this.#expires.get(String(key));
+    return at !== undefined && Date.now() >= at;
+  }
+  // Every live key with its value, metadata and expiration, read without counting operations.
   async dump() {
     const entries = [];
     let cursor;
     do {
-      const page = await this.#inner.list({ cursor });
+      const page = await this.list({ cursor });
       for (const k of page.keys) {
         entries.push({ key: k.name, value: await this.#inner.get(k.name), metadata: k.metadata ?? null, expiration: k.expiration ?? null });
       }
@@ -303,23 +310,31 @@ export class KvNamespace {
   get(key, ...args) {
     this.#ops.reads.push(String(key));
     if (this.#fails("get", key)) return Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
+    if (this.#expired(key)) return Promise.resolve(null);
     return this.#inner.get(key, ...args);
   }
   getWithMetadata(key, ...args) {
     this.#ops.reads.push(String(key));
     if (this.#fails("get", key)) return Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
+    if (this.#expired(key)) return Promise.resolve({ value: null, metadata: null, cacheStatus: null });
     return this.#inner.getWithMetadata(key, ...args);
   }
-  put(key, ...args) {
+  async put(key, value, options = {}) {
     this.#ops.writes++;
-    if (this.#fails("put", key)) return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
-    return this.#inner.put(key, ...args);
+    if (this.#fails("put", key)) throw new Error("KV PUT failed: 429 Too Many Requests");
+    await this.#inner.put(key, value, options);
+    const { expiration, expirationTtl } = options ?? {};
+    if (expirationTtl != null) this.#expires.set(String(key), Date.now() + Number(expirationTtl) * 1000);
+    else if (expiration != null) this.#expires.set(String(key), Number(expiration) * 1000);
+    else this.#expires.delete(String(key));
   }
-  delete(...args) {
-    return this.#inner.delete(...args);
+  async delete(key) {
+    await this.#inner.delete(key);
+    this.#expires.delete(String(key));
   }
-  list(...args) {
-    return this.#inner.list(...args);
+  async list(...args) {
+    const page = await this.#inner.list(...args);
+    return { ...page, keys: page.keys.filter((k) => !this.#expired(k.name)) };
   }
 }
 

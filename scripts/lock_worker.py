@@ -31,8 +31,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [
-                sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                *PIP_PLATFORM_ARGS, "--dest", tmp, "-r", str(ROOT / "worker" / "requirements.txt"),
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                *PIP_PLATFORM_ARGS,
+                "--dest",
+                tmp,
+                "-r",
+                str(ROOT / "worker" / "requirements.txt"),
             ],
             check=True,
         )

@@ -46,76 +46,17 @@ so the ``.pth`` file must be vendored too (it is). ``workers/workflows.js`` ship
 from __future__ import annotations
 
 import argparse
-import hashlib
-import re
 import shutil
-import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from worker_wheels import DEFAULT_DEST, LOCK, download  # noqa: E402
+from worker_wheels import DEFAULT_DEST, LOCK, ensure, read_lock  # noqa: E402
 
 VENDOR_DIR = ROOT / "python_modules"
-LOCK_LINE = re.compile(
-    r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+)\s+--hash=sha256:(?P<sha>[0-9a-f]{64})$"
-)
-
-
-@dataclass(frozen=True)
-class Locked:
-    name: str
-    version: str
-    sha256: str
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_lock(lock: Path = LOCK) -> list[Locked]:
-    entries = []
-    for number, raw in enumerate(lock.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = LOCK_LINE.match(line)
-        if match is None:
-            raise SystemExit(f"{lock}:{number}: not `name==version --hash=sha256:...`: {raw!r}")
-        entries.append(Locked(canonical(match["name"]), match["version"], match["sha"]))
-    if not entries:
-        raise SystemExit(f"{lock}: no packages")
-    return entries
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def find_wheels(entries: list[Locked], wheels: Path) -> dict[Locked, Path] | None:
-    """Each locked package's wheel in ``wheels`` (by name, version and hash), or None."""
-    found: dict[Locked, Path] = {}
-    candidates = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
-    for entry in entries:
-        matches = [
-            wheel
-            for wheel in candidates
-            if canonical(wheel.name.split("-")[0]) == entry.name
-            and wheel.name.split("-")[1] == entry.version
-            and sha256(wheel) == entry.sha256
-        ]
-        if len(matches) != 1:
-            return None
-        found[entry] = matches[0]
-    return found
 
 
 def safe_target(root: Path, member: str) -> Path | None:
@@ -158,19 +99,7 @@ def install_wheel(wheel: Path, target: Path) -> int:
 
 def vendor(wheels: Path = DEFAULT_DEST, dest: Path = VENDOR_DIR, lock: Path = LOCK) -> dict:
     entries = read_lock(lock)
-    found = find_wheels(entries, wheels)
-    if found is None:
-        # Not all locked wheels are cached: let pip fetch them (hashes enforced), then re-check.
-        try:
-            download(wheels)
-        except subprocess.CalledProcessError as error:
-            raise SystemExit(
-                f"pip could not download the locked wheels into {wheels} (exit {error.returncode});"
-                " with no package index reachable, fill that folder from a machine that has one"
-            ) from None
-        found = find_wheels(entries, wheels)
-        if found is None:
-            raise SystemExit(f"{wheels}: a locked wheel is missing or does not match {lock}")
+    found = ensure(wheels, lock)
 
     dest = dest.resolve()
     if dest.exists():

@@ -1,0 +1,92 @@
+"""What the Worker promises as deployed, checked in the Worker host: the cost of a warm hit
+in KV reads, bodies refused before they are read, and the queue consumer's calling
+convention (the async tests run through it on both runtimes; here its bookkeeping)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+from .conftest import new_key
+from .servers import serve
+
+BODY = {"prompt": "a brass compass", "width": 256, "height": 256, "steps": 2, "seed": 7}
+DECLARED = 50 * 1024 * 1024  # 50 MB, far over MAX_BODY_BYTES (6 MiB)
+
+
+def test_a_warm_cache_hit_reads_kv_exactly_twice(worker_hosts):
+    """The key record and the cache entry, nothing else: the policy document stays cached in
+    the isolate (POLICY_CACHE_SECONDS as deployed), which holds only because the gateway is
+    built once per isolate although the SDK wraps ``env`` anew for every event; no R2."""
+    host = worker_hosts.get({"POLICY_CACHE_SECONDS": 30})
+    host.reset()
+    with httpx.Client(base_url=host.base, timeout=60) as client:
+        auth = new_key(client)
+        assert client.post("/v1/images/generations", json=BODY, headers=auth).status_code == 200
+        warm = client.post("/v1/images/generations", json=BODY, headers=auth)
+        assert warm.headers["x-cache"] == "HIT"
+        host.reset_kv_stats()
+        hit = client.post("/v1/images/generations", json=BODY, headers=auth)
+    assert hit.status_code == 200 and hit.headers["x-cache"] == "HIT"
+    kv = host.kv_stats()["KV"]
+    assert kv["reads"] == 2, kv["read_keys"]
+    assert [key.split(":")[0] for key in kv["read_keys"]] == ["apikey", "cache"]
+    assert kv["writes"] == 0
+
+
+def _raw_exchange(base: str, head: bytes, first_body_bytes: bytes) -> tuple[bytes, float]:
+    """Send a request head and a little of its body, then read the answer without sending
+    the rest: returns the response bytes and how long the answer took."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(head + first_body_bytes)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and b"}" in chunk:
+                break
+        return b"".join(chunks), time.monotonic() - started
+
+
+@pytest.fixture
+def server(runtime, tmp_path):
+    with serve(runtime, tmp_path) as running:
+        yield running
+
+
+def test_a_declared_50_mb_body_gets_413_before_it_is_read(server):
+    key = server.new_key("big")
+    head = (
+        b"POST /v1/images/generations HTTP/1.1\r\nHost: fluxgate\r\n"
+        + f"Authorization: Bearer {key}\r\n".encode()
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {DECLARED}\r\n\r\n".encode()
+    )
+    answer, seconds = _raw_exchange(server.base, head, b'{"prompt": "')
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"payload_too_large"' in answer
+    assert seconds < 20  # answered while 50 MB were still unsent
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(server):
+    key = server.new_key("chunked")
+    head = (
+        b"POST /v1/images/generations HTTP/1.1\r\nHost: fluxgate\r\n"
+        + f"Authorization: Bearer {key}\r\n".encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * (1024 * 1024)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(7))  # 7 MiB, no end
+    answer, _ = _raw_exchange(server.base, head, body)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"payload_too_large"' in answer

@@ -290,6 +290,16 @@ export class KvNamespace {
   #fails(op, key) {
     return this.#failing[op].some((prefix) => String(key).startsWith(prefix));
   }
+  // Empty the namespace (expired keys too), as a fresh one is.
+  async clear() {
+    let cursor;
+    do {
+      const page = await this.#inner.list({ cursor });
+      await Promise.all(page.keys.map((k) => this.#inner.delete(k.name)));
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+    this.#expires.clear();
+  }
   #expired(key) {
     const at = this.#expires.get(String(key));
     return at !== undefined && Date.now() >= at;

@@ -1,20 +1,23 @@
 // The Worker host: Fluxgate's Worker, as deployed, served offline on 127.0.0.1.
 //
+//   npm run worker     (= node host/main.mjs --data-dir .wrangler/host, on the pinned Node)
 //   node host/main.mjs [--port 8787] [--host 127.0.0.1] [--data-dir DIR] [--var NAME=VALUE ...]
-//                      [--control-port N]
+//                      [--control-port N] [--quiet]
 //
 // One Pyodide 314 "isolate" (the Python 3.14 Workers runtime) runs src/entry.py with the
 // wheels pinned in worker/requirements.lock. Bindings come from wrangler.toml: KV and R2
 // are Miniflare's simulators; AI, Durable Objects (SQLite storage), Queues (producer and
 // consumer), Rate Limiting and the Cache API are doubles that keep the services' contracts.
-// [vars] come from wrangler.toml, secrets from the environment (ADMIN_TOKEN,
-// URL_SIGNING_KEYS), and --var overrides either. With CLOUDFLARE_ACCOUNT_ID and
+// [vars] come from wrangler.toml, secrets from .dev.vars or the environment (ADMIN_TOKEN,
+// URL_SIGNING_KEYS), and --var overrides either. --data-dir keeps KV and R2 across restarts
+// (Durable Objects, queues and the cache live in memory). With CLOUDFLARE_ACCOUNT_ID and
 // CLOUDFLARE_API_TOKEN set, AI calls go to the Workers AI REST API instead of the double.
 //
 // --control-port opens a second loopback port for tests (script AI failures, count model
 // calls, move the clock, reset state); it is never part of the Worker's own URL space.
 import { createServer } from "node:http";
-import { mkdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -51,15 +54,34 @@ let clockOffsetMs = 0;
 const realNow = Date.now.bind(Date);
 Date.now = () => realNow() + clockOffsetMs;
 
-function buildVars(config) {
+// [vars] from wrangler.toml, then secrets: .dev.vars (wrangler's local secrets file, NAME=value
+// lines), then the environment, then --var. Without URL_SIGNING_KEYS the host makes one (kept
+// in the data directory, mode 0600, when there is one) so that a first run just works.
+function buildVars(config, dataDir) {
   const vars = { ...(config.vars ?? {}) };
+  const devVars = join(root, ".dev.vars");
+  if (existsSync(devVars)) {
+    for (const line of readFileSync(devVars, "utf8").split("\n")) {
+      const match = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+      if (match) vars[match[1]] = match[2].replace(/^"(.*)"$/, "$1");
+    }
+  }
   for (const name of SECRETS) if (process.env[name]) vars[name] = process.env[name];
   for (const item of args.var) {
     const at = item.indexOf("=");
     if (at < 1) throw new Error(`--var expects NAME=VALUE, got ${item}`);
     vars[item.slice(0, at)] = item.slice(at + 1);
   }
+  if (!vars.URL_SIGNING_KEYS) vars.URL_SIGNING_KEYS = hostSigningKeys(dataDir);
   return vars;
+}
+
+function hostSigningKeys(dataDir) {
+  const fresh = () => `host=${randomBytes(36).toString("base64url")}`;
+  if (!dataDir) return fresh();
+  const file = join(dataDir, "url-signing-keys");
+  if (!existsSync(file)) writeFileSync(file, fresh(), { mode: 0o600 });
+  return readFileSync(file, "utf8").trim();
 }
 
 async function main() {
@@ -82,7 +104,7 @@ async function main() {
     pending.add(tracked);
   };
 
-  const env = buildVars(config);
+  const env = buildVars(config, dataDir);
   const py = await loadIsolate({
     root,
     wheelDir: resolve(args.wheels),
@@ -192,6 +214,12 @@ async function main() {
     }),
   );
 
+  log.error(
+    `Fluxgate's Worker (Pyodide ${py.version}) on http://${address.address}:${address.port}` +
+      `  AI: ${rest ? "Workers AI REST API" : "offline double (placeholder images)"}` +
+      `  data: ${dataDir ?? "in memory"}${env.ADMIN_TOKEN ? "" : "  (no ADMIN_TOKEN: admin API off)"}`,
+  );
+
   const stop = async () => {
     server.close();
     control?.close();
@@ -282,15 +310,7 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
       return {};
     },
     "POST /reset": async () => {
-      for (const name of kvBindings) {
-        const kv = env[name];
-        let cursor;
-        do {
-          const page = await kv.list({ cursor });
-          await Promise.all(page.keys.map((k) => kv.delete(k.name)));
-          cursor = page.list_complete ? undefined : page.cursor;
-        } while (cursor);
-      }
+      for (const name of kvBindings) await env[name].clear();
       for (const name of r2Bindings) {
         const bucket = env[name];
         let cursor;

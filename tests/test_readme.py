@@ -1,0 +1,48 @@
+"""The README's curl session runs exactly as written, against both runtimes."""
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .servers import ADMIN, serve
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def session() -> str:
+    text = README.read_text()
+    marker = text.index("<!-- readme-session:")
+    block = re.search(r"```bash\n(.*?)```", text[marker:], flags=re.DOTALL)
+    assert block is not None, "the README's session block is missing"
+    return block.group(1)
+
+
+@pytest.fixture
+def server(runtime, tmp_path):
+    with serve(runtime, tmp_path) as running:
+        yield running
+
+
+def test_the_readme_session_runs_as_written(server, tmp_path):
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", session()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**server.env, "FLUXGATE": server.base, "ADMIN_TOKEN": ADMIN},
+        check=False,
+    )
+    out = result.stdout.splitlines()
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert [line.lower() for line in out[:1]] == ["x-cache: miss"]
+    assert out[1] == "200 image/png"
+    assert (tmp_path / "crane.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert out[2].lower() == "x-cache: hit"
+    assert float(out[3]) == 0.0  # charged_usd of the hit
+    assert out[4] == "403"
+    small = hashlib.sha256((tmp_path / "small.png").read_bytes()).hexdigest()
+    assert out[5] == str([small])  # the reference image's digest

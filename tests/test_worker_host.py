@@ -90,3 +90,22 @@ def test_a_chunked_body_is_cut_off_at_the_limit(server):
     answer, _ = _raw_exchange(server.base, head, body)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"payload_too_large"' in answer
+
+
+def test_the_edge_cache_is_used_only_where_it_works(worker_host):
+    """On a custom domain a download is cached at the edge (MISS, then HIT); on
+    ``*.workers.dev``, where the Cache API has no effect, it is not tried nor claimed."""
+    with httpx.Client(base_url=worker_host.base, timeout=60) as client:
+        auth = new_key(client)
+        url = client.post("/v1/images/generations", json=BODY, headers=auth).json()["data"][0]
+        path = httpx.URL(url["url"]).raw_path.decode()
+        on_dev = {"Host": "fluxgate.example.workers.dev"}
+        for _ in range(2):
+            r = client.get(path, headers=on_dev)
+            assert r.status_code == 200 and "x-edge-cache" not in r.headers
+        worker_host.settle()
+        first = client.get(path, headers={"Host": "images.example.com"})
+        worker_host.settle()  # the cache write is waitUntil work
+        second = client.get(path, headers={"Host": "images.example.com"})
+    assert first.headers["x-edge-cache"] == "MISS" and second.headers["x-edge-cache"] == "HIT"
+    assert second.content == first.content

@@ -10,7 +10,6 @@ is vendored into ``python_modules`` for a deploy. Re-run after changing the requ
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from worker_wheels import PIP_PLATFORM_ARGS  # noqa: E402
+from worker_wheels import pip_download  # noqa: E402
 
 HEADER = """\
 # The Worker's Python packages, pinned for the Python 3.14 Workers runtime (Pyodide 314,
@@ -29,22 +28,9 @@ HEADER = """\
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--disable-pip-version-check",
-                *PIP_PLATFORM_ARGS,
-                "--dest",
-                tmp,
-                "-r",
-                str(ROOT / "worker" / "requirements.txt"),
-            ],
-            check=True,
-        )
+        pip = pip_download(Path(tmp), ROOT / "worker" / "requirements.txt")
+        if pip.returncode != 0:
+            raise SystemExit(pip.stderr[-3000:])
         lines = []
         for wheel in sorted(Path(tmp).glob("*.whl")):
             name, version = wheel.name.split("-")[:2]

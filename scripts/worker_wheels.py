@@ -92,6 +92,21 @@ def find_wheels(entries: list[Locked], wheels: Path) -> dict[Locked, Path] | Non
     return found
 
 
+def pip_download(dest: Path, requirements: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``pip download`` of ``requirements`` into ``dest`` for the Workers runtime's platform."""
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"),
+            *options,
+            *PIP_PLATFORM_ARGS,
+            *("--dest", str(dest), "-r", str(requirements)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def ensure(dest: Path = DEFAULT_DEST, lock: Path = LOCK) -> dict[Locked, Path]:
     """Each locked wheel in ``dest``, checked against the lock; pip fetches what is missing
     (hashes enforced). Raises ``SystemExit`` with a clear message when that fails."""
@@ -100,26 +115,7 @@ def ensure(dest: Path = DEFAULT_DEST, lock: Path = LOCK) -> dict[Locked, Path]:
     if found is not None:
         return found
     dest.mkdir(parents=True, exist_ok=True)
-    pip = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--require-hashes",
-            *PIP_PLATFORM_ARGS,
-            "--dest",
-            str(dest),
-            "-r",
-            str(lock),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    pip = pip_download(dest, lock, "--no-deps", "--require-hashes")
     found = find_wheels(entries, dest)
     if pip.returncode != 0 or found is None:
         raise SystemExit(

@@ -78,8 +78,9 @@ class WorkerHost:
         env = dict(os.environ)
         env.pop("CLOUDFLARE_API_TOKEN", None)
         for name, value in secrets.items():
-            if value is None:
+            if value is None:  # unset: not inherited, and blank over any .dev.vars value
                 env.pop(name, None)
+                args += ["--var", f"{name}="]
             else:
                 env[name] = value
         self._proc = subprocess.Popen(

@@ -58,7 +58,7 @@ def test_a_tampered_token_is_401(client, auth, tamper):
 
 @pytest.mark.settings(token_audience="other-app")
 def test_a_token_for_another_audience_is_refused(client, auth, signer, clock):
-    # The token a deployment for the audience "fluxgate", with the same keys, mints.
+    # The same token as a deployment with the same keys, for the audience "fluxgate", mints.
     ours = verify(signer, mint(client, auth)["token"], audience="other-app", now=clock())
     token = {"token": mint_token(signer, replace(ours, audience="fluxgate"))}
     r = client.get("/v1/usage", headers=bearer(token))

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.anyio
 async def connect(async_client):
     """An SDK client with an API key, on the runtime under test (base URL: origin + /v1)."""
     async with async_client(httpx2) as http:
-        origin = str(http.base_url).rstrip("/")
+        base = str(http.base_url).rstrip("/")
 
         def sdk(api_key):
             return openai.AsyncOpenAI(
-                base_url=f"{origin}/v1", api_key=api_key, http_client=http, max_retries=0
+                base_url=f"{base}/v1", api_key=api_key, http_client=http, max_retries=0
             )
 
         yield sdk

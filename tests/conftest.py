@@ -89,22 +89,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("runtime", runtimes, indirect=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tag each API test with its runtime, for the summary below."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "runtime" in callspec.params:
+            item.user_properties.append(("runtime", callspec.params["runtime"]))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How many API tests ran on each runtime, and what was skipped on the Worker."""
     counts: Counter[tuple[str, str]] = Counter()
     skipped: list[str] = []
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
-            nodeid = getattr(report, "nodeid", "")
-            if getattr(report, "when", "call") not in ("call", "setup"):
+            runtime = dict(getattr(report, "user_properties", ())).get("runtime")
+            if runtime is None or (outcome == "passed" and report.when != "call"):
                 continue
-            if outcome == "passed" and report.when != "call":
-                continue
-            for runtime in RUNTIMES:
-                if f"[{runtime}" in nodeid or f"-{runtime}]" in nodeid or f"-{runtime}-" in nodeid:
-                    counts[(runtime, outcome)] += 1
-                    if runtime == "worker" and outcome == "skipped":
-                        skipped.append(f"{nodeid}: {report.longrepr[-1]}")
+            counts[(runtime, outcome)] += 1
+            if runtime == "worker" and outcome == "skipped":
+                skipped.append(f"{report.nodeid}: {report.longrepr[-1]}")
     if not counts:
         return
     terminalreporter.section("API tests per runtime")

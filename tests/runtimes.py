@@ -38,9 +38,15 @@ class HostUnavailable(RuntimeError):
     """The Worker host cannot run on this machine (no Node, no node_modules)."""
 
 
+def node() -> str | None:
+    """The Node that `npm run worker` uses (pinned in package.json), else the system's."""
+    pinned = ROOT / "node_modules" / "node" / "bin" / "node"
+    return str(pinned) if pinned.exists() else shutil.which("node")
+
+
 def host_prerequisites() -> str | None:
     """Why the Worker host cannot start here, or ``None`` when it can."""
-    if shutil.which("node") is None:
+    if node() is None:
         return "node is not installed"
     if not (ROOT / "node_modules" / "pyodide").is_dir():
         return "node_modules is missing (run `npm ci`)"
@@ -64,7 +70,7 @@ class WorkerHost:
         self._mark = 0
         wheels = download_worker_wheels()
         args = [
-            shutil.which("node") or "node",
+            node() or "node",
             str(HOST),
             "--port",
             "0",

@@ -6,14 +6,17 @@ import initSqlJs from "sql.js";
 // windows of `period` seconds, counted per key, as one Cloudflare location would.
 export class Ratelimit {
   #counts = new Map();
-  constructor({ limit, period }) {
-    this.config = { limit, period };
+  constructor(config) {
+    this.configure(config);
   }
   reset() {
     this.#counts.clear();
   }
   // A new limit/period, as a redeploy with another wrangler.toml would give.
   configure({ limit, period }) {
+    // wrangler refuses other values: a simple rule's period is 10 or 60 seconds.
+    if (![10, 60].includes(period)) throw new RangeError(`ratelimit period must be 10 or 60, got ${period}`);
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`ratelimit limit must be a positive integer, got ${limit}`);
     this.config = { limit, period };
     this.#counts.clear();
   }
@@ -57,6 +60,10 @@ class SqlStorageCursor {
 class SqlStorage {
   constructor(db) {
     this._db = db;
+  }
+  // The host's own: frees the database when the object goes away (not part of SqlStorage).
+  close() {
+    this._db.close();
   }
   exec(query, ...bindings) {
     for (const value of bindings) {
@@ -122,6 +129,10 @@ export class DurableObjectNamespace {
     this.#call = call;
   }
   reset() {
+    for (const { state, instance } of this.#objects.values()) {
+      state.storage.sql.close();
+      instance.destroy?.();
+    }
     this.#objects.clear();
   }
   idFromName(name) {
@@ -134,9 +145,9 @@ export class DurableObjectNamespace {
     const name = String(id);
     if (!this.#objects.has(name)) {
       const state = new DurableObjectState(id, new DurableObjectStorage(new SqlStorage(new this.#SQL.Database())));
-      this.#objects.set(name, this.#construct(state));
+      this.#objects.set(name, { state, instance: this.#construct(state) });
     }
-    const instance = this.#objects.get(name);
+    const { instance } = this.#objects.get(name);
     const call = this.#call;
     return new Proxy(
       {},
@@ -171,7 +182,13 @@ export class CacheDouble {
   static keyOf(request) {
     return typeof request === "string" ? request : request.url;
   }
+  // The Cache API has no effect on *.workers.dev: nothing is stored or found there.
+  static onWorkersDev(request) {
+    const host = new URL(CacheDouble.keyOf(request)).hostname;
+    return host === "workers.dev" || host.endsWith(".workers.dev");
+  }
   async match(request) {
+    if (CacheDouble.onWorkersDev(request)) return undefined;
     const entry = this.entries.get(CacheDouble.keyOf(request));
     if (!entry) return undefined;
     return new Response(entry.body.slice(), { status: entry.status, headers: entry.headers });
@@ -180,7 +197,7 @@ export class CacheDouble {
     if (response.status === 206) throw new TypeError("Cannot cache response to a range request");
     const cacheControl = (response.headers.get("cache-control") || "").toLowerCase();
     const body = new Uint8Array(await response.arrayBuffer());
-    if (/private|no-store/.test(cacheControl)) return;
+    if (/private|no-store/.test(cacheControl) || CacheDouble.onWorkersDev(request)) return;
     this.entries.set(CacheDouble.keyOf(request), { body, status: response.status, headers: [...response.headers] });
   }
   async delete(request) {

@@ -2,7 +2,7 @@
 //
 //   npm run worker     (= node host/main.mjs --data-dir .wrangler/host, on the pinned Node)
 //   node host/main.mjs [--port 8787] [--host 127.0.0.1] [--data-dir DIR] [--var NAME=VALUE ...]
-//                      [--control-port N] [--quiet]
+//                      [--control-port N] [--dev-vars FILE|""] [--quiet]
 //
 // One Pyodide 314 "isolate" (the Python 3.14 Workers runtime) runs src/entry.py with the
 // wheels pinned in worker/requirements.lock. Bindings come from wrangler.toml: KV and R2
@@ -15,6 +15,7 @@
 //
 // --control-port opens a second loopback port for tests (script AI failures, count model
 // calls, move the clock, reset state); it is never part of the Worker's own URL space.
+import { once } from "node:events";
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
     wheels: { type: "string", default: join(root, ".cache", "worker-wheels") },
     config: { type: "string", default: join(root, "wrangler.toml") },
     "control-port": { type: "string" },
+    "dev-vars": { type: "string", default: join(root, ".dev.vars") },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -59,8 +61,8 @@ Date.now = () => realNow() + clockOffsetMs;
 // in the data directory, mode 0600, when there is one) so that a first run just works.
 function buildVars(config, dataDir) {
   const vars = { ...(config.vars ?? {}) };
-  const devVars = join(root, ".dev.vars");
-  if (existsSync(devVars)) {
+  const devVars = args["dev-vars"];
+  if (devVars && existsSync(devVars)) {
     for (const line of readFileSync(devVars, "utf8").split("\n")) {
       const match = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
       if (match) vars[match[1]] = match[2].replace(/^"(.*)"$/, "$1");
@@ -72,7 +74,8 @@ function buildVars(config, dataDir) {
     if (at < 1) throw new Error(`--var expects NAME=VALUE, got ${item}`);
     vars[item.slice(0, at)] = item.slice(at + 1);
   }
-  if (!vars.URL_SIGNING_KEYS) vars.URL_SIGNING_KEYS = hostSigningKeys(dataDir);
+  // Only when none is set at all: `--var URL_SIGNING_KEYS=` runs the Worker without one.
+  if (vars.URL_SIGNING_KEYS === undefined) vars.URL_SIGNING_KEYS = hostSigningKeys(dataDir);
   return vars;
 }
 
@@ -182,31 +185,40 @@ async function main() {
       if (hasBody && !req.readableEnded) headers.connection = "close";
       res.writeHead(response.status, headers);
       if (response.body && req.method !== "HEAD") {
-        for await (const chunk of response.body) res.write(chunk);
+        // With backpressure, and no further reads once the client has gone.
+        for await (const chunk of response.body) {
+          if (controller.signal.aborted) break;
+          if (!res.write(chunk)) await once(res, "drain", { signal: controller.signal }).catch(() => {});
+        }
       }
+      if (hasBody && !req.readableEnded) res.on("finish", () => req.destroy());
       res.end();
-      if (hasBody && !req.readableEnded) req.destroy();
     } catch (err) {
       log.error("worker threw:", err?.stack ?? err);
-      if (!res.headersSent) {
-        res.writeHead(500, { "content-type": "text/plain" });
+      if (res.headersSent) {
+        res.destroy(); // a half-sent response must not look complete
+      } else {
+        // workerd's answer to an uncaught exception in a Worker.
+        res.writeHead(500, { "content-type": "text/plain", connection: "close" });
+        res.end("Worker threw exception\n");
       }
-      res.end("Worker threw an exception (see the host log)\n");
     }
   });
+  // CONNECT never reaches a Worker through Cloudflare's HTTP front end.
+  server.on("connect", (_req, socket) => socket.end("HTTP/1.1 405 Method Not Allowed\r\n\r\n"));
   server.keepAliveTimeout = 5000;
   await new Promise((ok) => server.listen(Number(args.port), args.host, ok));
   const address = server.address();
 
   let control = null;
   if (args["control-port"] !== undefined) {
-    control = await startControl({ port: Number(args["control-port"]), host: args.host, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending });
+    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending });
   }
   console.log(
     JSON.stringify({
       event: "ready",
       url: `http://${address.address}:${address.port}`,
-      control: control ? `http://${args.host}:${control.address().port}` : null,
+      control: control ? `http://127.0.0.1:${control.address().port}` : null,
       pyodide: py.version,
       compatibility_flags: flags,
       model: rest ? "workers-ai-rest" : "placeholder",
@@ -258,7 +270,11 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
       else limiters[body.name] = env[body.name] = new Ratelimit(config);
       return {};
     },
-    "POST /clock/advance": (body) => ((clockOffsetMs += body.seconds * 1000), { offset_seconds: clockOffsetMs / 1000 }),
+    "POST /clock/advance": (body) => {
+      clockOffsetMs += body.seconds * 1000;
+      for (const queue of queues.values()) queue.schedule(); // delayed messages may be due now
+      return { offset_seconds: clockOffsetMs / 1000 };
+    },
     "GET /queues": () => [...queues.values()].map((q) => q.stats()),
     "GET /kv": () => Object.fromEntries(kvBindings.map((name) => [name, env[name].stats()])),
     "POST /kv/reset-stats": () => (kvBindings.forEach((name) => env[name].resetStats()), {}),
@@ -310,6 +326,10 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
       return {};
     },
     "POST /reset": async () => {
+      // Nothing queued survives, and no batch still running can write into the next test.
+      for (const queue of queues.values()) queue.clear();
+      for (const queue of queues.values()) await queue.quiesce();
+      while (pending.size) await Promise.all([...pending]);
       for (const name of kvBindings) await env[name].clear();
       for (const name of r2Bindings) {
         const bucket = env[name];
@@ -324,7 +344,6 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
       for (const [name, limiter] of Object.entries(limiters)) {
         limiter.configure(configuredLimits[name] ?? limiter.config);
       }
-      for (const queue of queues.values()) queue.clear();
       cache.entries.clear();
       for (const name of kvBindings) env[name].resetStats();
       for (const name of [...kvBindings, ...r2Bindings]) env[name].fail({});

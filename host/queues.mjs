@@ -139,20 +139,31 @@ export class Queue {
     this.schedule();
   }
 
+  // (Re)arms the delivery timer for the earliest moment a batch is due: a full batch now, a
+  // partial one max_batch_timeout after its first message became visible, delayed messages
+  // when they become visible. Called on every send and after every delivery, so a new
+  // message never waits behind a later timer.
   schedule() {
-    if (!this.handler || !this.consumer || this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.handler || !this.consumer) return;
     const now = Date.now();
     const visible = this.pending.filter((m) => m.visibleAt <= now);
     const size = this.consumer.max_batch_size ?? 10;
     let wait;
     if (visible.length >= size) wait = 0;
-    else if (visible.length) wait = Math.max(0, Math.min(...visible.map((m) => m.visibleAt)) + (this.consumer.max_batch_timeout ?? 5) * 1000 - now);
+    else if (visible.length) wait = Math.min(...visible.map((m) => m.visibleAt)) + (this.consumer.max_batch_timeout ?? 5) * 1000 - now;
     else if (this.pending.length) wait = Math.min(...this.pending.map((m) => m.visibleAt)) - now;
     else return this.notifyIdle();
     this.timer = setTimeout(() => {
       this.timer = null;
       this.deliver().finally(() => this.schedule());
     }, Math.max(0, wait));
+  }
+
+  // Resolves once no batch is being delivered (the handler may still be running one).
+  async quiesce() {
+    while (this.running) await new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   async deliver() {
@@ -180,6 +191,7 @@ export class Queue {
       this.log.error(`queue ${this.name}: handler threw, retrying the batch's unsettled messages: ${err?.message ?? err}`);
     } finally {
       this.running--;
+      this.notifyIdle();
     }
     for (const m of taken) {
       // Implicitly acknowledged when the handler returned; retried when it threw.
@@ -195,7 +207,7 @@ export class Queue {
   }
 
   notifyIdle() {
-    if (this.pending.length || this.running || this.timer) return;
+    if (this.running) return;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
@@ -206,6 +218,7 @@ export class Queue {
   clear() {
     this.pending = [];
     this.deadLetters = [];
+    this.schedule();
   }
 
   close() {

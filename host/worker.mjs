@@ -129,7 +129,14 @@ if ${flags.python_process_pth_files ? "True" : "False"}:
 // The Worker's entry module, imported once per isolate (workerd: at deploy time, into the
 // memory snapshot), and the handler dispatch.
 export function importEntry(py) {
-  return { module: py.pyimport("entry"), dispatch: py.pyimport("_host_dispatch").call };
+  const module = py.pyimport("entry");
+  // workerd ends the import-patching phase before the first request.
+  py.runPython(`
+import sys
+if "_cloudflare.import_patch_manager" in sys.modules:
+    sys.modules["_cloudflare.import_patch_manager"].before_first_request()
+`);
+  return { module, dispatch: py.pyimport("_host_dispatch").call };
 }
 
 // A handler's result back to JS: PyProxies are copied out and released.

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .runtimes import node as node_binary
+
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "pyodide"
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -39,7 +41,7 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def harness_results() -> dict[str, dict[str, object]]:
-    node = shutil.which("node")
+    node = node_binary()
     if node is None:
         _unavailable("node is not installed")
     for package in NODE_PACKAGES:

@@ -3,8 +3,10 @@
 ``register_exec_patch(name)`` registers a context manager that receives the module and wraps
 its execution: code before ``yield`` runs before the module body, code after it runs once
 the module is initialised. ``register_create_patch`` wraps module creation (the host runs
-it around execution too). Snapshot hooks have no meaning without a snapshot: they are
-accepted and ignored.
+it around execution too). As in workerd, patches apply only to imports made before the
+first request: :func:`before_first_request` (called by the host once the entry module is
+imported) removes the import hook and runs the callbacks registered for that moment, so a
+module first imported during a request is left unpatched here as it is on Cloudflare.
 """
 
 from __future__ import annotations
@@ -32,11 +34,22 @@ register_exec_patch = _register
 register_create_patch = _register
 
 
-def register_before_first_request(*_names: str) -> Callable[[Any], Any]:
+_first_request_callbacks: list[tuple[str, Callable[[Any], Any]]] = []
+
+
+def register_before_first_request(name: str) -> Callable[[Any], Any]:
+    """``callback(module)`` before the first request, if ``name`` has been imported."""
+
+    def decorate(function: Any) -> Any:
+        _first_request_callbacks.append((name, function))
+        return function
+
+    return decorate
+
+
+def register_after_snapshot(_name: str) -> Callable[[Any], Any]:
+    """Accepted and ignored: these check state across a snapshot, which the host never takes."""
     return lambda function: function
-
-
-register_after_snapshot = register_before_first_request
 
 
 def block_calls(*_args: Any, **_kwargs: Any) -> None:
@@ -71,4 +84,14 @@ class _PatchFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-sys.meta_path.insert(0, _PatchFinder())
+_finder = _PatchFinder()
+sys.meta_path.insert(0, _finder)
+
+
+def before_first_request() -> None:
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+    for name, callback in _first_request_callbacks:
+        if name in sys.modules:
+            callback(sys.modules[name])
+    _first_request_callbacks.clear()

@@ -114,7 +114,7 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
     the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
     No route of the app accepts one anyway.
     """
-    if str(request.js_object.method).upper() not in HTTPMethod.__members__:
+    if str(request.js_object.method) not in HTTPMethod.__members__:  # case-sensitive, as the SDK
         return error_response(
             ApiError(
                 405, "method_not_allowed", f"The method {request.js_object.method} is not allowed."
@@ -122,11 +122,9 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
         )
     try:
         limit = gateway_from_env(env).settings.max_body_bytes
-    except ApiError:
-        limit = None  # misconfigured: the app itself answers 503 server_misconfigured
-    if limit is not None:
-        checked = await within_limit(request, limit)
-        if checked is None:
-            return error_response(payload_too_large(limit))
-        request = checked
-    return await asgi.fetch(app(), request, env, ctx)
+    except ApiError:  # misconfigured: the app answers 503 server_misconfigured, within limits
+        limit = Settings.model_fields["max_body_bytes"].default
+    checked = await within_limit(request, limit)
+    if checked is None:
+        return error_response(payload_too_large(limit))
+    return await asgi.fetch(app(), checked, env, ctx)

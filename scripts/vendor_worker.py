@@ -105,7 +105,7 @@ def vendor(wheels: Path = DEFAULT_DEST, dest: Path = VENDOR_DIR, lock: Path = LO
     if dest.exists():
         # Only ever replace a folder this script made (it leaves a pyvenv.cfg), or an empty one.
         if any(dest.iterdir()) and not (dest / "pyvenv.cfg").exists():
-            raise SystemExit(f"{dest} exists and is not a vendored python_modules: not replacing it")
+            raise SystemExit(f"{dest} is not a vendored python_modules: not replacing it")
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     try:

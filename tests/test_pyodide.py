@@ -10,7 +10,6 @@ against Miniflare's KV and R2 simulators and the host's binding doubles. One pyt
 import ast
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

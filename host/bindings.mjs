@@ -71,15 +71,25 @@ class SqlStorage {
         throw new TypeError(`Unsupported binding type: ${value?.constructor?.name ?? typeof value}`);
       }
     }
-    const statement = this._db.prepare(query);
-    try {
-      statement.bind(bindings);
-      const rows = [];
-      while (statement.step()) rows.push(statement.get());
-      return new SqlStorageCursor(statement.getColumnNames(), rows);
-    } finally {
-      statement.free();
+    // Every statement of the query runs, in order (sql.js prepares each after the previous
+    // ran); the bindings go to the statement with parameters; the cursor is the last one's.
+    let cursor = new SqlStorageCursor([], []);
+    let bound = false;
+    for (const statement of this._db.iterateStatements(query)) {
+      try {
+        if (!bound && statement.getSQL().includes("?")) {
+          statement.bind(bindings);
+          bound = true;
+        }
+        const rows = [];
+        while (statement.step()) rows.push(statement.get());
+        cursor = new SqlStorageCursor(statement.getColumnNames(), rows);
+      } finally {
+        statement.free();
+      }
     }
+    if (!bound && bindings.length) throw new RangeError("Wrong number of parameter bindings for SQL query.");
+    return cursor;
   }
 }
 

@@ -92,8 +92,9 @@ def test_jobs_belong_to_their_key(client, auth):
     assert client.get("/v1/jobs/job_" + "0" * 24, headers=auth).status_code == 404
 
 
-def test_reference_images_travel_with_the_job(client, auth, ai, storage):
+def test_reference_images_travel_with_the_job(client, auth, ai, storage, jobs):
     files = {"input_image_0": ("a.png", image_bytes("PNG", 100, 80), "image/png")}
+    jobs.pause()  # the staged input can be seen while the job waits
     r = client.post(
         "/v1/images/generations",
         headers={**auth, **ASYNC},
@@ -101,12 +102,13 @@ def test_reference_images_travel_with_the_job(client, auth, ai, storage):
         files=files,
     )
     assert r.status_code == 202
+    staged = f"inputs/{r.json()['id']}/0.png"  # staged per job
+    assert storage.object_exists(staged)
+    jobs.resume()
     done = finished(client, auth, r.json())
     assert done["status"] == "succeeded" and len(done["result"]["reference_images"]) == 1
     assert b'name="input_image_0"' in ai.inputs[-1]["multipart"]["body"]
-    # the staged input is removed once the job is done
-    staged = f"inputs/{done['result']['reference_images'][0]}.png"
-    assert not storage.object_exists(staged)
+    assert not storage.object_exists(staged)  # removed once the job is done
 
 
 def test_a_webhook_is_delivered_signed(client, auth, receiver, clock):

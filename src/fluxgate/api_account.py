@@ -10,9 +10,10 @@ from .auth import SCOPE_GENERATE
 from .errors import ApiError
 from .models import ModelCard, ModelList, TokenCreate, TokenCreated, UsageReport
 from .policy_document import EffectivePolicy
+from .request_body import JsonBodyRoute
 from .tokens import ClientToken, mint
 
-router = APIRouter(tags=["account"], responses=ERRORS)
+router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute)
 
 
 @router.get(
@@ -55,7 +56,13 @@ async def create_token(body: TokenCreate, gw: Gw, principal: Caller) -> JSONResp
     now = int(gw.clock())
     ttl = min(body.ttl_seconds, gw.settings.token_max_ttl_seconds)
     claims = ClientToken(
-        principal.key.id, body.subject, gw.settings.token_audience, tuple(scopes), now, now + ttl
+        principal.key.id,
+        body.subject,
+        gw.settings.token_audience,
+        tuple(scopes),
+        now,
+        now + ttl,
+        minted_by=principal.minter,
     )
     audit("token.mint", key_id=principal.key.id, subject=body.subject, ttl=ttl)
     created = TokenCreated(

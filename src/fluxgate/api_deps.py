@@ -1,6 +1,8 @@
 """Dependencies shared by the API routers: the gateway, the caller, the admin check."""
 
-from typing import Annotated, Any
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -11,6 +13,9 @@ from .auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admi
 from .errors import ApiError
 from .models import ErrorBody
 from .pipeline import Gateway
+from .ratelimit import GUESSES, FailedAttempts
+
+T = TypeVar("T")
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -57,8 +62,18 @@ ADMIN_ERRORS = error_responses(
 )
 
 
+class ErrorJSONResponse(JSONResponse):
+    """Error bodies in ASCII JSON: a message that quotes client input (a parameter name
+    with a lone surrogate, say) must still encode, or the error becomes a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+
 def error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status, headers=error.headers)
+    return ErrorJSONResponse(error.to_dict(), status_code=error.status, headers=error.headers)
 
 
 async def gateway(request: Request) -> Gateway:
@@ -71,8 +86,34 @@ async def gateway(request: Request) -> Gateway:
 Gw = Annotated[Gateway, Depends(gateway)]
 
 
+async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable[T]]) -> T:
+    """Run a credential check for a client that has not been shut out; count it if it
+    fails as a guess would (a credential that does not exist), and answer
+    ``429 too_many_failed_attempts`` once the client is over the limit.
+
+    The client is the peer address locally and ``CF-Connecting-IP`` on Workers (the app's
+    ``client_address``); requests without credentials are neither checked nor counted.
+    """
+    if request.headers.get("authorization") is None:
+        return await check()
+    attempts: FailedAttempts = request.app.state.failed_attempts
+    client: str = request.app.state.client_address(request)
+    attempts.check(client, gw.clock())
+    try:
+        return await check()
+    except ApiError as error:
+        if error.code not in GUESSES:
+            raise
+        blocked = await attempts.failed(gw.controls.limiter, client, gw.clock())
+        if blocked is not None:
+            raise blocked from None
+        raise
+
+
 async def authenticated(request: Request, gw: Gateway) -> Principal:
-    principal = await gw.authenticate(request.headers.get("authorization"))
+    principal = await throttled(
+        request, gw, lambda: gw.authenticate(request.headers.get("authorization"))
+    )
     request.state.principal = principal
     return principal
 
@@ -89,18 +130,15 @@ Caller = Annotated[Principal, Depends(caller)]
 
 
 class AdminActor:
-    """Who performed an admin action, for the audit log: the admin token, or a key id."""
+    """Who performed an admin action, for the audit log: the admin token, a key id, or the
+    local CLI (``actor``: ``admin_token``, ``key``, ``cli``)."""
 
-    def __init__(self, key_id: str | None) -> None:
+    def __init__(self, key_id: str | None, actor: str | None = None) -> None:
         self.key_id = key_id
+        self.actor = actor or ("admin_token" if key_id is None else "key")
 
     def audit(self, action: str, **details: Any) -> None:
-        audit(
-            action,
-            key_id=self.key_id,
-            actor="admin_token" if self.key_id is None else "key",
-            **details,
-        )
+        audit(action, key_id=self.key_id, actor=self.actor, **details)
 
 
 async def admin(
@@ -108,6 +146,10 @@ async def admin(
     gw: Gw,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_scheme)],
 ) -> AdminActor:
+    return await throttled(request, gw, lambda: _admin_actor(request, gw))
+
+
+async def _admin_actor(request: Request, gw: Gateway) -> AdminActor:
     header = request.headers.get("authorization")
     if check_admin(header, gw.admin_token):
         return AdminActor(None)

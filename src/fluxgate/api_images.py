@@ -14,7 +14,7 @@ from .errors import ApiError, not_found
 from .model import ReferenceImage
 from .models import ErrorBody, Generation, GenerationRequest, JobBody
 from .pipeline import Gateway
-from .policy import normalize_prompt
+from .policy import audit_prompt
 from .request_body import parse_generation
 
 log = logging.getLogger("fluxgate.api")
@@ -93,7 +93,8 @@ async def _generate(
     check_model(params.model, gw)
     principal = principal.as_end_user(params.end_user)
     request.state.principal = principal
-    request.state.prompt = normalize_prompt(params.prompt)  # for the audit log of refusals
+    # for the audit log of refusals: raw and bounded; the policy normalises it, once
+    request.state.prompt = audit_prompt(params.prompt, gw.settings.max_prompt_length)
     mode = CacheMode.from_header(request.headers.get("cache-control"))
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
     if params.run_async or prefer_async:

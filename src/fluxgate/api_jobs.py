@@ -37,5 +37,5 @@ async def get_job(request: Request, job_id: str, gw: Gw, principal: Caller) -> J
 async def webhook_secret(gw: Gw, principal: Caller) -> WebhookSecrets:
     if principal.via_token:
         raise ApiError(403, "insufficient_scope", "Client tokens cannot read webhook secrets.")
-    secrets = secrets_for_key(gw.signer, principal.key.id)
+    secrets = secrets_for_key(gw.signer, principal.key.id, principal.key.rotated_at)
     return WebhookSecrets(secret=secrets[0], all=secrets)

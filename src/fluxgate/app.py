@@ -4,13 +4,17 @@ The same app serves both runtimes. It finds its gateway through ``resolve(reques
 local runtime passes a fixed one; the Worker builds one from ``env`` on first use.
 """
 
+import base64
+import hashlib
 import logging
+import re
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,14 +22,43 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__, api_account, api_admin, api_images, api_jobs, playground
 from .api_deps import Gw, error_response
 from .audit import audit
-from .errors import ApiError
+from .errors import ApiError, not_found
 from .models import GenerationRequest, Health
 from .pipeline import Gateway
+from .ratelimit import FailedAttempts
 from .request_body import validation_error
 
 log = logging.getLogger("fluxgate.app")
 
 Resolver = Callable[[Request], Gateway | Awaitable[Gateway]]
+ClientAddress = Callable[[Request], str]
+
+# Swagger UI is FastAPI's page: scripts and styles from jsDelivr, one inline script that
+# starts it. Served only with API_DOCS=true, under a CSP that allows exactly those.
+_SWAGGER_CDN = "https://cdn.jsdelivr.net"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def peer_address(request: Request) -> str:
+    """The client as the local server sees it: the TCP peer (never a header a client
+    could set)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _docs_page() -> HTMLResponse:
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="Fluxgate API")
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in _INLINE_SCRIPT.findall(bytes(page.body).decode())
+    )
+    csp = (
+        f"default-src 'none'; script-src {_SWAGGER_CDN} {hashes}; "
+        f"style-src {_SWAGGER_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    headers = {**_PAGE_HEADERS, "Content-Security-Policy": csp}
+    return HTMLResponse(bytes(page.body).decode(), headers=headers)
+
 
 _PAGE_HEADERS = {
     "Content-Security-Policy": playground.CSP,
@@ -56,16 +89,24 @@ def _audit_refusal(request: Request, error: ApiError) -> None:
     )
 
 
-def create_app(resolve: Resolver, lifespan: Any = None) -> FastAPI:
-    """``lifespan``: the local runtime starts its embedded queue consumer there."""
+def create_app(
+    resolve: Resolver, lifespan: Any = None, client_address: ClientAddress = peer_address
+) -> FastAPI:
+    """``lifespan``: the local runtime starts its embedded queue consumer there.
+    ``client_address``: who a request comes from, for throttling failed authentication
+    (the peer locally, ``CF-Connecting-IP`` on Workers)."""
     app = FastAPI(
         title="Fluxgate",
         version=__version__,
         description="Edge image generation with FLUX.2 [dev]: cached, signed, per-key.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served below, only when API_DOCS is on
+        redoc_url=None,  # ReDoc needs more third-party code (fonts, workers): not served
     )
 
     app.state.resolve = resolve
+    app.state.client_address = client_address
+    app.state.failed_attempts = FailedAttempts()
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -80,6 +121,10 @@ def create_app(resolve: Resolver, lifespan: Any = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not parse a JSON body (bytes, depth, …)
+            return error_response(
+                ApiError(400, "invalid_json", "The body must be a valid JSON object.")
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(
             ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
@@ -93,6 +138,12 @@ def create_app(resolve: Resolver, lifespan: Any = None) -> FastAPI:
     @app.get("/healthz", response_model=Health, tags=["meta"])
     async def healthz(gw: Gw) -> Health:
         return Health(model=gw.model.name, version=__version__)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs_page(gw: Gw) -> HTMLResponse:
+        if not gw.settings.api_docs:
+            raise not_found("page")
+        return _docs_page()
 
     @app.get("/", include_in_schema=False)
     @app.get("/playground", include_in_schema=False)

@@ -1,11 +1,21 @@
 """Submit-then-poll generations and their webhooks, on any runtime's queue.
 
 ``submit`` does synchronously everything that can refuse a request (validation, policy,
-tier limits, the rate limit) and answers a cache hit at once; otherwise it stores the job
-and enqueues it. ``process`` is the queue consumer: it claims the job (at most one
-completion, whatever the redeliveries), runs the same pipeline as a synchronous request
-(budget reserved there and refunded on failure), records the outcome and enqueues the
-webhook, which is retried with backoff under one idempotency id.
+tier limits, the rate limit, the webhook URL) and answers a cache hit at once; otherwise it
+stages the job's reference images (under the job's own keys: jobs never share, nor delete,
+each other's inputs), stores the job and enqueues it. ``process`` is the queue consumer: it
+claims the job (at most one completion, whatever the redeliveries), runs the same pipeline
+as a synchronous request, records the outcome and enqueues the webhook, which is retried
+with backoff under one idempotency id.
+
+Money. The job's budget reservation carries the job's id: a re-run (after a crash, or a
+lost lease) finds it already made and charges nothing more, so one image is charged once.
+The attempt that holds the job's lease settles it: released when the job fails (or when a
+clean, retryable failure sends it back to the queue), kept when the job succeeds, whoever
+made the image: an attempt whose consumer died mid-call, and was re-run, is charged once.
+
+Retries are decided by error code (:func:`~fluxgate.upstream.is_transient`), never by
+status: ``budget_exceeded`` and ``rate_limited`` are 429s that no retry can pass.
 """
 
 from __future__ import annotations
@@ -24,13 +34,12 @@ from .images import inspect_image
 from .jobs import ACK, FAILED, QUEUED, SUCCEEDED, Disposition, Job, JobQueue, JobStore, new_job_id
 from .model import ReferenceImage
 from .models import Generation, GenerationRequest
-from .pipeline import Gateway, GenerationRecord
+from .pipeline import Gateway, GenerationRecord, Outcome
 from .storage import read_all
-from .webhooks import HttpPoster, check_url, secrets_for_key, signed_headers
+from .upstream import is_transient
+from .webhooks import DeliveryError, HttpPoster, check_url, secrets_for_key, signed_headers
 
 log = logging.getLogger("fluxgate.jobs")
-
-RETRYABLE_STATUSES = {429, 502, 503, 504}
 
 
 def backoff(base: float, attempt: int, cap: float = 3600) -> int:
@@ -79,12 +88,14 @@ class Jobs:
     ) -> Job:
         """``base_url``: the request's origin, so that the webhook (sent later, by a consumer
         that has no request) carries absolute URLs like the synchronous answer does."""
-        if webhook_url is not None:
-            check_url(webhook_url, allow_loopback=self.allow_loopback)
+        if webhook_url is not None:  # stored (and POSTed to) in its canonical spelling
+            webhook_url = check_url(webhook_url, allow_loopback=self.allow_loopback)
         gw = self.gateway
+        job_id = new_job_id()
         prepared = await gw.prepare(request, references, principal)  # refuses synchronously
+        inputs = [_input_key(job_id, i, ref) for i, ref in enumerate(references)]
         stored = {
-            **self._stored_request(request, references, principal, mode),
+            **self._stored_request(request, inputs, principal, mode),
             "base_url": base_url,
         }
 
@@ -104,7 +115,6 @@ class Jobs:
                 now,
             )
 
-        job_id = new_job_id()
         hit = await gw.cached(prepared, principal, False) if mode is CacheMode.NORMAL else None
         if hit is not None:  # a cache hit completes at once
             job = new_job(SUCCEEDED, self._result(hit.record, cached=True))
@@ -112,9 +122,9 @@ class Jobs:
             await self._enqueue_webhook(job)
             return job
         await gw.controls.admit(prepared.policy, principal)  # the submission is what counts
-        for ref in references:  # the consumer reads them back; content-addressed
+        for key, ref in zip(inputs, references, strict=True):  # the consumer reads them back
             await gw.objects.put(
-                _input_key(ref),
+                key,
                 ref.data,
                 content_type=ref.info.mime,
                 custom_metadata={"job": job_id},
@@ -127,7 +137,7 @@ class Jobs:
     @staticmethod
     def _stored_request(
         request: GenerationRequest,
-        references: tuple[ReferenceImage, ...],
+        inputs: list[str],
         principal: Principal,
         mode: CacheMode,
     ) -> dict[str, Any]:
@@ -139,7 +149,7 @@ class Jobs:
         params.pop("size", None)  # width/height are resolved
         return {
             "params": params,
-            "references": [_input_key(r) for r in references],
+            "references": inputs,
             "key_id": principal.key.id,
             "subject": principal.subject,
             "scopes": sorted(principal.scopes),
@@ -206,8 +216,9 @@ class Jobs:
         try:
             outcome = await self._generate(job)
         except ApiError as exc:
-            if exc.status in RETRYABLE_STATUSES and job.attempts < self.max_attempts:
-                await self.store.release(job_id, lease, self.clock())
+            if is_transient(exc) and job.attempts < self.max_attempts:
+                if await self.store.release(job_id, lease, self.clock()):
+                    await self._release_budget(job)  # a clean failure: the retry reserves
                 return Disposition(retry_in=backoff(self.retry_base, job.attempts))
             finished = await self.store.fail(job_id, lease, error_dict(exc), self.clock())
         except Exception as exc:
@@ -221,12 +232,20 @@ class Jobs:
                 self._result(outcome.record, cached=outcome.cache == "HIT"),
                 self.clock(),
             )
-        if finished is not None:
+        if finished is not None:  # this attempt held the lease: it settles the job
+            if finished.status == FAILED:
+                await self._release_budget(job)
             await self._cleanup_inputs(finished)
             await self._enqueue_webhook(finished)
         return ACK
 
-    async def _generate(self, job: Job) -> Any:
+    async def _release_budget(self, job: Job) -> None:
+        """Refund the job's reservation, if an attempt made one. Only the lease holder does
+        this: an attempt that lost its lease (it ran past it, its consumer presumed dead)
+        must not refund what the attempt that completed the job reserved."""
+        await self.gateway.controls.release(job.request["key_id"], job.id)
+
+    async def _generate(self, job: Job) -> Outcome:
         request = job.request
         gw = self.gateway
         record = await gw.keys.get(request["key_id"])
@@ -250,9 +269,12 @@ class Jobs:
             )
         params = GenerationRequest.model_validate(request["params"])
         mode = CacheMode(request["mode"])
-        return await gw.generate(params, tuple(references), principal, mode, admitted=True)
+        return await gw.generate(
+            params, tuple(references), principal, mode, admitted=True, reservation=job.id
+        )
 
     async def _cleanup_inputs(self, job: Job) -> None:
+        """Delete the job's staged inputs: its own keys, which no other job reads."""
         for key in job.request.get("references", []):
             try:
                 await self.gateway.objects.delete(key)
@@ -275,6 +297,25 @@ class Jobs:
             {"type": event, "timestamp": job.updated, "data": data}, separators=(",", ":")
         ).encode()
 
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        """POST a delivery: ``(status, error)``, the error from a fixed vocabulary
+        (``http_<status>``, or a :data:`~fluxgate.webhooks.DELIVERY_ERRORS` reason) and
+        never the network's own words, which would tell a caller what answers where."""
+        try:  # checked again: the policy may have changed since the job was submitted
+            check_url(url, allow_loopback=self.allow_loopback)
+        except ApiError:
+            return None, "refused_by_policy"
+        try:
+            status = await self.poster.post(url, body, headers, allow_loopback=self.allow_loopback)
+        except DeliveryError as exc:
+            return None, exc.reason
+        except Exception as exc:
+            log.warning("webhook delivery failed: %s", type(exc).__name__)
+            return None, "connection_failed"
+        return status, None if 200 <= status < 300 else f"http_{status}"
+
     async def _deliver(self, job_id: str, attempts: int) -> Disposition:
         job = await self.store.get(job_id)
         if job is None or job.webhook_url is None or job.status not in (SUCCEEDED, FAILED):
@@ -282,16 +323,14 @@ class Jobs:
         if (job.webhook or {}).get("state") == "delivered":
             return ACK  # a duplicate message: the receiver already has it
         key_id = job.request["key_id"]
+        record = await self.gateway.keys.get(key_id)  # its secret rotates with the key
+        secrets = secrets_for_key(
+            self.gateway.signer, key_id, None if record is None else record.rotated_at
+        )
         body = self.payload(job)
         message_id = f"{job.id}.{job.status}"
-        headers = signed_headers(
-            secrets_for_key(self.gateway.signer, key_id), message_id, body, now=self.clock()
-        )
-        try:
-            status = await self.poster.post(job.webhook_url, body, headers)
-            error = None if 200 <= status < 300 else f"HTTP {status}"
-        except Exception as exc:
-            status, error = None, type(exc).__name__
+        headers = signed_headers(secrets, message_id, body, now=self.clock())
+        status, error = await self._post(job.webhook_url, body, headers)
         now = self.clock()
         state: dict[str, Any] = {
             "attempts": attempts,
@@ -302,7 +341,7 @@ class Jobs:
         if error is None:
             await self.store.record_webhook(job.id, {**state, "state": "delivered"}, now)
             return ACK
-        if attempts >= self.webhook_max_attempts:
+        if attempts >= self.webhook_max_attempts or error == "refused_by_policy":
             log.warning("webhook for %s abandoned after %d attempts", job.id, attempts)
             await self.store.record_webhook(
                 job.id, {**state, "state": "failed", "error": error}, now
@@ -312,8 +351,10 @@ class Jobs:
         return Disposition(retry_in=backoff(self.retry_base, attempts))
 
 
-def _input_key(ref: ReferenceImage) -> str:
-    return f"inputs/{ref.sha256}.{ref.info.extension}"
+def _input_key(job_id: str, index: int, ref: ReferenceImage) -> str:
+    """Per job, not per content: two jobs with the same image each stage (and delete) their
+    own copy, so one job's cleanup can never pull an input from under another."""
+    return f"inputs/{job_id}/{index}.{ref.info.extension}"
 
 
 def _valid_job_id(job_id: str) -> bool:

@@ -19,6 +19,7 @@ import hmac
 import json
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -27,6 +28,7 @@ from .errors import ApiError
 from .signing import UrlSigner
 from .storage import KVStore
 from .tokens import TOKEN_PREFIX as CLIENT_TOKEN_PREFIX
+from .tokens import ClientToken
 from .tokens import verify as verify_client_token
 
 TOKEN_PREFIX = "fgk_"  # noqa: S105 (a public prefix, not a secret)
@@ -35,6 +37,20 @@ _REALM = 'Bearer realm="fluxgate"'
 # Key records are read through KV's edge cache: a revocation can take this long (plus KV's
 # own propagation) to reach every location.
 KEY_CACHE_TTL = 60
+
+# The latest instant a key may expire at: 9999-12-31T23:59:59Z, the last second every date
+# library (and a JavaScript Date) can represent. Later values are refused, not clamped.
+MAX_TIMESTAMP = 253_402_300_799
+
+# A key's summary (name included) is its KV metadata, which KV caps at 1 KiB. A name is
+# bounded in characters and in its JSON form (what the metadata stores), so that every
+# summary fits whatever the script: 100 emoji would take 1,200 bytes escaped.
+MAX_NAME_CHARS = 100
+MAX_NAME_JSON_BYTES = 400
+
+# A client token names the API key that minted it by this many hex digits of the key's
+# SHA-256 (what KV already stores), so a rotation can end the tokens of the old key.
+MINTER_DIGITS = 16
 
 SCOPE_GENERATE = "images:generate"
 SCOPE_READ = "images:read"
@@ -54,9 +70,10 @@ class KeyRecord:
     overrides: dict[str, Any] = field(default_factory=dict)
     revoked: bool = False
     revoked_at: int | None = None
+    rotated_at: int | None = None
 
     def public(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "rotated_at"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeyRecord:
@@ -76,6 +93,7 @@ class Principal:
     scopes: frozenset[str]
     subject: str | None = None
     via_token: bool = False
+    credential: str | None = None  # SHA-256 of the API key presented (None for tokens)
 
     def as_end_user(self, user: str | None) -> Principal:
         """An API-key caller acting for one of its end users (OpenAI's ``user`` field).
@@ -83,7 +101,12 @@ class Principal:
         A client token already names its end user; ``user`` cannot change it."""
         if user is None or self.via_token:
             return self
-        return Principal(self.key, self.scopes, subject=user)
+        return Principal(self.key, self.scopes, subject=user, credential=self.credential)
+
+    @property
+    def minter(self) -> str | None:
+        """What a client token minted by this caller records as its minting key."""
+        return None if self.credential is None else self.credential[:MINTER_DIGITS]
 
     @property
     def scope_id(self) -> str:
@@ -120,6 +143,35 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+def invalid_field(param: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_request", f"Invalid request: {param}: {message}.", param=param)
+
+
+def check_name(name: str) -> None:
+    """A key name fits its KV metadata and every JSON encoder (no lone surrogates)."""
+    if not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise invalid_field("name", f"must be 1-{MAX_NAME_CHARS} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        raise invalid_field("name", "must not contain control characters or lone surrogates")
+    if len(json.dumps(name)) - 2 > MAX_NAME_JSON_BYTES:
+        raise invalid_field(
+            "name", f"takes more than {MAX_NAME_JSON_BYTES} bytes as JSON; use a shorter name"
+        )
+
+
+def check_expiry(expires_at: int | None, param: str = "expires_at") -> None:
+    if expires_at is not None and not 0 <= expires_at <= MAX_TIMESTAMP:
+        raise invalid_field(param, f"must be a Unix time between 0 and {MAX_TIMESTAMP}")
+
+
+def expiry_in(seconds: int, now: float) -> int:
+    """``now + seconds`` as an expiry, refused (``param: expires_in_seconds``) past the
+    latest representable instant."""
+    if seconds > MAX_TIMESTAMP - int(now):
+        raise invalid_field("expires_in_seconds", f"ends after {MAX_TIMESTAMP} (year 9999)")
+    return int(now) + seconds
+
+
 def _check_usable(record: KeyRecord, now: float) -> None:
     if record.revoked:
         raise unauthorized("revoked_api_key", "The API key was revoked.", invalid_token=True)
@@ -152,12 +204,14 @@ class KeyStore:
         now = self._clock()
         if token.startswith(CLIENT_TOKEN_PREFIX) and signer is not None:
             claims = verify_client_token(signer, token, audience=audience, now=now)
-            record = await self.get(claims.key_id)
-            if record is None:
+            index = await self._index(claims.key_id)
+            if index is None:
                 raise unauthorized(
                     "invalid_token", "The client token is not valid.", invalid_token=True
                 )
+            record = KeyRecord.from_dict(index["record"])
             _check_usable(record, now)
+            _check_minter(claims, record, index.get("tokens", []), now)
             scopes = frozenset(claims.scopes) & frozenset(record.scopes) - {SCOPE_ADMIN}
             return Principal(record, scopes, subject=claims.subject, via_token=True)
 
@@ -179,7 +233,7 @@ class KeyStore:
                 "This key was rotated and its grace period has ended; use the new key.",
                 invalid_token=True,
             )
-        return Principal(record, frozenset(record.scopes))
+        return Principal(record, frozenset(record.scopes), credential=digest(token))
 
     async def _index(self, key_id: str) -> dict[str, Any] | None:
         if not key_id.startswith("key_") or len(key_id) > 64:
@@ -192,15 +246,27 @@ class KeyStore:
         return None if index is None else KeyRecord.from_dict(index["record"])
 
     async def list(self) -> list[KeyRecord]:
+        """Every key, oldest first (the CLI's listing; the HTTP API pages)."""
         records: list[KeyRecord] = []
         cursor: str | None = None
         while True:
-            page = await self._kv.list("apikeyid:", cursor=cursor)
-            records.extend(KeyRecord.from_dict(e.metadata) for e in page.keys if e.metadata)
-            if page.complete or not page.cursor:
+            page, cursor = await self.page(1000, cursor)
+            records.extend(page)
+            if cursor is None:
                 break
-            cursor = page.cursor
         return sorted(records, key=lambda r: (r.created, r.id))
+
+    async def page(self, limit: int, cursor: str | None) -> tuple[list[KeyRecord], str | None]:
+        """Up to ``limit`` keys in id order, and the cursor of the next page (``None`` at
+        the end). The cursor is KV's own; one the store refuses is a 400 on ``cursor``."""
+        try:
+            page = await self._kv.list("apikeyid:", limit=limit, cursor=cursor)
+        except Exception as exc:  # an invalid cursor: Workers KV throws, whatever the cause
+            if cursor is None:
+                raise
+            raise invalid_field("cursor", "not a cursor this listing returned") from exc
+        records = [KeyRecord.from_dict(e.metadata) for e in page.keys if e.metadata]
+        return records, None if page.complete or not page.cursor else page.cursor
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -223,6 +289,8 @@ class KeyStore:
         expires_at: int | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> tuple[str, KeyRecord]:
+        check_name(name)
+        check_expiry(expires_at)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record = KeyRecord(
             id="key_" + secrets.token_hex(8),
@@ -254,6 +322,12 @@ class KeyStore:
         record, tokens = await self._load_for_change(key_id)
         if record.revoked:
             raise ApiError(409, "key_revoked", "A revoked key cannot be changed.")
+        if "name" in changes:
+            check_name(changes["name"])
+        if "expires_at" in changes:
+            check_expiry(changes["expires_at"])
+        if "scopes" in changes:
+            changes = {**changes, "scopes": sorted(set(changes["scopes"]))}
         for name, value in changes.items():
             setattr(record, name, value)
         await self._save(record, tokens)
@@ -272,8 +346,32 @@ class KeyStore:
             if entry["expires_at"] <= self._clock():
                 await self._kv.delete(f"apikey:{entry['hash']}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record.rotated_at = int(self._clock())
         await self._save(record, [*tokens, {"hash": digest(token), "expires_at": None}])
         return token, record
+
+
+def _check_minter(
+    claims: ClientToken, record: KeyRecord, tokens: list[dict[str, Any]], now: float
+) -> None:
+    """A client token lives no longer than the API key that minted it.
+
+    Rotation gives the old key a grace period (``0``: none); its tokens end with it, while
+    the new key's keep working. A token from before tokens named their minting key is
+    ended by any rotation after it was issued.
+    """
+    if claims.minted_by is None:
+        ended = record.rotated_at is not None and claims.issued_at <= record.rotated_at
+    else:
+        minter = next((t for t in tokens if t["hash"].startswith(claims.minted_by)), None)
+        until = None if minter is None else minter.get("expires_at")
+        ended = minter is None or (until is not None and until <= now)
+    if ended:
+        raise unauthorized(
+            "expired_token",
+            "The API key that minted this client token was rotated; mint a new one.",
+            invalid_token=True,
+        )
 
 
 def check_admin(authorization: str | None, admin_token: str | None) -> bool:

@@ -2,10 +2,12 @@
 
 Identical means the same cache key. The first request for a key is the leader and runs
 the generation; requests for the same key that arrive while it runs wait for its result
-instead of paying again. A failure reaches every waiter and nothing is cached (the
-leader's pipeline caches only successes). Within a process (or Workers isolate) this is
-a map of in-flight futures; across isolates the Workers runtime adds a Durable Object per
-cache key (``fluxgate.edge.coalesce``).
+instead of paying again. A failure of the work (the model's, the store's) reaches every
+waiter and nothing is cached (the leader's pipeline caches only successes). A failure that
+is the leader's own (its rate limit, its budget: :class:`NotShared`) reaches the leader
+only; the waiters then run again for themselves, one of them as the new leader. Within a
+process (or Workers isolate) this is a map of in-flight futures; across isolates the
+Workers runtime adds a Durable Object per cache key (``fluxgate.edge.coalesce``).
 
 Pydantic-free: the Workers adapter builds on it.
 """
@@ -17,6 +19,19 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class NotShared(Exception):
+    """Raised by ``work`` for a failure that belongs to the leader alone (``error``).
+
+    The leader's caller receives ``error`` itself; waiters receive nothing from this run
+    and try again. Another tenant's ``budget_exceeded``, with that tenant's spend in its
+    message, must never be an answer to someone else's request.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
 
 
 class Coalescer(Protocol):
@@ -36,21 +51,33 @@ class InflightCoalescer(Generic[T]):
         return len(self._inflight)
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        pending = self._inflight.get(key)
-        if pending is not None:
-            # shield: a waiter that gives up (client went away) must not cancel the leader
-            return await asyncio.shield(pending), False
+        while True:
+            pending = self._inflight.get(key)
+            if pending is None:
+                return await self._lead(key, work), True
+            try:
+                # shield: a waiter that gives up (client went away) must not cancel the leader
+                return await asyncio.shield(pending), False
+            except NotShared:
+                continue  # the leader's own refusal: run again, perhaps as the leader
+
+    async def _lead(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             result = await work()
-        except BaseException as exc:
+        except NotShared as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: with no waiters it is not an "unhandled" error
+            raise exc.error from exc.error.__cause__
+        except BaseException as exc:
+            # A leader that was cancelled (its client went away) leaves nothing to share.
+            future.set_exception(exc if isinstance(exc, Exception) else NotShared(exc))
+            future.exception()
             raise
         else:
             future.set_result(result)
-            return result, True
+            return result
         finally:
             del self._inflight[key]
 
@@ -59,4 +86,7 @@ class NoCoalescing:
     """Every request runs its own generation (the baseline the benchmark compares to)."""
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        return await work(), True
+        try:
+            return await work(), True
+        except NotShared as exc:
+            raise exc.error from exc.error.__cause__

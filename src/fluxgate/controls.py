@@ -58,6 +58,7 @@ class Charge:
     account: str
     day: str
     micro_usd: int
+    reservation: str | None = None  # a job's: held until the job ends (see ``release``)
 
 
 def utc_day(now: float) -> str:
@@ -166,20 +167,32 @@ class Controls:
         return True
 
     async def reserve(
-        self, policy: CallerPolicy, principal: Principal, cost: CostEstimate
+        self,
+        policy: CallerPolicy,
+        principal: Principal,
+        cost: CostEstimate,
+        *,
+        reservation: str | None = None,
     ) -> Charge:
+        """Reserve the cost against the key's daily budget, or raise ``budget_exceeded``.
+
+        With a ``reservation`` id (a job's) the reservation is idempotent: a job re-run
+        after a crash finds its reservation already made and is not charged again.
+        """
         now = self.clock()
         budget = policy.limits.daily_budget_usd
         limit = UNLIMITED if budget is None else to_micro(budget)
-        charge = Charge(principal.key.id, utc_day(now), to_micro(cost.usd))
-        reservation = await self.ledger.reserve(charge.account, charge.day, charge.micro_usd, limit)
-        if not reservation.accepted:
+        charge = Charge(principal.key.id, utc_day(now), to_micro(cost.usd), reservation)
+        booked = await self.ledger.reserve(
+            charge.account, charge.day, charge.micro_usd, limit, reservation
+        )
+        if not booked.accepted:
             wait = seconds_to_next_day(now)
             raise ApiError(
                 429,
                 "budget_exceeded",
                 f"This key's daily budget of ${budget:.4f} is spent "
-                f"(${reservation.usage.micro_usd / 1e6:.4f} used; this image costs "
+                f"(${booked.usage.micro_usd / 1e6:.4f} used; this image costs "
                 f"${cost.usd:.4f}). It resets at 00:00 UTC.",
                 headers={"Retry-After": str(wait)},
             )
@@ -190,6 +203,14 @@ class Controls:
             await self.ledger.refund(charge.account, charge.day, charge.micro_usd)
         except Exception as exc:  # the request already failed; do not mask its error
             log.error("budget refund failed for %s: %s", charge.account, type(exc).__name__)
+
+    async def release(self, account: str, reservation: str) -> None:
+        """Refund a job's reservation, if one was made: the job failed, or an attempt
+        failed cleanly and goes back to the queue. Idempotent."""
+        try:
+            await self.ledger.release(account, reservation)
+        except Exception as exc:  # the job already ended; do not mask its outcome
+            log.error("budget release failed for %s: %s", account, type(exc).__name__)
 
     async def usage(self, policy: CallerPolicy, principal: Principal) -> dict[str, object]:
         now = self.clock()

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+# The OpenAI-style ``type`` of an error, by status: the statuses with a type of their own,
+# then every other client error (409, 410, 416 ...) is an ``invalid_request_error`` and
+# every server error an ``api_error``. One place: ``ApiError.type`` is all that reads it.
 _TYPES = {
-    400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+def error_type(status: int) -> str:
+    """The OpenAI-style ``type`` for an HTTP status."""
+    if status in _TYPES:
+        return _TYPES[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
 class ApiError(Exception):
@@ -46,7 +52,7 @@ class ApiError(Exception):
 
     @property
     def type(self) -> str:
-        return _TYPES.get(self.status, "api_error")
+        return error_type(self.status)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {

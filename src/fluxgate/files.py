@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ApiError
-from .signing import UrlSigner
+from .signing import UrlSigner, is_decimal
 
 FILES_PREFIX = "/v1/files/"
 _OBJECT_KEY = re.compile(r"^images/([0-9a-f]{64})\.(png|jpg|webp)$")
@@ -116,30 +116,49 @@ def unsatisfiable(size: int) -> ApiError:
     )
 
 
+# A position past any file: what a Range number too long to convert means.
+_PAST_ANY_FILE = 1 << 63
+
+
+def _position(text: str) -> int | None:
+    """A byte position of a ``Range`` header, or ``None`` if it is not one.
+
+    RFC 9110's ``1*DIGIT`` is ASCII digits of any length: leading zeros are dropped, and a
+    number too long to be any file's offset reads as "past the end" without being
+    converted (``int()`` refuses more than 4300 digits and is slow well before that).
+    """
+    if not is_decimal(text):
+        return None
+    significant = text.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 18 else _PAST_ANY_FILE
+
+
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """One ``bytes=`` range (RFC 9110); ``None`` means the whole file.
 
     A syntactically invalid or multi-range header is ignored (the whole file is served, as
-    the RFC allows); a valid range outside the file is a 416.
+    the RFC allows); a valid range outside the file is a 416. No header value raises
+    anything else.
     """
     if not header:
         return None
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash:
         return None
-    if not first:  # suffix: the last N bytes
-        if not last.isdigit() or int(last) == 0:
+    first = _position(first_text) if first_text else None
+    last = _position(last_text) if last_text else None
+    malformed = (first_text and first is None) or (last_text and last is None)
+    if malformed or (first is None and last is None):
+        return None
+    if first is None:  # suffix: the last N bytes
+        if last == 0 or size == 0:
             raise unsatisfiable(size)
-        return ByteRange(max(0, size - int(last)), size - 1)
-    if last and not last.isdigit():
+        return ByteRange(max(0, size - last), size - 1)
+    if last is not None and last < first:
         return None
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if last and int(last) < start:
-        return None
-    if start >= size:
+    if first >= size:
         raise unsatisfiable(size)
-    return ByteRange(start, end)
+    return ByteRange(first, size - 1 if last is None else min(last, size - 1))

@@ -8,7 +8,9 @@ output format is not documented.
 
 from __future__ import annotations
 
+import re
 import struct
+import zlib
 from dataclasses import dataclass
 
 MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -127,3 +129,184 @@ def _webp_size(data: bytes) -> tuple[int, int]:
 
 
 _READERS = {"png": _png_size, "jpeg": _jpeg_size, "webp": _webp_size}
+
+
+def check_complete(data: bytes, info: ImageInfo) -> None:
+    """Raise :class:`ImageFormatError` unless ``data`` is a whole image, not just a header.
+
+    Reference images are paid for before the model sees them, so a 24-byte PNG header
+    must not pass for an image. What is checked is what can be checked cheaply without a
+    decoder (Pillow is not available on Workers), in time linear in the size:
+
+    - PNG: every chunk up to ``IEND`` is whole and its CRC matches; ``IHDR`` comes first
+      with a valid bit depth / colour type pair; ``PLTE`` precedes the data when the
+      colour type needs one; the ``IDAT`` chunks are consecutive and their zlib stream is
+      complete and inflates to exactly the scanlines ``IHDR`` announces (bounded by it, so
+      a compression bomb is never inflated), each row starting with a valid filter type.
+    - JPEG: every marker segment fits in the file; a frame header (SOF) with sane fields
+      precedes the first scan (SOS); scans and their entropy-coded data are followed by
+      the end-of-image marker (EOI).
+    - WebP: the RIFF size fits the file; every chunk fits in the RIFF; there is a VP8 key
+      frame whose first partition fits its chunk, a VP8L bitstream with its signature and
+      version 0, or animation frames.
+
+    Not checked: the compressed pixel data itself (Huffman and VP8 decoding need a real
+    decoder). The model may still refuse such an image; that costs a round trip, not an
+    unbounded amount of work here. Bytes after the end of the image are ignored, as every
+    decoder does.
+    """
+    try:
+        _COMPLETENESS[info.format](data)
+    except (struct.error, IndexError, ValueError, zlib.error) as exc:
+        name = info.format.upper()
+        raise ImageFormatError("corrupt", f"The {name} image is incomplete or damaged.") from exc
+
+
+# PNG: colour type -> (samples per pixel, allowed bit depths)
+_PNG_COLOURS = {
+    0: (1, {1, 2, 4, 8, 16}),
+    2: (3, {8, 16}),
+    3: (1, {1, 2, 4, 8}),
+    4: (2, {8, 16}),
+    6: (4, {8, 16}),
+}
+# Adam7 passes: x offset, y offset, x step, y step
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2))
+_ADAM7 += ((0, 1, 1, 2),)
+
+
+def _png_rows(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> list[int]:
+    """The length of every scanline (filter byte included), pass after pass if interlaced."""
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    rows: list[int] = []
+    for x0, y0, dx, dy in passes:
+        pass_width = (width - x0 + dx - 1) // dx if width > x0 else 0
+        pass_height = (height - y0 + dy - 1) // dy if height > y0 else 0
+        if pass_width and pass_height:
+            rows += [1 + (pass_width * bits_per_pixel + 7) // 8] * pass_height
+    return rows
+
+
+def _png_complete(data: bytes) -> None:
+    pos, chunks, idat = 8, 0, bytearray()
+    ihdr = b""
+    palette = idat_done = False
+    while True:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if len(kind) < 4 or length > 0x7FFFFFFF or end > len(data):
+            raise ValueError("truncated chunk")
+        body = data[pos + 8 : pos + 8 + length]
+        if zlib.crc32(kind + body) != int.from_bytes(data[end - 4 : end], "big"):
+            raise ValueError(f"bad CRC in {kind!r}")
+        if chunks == 0 and (kind != b"IHDR" or length != 13):
+            raise ValueError("IHDR is not first")
+        chunks += 1
+        if kind == b"IHDR":
+            ihdr = body
+        elif kind == b"PLTE":
+            palette = True
+        elif kind == b"IDAT":
+            if idat_done:
+                raise ValueError("IDAT chunks are not consecutive")
+            idat += body
+        elif idat:
+            idat_done = True
+        if kind == b"IEND":
+            break
+        pos = end
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(
+        ">IIBBBBB", ihdr
+    )
+    samples, depths = _PNG_COLOURS.get(colour, (0, set()))
+    if depth not in depths or compression or filtering or interlace > 1:
+        raise ValueError("invalid IHDR")
+    if (colour == 3 and not palette) or not idat:
+        raise ValueError("no palette or no image data")
+    rows = _png_rows(width, height, samples * depth, interlace == 1)
+    expected = sum(rows)
+    inflater = zlib.decompressobj()
+    pixels = inflater.decompress(bytes(idat), expected + 1)
+    if len(pixels) != expected or not inflater.eof:
+        raise ValueError("the image data is incomplete")
+    offset = 0
+    for row in rows:
+        if pixels[offset] > 4:
+            raise ValueError("invalid filter type")
+        offset += row
+
+
+# A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart
+# marker (D0-D7) nor a fill byte.
+_JPEG_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+
+
+def _jpeg_complete(data: bytes) -> None:
+    pos, frame = 2, False
+    while True:
+        if data[pos] != 0xFF:
+            raise ValueError("bad marker")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
+            if not frame:
+                raise ValueError("no frame")
+            return
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        segment = data[pos + 4 : pos + 2 + length]
+        if length < 2 or len(segment) != length - 2:
+            raise ValueError("truncated segment")
+        if marker in _SOF:
+            precision, height, width, components = struct.unpack(">BHHB", segment[:6])
+            if precision not in (8, 12, 16) or not 1 <= components <= 4 or not height:
+                raise ValueError("invalid frame header")
+            if length != 8 + 3 * components or not width:
+                raise ValueError("invalid frame header")
+            frame = True
+        pos += 2 + length
+        if marker == 0xDA:  # SOS: entropy-coded data runs to the next real marker
+            components = segment[0]
+            if not frame or not 1 <= components <= 4 or length != 6 + 2 * components:
+                raise ValueError("scan before frame, or invalid scan header")
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                raise ValueError("scan data without an end")
+            pos = found.start()
+
+
+def _webp_complete(data: bytes) -> None:
+    riff_end = 8 + int.from_bytes(data[4:8], "little")
+    if riff_end > len(data) or riff_end < 20:
+        raise ValueError("truncated RIFF")
+    pos, image = 12, False
+    while pos < riff_end:
+        kind = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = data[pos + 8 : pos + 8 + size]
+        if pos + 8 + size > riff_end:
+            raise ValueError("truncated chunk")
+        if kind == b"VP8 ":
+            tag = int.from_bytes(body[:3], "little")
+            key_frame, partition = not tag & 1, tag >> 5
+            if not key_frame or body[3:6] != b"\x9d\x01\x2a" or 10 + partition > size:
+                raise ValueError("invalid VP8 frame")
+            image = True
+        elif kind == b"VP8L":
+            if size < 5 or body[0] != 0x2F or body[4] >> 5:
+                raise ValueError("invalid VP8L bitstream")
+            image = True
+        elif kind == b"ANMF":
+            image = True
+        pos += 8 + size + (size & 1)
+    if not image:
+        raise ValueError("no image chunk")
+
+
+_COMPLETENESS = {"png": _png_complete, "jpeg": _jpeg_complete, "webp": _webp_complete}

@@ -179,13 +179,15 @@ class JobTable:
     def fail(self, job_id: str, lease: str, error: dict[str, Any], now: float) -> Job | None:
         return self._finish(job_id, lease, FAILED, "error", error, now)
 
-    def release(self, job_id: str, lease: str, now: float) -> None:
-        """Give a claimed job back to the queue (a retryable failure)."""
-        self._exec(
+    def release(self, job_id: str, lease: str, now: float) -> bool:
+        """Give a claimed job back to the queue (a retryable failure); ``False`` when this
+        lease no longer holds it."""
+        rows = self._exec(
             "UPDATE jobs SET status = ?, lease = NULL, lease_until = NULL, updated = ?"
-            " WHERE id = ? AND status = ? AND lease = ?",
+            " WHERE id = ? AND status = ? AND lease = ? RETURNING id",
             (QUEUED, int(now), job_id, RUNNING, lease),
         )
+        return bool(rows)
 
     def record_webhook(self, job_id: str, state: dict[str, Any], now: float) -> None:
         self._exec(
@@ -225,7 +227,7 @@ class JobStore(Protocol):
         self, job_id: str, lease: str, error: dict[str, Any], now: float
     ) -> Job | None: ...
 
-    async def release(self, job_id: str, lease: str, now: float) -> None: ...
+    async def release(self, job_id: str, lease: str, now: float) -> bool: ...
 
     async def record_webhook(self, job_id: str, state: dict[str, Any], now: float) -> None: ...
 

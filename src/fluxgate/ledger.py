@@ -4,13 +4,19 @@
 budget, so two concurrent reservations can never both pass the check. The same SQL runs in
 a Durable Object's SQLite storage on Workers (one object per key, so one writer) and in a
 local SQLite file. Amounts are integer micro-dollars: no float drift at the boundary.
-Pydantic-free: the Durable Object imports it.
+
+A reservation may carry an id (an async job's): it is then recorded, and reserving the same
+id again charges nothing, so a job re-run after its consumer crashed mid-generation is
+charged once. ``release`` refunds such a reservation exactly once. Records are kept for
+:data:`RESERVATION_DAYS` (longer than a queue keeps a message). Pydantic-free: the Durable
+Object imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 UNLIMITED = 2**62
@@ -33,6 +39,19 @@ REFUND = (
     " WHERE account = ? AND day = ?"
 )
 USAGE = "SELECT micro_usd, requests FROM spend WHERE account = ? AND day = ?"
+
+RESERVATION_DAYS = 30
+RESERVATIONS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS reservations ("
+    " id TEXT PRIMARY KEY, account TEXT NOT NULL, day TEXT NOT NULL,"
+    " micro_usd INTEGER NOT NULL)"
+)
+HOLD = (
+    "INSERT INTO reservations (id, account, day, micro_usd) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+UNHOLD = "DELETE FROM reservations WHERE id = ? AND account = ? RETURNING day, micro_usd"
+PRUNE = "DELETE FROM reservations WHERE day < ?"
 
 Exec = Callable[[str, Sequence[Any]], list[Sequence[Any]]]
 
@@ -59,18 +78,45 @@ class Ledger:
     def __init__(self, execute: Exec) -> None:
         self._exec = execute
         self._exec(SCHEMA, ())
+        self._exec(RESERVATIONS_SCHEMA, ())
 
     def usage(self, account: str, day: str) -> Usage:
         rows = self._exec(USAGE, (account, day))
         return Usage(int(rows[0][0]), int(rows[0][1])) if rows else Usage(0, 0)
 
-    def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation:
+    def reserve(
+        self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
+    ) -> Reservation:
+        if reservation and not self._exec(HOLD, (reservation, account, day, micro_usd)):
+            return Reservation(True, self.usage(account, day))  # made before: charged once
+        result = self._charge(account, day, micro_usd, limit)
+        if reservation and not result.accepted:
+            self._exec(UNHOLD, (reservation, account))
+        elif reservation:
+            self._prune(day)
+        return result
+
+    def _charge(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation:
         if micro_usd > limit:
             return Reservation(False, self.usage(account, day))
         rows = self._exec(RESERVE, (account, day, micro_usd, limit))
         if not rows:
             return Reservation(False, self.usage(account, day))
         return Reservation(True, Usage(int(rows[0][0]), int(rows[0][1])))
+
+    def release(self, account: str, reservation: str) -> None:
+        """Refund a recorded reservation, once (the record goes with the refund)."""
+        rows = self._exec(UNHOLD, (reservation, account))
+        if rows:
+            day, micro_usd = rows[0]
+            self._exec(REFUND, (int(micro_usd), account, str(day)))
+
+    def _prune(self, day: str) -> None:
+        try:
+            cutoff = date.fromisoformat(day) - timedelta(days=RESERVATION_DAYS)
+        except ValueError:  # not a calendar day: nothing to age out against
+            return
+        self._exec(PRUNE, (cutoff.isoformat(),))
 
     def refund(self, account: str, day: str, micro_usd: int) -> Usage:
         self._exec(REFUND, (micro_usd, account, day))
@@ -80,8 +126,12 @@ class Ledger:
 class BudgetLedger(Protocol):
     """The async port the gateway uses; one implementation per runtime."""
 
-    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation: ...
+    async def reserve(
+        self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
+    ) -> Reservation: ...
 
     async def refund(self, account: str, day: str, micro_usd: int) -> None: ...
+
+    async def release(self, account: str, reservation: str) -> None: ...
 
     async def usage(self, account: str, day: str) -> Usage: ...

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .model import MAX_SIZE, MIN_SIZE
 from .policy_document import LimitOverrides
 
 MAX_SEED = 2**53 - 1
+_SIZE = re.compile(r"^(auto|[0-9]{3,4}x[0-9]{3,4})$")
 DEFAULT_WIDTH, DEFAULT_HEIGHT = (
     1024,
     768,
@@ -32,7 +35,9 @@ class GenerationRequest(BaseModel):
     model: str | None = Field(None, description="flux-2-dev's id (or 'flux-2-dev'); optional.")
     n: int = Field(1, ge=1, le=1, description="Images per request: 1.")
     size: str | None = Field(
-        None, pattern=r"^(auto|\d{3,4}x\d{3,4})$", description="'WIDTHxHEIGHT' (OpenAI style)."
+        None,
+        description="'WIDTHxHEIGHT' (OpenAI style) or 'auto'.",
+        json_schema_extra={"pattern": _SIZE.pattern},
     )
     width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE, description="Default 1024.")
     height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE, description="Default 768.")
@@ -77,16 +82,34 @@ class GenerationRequest(BaseModel):
     input_image_2: str | None = None
     input_image_3: str | None = None
 
+    @field_validator("size")
+    @classmethod
+    def _check_size(cls, size: str | None) -> str | None:
+        """Format and range in one message, in the API's words (the field is named by
+        pydantic's location)."""
+        if size is None or size == "auto":
+            return size
+        sides = [int(v) for v in size.split("x")] if _SIZE.match(size) else []
+        if not sides or not all(MIN_SIZE <= side <= MAX_SIZE for side in sides):
+            raise PydanticCustomError(
+                "size_invalid",
+                "size must be 'auto' or 'WIDTHxHEIGHT' with each side {min}-{max} "
+                "(e.g. '1024x768')",
+                {"min": MIN_SIZE, "max": MAX_SIZE},
+            )
+        return size
+
     @model_validator(mode="after")
     def _resolve_size(self) -> GenerationRequest:
         if self.size not in (None, "auto"):
             if self.width is not None or self.height is not None:
-                raise ValueError("give either size or width/height, not both")
-            w, h = (int(v) for v in self.size.split("x"))
-            for name, value in (("width", w), ("height", h)):
-                if not MIN_SIZE <= value <= MAX_SIZE:
-                    raise ValueError(f"size {name} must be {MIN_SIZE}-{MAX_SIZE}, got {value}")
-            self.width, self.height = w, h
+                # A whole-model error has no location: ctx["param"] names the field.
+                raise PydanticCustomError(
+                    "size_conflict",
+                    "size cannot be combined with width or height",
+                    {"param": "size"},
+                )
+            self.width, self.height = (int(v) for v in self.size.split("x"))
         self.width = self.width or DEFAULT_WIDTH
         self.height = self.height or DEFAULT_HEIGHT
         return self
@@ -177,7 +200,9 @@ class KeyUpdate(BaseModel):
         if isinstance(data, dict):
             for name in ("name", "scopes"):
                 if name in data and data[name] is None:
-                    raise ValueError(f"{name} cannot be null")
+                    raise PydanticCustomError(
+                        "not_nullable", "{param} cannot be null", {"param": name}
+                    )
         return data
 
     name: str | None = Field(None, min_length=1, max_length=100)

@@ -21,8 +21,8 @@ from typing import Any
 from . import b64
 from .auth import KeyStore, Principal
 from .cache import CacheMode, cache_key
-from .coalesce import Coalescer, InflightCoalescer
-from .controls import CallerPolicy, Controls
+from .coalesce import Coalescer, InflightCoalescer, NotShared
+from .controls import CallerPolicy, Charge, Controls
 from .errors import not_found, storage_unavailable
 from .files import object_path
 from .ledger import BudgetLedger
@@ -35,7 +35,7 @@ from .ratelimit import RateLimiter
 from .settings import Settings
 from .signing import UrlSigner
 from .storage import KVStore, ObjectStore, read_all
-from .upstream import UpstreamError, error_from_upstream
+from .upstream import UpstreamError, error_from_upstream, is_work_failure
 
 log = logging.getLogger("fluxgate.pipeline")
 
@@ -195,15 +195,36 @@ class Gateway:
         mode: CacheMode,
         *,
         admitted: bool = False,
+        reservation: str | None = None,
     ) -> Outcome:
-        """``admitted``: the rate limit was already counted (an async job, at submission)."""
+        """``admitted``: the rate limit was already counted (an async job, at submission).
+        ``reservation``: the budget reservation's id, for a job: reserved at most once
+        whatever the attempts, and settled by the job when it ends (not refunded here)."""
         prepared = await self.prepare(request, references, principal)
         policy, prompt, key = prepared.policy, prepared.prompt, prepared.key
 
         def run() -> Awaitable[Outcome]:
             return self._generate(
-                request, references, principal, policy, prompt, key, mode, admitted=admitted
+                request,
+                references,
+                principal,
+                policy,
+                prompt,
+                key,
+                mode,
+                admitted=admitted,
+                reservation=reservation,
             )
+
+        async def lead() -> Outcome:
+            # Waiters share the model's and the store's outcome, never the leader's own
+            # refusal (its rate limit, budget or moderation): they run for themselves.
+            try:
+                return await run()
+            except Exception as exc:
+                if is_work_failure(exc):
+                    raise
+                raise NotShared(exc) from exc
 
         want_bytes = request.response_format == "b64_json"
         if mode is not CacheMode.NORMAL:
@@ -212,7 +233,7 @@ class Gateway:
         if hit is None:
             # Concurrent identical requests share one model call; the others are served
             # like cache hits from the leader's result.
-            outcome, leader = await self.coalescer.run(key, run)
+            outcome, leader = await self.coalescer.run(key, lead)
             if leader:
                 return outcome
             hit = await self._as_hit(outcome, principal, want_bytes)
@@ -232,6 +253,7 @@ class Gateway:
         mode: CacheMode,
         *,
         admitted: bool = False,
+        reservation: str | None = None,
     ) -> Outcome:
         """The miss path: limits, moderation, budget, the model, storage, KV."""
         if not admitted:
@@ -253,14 +275,14 @@ class Gateway:
             request.steps,
             [(r.info.width, r.info.height) for r in references],
         )
-        charge = await self.controls.reserve(policy, principal, cost)
+        charge = await self.controls.reserve(policy, principal, cost, reservation=reservation)
         try:
             image = await self.model.generate(model_input)
         except UpstreamError as exc:
-            await self.controls.refund(charge)
+            await self._refund(charge)
             raise error_from_upstream(exc) from exc
         except BaseException:
-            await self.controls.refund(charge)
+            await self._refund(charge)
             raise
 
         digest = hashlib.sha256(image.data).hexdigest()
@@ -300,7 +322,7 @@ class Gateway:
             )
         except Exception as exc:
             log.error("object write failed for %s: %s", record.id, type(exc).__name__)
-            await self.controls.refund(charge)  # the client gets no image: it is not billed
+            await self._refund(charge)  # the client gets no image: it is not billed
             raise storage_unavailable("the image could not be stored") from exc
 
         # The record and the cache entry are independent writes: made concurrently.
@@ -311,6 +333,13 @@ class Gateway:
         await asyncio.gather(*writes)
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
         return Outcome(record, status, image.data, model_ms=image.upstream_ms)
+
+    async def _refund(self, charge: Charge) -> None:
+        """A request's failed charge is refunded now. A job's reservation is not: the job
+        settles it when it ends, since this attempt may be retried (and reserve nothing
+        more), or may have lost its lease to another attempt that succeeds."""
+        if charge.reservation is None:
+            await self.controls.refund(charge)
 
     async def _lookup(self, key: str, principal: Principal, want_bytes: bool) -> Outcome | None:
         try:

@@ -8,16 +8,46 @@ Limiting binding ``RATE_LIMIT_<NAME>`` whose limit and period must match the doc
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from .errors import ApiError
 from .model import MAX_REFERENCE_IMAGES, MAX_SIZE, MIN_SIZE
 from .policy import PromptPolicy
+from .ratelimit import AUTH_FAILURES_RULE
+
+log = logging.getLogger("fluxgate.policy")
 
 ModerationMode = Literal["off", "fail_open", "fail_closed"]
 _NAME = r"^[a-z][a-z0-9_]{0,31}$"
+
+# The ledger counts integer micro-dollars in SQLite's signed 64-bit integers (its
+# "unlimited" is 2**62 micro-dollars): a budget must convert to one with room to spare. A
+# million dollars a day is far beyond any real budget and far within that range.
+MAX_DAILY_BUDGET_USD = 1_000_000.0
+# A version travels as a JSON number to every client: keep it exact in a double.
+MAX_VERSION = 2**53 - 1
+# Deny rules are matched against every prompt: their number and length bound that work.
+MAX_DENY_RULES = 1000
+MAX_DENY_RULE_LENGTH = 500
+MAX_NAMED_ENTRIES = 64  # tiers, rate-limit rules
+
+Budget = Annotated[float, Field(ge=0, le=MAX_DAILY_BUDGET_USD, allow_inf_nan=False)]
+RuleName = Annotated[str, Field(pattern=_NAME)]
+DenyRules = Annotated[
+    tuple[Annotated[str, Field(max_length=MAX_DENY_RULE_LENGTH)], ...],
+    Field(max_length=MAX_DENY_RULES),
+]
 
 
 class RateLimitRule(BaseModel):
@@ -30,8 +60,10 @@ class Limits(BaseModel):
     """Limits of a tier; every field may also be overridden per key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    rate_limit: str | None = Field("standard", description="Name of a rate-limit rule; null: none.")
-    daily_budget_usd: float | None = Field(10.0, ge=0, description="null: unlimited.")
+    rate_limit: RuleName | None = Field(
+        "standard", description="Name of a rate-limit rule; null: none."
+    )
+    daily_budget_usd: Budget | None = Field(10.0, description="null: unlimited.")
     max_width: int = Field(MAX_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
     max_height: int = Field(MAX_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
     max_steps: int = Field(50, ge=1, le=50)
@@ -47,8 +79,8 @@ class LimitOverrides(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    rate_limit: str | None = None
-    daily_budget_usd: float | None = Field(None, ge=0)
+    rate_limit: RuleName | None = None
+    daily_budget_usd: Budget | None = None
     max_width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
     max_height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
     max_steps: int | None = Field(None, ge=1, le=50)
@@ -57,8 +89,8 @@ class LimitOverrides(BaseModel):
 
 
 class Tier(Limits):
-    deny_terms: tuple[str, ...] = ()
-    deny_patterns: tuple[str, ...] = ()
+    deny_terms: DenyRules = ()
+    deny_patterns: DenyRules = ()
 
 
 def compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
@@ -73,15 +105,18 @@ def compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
 class PolicyDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: int = Field(ge=1, description="Must increase with every change.")
-    default_tier: str = "standard"
+    version: int = Field(ge=1, le=MAX_VERSION, description="Must increase with every change.")
+    default_tier: RuleName = "standard"
     max_prompt_length: int = Field(2048, ge=1, le=100_000)
-    deny_terms: tuple[str, ...] = ()
-    deny_patterns: tuple[str, ...] = ()
-    rate_limits: dict[str, RateLimitRule] = Field(
-        default_factory=lambda: {"standard": RateLimitRule(limit=60, period=60)}
+    deny_terms: DenyRules = ()
+    deny_patterns: DenyRules = ()
+    rate_limits: dict[RuleName, RateLimitRule] = Field(
+        default_factory=lambda: {"standard": RateLimitRule(limit=60, period=60)},
+        max_length=MAX_NAMED_ENTRIES,
     )
-    tiers: dict[str, Tier] = Field(default_factory=lambda: {"standard": Tier()})
+    tiers: dict[RuleName, Tier] = Field(
+        default_factory=lambda: {"standard": Tier()}, min_length=1, max_length=MAX_NAMED_ENTRIES
+    )
 
     @field_validator("deny_patterns")
     @classmethod
@@ -90,9 +125,8 @@ class PolicyDocument(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyDocument:
-        for name in [*self.rate_limits, *self.tiers]:
-            if not re.match(_NAME, name):
-                raise ValueError(f"name {name!r} must match {_NAME}")
+        if AUTH_FAILURES_RULE in self.rate_limits:
+            raise ValueError(f"the rate-limit name {AUTH_FAILURES_RULE!r} is reserved")
         if self.default_tier not in self.tiers:
             raise ValueError(f"default_tier {self.default_tier!r} is not a tier")
         for tier_name, tier in self.tiers.items():
@@ -105,6 +139,14 @@ class PolicyDocument(BaseModel):
         """The named tier; a key whose tier was removed falls back to the default tier."""
         chosen = name if name in self.tiers else self.default_tier
         return chosen, self.tiers[chosen]
+
+    def require_tier(self, name: str | None) -> None:
+        """Refuse a tier this document does not have: the one check for the admin API and
+        the CLI, so neither can give a key a tier the other would refuse."""
+        if name is not None and name not in self.tiers:
+            raise ApiError(
+                400, "unknown_tier", f"No tier '{name}' in the policy document.", param="tier"
+            )
 
     def prompt_policy(self, tier: Tier) -> PromptPolicy:
         return PromptPolicy.build(
@@ -127,8 +169,21 @@ class EffectivePolicy(BaseModel):
 
 
 def effective_limits(tier: Tier, overrides: dict[str, Any]) -> Limits:
+    """The tier's limits with the key's overrides applied.
+
+    Overrides are validated when an admin sets them, but a key stored under older, looser
+    rules (a ``daily_budget_usd`` of 1e308, say) must not fail every request it makes: an
+    override the current rules refuse is ignored, and the tier's value applies.
+    """
     base = tier.model_dump(include=set(Limits.model_fields))
-    clean = LimitOverrides.model_validate(overrides).model_dump(exclude_none=True)
+    clean: dict[str, Any] = {}
+    for name, value in overrides.items():
+        try:
+            checked = LimitOverrides.model_validate({name: value})
+        except ValidationError:
+            log.warning("ignoring the stored override %s: it breaks the current rules", name)
+            continue
+        clean.update(checked.model_dump(exclude_none=True))
     return Limits.model_validate({**base, **clean})
 
 

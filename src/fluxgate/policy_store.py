@@ -7,7 +7,6 @@ reaches every isolate within that time plus KV's own propagation (up to about a 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -79,10 +78,3 @@ class PolicyStore:
         if policy is None:
             policy = self._prompt_policies[tier_name] = doc.prompt_policy(tier)
         return policy
-
-
-def policy_from_json(text: str) -> PolicyDocument:
-    try:
-        return PolicyDocument.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
-        raise ApiError(400, "invalid_policy", f"Invalid policy document: {exc}") from None

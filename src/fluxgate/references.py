@@ -14,17 +14,30 @@ from collections.abc import Sequence
 
 from . import b64
 from .errors import ApiError
-from .images import ImageFormatError, inspect_image
+from .images import ImageFormatError, check_complete, inspect_image
 from .model import MAX_REFERENCE_IMAGES, ReferenceImage
 
 MAX_REFERENCE_SIDE = 511  # "smaller than 512x512"
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
-_FIELD = re.compile(r"^input_image_(\d+)$")
+# The one spelling of a reference field: ASCII digits without leading zeros, as the
+# schema names them. "input_image_00" or "input_image_٣" is no slot, so it is an unknown
+# parameter in both encodings, never a second copy of slot 0 or 3.
+_FIELD = re.compile(r"input_image_(0|[1-9][0-9]*)")
 
 
 def reference_index(field: str) -> int | None:
-    match = _FIELD.match(field)
-    return int(match.group(1)) if match else None
+    """The slot a reference-image field names (``input_image_2`` -> 2), or ``None`` if
+    the name is not one.
+
+    A number past the last slot, however many digits it has, is returned as
+    :data:`MAX_REFERENCE_IMAGES` without being converted (``int()`` refuses more than 4300
+    digits): callers only ask whether it is a slot.
+    """
+    match = _FIELD.fullmatch(field)
+    if match is None:
+        return None
+    digits = match.group(1)
+    return min(int(digits), MAX_REFERENCE_IMAGES) if len(digits) <= 3 else MAX_REFERENCE_IMAGES
 
 
 def too_many() -> ApiError:
@@ -86,5 +99,9 @@ def check_references(
                 "512x512 (at most 511 pixels on each side).",
                 param=field,
             )
+        try:
+            check_complete(data, info)  # after the size check: it bounds the inflating
+        except ImageFormatError as exc:
+            raise ApiError(400, "invalid_image", f"{field}: {exc}", param=field) from exc
         out.append(ReferenceImage(data, info, hashlib.sha256(data).hexdigest()))
     return tuple(out)

@@ -8,21 +8,43 @@ in, so an oversize upload is refused without being buffered whole.
 from __future__ import annotations
 
 import json
+import math
+import operator
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from itertools import accumulate, repeat
 from typing import Any
 
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
+from starlette.responses import Response
 
 from .errors import ApiError
 from .model import MAX_REFERENCE_IMAGES, ReferenceImage
 from .models import GenerationRequest
 from .references import check_references, decode_image_string, reference_index, too_many
+from .signing import is_decimal
 
-_OPENAI_IMAGE = re.compile(r"^image(\[\d*\])?$")
+_OPENAI_IMAGE = re.compile(r"^image(\[[0-9]*\])?$")
+# The generation's field names (and aliases): a file part under any other name is an
+# unknown parameter, as the same name is in JSON.
+_FORM_FIELDS = frozenset(GenerationRequest.model_fields) | {
+    f.alias for f in GenerationRequest.model_fields.values() if f.alias
+}
+
+# Deeper than any body of this API (the policy document is 4 levels deep). The limit is
+# checked before parsing: on Workers, json.loads of ~100,000 nested arrays overflows the
+# WebAssembly stack, a fatal error for the whole isolate rather than a RecursionError.
+MAX_JSON_DEPTH = 64
+# A JSON string, closed or not (an unclosed one runs to the end). Possessive, so it never
+# backtracks: stripping the strings of any body takes one linear pass.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # +1 / -1, offset by one
 
 
 def payload_too_large(limit: int) -> ApiError:
@@ -35,9 +57,90 @@ def declared_length(header: str | None) -> int | None:
     if header is None:
         return None
     value = header.strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+    if len(value) > 19 or not is_decimal(value):
         return None
     return int(value)
+
+
+def invalid_json(why: str) -> ApiError:
+    return ApiError(400, "invalid_json", f"The body is not valid JSON: {why}.")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in ``body``, without parsing it.
+
+    Strings are dropped first (brackets inside them do not count), then every bracket
+    becomes a step of +1 or -1 and the deepest running total is the depth. Each step is
+    C code (regex, ``bytes.translate``, ``itertools.accumulate``), so this costs a fraction
+    of ``json.loads`` on the same bytes, however the body is shaped.
+    """
+    steps = _JSON_STRING.sub(b"", body).translate(_DEPTH_STEPS, _NOT_BRACKETS)
+    return max(accumulate(map(operator.sub, steps, repeat(1))), default=0)
+
+
+class _NotJson(ValueError):
+    """A value Python's parser accepts but JSON (or a float) does not; safe to show."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson("a number overflows a 64-bit float")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body as strict JSON, or raise ``400 invalid_json``.
+
+    Every failure is the client's: nesting deeper than :data:`MAX_JSON_DEPTH` (refused
+    before parsing), bad syntax or encoding, ``NaN``/``Infinity`` (not JSON), a number that
+    overflows a float, an integer over Python's int-string limit (4300 digits).
+    """
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise invalid_json(f"it nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise invalid_json("it nests too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise invalid_json(exc.msg) from None
+    except _NotJson as exc:
+        raise invalid_json(str(exc)) from None
+    except ValueError:  # UnicodeDecodeError, or an integer over the int-string limit
+        raise invalid_json("it is not UTF-8, or an integer has over 4300 digits") from None
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/*+json``, as FastAPI decides to parse a body."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class JsonBodyRoute(APIRoute):
+    """An ``APIRoute`` whose JSON body is checked by :func:`parse_json` before FastAPI
+    parses it: FastAPI's own parsing lets a deep body crash a Worker isolate and answers
+    other bad JSON with a generic ``400 http_error``. Routers whose routes take a JSON body
+    use it as ``APIRouter(route_class=JsonBodyRoute)``; the body is read once (Starlette
+    keeps it for FastAPI), and bodies that pass are parsed again by FastAPI as before.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            if is_json(request.headers.get("content-type")):
+                body = await request.body()
+                if body:
+                    parse_json(body)
+            return await handler(request)
+
+        return checked
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -54,20 +157,93 @@ async def read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# Where FastAPI found the value: the first element of its ``loc``, not part of the name.
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
+def param_name(error: Mapping[str, Any]) -> str | None:
+    """The field an error is about, as the API spells it: ``overrides.daily_budget_usd``,
+    ``scopes[0]``. An error raised for the whole model names its field in
+    ``ctx["param"]`` (see :class:`GenerationRequest`)."""
+    loc = list(error.get("loc") or ())
+    if loc and loc[0] in _SOURCES:
+        loc = loc[1:]
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    context = error.get("ctx") or {}
+    return name or (str(context["param"]) if "param" in context else None)
+
+
+def _quantity(count: object, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# pydantic's error types, in the API's words: "{param} " + the phrase. Types not listed
+# (custom errors raised by the models) already carry the API's words in ``msg``.
+_PHRASES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "missing": lambda c: "is required",
+    "string_type": lambda c: "must be a string",
+    "string_too_short": lambda c: (
+        "must not be empty"
+        if c.get("min_length") == 1
+        else f"must be at least {_quantity(c.get('min_length'), 'character')}"
+    ),
+    "string_too_long": lambda c: f"must be at most {_quantity(c.get('max_length'), 'character')}",
+    "string_pattern_mismatch": lambda c: f"must match {c.get('pattern')}",
+    "int_type": lambda c: "must be an integer",
+    "int_parsing": lambda c: "must be an integer",
+    "int_from_float": lambda c: "must be an integer",
+    "int_parsing_size": lambda c: "is too large",
+    "float_type": lambda c: "must be a number",
+    "float_parsing": lambda c: "must be a number",
+    "finite_number": lambda c: "must be a finite number",
+    "bool_type": lambda c: "must be true or false",
+    "bool_parsing": lambda c: "must be true or false",
+    "greater_than_equal": lambda c: f"must be at least {c.get('ge')}",
+    "greater_than": lambda c: f"must be greater than {c.get('gt')}",
+    "less_than_equal": lambda c: f"must be at most {c.get('le')}",
+    "less_than": lambda c: f"must be less than {c.get('lt')}",
+    "literal_error": lambda c: f"must be {c.get('expected')}",
+    "enum": lambda c: f"must be {c.get('expected')}",
+    "list_type": lambda c: "must be a list",
+    "too_short": lambda c: f"must have at least {_quantity(c.get('min_length'), 'item')}",
+    "too_long": lambda c: f"must have at most {_quantity(c.get('max_length'), 'item')}",
+    "dict_type": lambda c: "must be an object",
+    "model_type": lambda c: "must be an object",
+    "model_attributes_type": lambda c: "must be an object",
+    "none_required": lambda c: "must be null",
+}
+
+
+def describe(error: Mapping[str, Any]) -> str:
+    """One validation error as a sentence that names its field."""
+    param = param_name(error)
+    phrase = _PHRASES.get(str(error.get("type")))
+    if phrase is None:  # a model's own error: its message is already the API's
+        text = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        return text if param is None or text.startswith(param) else f"{param}: {text}"
+    return f"{param or 'the body'} {phrase(error.get('ctx') or {})}"
+
+
+def unknown_parameter(name: str) -> ApiError:
+    return ApiError(400, "unknown_parameter", f"Unknown parameter '{name}'.", param=name)
+
+
 def validation_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
-    """One client error from pydantic's list; ``param`` names the first offending field."""
-    errors = [{**e, "loc": tuple(p for p in e["loc"] if p != "body")} for e in errors]
+    """One client error from pydantic's list: ``param`` names the first offending field,
+    the message describes up to five, each in the API's words."""
     first = errors[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
-    if first["type"] in ("json_invalid", "model_attributes_type", "dict_type"):
-        return ApiError(400, "invalid_json", "The body must be a valid JSON object.")
+    param = param_name(first)
+    if first["type"] == "json_invalid" or (
+        param is None and first["type"] in ("model_attributes_type", "dict_type", "model_type")
+    ):
+        return invalid_json("the body must be a JSON object")
     if first["type"] == "extra_forbidden" and param:
         if reference_index(param) is not None:
             return too_many()
-        return ApiError(400, "unknown_parameter", f"Unknown parameter '{param}'.", param=param)
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors[:5]
-    )
+        return unknown_parameter(param)
+    detail = "; ".join(describe(e) for e in errors[:5])
     return ApiError(400, "invalid_request", f"Invalid request: {detail}.", param=param)
 
 
@@ -76,6 +252,22 @@ def _validate(data: dict[str, Any], *, strict: bool) -> GenerationRequest:
         return GenerationRequest.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from None
+
+
+def is_complete_multipart(content_type: str, body: bytes) -> bool:
+    """Whether ``body`` reaches the close delimiter of its boundary (RFC 2046).
+
+    The multipart parser accepts a body cut short and returns the parts before the cut,
+    so a truncated upload would be judged on what happened to arrive ("prompt is
+    required"). The close delimiter cannot occur inside a part, so its presence means every
+    part is whole. Without a usable boundary the parser itself refuses the body.
+    """
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return True
+    close = b"--" + boundary + b"--"
+    return body.startswith(close) or b"\r\n" + close in body
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
@@ -100,12 +292,9 @@ async def parse_generation(
     images: list[tuple[str, bytes]] = []
 
     if content_type == "application/json":
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+        data = parse_json(body)
         if not isinstance(data, dict):
-            raise ApiError(400, "invalid_json", "The body must be a JSON object.")
+            raise invalid_json("the body must be a JSON object")
         parsed = _validate(data, strict=True)  # JSON has real types: "25" is not a number
         for index in range(MAX_REFERENCE_IMAGES):
             name = f"input_image_{index}"
@@ -114,6 +303,12 @@ async def parse_generation(
                 images.append((name, decode_image_string(name, value, max_image)))
         return parsed, check_references(images, max_image)
 
+    if not is_complete_multipart(request.headers.get("content-type", ""), body):
+        raise ApiError(
+            400,
+            "invalid_multipart",
+            "Malformed multipart body: it ends before its closing boundary (truncated?).",
+        )
     parser = MultiPartParser(
         request.headers,
         _once(body),
@@ -146,6 +341,8 @@ async def parse_generation(
             if index is not None and index >= MAX_REFERENCE_IMAGES:
                 raise too_many()
             if isinstance(value, UploadFile):
+                if index is None and name not in _FORM_FIELDS:
+                    raise unknown_parameter(name)
                 if index is None:
                     raise ApiError(
                         400, "invalid_request", f"Field '{name}' must not be a file.", param=name

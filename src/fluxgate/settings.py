@@ -15,12 +15,38 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .policy import PromptPolicy
-from .policy_document import PolicyDocument, compile_patterns, default_document
+from .policy_document import (
+    Budget,
+    DenyRules,
+    PolicyDocument,
+    compile_patterns,
+    default_document,
+)
 from .storage import KV_MIN_TTL_SECONDS
 
 
 class ConfigError(ValueError):
     pass
+
+
+MIN_ADMIN_TOKEN_LENGTH = 32
+
+
+def admin_token_from(value: str | None, name: str = "ADMIN_TOKEN") -> str | None:
+    """The admin token, or ``None`` (admin off) when unset.
+
+    Held to the rule of the URL-signing secrets: a short token can be guessed, and it
+    unlocks every key. ``name`` is the variable as the runtime spells it; the message
+    never contains the value.
+    """
+    if value is None or value == "":
+        return None
+    if len(value) < MIN_ADMIN_TOKEN_LENGTH or value != value.strip():
+        raise ConfigError(
+            f"Invalid configuration: {name} must be at least {MIN_ADMIN_TOKEN_LENGTH} "
+            "characters, without surrounding whitespace (e.g. openssl rand -hex 24)."
+        )
+    return value
 
 
 class Settings(BaseModel):
@@ -32,12 +58,12 @@ class Settings(BaseModel):
     signed_url_max_ttl_seconds: int = Field(86400, ge=60, le=7 * 24 * 3600)
     public_base_url: str | None = None
     max_prompt_length: int = Field(2048, ge=1, le=100_000)
-    deny_terms: tuple[str, ...] = ()
-    deny_patterns: tuple[str, ...] = ()
+    deny_terms: DenyRules = ()
+    deny_patterns: DenyRules = ()
     max_reference_image_bytes: int = Field(1024 * 1024, ge=1024, le=20 * 1024 * 1024)
     max_body_bytes: int = Field(6 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
     # Defaults of the built-in policy document (in force until an admin stores one).
-    daily_budget_usd: float | None = Field(10.0, ge=0)
+    daily_budget_usd: Budget | None = 10.0
     rate_limit_per_minute: int = Field(60, ge=1, le=1_000_000)
     policy_cache_seconds: float = Field(30.0, ge=0, le=3600)
     # Client tokens for mobile apps.
@@ -50,6 +76,8 @@ class Settings(BaseModel):
     webhook_retry_base_seconds: float = Field(5.0, ge=0, le=600)
     webhook_max_attempts: int = Field(6, ge=1, le=20)
     job_max_attempts: int = Field(3, ge=1, le=10)
+    # /docs and /redoc (Swagger UI, ReDoc) load their scripts from a CDN: off unless asked.
+    api_docs: bool = False
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod

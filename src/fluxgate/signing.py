@@ -57,6 +57,16 @@ def parse_signing_keys(spec: str) -> list[SigningKey]:
     return keys
 
 
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only, the one spelling of a number on the wire.
+
+    ``str.isdigit()`` alone also accepts ``'²'`` (which ``int()`` refuses) and ``'٣'``
+    (which ``int()`` reads as 3): neither may reach ``int()``. Callers bound the length
+    too: ``int()`` refuses more than 4300 digits.
+    """
+    return text.isascii() and text.isdigit()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -111,15 +121,19 @@ class UrlSigner:
         """Check a signed request; return its expiry, or raise :class:`SignatureError` (403).
 
         The MAC is checked before the expiry so that a forged URL never learns whether its
-        expiry would have been accepted.
+        expiry would have been accepted. ``exp`` must be the canonical spelling the signer
+        wrote (ASCII digits, no leading zeros, at most 12): any other is refused before
+        ``int()`` sees it, so no spelling of a parameter can raise.
         """
         exp_text, kid, sig = query.get("exp"), query.get("kid"), query.get("sig")
         if not exp_text or not kid or not sig:
             raise SignatureError("invalid_signature", "The URL is not signed.")
         key = self._keys.get(kid)
-        if key is None or not exp_text.isdigit() or len(exp_text) > 12:
+        if key is None or len(exp_text) > 12 or not is_decimal(exp_text):
             raise SignatureError("invalid_signature", "The URL signature is not valid.")
         expires = int(exp_text)
+        if str(expires) != exp_text:  # "0001800000000" is not what was signed
+            raise SignatureError("invalid_signature", "The URL signature is not valid.")
         extra = query.get("c") or ""
         if len(extra) > 128:
             raise SignatureError("invalid_signature", "The URL signature is not valid.")

@@ -5,7 +5,9 @@ the app, which calls Fluxgate directly: the API key never reaches the device. A 
 ``fgt_<payload>.<mac>``: base64url JSON (key id, subject, audience, scopes, expiry) and an
 HMAC over it with the URL-signing keyring under its own purpose string, so rotating the
 signing keys rotates tokens too. Tokens are stateless; revoking the parent key kills
-them, since every use loads the key record.
+them, since every use loads the key record. A token also names the API key that minted it
+(``t``: a prefix of that key's SHA-256), so rotating the key ends its tokens with the old
+key's grace period, at once for ``grace_seconds: 0``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .signing import UrlSigner
 TOKEN_PREFIX = "fgt_"  # noqa: S105 - a public prefix
 _PURPOSE = "client-token-v1"
 _SUBJECT = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_MINTER = re.compile(r"[0-9a-f]{8,64}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class ClientToken:
     scopes: tuple[str, ...]
     issued_at: int
     expires_at: int
+    minted_by: str | None = None  # hex prefix of the minting API key's SHA-256
 
 
 def valid_subject(subject: str) -> bool:
@@ -58,6 +62,7 @@ def mint(signer: UrlSigner, token: ClientToken) -> str:
                 "iat": token.issued_at,
                 "exp": token.expires_at,
                 "kid": signer.current_kid,
+                **({"t": token.minted_by} if token.minted_by else {}),
             },
             separators=(",", ":"),
         ).encode()
@@ -83,12 +88,15 @@ def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientT
         raise _invalid()
     try:
         claims = json.loads(_unb64(payload))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise _invalid() from None
     if not isinstance(claims, dict):
         raise _invalid()
     expected = signer.keyed_mac(_PURPOSE, payload, kid=str(claims.get("kid", "")))
     if expected is None or not hmac.compare_digest(expected.encode(), mac.encode()):
+        raise _invalid()
+    minted_by = claims.get("t")
+    if minted_by is not None and not (isinstance(minted_by, str) and _MINTER.fullmatch(minted_by)):
         raise _invalid()
     try:
         token = ClientToken(
@@ -98,6 +106,7 @@ def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientT
             scopes=tuple(str(s) for s in claims["scp"]),
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
+            minted_by=minted_by,
         )
     except (KeyError, TypeError, ValueError):
         raise _invalid() from None

@@ -26,6 +26,35 @@ _MAPPING: dict[int, tuple[int, str, int | None]] = {
 }
 
 
+# Failures of the work itself, the model or the object store: the same for every caller of one
+# cache key, so a coalesced waiter may receive its leader's. Policy refusals (the leader's
+# rate limit, budget or moderation tier) are the leader's own and never shared.
+WORK_FAILURES = frozenset(
+    {*(code for _, code, _ in _MAPPING.values()), "upstream_error", "storage_unavailable"}
+)
+# Failures that a later attempt may not meet (an async job retries these, with backoff).
+# By code, never by status: ``budget_exceeded`` and ``rate_limited`` are 429s too, and
+# cannot pass before the day or the window ends.
+TRANSIENT_FAILURES = frozenset(
+    {
+        "upstream_timeout",
+        "upstream_rate_limited",
+        "upstream_capacity",
+        "upstream_error",
+        "storage_unavailable",
+        "moderation_unavailable",
+    }
+)
+
+
+def is_work_failure(error: BaseException) -> bool:
+    return isinstance(error, ApiError) and error.code in WORK_FAILURES
+
+
+def is_transient(error: ApiError) -> bool:
+    return error.code in TRANSIENT_FAILURES
+
+
 class UpstreamError(Exception):
     """A model failure with the upstream's numeric code (``None`` when it had none)."""
 

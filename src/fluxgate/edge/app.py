@@ -12,7 +12,7 @@ from ..logs import send_to_stderr
 from ..moderation import GuardModerator
 from ..pipeline import Gateway, GenerationRecord, Outcome, build_controls
 from ..request_body import payload_too_large
-from ..settings import ConfigError, Settings
+from ..settings import ConfigError, Settings, admin_token_from
 from ..signing import SigningConfigError
 from .ai import WorkersAIRunner, WorkersImageModel
 from .asgi import asgi
@@ -59,7 +59,7 @@ def gateway_from_env(env: Any) -> Gateway:
                 ledger=WorkersLedger(env.BUDGETS),
                 moderator=GuardModerator(WorkersAIRunner(env.AI)),
             ),
-            admin_token=env_text(env, "ADMIN_TOKEN"),
+            admin_token=admin_token_from(env_text(env, "ADMIN_TOKEN")),
             coalescer=coalescer_from_env(env),
         )
     except (ConfigError, SigningConfigError) as exc:
@@ -100,10 +100,18 @@ def coalescer_from_env(env: Any) -> Any:
     )
 
 
+def connecting_ip(request: Any) -> str:
+    """The client, as Cloudflare names it: ``CF-Connecting-IP`` is set by the edge (a value
+    a client sends is replaced), so it is safe to throttle by."""
+    return str(request.headers.get("cf-connecting-ip") or "unknown")
+
+
 def app() -> Any:
     global _app
     if _app is None:
-        _app = create_app(lambda request: gateway_from_env(request.scope["env"]))
+        _app = create_app(
+            lambda request: gateway_from_env(request.scope["env"]), client_address=connecting_ip
+        )
     return _app
 
 

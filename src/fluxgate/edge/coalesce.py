@@ -4,7 +4,9 @@ Within an isolate, :class:`~fluxgate.coalesce.InflightCoalescer` already shares 
 call. Requests for the same key can land on other isolates, though, in other locations.
 ``CoalescerObject`` (one per cache key, by ``idFromName``) elects the first caller leader;
 later callers wait inside the object until the leader reports the generation record (or
-its error), then answer like a cache hit.
+the error of the work), then answer like a cache hit. A leader refused for itself (its
+rate limit, its budget: :class:`~fluxgate.coalesce.NotShared`) reports ``retry``, and the
+waiters elect a new leader among themselves: no caller receives another's refusal.
 
 Trade-off: a miss pays one Durable Object round trip (the object lives in one location,
 so far-away callers pay the distance), in exchange for exactly one model call (~$0.04 and
@@ -39,8 +41,8 @@ class CoalescerObject(DurableObject):
         self._pending: asyncio.Future[list[Any]] | None = None
 
     async def join(self, wait_seconds: float = WAIT_SECONDS) -> list[Any]:
-        """``["leader"]``, or the leader's ``["done", record]`` / ``["failed", error]``,
-        or ``["timeout"]``."""
+        """``["leader"]``, or the leader's ``["done", record]`` / ``["failed", error]`` /
+        ``["retry"]`` (join again), or ``["timeout"]``."""
         pending = self._pending
         if pending is None or pending.done():
             self._pending = asyncio.get_running_loop().create_future()
@@ -90,6 +92,8 @@ class DurableCoalescer:
     async def _across_isolates(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
         stub = self._namespace.get(self._namespace.idFromName(key))
         role = _py(await stub.join(self._wait))
+        while role[0] == "retry":  # the leader was refused for itself: elect another
+            role = _py(await stub.join(self._wait))
         if role[0] == "done":
             return _Shared(self._decode(role[1]))
         if role[0] == "failed":
@@ -102,7 +106,7 @@ class DurableCoalescer:
             return await work()
         try:
             result = await work()
-        except ApiError as exc:
+        except ApiError as exc:  # a failure of the work itself: every waiter gets it
             await stub.finish(
                 [
                     "failed",
@@ -118,18 +122,9 @@ class DurableCoalescer:
             )
             raise
         except BaseException:
-            await stub.finish(
-                [
-                    "failed",
-                    json.dumps(
-                        {
-                            "status": 502,
-                            "code": "upstream_error",
-                            "message": "The generation failed.",
-                        }
-                    ),
-                ]
-            )
+            # The leader's own refusal (NotShared), a bug or a cancellation: nothing to
+            # share, and nothing that names the leader; the waiters run for themselves.
+            await stub.finish(["retry"])
             raise
         await stub.finish(["done", self._encode(result)])
         return result

@@ -31,6 +31,7 @@ SETTING_NAMES = (
     "WEBHOOK_RETRY_BASE_SECONDS",
     "WEBHOOK_MAX_ATTEMPTS",
     "JOB_MAX_ATTEMPTS",
+    "API_DOCS",
 )
 
 _signers: dict[str, UrlSigner] = {}

@@ -50,7 +50,20 @@ async def _drop_stale_entry(env: Any, query: dict[str, str]) -> None:
 
 
 async def serve_file(request: Any, env: Any, ctx: Any = None, bucket_name: str = "IMAGES") -> Any:
-    """Answer a signed download; ``request`` is the JS ``Request``."""
+    """Answer a signed download; ``request`` is the JS ``Request``.
+
+    No input may end this route with an exception: the Worker would answer a bare
+    ``500 Worker threw exception``, not the JSON error every other route gives. A bug
+    is logged and answered ``500 internal_error``, as the FastAPI app does.
+    """
+    try:
+        return await _serve_file(request, env, ctx, bucket_name)
+    except Exception:
+        log.exception("unhandled error in the file route")
+        return error_response(ApiError(500, "internal_error", "Internal error."))
+
+
+async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any:
     url = urlsplit(str(request.url))
     method = str(request.method).upper()
     query = dict(parse_qsl(url.query))

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from js import fetch
+from js import AbortSignal, fetch
 from pyodide.ffi import JsProxy
 from workers import DurableObject
 
 from ..jobs import Claim, Job, JobTable
+from ..webhooks import DeliveryError
 from .ffi import is_nullish, js_object, sql_bindings, unwrap
 
 log = logging.getLogger("fluxgate.edge.jobs")
@@ -60,8 +61,8 @@ class JobObject(DurableObject):
         job = finish(job_id, lease, json.loads(value), now)
         return None if job is None else json.dumps(job.as_dict())
 
-    async def release(self, job_id: str, lease: str, now: float) -> None:
-        self._table.release(job_id, lease, now)
+    async def release(self, job_id: str, lease: str, now: float) -> bool:
+        return self._table.release(job_id, lease, now)
 
     async def record_webhook(self, job_id: str, state: str, now: float) -> None:
         self._table.record_webhook(job_id, json.loads(state), now)
@@ -108,8 +109,8 @@ class WorkersJobStore:
             await self._stub(job_id).finish(job_id, lease, "failed", json.dumps(error), now)
         )
 
-    async def release(self, job_id: str, lease: str, now: float) -> None:
-        await self._stub(job_id).release(job_id, lease, now)
+    async def release(self, job_id: str, lease: str, now: float) -> bool:
+        return bool(await self._stub(job_id).release(job_id, lease, now))
 
     async def record_webhook(self, job_id: str, state: dict[str, Any], now: float) -> None:
         await self._stub(job_id).record_webhook(job_id, json.dumps(state), now)
@@ -129,20 +130,36 @@ class WorkersQueue:
 
 
 class FetchPoster:
-    """Webhook POSTs with the runtime's own ``fetch`` (no redirects followed)."""
+    """Webhook POSTs with the runtime's own ``fetch``.
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        response = await fetch(
-            url,
-            js_object(
-                {
-                    "method": "POST",
-                    "body": body.decode(),
-                    "headers": dict(headers),
-                    "redirect": "manual",
-                }
-            ),
+    Redirects are not followed (``redirect: "manual"``: a 3xx comes back as the status, and
+    the job counts it as a failed delivery), and a receiver that does not answer within
+    ``timeout`` seconds is cut off. Workers resolves names itself, so the address cannot be
+    checked here: the URL's host is checked at submission and before every attempt, and
+    Workers' ``fetch`` does not reach private networks. Failures are reported as
+    :class:`~fluxgate.webhooks.DeliveryError` reasons, never with the runtime's message.
+    """
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._timeout_ms = int(timeout * 1000)
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, allow_loopback: bool = False
+    ) -> int:
+        options = js_object(
+            {
+                "method": "POST",
+                "body": body.decode(),
+                "headers": dict(headers),
+                "redirect": "manual",
+                "signal": AbortSignal.timeout(self._timeout_ms),
+            }
         )
+        try:
+            response = await fetch(url, options)
+        except Exception as exc:
+            timed_out = "TimeoutError" in f"{type(exc).__name__} {exc}"
+            raise DeliveryError("timeout" if timed_out else "connection_failed") from None
         return int(response.status)
 
 

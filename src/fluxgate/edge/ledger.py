@@ -33,9 +33,17 @@ class BudgetLedgerObject(DurableObject):
         cursor = self._sql.exec(sql, *sql_bindings(params))
         return [list(row) for row in cursor.raw()]
 
-    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> list[Any]:
-        result = self._ledger.reserve(account, day, int(micro_usd), int(limit))
+    async def reserve(
+        self, account: str, day: str, micro_usd: int, limit: int, reservation: str = ""
+    ) -> list[Any]:
+        """``reservation``: a job's id ("" for none: RPC carries no Python ``None``)."""
+        result = self._ledger.reserve(
+            account, day, int(micro_usd), int(limit), str(reservation or "") or None
+        )
         return [result.accepted, result.usage.micro_usd, result.usage.requests]
+
+    async def release(self, account: str, reservation: str) -> None:
+        self._ledger.release(account, str(reservation))
 
     async def refund(self, account: str, day: str, micro_usd: int) -> list[int]:
         usage = self._ledger.refund(account, day, int(micro_usd))
@@ -59,11 +67,16 @@ class WorkersLedger:
     def _stub(self, account: str) -> Any:
         return self._namespace.get(self._namespace.idFromName(account))
 
-    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation:
+    async def reserve(
+        self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
+    ) -> Reservation:
         accepted, spent, requests = _py(
-            await self._stub(account).reserve(account, day, micro_usd, limit)
+            await self._stub(account).reserve(account, day, micro_usd, limit, reservation or "")
         )
         return Reservation(bool(accepted), Usage(int(spent), int(requests)))
+
+    async def release(self, account: str, reservation: str) -> None:
+        await self._stub(account).release(account, reservation)
 
     async def refund(self, account: str, day: str, micro_usd: int) -> None:
         await self._stub(account).refund(account, day, micro_usd)

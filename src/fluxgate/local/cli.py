@@ -5,14 +5,58 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..auth import ALL_SCOPES
+from pydantic import ValidationError
+
+from ..api_admin import create_key, revoke_key_as
+from ..api_deps import AdminActor
+from ..logs import send_to_stderr
+from ..models import KeyCreate
+from ..request_body import validation_error
 from ..settings import ConfigError
 from ..signing import SigningConfigError
-from .runtime import background_jobs, build_gateway, data_dir_from
+from .runtime import DATA_DIR_VARIABLE, background_jobs, build_gateway, data_dir_from
+
+# A signed URL is a bearer capability: its signature never reaches a log.
+_SIGNATURE = re.compile(r"([?&]sig=)[^&#\s]*")
+
+
+def redact_signatures(text: str) -> str:
+    return _SIGNATURE.sub(r"\1REDACTED", text)
+
+
+class RedactSignatures(logging.Filter):
+    """Rewrites uvicorn's access-log lines, whose third argument is the path with its
+    query string, so that signed-URL signatures are not written out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = redact_signatures(str(args[2]))
+            record.args = tuple(args)
+        return True
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    """The data directory this command uses, and where that choice came from (stderr): a
+    key made in the wrong directory is a key the server has never heard of."""
+    path = data_dir_from(args.data_dir, os.environ)
+    source = (
+        "--data-dir"
+        if args.data_dir
+        else DATA_DIR_VARIABLE
+        if os.environ.get(DATA_DIR_VARIABLE)
+        else f"default; set {DATA_DIR_VARIABLE} or --data-dir to match the server"
+    )
+    state = "" if path.exists() else ", new"
+    print(f"fluxgate: data directory {path.resolve()} ({source}{state})", file=sys.stderr)
+    return path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,14 +68,13 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     from ..app import create_app
-    from ..logs import send_to_stderr
 
-    gateway = build_gateway(data_dir_from(args.data_dir, os.environ))
+    data_dir = _data_dir(args)
+    gateway = build_gateway(data_dir)
     app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
     send_to_stderr()  # Fluxgate's own lines (the audit log among them), as they are: JSON
     print(
-        f"Fluxgate on http://{args.host}:{args.port}  model={gateway.model.name}  "
-        f"data={data_dir_from(args.data_dir, os.environ)}",
+        f"Fluxgate on http://{args.host}:{args.port}  model={gateway.model.name}  data={data_dir}",
         file=sys.stderr,
     )
     if gateway.model.name == "placeholder":
@@ -46,26 +89,40 @@ def _serve(args: argparse.Namespace) -> int:
             "'fluxgate keys create --name NAME'.",
             file=sys.stderr,
         )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    if gateway.settings.public_base_url is None:
+        print(
+            "  warning: FLUXGATE_PUBLIC_BASE_URL is not set: signed URLs and job links take "
+            "their origin from each request's Host header, which any client can set. Set it "
+            "to this server's public origin when others can reach it.",
+            file=sys.stderr,
+        )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+    logging.getLogger("uvicorn.access").addFilter(RedactSignatures())  # after Config's setup
+    uvicorn.Server(config).run()
     return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
-    gateway = build_gateway(data_dir_from(args.data_dir, os.environ))
+    gateway = build_gateway(_data_dir(args))
+    send_to_stderr()  # the audit lines of admin actions, as the server writes them
+    actor = AdminActor(None, actor="cli")
     if args.keys_command == "create":
-        scopes = args.scope or ["images:generate", "images:read"]
-        unknown = set(scopes) - set(ALL_SCOPES)
-        if unknown:
-            print(f"fluxgate: unknown scope(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        fields: dict[str, object] = {"name": args.name, "tier": args.tier}
+        if args.scope:
+            fields["scopes"] = args.scope
+        try:
+            body = KeyCreate.model_validate(fields)
+        except ValidationError as exc:  # the HTTP API's schema, and its wording
+            print(f"fluxgate: {validation_error(exc.errors()).message}", file=sys.stderr)
             return 2
-        token, record = asyncio.run(gateway.keys.create(args.name, scopes=scopes, tier=args.tier))
+        token, record = asyncio.run(create_key(gateway, body, actor))
         print(f"Created {record.id} ({record.name}). This key is shown once:", file=sys.stderr)
         print(token)
     elif args.keys_command == "list":
         for record in asyncio.run(gateway.keys.list()):
             print(json.dumps(record.public()))
     else:
-        record = asyncio.run(gateway.keys.revoke(args.id))
+        record = asyncio.run(revoke_key_as(gateway, args.id, actor))
         print(json.dumps(record.public()))
     return 0
 
@@ -73,7 +130,7 @@ def _keys(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="fluxgate", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
-    data_help = "data directory (default: $FLUXGATE_DATA_DIR or ./.fluxgate)"
+    data_help = f"data directory (default: ${DATA_DIR_VARIABLE} or ./.fluxgate)"
 
     serve = sub.add_parser("serve", help="run the API locally")
     serve.add_argument("--host", default="127.0.0.1")
@@ -108,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SigningConfigError) as exc:
         print(f"fluxgate: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # ApiError from keys revoke, for example
+    except Exception as exc:  # ApiError from keys create or revoke, for example
         message = getattr(exc, "message", None) or str(exc)
         print(f"fluxgate: {message}", file=sys.stderr)
         return 1

@@ -4,15 +4,17 @@
 is a durable queue in the same spirit as Queues: messages survive a restart, delivery is at
 least once (a message whose consumer crashed is leased again after a timeout), delays and
 retries are per message. ``QueueWorker`` is the embedded consumer the local server runs in
-the background. ``HttpxPoster`` sends webhooks.
+the background. ``HttpxPoster`` sends webhooks, checking the address it connects to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -21,6 +23,15 @@ from typing import Any
 import httpx
 
 from ..jobs import Claim, Job, JobTable
+from ..webhooks import (
+    Address,
+    DeliveryError,
+    InvalidWebhookUrl,
+    WebhookTarget,
+    address_refusal,
+    host_refusal,
+    parse_webhook_url,
+)
 from .sqlite import SqliteFile
 
 log = logging.getLogger("fluxgate.local.jobs")
@@ -48,8 +59,8 @@ class SqliteJobStore:
     async def fail(self, job_id: str, lease: str, error: dict[str, Any], now: float) -> Job | None:
         return self._table.fail(job_id, lease, error, now)
 
-    async def release(self, job_id: str, lease: str, now: float) -> None:
-        self._table.release(job_id, lease, now)
+    async def release(self, job_id: str, lease: str, now: float) -> bool:
+        return self._table.release(job_id, lease, now)
 
     async def record_webhook(self, job_id: str, state: dict[str, Any], now: float) -> None:
         self._table.record_webhook(job_id, state, now)
@@ -176,11 +187,73 @@ class QueueWorker:
         self._tasks = []
 
 
-class HttpxPoster:
-    def __init__(self, timeout: float = 10.0) -> None:
-        self._timeout = timeout
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
-            response = await client.post(url, content=body, headers=dict(headers))
-            return response.status_code
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives ``host`` (what a connection would use)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class HttpxPoster:
+    """Webhook POSTs over httpx, to an address checked when connecting.
+
+    The URL was checked at submission, but a public name can resolve to a private address
+    (or change its answer later: DNS rebinding). So the poster resolves the name itself,
+    refuses the delivery if any address is not public (loopback when allowed), and connects
+    to the address it checked: the URL carries the IP, the ``Host`` header and TLS (SNI and
+    certificate check) the name. Redirects are not followed, proxies from the environment
+    are not used, and failures are reported as :class:`DeliveryError` reasons only.
+    """
+
+    def __init__(self, timeout: float = 10.0, resolve: Resolver = resolve_host) -> None:
+        self._timeout = timeout
+        self._resolve = resolve
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, allow_loopback: bool = False
+    ) -> int:
+        try:
+            target = parse_webhook_url(url)
+        except InvalidWebhookUrl:
+            raise DeliveryError("refused_by_policy") from None
+        if host_refusal(target, allow_loopback=allow_loopback) is not None:
+            raise DeliveryError("refused_by_policy")
+        address = await self._address(target, allow_loopback)
+        pinned = httpx.URL(target.url).copy_with(host=str(address))
+        tls_name = target.scheme == "https" and target.address is None
+        async with httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            try:
+                response = await client.post(
+                    pinned,
+                    content=body,
+                    headers={**headers, "host": target.authority},
+                    extensions={"sni_hostname": target.host} if tls_name else {},
+                )
+            except httpx.TimeoutException:
+                raise DeliveryError("timeout") from None
+            except httpx.HTTPError:
+                raise DeliveryError("connection_failed") from None
+        return response.status_code
+
+    async def _address(self, target: WebhookTarget, allow_loopback: bool) -> Address:
+        if target.address is not None:
+            return target.address
+        try:
+            found = await asyncio.wait_for(self._resolve(target.host, target.port), self._timeout)
+        except TimeoutError:
+            raise DeliveryError("timeout") from None
+        except OSError:
+            raise DeliveryError("connection_failed") from None
+        try:  # a zone id ("fe80::1%eth0") names an interface; the address is what counts
+            addresses = [ipaddress.ip_address(a.partition("%")[0]) for a in found]
+        except ValueError:
+            raise DeliveryError("refused_by_policy") from None
+        if not addresses:
+            raise DeliveryError("connection_failed")
+        if any(address_refusal(a, allow_loopback=allow_loopback) for a in addresses):
+            raise DeliveryError("refused_by_policy")
+        return addresses[0]

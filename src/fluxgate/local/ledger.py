@@ -37,11 +37,16 @@ class SqliteLedger:
 
         return await asyncio.to_thread(locked)
 
-    async def reserve(self, account: str, day: str, micro_usd: int, limit: int) -> Reservation:
-        return await self._run(self._ledger.reserve, account, day, micro_usd, limit)
+    async def reserve(
+        self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
+    ) -> Reservation:
+        return await self._run(self._ledger.reserve, account, day, micro_usd, limit, reservation)
 
     async def refund(self, account: str, day: str, micro_usd: int) -> None:
         await self._run(self._ledger.refund, account, day, micro_usd)
+
+    async def release(self, account: str, reservation: str) -> None:
+        await self._run(self._ledger.release, account, reservation)
 
     async def usage(self, account: str, day: str) -> Usage:
         return await self._run(self._ledger.usage, account, day)

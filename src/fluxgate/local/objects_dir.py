@@ -23,7 +23,7 @@ CHUNK = 256 * 1024
 class DirectoryObjects:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         if not _SAFE_KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
@@ -43,7 +43,8 @@ class DirectoryObjects:
     def _atomic(path: Path, data: bytes) -> None:
         tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
         try:
-            with open(tmp, "xb") as fh:
+            # 0600 whatever the umask: objects are readable through signed URLs only.
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
         except BaseException:
@@ -59,7 +60,7 @@ class DirectoryObjects:
         meta = json.dumps(
             {"content_type": content_type, "custom_metadata": custom_metadata, "etag": etag}
         ).encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._atomic(path.with_name(path.name + ".meta.json"), meta)
         self._atomic(path, data)
         return etag

@@ -13,7 +13,7 @@ from ..async_jobs import Jobs
 from ..model import ImageModel, MultipartImageModel
 from ..moderation import GuardModerator, Moderator
 from ..pipeline import Gateway, build_controls
-from ..settings import Settings
+from ..settings import Settings, admin_token_from
 from ..signing import UrlSigner, parse_signing_keys
 from ..webhooks import HttpPoster
 from .jobs import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
@@ -25,10 +25,30 @@ from .ratelimit import WindowRateLimiter
 
 ENV_PREFIX = "FLUXGATE_"
 DEFAULT_DATA_DIR = ".fluxgate"
+DATA_DIR_VARIABLE = ENV_PREFIX + "DATA_DIR"
+# The SQLite stores of a data directory (SQLite gives each -wal/-shm file its database's mode).
+DATABASES = ("kv.sqlite3", "budget.sqlite3", "jobs.sqlite3", "queue.sqlite3")
 
 
 def data_dir_from(value: str | None, environ: Mapping[str, str]) -> Path:
-    return Path(value or environ.get("FLUXGATE_DATA_DIR") or DEFAULT_DATA_DIR)
+    """``--data-dir``, else ``$FLUXGATE_DATA_DIR``, else ``./.fluxgate``: the one rule that
+    ``fluxgate serve`` and ``fluxgate keys`` share."""
+    return Path(value or environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Create the data directory (0700) and its databases (0600) readable by us alone.
+
+    It holds API-key hashes, spend, jobs and the signing secret. Files made by an earlier
+    version with the umask's mode are tightened; an existing directory keeps its mode (it
+    may be a shared one, such as a home directory): only a directory made here is 0700.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in DATABASES:
+        for path in (data_dir / name, data_dir / f"{name}-wal", data_dir / f"{name}-shm"):
+            if path.exists():
+                path.chmod(0o600)
+        os.close(os.open(data_dir / name, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def signing_keys(data_dir: Path, environ: Mapping[str, str]) -> str:
@@ -62,8 +82,9 @@ def build_gateway(
     data_dir: Path, environ: Mapping[str, str] | None = None, model: ImageModel | None = None
 ) -> Gateway:
     env = dict(os.environ if environ is None else environ)
-    data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_mapping(env, prefix=ENV_PREFIX)
+    admin_token = admin_token_from(env.get(ENV_PREFIX + "ADMIN_TOKEN"), ENV_PREFIX + "ADMIN_TOKEN")
+    private_data_dir(data_dir)
     kv = SqliteKV(data_dir / "kv.sqlite3")
     default_model, moderator = local_models(env)
     gateway = Gateway(
@@ -79,7 +100,7 @@ def build_gateway(
             ledger=SqliteLedger(data_dir / "budget.sqlite3"),
             moderator=moderator,
         ),
-        admin_token=env.get(ENV_PREFIX + "ADMIN_TOKEN") or None,
+        admin_token=admin_token,
     )
     attach_jobs(gateway, data_dir)
     return gateway

@@ -334,6 +334,33 @@ async def case_coalescer_object_passes_a_failure_to_every_waiter():
     assert later == ("fresh", True)  # nothing was kept
 
 
+async def case_coalescer_object_never_hands_a_leaders_refusal_to_a_waiter():
+    import asyncio
+
+    from fluxgate.coalesce import NotShared
+    from fluxgate.errors import ApiError
+
+    key, calls = unique("ck-refusal"), []
+
+    async def refused():
+        calls.append("leader")
+        await asyncio.sleep(0.05)
+        raise NotShared(ApiError(429, "budget_exceeded", "spent 9.99 of 10.00 USD today"))
+
+    async def own_work():
+        calls.append("waiter")
+        return {"record": "waiter's own"}
+
+    # One "isolate" leads and is refused by its own budget; the other joins while it runs.
+    leader = asyncio.ensure_future(coalescer().run(key, refused))
+    await asyncio.sleep(0.01)
+    waiter = await coalescer().run(key, own_work)
+    outcome = await asyncio.gather(leader, return_exceptions=True)
+    assert isinstance(outcome[0], ApiError) and outcome[0].code == "budget_exceeded"
+    assert waiter == ({"record": "waiter's own"}, True), waiter  # it ran for itself
+    assert calls == ["leader", "waiter"], calls
+
+
 # -- async jobs: the job object, the queue, webhooks ---------------------------------------
 
 

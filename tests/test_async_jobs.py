@@ -1,7 +1,6 @@
 """Async generations: submit, poll, webhooks (delivered to a real local HTTP server)."""
 
 import json
-import time
 
 import pytest
 
@@ -9,6 +8,7 @@ from fluxgate.webhooks import WebhookVerificationError, verify
 
 from .conftest import new_key, origin
 from .doubles import image_bytes
+from .polling import finished, wait_for
 from .receiver import Receiver
 
 BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
@@ -22,24 +22,6 @@ pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_bas
 def receiver():
     with Receiver() as r:
         yield r
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out")
-
-
-def finished(client, auth, job):
-    def done():
-        body = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
-        return body if body["status"] in ("succeeded", "failed") else None
-
-    return wait_for(done)
 
 
 def submit(client, auth, body=None, headers=ASYNC):

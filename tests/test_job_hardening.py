@@ -20,6 +20,7 @@ from fluxgate.webhooks import WebhookVerificationError, signed_headers, verify
 
 from .conftest import new_key, put_policy
 from .doubles import image_bytes
+from .polling import finished, wait_for
 from .receiver import Receiver
 
 BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
@@ -27,24 +28,6 @@ ASYNC = {"Prefer": "respond-async"}
 COST = estimate(512, 512, 4).usd
 
 pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
-def finished(client, auth, job_id):
-    def done():
-        body = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
-        return body if body["status"] in ("succeeded", "failed") else None
-
-    return wait_for(done)
 
 
 # -- item 5: jobs that share a reference image ---------------------------------------------

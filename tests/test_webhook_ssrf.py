@@ -15,6 +15,7 @@ from fluxgate.errors import ApiError
 from fluxgate.local.jobs import HttpxPoster
 from fluxgate.webhooks import DELIVERY_ERRORS, DeliveryError, check_url, parse_webhook_url
 
+from .polling import wait_for
 from .receiver import Receiver
 
 BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
@@ -326,16 +327,6 @@ def test_a_slow_receiver_is_a_timeout_without_detail():
 
 
 # -- through the API, on both runtimes -------------------------------------------------------
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def submit(client, auth, url):

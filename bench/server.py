@@ -80,7 +80,7 @@ def gateway_app(args: argparse.Namespace):
         ai = realistic_ai(args.ai_latency)
     env = {
         **os.environ,
-        "FLUXGATE_ADMIN_TOKEN": "bench-admin-token-0123456789",
+        "FLUXGATE_ADMIN_TOKEN": "bench-admin-token-0123456789-abcdef",
         "FLUXGATE_RATE_LIMIT_PER_MINUTE": "1000000",
         "FLUXGATE_DAILY_BUDGET_USD": "1000000",
     }

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from .model import MAX_SIZE, MIN_SIZE
 from .policy_document import LimitOverrides
+from .tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 
 MAX_SEED = 2**53 - 1
 _SIZE = re.compile(r"^(auto|[0-9]{3,4}x[0-9]{3,4})$")
@@ -56,15 +57,15 @@ class GenerationRequest(BaseModel):
     user: str | None = Field(
         None,
         min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9._:@-]+$",
+        max_length=SUBJECT_MAX_LENGTH,
+        pattern=SUBJECT_PATTERN,
         description="Your end user's id: cache, records and rate limits become per user.",
     )
     safety_identifier: str | None = Field(
         None,
         min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9._:@-]+$",
+        max_length=SUBJECT_MAX_LENGTH,
+        pattern=SUBJECT_PATTERN,
         description="OpenAI's newer name for `user`.",
     )
     run_async: bool = Field(
@@ -243,8 +244,8 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     subject: str = Field(
         min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9._:@-]+$",
+        max_length=SUBJECT_MAX_LENGTH,
+        pattern=SUBJECT_PATTERN,
         description="Your end user's id: limits, cache and records are per subject.",
     )
     ttl_seconds: int = Field(900, ge=60, description="Capped by TOKEN_MAX_TTL_SECONDS (1 h).")

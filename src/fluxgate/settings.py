@@ -14,7 +14,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .policy import PromptPolicy
 from .policy_document import (
     Budget,
     DenyRules,
@@ -111,9 +110,6 @@ class Settings(BaseModel):
         if self.signed_url_ttl_seconds > self.signed_url_max_ttl_seconds:
             raise ValueError("SIGNED_URL_TTL_SECONDS exceeds SIGNED_URL_MAX_TTL_SECONDS")
         return self
-
-    def prompt_policy(self) -> PromptPolicy:
-        return PromptPolicy.build(self.max_prompt_length, self.deny_terms, self.deny_patterns)
 
     def default_policy(self) -> PolicyDocument:
         return default_document(

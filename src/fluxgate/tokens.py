@@ -24,7 +24,10 @@ from .signing import UrlSigner
 
 TOKEN_PREFIX = "fgt_"  # noqa: S105 - a public prefix
 _PURPOSE = "client-token-v1"
-_SUBJECT = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+# An end user's id (client-token subjects, OpenAI's `user`): what may go into cache keys,
+# records and rate-limit keys without escaping. The HTTP schemas use these two.
+SUBJECT_PATTERN = r"^[A-Za-z0-9._:@-]+$"
+SUBJECT_MAX_LENGTH = 128
 _MINTER = re.compile(r"[0-9a-f]{8,64}")
 
 
@@ -37,10 +40,6 @@ class ClientToken:
     issued_at: int
     expires_at: int
     minted_by: str | None = None  # hex prefix of the minting API key's SHA-256
-
-
-def valid_subject(subject: str) -> bool:
-    return bool(_SUBJECT.match(subject))
 
 
 def _b64(data: bytes) -> str:

@@ -13,6 +13,7 @@ uvicorn): the baseline for file delivery.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -67,10 +68,10 @@ def realistic_ai(latency: float):
 
 def gateway_app(args: argparse.Namespace):
     from fluxgate import FLUX_MODEL_ID
-    from fluxgate.app import create_app
+    from fluxgate.api.app import create_app
     from fluxgate.coalesce import NoCoalescing
-    from fluxgate.local.runtime import build_gateway
-    from fluxgate.model import MultipartImageModel
+    from fluxgate.image_model import MultipartImageModel
+    from fluxgate.local.runtime import LocalRuntime, local_ports
 
     if args.placeholder_images:
         from fluxgate.local.placeholder import PlaceholderAI
@@ -85,9 +86,10 @@ def gateway_app(args: argparse.Namespace):
         "FLUXGATE_DAILY_BUDGET_USD": "1000000",
     }
     model = MultipartImageModel(ai, model_id=FLUX_MODEL_ID, name="bench-double")
-    gateway = build_gateway(Path(args.data_dir), env, model=model)
+    ports = local_ports(Path(args.data_dir), env, model=model)
     if args.no_coalescing:
-        gateway.coalescer = NoCoalescing()
+        ports = dataclasses.replace(ports, coalescer=NoCoalescing())
+    gateway = LocalRuntime.of(ports).gateway
     app = create_app(lambda _request: gateway)
 
     @app.get("/bench/floor", include_in_schema=False)

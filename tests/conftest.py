@@ -6,9 +6,9 @@ against the FastAPI app on the local runtime's embedded stores, in process, and 
 against the Worker as deployed, in the Worker host (``tests/runtimes.py``). Each of those
 fixtures is the same thing on both runtimes: a double in process, or the host's double
 driven through its control port. A test that reaches into the in-process objects
-(``gateway``, ``kv``, ``objects``, ``ledger``) is white-box and runs on the local runtime
-only; a black-box test that cannot run on the Worker says why with
-``@pytest.mark.local_only(reason=...)``.
+(``gateway``, ``kv``, ``objects``, ``ledger``, ``coalescer``, ``make_runtime``) is
+white-box and runs on the local runtime only; a black-box test that cannot run on the
+Worker says why with ``@pytest.mark.local_only(reason=...)``.
 
 Configuration is declared, never changed mid-test: ``@pytest.mark.settings(field=value)``
 (merged from module to test) configures both runtimes, the Worker host through its
@@ -18,6 +18,7 @@ Configuration is declared, never changed mid-test: ``@pytest.mark.settings(field
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,20 +34,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fluxgate import FLUX_MODEL_ID
-from fluxgate.app import create_app
+from fluxgate.api.app import create_app
+from fluxgate.coalesce import Coalescer, InflightCoalescer
+from fluxgate.gateway import Gateway, JobPorts, Ports
+from fluxgate.image_model import MultipartImageModel
+from fluxgate.local.jobs import QueueWorker, SqliteQueue
 from fluxgate.local.kv_sqlite import SqliteKV
 from fluxgate.local.ledger import SqliteLedger
 from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.ratelimit import WindowRateLimiter
-from fluxgate.local.runtime import attach_jobs, background_jobs
-from fluxgate.model import MultipartImageModel
+from fluxgate.local.runtime import LocalRuntime, local_jobs
 from fluxgate.moderation import GuardModerator
-from fluxgate.pipeline import Gateway, build_controls
-from fluxgate.policy_store import PolicyStore
 from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
 
-from .doubles import FakeGuardAI, FlakyKV, FlakyObjects, ScriptedAI
+from .doubles import FakeGuardAI, FlakyKV, FlakyObjects, HeldLedger, ScriptedAI
 from .runtimes import (
     HostAI,
     HostClock,
@@ -64,7 +66,7 @@ SECRETS: dict[str, str | None] = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS"
 
 # In-process objects with no counterpart in the Worker host: a test that asks for one of
 # these is white-box, and runs on the local runtime only.
-IN_PROCESS = frozenset({"gateway", "kv", "objects", "ledger"})
+IN_PROCESS = frozenset({"gateway", "kv", "objects", "ledger", "coalescer", "make_runtime"})
 RUNTIMES = ("local", "worker")
 
 
@@ -243,46 +245,71 @@ def guard(request: pytest.FixtureRequest) -> FakeGuardAI | HostGuard:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
+def ledger(tmp_path: Path) -> Iterator[HeldLedger]:
     store = SqliteLedger(tmp_path / "budget.sqlite3")
-    yield store
+    yield HeldLedger(store)
     store.close()
 
 
 @pytest.fixture
-def gateway(
+def coalescer() -> Coalescer:
+    """The in-process coalescer (a test may parametrize ``coalescer`` to replace it)."""
+    return InflightCoalescer()
+
+
+@pytest.fixture
+def ports(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     settings: Settings,
     kv: FlakyKV,
     objects: FlakyObjects,
     ai: ScriptedAI,
     guard: FakeGuardAI,
-    ledger: SqliteLedger,
+    ledger: HeldLedger,
+    coalescer: Coalescer,
     clock: Clock,
     secrets: dict[str, str | None],
-) -> Gateway:
-    controls = build_controls(
-        settings,
-        kv,
-        limiter=WindowRateLimiter(clock),
-        ledger=ledger,
-        moderator=GuardModerator(guard),
-        clock=clock,
-    )
-    # Tests change the policy through the admin API and expect it at once.
-    controls.policies = PolicyStore(kv, settings.default_policy(), cache_seconds=0)
-    gateway = Gateway(
+) -> Ports:
+    """The local runtime's ports, made of this test's doubles."""
+    if "policy_cache_seconds" not in _marked(request, "settings"):
+        # Tests change the policy through the admin API and expect it at once.
+        settings = settings.model_copy(update={"policy_cache_seconds": 0})
+    return Ports(
         settings=settings,
         kv=kv,
         objects=objects,
         model=MultipartImageModel(ai, model_id=FLUX_MODEL_ID),
         signer=UrlSigner(parse_signing_keys(secrets["URL_SIGNING_KEYS"] or "")),
-        controls=controls,
+        limiter=WindowRateLimiter(clock),
+        ledger=ledger,
+        moderator=GuardModerator(guard),
         admin_token=secrets["ADMIN_TOKEN"],
+        coalescer=coalescer,
+        jobs=local_jobs(tmp_path),
         clock=clock,
     )
-    attach_jobs(gateway, tmp_path)
-    return gateway
+
+
+@pytest.fixture
+def make_runtime(ports: Ports) -> Callable[..., LocalRuntime]:
+    """The gateway factory: a local runtime on this test's ports, with some replaced
+    (``make_runtime(model=Broken())``)."""
+
+    def make(**parts: Any) -> LocalRuntime:
+        return LocalRuntime.of(dataclasses.replace(ports, **parts))
+
+    return make
+
+
+@pytest.fixture
+def local_runtime(make_runtime: Callable[..., LocalRuntime]) -> LocalRuntime:
+    return make_runtime()
+
+
+@pytest.fixture
+def gateway(local_runtime: LocalRuntime) -> Gateway:
+    return local_runtime.gateway
 
 
 @pytest.fixture
@@ -292,8 +319,9 @@ def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Clien
         with httpx.Client(base_url=host.base, timeout=60) as c:
             yield c
         return
-    gateway: Gateway = request.getfixturevalue("gateway")
-    app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
+    runtime: LocalRuntime = request.getfixturevalue("local_runtime")
+    gateway = runtime.gateway
+    app = create_app(lambda _request: gateway, lifespan=lambda _app: runtime.background_jobs())
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -360,13 +388,15 @@ def storage(request: pytest.FixtureRequest) -> LocalStorage | HostStorage:
 class LocalJobs:
     """The local job queue and job records (``HostJobs`` on the host)."""
 
-    def __init__(self, gateway: Gateway, client: TestClient) -> None:
-        self._jobs = gateway.jobs
-        self._worker = gateway.queue_worker  # type: ignore[attr-defined]
+    def __init__(self, ports: JobPorts, worker: QueueWorker, client: TestClient) -> None:
+        assert isinstance(ports.queue, SqliteQueue)
+        self._queue = ports.queue
+        self._store = ports.store
+        self._worker = worker
         self._portal = client.portal
 
     def send(self, message: dict[str, Any]) -> None:
-        self._portal.call(self._jobs.queue.send, message)
+        self._portal.call(self._queue.send, message)
 
     def pause(self) -> None:
         self._portal.call(self._worker.stop)
@@ -379,12 +409,12 @@ class LocalJobs:
 
     def drain(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._jobs.queue.pending():
+        while self._queue.pending():
             assert time.monotonic() < deadline, "the job queue did not drain"
             time.sleep(0.02)
 
     def record(self, job_id: str) -> dict[str, Any] | None:
-        job = self._portal.call(self._jobs.store.get, job_id)
+        job = self._portal.call(self._store.get, job_id)
         return None if job is None else job.as_dict()
 
 
@@ -394,7 +424,10 @@ def jobs(client: httpx.Client, request: pytest.FixtureRequest) -> LocalJobs | Ho
     it is drained) and its job records, as the gateway stores them."""
     if _runtime(request) == "worker":
         return HostJobs(request.getfixturevalue("worker_host"))
-    return LocalJobs(request.getfixturevalue("gateway"), client)  # type: ignore[arg-type]
+    runtime: LocalRuntime = request.getfixturevalue("local_runtime")
+    ports: Ports = request.getfixturevalue("ports")
+    assert ports.jobs is not None and runtime.worker is not None
+    return LocalJobs(ports.jobs, runtime.worker, client)  # type: ignore[arg-type]
 
 
 @pytest.fixture

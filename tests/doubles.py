@@ -7,6 +7,7 @@ and stores that fail the way a real outage does (an exception from the awaited c
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Mapping
 from typing import Any
@@ -132,3 +133,24 @@ class FakeGuardAI:
         if self.answer_text:
             return {"response": "unsafe\n" + ",".join(hits) if hits else "safe"}
         return {"response": {"safe": not hits, "categories": hits}}
+
+
+class HeldLedger:
+    """The budget ledger, whose reservations can be held until a gate opens (``hold()``
+    returns the gate); otherwise it is the ledger itself."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._gate: asyncio.Event | None = None
+
+    def hold(self) -> asyncio.Event:
+        self._gate = asyncio.Event()
+        return self._gate
+
+    async def reserve(self, *args: Any, **kwargs: Any) -> Any:
+        if self._gate is not None:
+            await self._gate.wait()
+        return await self.inner.reserve(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -138,10 +138,8 @@ def test_cache_control_parsing(header, mode):
     assert CacheMode.from_header(header) is mode
 
 
-def test_a_hit_reads_the_key_and_the_entry_and_nothing_else(client, auth, gateway, kv, objects):
-    from fluxgate.policy_store import PolicyStore
-
-    gateway.controls.policies = PolicyStore(kv, gateway.settings.default_policy(), cache_seconds=30)
+@pytest.mark.settings(policy_cache_seconds=30)
+def test_a_hit_reads_the_key_and_the_entry_and_nothing_else(client, auth, kv, objects):
     generate(client, auth)
     generate(client, auth)  # warms the policy cache
     kv.reads.clear()

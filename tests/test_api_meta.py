@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fluxgate import FLUX_MODEL_ID
-from fluxgate.app import create_app
+from fluxgate.api.app import create_app
 
 
 def test_healthz_names_the_model(client):
@@ -39,14 +39,14 @@ def test_unknown_routes_and_methods_are_json(client):
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_an_unexpected_failure_is_a_json_500_without_details(gateway):
+def test_an_unexpected_failure_is_a_json_500_without_details(make_runtime):
     class Broken:
         name = "broken"
 
         async def generate(self, request):
             raise RuntimeError("secret internal detail")
 
-    gateway.model = Broken()
+    gateway = make_runtime(model=Broken()).gateway
     with TestClient(create_app(lambda _r: gateway), raise_server_exceptions=False) as client:
         from .conftest import new_key
 

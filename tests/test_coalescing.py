@@ -58,10 +58,10 @@ async def test_a_failure_reaches_every_waiter_and_nothing_is_cached(client, asyn
     assert again.status_code == 200 and again.headers["x-cache"] == "MISS"
 
 
-async def test_a_failed_call_leaves_nothing_in_flight(gateway, async_client, ai, auth):
+async def test_a_failed_call_leaves_nothing_in_flight(coalescer, async_client, ai, auth):
     ai.fail_next("3040: Capacity temporarily exceeded")
     await burst(async_client, [auth] * 3, [BODY] * 3)
-    assert len(gateway.coalescer) == 0
+    assert len(coalescer) == 0
 
 
 async def test_different_keys_do_not_share_with_a_per_key_cache(client, async_client, ai):
@@ -71,8 +71,9 @@ async def test_different_keys_do_not_share_with_a_per_key_cache(client, async_cl
     assert ai.calls == 2
 
 
-async def test_without_coalescing_every_request_pays(gateway, async_client, ai, auth):
-    gateway.coalescer = NoCoalescing()  # the benchmark's baseline; no deployment runs it
+# the benchmark's baseline; no deployment runs it
+@pytest.mark.parametrize("coalescer", [NoCoalescing()], ids=["no-coalescing"])
+async def test_without_coalescing_every_request_pays(coalescer, async_client, ai, auth):
     ai.latency = 0.05
     await burst(async_client, [auth] * 5, [BODY] * 5)
     assert ai.calls == 5

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
+from fluxgate.api.request_body import MAX_JSON_DEPTH, json_depth, parse_json
 from fluxgate.errors import ApiError, error_type
 from fluxgate.files import parse_range
 from fluxgate.images import ImageFormatError, check_complete, inspect_image
-from fluxgate.request_body import MAX_JSON_DEPTH, json_depth, parse_json
 
 from .doubles import image_bytes
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fluxgate.coalesce import InflightCoalescer, NotShared
 from fluxgate.errors import ApiError
-from fluxgate.jobs import LEASE_SECONDS
+from fluxgate.job_table import LEASE_SECONDS
 from fluxgate.pricing import estimate
 from fluxgate.upstream import is_transient, is_work_failure
 from fluxgate.webhooks import WebhookVerificationError, signed_headers, verify
@@ -130,28 +130,12 @@ def test_ledger_reservations_with_an_id_are_idempotent(ledger):
 # -- item 7: coalescing shares outcomes, not refusals --------------------------------------
 
 
-class SlowLedger:
-    """The ledger, with every reservation held until ``gate`` opens."""
-
-    def __init__(self, inner, gate):
-        self.inner = inner
-        self.gate = gate
-
-    async def reserve(self, *args, **kwargs):
-        await self.gate.wait()
-        return await self.inner.reserve(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 @pytest.mark.anyio
 @pytest.mark.settings(cache_scope="global")
-async def test_a_waiter_never_receives_its_leaders_budget_refusal(gateway, client, ai):
+async def test_a_waiter_never_receives_its_leaders_budget_refusal(ledger, client, ai):
     broke = new_key(client, "broke", overrides={"daily_budget_usd": 0.0})
     rich = new_key(client, "rich")
-    gate = asyncio.Event()
-    gateway.controls.ledger = SlowLedger(gateway.controls.ledger, gate)
+    gate = ledger.hold()  # every reservation waits until the gate opens
     transport = httpx.ASGITransport(app=client.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://fluxgate") as http:
         leader = asyncio.create_task(http.post("/v1/images/generations", json=BODY, headers=broke))

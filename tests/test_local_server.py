@@ -95,5 +95,5 @@ def test_cloudflare_credentials_select_the_real_model(tmp_path):
     from fluxgate.local.runtime import build_gateway
 
     env = {"CLOUDFLARE_ACCOUNT_ID": "acct", "CLOUDFLARE_API_TOKEN": "tok"}
-    assert build_gateway(tmp_path / "a", env).model.name == FLUX_MODEL_ID
-    assert build_gateway(tmp_path / "b", {}).model.name == "placeholder"
+    assert build_gateway(tmp_path / "a", env).model_name == FLUX_MODEL_ID
+    assert build_gateway(tmp_path / "b", {}).model_name == "placeholder"

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fluxgate import policy as policy_module
-from fluxgate.policy import (
+from fluxgate import prompt_policy as policy_module
+from fluxgate.prompt_policy import (
     RAW_LENGTH_FACTOR,
     PolicyViolation,
     PromptPolicy,

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from fluxgate import FLUX_MODEL_ID
+from fluxgate.image_model import ModelInput, MultipartImageModel
 from fluxgate.local.placeholder import parse_multipart
 from fluxgate.local.rest import RestAI
-from fluxgate.model import ModelInput, MultipartImageModel
 from fluxgate.upstream import UpstreamError
 
 from .doubles import image_bytes

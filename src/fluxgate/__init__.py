@@ -8,3 +8,5 @@ runtime (SQLite, a directory of objects, the Workers AI REST API or a placeholde
 __version__ = "0.1.0"
 
 FLUX_MODEL_ID = "@cf/black-forest-labs/flux-2-dev"
+# The names a request may use for it (``model``, ``/v1/models/{id}``).
+FLUX_MODEL_ALIASES = frozenset({FLUX_MODEL_ID, "flux-2-dev", "black-forest-labs/flux-2-dev"})

@@ -113,6 +113,13 @@ class Principal:
         """Cache, rate-limit and record owner identity: per end user for client tokens."""
         return self.key.id if self.subject is None else f"{self.key.id}/{self.subject}"
 
+    def owns(self, owner: str) -> bool:
+        """Whether something owned by ``owner`` (a scope id) is this caller's to read: its
+        own, or, for an API key acting for itself, any of its end users'."""
+        return owner == self.scope_id or (
+            self.subject is None and owner.startswith(self.key.id + "/")
+        )
+
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise ApiError(
@@ -234,6 +241,18 @@ class KeyStore:
                 invalid_token=True,
             )
         return Principal(record, frozenset(record.scopes), credential=digest(token))
+
+    async def principal_for(
+        self, key_id: str, scopes: Iterable[str], subject: str | None
+    ) -> Principal:
+        """The principal an accepted request acted as, again, for work done later (an
+        async job): refused if the key has since been deleted, revoked or has expired, and
+        never with a scope the key no longer has."""
+        record = await self.get(key_id)
+        if record is None:
+            raise ApiError(401, "invalid_api_key", "The job's API key no longer exists.")
+        _check_usable(record, self._clock())
+        return Principal(record, frozenset(scopes) & frozenset(record.scopes), subject=subject)
 
     async def _index(self, key_id: str) -> dict[str, Any] | None:
         if not key_id.startswith("key_") or len(key_id) > 64:

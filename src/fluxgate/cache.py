@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Sequence
+
+from .params import GenerationParams
 
 
 class CacheMode(enum.Enum):
@@ -29,29 +30,21 @@ class CacheMode(enum.Enum):
         return cls.NORMAL
 
 
-def cache_key(
-    *,
-    model: str,
-    prompt: str,
-    width: int,
-    height: int,
-    steps: int,
-    guidance: float | None,
-    seed: int | None,
-    references: Sequence[str],
-    scope: str,
-) -> str:
+def cache_key(params: GenerationParams, prompt: str, scope: str) -> str:
+    """The KV key of ``params``' cached generation. ``prompt`` is the normalised prompt (the
+    policy's), so spellings that normalise alike share an entry; ``scope`` is the owning
+    key's id, or ``*`` for a global cache."""
     canonical = json.dumps(
         {
             "v": 1,
-            "model": model,
+            "model": params.model,
             "prompt": prompt,
-            "width": width,
-            "height": height,
-            "steps": steps,
-            "guidance": guidance,
-            "seed": seed,
-            "references": list(references),
+            "width": params.width,
+            "height": params.height,
+            "steps": params.steps,
+            "guidance": params.guidance,
+            "seed": params.seed,
+            "references": params.reference_digests,
             "scope": scope,
         },
         sort_keys=True,

@@ -1,11 +1,19 @@
-"""Abuse and cost controls between a request and the model: tier limits, rate limits,
-moderation and the daily budget.
+"""Abuse and cost controls between a request and the model, one call per stage.
 
-Order matters for cost. The policy document is read from an in-memory cache and tier
-limits are checked before the cache lookup (a request the tier forbids is refused even
-when an image is cached). Rate limiting, moderation and the budget run only on the way to
-the model, so a cache hit costs no extra store read. A cache entry made before moderation
-applied to the tier is moderated on its first hit afterwards.
+- :meth:`Controls.before_cache`: the caller's policy, its tier limits and the prompt
+  policy. It runs before the cache is read: a request the tier forbids is refused even when
+  an image is cached, and the normalised prompt it returns is what the cache key hashes.
+- :meth:`Controls.on_hit`: a cache entry made before moderation applied to the tier is
+  moderated on its first hit afterwards.
+- :meth:`Controls.before_model`: the rate limit, moderation and the daily budget, only on
+  the way to the model, so a cache hit costs no extra store read. It returns the
+  :class:`Charge` that a failure refunds.
+- :meth:`Controls.before_queue`: an async submission is the model-bound request, so its
+  rate limit is counted when it is submitted (and refused synchronously); the job's run
+  then passes its id to ``before_model``, which moderates and reserves once per job.
+
+The policy document is read from an in-memory cache, so ``before_cache`` costs no store
+read on the hot path.
 """
 
 from __future__ import annotations
@@ -19,13 +27,12 @@ from dataclasses import dataclass
 from .auth import Principal
 from .errors import ApiError
 from .ledger import UNLIMITED, BudgetLedger, Usage, to_micro
-from .model import ReferenceImage
-from .models import GenerationRequest
 from .moderation import ModerationUnavailable, Moderator, category_names
-from .policy import PolicyViolation, PromptPolicy
+from .params import GenerationParams
 from .policy_document import EffectivePolicy, Limits, PolicyDocument, effective_limits
 from .policy_store import PolicyStore
 from .pricing import CostEstimate
+from .prompt_policy import PolicyViolation, PromptPolicy
 from .ratelimit import RateLimiter, rate_limited
 
 log = logging.getLogger("fluxgate.controls")
@@ -54,11 +61,29 @@ class CallerPolicy:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """What :meth:`Controls.before_cache` decided for one request: who asks, under which
+    policy, and the prompt as that policy normalised it (what is hashed and sent)."""
+
+    principal: Principal
+    policy: CallerPolicy
+    prompt: str
+
+    @property
+    def moderation(self) -> str:
+        return self.policy.limits.moderation
+
+
+@dataclass(frozen=True)
 class Charge:
+    """What :meth:`Controls.before_model` cleared a model call with: the budget reserved
+    (refunded if the call fails) and whether the prompt was classified safe."""
+
     account: str
     day: str
     micro_usd: int
     reservation: str | None = None  # a job's: held until the job ends (see ``release``)
+    moderated: bool = False
 
 
 def utc_day(now: float) -> str:
@@ -79,15 +104,15 @@ class Controls:
         moderator: Moderator,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.policies = policies
-        self.limiter = limiter
-        self.ledger = ledger
-        self.moderator = moderator
-        self.clock = clock
+        self._policies = policies
+        self._limiter = limiter
+        self._ledger = ledger
+        self._moderator = moderator
+        self._clock = clock
         self._resolved: dict[tuple[int, str, str], CallerPolicy] = {}
 
     async def for_caller(self, principal: Principal) -> CallerPolicy:
-        doc = await self.policies.current()
+        doc = await self._policies.current()
         tier_name, tier = doc.tier(principal.key.tier)
         # Resolved once per (policy version, tier, overrides): it is on every request's path.
         memo = (doc.version, tier_name, json.dumps(principal.key.overrides, sort_keys=True))
@@ -98,37 +123,46 @@ class Controls:
         if limits.rate_limit is not None and limits.rate_limit not in doc.rate_limits:
             limits = limits.model_copy(update={"rate_limit": tier.rate_limit})
         policy = CallerPolicy(
-            doc, tier_name, limits, self.policies.prompt_policy(doc, tier_name, tier)
+            doc, tier_name, limits, self._policies.prompt_policy(doc, tier_name, tier)
         )
         if len(self._resolved) > 1024:
             self._resolved.clear()
         self._resolved[memo] = policy
         return policy
 
-    @staticmethod
-    def check_request(
-        policy: CallerPolicy, request: GenerationRequest, references: tuple[ReferenceImage, ...]
-    ) -> None:
-        limits = policy.limits
-        for param, value, cap in (
-            ("width", request.width, limits.max_width),
-            ("height", request.height, limits.max_height),
-            ("steps", request.steps, limits.max_steps),
-            ("input_image_0", len(references), limits.max_reference_images),
-        ):
-            if value > cap:
-                what = "reference images" if param.startswith("input_image") else param
-                raise ApiError(
-                    403,
-                    "tier_limit_exceeded",
-                    f"Your tier '{policy.tier_name}' allows at most {cap} {what}; "
-                    f"the request has {value}.",
-                    param=param,
-                    reason=f"max_{'reference_images' if what == 'reference images' else param}",
-                )
+    async def before_cache(self, principal: Principal, params: GenerationParams) -> Admission:
+        """The caller's policy, its tier limits and the prompt policy: everything decided
+        before the cache is read. Raises when the request is refused."""
+        policy = await self.for_caller(principal)
+        _check_tier(policy, params)
+        return Admission(principal, policy, policy.prompt_policy.apply(params.prompt))
 
-    async def admit(self, policy: CallerPolicy, principal: Principal) -> None:
+    async def on_hit(self, admission: Admission, moderated: bool) -> None:
+        """A hit on an entry made before moderation applied to the tier is moderated now."""
+        if admission.moderation != "off" and not moderated:
+            await self._moderate(admission)
+
+    async def before_queue(self, admission: Admission) -> None:
+        """An async submission: its rate limit is counted now (see the module docstring)."""
+        await self._rate_limit(admission)
+
+    async def before_model(
+        self, admission: Admission, cost: CostEstimate, *, job: str | None = None
+    ) -> Charge:
+        """Rate limit, moderation and budget, in that order (the cheapest refusal first).
+
+        ``job``: the id of the async job this call runs. Its rate limit was counted at
+        submission, and its reservation carries its id: a re-run after a crash finds it
+        already made and is not charged again.
+        """
+        if job is None:
+            await self._rate_limit(admission)
+        moderated = await self._moderate(admission)
+        return await self._reserve(admission, cost, reservation=job, moderated=moderated)
+
+    async def _rate_limit(self, admission: Admission) -> None:
         """Count one model-bound request per key and, for client tokens, per end user."""
+        policy, principal = admission.policy, admission.principal
         name = policy.limits.rate_limit
         if name is None:
             return
@@ -137,17 +171,17 @@ class Controls:
         if principal.subject is not None:
             keys.append(("end user", principal.scope_id))
         for who, key in keys:
-            decision = await self.limiter.hit(name, rule.limit, rule.period, key)
+            decision = await self._limiter.hit(name, rule.limit, rule.period, key)
             if not decision.allowed:
                 raise rate_limited(name, decision, who)
 
-    async def moderate(self, policy: CallerPolicy, prompt: str) -> bool:
+    async def _moderate(self, admission: Admission) -> bool:
         """True when the prompt was classified safe; raise when it was not, or per outage rule."""
-        mode = policy.limits.moderation
+        mode = admission.moderation
         if mode == "off":
             return False
         try:
-            verdict = await self.moderator.classify(prompt)
+            verdict = await self._moderator.classify(admission.prompt)
         except ModerationUnavailable as exc:
             if mode == "fail_open":
                 log.warning("moderation unavailable; failing open: %s", exc)
@@ -166,24 +200,25 @@ class Controls:
             raise error
         return True
 
-    async def reserve(
+    async def _reserve(
         self,
-        policy: CallerPolicy,
-        principal: Principal,
+        admission: Admission,
         cost: CostEstimate,
         *,
-        reservation: str | None = None,
+        reservation: str | None,
+        moderated: bool,
     ) -> Charge:
         """Reserve the cost against the key's daily budget, or raise ``budget_exceeded``.
 
-        With a ``reservation`` id (a job's) the reservation is idempotent: a job re-run
-        after a crash finds its reservation already made and is not charged again.
+        With a ``reservation`` id (a job's) the reservation is idempotent.
         """
-        now = self.clock()
-        budget = policy.limits.daily_budget_usd
+        now = self._clock()
+        budget = admission.policy.limits.daily_budget_usd
         limit = UNLIMITED if budget is None else to_micro(budget)
-        charge = Charge(principal.key.id, utc_day(now), to_micro(cost.usd), reservation)
-        booked = await self.ledger.reserve(
+        charge = Charge(
+            admission.principal.key.id, utc_day(now), to_micro(cost.usd), reservation, moderated
+        )
+        booked = await self._ledger.reserve(
             charge.account, charge.day, charge.micro_usd, limit, reservation
         )
         if not booked.accepted:
@@ -199,8 +234,15 @@ class Controls:
         return charge
 
     async def refund(self, charge: Charge) -> None:
+        """The model call (or storing its image) failed: the client got nothing.
+
+        A job's reservation is not refunded here: the job settles it when it ends
+        (:meth:`release`), since this attempt may be retried (and reserve nothing more), or
+        may have lost its lease to another attempt that succeeds."""
+        if charge.reservation is not None:
+            return
         try:
-            await self.ledger.refund(charge.account, charge.day, charge.micro_usd)
+            await self._ledger.refund(charge.account, charge.day, charge.micro_usd)
         except Exception as exc:  # the request already failed; do not mask its error
             log.error("budget refund failed for %s: %s", charge.account, type(exc).__name__)
 
@@ -208,14 +250,20 @@ class Controls:
         """Refund a job's reservation, if one was made: the job failed, or an attempt
         failed cleanly and goes back to the queue. Idempotent."""
         try:
-            await self.ledger.release(account, reservation)
+            await self._ledger.release(account, reservation)
         except Exception as exc:  # the job already ended; do not mask its outcome
             log.error("budget release failed for %s: %s", account, type(exc).__name__)
 
-    async def usage(self, policy: CallerPolicy, principal: Principal) -> dict[str, object]:
-        now = self.clock()
+    async def effective_policy(self, principal: Principal) -> EffectivePolicy:
+        """The limits and rules that apply to ``principal`` (``GET /v1/policy``)."""
+        return (await self.for_caller(principal)).describe(principal)
+
+    async def usage(self, principal: Principal) -> dict[str, object]:
+        """Today's spend and remaining budget of the caller's key."""
+        policy = await self.for_caller(principal)
+        now = self._clock()
         day = utc_day(now)
-        usage: Usage = await self.ledger.usage(principal.key.id, day)
+        usage: Usage = await self._ledger.usage(principal.key.id, day)
         budget = policy.limits.daily_budget_usd
         spent = usage.micro_usd / 1e6
         return {
@@ -227,3 +275,23 @@ class Controls:
             "remaining_usd": None if budget is None else round(max(0.0, budget - spent), 6),
             "resets_at": int(now) + seconds_to_next_day(now),
         }
+
+
+def _check_tier(policy: CallerPolicy, params: GenerationParams) -> None:
+    limits = policy.limits
+    for param, value, cap in (
+        ("width", params.width, limits.max_width),
+        ("height", params.height, limits.max_height),
+        ("steps", params.steps, limits.max_steps),
+        ("input_image_0", len(params.references), limits.max_reference_images),
+    ):
+        if value > cap:
+            what = "reference images" if param.startswith("input_image") else param
+            raise ApiError(
+                403,
+                "tier_limit_exceeded",
+                f"Your tier '{policy.tier_name}' allows at most {cap} {what}; "
+                f"the request has {value}.",
+                param=param,
+                reason=f"max_{'reference_images' if what == 'reference images' else param}",
+            )

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .model import AIRunner
+from .image_model import AIRunner
 
 log = logging.getLogger("fluxgate.moderation")
 

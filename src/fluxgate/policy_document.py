@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from .errors import ApiError
-from .model import MAX_REFERENCE_IMAGES, MAX_SIZE, MIN_SIZE
-from .policy import PromptPolicy
+from .image_model import MAX_REFERENCE_IMAGES, MAX_SIZE, MIN_SIZE
+from .prompt_policy import PromptPolicy
 from .ratelimit import AUTH_FAILURES_RULE
 
 log = logging.getLogger("fluxgate.policy")

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from .errors import ApiError
-from .policy import PromptPolicy
 from .policy_document import PolicyDocument, Tier
+from .prompt_policy import PromptPolicy
 from .storage import KVStore
 
 POLICY_KEY = "policy:current"

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from . import b64
 from .errors import ApiError
+from .image_model import MAX_REFERENCE_IMAGES
 from .images import ImageFormatError, check_complete, inspect_image
-from .model import MAX_REFERENCE_IMAGES, ReferenceImage
+from .params import ReferenceImage
 
 MAX_REFERENCE_SIDE = 511  # "smaller than 512x512"
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)

@@ -48,15 +48,20 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
+from .auth import KeyStore
 from .errors import ApiError
+from .job_table import ACK, FAILED, SUCCEEDED, Disposition, Job, JobQueue, JobStore, backoff
 from .signing import UrlSigner
+
+log = logging.getLogger("fluxgate.webhooks")
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of the format
 TOLERANCE_SECONDS = 300
@@ -445,3 +450,124 @@ class HttpPoster(Protocol):
         :class:`DeliveryError` when there is no answer. ``allow_loopback``: the policy the
         URL was checked with (a poster that resolves names checks the addresses again)."""
         ...
+
+
+# -- the sender ------------------------------------------------------------------------------
+
+DescribeJob = Callable[[Job, str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """How deliveries are made: whether loopback receivers are allowed (local testing),
+    the backoff base, and how many attempts before a delivery is abandoned."""
+
+    allow_loopback: bool = False
+    retry_base_seconds: float = 5.0
+    max_attempts: int = 6
+
+
+class WebhookSender:
+    """Signs and POSTs a finished job's webhook, retried with backoff under one id.
+
+    ``describe``: the job's body as ``GET /v1/jobs/{id}`` shows it (the API layer's
+    presentation, given the origin the job was submitted on), which the event carries.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        queue: JobQueue,
+        keys: KeyStore,
+        signer: UrlSigner,
+        poster: HttpPoster,
+        describe: DescribeJob,
+        policy: WebhookPolicy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._keys = keys
+        self._signer = signer
+        self._poster = poster
+        self._describe = describe
+        self._policy = policy
+        self._clock = clock
+
+    def check(self, url: str) -> str:
+        """A submitted ``webhook_url`` in its canonical spelling, or ``400``."""
+        return check_url(url, allow_loopback=self._policy.allow_loopback)
+
+    async def enqueue(self, job: Job) -> None:
+        """Queue the delivery of a finished job's webhook, if it has one."""
+        if job.webhook_url is not None:
+            await self._queue.send({"type": "webhook", "job_id": job.id})
+
+    def payload(self, job: Job) -> bytes:
+        event = (
+            "image.generation.succeeded" if job.status == SUCCEEDED else ("image.generation.failed")
+        )
+        data = self._describe(job, job.request.get("base_url", ""))
+        data.pop("webhook", None)
+        return json.dumps(
+            {"type": event, "timestamp": job.updated, "data": data}, separators=(",", ":")
+        ).encode()
+
+    async def deliver(self, job_id: str, attempts: int) -> Disposition:
+        """One delivery attempt of a queue message: acknowledged when delivered, abandoned
+        or pointless; otherwise retried with backoff."""
+        job = await self._store.get(job_id)
+        if job is None or job.webhook_url is None or job.status not in (SUCCEEDED, FAILED):
+            return ACK
+        if (job.webhook or {}).get("state") == "delivered":
+            return ACK  # a duplicate message: the receiver already has it
+        key_id = job.request["key_id"]
+        record = await self._keys.get(key_id)  # its secret rotates with the key
+        secrets = secrets_for_key(
+            self._signer, key_id, None if record is None else record.rotated_at
+        )
+        body = self.payload(job)
+        message_id = f"{job.id}.{job.status}"
+        headers = signed_headers(secrets, message_id, body, now=self._clock())
+        status, error = await self._post(job.webhook_url, body, headers)
+        now = self._clock()
+        state: dict[str, Any] = {
+            "attempts": attempts,
+            "last_status": status,
+            "last_attempt": int(now),
+            "id": message_id,
+        }
+        if error is None:
+            await self._store.record_webhook(job.id, {**state, "state": "delivered"}, now)
+            return ACK
+        if attempts >= self._policy.max_attempts or error == "refused_by_policy":
+            log.warning("webhook for %s abandoned after %d attempts", job.id, attempts)
+            await self._store.record_webhook(
+                job.id, {**state, "state": "failed", "error": error}, now
+            )
+            return ACK
+        await self._store.record_webhook(
+            job.id, {**state, "state": "retrying", "error": error}, now
+        )
+        return Disposition(retry_in=backoff(self._policy.retry_base_seconds, attempts))
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        """POST a delivery: ``(status, error)``, the error from a fixed vocabulary
+        (``http_<status>``, or a :data:`DELIVERY_ERRORS` reason) and never the network's own
+        words, which would tell a caller what answers where."""
+        allow_loopback = self._policy.allow_loopback
+        try:  # checked again: the policy may have changed since the job was submitted
+            check_url(url, allow_loopback=allow_loopback)
+        except ApiError:
+            return None, "refused_by_policy"
+        try:
+            status = await self._poster.post(url, body, headers, allow_loopback=allow_loopback)
+        except DeliveryError as exc:
+            return None, exc.reason
+        except Exception as exc:
+            log.warning("webhook delivery failed: %s", type(exc).__name__)
+            return None, "connection_failed"
+        return status, None if 200 <= status < 300 else f"http_{status}"

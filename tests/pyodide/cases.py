@@ -25,9 +25,10 @@ from fluxgate.edge.ai import WorkersImageModel
 from fluxgate.edge.kv import WorkersKV
 from fluxgate.edge.r2 import WorkersR2
 from fluxgate.files import object_path
+from fluxgate.image_model import ModelInput
 from fluxgate.images import inspect_image
 from fluxgate.local.placeholder import render_png
-from fluxgate.model import ModelInput, ReferenceImage
+from fluxgate.params import ReferenceImage
 from fluxgate.signing import UrlSigner, parse_signing_keys
 from fluxgate.storage import read_all
 from fluxgate.upstream import UpstreamError
@@ -365,7 +366,7 @@ async def case_coalescer_object_never_hands_a_leaders_refusal_to_a_waiter():
 
 
 def new_job(job_id):
-    from fluxgate.jobs import QUEUED, Job
+    from fluxgate.job_table import QUEUED, Job
 
     return Job(
         job_id,
@@ -384,7 +385,7 @@ def new_job(job_id):
 
 async def case_job_object_runs_the_state_machine_over_rpc():
     from fluxgate.edge.jobs import WorkersJobStore
-    from fluxgate.jobs import new_job_id
+    from fluxgate.job_table import new_job_id
 
     store, job_id = WorkersJobStore(worker_env.JOBS), new_job_id()
     assert await store.get(job_id) is None
@@ -427,7 +428,7 @@ async def case_queue_consumer_acks_and_retries_per_message():
     from harness import createBatch
 
     from fluxgate.edge.jobs import consume
-    from fluxgate.jobs import ACK, Disposition
+    from fluxgate.job_table import ACK, Disposition
 
     seen = []
 

@@ -16,7 +16,7 @@ from js import Blob, FormData, Response
 from pyodide.ffi import JsException, JsProxy, to_js
 
 from .. import FLUX_MODEL_ID
-from ..model import GeneratedImage, ModelInput, decode_model_output
+from ..image_model import GeneratedImage, ModelInput, decode_model_output
 from ..upstream import parse_upstream_message
 from .ffi import js_bytes, js_object, unwrap
 

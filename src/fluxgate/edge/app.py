@@ -5,13 +5,14 @@ from __future__ import annotations
 from http import HTTPMethod
 from typing import Any
 
-from ..app import create_app
-from ..async_jobs import Jobs
+from ..api.app import create_app
+from ..api.request_body import payload_too_large
 from ..errors import ApiError
+from ..gateway import Gateway, JobPorts, Ports, assemble
+from ..generation import Outcome
 from ..logs import send_to_stderr
 from ..moderation import GuardModerator
-from ..pipeline import Gateway, GenerationRecord, Outcome, build_controls
-from ..request_body import payload_too_large
+from ..records import GenerationRecord
 from ..settings import ConfigError, Settings, admin_token_from
 from ..signing import SigningConfigError
 from .ai import WorkersAIRunner, WorkersImageModel
@@ -41,54 +42,42 @@ def gateway_from_env(env: Any) -> Gateway:
     wraps ``env`` in a new object for every event.
     """
     global _gateway
-    if _gateway is not None:
-        return _gateway
-    try:
-        settings = Settings.from_mapping(env_settings(env))
-        kv = WorkersKV(env.KV)
-        gateway = Gateway(
-            settings=settings,
-            kv=kv,
-            objects=WorkersR2(env.IMAGES),
-            model=WorkersImageModel(env.AI),
-            signer=signer_from_env(env),
-            controls=build_controls(
-                settings,
-                kv,
-                limiter=WorkersRateLimiter(env),
-                ledger=WorkersLedger(env.BUDGETS),
-                moderator=GuardModerator(WorkersAIRunner(env.AI)),
-            ),
-            admin_token=admin_token_from(env_text(env, "ADMIN_TOKEN")),
-            coalescer=coalescer_from_env(env),
-        )
-    except (ConfigError, SigningConfigError) as exc:
-        # The message names the variable, never its value.
-        raise ApiError(503, "server_misconfigured", str(exc)) from exc
-    gateway.jobs = jobs_from_env(env, gateway)
-    _gateway = gateway
-    return gateway
+    if _gateway is None:
+        try:
+            _gateway = assemble(ports_from_env(env))
+        except (ConfigError, SigningConfigError) as exc:
+            # The message names the variable, never its value.
+            raise ApiError(503, "server_misconfigured", str(exc)) from exc
+    return _gateway
 
 
-def jobs_from_env(env: Any, gateway: Gateway) -> Jobs | None:
+def ports_from_env(env: Any) -> Ports:
+    """The Worker's ports: its bindings, vars and secrets."""
+    settings = Settings.from_mapping(env_settings(env))
+    return Ports(
+        settings=settings,
+        kv=WorkersKV(env.KV),
+        objects=WorkersR2(env.IMAGES),
+        model=WorkersImageModel(env.AI),
+        signer=signer_from_env(env),
+        limiter=WorkersRateLimiter(env),
+        ledger=WorkersLedger(env.BUDGETS),
+        moderator=GuardModerator(WorkersAIRunner(env.AI)),
+        admin_token=admin_token_from(env_text(env, "ADMIN_TOKEN")),
+        coalescer=coalescer_from_env(env),
+        jobs=jobs_from_env(env),
+    )
+
+
+def jobs_from_env(env: Any) -> JobPorts | None:
     """Async jobs when both the JOBS objects and the JOB_QUEUE producer are bound."""
     namespace, queue = getattr(env, "JOBS", None), getattr(env, "JOB_QUEUE", None)
     if namespace is None or queue is None:
         return None
-    settings = gateway.settings
-    return Jobs(
-        gateway,
-        WorkersJobStore(namespace),
-        WorkersQueue(queue),
-        FetchPoster(),
-        allow_loopback=settings.webhook_allow_loopback,
-        retry_base_seconds=settings.webhook_retry_base_seconds,
-        max_attempts=settings.job_max_attempts,
-        webhook_max_attempts=settings.webhook_max_attempts,
-    )
+    return JobPorts(WorkersJobStore(namespace), WorkersQueue(queue), FetchPoster())
 
 
-def coalescer_from_env(env: Any) -> Any:
+def coalescer_from_env(env: Any) -> DurableCoalescer | None:
     """Across isolates when the COALESCER binding exists; else within the isolate."""
     namespace = getattr(env, "COALESCER", None)
     if namespace is None:

@@ -16,7 +16,7 @@ from js import Array, Blob
 from js import Request as JsRequest
 from workers import Request
 
-from ..request_body import declared_length
+from ..api.request_body import declared_length
 from .ffi import is_nullish, js_object, js_text
 
 

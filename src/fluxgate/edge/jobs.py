@@ -16,7 +16,7 @@ from js import AbortSignal, fetch
 from pyodide.ffi import JsProxy
 from workers import DurableObject
 
-from ..jobs import Claim, Job, JobTable
+from ..job_table import Claim, Consumer, Job, JobTable
 from ..webhooks import DeliveryError
 from .ffi import is_nullish, js_object, sql_bindings, unwrap
 
@@ -163,15 +163,16 @@ class FetchPoster:
         return int(response.status)
 
 
-async def consume(batch: Any, jobs: Any) -> None:
-    """The queue handler: each message acked, or retried with the delay ``jobs`` asks for."""
+async def consume(batch: Any, consumer: Consumer) -> None:
+    """The queue handler: each message acked, or retried with the delay ``consumer`` asks
+    for."""
     for message in unwrap(batch).messages:
         body = message.body
         payload = body.to_py() if isinstance(body, JsProxy) else body
         if isinstance(payload, str):
             payload = json.loads(payload)
         try:
-            disposition = await jobs.process(dict(payload), int(message.attempts))
+            disposition = await consumer.process(dict(payload), int(message.attempts))
         except Exception:  # one bad message must not fail (and retry) the whole batch
             log.exception("queue message failed; retrying it")
             message.retry(js_object({"delaySeconds": 5}))

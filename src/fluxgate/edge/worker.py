@@ -40,4 +40,4 @@ class Default(WorkerEntrypoint):
         from .app import gateway_from_env
         from .jobs import consume
 
-        await consume(batch, gateway_from_env(self.env).jobs)
+        await consume(batch, gateway_from_env(self.env).job_runner)

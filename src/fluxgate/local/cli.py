@@ -14,14 +14,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..api_admin import create_key, revoke_key_as
-from ..api_deps import AdminActor
+from ..api.admin import create_key, revoke_key_as
+from ..api.deps import AdminActor
+from ..api.request_body import validation_error
+from ..api.schemas import KeyCreate
 from ..logs import send_to_stderr
-from ..models import KeyCreate
-from ..request_body import validation_error
 from ..settings import ConfigError
 from ..signing import SigningConfigError
-from .runtime import DATA_DIR_VARIABLE, background_jobs, build_gateway, data_dir_from
+from .runtime import DATA_DIR_VARIABLE, build_gateway, build_runtime, data_dir_from
 
 # A signed URL is a bearer capability: its signature never reaches a log.
 _SIGNATURE = re.compile(r"([?&]sig=)[^&#\s]*")
@@ -67,17 +67,18 @@ def _serve(args: argparse.Namespace) -> int:
             "fluxgate serve needs the local extra: pip install 'fluxgate[local]'", file=sys.stderr
         )
         return 2
-    from ..app import create_app
+    from ..api.app import create_app
 
     data_dir = _data_dir(args)
-    gateway = build_gateway(data_dir)
-    app = create_app(lambda _request: gateway, lifespan=lambda _app: background_jobs(gateway))
+    runtime = build_runtime(data_dir)
+    gateway = runtime.gateway
+    app = create_app(lambda _request: gateway, lifespan=lambda _app: runtime.background_jobs())
     send_to_stderr()  # Fluxgate's own lines (the audit log among them), as they are: JSON
     print(
-        f"Fluxgate on http://{args.host}:{args.port}  model={gateway.model.name}  data={data_dir}",
+        f"Fluxgate on http://{args.host}:{args.port}  model={gateway.model_name}  data={data_dir}",
         file=sys.stderr,
     )
-    if gateway.model.name == "placeholder":
+    if gateway.model_name == "placeholder":
         print(
             "  No CLOUDFLARE_ACCOUNT_ID/CLOUDFLARE_API_TOKEN: images come from the offline "
             "placeholder generator.",

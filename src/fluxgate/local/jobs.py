@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from ..jobs import Claim, Job, JobTable
+from ..job_table import Claim, Job, JobTable
 from ..webhooks import (
     Address,
     DeliveryError,

@@ -6,13 +6,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import FLUX_MODEL_ID
-from ..async_jobs import Jobs
-from ..model import ImageModel, MultipartImageModel
+from ..gateway import Gateway, JobPorts, Ports, assemble
+from ..image_model import ImageModel, MultipartImageModel
 from ..moderation import GuardModerator, Moderator
-from ..pipeline import Gateway, build_controls
 from ..settings import Settings, admin_token_from
 from ..signing import UrlSigner, parse_signing_keys
 from ..webhooks import HttpPoster
@@ -78,58 +78,78 @@ def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator]:
     return placeholder, PlaceholderModerator()
 
 
-def build_gateway(
+def local_ports(
     data_dir: Path, environ: Mapping[str, str] | None = None, model: ImageModel | None = None
-) -> Gateway:
+) -> Ports:
+    """The local runtime's ports in ``data_dir``: SQLite KV, budget, jobs and queue, a
+    directory of objects, the models of :func:`local_models` (or ``model``)."""
     env = dict(os.environ if environ is None else environ)
     settings = Settings.from_mapping(env, prefix=ENV_PREFIX)
     admin_token = admin_token_from(env.get(ENV_PREFIX + "ADMIN_TOKEN"), ENV_PREFIX + "ADMIN_TOKEN")
     private_data_dir(data_dir)
-    kv = SqliteKV(data_dir / "kv.sqlite3")
     default_model, moderator = local_models(env)
-    gateway = Gateway(
+    return Ports(
         settings=settings,
-        kv=kv,
+        kv=SqliteKV(data_dir / "kv.sqlite3"),
         objects=DirectoryObjects(data_dir / "objects"),
         model=model or default_model,
         signer=UrlSigner(parse_signing_keys(signing_keys(data_dir, env))),
-        controls=build_controls(
-            settings,
-            kv,
-            limiter=WindowRateLimiter(),
-            ledger=SqliteLedger(data_dir / "budget.sqlite3"),
-            moderator=moderator,
-        ),
+        limiter=WindowRateLimiter(),
+        ledger=SqliteLedger(data_dir / "budget.sqlite3"),
+        moderator=moderator,
         admin_token=admin_token,
+        jobs=local_jobs(data_dir),
     )
-    attach_jobs(gateway, data_dir)
-    return gateway
 
 
-def attach_jobs(gateway: Gateway, data_dir: Path, poster: HttpPoster | None = None) -> None:
-    """Async jobs: SQLite job state and queue in the data dir, consumed in the background."""
-    settings = gateway.settings
-    queue = SqliteQueue(data_dir / "queue.sqlite3")
-    gateway.jobs = Jobs(
-        gateway,
+def local_jobs(data_dir: Path, poster: HttpPoster | None = None) -> JobPorts:
+    """Async jobs: SQLite job state and queue in the data dir."""
+    return JobPorts(
         SqliteJobStore(data_dir / "jobs.sqlite3"),
-        queue,
+        SqliteQueue(data_dir / "queue.sqlite3"),
         poster or HttpxPoster(),
-        allow_loopback=settings.webhook_allow_loopback,
-        retry_base_seconds=settings.webhook_retry_base_seconds,
-        max_attempts=settings.job_max_attempts,
-        webhook_max_attempts=settings.webhook_max_attempts,
-        clock=gateway.clock,
     )
-    gateway.queue_worker = QueueWorker(queue, gateway.jobs.process)  # type: ignore[attr-defined]
 
 
-@asynccontextmanager
-async def background_jobs(gateway: Gateway) -> AsyncIterator[None]:
-    """The app's lifespan: run the embedded queue consumer while the server runs."""
-    worker: QueueWorker = gateway.queue_worker  # type: ignore[attr-defined]
-    worker.start()
-    try:
-        yield
-    finally:
-        await worker.stop()
+@dataclass(frozen=True)
+class LocalRuntime:
+    """A gateway and the embedded consumer of its job queue (run by the app's lifespan)."""
+
+    gateway: Gateway
+    worker: QueueWorker | None
+
+    @classmethod
+    def of(cls, ports: Ports) -> LocalRuntime:
+        gateway = assemble(ports)
+        worker = None
+        if ports.jobs is not None and gateway.job_runner is not None:
+            queue = ports.jobs.queue
+            if not isinstance(queue, SqliteQueue):
+                raise TypeError("the local queue consumer reads a SqliteQueue")
+            worker = QueueWorker(queue, gateway.job_runner.process)
+        return cls(gateway, worker)
+
+    @asynccontextmanager
+    async def background_jobs(self) -> AsyncIterator[None]:
+        """The app's lifespan: run the embedded queue consumer while the server runs."""
+        if self.worker is None:
+            yield
+            return
+        self.worker.start()
+        try:
+            yield
+        finally:
+            await self.worker.stop()
+
+
+def build_runtime(
+    data_dir: Path, environ: Mapping[str, str] | None = None, model: ImageModel | None = None
+) -> LocalRuntime:
+    return LocalRuntime.of(local_ports(data_dir, environ, model))
+
+
+def build_gateway(
+    data_dir: Path, environ: Mapping[str, str] | None = None, model: ImageModel | None = None
+) -> Gateway:
+    """The gateway alone, for commands that serve no requests (``fluxgate keys``)."""
+    return build_runtime(data_dir, environ, model).gateway

@@ -1,4 +1,8 @@
-"""Dependencies shared by the API routers: the gateway, the caller, the admin check."""
+"""Dependencies shared by the API routers: the gateway, the caller, the admin check.
+
+The gateway is found through the app's ``resolve(request)``: the local runtime passes a
+fixed one; the Worker builds one per isolate from ``env`` on first use.
+"""
 
 import json
 from collections.abc import Awaitable, Callable
@@ -8,12 +12,12 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .audit import audit
-from .auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
-from .errors import ApiError
-from .models import ErrorBody
-from .pipeline import Gateway
-from .ratelimit import GUESSES, FailedAttempts
+from ..audit import audit
+from ..auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
+from ..errors import ApiError
+from ..gateway import Gateway
+from ..ratelimit import GUESSES, FailedAttempts
+from .schemas import ErrorBody
 
 T = TypeVar("T")
 
@@ -104,7 +108,7 @@ async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable
     except ApiError as error:
         if error.code not in GUESSES:
             raise
-        blocked = await attempts.failed(gw.controls.limiter, client, gw.clock())
+        blocked = await attempts.failed(gw.limiter, client, gw.clock())
         if blocked is not None:
             raise blocked from None
         raise

@@ -1,8 +1,10 @@
 """Reading ``POST /v1/images/generations`` bodies: JSON or multipart, size-capped.
 
 Both encodings end in the same :class:`GenerationRequest` plus a list of reference image
-bytes, so every rule after this point is written once. The body is counted while it streams
-in, so an oversize upload is refused without being buffered whole.
+bytes, and :func:`generation_params` resolves the two into the core's one
+:class:`~fluxgate.params.GenerationParams`, so every rule after this point is written
+once. The body is counted while it streams in, so an oversize upload is refused without
+being buffered whole.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import ApiError
-from .model import MAX_REFERENCE_IMAGES, ReferenceImage
-from .models import GenerationRequest
-from .references import check_references, decode_image_string, reference_index, too_many
-from .signing import is_decimal
+from ..errors import ApiError
+from ..image_model import MAX_REFERENCE_IMAGES
+from ..params import GenerationParams, ReferenceImage
+from ..references import check_references, decode_image_string, reference_index, too_many
+from ..signing import is_decimal
+from .schemas import DEFAULT_HEIGHT, DEFAULT_WIDTH, GenerationRequest
 
 _OPENAI_IMAGE = re.compile(r"^image(\[[0-9]*\])?$")
 # The generation's field names (and aliases): a file part under any other name is an
@@ -357,3 +360,20 @@ async def parse_generation(
     if edit and not images:
         raise ApiError(400, "invalid_request", "An edit needs at least one image.", param="image")
     return _validate(fields, strict=False), check_references(images, max_image)
+
+
+def generation_params(
+    request: GenerationRequest, references: tuple[ReferenceImage, ...], model: str
+) -> GenerationParams:
+    """The request's parameters, resolved: ``size`` is already width and height (the
+    schema's validator), the defaults are applied, ``model`` is the one that will run."""
+    return GenerationParams(
+        prompt=request.prompt,
+        width=request.width or DEFAULT_WIDTH,
+        height=request.height or DEFAULT_HEIGHT,
+        steps=request.steps,
+        guidance=request.guidance,
+        seed=request.seed,
+        model=model,
+        references=references,
+    )

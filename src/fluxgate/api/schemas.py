@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .model import MAX_SIZE, MIN_SIZE
-from .policy_document import LimitOverrides
-from .tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
+from ..image_model import MAX_SIZE, MIN_SIZE
+from ..policy_document import LimitOverrides
+from ..tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 
 MAX_SEED = 2**53 - 1
 _SIZE = re.compile(r"^(auto|[0-9]{3,4}x[0-9]{3,4})$")

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from . import b64
 from .images import ImageFormatError, ImageInfo, inspect_image
 from .multipart import FilePart, encode_form
+from .params import GenerationParams, ReferenceImage
 from .upstream import UpstreamError, parse_upstream_message
 
 log = logging.getLogger("fluxgate.model")
@@ -25,13 +26,6 @@ log = logging.getLogger("fluxgate.model")
 # flux-2-dev's documented input ranges.
 MIN_SIZE, MAX_SIZE = 256, 1920
 MAX_REFERENCE_IMAGES = 4
-
-
-@dataclass(frozen=True)
-class ReferenceImage:
-    data: bytes
-    info: ImageInfo
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +37,20 @@ class ModelInput:
     seed: int
     guidance: float | None = None
     references: tuple[ReferenceImage, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def for_params(cls, params: GenerationParams, prompt: str, seed: int) -> ModelInput:
+        """The call for ``params``, with the prompt as the policy normalised it and the
+        seed drawn for this call."""
+        return cls(
+            prompt=prompt,
+            width=params.width,
+            height=params.height,
+            steps=params.steps,
+            seed=seed,
+            guidance=params.guidance,
+            references=params.references,
+        )
 
     def text_fields(self) -> list[tuple[str, str]]:
         """The form's string fields, in the model's names and formats."""

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from .api_deps import ADMIN_ERRORS, Admin, AdminActor, Gw
-from .auth import KeyRecord, expiry_in, invalid_field
-from .errors import ApiError
-from .models import KeyCreate, KeyCreated, KeyInfo, KeyList, KeyRotate, KeyUpdate
-from .pipeline import Gateway
-from .policy_document import PolicyDocument
+from ..auth import KeyRecord, expiry_in, invalid_field
+from ..errors import ApiError
+from ..gateway import Gateway
+from ..policy_document import PolicyDocument
+from .deps import ADMIN_ERRORS, Admin, AdminActor, Gw
 from .request_body import JsonBodyRoute
+from .schemas import KeyCreate, KeyCreated, KeyInfo, KeyList, KeyRotate, KeyUpdate
 
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], responses=ADMIN_ERRORS, route_class=JsonBodyRoute
@@ -31,7 +31,7 @@ class KeyPage(KeyList):
 
 
 async def _check_tier(gw: Gateway, tier: str | None) -> None:
-    (await gw.controls.policies.current()).require_tier(tier)
+    (await gw.policies.current()).require_tier(tier)
 
 
 async def create_key(gw: Gateway, body: KeyCreate, actor: AdminActor) -> tuple[str, KeyRecord]:
@@ -152,7 +152,7 @@ async def revoke_key(key_id: str, gw: Gw, actor: Admin) -> KeyInfo:
 
 @router.get("/policy", response_model=PolicyDocument, summary="The policy document in force")
 async def get_policy(gw: Gw, _: Admin) -> PolicyDocument:
-    return await gw.controls.policies.current()
+    return await gw.policies.current()
 
 
 @router.put(
@@ -161,7 +161,7 @@ async def get_policy(gw: Gw, _: Admin) -> PolicyDocument:
     summary="Replace the policy document (its version must increase)",
 )
 async def put_policy(doc: PolicyDocument, gw: Gw, actor: Admin) -> PolicyDocument:
-    previous = (await gw.controls.policies.current()).version
-    stored = await gw.controls.policies.replace(doc)
+    previous = (await gw.policies.current()).version
+    stored = await gw.policies.replace(doc)
     actor.audit("policy.replace", version=stored.version, previous_version=previous)
     return stored

@@ -51,6 +51,33 @@ class Job:
     created: int
     updated: int
 
+    @classmethod
+    def new(
+        cls,
+        job_id: str,
+        *,
+        owner: str,
+        request: dict[str, Any],
+        webhook_url: str | None,
+        now: int,
+        result: dict[str, Any] | None = None,
+    ) -> Job:
+        """A job as submitted: queued, or already succeeded with ``result`` (a cache hit)."""
+        status = QUEUED if result is None else SUCCEEDED
+        return cls(
+            id=job_id,
+            owner=owner,
+            status=status,
+            request=request,
+            result=result,
+            error=None,
+            webhook_url=webhook_url,
+            webhook=None,
+            attempts=0,
+            created=now,
+            updated=now,
+        )
+
     @property
     def done(self) -> bool:
         return self.status in (SUCCEEDED, FAILED)
@@ -210,6 +237,11 @@ class Disposition:
 ACK = Disposition()
 
 
+def backoff(base: float, attempt: int, cap: float = 3600) -> int:
+    """Exponential: base, 4·base, 16·base… (whole seconds, as Queues counts them)."""
+    return max(0, int(min(cap, base * 4 ** max(0, attempt - 1))))
+
+
 class JobStore(Protocol):
     """The async port over :class:`JobTable` (a Durable Object per job, or SQLite)."""
 
@@ -232,6 +264,12 @@ class JobStore(Protocol):
     async def record_webhook(self, job_id: str, state: dict[str, Any], now: float) -> None: ...
 
 
+class Consumer(Protocol):
+    """What a queue's consumer hands each message to (``JobRunner.process``)."""
+
+    async def process(self, message: dict[str, Any], attempts: int = 1) -> Disposition: ...
+
+
 class JobQueue(Protocol):
     """A message queue with delayed delivery (Cloudflare Queues, or the local one)."""
 
@@ -240,3 +278,12 @@ class JobQueue(Protocol):
 
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
+
+
+def is_job_id(text: str) -> bool:
+    """The shape of an id :func:`new_job_id` makes (checked before any store is read)."""
+    return (
+        text.startswith("job_")
+        and len(text) == 28
+        and all(c in "0123456789abcdef" for c in text[4:])
+    )

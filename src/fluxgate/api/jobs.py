@@ -3,11 +3,11 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from .api_deps import ERRORS, Caller, Gw
-from .auth import SCOPE_GENERATE, SCOPE_READ
-from .errors import ApiError
-from .models import JobBody, WebhookSecrets
-from .webhooks import secrets_for_key
+from ..auth import SCOPE_GENERATE, SCOPE_READ
+from ..errors import ApiError
+from ..webhooks import secrets_for_key
+from .deps import ERRORS, Caller, Gw
+from .schemas import JobBody, WebhookSecrets
 
 router = APIRouter(tags=["jobs"], responses=ERRORS)
 
@@ -25,7 +25,7 @@ async def get_job(request: Request, job_id: str, gw: Gw, principal: Caller) -> J
     job = await gw.jobs.get(job_id, principal)
     # The same body as the 202; ``result`` is exactly a synchronous generation's body.
     return JSONResponse(
-        gw.jobs.describe(job, str(request.base_url)), headers={"Cache-Control": "no-store"}
+        gw.presenter.job(job, str(request.base_url)), headers={"Cache-Control": "no-store"}
     )
 
 

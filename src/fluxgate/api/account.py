@@ -3,15 +3,15 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from . import FLUX_MODEL_ID
-from .api_deps import ERRORS, Caller, Gw
-from .audit import audit
-from .auth import SCOPE_GENERATE
-from .errors import ApiError
-from .models import ModelCard, ModelList, TokenCreate, TokenCreated, UsageReport
-from .policy_document import EffectivePolicy
+from .. import FLUX_MODEL_ALIASES, FLUX_MODEL_ID
+from ..audit import audit
+from ..auth import SCOPE_GENERATE
+from ..errors import ApiError
+from ..policy_document import EffectivePolicy
+from ..tokens import ClientToken, mint
+from .deps import ERRORS, Caller, Gw
 from .request_body import JsonBodyRoute
-from .tokens import ClientToken, mint
+from .schemas import ModelCard, ModelList, TokenCreate, TokenCreated, UsageReport
 
 router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute)
 
@@ -23,8 +23,7 @@ router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute
     summary="Today's spend and remaining budget of the caller's key",
 )
 async def usage(gw: Gw, principal: Caller) -> UsageReport:
-    policy = await gw.controls.for_caller(principal)
-    return UsageReport(**await gw.controls.usage(policy, principal))
+    return UsageReport(**await gw.controls.usage(principal))
 
 
 @router.get(
@@ -34,7 +33,7 @@ async def usage(gw: Gw, principal: Caller) -> UsageReport:
     summary="The limits and rules that apply to the caller",
 )
 async def policy(gw: Gw, principal: Caller) -> EffectivePolicy:
-    return (await gw.controls.for_caller(principal)).describe(principal)
+    return await gw.controls.effective_policy(principal)
 
 
 @router.post(
@@ -95,7 +94,7 @@ async def list_models(_: Caller) -> ModelList:
 )
 async def get_model(model_id: str, _: Caller) -> ModelCard:
     card = _card()
-    if model_id not in {card.id, "flux-2-dev", "black-forest-labs/flux-2-dev"}:
+    if model_id not in FLUX_MODEL_ALIASES:
         raise ApiError(
             404, "model_not_found", f"The model '{model_id}' does not exist.", param="model"
         )

@@ -19,14 +19,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, api_account, api_admin, api_images, api_jobs, playground
-from .api_deps import Gw, error_response
-from .audit import audit
-from .errors import ApiError, not_found
-from .models import GenerationRequest, Health
-from .pipeline import Gateway
-from .ratelimit import FailedAttempts
+from .. import __version__
+from ..audit import audit
+from ..errors import ApiError, not_found
+from ..gateway import Gateway
+from ..ratelimit import FailedAttempts
+from . import account, admin, downloads, images, jobs, playground
+from .deps import Gw, error_response
 from .request_body import validation_error
+from .schemas import GenerationRequest, Health
 
 log = logging.getLogger("fluxgate.app")
 
@@ -137,7 +138,7 @@ def create_app(
 
     @app.get("/healthz", response_model=Health, tags=["meta"])
     async def healthz(gw: Gw) -> Health:
-        return Health(model=gw.model.name, version=__version__)
+        return Health(model=gw.model_name, version=__version__)
 
     @app.get("/docs", include_in_schema=False)
     async def docs_page(gw: Gw) -> HTMLResponse:
@@ -154,11 +155,8 @@ def create_app(
     async def playground_script() -> Response:
         return Response(playground.SCRIPT, media_type="text/javascript", headers=_PAGE_HEADERS)
 
-    app.include_router(api_images.router)
-    app.include_router(api_images.files_router)
-    app.include_router(api_account.router)
-    app.include_router(api_jobs.router)
-    app.include_router(api_admin.router)
+    for module in (images, downloads, account, jobs, admin):
+        app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

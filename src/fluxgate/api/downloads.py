@@ -1,0 +1,84 @@
+"""Signed downloads through FastAPI: ``GET|HEAD /v1/files/images/<sha256>.<ext>``.
+
+The local runtime serves them here. On Workers the same URLs are answered before FastAPI
+is involved (:mod:`fluxgate.edge.files`); both read their rules from :mod:`fluxgate.files`.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from .. import files
+from ..errors import not_found
+from ..gateway import Gateway
+from .deps import Gw
+from .schemas import ErrorBody
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+        "description": "The image",
+    },
+    206: {"description": "Partial content (a `Range` request)"},
+    304: {"description": "Not modified"},
+    403: {"model": ErrorBody, "description": "Bad or expired signature"},
+    404: {"model": ErrorBody, "description": "No such file"},
+    405: {"model": ErrorBody, "description": "Only GET and HEAD"},
+    416: {"model": ErrorBody, "description": "Range outside the file"},
+    503: {"model": ErrorBody, "description": "File access not configured"},
+}
+
+
+router = APIRouter(tags=["images"])
+
+
+@router.api_route(
+    "/v1/files/{object_key:path}",
+    methods=["GET", "HEAD"],
+    operation_id="download_file",
+    summary="Download an image through its signed URL (GET or HEAD)",
+    responses=_FILE_RESPONSES,
+)
+async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
+    now = gw.clock()
+    key, expires = files.authorize(
+        request.url.path, request.query_params, request.method, gw.signer, now
+    )
+    headers = files.response_headers(key, expires, now)
+    if files.matches_if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    range_header = request.headers.get("range")
+    if request.method == "GET" and not range_header:  # the common case: one storage call
+        obj = await gw.objects.get(key)
+        if obj is None:
+            await _drop_stale_entry(gw, request)
+            raise not_found("file")
+        headers["Content-Length"] = str(obj.info.size)
+        return StreamingResponse(obj.chunks, headers=headers, media_type=obj.info.content_type)
+    info = await gw.objects.head(key)
+    if info is None:
+        await _drop_stale_entry(gw, request)
+        raise not_found("file")
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(info.size)
+        return Response(status_code=200, headers=headers, media_type=info.content_type)
+    wanted = files.parse_range(range_header, info.size)
+    obj = await gw.objects.get(key, None if wanted is None else (wanted.start, wanted.end))
+    if obj is None:
+        raise not_found("file")
+    if wanted is None:
+        headers["Content-Length"] = str(info.size)
+        return StreamingResponse(obj.chunks, headers=headers, media_type=info.content_type)
+    headers["Content-Length"] = str(wanted.length)
+    headers["Content-Range"] = wanted.content_range(info.size)
+    return StreamingResponse(
+        obj.chunks, status_code=206, headers=headers, media_type=info.content_type
+    )
+
+
+async def _drop_stale_entry(gw: Gateway, request: Request) -> None:
+    """The object behind a signed URL is gone: drop the cache entry that produced the URL."""
+    entry = files.signed_cache_entry(request.query_params)
+    if entry is not None:
+        await gw.generator.forget(entry)

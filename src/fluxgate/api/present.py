@@ -1,0 +1,100 @@
+"""Response bodies: a generation record or a job as the client sees it.
+
+The core hands back records; this module turns them into the API's bodies, signing a fresh
+URL for each answer (a URL never outlives ``SIGNED_URL_MAX_TTL_SECONDS``, and every answer,
+a cache hit's included, gets its own). A job's webhook carries the same body as ``GET
+/v1/jobs/{id}``, so the webhook sender is given :meth:`Presenter.job` at wiring time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import b64
+from ..files import object_path
+from ..job_table import Job
+from ..records import GenerationRecord
+from ..settings import Settings
+from ..signing import UrlSigner
+from .schemas import Cost, Generation, ImageData
+
+
+class Presenter:
+    def __init__(
+        self, settings: Settings, signer: UrlSigner, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self._signer = signer
+        self._clock = clock
+
+    def _origin(self, base_url: str) -> str:
+        """``PUBLIC_BASE_URL`` when set, else the request's own origin."""
+        return (self._settings.public_base_url or base_url).rstrip("/")
+
+    def url_ttl(self, requested: int | None) -> int:
+        if requested is None:
+            return self._settings.signed_url_ttl_seconds
+        return min(requested, self._settings.signed_url_max_ttl_seconds)
+
+    def signed_url(self, record: GenerationRecord, base_url: str, ttl: int) -> tuple[str, int]:
+        expires = int(self._clock()) + ttl
+        path = object_path(record.object_key)
+        query = self._signer.sign(path, expires, cache_key=record.cache_key)
+        return f"{self._origin(base_url)}{path}?{query}", expires
+
+    def generation(
+        self,
+        record: GenerationRecord,
+        *,
+        base_url: str,
+        cached: bool,
+        url_ttl: int | None = None,
+        image: bytes | None = None,
+    ) -> Generation:
+        """``image``: answer with the bytes (``b64_json``) instead of a signed URL."""
+        if image is not None:
+            data = ImageData(b64_json=b64.encode(image))
+        else:
+            url, expires = self.signed_url(record, base_url, self.url_ttl(url_ttl))
+            data = ImageData(url=url, expires_at=expires)
+        cost = record.cost()
+        return Generation(
+            id=record.id,
+            created=record.created,
+            model=record.model,
+            data=[data],
+            seed=record.seed,
+            width=record.width,
+            height=record.height,
+            steps=record.steps,
+            guidance=record.guidance,
+            content_type=record.content_type,
+            bytes=record.bytes,
+            sha256=record.sha256,
+            reference_images=record.reference_images,
+            cached=cached,
+            cost=Cost(**cost.as_dict(charged=record.charged and not cached)),
+        )
+
+    def job(self, job: Job, base_url: str) -> dict[str, Any]:
+        """The body of ``GET /v1/jobs/{id}`` (and of the 202); ``result`` is exactly a
+        synchronous generation's body."""
+        body: dict[str, Any] = {
+            "id": job.id,
+            "object": "image.job",
+            "status": job.status,
+            "created": job.created,
+            "updated": job.updated,
+            "status_url": f"{self._origin(base_url)}/v1/jobs/{job.id}",
+        }
+        if job.result is not None:
+            record = GenerationRecord.from_dict(job.result["record"])
+            cached = bool(job.result.get("cached"))
+            body["result"] = self.generation(record, base_url=base_url, cached=cached).to_json()
+        if job.error is not None:
+            body["error"] = job.error
+        if job.webhook_url is not None:
+            body["webhook"] = {"url": job.webhook_url, **(job.webhook or {"state": "pending"})}
+        return body

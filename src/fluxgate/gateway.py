@@ -1,0 +1,166 @@
+"""The composition root: one :class:`Gateway`, wired from a runtime's :class:`Ports`.
+
+Each runtime gathers its ports (the KV namespace, the bucket, the model, the limiter, the
+ledger... Workers bindings on the edge, SQLite and a directory locally) and calls
+:func:`assemble` once per process or isolate. Everything above the ports is built here and
+nowhere else, so both runtimes run the same objects wired the same way, and nothing is
+attached to the gateway after it is built.
+
+This is the one module at the package root that knows the API layer (it gives the webhook
+sender the API's job body); the core modules below it do not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .api.present import Presenter
+from .auth import KeyStore, Principal
+from .coalesce import Coalescer, InflightCoalescer
+from .controls import Controls
+from .generation import CachePolicy, Generator
+from .image_model import ImageModel
+from .job_runner import JobRunner, RetryPolicy
+from .job_service import Jobs
+from .job_table import JobQueue, JobStore
+from .ledger import BudgetLedger
+from .moderation import Moderator
+from .policy_store import PolicyStore
+from .ratelimit import RateLimiter
+from .settings import Settings
+from .signing import UrlSigner
+from .storage import KVStore, ObjectStore
+from .webhooks import HttpPoster, WebhookPolicy, WebhookSender
+
+
+@dataclass(frozen=True)
+class JobPorts:
+    """Async jobs: a transactional job store, a queue with delays, an HTTP poster."""
+
+    store: JobStore
+    queue: JobQueue
+    poster: HttpPoster
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What a runtime provides. ``coalescer`` defaults to coalescing within the process;
+    without ``jobs`` async generations answer ``501 async_unavailable``."""
+
+    settings: Settings
+    kv: KVStore
+    objects: ObjectStore
+    model: ImageModel
+    signer: UrlSigner
+    limiter: RateLimiter
+    ledger: BudgetLedger
+    moderator: Moderator
+    admin_token: str | None = None
+    coalescer: Coalescer | None = None
+    jobs: JobPorts | None = None
+    clock: Callable[[], float] = field(default=time.time)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Everything a request needs, wired once. Routers use these members directly."""
+
+    settings: Settings
+    keys: KeyStore
+    policies: PolicyStore
+    controls: Controls
+    generator: Generator
+    presenter: Presenter
+    objects: ObjectStore  # what signed downloads stream from
+    signer: UrlSigner
+    limiter: RateLimiter  # also counts failed credential attempts
+    admin_token: str | None
+    jobs: Jobs | None
+    job_runner: JobRunner | None
+    clock: Callable[[], float]
+
+    @property
+    def model_name(self) -> str:
+        return self.generator.model_name
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        return await self.keys.authenticate(
+            authorization, signer=self.signer, audience=self.settings.token_audience
+        )
+
+
+def assemble(ports: Ports) -> Gateway:
+    settings, clock = ports.settings, ports.clock
+    keys = KeyStore(ports.kv, clock=clock)
+    policies = PolicyStore(
+        ports.kv, settings.default_policy(), cache_seconds=settings.policy_cache_seconds
+    )
+    controls = Controls(
+        policies=policies,
+        limiter=ports.limiter,
+        ledger=ports.ledger,
+        moderator=ports.moderator,
+        clock=clock,
+    )
+    generator = Generator(
+        kv=ports.kv,
+        objects=ports.objects,
+        model=ports.model,
+        controls=controls,
+        coalescer=ports.coalescer or InflightCoalescer(),
+        cache=CachePolicy(settings.cache_scope, settings.cache_ttl_seconds),
+        clock=clock,
+    )
+    presenter = Presenter(settings, ports.signer, clock)
+    jobs, runner = None, None
+    if ports.jobs is not None:
+        webhooks = WebhookSender(
+            store=ports.jobs.store,
+            queue=ports.jobs.queue,
+            keys=keys,
+            signer=ports.signer,
+            poster=ports.jobs.poster,
+            describe=presenter.job,
+            policy=WebhookPolicy(
+                allow_loopback=settings.webhook_allow_loopback,
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                max_attempts=settings.webhook_max_attempts,
+            ),
+            clock=clock,
+        )
+        jobs = Jobs(
+            generator=generator,
+            controls=controls,
+            objects=ports.objects,
+            store=ports.jobs.store,
+            queue=ports.jobs.queue,
+            webhooks=webhooks,
+            clock=clock,
+        )
+        runner = JobRunner(
+            generator=generator,
+            controls=controls,
+            keys=keys,
+            objects=ports.objects,
+            store=ports.jobs.store,
+            webhooks=webhooks,
+            retry=RetryPolicy(settings.job_max_attempts, settings.webhook_retry_base_seconds),
+            clock=clock,
+        )
+    return Gateway(
+        settings=settings,
+        keys=keys,
+        policies=policies,
+        controls=controls,
+        generator=generator,
+        presenter=presenter,
+        objects=ports.objects,
+        signer=ports.signer,
+        limiter=ports.limiter,
+        admin_token=ports.admin_token,
+        jobs=jobs,
+        job_runner=runner,
+        clock=clock,
+    )

@@ -1,0 +1,153 @@
+"""The queue consumer: runs async jobs and hands their webhooks to the sender.
+
+``process`` takes one queue message. A job message claims the job (at most one completion,
+whatever the redeliveries), runs the same generation as a synchronous request, records the
+outcome and enqueues the webhook; a webhook message is one delivery attempt
+(:class:`~fluxgate.webhooks.WebhookSender`).
+
+Money. The job's budget reservation carries the job's id: a re-run (after a crash, or a
+lost lease) finds it already made and charges nothing more, so one image is charged once.
+The attempt that holds the job's lease settles it: released when the job fails (or when a
+clean, retryable failure sends it back to the queue), kept when the job succeeds, whoever
+made the image: an attempt whose consumer died mid-call, and was re-run, is charged once.
+
+Retries are decided by error code (:func:`~fluxgate.upstream.is_transient`), never by
+status: ``budget_exceeded`` and ``rate_limited`` are 429s that no retry can pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .auth import SCOPE_GENERATE, KeyStore
+from .cache import CacheMode
+from .controls import Controls
+from .errors import ApiError
+from .generation import Generator, Outcome
+from .images import inspect_image
+from .job_service import job_result
+from .job_table import ACK, FAILED, Disposition, Job, JobStore, backoff
+from .params import GenerationParams, ReferenceImage
+from .storage import ObjectStore, read_all
+from .upstream import is_transient
+from .webhooks import WebhookSender
+
+log = logging.getLogger("fluxgate.jobs")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a job is tried (transient failures only), and the backoff base."""
+
+    max_attempts: int = 3
+    base_seconds: float = 5.0
+
+
+def error_dict(error: ApiError) -> dict[str, Any]:
+    return {"status": error.status, "code": error.code, "message": error.message}
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        generator: Generator,
+        controls: Controls,
+        keys: KeyStore,
+        objects: ObjectStore,
+        store: JobStore,
+        webhooks: WebhookSender,
+        retry: RetryPolicy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._generator = generator
+        self._controls = controls
+        self._keys = keys
+        self._objects = objects
+        self._store = store
+        self._webhooks = webhooks
+        self._retry = retry
+        self._clock = clock
+
+    async def process(self, message: dict[str, Any], attempts: int = 1) -> Disposition:
+        kind = message.get("type")
+        if kind == "job":
+            return await self._run(str(message.get("job_id", "")))
+        if kind == "webhook":
+            return await self._webhooks.deliver(str(message.get("job_id", "")), attempts)
+        log.error("dropping a queue message of unknown type %r", kind)
+        return ACK
+
+    async def _run(self, job_id: str) -> Disposition:
+        claim = await self._store.claim(job_id, self._clock())
+        if claim.outcome in ("done", "missing"):
+            return ACK  # a redelivery of a finished job, or a job that never existed
+        if claim.outcome == "busy":
+            return Disposition(retry_in=claim.retry_in)  # another consumer holds the lease
+        job, lease = claim.job, claim.lease
+        assert job is not None and lease is not None
+        try:
+            outcome = await self._generate(job)
+        except ApiError as exc:
+            if is_transient(exc) and job.attempts < self._retry.max_attempts:
+                if await self._store.release(job_id, lease, self._clock()):
+                    await self._release_budget(job)  # a clean failure: the retry reserves
+                return Disposition(retry_in=backoff(self._retry.base_seconds, job.attempts))
+            finished = await self._store.fail(job_id, lease, error_dict(exc), self._clock())
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", job_id)
+            error = ApiError(500, "internal_error", f"The job failed ({type(exc).__name__}).")
+            finished = await self._store.fail(job_id, lease, error_dict(error), self._clock())
+        else:
+            result = job_result(outcome.record, cached=outcome.cache == "HIT")
+            finished = await self._store.succeed(job_id, lease, result, self._clock())
+        if finished is not None:  # this attempt held the lease: it settles the job
+            if finished.status == FAILED:
+                await self._release_budget(job)
+            await self._cleanup_inputs(finished)
+            await self._webhooks.enqueue(finished)
+        return ACK
+
+    async def _release_budget(self, job: Job) -> None:
+        """Refund the job's reservation, if an attempt made one. Only the lease holder does
+        this: an attempt that lost its lease (it ran past it, its consumer presumed dead)
+        must not refund what the attempt that completed the job reserved."""
+        await self._controls.release(job.request["key_id"], job.id)
+
+    async def _generate(self, job: Job) -> Outcome:
+        request = job.request
+        principal = await self._keys.principal_for(
+            request["key_id"], request["scopes"], request.get("subject")
+        )
+        principal.require(SCOPE_GENERATE)
+        params = GenerationParams.from_dict(
+            request["params"], await self._staged_inputs(request["references"])
+        )
+        return await self._generator.generate(
+            principal, params, CacheMode(request["mode"]), job=job.id
+        )
+
+    async def _staged_inputs(self, keys: list[str]) -> tuple[ReferenceImage, ...]:
+        references = []
+        for key in keys:
+            body = await self._objects.get(key)
+            if body is None:
+                raise ApiError(410, "reference_image_gone", "A reference image was lost.")
+            data = await read_all(body)
+            references.append(
+                ReferenceImage(data, inspect_image(data), hashlib.sha256(data).hexdigest())
+            )
+        return tuple(references)
+
+    async def _cleanup_inputs(self, job: Job) -> None:
+        """Delete the job's staged inputs: its own keys, which no other job reads."""
+        for key in job.request.get("references", []):
+            try:
+                await self._objects.delete(key)
+            except Exception as exc:  # an orphan input costs storage, not correctness
+                log.warning("could not delete job input %s: %s", key, type(exc).__name__)

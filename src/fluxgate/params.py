@@ -1,0 +1,87 @@
+"""One generation's parameters, resolved once at the HTTP boundary.
+
+A request arrives as JSON or multipart, in Fluxgate's own field names or the OpenAI
+Images API's (``size``, ``user``...). The API layer turns either into one frozen
+:class:`GenerationParams` with every default applied, and from there the controls, the
+cache key, the model input, the stored record and an async job's payload all read this one
+value: the parameters are spelled once, not once per stage.
+
+The one thing left open is the seed. A request without one is cached under ``seed: null``
+(repeating it is a hit that returns the first image and its seed), so the seed is drawn
+only on the way to the model, where it becomes part of the record.
+
+Pydantic-free: the job consumer and the Workers adapters read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .images import ImageInfo
+from .pricing import CostEstimate, estimate
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    """A checked reference image: its bytes, what they are, and their SHA-256."""
+
+    data: bytes
+    info: ImageInfo
+    sha256: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """What to generate, fully resolved: no field is a default still to be applied."""
+
+    prompt: str  # as sent: the caller's prompt policy normalises it
+    width: int
+    height: int
+    steps: int
+    guidance: float | None
+    seed: int | None  # None: drawn on the way to the model (see the module docstring)
+    model: str  # the model that runs it, as records and cache keys name it
+    references: tuple[ReferenceImage, ...] = ()
+
+    @property
+    def reference_digests(self) -> list[str]:
+        return [ref.sha256 for ref in self.references]
+
+    @property
+    def reference_sizes(self) -> list[tuple[int, int]]:
+        return [(ref.info.width, ref.info.height) for ref in self.references]
+
+    def cost(self) -> CostEstimate:
+        """What the model call costs at the published price."""
+        return estimate(self.width, self.height, self.steps, self.reference_sizes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form an async job stores: every field but the images' bytes, which the
+        job stages in the object store (:meth:`from_dict` takes them back)."""
+        return {
+            "prompt": self.prompt,
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "seed": self.seed,
+            "model": self.model,
+            "references": self.reference_digests,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], references: tuple[ReferenceImage, ...]
+    ) -> GenerationParams:
+        """The inverse of :meth:`to_dict`, given the staged images read back (in order)."""
+        return cls(
+            prompt=str(data["prompt"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            steps=int(data["steps"]),
+            guidance=None if data.get("guidance") is None else float(data["guidance"]),
+            seed=None if data.get("seed") is None else int(data["seed"]),
+            model=str(data["model"]),
+            references=references,
+        )

@@ -264,7 +264,7 @@ class KeyStore:
         index = await self._index(key_id)
         return None if index is None else KeyRecord.from_dict(index["record"])
 
-    async def list(self) -> list[KeyRecord]:
+    async def list_all(self) -> list[KeyRecord]:
         """Every key, oldest first (the CLI's listing; the HTTP API pages)."""
         records: list[KeyRecord] = []
         cursor: str | None = None

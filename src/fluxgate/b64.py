@@ -10,17 +10,15 @@ wheel) the standard library is used.
 from __future__ import annotations
 
 try:
-    from pybase64 import b64decode as _b64decode
-    from pybase64 import b64encode as _b64encode
+    import pybase64 as _codec
 except ImportError:  # pragma: no cover - exercised where pybase64 is absent (Pyodide)
-    from base64 import b64decode as _b64decode
-    from base64 import b64encode as _b64encode
+    import base64 as _codec  # type: ignore[no-redef]
 
 
 def decode(text: str | bytes, altchars: bytes | None = None) -> bytes:
     """Strict decode: characters outside the alphabet are an error, not skipped."""
-    return _b64decode(text, altchars=altchars, validate=True)
+    return _codec.b64decode(text, altchars=altchars, validate=True)
 
 
 def encode(data: bytes) -> str:
-    return _b64encode(data).decode("ascii")
+    return _codec.b64encode(data).decode("ascii")

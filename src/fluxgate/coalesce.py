@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -41,11 +41,11 @@ class Coalescer(Protocol):
         ...
 
 
-class InflightCoalescer(Generic[T]):
+class InflightCoalescer:
     """Coalescing within one event loop."""
 
     def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[T]] = {}
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._inflight)

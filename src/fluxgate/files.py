@@ -154,6 +154,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if malformed or (first is None and last is None):
         return None
     if first is None:  # suffix: the last N bytes
+        assert last is not None  # one of the two is set (checked above)
         if last == 0 or size == 0:
             raise unsatisfiable(size)
         return ByteRange(max(0, size - last), size - 1)

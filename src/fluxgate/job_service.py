@@ -13,7 +13,6 @@ its webhook carries absolute URLs like the synchronous answer does. No secrets.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,7 @@ from .webhooks import WebhookSender
 
 def job_result(record: GenerationRecord, *, cached: bool) -> dict[str, Any]:
     """A succeeded job's ``result``: the generation's record, and whether it was a hit."""
-    return {"record": json.loads(record.to_json()), "cached": cached}
+    return {"record": record.as_dict(), "cached": cached}
 
 
 def staged_input_key(job_id: str, index: int, ref: ReferenceImage) -> str:

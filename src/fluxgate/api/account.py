@@ -23,7 +23,7 @@ router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute
     summary="Today's spend and remaining budget of the caller's key",
 )
 async def usage(gw: Gw, principal: Caller) -> UsageReport:
-    return UsageReport(**await gw.controls.usage(principal))
+    return UsageReport.model_validate(await gw.controls.usage(principal))
 
 
 @router.get(
@@ -47,7 +47,7 @@ async def create_token(body: TokenCreate, gw: Gw, principal: Caller) -> JSONResp
     if principal.via_token:
         raise ApiError(403, "insufficient_scope", "Client tokens cannot mint tokens.")
     principal.require(SCOPE_GENERATE)
-    scopes = sorted(set(body.scopes) & set(principal.scopes))
+    scopes: list[str] = sorted(set(body.scopes) & set(principal.scopes))
     if not scopes:
         raise ApiError(
             403, "insufficient_scope", "The key has none of the requested scopes.", param="scopes"

@@ -75,7 +75,7 @@ class Presenter:
             sha256=record.sha256,
             reference_images=record.reference_images,
             cached=cached,
-            cost=Cost(**cost.as_dict(charged=record.charged and not cached)),
+            cost=Cost.model_validate(cost.as_dict(charged=record.charged and not cached)),
         )
 
     def job(self, job: Job, base_url: str) -> dict[str, Any]:

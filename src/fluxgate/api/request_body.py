@@ -13,7 +13,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
 from itertools import accumulate, repeat
 from typing import Any
 
@@ -273,7 +273,7 @@ def is_complete_multipart(content_type: str, body: bytes) -> bool:
     return body.startswith(close) or b"\r\n" + close in body
 
 
-async def _once(body: bytes) -> AsyncIterator[bytes]:
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
 
@@ -299,8 +299,8 @@ async def parse_generation(
         if not isinstance(data, dict):
             raise invalid_json("the body must be a JSON object")
         parsed = _validate(data, strict=True)  # JSON has real types: "25" is not a number
-        for index in range(MAX_REFERENCE_IMAGES):
-            name = f"input_image_{index}"
+        for slot in range(MAX_REFERENCE_IMAGES):
+            name = f"input_image_{slot}"
             value = getattr(parsed, name)
             if value is not None:
                 images.append((name, decode_image_string(name, value, max_image)))

@@ -152,7 +152,7 @@ class Generation(BaseModel):
     cached: bool
     cost: Cost
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         """JSON body; each ``data`` item carries only the fields of its response format."""
         body = self.model_dump(mode="json")
         body["data"] = [{k: v for k, v in item.items() if v is not None} for item in body["data"]]
@@ -172,14 +172,15 @@ class ErrorBody(BaseModel):
 
 
 Scope = Literal["images:generate", "images:read", "admin"]
+TokenScope = Literal["images:generate", "images:read"]
+DEFAULT_SCOPES: tuple[Scope, ...] = ("images:generate", "images:read")
+TOKEN_SCOPES: tuple[TokenScope, ...] = ("images:generate", "images:read")
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[Scope] = Field(
-        default_factory=lambda: ["images:generate", "images:read"], min_length=1
-    )
+    scopes: list[Scope] = Field(default_factory=lambda: [*DEFAULT_SCOPES], min_length=1)
     tier: str | None = Field(
         None, description="A tier of the policy document; default: its default tier."
     )
@@ -249,9 +250,7 @@ class TokenCreate(BaseModel):
         description="Your end user's id: limits, cache and records are per subject.",
     )
     ttl_seconds: int = Field(900, ge=60, description="Capped by TOKEN_MAX_TTL_SECONDS (1 h).")
-    scopes: list[Literal["images:generate", "images:read"]] = Field(
-        default_factory=lambda: ["images:generate", "images:read"], min_length=1
-    )
+    scopes: list[TokenScope] = Field(default_factory=lambda: [*TOKEN_SCOPES], min_length=1)
 
 
 class TokenCreated(BaseModel):

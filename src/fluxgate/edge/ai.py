@@ -9,6 +9,7 @@ itself, or a content type without boundary, fails on Cloudflare.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -49,8 +50,8 @@ class WorkersAIRunner:
     def __init__(self, binding: Any) -> None:
         self._ai = unwrap(binding)
 
-    async def run(self, model: str, inputs: dict[str, Any]) -> Any:
-        result = await self._ai.run(model, js_object(inputs))
+    async def run(self, model: str, inputs: Mapping[str, Any]) -> Any:
+        result = await self._ai.run(model, js_object(dict(inputs)))
         return result.to_py() if isinstance(result, JsProxy) else result
 
 

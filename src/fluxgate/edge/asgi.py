@@ -9,6 +9,6 @@ has only the top-level ``asgi`` module. Both offer ``fetch(app, request, env, ct
 try:
     from workers import asgi
 except ImportError:  # the runtime's built-in SDK
-    import asgi  # type: ignore[no-redef]
+    import asgi  # type: ignore[no-redef,unused-ignore]
 
 __all__ = ["asgi"]

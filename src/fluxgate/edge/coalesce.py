@@ -78,7 +78,7 @@ class DurableCoalescer:
         wait_seconds: float = WAIT_SECONDS,
     ) -> None:
         self._namespace = namespace
-        self._local: InflightCoalescer[Any] = InflightCoalescer()
+        self._local = InflightCoalescer()
         self._encode = encode
         self._decode = decode
         self._wait = wait_seconds

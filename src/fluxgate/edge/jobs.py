@@ -123,7 +123,7 @@ class WorkersQueue:
         self._queue = unwrap(binding)
 
     async def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
-        options = {"contentType": "json"}
+        options: dict[str, Any] = {"contentType": "json"}
         if delay_seconds:
             options["delaySeconds"] = int(delay_seconds)
         await self._queue.send(js_object(message), js_object(options))
@@ -177,7 +177,7 @@ async def consume(batch: Any, consumer: Consumer) -> None:
             log.exception("queue message failed; retrying it")
             message.retry(js_object({"delaySeconds": 5}))
             continue
-        if disposition.ack:
+        if disposition.retry_in is None:
             message.ack()
         else:
             message.retry(js_object({"delaySeconds": int(disposition.retry_in)}))

@@ -40,4 +40,7 @@ class Default(WorkerEntrypoint):
         from .app import gateway_from_env
         from .jobs import consume
 
-        await consume(batch, gateway_from_env(self.env).job_runner)
+        runner = gateway_from_env(self.env).job_runner
+        if runner is None:  # the batch is retried, then dead-lettered: nothing is lost
+            raise RuntimeError("queue messages arrived, but JOBS or JOB_QUEUE is not bound")
+        await consume(batch, runner)

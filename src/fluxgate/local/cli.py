@@ -120,7 +120,7 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"Created {record.id} ({record.name}). This key is shown once:", file=sys.stderr)
         print(token)
     elif args.keys_command == "list":
-        for record in asyncio.run(gateway.keys.list()):
+        for record in asyncio.run(gateway.keys.list_all()):
             print(json.dumps(record.public()))
     else:
         record = asyncio.run(revoke_key_as(gateway, args.id, actor))
@@ -162,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
+        return int(args.run(args))
     except (ConfigError, SigningConfigError) as exc:
         print(f"fluxgate: {exc}", file=sys.stderr)
         return 2

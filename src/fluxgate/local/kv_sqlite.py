@@ -56,7 +56,7 @@ class SqliteKV:
                 "SELECT value FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)",
                 (key, now),
             ).fetchone()
-        return None if row is None else bytes(row[0]).decode()  # type: ignore[index]
+        return None if row is None else bytes(row[0]).decode()
 
     async def put(
         self,

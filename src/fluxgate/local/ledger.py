@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..ledger import Ledger, Reservation, Usage
 from .sqlite import connect
+
+T = TypeVar("T")
 
 
 class SqliteLedger:
@@ -30,8 +32,8 @@ class SqliteLedger:
             raise
         return rows
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        def locked() -> Any:
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        def locked() -> T:
             with self._lock:
                 return fn(*args)
 

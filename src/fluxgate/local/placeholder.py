@@ -55,6 +55,8 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], dic
         if not isinstance(name, str):
             raise _invalid("multipart part without a name")
         payload = part.get_payload(decode=True) or b""
+        if not isinstance(payload, bytes):  # decode=True gives bytes for a non-multipart part
+            raise _invalid("nested multipart input")
         if part.get_filename() is not None:
             files[name] = payload
         else:

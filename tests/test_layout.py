@@ -63,6 +63,7 @@ PYDANTIC_FREE = [
     "signing.py",
     "errors.py",
     "storage.py",
+    "b64.py",
     "image_model.py",
     "params.py",
     "pricing.py",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import ApiError
+from .errors import BEARER_REALM, ApiError, unauthorized
 from .signing import UrlSigner
 from .storage import KVStore
 from .tokens import TOKEN_PREFIX as CLIENT_TOKEN_PREFIX
@@ -32,7 +32,6 @@ from .tokens import ClientToken
 from .tokens import verify as verify_client_token
 
 TOKEN_PREFIX = "fgk_"  # noqa: S105 (a public prefix, not a secret)
-_REALM = 'Bearer realm="fluxgate"'
 
 # Key records are read through KV's edge cache: a revocation can take this long (plus KV's
 # own propagation) to reach every location.
@@ -122,23 +121,17 @@ class Principal:
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
+            challenge = f'{BEARER_REALM}, error="insufficient_scope"'
             raise ApiError(
                 403,
                 "insufficient_scope",
                 f"This credential lacks the '{scope}' scope.",
-                headers={
-                    "WWW-Authenticate": f'{_REALM}, error="insufficient_scope", scope="{scope}"'
-                },
+                headers={"WWW-Authenticate": f'{challenge}, scope="{scope}"'},
             )
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def unauthorized(code: str, message: str, *, invalid_token: bool) -> ApiError:
-    challenge = f'{_REALM}, error="invalid_token"' if invalid_token else _REALM
-    return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
 def bearer_token(authorization: str | None) -> str | None:

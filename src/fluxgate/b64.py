@@ -5,9 +5,15 @@ The model answers with the image as base64 (~1.6 MB of text for a 1024x768 PNG).
 ``pybase64`` (SIMD, in the ``local`` extra) does it in ~0.1 ms. Same semantics either way:
 strict alphabet, ``binascii.Error`` on bad input. Pydantic-free; on Workers (no pybase64
 wheel) the standard library is used.
+
+Signatures, MACs and client-token payloads use the unpadded URL-safe alphabet
+(:func:`urlsafe_encode`/:func:`urlsafe_decode`): short values, done with the standard
+library.
 """
 
 from __future__ import annotations
+
+import base64
 
 try:
     import pybase64 as _codec
@@ -22,3 +28,14 @@ def decode(text: str | bytes, altchars: bytes | None = None) -> bytes:
 
 def encode(data: bytes) -> str:
     return _codec.b64encode(data).decode("ascii")
+
+
+def urlsafe_encode(data: bytes) -> str:
+    """URL-safe base64 without padding (what signed URLs and tokens carry)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def urlsafe_decode(text: str | bytes) -> bytes:
+    """The inverse of :func:`urlsafe_encode`: the padding is restored first."""
+    pad = b"=" * (-len(text) % 4)
+    return base64.urlsafe_b64decode(text.encode() + pad if isinstance(text, str) else text + pad)

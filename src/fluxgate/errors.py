@@ -68,6 +68,16 @@ class ApiError(Exception):
         return f"ApiError({self.status}, {self.code!r}, {self.message!r})"
 
 
+BEARER_REALM = 'Bearer realm="fluxgate"'
+
+
+def unauthorized(code: str, message: str, *, invalid_token: bool) -> ApiError:
+    """A 401 with its ``WWW-Authenticate`` challenge (RFC 6750): ``error="invalid_token"``
+    when a credential was sent and refused, the bare realm when none was sent."""
+    challenge = f'{BEARER_REALM}, error="invalid_token"' if invalid_token else BEARER_REALM
+    return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
+
+
 def not_found(what: str = "resource") -> ApiError:
     return ApiError(404, "not_found", f"No such {what}.")
 

@@ -8,12 +8,12 @@ This module is pydantic-free: the Workers file route uses it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .b64 import urlsafe_encode
 from .errors import ApiError
 
 
@@ -67,10 +67,6 @@ def is_decimal(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 class UrlSigner:
     def __init__(self, keys: Sequence[SigningKey]) -> None:
         if not keys:
@@ -82,7 +78,7 @@ class UrlSigner:
         message = f"{method.upper()}\n{path}\n{expires}\n{key.kid}"
         if extra:
             message += f"\n{extra}"
-        return _b64(hmac.new(key.secret, message.encode(), hashlib.sha256).digest())
+        return urlsafe_encode(hmac.new(key.secret, message.encode(), hashlib.sha256).digest())
 
     @property
     def current_kid(self) -> str:
@@ -105,7 +101,7 @@ class UrlSigner:
         if key is None:
             return None
         text = f"fluxgate:{purpose}\n{message}\n{key.kid}".encode()
-        return _b64(hmac.new(key.secret, text, hashlib.sha256).digest())
+        return urlsafe_encode(hmac.new(key.secret, text, hashlib.sha256).digest())
 
     def sign(self, path: str, expires: int, method: str = "GET", cache_key: str = "") -> str:
         """Return the query string (without ``?``) that authorises ``method path``.

@@ -12,14 +12,14 @@ key's grace period, at once for ``grace_seconds: 0``.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import json
 import re
 from dataclasses import dataclass
 
-from .errors import ApiError
+from .b64 import urlsafe_decode, urlsafe_encode
+from .errors import ApiError, unauthorized
 from .signing import UrlSigner
 
 TOKEN_PREFIX = "fgt_"  # noqa: S105 - a public prefix
@@ -42,16 +42,8 @@ class ClientToken:
     minted_by: str | None = None  # hex prefix of the minting API key's SHA-256
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def mint(signer: UrlSigner, token: ClientToken) -> str:
-    payload = _b64(
+    payload = urlsafe_encode(
         json.dumps(
             {
                 "k": token.key_id,
@@ -71,12 +63,7 @@ def mint(signer: UrlSigner, token: ClientToken) -> str:
 
 
 def _invalid(message: str = "The client token is not valid.") -> ApiError:
-    return ApiError(
-        401,
-        "invalid_token",
-        message,
-        headers={"WWW-Authenticate": 'Bearer realm="fluxgate", error="invalid_token"'},
-    )
+    return unauthorized("invalid_token", message, invalid_token=True)
 
 
 def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientToken:
@@ -86,7 +73,7 @@ def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientT
     if not sep or len(raw) > 2048:
         raise _invalid()
     try:
-        claims = json.loads(_unb64(payload))
+        claims = json.loads(urlsafe_decode(payload))
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise _invalid() from None
     if not isinstance(claims, dict):
@@ -112,10 +99,7 @@ def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientT
     if token.audience != audience:
         raise _invalid("The client token is for another audience.")
     if token.expires_at <= now:
-        raise ApiError(
-            401,
-            "expired_token",
-            "The client token has expired; mint a new one.",
-            headers={"WWW-Authenticate": 'Bearer realm="fluxgate", error="invalid_token"'},
+        raise unauthorized(
+            "expired_token", "The client token has expired; mint a new one.", invalid_token=True
         )
     return token

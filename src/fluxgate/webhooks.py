@@ -57,6 +57,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from .auth import KeyStore
+from .b64 import urlsafe_decode
 from .errors import ApiError
 from .job_table import ACK, FAILED, SUCCEEDED, Disposition, Job, JobQueue, JobStore, backoff
 from .signing import UrlSigner
@@ -84,7 +85,7 @@ def secrets_for_key(signer: UrlSigner, key_id: str, rotated_at: int | None = Non
     message = key_id if rotated_at is None else f"{key_id}@{int(rotated_at)}"
     out = []
     for mac in signer.keyed_macs(_PURPOSE, message):
-        raw = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
+        raw = urlsafe_decode(mac)
         out.append(SECRET_PREFIX + base64.b64encode(raw).decode())
     return out
 

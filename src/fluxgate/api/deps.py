@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..audit import audit
 from ..auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
-from ..errors import ApiError
+from ..errors import ApiError, unauthorized
 from ..gateway import Gateway
 from ..ratelimit import GUESSES, FailedAttempts
 from .schemas import ErrorBody
@@ -167,12 +167,7 @@ async def _admin_actor(request: Request, gw: Gateway) -> AdminActor:
         raise ApiError(
             403, "admin_disabled", "Admin endpoints are disabled: no admin token is set."
         )
-    raise ApiError(
-        401,
-        "invalid_admin_token",
-        "The admin token is not valid.",
-        headers={"WWW-Authenticate": 'Bearer realm="fluxgate", error="invalid_token"'},
-    )
+    raise unauthorized("invalid_admin_token", "The admin token is not valid.", invalid_token=True)
 
 
 Admin = Annotated[AdminActor, Depends(admin)]

@@ -22,11 +22,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pyodide.ffi import JsProxy
 from workers import DurableObject
 
 from ..coalesce import InflightCoalescer
 from ..errors import ApiError
+from .ffi import py_value
 
 log = logging.getLogger("fluxgate.edge.coalesce")
 
@@ -58,10 +58,6 @@ class CoalescerObject(DurableObject):
             pending.set_result(list(outcome))
 
 
-def _py(value: Any) -> Any:
-    return value.to_py() if isinstance(value, JsProxy) else value
-
-
 class DurableCoalescer:
     """The gateway's coalescer on Workers: in-isolate first, then the key's object.
 
@@ -91,9 +87,9 @@ class DurableCoalescer:
 
     async def _across_isolates(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
         stub = self._namespace.get(self._namespace.idFromName(key))
-        role = _py(await stub.join(self._wait))
+        role = py_value(await stub.join(self._wait))
         while role[0] == "retry":  # the leader was refused for itself: elect another
-            role = _py(await stub.join(self._wait))
+            role = py_value(await stub.join(self._wait))
         if role[0] == "done":
             return _Shared(self._decode(role[1]))
         if role[0] == "failed":

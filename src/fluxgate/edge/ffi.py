@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from js import Object, Uint8Array
@@ -68,3 +69,25 @@ def sql_bindings(params: Any) -> list[Any]:
     """Bindings for ``SqlStorage.exec``: Python ``None`` would arrive as ``undefined``, which
     is not a SQL value; SQL NULL is JS ``null``."""
     return [jsnull if value is None else value for value in params]
+
+
+def py_value(value: Any) -> Any:
+    """A JS value as Python: RPC results arrive as proxies or already converted, depending
+    on the value and on whether the SDK's wrapper converted them."""
+    return value.to_py() if isinstance(value, JsProxy) else value
+
+
+def sql_executor(storage: Any) -> Callable[[str, Sequence[Any]], list[Sequence[Any]]]:
+    """``exec(sql, params) -> rows`` over a Durable Object's ``ctx.storage.sql``.
+
+    The SDK wraps ``ctx.storage`` for automatic RPC conversion; the tables run several
+    statements per call, so they talk to the raw ``SqlStorage`` without that layer.
+    ``SqlStorage.exec`` is synchronous: nothing interleaves between a read and a write.
+    """
+    sql = unwrap(storage).sql
+
+    def execute(query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        cursor = sql.exec(query, *sql_bindings(params))
+        return [list(row) for row in cursor.raw()]
+
+    return execute

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from js import AbortSignal, fetch
-from pyodide.ffi import JsProxy
 from workers import DurableObject
 
 from ..job_table import Claim, Consumer, Job, JobTable
 from ..webhooks import DeliveryError
-from .ffi import is_nullish, js_object, sql_bindings, unwrap
+from .ffi import js_object, js_text, py_value, sql_executor, unwrap
 
 log = logging.getLogger("fluxgate.edge.jobs")
 
@@ -29,12 +28,7 @@ class JobObject(DurableObject):
 
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
-        self._sql = unwrap(self.ctx.storage).sql
-        self._table = JobTable(self._exec)
-
-    def _exec(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        cursor = self._sql.exec(sql, *sql_bindings(params))
-        return [list(row) for row in cursor.raw()]
+        self._table = JobTable(sql_executor(self.ctx.storage))
 
     async def create(self, job: str) -> None:
         self._table.create(Job.from_dict(json.loads(job)))
@@ -68,12 +62,8 @@ class JobObject(DurableObject):
         self._table.record_webhook(job_id, json.loads(state), now)
 
 
-def _text(value: Any) -> str | None:
-    return None if is_nullish(value) else str(value)
-
-
 def _job(raw: Any) -> Job | None:
-    text = _text(raw)
+    text = js_text(raw)
     return None if text in (None, "null") else Job.from_dict(json.loads(text))
 
 
@@ -168,7 +158,7 @@ async def consume(batch: Any, consumer: Consumer) -> None:
     for."""
     for message in unwrap(batch).messages:
         body = message.body
-        payload = body.to_py() if isinstance(body, JsProxy) else body
+        payload = py_value(body)
         if isinstance(payload, str):
             payload = json.loads(payload)
         try:

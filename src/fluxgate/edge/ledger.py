@@ -8,14 +8,12 @@ the object (exported by the Worker entry); ``WorkersLedger`` is the client the g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from pyodide.ffi import JsProxy
 from workers import DurableObject
 
 from ..ledger import Ledger, Reservation, Usage
-from .ffi import sql_bindings, unwrap
+from .ffi import py_value, sql_executor
 
 
 class BudgetLedgerObject(DurableObject):
@@ -23,15 +21,7 @@ class BudgetLedgerObject(DurableObject):
 
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
-        # The SDK wraps ctx.storage for automatic RPC conversion; the ledger runs several
-        # statements per call, so it talks to the raw SqlStorage without that layer.
-        self._sql = unwrap(self.ctx.storage).sql
-        self._ledger = Ledger(self._exec)
-
-    def _exec(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        # storage.sql.exec is synchronous: nothing can interleave between read and write.
-        cursor = self._sql.exec(sql, *sql_bindings(params))
-        return [list(row) for row in cursor.raw()]
+        self._ledger = Ledger(sql_executor(self.ctx.storage))
 
     async def reserve(
         self, account: str, day: str, micro_usd: int, limit: int, reservation: str = ""
@@ -54,10 +44,6 @@ class BudgetLedgerObject(DurableObject):
         return [usage.micro_usd, usage.requests]
 
 
-def _py(value: Any) -> Any:
-    return value.to_py() if isinstance(value, JsProxy) else value
-
-
 class WorkersLedger:
     """The gateway's :class:`~fluxgate.ledger.BudgetLedger`, calling one object per key."""
 
@@ -70,7 +56,7 @@ class WorkersLedger:
     async def reserve(
         self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
     ) -> Reservation:
-        accepted, spent, requests = _py(
+        accepted, spent, requests = py_value(
             await self._stub(account).reserve(account, day, micro_usd, limit, reservation or "")
         )
         return Reservation(bool(accepted), Usage(int(spent), int(requests)))
@@ -82,5 +68,5 @@ class WorkersLedger:
         await self._stub(account).refund(account, day, micro_usd)
 
     async def usage(self, account: str, day: str) -> Usage:
-        spent, requests = _py(await self._stub(account).usage(account, day))
+        spent, requests = py_value(await self._stub(account).usage(account, day))
         return Usage(int(spent), int(requests))

@@ -85,18 +85,25 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 # Start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC) do not.
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# Markers without a length: TEM and the restart markers RST0-RST7.
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+
+
+def _jpeg_marker(data: bytes, pos: int) -> tuple[int, int]:
+    """The marker at ``pos`` and where it stands, past any fill bytes (``FF FF``)."""
+    while True:
+        if data[pos] != 0xFF:
+            raise ValueError("bad marker")
+        if data[pos + 1] != 0xFF:
+            return data[pos + 1], pos
+        pos += 1
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
     i = 2
     while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise ValueError("bad marker")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+        marker, i = _jpeg_marker(data, i)
+        if marker == 0xD8 or marker in _JPEG_STANDALONE:
             i += 2
             continue
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
@@ -247,18 +254,12 @@ def _png_complete(data: bytes) -> None:
 # A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart
 # marker (D0-D7) nor a fill byte.
 _JPEG_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
-_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
 def _jpeg_complete(data: bytes) -> None:
     pos, frame = 2, False
     while True:
-        if data[pos] != 0xFF:
-            raise ValueError("bad marker")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
+        marker, pos = _jpeg_marker(data, pos)
         if marker == 0xD9:  # EOI
             if not frame:
                 raise ValueError("no frame")

@@ -20,6 +20,17 @@ DEFAULT_WIDTH, DEFAULT_HEIGHT = (
 )  # survives every JSON client and the model's string form field
 
 
+def _end_user_id(description: str) -> Any:
+    """An optional end-user id field (``user``, ``safety_identifier``), as tokens name one."""
+    return Field(
+        None,
+        min_length=1,
+        max_length=SUBJECT_MAX_LENGTH,
+        pattern=SUBJECT_PATTERN,
+        description=description,
+    )
+
+
 class GenerationRequest(BaseModel):
     """The body of ``POST /v1/images/generations`` (JSON, or the same names as form fields).
 
@@ -54,20 +65,10 @@ class GenerationRequest(BaseModel):
     url_ttl_seconds: int | None = Field(
         None, ge=60, description="Lifetime of the signed URL; capped by the server's maximum."
     )
-    user: str | None = Field(
-        None,
-        min_length=1,
-        max_length=SUBJECT_MAX_LENGTH,
-        pattern=SUBJECT_PATTERN,
-        description="Your end user's id: cache, records and rate limits become per user.",
+    user: str | None = _end_user_id(
+        "Your end user's id: cache, records and rate limits become per user."
     )
-    safety_identifier: str | None = Field(
-        None,
-        min_length=1,
-        max_length=SUBJECT_MAX_LENGTH,
-        pattern=SUBJECT_PATTERN,
-        description="OpenAI's newer name for `user`.",
-    )
+    safety_identifier: str | None = _end_user_id("OpenAI's newer name for `user`.")
     run_async: bool = Field(
         False,
         alias="async",

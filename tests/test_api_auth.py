@@ -2,9 +2,10 @@
 
 import pytest
 
+from .bodies import generation
 from .conftest import ADMIN_TOKEN, new_key
 
-BODY = {"prompt": "x", "width": 256, "height": 256}
+BODY = generation("x", square=256)
 
 
 def test_missing_key_is_401_with_a_bearer_challenge(client):

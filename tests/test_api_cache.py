@@ -4,18 +4,15 @@ import pytest
 
 from fluxgate.cache import CacheMode
 
+from .bodies import generate, generation
 from .conftest import new_key
 
-PROMPT = {"prompt": "a red fox in snow", "width": 512, "height": 512, "steps": 4}
-
-
-def generate(client, auth, body=PROMPT, **headers):
-    return client.post("/v1/images/generations", json=body, headers={**auth, **headers})
+PROMPT = generation("a red fox in snow", square=512, steps=4)
 
 
 def test_an_identical_request_is_a_hit_without_a_model_call(client, auth, ai):
-    first = generate(client, auth).json()
-    second = generate(client, auth)
+    first = generate(client, auth, PROMPT).json()
+    second = generate(client, auth, PROMPT)
     assert second.headers["x-cache"] == "HIT"
     body = second.json()
     assert ai.calls == 1
@@ -30,12 +27,12 @@ def test_an_identical_request_is_a_hit_without_a_model_call(client, auth, ai):
 
 
 def test_a_seedless_request_hits_and_returns_the_first_seed(client, auth, ai):
-    seed = generate(client, auth).json()["seed"]
-    assert generate(client, auth).json()["seed"] == seed and ai.calls == 1
+    seed = generate(client, auth, PROMPT).json()["seed"]
+    assert generate(client, auth, PROMPT).json()["seed"] == seed and ai.calls == 1
 
 
 def test_equivalent_prompts_share_an_entry(client, auth, ai):
-    generate(client, auth)
+    generate(client, auth, PROMPT)
     r = generate(client, auth, {**PROMPT, "prompt": "  a red   fox in\tsnow "})
     assert r.headers["x-cache"] == "HIT"
 
@@ -45,27 +42,27 @@ def test_equivalent_prompts_share_an_entry(client, auth, ai):
     [{"seed": 7}, {"steps": 5}, {"width": 768}, {"guidance": 2.5}, {"prompt": "a red fox"}],
 )
 def test_any_parameter_change_is_a_miss(client, auth, ai, change):
-    generate(client, auth)
+    generate(client, auth, PROMPT)
     assert generate(client, auth, {**PROMPT, **change}).headers["x-cache"] == "MISS"
 
 
 def test_b64_json_is_served_from_cache_too(client, auth, ai):
-    generate(client, auth)
+    generate(client, auth, PROMPT)
     r = generate(client, auth, {**PROMPT, "response_format": "b64_json"})
     assert r.headers["x-cache"] == "HIT" and "b64_json" in r.json()["data"][0]
 
 
 def test_the_cache_is_per_key_by_default(client, auth, ai):
-    generate(client, auth)
+    generate(client, auth, PROMPT)
     other = new_key(client, "other")
-    assert generate(client, other).headers["x-cache"] == "MISS" and ai.calls == 2
+    assert generate(client, other, PROMPT).headers["x-cache"] == "MISS" and ai.calls == 2
 
 
 @pytest.mark.settings(cache_scope="global")
 def test_a_global_cache_is_shared_but_records_stay_owned(client, auth, ai):
-    mine = generate(client, auth).json()
+    mine = generate(client, auth, PROMPT).json()
     other = new_key(client, "other")
-    theirs = generate(client, other)
+    theirs = generate(client, other, PROMPT)
     assert theirs.headers["x-cache"] == "HIT" and ai.calls == 1
     assert theirs.json()["id"] != mine["id"] and theirs.json()["sha256"] == mine["sha256"]
     assert client.get(f"/v1/images/{theirs.json()['id']}", headers=other).status_code == 200
@@ -73,19 +70,20 @@ def test_a_global_cache_is_shared_but_records_stay_owned(client, auth, ai):
 
 
 def test_no_cache_bypasses_and_refreshes(client, auth, ai):
-    first = generate(client, auth).json()
-    refreshed = generate(client, auth, **{"Cache-Control": "no-cache"})
+    first = generate(client, auth, PROMPT).json()
+    refreshed = generate(client, auth, PROMPT, headers={"Cache-Control": "no-cache"})
     assert refreshed.headers["x-cache"] == "BYPASS" and ai.calls == 2
-    after = generate(client, auth)
+    after = generate(client, auth, PROMPT)
     assert after.headers["x-cache"] == "HIT"
     assert after.json()["id"] == refreshed.json()["id"] != first["id"]
 
 
 def test_no_store_neither_reads_nor_writes(client, auth, ai):
-    r = generate(client, auth, **{"Cache-Control": "no-store"})
+    no_store = {"Cache-Control": "no-store"}
+    r = generate(client, auth, PROMPT, headers=no_store)
     assert r.headers["x-cache"] == "BYPASS"
-    assert generate(client, auth).headers["x-cache"] == "MISS" and ai.calls == 2
-    assert generate(client, auth, **{"Cache-Control": "no-store"}).headers["x-cache"] == "BYPASS"
+    assert generate(client, auth, PROMPT).headers["x-cache"] == "MISS" and ai.calls == 2
+    assert generate(client, auth, PROMPT, headers=no_store).headers["x-cache"] == "BYPASS"
     assert ai.calls == 3
 
 
@@ -96,22 +94,22 @@ def object_key(url):
 def test_an_entry_whose_object_is_gone_is_repaired_by_its_first_failed_download(
     client, auth, ai, storage
 ):
-    first = generate(client, auth).json()
+    first = generate(client, auth, PROMPT).json()
     storage.delete_object(object_key(first["data"][0]["url"]))  # someone emptied the bucket
     # The hit path does not touch R2 (one KV read, one HMAC): the URL it signs is dead...
-    stale = generate(client, auth)
+    stale = generate(client, auth, PROMPT)
     assert stale.headers["x-cache"] == "HIT"
     missing = client.get(stale.json()["data"][0]["url"])
     assert missing.status_code == 404
     # ...and that 404 dropped the entry named in the signed URL: the next request repairs.
-    repaired = generate(client, auth)
+    repaired = generate(client, auth, PROMPT)
     assert repaired.headers["x-cache"] == "MISS" and ai.calls == 2
     assert client.get(repaired.json()["data"][0]["url"]).status_code == 200
-    assert generate(client, auth).headers["x-cache"] == "HIT" and ai.calls == 2
+    assert generate(client, auth, PROMPT).headers["x-cache"] == "HIT" and ai.calls == 2
 
 
 def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, storage):
-    first = generate(client, auth).json()
+    first = generate(client, auth, PROMPT).json()
     storage.delete_object(object_key(first["data"][0]["url"]))
     r = generate(client, auth, {**PROMPT, "response_format": "b64_json"})
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2 and "b64_json" in r.json()["data"][0]
@@ -119,9 +117,9 @@ def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, storage
 
 @pytest.mark.settings(cache_ttl_seconds=60)
 def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock):
-    generate(client, auth)
+    generate(client, auth, PROMPT)
     clock.advance(61)
-    assert generate(client, auth).headers["x-cache"] == "MISS"
+    assert generate(client, auth, PROMPT).headers["x-cache"] == "MISS"
 
 
 @pytest.mark.parametrize(
@@ -140,18 +138,18 @@ def test_cache_control_parsing(header, mode):
 
 @pytest.mark.settings(policy_cache_seconds=30)
 def test_a_hit_reads_the_key_and_the_entry_and_nothing_else(client, auth, kv, objects):
-    generate(client, auth)
-    generate(client, auth)  # warms the policy cache
+    generate(client, auth, PROMPT)
+    generate(client, auth, PROMPT)  # warms the policy cache
     kv.reads.clear()
     objects.calls.clear()
-    r = generate(client, auth)
+    r = generate(client, auth, PROMPT)
     assert r.headers["x-cache"] == "HIT"
     assert [key.split(":")[0] for key in kv.reads] == ["apikey", "cache"]
     assert objects.calls == []  # no R2 round trip, no image bytes
 
 
 def test_misses_report_the_model_time_and_hits_do_not(client, auth):
-    miss = generate(client, auth)
+    miss = generate(client, auth, PROMPT)
     assert miss.headers["server-timing"].startswith("model;dur=")
     assert float(miss.headers["server-timing"].split("dur=")[1]) >= 0
-    assert "server-timing" not in generate(client, auth).headers
+    assert "server-timing" not in generate(client, auth, PROMPT).headers

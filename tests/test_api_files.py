@@ -6,16 +6,13 @@ import pytest
 
 from fluxgate.signing import UrlSigner, parse_signing_keys
 
+from .bodies import generate, generation
 from .conftest import SIGNING_KEYS
 
 
 @pytest.fixture
 def image(client, auth):
-    body = client.post(
-        "/v1/images/generations",
-        headers=auth,
-        json={"prompt": "a teapot", "width": 256, "height": 256},
-    ).json()
+    body = generate(client, auth, generation("a teapot", square=256)).json()
     return body
 
 

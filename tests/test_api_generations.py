@@ -9,16 +9,11 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.images import inspect_image
 
+from .bodies import generate, generation
 from .conftest import origin, put_policy
 from .doubles import image_bytes
 
-PROMPT = {"prompt": "a lighthouse at dawn"}
-
-
-def generate(client, auth, body=None, **kwargs):
-    return client.post(
-        "/v1/images/generations", json=PROMPT if body is None else body, headers=auth, **kwargs
-    )
+PROMPT = generation("a lighthouse at dawn")
 
 
 # -- success ------------------------------------------------------------------------------
@@ -54,7 +49,7 @@ def test_generates_an_image_and_returns_a_signed_url(client, auth, ai):
 
 
 def test_defaults_follow_the_model(client, auth):
-    body = generate(client, auth).json()
+    body = generate(client, auth, PROMPT).json()
     assert (body["width"], body["height"], body["steps"]) == (1024, 768, 25)
     assert isinstance(body["seed"], int) and body["guidance"] is None
 
@@ -71,7 +66,7 @@ def test_b64_json_returns_the_image_inline(client, auth):
 
 @pytest.mark.settings(public_base_url="https://img.example.com")
 def test_public_base_url_makes_urls_absolute_to_it(client, auth):
-    url = generate(client, auth).json()["data"][0]["url"]
+    url = generate(client, auth, PROMPT).json()["data"][0]["url"]
     assert url.startswith("https://img.example.com/v1/files/images/")
 
 
@@ -293,11 +288,11 @@ def test_model_errors_map_to_statuses_and_store_nothing(
     client, auth, ai, message, status, code, retry_after
 ):
     ai.fail_next(message)
-    r = generate(client, auth)
+    r = generate(client, auth, PROMPT)
     assert r.status_code == status
     assert error_of(r)["code"] == code
     assert r.headers.get("retry-after") == retry_after
-    again = generate(client, auth)
+    again = generate(client, auth, PROMPT)
     assert again.headers["x-cache"] == "MISS"  # the failure was not cached
 
 
@@ -306,24 +301,24 @@ def test_model_errors_map_to_statuses_and_store_nothing(
 
 def test_an_object_write_failure_is_503_and_leaves_no_cache_entry(client, auth, storage, ai):
     storage.fail(object_writes=True)
-    r = generate(client, auth)
+    r = generate(client, auth, PROMPT)
     assert r.status_code == 503 and error_of(r)["code"] == "storage_unavailable"
     storage.fail()
-    r = generate(client, auth)
+    r = generate(client, auth, PROMPT)
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2
 
 
 def test_a_kv_write_failure_still_returns_the_image(client, auth, storage):
     storage.fail(kv_writes=("cache:", "gen:"))
-    r = generate(client, auth)
+    r = generate(client, auth, PROMPT)
     assert r.status_code == 200
     assert client.get(r.json()["data"][0]["url"]).status_code == 200
     storage.fail()
-    assert generate(client, auth).headers["x-cache"] == "MISS"
+    assert generate(client, auth, PROMPT).headers["x-cache"] == "MISS"
 
 
 def test_a_kv_read_failure_degrades_to_a_miss(client, auth, storage):
-    generate(client, auth)
+    generate(client, auth, PROMPT)
     storage.fail(kv_reads=("cache:",))
-    r = generate(client, auth)
+    r = generate(client, auth, PROMPT)
     assert r.status_code == 200 and r.headers["x-cache"] == "MISS"

@@ -6,12 +6,13 @@ import pytest
 
 from fluxgate.webhooks import WebhookVerificationError, verify
 
+from .bodies import generate, generation
 from .conftest import new_key, origin
 from .doubles import image_bytes
 from .polling import finished, wait_for
 from .receiver import Receiver
 
-BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
+BODY = generation("a slow sunset", square=512, steps=4)
 ASYNC = {"Prefer": "respond-async"}
 
 # Webhooks go to a receiver on 127.0.0.1, and retries are quick.
@@ -25,7 +26,7 @@ def receiver():
 
 
 def submit(client, auth, body=None, headers=ASYNC):
-    r = client.post("/v1/images/generations", json=body or BODY, headers={**auth, **headers})
+    r = generate(client, auth, body or BODY, headers=headers)
     assert r.status_code == 202, r.text
     return r
 

@@ -6,14 +6,11 @@ import time
 
 import pytest
 
+from .bodies import generate, generation
 from .conftest import new_key, put_policy
 
-BODY = {"prompt": "a lighthouse", "width": 512, "height": 512, "steps": 10}
+BODY = generation("a lighthouse", square=512, steps=10)
 COST = 10 * 1 * 0.00041  # one output tile, ten steps
-
-
-def generate(client, auth, seed, **extra):
-    return client.post("/v1/images/generations", json={**BODY, "seed": seed, **extra}, headers=auth)
 
 
 def budget(client, usd):
@@ -26,7 +23,7 @@ def budget(client, usd):
 
 def test_usage_reports_spend_and_remaining(client, auth, clock):
     budget(client, 1.0)
-    generate(client, auth, 1)
+    generate(client, auth, {**BODY, "seed": 1})
     usage = client.get("/v1/usage", headers=auth).json()
     assert usage["spent_usd"] == pytest.approx(COST)
     assert usage["requests"] == 1
@@ -38,20 +35,21 @@ def test_usage_reports_spend_and_remaining(client, auth, clock):
 
 def test_the_request_that_would_cross_the_budget_is_refused(client, auth, ai):
     budget(client, COST * 2.5)
-    assert generate(client, auth, 1).status_code == 200
-    assert generate(client, auth, 2).status_code == 200
-    r = generate(client, auth, 3)
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 2}).status_code == 200
+    r = generate(client, auth, {**BODY, "seed": 3})
     assert r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded"
     assert int(r.headers["retry-after"]) > 0
     assert ai.calls == 2
-    assert generate(client, auth, 4, steps=2).status_code == 200  # a cheaper one still fits
+    # a cheaper one still fits
+    assert generate(client, auth, {**BODY, "seed": 4, "steps": 2}).status_code == 200
 
 
 def test_cache_hits_are_free(client, auth):
     budget(client, COST)
-    assert generate(client, auth, 1).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
     for _ in range(3):
-        r = generate(client, auth, 1)
+        r = generate(client, auth, {**BODY, "seed": 1})
         assert r.status_code == 200 and r.json()["cost"]["charged_usd"] == 0
     assert client.get("/v1/usage", headers=auth).json()["requests"] == 1
 
@@ -59,36 +57,36 @@ def test_cache_hits_are_free(client, auth):
 def test_a_failed_model_call_is_refunded(client, auth, ai):
     budget(client, COST)
     ai.fail_next("3040: Capacity temporarily exceeded")
-    assert generate(client, auth, 1).status_code == 503
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 503
     assert client.get("/v1/usage", headers=auth).json()["spent_usd"] == 0
-    assert generate(client, auth, 1).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
 
 
 def test_a_failed_storage_write_is_refunded(client, auth, storage):
     budget(client, COST)
     storage.fail(object_writes=True)
-    assert generate(client, auth, 1).status_code == 503
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 503
     assert client.get("/v1/usage", headers=auth).json()["requests"] == 0
 
 
 def test_budgets_reset_each_utc_day(client, auth, clock):
     budget(client, COST)
-    assert generate(client, auth, 1).status_code == 200
-    assert generate(client, auth, 2).status_code == 429
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
     clock.advance(86400)
-    assert generate(client, auth, 3).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 3}).status_code == 200
 
 
 def test_a_key_override_replaces_the_tier_budget(client):
     budget(client, 0.0)
     rich = new_key(client, "rich", overrides={"daily_budget_usd": 1.0})
-    assert generate(client, rich, 1).status_code == 200
-    assert generate(client, new_key(client, "poor"), 2).status_code == 429
+    assert generate(client, rich, {**BODY, "seed": 1}).status_code == 200
+    assert generate(client, new_key(client, "poor"), {**BODY, "seed": 2}).status_code == 429
 
 
 def test_an_unlimited_tier(client, auth):
     put_policy(client, tiers={"standard": {"daily_budget_usd": None}})
-    assert generate(client, auth, 1).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
     assert client.get("/v1/usage", headers=auth).json()["remaining_usd"] is None
 
 

@@ -7,9 +7,10 @@ import pytest
 from fluxgate.tokens import mint as mint_token
 from fluxgate.tokens import verify
 
+from .bodies import generation
 from .conftest import ADMIN_TOKEN, new_key
 
-BODY = {"prompt": "a beach hut", "width": 256, "height": 256, "steps": 2}
+BODY = generation("a beach hut", square=256, steps=2)
 
 
 def mint(client, auth, **fields):

@@ -6,11 +6,12 @@ import pytest
 
 from fluxgate.coalesce import InflightCoalescer, NoCoalescing
 
+from .bodies import generation
 from .conftest import new_key
 
 pytestmark = pytest.mark.anyio
 
-BODY = {"prompt": "a glass teapot", "width": 512, "height": 512, "steps": 4}
+BODY = generation("a glass teapot", square=512, steps=4)
 
 
 async def burst(async_client, headers, bodies):

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from fluxgate.webhooks import WebhookVerificationError, sign, verify
 
+from .bodies import generate, generation
 from .doubles import image_bytes
 
 FUZZ = settings(
@@ -171,11 +172,7 @@ def test_multipart_bodies_are_never_a_5xx(client, auth, path):
 
 @pytest.fixture
 def signed_url(client, auth):
-    r = client.post(
-        "/v1/images/generations",
-        headers=auth,
-        json={"prompt": "a teapot", "width": 256, "height": 256},
-    )
+    r = generate(client, auth, generation("a teapot", square=256))
     assert r.status_code == 200, r.text
     return r.json()["data"][0]["url"]
 

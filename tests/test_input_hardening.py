@@ -15,6 +15,7 @@ from fluxgate.errors import ApiError, error_type
 from fluxgate.files import parse_range
 from fluxgate.images import ImageFormatError, check_complete, inspect_image
 
+from .bodies import generate, generation
 from .doubles import image_bytes
 
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -26,17 +27,13 @@ def error_of(response):
     return response.json()["error"]
 
 
-def generate(client, auth, **kwargs):
-    return client.post("/v1/images/generations", headers=auth, **kwargs)
-
-
 def raw_json(client, auth, text, path="/v1/images/generations"):
     return client.post(path, content=text.encode(), headers={**auth, **JSON})
 
 
 @pytest.fixture
 def image(client, auth):
-    r = generate(client, auth, json={"prompt": "a teapot", "width": 256, "height": 256})
+    r = generate(client, auth, generation("a teapot", square=256))
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -18,12 +18,13 @@ from fluxgate.pricing import estimate
 from fluxgate.upstream import is_transient, is_work_failure
 from fluxgate.webhooks import WebhookVerificationError, signed_headers, verify
 
+from .bodies import generation
 from .conftest import new_key, put_policy
 from .doubles import image_bytes
 from .polling import finished, wait_for
 from .receiver import Receiver
 
-BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
+BODY = generation("a slow sunset", square=512, steps=4)
 ASYNC = {"Prefer": "respond-async"}
 COST = estimate(512, 512, 4).usd
 

@@ -2,10 +2,11 @@
 
 import pytest
 
+from .bodies import generation
 from .conftest import ADMIN_TOKEN, new_key
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-BODY = {"prompt": "a kite", "width": 256, "height": 256, "steps": 2}
+BODY = generation("a kite", square=256, steps=2)
 
 
 def create(client, **fields):

@@ -6,9 +6,10 @@ import pytest
 
 from fluxgate.moderation import ModerationUnavailable, Verdict, parse_guard_output
 
+from .bodies import generation
 from .conftest import put_policy
 
-BODY = {"prompt": "a knight with a sword", "width": 256, "height": 256, "steps": 2}
+BODY = generation("a knight with a sword", square=256, steps=2)
 
 
 def moderation(client, mode):

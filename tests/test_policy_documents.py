@@ -2,10 +2,11 @@
 
 import pytest
 
+from .bodies import generation
 from .conftest import ADMIN_TOKEN, new_key, put_policy
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-BODY = {"prompt": "a dragon over a castle", "width": 256, "height": 256, "steps": 2}
+BODY = generation("a dragon over a castle", square=256, steps=2)
 
 TIERS = {
     "free": {

@@ -1,10 +1,8 @@
 """Request-rate limits per key and per end user; cache hits are not counted."""
 
-BODY = {"prompt": "a lamp", "width": 256, "height": 256, "steps": 1}
+from .bodies import generate, generation
 
-
-def generate(client, auth, seed):
-    return client.post("/v1/images/generations", json={**BODY, "seed": seed}, headers=auth)
+BODY = generation("a lamp", square=256, steps=1)
 
 
 def tight(rules, limit=3, period=60):
@@ -14,8 +12,8 @@ def tight(rules, limit=3, period=60):
 def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai, rate_limit_rules):
     tight(rate_limit_rules)
     for seed in range(3):
-        assert generate(client, auth, seed).status_code == 200
-    r = generate(client, auth, 99)
+        assert generate(client, auth, {**BODY, "seed": seed}).status_code == 200
+    r = generate(client, auth, {**BODY, "seed": 99})
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "rate_limited"
     assert r.headers["ratelimit-limit"] == "3"
@@ -28,28 +26,28 @@ def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai, r
 
 def test_the_window_resets(client, auth, clock, rate_limit_rules):
     tight(rate_limit_rules, limit=1, period=10)
-    assert generate(client, auth, 1).status_code == 200
-    assert generate(client, auth, 2).status_code == 429
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
     clock.advance(10)
-    assert generate(client, auth, 3).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 3}).status_code == 200
 
 
 def test_cache_hits_do_not_count(client, auth, ai, rate_limit_rules):
     tight(rate_limit_rules, limit=1)
-    assert generate(client, auth, 1).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
     for _ in range(5):
-        r = generate(client, auth, 1)
+        r = generate(client, auth, {**BODY, "seed": 1})
         assert r.status_code == 200 and r.headers["x-cache"] == "HIT"
-    assert generate(client, auth, 2).status_code == 429
+    assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
 
 
 def test_keys_are_limited_independently(client, auth, rate_limit_rules):
     from .conftest import new_key
 
     tight(rate_limit_rules, limit=1)
-    assert generate(client, auth, 1).status_code == 200
-    assert generate(client, auth, 2).status_code == 429
-    assert generate(client, new_key(client, "other"), 3).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
+    assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
+    assert generate(client, new_key(client, "other"), {**BODY, "seed": 3}).status_code == 200
 
 
 def test_end_users_share_their_key_limit_and_have_their_own(client, auth, rate_limit_rules):
@@ -60,11 +58,12 @@ def test_end_users_share_their_key_limit_and_have_their_own(client, auth, rate_l
         return {"Authorization": f"Bearer {t}"}
 
     alice, bob = token("alice"), token("bob")
-    assert generate(client, alice, 1).status_code == 200
-    assert generate(client, alice, 2).status_code == 200
-    r = generate(client, alice, 3)  # alice's own limit, and the key's
+    assert generate(client, alice, {**BODY, "seed": 1}).status_code == 200
+    assert generate(client, alice, {**BODY, "seed": 2}).status_code == 200
+    r = generate(client, alice, {**BODY, "seed": 3})  # alice's own limit, and the key's
     assert r.status_code == 429
-    assert generate(client, bob, 4).status_code == 429  # the key is spent for everyone
+    # the key is spent for everyone
+    assert generate(client, bob, {**BODY, "seed": 4}).status_code == 429
 
 
 def test_a_tier_without_a_rate_limit_is_unlimited(client, auth, rate_limit_rules):
@@ -72,7 +71,7 @@ def test_a_tier_without_a_rate_limit_is_unlimited(client, auth, rate_limit_rules
         {"standard": {"limit": 1, "period": 60}}, tiers={"standard": {"rate_limit": None}}
     )
     for seed in range(4):
-        assert generate(client, auth, seed).status_code == 200
+        assert generate(client, auth, {**BODY, "seed": seed}).status_code == 200
 
 
 def test_a_key_override_selects_another_rule(client, rate_limit_rules):
@@ -81,5 +80,5 @@ def test_a_key_override_selects_another_rule(client, rate_limit_rules):
     rate_limit_rules({"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}})
     fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
     for seed in range(5):
-        assert generate(client, fast, seed).status_code == 200
-    assert generate(client, fast, 6).status_code == 429
+        assert generate(client, fast, {**BODY, "seed": seed}).status_code == 200
+    assert generate(client, fast, {**BODY, "seed": 6}).status_code == 429

@@ -15,10 +15,11 @@ from fluxgate.errors import ApiError
 from fluxgate.local.jobs import HttpxPoster
 from fluxgate.webhooks import DELIVERY_ERRORS, DeliveryError, check_url, parse_webhook_url
 
+from .bodies import generate, generation
 from .polling import wait_for
 from .receiver import Receiver
 
-BODY = {"prompt": "a slow sunset", "width": 512, "height": 512, "steps": 4}
+BODY = generation("a slow sunset", square=512, steps=4)
 ASYNC = {"Prefer": "respond-async"}
 
 
@@ -330,9 +331,7 @@ def test_a_slow_receiver_is_a_timeout_without_detail():
 
 
 def submit(client, auth, url):
-    r = client.post(
-        "/v1/images/generations", json={**BODY, "webhook_url": url}, headers={**auth, **ASYNC}
-    )
+    r = generate(client, auth, {**BODY, "webhook_url": url}, headers=ASYNC)
     assert r.status_code == 202, r.text
     return r.json()
 

@@ -10,10 +10,11 @@ import time
 import httpx
 import pytest
 
+from .bodies import generation
 from .conftest import new_key
 from .servers import serve
 
-BODY = {"prompt": "a brass compass", "width": 256, "height": 256, "steps": 2, "seed": 7}
+BODY = generation("a brass compass", square=256, steps=2, seed=7)
 DECLARED = 50 * 1024 * 1024  # 50 MB, far over MAX_BODY_BYTES (6 MiB)
 
 

@@ -126,7 +126,9 @@ class JobRunner:
         )
         principal.require(SCOPE_GENERATE)
         params = GenerationParams.from_dict(
-            request["params"], await self._staged_inputs(request["references"])
+            request["params"],
+            await self._staged_inputs(request["references"]),
+            model=self._generator.model_name,
         )
         return await self._generator.generate(
             principal, params, CacheMode(request["mode"]), job=job.id

@@ -57,8 +57,11 @@ class GenerationParams:
         return estimate(self.width, self.height, self.steps, self.reference_sizes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form an async job stores: every field but the images' bytes, which the
-        job stages in the object store (:meth:`from_dict` takes them back)."""
+        """The JSON form an async job stores: every field but the model and the images'
+        bytes. The images are staged in the object store; the model is the one the
+        gateway serves when the job runs (one per deployment), so a job queued before a
+        deploy, or before the local server restarted with other credentials, never caches
+        one model's image under another's name. :meth:`from_dict` takes both back."""
         return {
             "prompt": self.prompt,
             "width": self.width,
@@ -66,15 +69,15 @@ class GenerationParams:
             "steps": self.steps,
             "guidance": self.guidance,
             "seed": self.seed,
-            "model": self.model,
             "references": self.reference_digests,
         }
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], references: tuple[ReferenceImage, ...]
+        cls, data: dict[str, Any], references: tuple[ReferenceImage, ...], model: str
     ) -> GenerationParams:
-        """The inverse of :meth:`to_dict`, given the staged images read back (in order)."""
+        """The inverse of :meth:`to_dict`, given the staged images read back (in order)
+        and the model that runs it."""
         return cls(
             prompt=str(data["prompt"]),
             width=int(data["width"]),
@@ -82,6 +85,6 @@ class GenerationParams:
             steps=int(data["steps"]),
             guidance=None if data.get("guidance") is None else float(data["guidance"]),
             seed=None if data.get("seed") is None else int(data["seed"]),
-            model=str(data["model"]),
+            model=model,
             references=references,
         )

@@ -1,0 +1,1 @@
+"""The HTTP layer: the FastAPI app, its routers, request and response bodies."""

@@ -336,7 +336,7 @@ def bench_imports(cfg: Config) -> dict[str, float]:
             "import runpy; runpy.run_path('src/entry.py')", cfg.import_runs, stubs=True
         ),
         "file_route_only": import_ms("import fluxgate.edge.worker", cfg.import_runs, stubs=True),
-        "app": import_ms("import fluxgate.app", cfg.import_runs),
+        "app": import_ms("import fluxgate.api.app", cfg.import_runs),
         "json_stdlib": import_ms("import json", cfg.import_runs),
     }
 
@@ -387,7 +387,7 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         f"| 5 | import of the Worker entry (CPython, JS modules stubbed) | "
         f"{i['worker_entry']:.0f} ms | `import json`: {i['json_stdlib']:.1f} ms | | |",
         f"| 5 | import of the file route alone (`fluxgate.edge.worker`) | "
-        f"{i['file_route_only']:.0f} ms | the FastAPI app (`fluxgate.app`): {i['app']:.0f} ms | | |",
+        f"{i['file_route_only']:.0f} ms | the FastAPI app (`fluxgate.api.app`): {i['app']:.0f} ms | | |",
         "",
         "## Against the goals",
         "",

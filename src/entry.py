@@ -2,7 +2,7 @@
 
 Signed downloads are answered before the FastAPI app is involved: they are the hottest
 route, and R2's body stream goes to the client without passing through Python. Everything
-else is the FastAPI app from :mod:`fluxgate.app`, served by the Workers ASGI adapter.
+else is the FastAPI app from :mod:`fluxgate.api.app`, served by the Workers ASGI adapter.
 
 The app is imported here, at top level, on purpose: Python Workers run the top-level scope
 once at deploy time and restore a memory snapshot of it on every cold start, so FastAPI and

@@ -1,4 +1,4 @@
-"""The AI binding as the gateway's :class:`~fluxgate.model.ImageModel`.
+"""The AI binding as the gateway's :class:`~fluxgate.image_model.ImageModel`.
 
 The body is built exactly as the model's documentation does: a JS ``FormData`` with string
 fields and ``Blob`` reference images, serialised through ``new Response(form)`` so that the

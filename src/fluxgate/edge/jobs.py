@@ -1,7 +1,7 @@
 """Async jobs on Workers: Queues for delivery, a Durable Object per job for its state.
 
 KV would show a polling client (or a redelivered message) a state up to a minute old; a
-Durable Object per job is strongly consistent and runs :class:`~fluxgate.jobs.JobTable`'s
+Durable Object per job is strongly consistent and runs :class:`~fluxgate.job_table.JobTable`'s
 single-statement transitions on its own SQLite, so completion stays at-most-once.
 """
 
@@ -68,7 +68,7 @@ def _job(raw: Any) -> Job | None:
 
 
 class WorkersJobStore:
-    """The gateway's :class:`~fluxgate.jobs.JobStore`: one ``JobObject`` per job id."""
+    """The gateway's :class:`~fluxgate.job_table.JobStore`: one ``JobObject`` per job id."""
 
     def __init__(self, namespace: Any) -> None:
         self._namespace = namespace

@@ -1,6 +1,6 @@
 """The local peers of Cloudflare Queues and of the per-job Durable Object.
 
-``SqliteJobStore`` runs :class:`~fluxgate.jobs.JobTable` on a SQLite file. ``SqliteQueue``
+``SqliteJobStore`` runs :class:`~fluxgate.job_table.JobTable` on a SQLite file. ``SqliteQueue``
 is a durable queue in the same spirit as Queues: messages survive a restart, delivery is at
 least once (a message whose consumer crashed is leased again after a timeout), delays and
 retries are per message. ``QueueWorker`` is the embedded consumer the local server runs in

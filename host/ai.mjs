@@ -218,3 +218,26 @@ export function createRestAI(accountId, apiToken) {
     },
   };
 }
+
+// The AI binding for benchmarks: the same contract checks on `inputs`, the body read to its
+// end as the service would, then an answer at once with the next of `encoded` (base64
+// images made beforehand), so that nothing the double does per call is counted as the
+// Worker's work beyond what the real binding also costs the caller.
+export function createFixedAI(encoded) {
+  let next = 0;
+  let calls = 0;
+  async function run(model, inputs) {
+    if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
+    const multipart = isPlainObject(inputs) ? inputs.multipart : undefined;
+    if (!isPlainObject(multipart) || !(multipart.body instanceof ReadableStream)) {
+      throw invalid("this model requires {multipart: {body: ReadableStream, contentType}}");
+    }
+    if (typeof multipart.contentType !== "string" || !/^multipart\/form-data;.*boundary=/i.test(multipart.contentType)) {
+      throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(multipart.contentType)}`);
+    }
+    for await (const _ of multipart.body);
+    calls++;
+    return { image: encoded[next++ % encoded.length] };
+  }
+  return { binding: new Ai(run), stats: () => ({ calls }) };
+}

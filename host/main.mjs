@@ -23,13 +23,10 @@ import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Miniflare } from "miniflare";
 import { parse as parseToml } from "smol-toml";
 import { createAI, createRestAI } from "./ai.mjs";
-import initSqlJs from "sql.js";
-import { CacheDouble, DurableObjectNamespace, KvNamespace, R2Bucket, Ratelimit } from "./bindings.mjs";
-import { Queue } from "./queues.mjs";
-import { ExecutionContext, callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
+import { Ratelimit } from "./bindings.mjs";
+import { startWorker } from "./environment.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -94,70 +91,18 @@ async function main() {
   if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
   const started = Date.now();
-  // The Workers Cache API is a global, as in workerd (present before the Worker's import).
-  const cache = new CacheDouble();
-  globalThis.caches = { default: cache };
-
-  // waitUntil work, adopted at once as workerd does; a failure is logged, never thrown.
-  const pending = new Set();
-  const adopt = (promise) => {
-    const tracked = Promise.resolve(promise)
-      .catch((err) => log.error("waitUntil task failed:", err?.message ?? err))
-      .finally(() => pending.delete(tracked));
-    pending.add(tracked);
-  };
-
-  const env = buildVars(config, dataDir);
-  const py = await loadIsolate({
-    root,
-    wheelDir: resolve(args.wheels),
-    compatibilityDate: config.compatibility_date,
-    compatFlags: flags,
-    env,
-    waitUntil: adopt,
-    log,
-  });
-
-  const kvBindings = (config.kv_namespaces ?? []).map((k) => k.binding);
-  const r2Bindings = (config.r2_buckets ?? []).map((b) => b.binding);
-  const mf = new Miniflare({
-    modules: true,
-    script: "export default { fetch() { return new Response(null, { status: 404 }) } }",
-    kvNamespaces: kvBindings,
-    r2Buckets: r2Bindings,
-    ...(dataDir ? { kvPersist: join(dataDir, "kv"), r2Persist: join(dataDir, "r2") } : {}),
-  });
-  for (const name of kvBindings) env[name] = new KvNamespace(await mf.getKVNamespace(name));
-  for (const name of r2Bindings) env[name] = new R2Bucket(await mf.getR2Bucket(name));
   const rest = process.env.CLOUDFLARE_ACCOUNT_ID && process.env.CLOUDFLARE_API_TOKEN;
   const ai = rest ? createRestAI(process.env.CLOUDFLARE_ACCOUNT_ID, process.env.CLOUDFLARE_API_TOKEN) : createAI();
-  if (config.ai?.binding) env[config.ai.binding] = ai.binding;
-  const limiters = {};
-  const configuredLimits = {};
-  for (const rule of config.ratelimits ?? []) {
-    configuredLimits[rule.name] = { limit: rule.simple.limit, period: rule.simple.period };
-    limiters[rule.name] = env[rule.name] = new Ratelimit(configuredLimits[rule.name]);
-  }
-  const queues = new Map();
-  const consumers = new Map((config.queues?.consumers ?? []).map((c) => [c.queue, c]));
-  for (const producer of config.queues?.producers ?? []) {
-    const queue = new Queue(producer.queue, consumers.get(producer.queue) ?? null, { log });
-    queues.set(producer.queue, queue);
-    env[producer.binding] = queue.binding();
-  }
-
-  const entry = importEntry(py);
-  const SQL = await initSqlJs();
-  const namespaces = {};
-  for (const binding of config.durable_objects?.bindings ?? []) {
-    const cls = entry.module[binding.class_name];
-    if (!cls) throw new Error(`wrangler.toml binds ${binding.name} to ${binding.class_name}, which src/entry.py does not export`);
-    namespaces[binding.name] = env[binding.name] = new DurableObjectNamespace(SQL, (state) => cls(state, env), entry.dispatch);
-  }
-
-  for (const queue of queues.values()) {
-    if (queue.consumer) queue.consume((batch) => callQueue(entry, batch, env, new ExecutionContext(adopt)));
-  }
+  const worker = await startWorker({
+    root,
+    config,
+    vars: buildVars(config, dataDir),
+    ai,
+    wheelDir: resolve(args.wheels),
+    dataDir,
+    log,
+  });
+  const { py, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending } = worker;
 
   const server = createServer(async (req, res) => {
     const controller = new AbortController();
@@ -175,7 +120,7 @@ async function main() {
       // workerd hands the Worker any method it received; Node's Request constructor refuses
       // the fetch spec's forbidden ones, so they are carried as an own property instead.
       if (FORBIDDEN_METHODS.includes(req.method)) Object.defineProperty(request, "method", { value: req.method });
-      const response = await callFetch(entry, request, env, new ExecutionContext(adopt));
+      const response = await worker.fetch(request);
       const headers = {};
       for (const [k, v] of response.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
       const cookies = response.headers.getSetCookie?.() ?? [];
@@ -235,8 +180,7 @@ async function main() {
   const stop = async () => {
     server.close();
     control?.close();
-    for (const queue of queues.values()) queue.close();
-    await mf.dispose();
+    await worker.close();
     process.exit(0);
   };
   process.on("SIGTERM", stop);

@@ -1,0 +1,199 @@
+// CPU per request of Fluxgate's Worker, in the Worker host (Pyodide 314, the locked wheels),
+// against the floor: a one-route FastAPI app behind the same workers.asgi bridge, in the
+// same isolate and run (bench/worker_floor.py).
+//
+//   node_modules/node/bin/node bench/worker.mjs [--quick] [--output FILE] [--profile NAME]
+//
+// Requests are made in process, as workerd calls the Worker (host/environment.mjs), one at
+// a time. CPU is process.cpuUsage() of this Node process (user + system, every thread: the
+// Pyodide isolate, the JS of the bindings' client side, V8's GC) from the request's
+// construction to its body read to the end and its waitUntil work settled. KV and R2 are
+// Miniflare's, served by a workerd child process whose CPU is not counted (on Cloudflare a
+// binding call is I/O, not the Worker's CPU). Scenarios run interleaved in rounds, so that
+// the floor and each path see the same machine. Cold import runs in fresh isolates.
+//
+// --profile NAME: cProfile (inside the isolate) over that scenario's measured requests, the
+// top entries written to stderr. Prints the results as JSON (to --output or stdout).
+import { randomBytes } from "node:crypto";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { parse as parseToml } from "smol-toml";
+import { createFixedAI } from "../host/ai.mjs";
+import { startWorker } from "../host/environment.mjs";
+import { encodePngRows } from "../host/png.mjs";
+import { ExecutionContext, callFetch, importEntry, loadIsolate } from "../host/worker.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    output: { type: "string" },
+    profile: { type: "string" },
+    wheels: { type: "string", default: join(root, ".cache", "worker-wheels") },
+  },
+});
+const QUICK = args.quick;
+const ROUNDS = QUICK ? 3 : 20;
+const PER_ROUND = QUICK ? 3 : 10;
+const WARMUP = QUICK ? 3 : 20;
+const IMPORT_RUNS = QUICK ? 1 : 3;
+const ORIGIN = "https://fluxgate.bench.workers.dev"; // the Cache API has no effect here
+const silent = { log() {}, error: (...a) => console.error(...a) };
+
+// A realistic generation: 1024x768 RGB, about 1.2 MB as PNG (half of it noise, which
+// deflate cannot shrink, half smooth gradients).
+function realisticPng() {
+  return encodePngRows(1024, 768, (y) => {
+    const row = randomBytes(1 + 1024 * 3);
+    row[0] = 0; // filter: none
+    for (let i = 1; i < row.length; i++) if ((i >> 6) & 1) row[i] = (i + y) & 0xff;
+    return row;
+  });
+}
+
+function cpuMs(since) {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
+function summary(samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+  return { n: samples.length, median_ms: at(0.5), p90_ms: at(0.9), mean_ms: mean };
+}
+
+async function main() {
+  const config = parseToml(readFileSync(join(root, "wrangler.toml"), "utf8"));
+  for (const rule of config.ratelimits ?? []) rule.simple.limit = 1e9; // measure, not throttle
+  const adminToken = randomBytes(32).toString("base64url");
+  const vars = {
+    ...config.vars,
+    ADMIN_TOKEN: adminToken,
+    URL_SIGNING_KEYS: `bench=${randomBytes(36).toString("base64url")}`,
+    DAILY_BUDGET_USD: "1000000",
+    RATE_LIMIT_PER_MINUTE: "1000000",
+  };
+  const images = [1, 2, 3, 4].map(() => realisticPng());
+  const ai = createFixedAI(images.map((png) => png.toString("base64")));
+  const worker = await startWorker({ root, config, vars, ai, wheelDir: resolve(args.wheels), consume: false, log: silent });
+
+  // The floor, in the same isolate: bench/ on the module path, its own entry class.
+  const py = worker.py;
+  py.FS.mkdirTree("/session/bench");
+  py.mountNodeFS("/session/bench", realpathSync(join(root, "bench")));
+  py.runPython("import sys; sys.path.append('/session/bench')");
+  const floorEntry = { module: py.pyimport("worker_floor"), dispatch: py.pyimport("_host_dispatch").call };
+  const floorFetch = (request) => callFetch(floorEntry, request, worker.env, new ExecutionContext(() => {}));
+
+  const call = async (fetcher, request, expect) => {
+    const response = await fetcher(request);
+    const body = new Uint8Array(await response.arrayBuffer());
+    while (worker.pending.size) await Promise.all([...worker.pending]);
+    if (response.status !== expect) {
+      throw new Error(`${request.method} ${new URL(request.url).pathname}: ${response.status}, expected ${expect}: ${new TextDecoder().decode(body.slice(0, 300))}`);
+    }
+    return { response, body };
+  };
+  const json = (path, body, headers = {}) =>
+    new Request(`${ORIGIN}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+
+  const created = await call(worker.fetch, json("/v1/admin/keys", { name: "bench", scopes: ["images:generate", "images:read"] }, { authorization: `Bearer ${adminToken}` }), 201);
+  const key = JSON.parse(new TextDecoder().decode(created.body)).key;
+  const auth = { authorization: `Bearer ${key}` };
+  const generation = (prompt, extra = {}, headers = {}) => json("/v1/images/generations", { prompt, width: 1024, height: 768, steps: 4, ...extra }, { ...auth, ...headers });
+
+  // The cached generation the hits and downloads use.
+  const first = await call(worker.fetch, generation("a lighthouse at dusk, bench hit"), 200);
+  const url = JSON.parse(new TextDecoder().decode(first.body)).data[0].url;
+  const fileUrl = new URL(url, ORIGIN).href;
+  let misses = 0;
+  let submissions = 0;
+
+  const scenarios = {
+    floor: { fetch: floorFetch, request: () => new Request(`${ORIGIN}/floor`), status: 200 },
+    healthz: { request: () => new Request(`${ORIGIN}/healthz`), status: 200 },
+    hit_url: { request: () => generation("a lighthouse at dusk, bench hit"), status: 200 },
+    hit_b64_json: { request: () => generation("a lighthouse at dusk, bench hit", { response_format: "b64_json" }), status: 200 },
+    miss: { request: () => generation(`a lighthouse at dusk, bench miss ${misses++}`), status: 200 },
+    async_submission: { request: () => generation(`a lighthouse at dusk, bench job ${submissions++}`, {}, { prefer: "respond-async" }), status: 202 },
+    download: { request: () => new Request(fileUrl), status: 200 },
+    download_range: { request: () => new Request(fileUrl, { headers: { range: "bytes=0-65535" } }), status: 206 },
+  };
+  const samples = Object.fromEntries(Object.keys(scenarios).map((name) => [name, []]));
+  const run = async (name, record) => {
+    const scenario = scenarios[name];
+    const request = scenario.request();
+    const started = process.cpuUsage();
+    await call(scenario.fetch ?? worker.fetch, request, scenario.status);
+    if (record) samples[name].push(cpuMs(started));
+  };
+
+  for (const name of Object.keys(scenarios)) for (let i = 0; i < WARMUP; i++) await run(name, false);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of Object.keys(scenarios)) for (let i = 0; i < PER_ROUND; i++) await run(name, true);
+  }
+
+  if (args.profile) {
+    if (!scenarios[args.profile]) throw new Error(`--profile: one of ${Object.keys(scenarios).join(", ")}`);
+    py.runPython("import cProfile; _bench_profile = cProfile.Profile(); _bench_profile.enable()");
+    for (let i = 0; i < ROUNDS * PER_ROUND; i++) await run(args.profile, false);
+    const report = py.runPython(`
+_bench_profile.disable()
+import io, pstats
+_out = io.StringIO()
+_stats = pstats.Stats(_bench_profile, stream=_out).strip_dirs()
+_stats.sort_stats("tottime").print_stats(30)
+_stats.sort_stats("cumulative").print_stats(40)
+_out.getvalue()`);
+    console.error(report);
+  }
+
+  const results = Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, summary(values)]));
+  const floor = results.floor.median_ms;
+  for (const value of Object.values(results)) value.vs_floor = value.median_ms / floor;
+  const pyodide = py.version;
+  await worker.close();
+
+  // Cold import, each in a fresh isolate: the Worker's entry, and the floor's (FastAPI).
+  const imports = { entry: [], floor: [] };
+  for (let i = 0; i < IMPORT_RUNS; i++) {
+    for (const [name, module] of [["entry", "entry"], ["floor", "worker_floor"]]) {
+      const fresh = await loadIsolate({ root, wheelDir: resolve(args.wheels), compatibilityDate: config.compatibility_date, compatFlags: config.compatibility_flags, env: vars, log: silent });
+      fresh.FS.mkdirTree("/session/bench");
+      fresh.mountNodeFS("/session/bench", realpathSync(join(root, "bench")));
+      fresh.runPython("import sys; sys.path.append('/session/bench')");
+      const started = process.cpuUsage();
+      if (module === "entry") importEntry(fresh);
+      else fresh.pyimport(module);
+      imports[name].push(cpuMs(started));
+    }
+  }
+
+  const out = {
+    pyodide,
+    node: process.version,
+    rounds: ROUNDS,
+    per_round: PER_ROUND,
+    warmup: WARMUP,
+    image_bytes: images[0].length,
+    model_calls: ai.stats().calls,
+    requests: results,
+    cold_import: { entry: summary(imports.entry), floor: summary(imports.floor) },
+  };
+  const text = JSON.stringify(out, null, 2);
+  if (args.output) writeFileSync(args.output, text);
+  else console.log(text);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err?.stack ?? err);
+  process.exit(1);
+});

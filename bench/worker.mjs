@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { createFixedAI } from "../host/ai.mjs";
 import { startWorker } from "../host/environment.mjs";
-import { encodePngRows } from "../host/png.mjs";
+import { noisyPng } from "../host/png.mjs";
 import { ExecutionContext, callFetch, importEntry, loadIsolate } from "../host/worker.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -41,17 +41,6 @@ const WARMUP = QUICK ? 3 : 20;
 const IMPORT_RUNS = QUICK ? 1 : 3;
 const ORIGIN = "https://fluxgate.bench.workers.dev"; // the Cache API has no effect here
 const silent = { log() {}, error: (...a) => console.error(...a) };
-
-// A realistic generation: 1024x768 RGB, about 1.2 MB as PNG (half of it noise, which
-// deflate cannot shrink, half smooth gradients).
-function realisticPng() {
-  return encodePngRows(1024, 768, (y) => {
-    const row = randomBytes(1 + 1024 * 3);
-    row[0] = 0; // filter: none
-    for (let i = 1; i < row.length; i++) if ((i >> 6) & 1) row[i] = (i + y) & 0xff;
-    return row;
-  });
-}
 
 function cpuMs(since) {
   const used = process.cpuUsage(since);
@@ -76,7 +65,7 @@ async function main() {
     DAILY_BUDGET_USD: "1000000",
     RATE_LIMIT_PER_MINUTE: "1000000",
   };
-  const images = [1, 2, 3, 4].map(() => realisticPng());
+  const images = [1, 2, 3, 4].map(() => noisyPng(1024, 768)); // about 1.2 MB each
   const ai = createFixedAI(images.map((png) => png.toString("base64")));
   const worker = await startWorker({ root, config, vars, ai, wheelDir: resolve(args.wheels), consume: false, log: silent });
 

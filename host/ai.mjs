@@ -5,7 +5,7 @@
 // object `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`.
 // The body is parsed with the platform's own multipart parser. Failures are thrown as
 // InferenceUpstreamError("<code>: <message>"), as on Cloudflare.
-import { encodePng, imageSize } from "./png.mjs";
+import { encodePng, imageSize, noisyPng } from "./png.mjs";
 
 export const FLUX = "@cf/black-forest-labs/flux-2-dev";
 export const GUARD = "@cf/meta/llama-guard-3-8b";
@@ -78,7 +78,8 @@ function createGuard() {
 
 export function createAI() {
   // `calls`: every call that passed the contract checks; `answered`: those that got an image.
-  const state = { calls: [], failures: [], latencyMs: 0, answered: 0 };
+  // `realistic`: answer images the size of real ones (~1.2 MB at 1024x768), not flat ones.
+  const state = { calls: [], failures: [], latencyMs: 0, answered: 0, realistic: false };
   const guard = createGuard();
 
   async function run(model, inputs) {
@@ -130,7 +131,7 @@ export function createAI() {
     if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
     state.answered++;
     const seed = Number(fields.seed ?? 0);
-    const png = encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, 128]);
+    const png = state.realistic ? noisyPng(width, height) : encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, 128]);
     return { image: png.toString("base64") };
   }
 
@@ -149,6 +150,9 @@ export function createAI() {
     },
     setLatency(seconds) {
       state.latencyMs = seconds * 1000;
+    },
+    setRealistic(on) {
+      state.realistic = Boolean(on);
     },
     // What a test may read back: every call's text fields and reference images (no bytes).
     stats() {
@@ -169,6 +173,7 @@ export function createAI() {
       state.answered = 0;
       state.failures.length = 0;
       state.latencyMs = 0;
+      state.realistic = false;
       guard.reset();
     },
   };
@@ -205,6 +210,7 @@ export function createRestAI(accountId, apiToken) {
       throw new Error("the REST-backed AI binding cannot script failures");
     },
     setLatency() {},
+    setRealistic() {},
     stats: () => ({ calls: calls.length, latency_seconds: 0, inputs: [] }),
     guard: {
       script() {

@@ -157,7 +157,7 @@ async function main() {
 
   let control = null;
   if (args["control-port"] !== undefined) {
-    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending });
+    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending });
   }
   console.log(
     JSON.stringify({
@@ -165,6 +165,8 @@ async function main() {
       url: `http://${address.address}:${address.port}`,
       control: control ? `http://127.0.0.1:${control.address().port}` : null,
       pyodide: py.version,
+      // workerd has ES2026's Uint8Array base64 built-ins; Node 24 only with --js-base-64.
+      base64_builtins: typeof Uint8Array.fromBase64 === "function",
       compatibility_flags: flags,
       model: rest ? "workers-ai-rest" : "placeholder",
       seconds: (Date.now() - started) / 1000,
@@ -188,7 +190,7 @@ async function main() {
 }
 
 // The test control port: JSON in, JSON out, loopback only.
-async function startControl({ port, host, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending }) {
+async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending }) {
   // The binding a route names ({binding}), or the only one of its kind.
   const binding = (names, body) => {
     const name = body.binding ?? (names.length === 1 ? names[0] : undefined);
@@ -205,6 +207,14 @@ async function startControl({ port, host, ai, env, kvBindings, r2Bindings, names
     "GET /ai": () => ai.stats(),
     "POST /ai/fail": (body) => (ai.failNext(body.message), {}),
     "POST /ai/latency": (body) => (ai.setLatency(body.seconds), {}),
+    "POST /ai/realistic": (body) => (ai.setRealistic(body.on), {}),
+    // Python's own allocations in the isolate (tracemalloc), from start to stop: what a
+    // request made into Python objects, at its peak.
+    "POST /python/allocations/start": () => (py.runPython("import tracemalloc; tracemalloc.start()"), {}),
+    "POST /python/allocations/stop": () => {
+      const peak = py.runPython("import tracemalloc; _peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop(); _peak");
+      return { peak_bytes: peak };
+    },
     // What a deployer does in wrangler.toml's [[ratelimits]]: a binding per policy rule.
     // The Worker keeps the binding objects it was given (env is fixed for an isolate), so
     // an existing binding is reconfigured in place.

@@ -1,4 +1,5 @@
 // A minimal PNG encoder (RGB, no interlace) so the AI double answers with real image bytes.
+import { randomBytes } from "node:crypto";
 import { deflateSync } from "node:zlib";
 
 const CRC_TABLE = new Uint32Array(256).map((_, n) => {
@@ -26,6 +27,17 @@ export function encodePng(width, height, [r, g, b]) {
   const row = Buffer.alloc(1 + width * 3);
   for (let x = 0; x < width; x++) row.set([r, (g + x) & 0xff, b], 1 + x * 3);
   return encodePngRows(width, height, () => row);
+}
+
+// A PNG the size of a real generation (about 1.2 MB at 1024x768): half of each row noise,
+// which deflate cannot shrink, half smooth gradients.
+export function noisyPng(width, height) {
+  return encodePngRows(width, height, (y) => {
+    const row = randomBytes(1 + width * 3);
+    row[0] = 0; // filter: none
+    for (let i = 1; i < row.length; i++) if ((i >> 6) & 1) row[i] = (i + y) & 0xff;
+    return row;
+  });
 }
 
 // An RGB PNG from `row(y)`: each row's filter byte (0) then width * 3 bytes.

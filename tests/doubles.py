@@ -91,6 +91,10 @@ class FlakyObjects:
         self.calls.append("get")
         return await self.inner.get(key, byte_range)
 
+    async def read_image(self, key: str) -> Any:
+        self.calls.append("get")
+        return await self.inner.read_image(key)
+
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
 

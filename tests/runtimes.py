@@ -44,6 +44,11 @@ def node() -> str | None:
     return str(pinned) if pinned.exists() else shutil.which("node")
 
 
+# workerd's V8 has ES2026's Uint8Array base64 built-ins (the Worker decodes the model's
+# image with them); Node 24's V8 has them behind this flag. host/main.mjs reports it.
+V8_FLAGS = ["--js-base-64"]
+
+
 def host_prerequisites() -> str | None:
     """Why the Worker host cannot start here, or ``None`` when it can."""
     if node() is None:
@@ -71,6 +76,7 @@ class WorkerHost:
         wheels = download_worker_wheels()
         args = [
             node() or "node",
+            *V8_FLAGS,
             str(HOST),
             "--port",
             "0",

@@ -15,7 +15,6 @@ because the client has paid for it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
@@ -27,10 +26,11 @@ from .cache import CacheMode, cache_key
 from .coalesce import Coalescer, NotShared
 from .controls import Admission, Charge, Controls
 from .errors import not_found, storage_unavailable
+from .image_bytes import ImageBytes
 from .image_model import GeneratedImage, ImageModel, ModelInput
 from .params import GenerationParams
 from .records import GenerationRecord, is_generation_id, new_generation_id
-from .storage import KVStore, ObjectStore, read_all
+from .storage import KVStore, ObjectStore
 from .upstream import UpstreamError, error_from_upstream, is_work_failure
 
 log = logging.getLogger("fluxgate.generation")
@@ -43,7 +43,7 @@ HOT_KEY_CACHE_TTL = 60
 class Outcome:
     record: GenerationRecord
     cache: str  # HIT | MISS | BYPASS
-    image: bytes | None = None
+    image: ImageBytes | None = None  # for b64_json answers only
     model_ms: float | None = None  # time spent in the model call, for Server-Timing
 
 
@@ -169,7 +169,8 @@ class Generator:
         image = await self._call_model(
             ModelInput.for_params(params, admission.prompt, seed), charge
         )
-        record = self._new_record(admission, params, key, seed, image, charge)
+        digest = await image.data.sha256()
+        record = self._new_record(admission, params, key, seed, image, charge, digest)
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
@@ -194,8 +195,8 @@ class Generator:
         seed: int,
         image: GeneratedImage,
         charge: Charge,
+        digest: str,
     ) -> GenerationRecord:
-        digest = hashlib.sha256(image.data).hexdigest()
         return GenerationRecord.new(
             params,
             owner=admission.principal.scope_id,
@@ -204,7 +205,7 @@ class Generator:
             seed=seed,
             object_key=f"images/{digest}.{image.info.extension}",
             content_type=image.info.mime,
-            size=len(image.data),
+            size=image.data.size,
             sha256=digest,
             policy_version=admission.policy.document.version,
             moderated=charge.moderated,
@@ -275,8 +276,7 @@ class Generator:
         record, data = found.record, found.image
         if want_bytes and data is None:
             try:
-                body = await self._objects.get(record.object_key)
-                data = await read_all(body) if body is not None else None
+                data = await self._objects.read_image(record.object_key)
             except Exception as exc:
                 log.warning("object read failed on a cache hit: %s", type(exc).__name__)
                 return None

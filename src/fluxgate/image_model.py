@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import b64
+from .image_bytes import ImageBytes, InProcessImage
 from .images import ImageFormatError, ImageInfo, inspect_image
 from .multipart import FilePart, encode_form
 from .params import GenerationParams, ReferenceImage
@@ -71,7 +72,7 @@ class ModelInput:
 
 @dataclass(frozen=True)
 class GeneratedImage:
-    data: bytes
+    data: ImageBytes
     info: ImageInfo
     upstream_ms: float | None = None  # the model call alone (reported as Server-Timing)
 
@@ -103,11 +104,18 @@ def decode_model_output(result: Any) -> GeneratedImage:
         data = b64.decode(encoded)
     except (binascii.Error, ValueError) as exc:
         raise UpstreamError(None, "the model returned invalid base64") from exc
+    return typed_image(InProcessImage(data))
+
+
+def typed_image(image: ImageBytes) -> GeneratedImage:
+    """The model's image with its format and dimensions, read from its first bytes."""
+    if not image.size:
+        raise UpstreamError(None, "the model returned no image")
     try:
-        info = inspect_image(data)
+        info = inspect_image(image.head())
     except ImageFormatError as exc:
         raise UpstreamError(None, f"the model returned an unreadable image ({exc})") from exc
-    return GeneratedImage(data, info)
+    return GeneratedImage(image, info)
 
 
 class MultipartImageModel:

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .image_bytes import ImageBytes
+
 KV_MAX_KEY_BYTES = 512
 KV_MAX_VALUE_BYTES = 25 * 1024 * 1024
 KV_MAX_METADATA_BYTES = 1024
@@ -112,8 +114,19 @@ class ObjectBody:
 
 class ObjectStore(Protocol):
     async def put(
-        self, key: str, data: bytes, *, content_type: str, custom_metadata: Mapping[str, str]
-    ) -> ObjectInfo: ...
+        self,
+        key: str,
+        data: bytes | ImageBytes,
+        *,
+        content_type: str,
+        custom_metadata: Mapping[str, str],
+    ) -> ObjectInfo:
+        """``data``: bytes, or a generated image as its runtime holds it (written as is)."""
+        ...
+
+    async def read_image(self, key: str) -> ImageBytes | None:
+        """The whole object as image bytes of this runtime's kind (a ``b64_json`` hit)."""
+        ...
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 

@@ -109,7 +109,7 @@ async def _generate(
         base_url=str(request.base_url),
         cached=outcome.cache == "HIT",
         url_ttl=body.url_ttl_seconds,
-        image=outcome.image if want_bytes else None,
+        b64_json=await outcome.image.base64() if want_bytes and outcome.image else None,
     )
     headers = {
         "X-Cache": outcome.cache,

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import b64
 from ..files import object_path
 from ..job_table import Job
 from ..records import GenerationRecord
@@ -51,11 +50,11 @@ class Presenter:
         base_url: str,
         cached: bool,
         url_ttl: int | None = None,
-        image: bytes | None = None,
+        b64_json: str | None = None,
     ) -> Generation:
-        """``image``: answer with the bytes (``b64_json``) instead of a signed URL."""
-        if image is not None:
-            data = ImageData(b64_json=b64.encode(image))
+        """``b64_json``: answer with the image (base64) instead of a signed URL."""
+        if b64_json is not None:
+            data = ImageData(b64_json=b64_json)
         else:
             url, expires = self.signed_url(record, base_url, self.url_ttl(url_ttl))
             data = ImageData(url=url, expires_at=expires)

@@ -17,9 +17,10 @@ from js import Blob, FormData, Response
 from pyodide.ffi import JsException, JsProxy, to_js
 
 from .. import FLUX_MODEL_ID
-from ..image_model import GeneratedImage, ModelInput, decode_model_output
-from ..upstream import parse_upstream_message
+from ..image_model import GeneratedImage, ModelInput, decode_model_output, typed_image
+from ..upstream import UpstreamError, parse_upstream_message
 from .ffi import js_bytes, js_object, unwrap
+from .image_buffer import base64_field
 
 
 def build_form(request: ModelInput) -> Any:
@@ -69,6 +70,12 @@ class WorkersImageModel:
         except JsException as exc:  # InferenceUpstreamError("<code>: <message>")
             raise parse_upstream_message(str(exc)) from exc
         upstream_ms = (time.perf_counter() - started) * 1000
-        if isinstance(result, JsProxy):
-            result = result.to_py()
-        return replace(decode_model_output(result), upstream_ms=upstream_ms)
+        if not isinstance(result, JsProxy):  # already converted by a wrapper
+            return replace(decode_model_output(result), upstream_ms=upstream_ms)
+        try:
+            image = await base64_field(result, "image")
+        except JsException as exc:
+            raise UpstreamError(None, "the model returned invalid base64") from exc
+        if image is None:
+            raise UpstreamError(None, "the model returned no image")
+        return replace(typed_image(image), upstream_ms=upstream_ms)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from js import Uint8Array
+
+from ..image_bytes import ImageBytes, as_python_bytes
 from ..storage import ObjectBody, ObjectInfo
 from .ffi import is_nullish, js_bytes, js_object, js_text, py_dict, unwrap
+from .image_buffer import JsImage
 
 
 def object_info(obj: Any) -> ObjectInfo:
@@ -26,13 +30,19 @@ class WorkersR2:
         self.bucket = unwrap(binding)
 
     async def put(
-        self, key: str, data: bytes, *, content_type: str, custom_metadata: Mapping[str, str]
+        self,
+        key: str,
+        data: bytes | ImageBytes,
+        *,
+        content_type: str,
+        custom_metadata: Mapping[str, str],
     ) -> ObjectInfo:
         options = {
             "httpMetadata": {"contentType": content_type},
             "customMetadata": dict(custom_metadata),
         }
-        result = await self.bucket.put(key, js_bytes(data), js_object(options))
+        body = data.array if isinstance(data, JsImage) else js_bytes(as_python_bytes(data))
+        result = await self.bucket.put(key, body, js_object(options))
         if is_nullish(result):  # only with onlyIf preconditions, which we do not set
             raise RuntimeError("R2 refused the write")
         return object_info(result)
@@ -52,11 +62,17 @@ class WorkersR2:
             return None
 
         async def chunks() -> AsyncIterator[bytes]:
-            # For b64_json responses the bytes must reach Python; downloads never come here.
+            # Downloads (edge/files.py) and b64_json answers (read_image) never come here.
             buffer = await result.arrayBuffer()
             yield buffer.to_bytes()
 
         return ObjectBody(object_info(result), chunks())
+
+    async def read_image(self, key: str) -> JsImage | None:
+        result = await self.bucket.get(key)
+        if is_nullish(result):
+            return None
+        return JsImage(Uint8Array.new(await result.arrayBuffer()))
 
     async def delete(self, key: str) -> None:
         await self.bucket.delete(key)

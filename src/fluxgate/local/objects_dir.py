@@ -14,7 +14,8 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from ..storage import ObjectBody, ObjectInfo, StorageError, check_object_write
+from ..image_bytes import ImageBytes, InProcessImage, as_python_bytes
+from ..storage import ObjectBody, ObjectInfo, StorageError, check_object_write, read_all
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 CHUNK = 256 * 1024
@@ -31,9 +32,15 @@ class DirectoryObjects:
         return self.root / key
 
     async def put(
-        self, key: str, data: bytes, *, content_type: str, custom_metadata: Mapping[str, str]
+        self,
+        key: str,
+        data: bytes | ImageBytes,
+        *,
+        content_type: str,
+        custom_metadata: Mapping[str, str],
     ) -> ObjectInfo:
         check_object_write(key, custom_metadata)
+        data = as_python_bytes(data)
         path = self._path(key)
         # Writing ~1 MB belongs off the event loop.
         etag = await asyncio.to_thread(self._write, path, data, content_type, dict(custom_metadata))
@@ -103,6 +110,10 @@ class DirectoryObjects:
                 fh.close()
 
         return ObjectBody(info, chunks())
+
+    async def read_image(self, key: str) -> ImageBytes | None:
+        body = await self.get(key)
+        return None if body is None else InProcessImage(await read_all(body))
 
     async def delete(self, key: str) -> None:
         path = self._path(key)

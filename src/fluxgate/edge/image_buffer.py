@@ -1,0 +1,121 @@
+"""Generated images on Workers: JS buffers that Python reads the head of, never copies.
+
+The AI binding answers ``{"image": base64}``. Reading ``result.image`` from Python would
+convert the ~1.6 MB string into a Python ``str`` (~8 ms of CPU in Pyodide 314), then
+decoding, hashing and copying it back for R2 would cost as much again. Here the string
+is decoded by ``Uint8Array.fromBase64``, hashed by ``crypto.subtle.digest``, written to R2
+and base64-encoded for a ``b64_json`` answer, all in JavaScript.
+
+A Worker may not evaluate JS source, and every JS string a call returns to Python is
+converted at the FFI boundary. So a string that must stay in JS travels inside a JS array
+(``Object.entries`` → ``entry.slice(1)``) or along a promise chain of built-in functions,
+and each chain ends in an object, never a bare string. The helpers are made on first use,
+per isolate: derived JS functions cannot be part of the deploy-time memory snapshot.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from js import (
+    Array,
+    Blob,
+    Function,
+    Object,
+    Promise,
+    Reflect,
+    Response,
+    String,
+    Uint8Array,
+    crypto,
+    fetch,
+)
+from pyodide.ffi import JsProxy
+
+from .. import b64
+from ..image_bytes import HEAD_BYTES
+from .ffi import js_object
+
+
+@cache
+def _base64_builtins() -> tuple[Any, Any]:
+    """``Uint8Array.fromBase64`` and ``Uint8Array.prototype.toBase64`` (ES2026: in workerd;
+    in Node 24 behind ``--js-base-64``, which the Worker host passes), or ``None``."""
+    return getattr(Uint8Array, "fromBase64", None), getattr(Uint8Array.prototype, "toBase64", None)
+
+
+def _as_function(method: Any) -> Any:
+    """``method`` as a plain function of its receiver: ``f(x, *args) = x.method(*args)``."""
+    return Function.prototype.call.bind(method)
+
+
+class JsImage:
+    """An image as a JS ``Uint8Array`` (the :class:`~fluxgate.image_bytes.ImageBytes` of
+    Workers). ``array`` is what R2 writes and what a ``b64_json`` body is built from."""
+
+    def __init__(self, array: JsProxy) -> None:
+        self.array = array
+        self._size = int(array.byteLength)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def head(self, limit: int = HEAD_BYTES) -> bytes:
+        return bytes(self.array.subarray(0, limit).to_bytes())
+
+    async def sha256(self) -> str:
+        digest = await crypto.subtle.digest("SHA-256", self.array)
+        return bytes(digest.to_bytes()).hex()
+
+    async def base64(self) -> str:
+        _, to_base64 = _base64_builtins()
+        if to_base64 is None:
+            return b64.encode(self.python_bytes())
+        return str(Reflect.apply(to_base64, self.array, Array.new()))
+
+    def python_bytes(self) -> bytes:
+        return bytes(self.array.to_bytes())
+
+
+async def base64_field(result: JsProxy, name: str) -> JsImage | None:
+    """The bytes of ``result[name]``, a base64 string decoded in JS; ``None`` when the
+    field is missing or not a string. Invalid base64 raises ``JsException``."""
+    entry = next((e for e in Object.entries(result) if str(e[0]) == name), None)
+    if entry is None:
+        return None
+    value = entry.slice(1)  # [the string]: indexing it would convert it
+    kind = Reflect.apply(Function.prototype.call, Object.prototype.toString, value)
+    if kind != "[object String]":
+        return None
+    from_base64, _ = _base64_builtins()
+    if from_base64 is not None:
+        return JsImage(Reflect.apply(from_base64, Uint8Array, value))
+    # Without the ES2026 built-in: the platform's data: URL decoder, still all in JS.
+    buffer = await (
+        Promise.resolve(value)
+        .then(_as_function(Array.prototype.pop))
+        .then(String.prototype.concat.bind("data:application/octet-stream;base64,"))
+        .then(fetch)
+        .then(_as_function(Response.prototype.arrayBuffer))
+    )
+    return JsImage(Uint8Array.new(buffer))
+
+
+async def json_around(prefix: str, image: JsImage, suffix: str) -> Any:
+    """A ``Blob`` of ``prefix + base64(image) + suffix``, made in JS (a ``b64_json``
+    answer whose base64 never becomes a Python string), or ``None`` when the runtime
+    lacks ``toBase64``."""
+    _, to_base64 = _base64_builtins()
+    if to_base64 is None:
+        return None
+    template = js_object({"raw": [prefix, suffix]})  # String.raw(t, s) = raw[0] + s + raw[1]
+    return await (
+        Promise.resolve(image.array)
+        .then(_as_function(to_base64))
+        .then(String.raw.bind(String, template))
+        .then(Array.of)
+        .then(Array.of)  # [[text]]: the argument list of new Blob([text])
+        .then(Reflect.construct.bind(None, Blob))
+    )

@@ -86,12 +86,15 @@ async function main() {
     }
     return { response, body };
   };
-  const json = (path, body, headers = {}) =>
-    new Request(`${ORIGIN}${path}`, {
+  // As a client sends it: with its Content-Length (which Node's Request does not add).
+  const json = (path, body, headers = {}) => {
+    const text = JSON.stringify(body);
+    return new Request(`${ORIGIN}${path}`, {
       method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: JSON.stringify(body),
+      headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers },
+      body: text,
     });
+  };
 
   const created = await call(worker.fetch, json("/v1/admin/keys", { name: "bench", scopes: ["images:generate", "images:read"] }, { authorization: `Bearer ${adminToken}` }), 201);
   const key = JSON.parse(new TextDecoder().decode(created.body)).key;

@@ -42,7 +42,7 @@ async def test_posts_multipart_with_boundary_to_the_model_url():
     image = await model_with(handler).generate(
         ModelInput(prompt="a fox", width=512, height=256, steps=4, seed=9, guidance=3.5)
     )
-    assert image.data == PNG and image.info.format == "png"
+    assert image.data.python_bytes() == PNG and image.info.format == "png"
     assert seen["url"] == (
         "https://api.test/client/v4/accounts/acct123/ai/run/@cf/black-forest-labs/flux-2-dev"
     )

@@ -113,10 +113,13 @@ class Generator:
         await self._controls.on_hit(admission, hit.record.moderated)
         return hit
 
-    async def cached(self, admission: Admission, params: GenerationParams) -> Outcome | None:
+    async def cached(
+        self, admission: Admission, params: GenerationParams, *, want_bytes: bool = False
+    ) -> Outcome | None:
         """The cached generation for an admitted request, if any (an async submission's
-        hit completes at once)."""
-        hit = await self._lookup(self._cache_key(admission, params), admission.principal, False)
+        hit completes at once; the hit path, ``api/hits.py``, answers one)."""
+        key = self._cache_key(admission, params)
+        hit = await self._lookup(key, admission.principal, want_bytes)
         if hit is not None:
             await self._controls.on_hit(admission, hit.record.moderated)
         return hit

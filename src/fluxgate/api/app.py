@@ -26,6 +26,7 @@ from ..gateway import Gateway
 from ..ratelimit import FailedAttempts
 from . import account, admin, downloads, images, jobs, playground
 from .deps import Gw, error_response
+from .hits import HitMiddleware, HitPath
 from .request_body import validation_error
 from .schemas import GenerationRequest, Health
 
@@ -91,11 +92,18 @@ def _audit_refusal(request: Request, error: ApiError) -> None:
 
 
 def create_app(
-    resolve: Resolver, lifespan: Any = None, client_address: ClientAddress = peer_address
+    resolve: Resolver,
+    lifespan: Any = None,
+    client_address: ClientAddress = peer_address,
+    *,
+    attempts: FailedAttempts | None = None,
+    hits_in_front: bool = True,
 ) -> FastAPI:
     """``lifespan``: the local runtime starts its embedded queue consumer there.
     ``client_address``: who a request comes from, for throttling failed authentication
-    (the peer locally, ``CF-Connecting-IP`` on Workers)."""
+    (the peer locally, ``CF-Connecting-IP`` on Workers). ``attempts``: that throttle's
+    memory, shared with a hit path the caller runs itself (the Worker, before the ASGI
+    bridge: ``hits_in_front=False``); otherwise the app puts one in front of itself."""
     app = FastAPI(
         title="Fluxgate",
         version=__version__,
@@ -107,7 +115,11 @@ def create_app(
 
     app.state.resolve = resolve
     app.state.client_address = client_address
-    app.state.failed_attempts = FailedAttempts()
+    app.state.failed_attempts = attempts = attempts or FailedAttempts()
+    if hits_in_front:
+        app.add_middleware(
+            HitMiddleware, hits=HitPath(attempts), resolve=resolve, client_address=client_address
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

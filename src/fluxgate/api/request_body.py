@@ -277,12 +277,33 @@ async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
 
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def parse_json_generation(
+    body: bytes, max_image: int
+) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
+    """A JSON generation body, validated (also the hit path's, ``api/hits.py``)."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise invalid_json("the body must be a JSON object")
+    parsed = _validate(data, strict=True)  # JSON has real types: "25" is not a number
+    images: list[tuple[str, bytes]] = []
+    for slot in range(MAX_REFERENCE_IMAGES):
+        name = f"input_image_{slot}"
+        value = getattr(parsed, name)
+        if value is not None:
+            images.append((name, decode_image_string(name, value, max_image)))
+    return parsed, check_references(images, max_image)
+
+
 async def parse_generation(
     request: Request, *, max_body: int, max_image: int, edit: bool = False
 ) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
     """Parse a generation (``edit=False``) or an OpenAI-style edit (multipart with ``image``
     parts, at least one)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request.headers.get("content-type"))
     allowed = ("multipart/form-data",) if edit else ("application/json", "multipart/form-data")
     if content_type not in allowed:
         raise ApiError(
@@ -292,19 +313,10 @@ async def parse_generation(
             headers={"Accept-Post": ", ".join(allowed)},
         )
     body = await read_capped(request, max_body)
-    images: list[tuple[str, bytes]] = []
-
     if content_type == "application/json":
-        data = parse_json(body)
-        if not isinstance(data, dict):
-            raise invalid_json("the body must be a JSON object")
-        parsed = _validate(data, strict=True)  # JSON has real types: "25" is not a number
-        for slot in range(MAX_REFERENCE_IMAGES):
-            name = f"input_image_{slot}"
-            value = getattr(parsed, name)
-            if value is not None:
-                images.append((name, decode_image_string(name, value, max_image)))
-        return parsed, check_references(images, max_image)
+        return parse_json_generation(body, max_image)
+
+    images: list[tuple[str, bytes]] = []
 
     if not is_complete_multipart(request.headers.get("content-type", ""), body):
         raise ApiError(

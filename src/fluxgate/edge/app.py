@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from http import HTTPMethod
 from typing import Any
+from urllib.parse import urlsplit
+
+from js import Request as JsRequest
+from js import Response
+from workers import Request
 
 from ..api.app import create_app
+from ..api.hits import HitAnswer, HitPath, HitRequest, may_be_a_hit
 from ..api.request_body import payload_too_large
 from ..errors import ApiError
 from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..generation import Outcome
 from ..logs import send_to_stderr
 from ..moderation import GuardModerator
+from ..ratelimit import FailedAttempts
 from ..records import GenerationRecord
 from ..settings import ConfigError, Settings, admin_token_from
 from ..signing import SigningConfigError
@@ -20,7 +27,9 @@ from .asgi import asgi
 from .body import within_limit
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
+from .ffi import js_object, js_text
 from .files import error_response
+from .image_buffer import JsImage, json_around
 from .jobs import FetchPoster, WorkersJobStore, WorkersQueue
 from .kv import WorkersKV
 from .ledger import WorkersLedger
@@ -30,7 +39,6 @@ from .ratelimit import WorkersRateLimiter
 send_to_stderr()  # the audit log reaches Workers Logs
 
 _gateway: Gateway | None = None
-_app: Any = None
 
 
 def gateway_from_env(env: Any) -> Gateway:
@@ -95,13 +103,54 @@ def connecting_ip(request: Any) -> str:
     return str(request.headers.get("cf-connecting-ip") or "unknown")
 
 
-def app() -> Any:
-    global _app
-    if _app is None:
-        _app = create_app(
-            lambda request: gateway_from_env(request.scope["env"]), client_address=connecting_ip
-        )
-    return _app
+# The app, its routes and its OpenAPI schema are built at import: on Workers that is deploy
+# time, into the memory snapshot, not the first request of every isolate. The failed-
+# authentication throttle is shared by the app and the hit path in front of it.
+_attempts = FailedAttempts()
+_hits = HitPath(_attempts)
+APP = create_app(
+    lambda request: gateway_from_env(request.scope["env"]),
+    client_address=connecting_ip,
+    attempts=_attempts,
+    hits_in_front=False,  # handle() offers hits before the ASGI bridge
+)
+APP.openapi()
+
+
+async def _offer_hit(request: Request, env: Any) -> tuple[Any, Request]:
+    """A JSON generation offered to the hit path (``api/hits.py``) with its body read once:
+    the JS response of a hit, else ``None`` and the request rebuilt around the same body."""
+    raw = request.js_object
+    buffer = await raw.arrayBuffer()
+    rebuilt = Request(JsRequest.new(raw, js_object({"body": buffer})))
+    try:
+        gw = gateway_from_env(env)
+    except ApiError:  # misconfigured: the app answers it
+        return None, rebuilt
+    url = urlsplit(str(raw.url))
+
+    def header(name: str) -> str | None:
+        return js_text(raw.headers.get(name))
+
+    hit = HitRequest(
+        header,
+        bytes(buffer.to_bytes()),
+        f"{url.scheme}://{url.netloc}/",
+        header("cf-connecting-ip") or "unknown",
+    )
+    answer = await _hits.answer(gw, hit)
+    return (None if answer is None else await hit_response(answer)), rebuilt
+
+
+async def hit_response(answer: HitAnswer) -> Any:
+    """The JS response of a hit; a ``b64_json`` body is assembled in JS when it can be."""
+    body: Any = answer.prefix
+    if answer.image is not None:
+        spliced = None
+        if isinstance(answer.image, JsImage):
+            spliced = json_around(answer.prefix, answer.image, answer.suffix)
+        body = spliced or answer.prefix + await answer.image.base64() + answer.suffix
+    return Response.new(body, js_object({"status": 200, "headers": answer.headers}))
 
 
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
@@ -111,12 +160,16 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
     the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
     No route of the app accepts one anyway.
     """
-    if str(request.js_object.method) not in HTTPMethod.__members__:  # case-sensitive, as the SDK
+    raw = request.js_object
+    method = str(raw.method)
+    if method not in HTTPMethod.__members__:  # case-sensitive, as the SDK
         return error_response(
-            ApiError(
-                405, "method_not_allowed", f"The method {request.js_object.method} is not allowed."
-            )
+            ApiError(405, "method_not_allowed", f"The method {method} is not allowed.")
         )
+    if may_be_a_hit(method, urlsplit(str(raw.url)).path, lambda n: js_text(raw.headers.get(n))):
+        answered, request = await _offer_hit(request, env)
+        if answered is not None:
+            return answered
     try:
         limit = gateway_from_env(env).settings.max_body_bytes
     except ApiError:  # misconfigured: the app answers 503 server_misconfigured, within limits
@@ -124,4 +177,4 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
     checked = await within_limit(request, limit)
     if checked is None:
         return error_response(payload_too_large(limit))
-    return await asgi.fetch(app(), checked, env, ctx)
+    return await asgi.fetch(APP, checked, env, ctx)

@@ -7,9 +7,10 @@ is decoded by ``Uint8Array.fromBase64``, hashed by ``crypto.subtle.digest``, wri
 and base64-encoded for a ``b64_json`` answer, all in JavaScript.
 
 A Worker may not evaluate JS source, and every JS string a call returns to Python is
-converted at the FFI boundary. So a string that must stay in JS travels inside a JS array
-(``Object.entries`` → ``entry.slice(1)``) or along a promise chain of built-in functions,
-and each chain ends in an object, never a bare string. The helpers are made on first use,
+converted at the FFI boundary (and a JS promise becomes a Python future). So a string that
+must stay in JS travels inside a one-element JS array (``Object.entries`` →
+``entry.slice(1)``), transformed by ``map`` with built-in functions, and each chain ends in
+an object, never a bare string. The helpers are made on first use,
 per isolate: derived JS functions cannot be part of the deploy-time memory snapshot.
 """
 
@@ -23,9 +24,7 @@ from js import (
     Blob,
     Function,
     Object,
-    Promise,
     Reflect,
-    Response,
     String,
     Uint8Array,
     crypto,
@@ -45,9 +44,10 @@ def _base64_builtins() -> tuple[Any, Any]:
     return getattr(Uint8Array, "fromBase64", None), getattr(Uint8Array.prototype, "toBase64", None)
 
 
-def _as_function(method: Any) -> Any:
-    """``method`` as a plain function of its receiver: ``f(x, *args) = x.method(*args)``."""
-    return Function.prototype.call.bind(method)
+def _in_js(template: tuple[str, str]) -> Any:
+    """``f(s, ...) = template[0] + s + template[1]`` as a JS function (``String.raw`` uses
+    as many substitutions as the template has gaps: the rest of ``map``'s are ignored)."""
+    return String.raw.bind(String, js_object({"raw": list(template)}))
 
 
 class JsImage:
@@ -93,29 +93,23 @@ async def base64_field(result: JsProxy, name: str) -> JsImage | None:
     if from_base64 is not None:
         return JsImage(Reflect.apply(from_base64, Uint8Array, value))
     # Without the ES2026 built-in: the platform's data: URL decoder, still all in JS.
-    buffer = await (
-        Promise.resolve(value)
-        .then(_as_function(Array.prototype.pop))
-        .then(String.prototype.concat.bind("data:application/octet-stream;base64,"))
-        .then(fetch)
-        .then(_as_function(Response.prototype.arrayBuffer))
-    )
-    return JsImage(Uint8Array.new(buffer))
+    urls = value.map(_in_js(("data:application/octet-stream;base64,", "")))
+    response = await Reflect.apply(fetch, None, urls)
+    return JsImage(Uint8Array.new(await response.arrayBuffer()))
 
 
-async def json_around(prefix: str, image: JsImage, suffix: str) -> Any:
+def json_around(prefix: str, image: JsImage, suffix: str) -> Any:
     """A ``Blob`` of ``prefix + base64(image) + suffix``, made in JS (a ``b64_json``
     answer whose base64 never becomes a Python string), or ``None`` when the runtime
-    lacks ``toBase64``."""
+    lacks ``toBase64``.
+
+    Each step maps a one-element JS array, so no intermediate string is returned to
+    Python: ``[[array]]`` → ``[base64]`` (``toBase64.call(array)``, through
+    ``Reflect.apply``, which ignores ``map``'s extra arguments) → ``[text]`` → the Blob.
+    """
     _, to_base64 = _base64_builtins()
     if to_base64 is None:
         return None
-    template = js_object({"raw": [prefix, suffix]})  # String.raw(t, s) = raw[0] + s + raw[1]
-    return await (
-        Promise.resolve(image.array)
-        .then(_as_function(to_base64))
-        .then(String.raw.bind(String, template))
-        .then(Array.of)
-        .then(Array.of)  # [[text]]: the argument list of new Blob([text])
-        .then(Reflect.construct.bind(None, Blob))
-    )
+    encode = Reflect.apply.bind(None, Function.prototype.call, to_base64)
+    texts = Array.of(Array.of(image.array)).map(encode).map(_in_js((prefix, suffix)))
+    return Reflect.construct(Blob, Array.of(texts))

@@ -15,6 +15,7 @@
 // --profile NAME: cProfile (inside the isolate) over that scenario's measured requests, the
 // top entries written to stderr. Prints the results as JSON (to --output or stdout).
 import { randomBytes } from "node:crypto";
+import { Session } from "node:inspector/promises";
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,6 +32,8 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     output: { type: "string" },
     profile: { type: "string" },
+    only: { type: "string" }, // comma-separated scenarios (the floor always runs)
+    "js-profile": { type: "string" }, // V8's CPU profile of the measured rounds, to this file
     wheels: { type: "string", default: join(root, ".cache", "worker-wheels") },
   },
 });
@@ -67,7 +70,7 @@ async function main() {
   };
   const images = [1, 2, 3, 4].map(() => noisyPng(1024, 768)); // about 1.2 MB each
   const ai = createFixedAI(images.map((png) => png.toString("base64")));
-  const worker = await startWorker({ root, config, vars, ai, wheelDir: resolve(args.wheels), consume: false, log: silent });
+  const worker = await startWorker({ root, config, vars, ai, wheelDir: resolve(args.wheels), consume: false, stores: "memory", log: silent });
 
   // The floor, in the same isolate: bench/ on the module path, its own entry class.
   const py = worker.py;
@@ -108,8 +111,30 @@ async function main() {
   let misses = 0;
   let submissions = 0;
 
+  // What the bindings' doubles cost this process for the I/O a path makes, done from plain
+  // JS: a hit reads two KV keys (the API key's record, the cache entry), with cacheTtl as
+  // the Worker does; a download streams the object out of R2.
+  const { keys } = await worker.env.KV.list();
+  const hitKeys = keys.map((k) => k.name).filter((name) => /^(apikey|cache):/.test(name));
+  if (hitKeys.length !== 2) throw new Error(`expected one key record and one cache entry, got ${hitKeys}`);
+  const objects = (await worker.env.IMAGES.list()).objects;
+  if (objects.length !== 1) throw new Error(`expected the one image in R2, got ${objects.length}`);
+  const objectKey = objects[0].key;
+  const kvReads = async () => {
+    const values = await Promise.all(hitKeys.map((name) => worker.env.KV.get(name, { cacheTtl: 60 })));
+    return new Response(JSON.stringify({ ok: values.every(Boolean) }), { headers: { "content-type": "application/json" } });
+  };
+  const r2Stream = async (request) => {
+    const range = request.headers.get("range") ? { range: { offset: 0, length: 65536 } } : {};
+    const object = await worker.env.IMAGES.get(objectKey, range);
+    return new Response(object.body, { status: range.range ? 206 : 200 });
+  };
+
   const scenarios = {
     floor: { fetch: floorFetch, request: () => new Request(`${ORIGIN}/floor`), status: 200 },
+    io_hit_kv_reads: { fetch: kvReads, request: () => new Request(`${ORIGIN}/io`), status: 200 },
+    io_r2_stream: { fetch: r2Stream, request: () => new Request(`${ORIGIN}/io`), status: 200 },
+    io_r2_stream_range: { fetch: r2Stream, request: () => new Request(`${ORIGIN}/io`, { headers: { range: "bytes=0-65535" } }), status: 206 },
     healthz: { request: () => new Request(`${ORIGIN}/healthz`), status: 200 },
     hit_url: { request: () => generation("a lighthouse at dusk, bench hit"), status: 200 },
     hit_b64_json: { request: () => generation("a lighthouse at dusk, bench hit", { response_format: "b64_json" }), status: 200 },
@@ -118,18 +143,38 @@ async function main() {
     download: { request: () => new Request(fileUrl), status: 200 },
     download_range: { request: () => new Request(fileUrl, { headers: { range: "bytes=0-65535" } }), status: 206 },
   };
+  if (args.only) {
+    const wanted = new Set(["floor", ...args.only.split(",")]);
+    for (const name of Object.keys(scenarios)) if (!wanted.has(name)) delete scenarios[name];
+  }
   const samples = Object.fromEntries(Object.keys(scenarios).map((name) => [name, []]));
+  const objectSamples = Object.fromEntries(Object.keys(scenarios).map((name) => [name, []]));
   const run = async (name, record) => {
     const scenario = scenarios[name];
     const request = scenario.request();
+    const objectsBefore = worker.objectCpu.micros;
     const started = process.cpuUsage();
     await call(scenario.fetch ?? worker.fetch, request, scenario.status);
-    if (record) samples[name].push(cpuMs(started));
+    if (record) {
+      samples[name].push(cpuMs(started));
+      objectSamples[name].push((worker.objectCpu.micros - objectsBefore) / 1000);
+    }
   };
 
   for (const name of Object.keys(scenarios)) for (let i = 0; i < WARMUP; i++) await run(name, false);
+  const inspector = args["js-profile"] ? new Session() : null;
+  if (inspector) {
+    inspector.connect();
+    await inspector.post("Profiler.enable");
+    await inspector.post("Profiler.start");
+  }
   for (let round = 0; round < ROUNDS; round++) {
     for (const name of Object.keys(scenarios)) for (let i = 0; i < PER_ROUND; i++) await run(name, true);
+  }
+  if (inspector) {
+    const { profile } = await inspector.post("Profiler.stop");
+    writeFileSync(args["js-profile"], JSON.stringify(profile));
+    inspector.disconnect();
   }
 
   if (args.profile) {
@@ -149,7 +194,14 @@ _out.getvalue()`);
 
   const results = Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, summary(values)]));
   const floor = results.floor.median_ms;
-  for (const value of Object.values(results)) value.vs_floor = value.median_ms / floor;
+  for (const [name, value] of Object.entries(results)) {
+    value.vs_floor = value.median_ms / floor;
+    // The Worker's own CPU: each request's total less what its Durable Object calls spent.
+    const own = samples[name].map((total, i) => total - objectSamples[name][i]);
+    value.objects_median_ms = summary(objectSamples[name]).median_ms;
+    value.worker_median_ms = summary(own).median_ms;
+    value.worker_vs_floor = value.worker_median_ms / floor;
+  }
   const pyodide = py.version;
   await worker.close();
 

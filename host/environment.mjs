@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import initSqlJs from "sql.js";
+import { MemoryKV, MemoryR2 } from "./memory_stores.mjs";
 import { CacheDouble, DurableObjectNamespace, KvNamespace, R2Bucket, Ratelimit } from "./bindings.mjs";
 import { Queue } from "./queues.mjs";
 import { ExecutionContext, callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
@@ -12,8 +13,10 @@ import { ExecutionContext, callFetch, callQueue, importEntry, loadIsolate } from
 // `vars`: [vars] and secrets, as the Worker's env sees them. `ai`: the AI binding's double
 // (createAI or createRestAI in ai.mjs, or anything with `binding`). `dataDir`: where KV and
 // R2 persist (memory without). `consume`: start the queues' consumers (the bench does not,
-// so that a submission's CPU is the submission's alone).
-export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = null, consume = true, log = console }) {
+// so that a submission's CPU is the submission's alone). `stores`: "miniflare" (KV and R2
+// simulated by workerd, as the tests use them) or "memory" (memory_stores.mjs: in process,
+// nearly free, for counting the Worker's own CPU).
+export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = null, consume = true, stores = "miniflare", log = console }) {
   // The Workers Cache API is a global, as in workerd (present before the Worker's import).
   const cache = new CacheDouble();
   globalThis.caches = { default: cache };
@@ -40,15 +43,21 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
 
   const kvBindings = (config.kv_namespaces ?? []).map((k) => k.binding);
   const r2Bindings = (config.r2_buckets ?? []).map((b) => b.binding);
-  const mf = new Miniflare({
-    modules: true,
-    script: "export default { fetch() { return new Response(null, { status: 404 }) } }",
-    kvNamespaces: kvBindings,
-    r2Buckets: r2Bindings,
-    ...(dataDir ? { kvPersist: join(dataDir, "kv"), r2Persist: join(dataDir, "r2") } : {}),
-  });
-  for (const name of kvBindings) env[name] = new KvNamespace(await mf.getKVNamespace(name));
-  for (const name of r2Bindings) env[name] = new R2Bucket(await mf.getR2Bucket(name));
+  let mf = null;
+  if (stores === "memory") {
+    for (const name of kvBindings) env[name] = new KvNamespace(new MemoryKV());
+    for (const name of r2Bindings) env[name] = new R2Bucket(new MemoryR2());
+  } else {
+    mf = new Miniflare({
+      modules: true,
+      script: "export default { fetch() { return new Response(null, { status: 404 }) } }",
+      kvNamespaces: kvBindings,
+      r2Buckets: r2Bindings,
+      ...(dataDir ? { kvPersist: join(dataDir, "kv"), r2Persist: join(dataDir, "r2") } : {}),
+    });
+    for (const name of kvBindings) env[name] = new KvNamespace(await mf.getKVNamespace(name));
+    for (const name of r2Bindings) env[name] = new R2Bucket(await mf.getR2Bucket(name));
+  }
   if (config.ai?.binding) env[config.ai.binding] = ai.binding;
   const limiters = {};
   const configuredLimits = {};
@@ -67,10 +76,11 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
   const entry = importEntry(py);
   const SQL = await initSqlJs();
   const namespaces = {};
+  const objectCpu = { micros: 0 }; // CPU spent inside Durable Object calls (see bindings.mjs)
   for (const binding of config.durable_objects?.bindings ?? []) {
     const cls = entry.module[binding.class_name];
     if (!cls) throw new Error(`wrangler.toml binds ${binding.name} to ${binding.class_name}, which src/entry.py does not export`);
-    namespaces[binding.name] = env[binding.name] = new DurableObjectNamespace(SQL, (state) => cls(state, env), entry.dispatch);
+    namespaces[binding.name] = env[binding.name] = new DurableObjectNamespace(SQL, (state) => cls(state, env), entry.dispatch, objectCpu);
   }
 
   if (consume) {
@@ -90,11 +100,12 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
     configuredLimits,
     queues,
     namespaces,
+    objectCpu,
     // One request through the Worker's fetch handler, as workerd calls it.
     fetch: (request) => callFetch(entry, request, env, new ExecutionContext(adopt)),
     async close() {
       for (const queue of queues.values()) queue.close();
-      await mf.dispose();
+      await mf?.dispose();
     },
   };
 }

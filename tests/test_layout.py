@@ -65,6 +65,8 @@ PYDANTIC_FREE = [
     "storage.py",
     "b64.py",
     "image_model.py",
+    "image_bytes.py",
+    "edge/image_buffer.py",
     "params.py",
     "pricing.py",
     "records.py",

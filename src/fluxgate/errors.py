@@ -9,6 +9,7 @@ the Workers file route imports it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # The OpenAI-style ``type`` of an error, by status: the statuses with a type of their own,
@@ -63,6 +64,11 @@ class ApiError(Exception):
         }
         body.update(self.extra)
         return {"error": body}
+
+    def to_json(self) -> str:
+        """The body, in ASCII JSON: a message that quotes client input (a parameter name
+        with a lone surrogate, say) must still encode, or the error becomes a 500."""
+        return json.dumps(self.to_dict(), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.code!r}, {self.message!r})"

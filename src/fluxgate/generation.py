@@ -102,6 +102,19 @@ class Generator:
         the async job this runs (see :meth:`Controls.before_model`); its budget is settled
         by the job when it ends, not refunded here."""
         admission = await self.admit(principal, params)
+        return await self.serve(admission, params, mode, want_bytes=want_bytes, job=job)
+
+    async def serve(
+        self,
+        admission: Admission,
+        params: GenerationParams,
+        mode: CacheMode,
+        *,
+        want_bytes: bool = False,
+        job: str | None = None,
+    ) -> Outcome:
+        """:meth:`generate` for a request already admitted (:meth:`admit`)."""
+        principal = admission.principal
         key = self._cache_key(admission, params)
         if mode is not CacheMode.NORMAL:
             return await self._miss(admission, params, key, mode, job)
@@ -113,13 +126,10 @@ class Generator:
         await self._controls.on_hit(admission, hit.record.moderated)
         return hit
 
-    async def cached(
-        self, admission: Admission, params: GenerationParams, *, want_bytes: bool = False
-    ) -> Outcome | None:
+    async def cached(self, admission: Admission, params: GenerationParams) -> Outcome | None:
         """The cached generation for an admitted request, if any (an async submission's
-        hit completes at once; the hit path, ``api/hits.py``, answers one)."""
-        key = self._cache_key(admission, params)
-        hit = await self._lookup(key, admission.principal, want_bytes)
+        hit completes at once)."""
+        hit = await self._lookup(self._cache_key(admission, params), admission.principal, False)
         if hit is not None:
             await self._controls.on_hit(admission, hit.record.moderated)
         return hit

@@ -16,17 +16,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..audit import audit
 from ..errors import ApiError, not_found
 from ..gateway import Gateway
 from ..ratelimit import FailedAttempts
 from . import account, admin, downloads, images, jobs, playground
-from .deps import Gw, error_response
-from .hits import HitMiddleware, HitPath
+from .deps import Gw, audit_refusal, error_response
+from .direct import DirectMiddleware, DirectPath
 from .request_body import validation_error
 from .schemas import GenerationRequest, Health
 
@@ -69,25 +68,15 @@ _PAGE_HEADERS = {
     "Cache-Control": "public, max-age=300",
 }
 
-# Refusals worth an audit line: not typos of a path (404/405) and not our own faults (5xx).
-_AUDITED = {400, 401, 403, 409, 413, 415, 429}
-
 
 def _audit_refusal(request: Request, error: ApiError) -> None:
-    if error.status not in _AUDITED:
-        return
-    principal = getattr(request.state, "principal", None)
     gateway = getattr(request.state, "gateway", None)
-    audit(
-        "request.refused",
-        key_id=principal.key.id if principal else None,
-        subject=principal.subject if principal else None,
-        reason=error.extra.get("reason") or error.code,
-        status=error.status,
+    audit_refusal(
+        error,
+        principal=getattr(request.state, "principal", None),
         prompt=getattr(request.state, "prompt", None),
         include_prompt=bool(gateway and gateway.settings.audit_log_prompts),
         path=request.url.path,
-        categories=error.extra.get("categories"),
     )
 
 
@@ -97,13 +86,14 @@ def create_app(
     client_address: ClientAddress = peer_address,
     *,
     attempts: FailedAttempts | None = None,
-    hits_in_front: bool = True,
+    direct_in_front: bool = True,
 ) -> FastAPI:
     """``lifespan``: the local runtime starts its embedded queue consumer there.
     ``client_address``: who a request comes from, for throttling failed authentication
     (the peer locally, ``CF-Connecting-IP`` on Workers). ``attempts``: that throttle's
-    memory, shared with a hit path the caller runs itself (the Worker, before the ASGI
-    bridge: ``hits_in_front=False``); otherwise the app puts one in front of itself."""
+    memory, shared with a direct path (``api/direct.py``) the caller runs itself (the
+    Worker, before the ASGI bridge: ``direct_in_front=False``); otherwise the app puts one
+    in front of itself."""
     app = FastAPI(
         title="Fluxgate",
         version=__version__,
@@ -116,24 +106,27 @@ def create_app(
     app.state.resolve = resolve
     app.state.client_address = client_address
     app.state.failed_attempts = attempts = attempts or FailedAttempts()
-    if hits_in_front:
+    if direct_in_front:
         app.add_middleware(
-            HitMiddleware, hits=HitPath(attempts), resolve=resolve, client_address=client_address
+            DirectMiddleware,
+            direct=DirectPath(attempts),
+            resolve=resolve,
+            client_address=client_address,
         )
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
         _audit_refusal(request, exc)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         error = validation_error(exc.errors())
         _audit_refusal(request, error)
         return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # FastAPI could not parse a JSON body (bytes, depth, …)
             return error_response(
                 ApiError(400, "invalid_json", "The body must be a valid JSON object.")
@@ -144,7 +137,7 @@ def create_app(
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(ApiError(500, "internal_error", "Internal error."))
 

@@ -4,12 +4,11 @@ The gateway is found through the app's ``resolve(request)``: the local runtime p
 fixed one; the Worker builds one per isolate from ``env`` on first use.
 """
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..audit import audit
@@ -66,18 +65,41 @@ ADMIN_ERRORS = error_responses(
 )
 
 
-class ErrorJSONResponse(JSONResponse):
-    """Error bodies in ASCII JSON: a message that quotes client input (a parameter name
-    with a lone surrogate, say) must still encode, or the error becomes a 500."""
+def error_response(error: ApiError) -> Response:
+    return Response(
+        error.to_json(),
+        status_code=error.status,
+        headers=error.headers,
+        media_type="application/json",
+    )
 
-    def render(self, content: Any) -> bytes:
-        return json.dumps(
-            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
-        ).encode()
+
+# Refusals worth an audit line: not typos of a path (404/405) and not our own faults (5xx).
+_AUDITED = {400, 401, 403, 409, 413, 415, 429}
 
 
-def error_response(error: ApiError) -> JSONResponse:
-    return ErrorJSONResponse(error.to_dict(), status_code=error.status, headers=error.headers)
+def audit_refusal(
+    error: ApiError,
+    *,
+    principal: Principal | None,
+    prompt: str | None,
+    include_prompt: bool,
+    path: str,
+) -> None:
+    """The audit line of a refused request (the app's error handlers, the direct path)."""
+    if error.status not in _AUDITED:
+        return
+    audit(
+        "request.refused",
+        key_id=principal.key.id if principal else None,
+        subject=principal.subject if principal else None,
+        reason=error.extra.get("reason") or error.code,
+        status=error.status,
+        prompt=prompt,
+        include_prompt=include_prompt,
+        path=path,
+        categories=error.extra.get("categories"),
+    )
 
 
 async def gateway(request: Request) -> Gateway:

@@ -10,6 +10,7 @@ from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from ..cache import CacheMode
 from ..errors import ApiError
 from ..gateway import Gateway
+from ..generation import Outcome
 from ..params import GenerationParams
 from ..prompt_policy import audit_prompt
 from .deps import ERRORS, Caller, Gw, authenticated, gateway
@@ -111,14 +112,19 @@ async def _generate(
         url_ttl=body.url_ttl_seconds,
         b64_json=await outcome.image.base64() if want_bytes and outcome.image else None,
     )
+    return JSONResponse(generation.to_json(), headers=generation_headers(outcome, gw.model_name))
+
+
+def generation_headers(outcome: Outcome, model_name: str) -> dict[str, str]:
+    """A synchronous generation's headers (this route's and the direct path's)."""
     headers = {
         "X-Cache": outcome.cache,
-        "X-Fluxgate-Model": gw.model_name,
+        "X-Fluxgate-Model": model_name,
         "Cache-Control": "no-store",
     }
     if outcome.model_ms is not None and outcome.cache != "HIT":
         headers["Server-Timing"] = f"model;dur={outcome.model_ms:.1f}"
-    return JSONResponse(generation.to_json(), headers=headers)
+    return headers
 
 
 # The generation routes resolve gateway and caller themselves rather than through FastAPI's

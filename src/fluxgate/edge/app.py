@@ -11,7 +11,7 @@ from js import Response
 from workers import Request
 
 from ..api.app import create_app
-from ..api.hits import HitAnswer, HitPath, HitRequest, may_be_a_hit
+from ..api.direct import DirectAnswer, DirectPath, DirectRequest, may_be_direct
 from ..api.request_body import payload_too_large
 from ..errors import ApiError
 from ..gateway import Gateway, JobPorts, Ports, assemble
@@ -105,21 +105,21 @@ def connecting_ip(request: Any) -> str:
 
 # The app, its routes and its OpenAPI schema are built at import: on Workers that is deploy
 # time, into the memory snapshot, not the first request of every isolate. The failed-
-# authentication throttle is shared by the app and the hit path in front of it.
+# authentication throttle is shared by the app and the direct path in front of it.
 _attempts = FailedAttempts()
-_hits = HitPath(_attempts)
+_direct = DirectPath(_attempts)
 APP = create_app(
     lambda request: gateway_from_env(request.scope["env"]),
     client_address=connecting_ip,
     attempts=_attempts,
-    hits_in_front=False,  # handle() offers hits before the ASGI bridge
+    direct_in_front=False,  # handle() offers JSON generations before the ASGI bridge
 )
 APP.openapi()
 
 
-async def _offer_hit(request: Request, env: Any) -> tuple[Any, Request]:
-    """A JSON generation offered to the hit path (``api/hits.py``) with its body read once:
-    the JS response of a hit, else ``None`` and the request rebuilt around the same body."""
+async def _offer_direct(request: Request, env: Any) -> tuple[Any, Request]:
+    """A JSON generation offered to the direct path (``api/direct.py``), its body read
+    once: the JS response, or ``None`` and the request rebuilt around the same body."""
     raw = request.js_object
     buffer = await raw.arrayBuffer()
     rebuilt = Request(JsRequest.new(raw, js_object({"body": buffer})))
@@ -132,25 +132,25 @@ async def _offer_hit(request: Request, env: Any) -> tuple[Any, Request]:
     def header(name: str) -> str | None:
         return js_text(raw.headers.get(name))
 
-    hit = HitRequest(
+    asked = DirectRequest(
         header,
         bytes(buffer.to_bytes()),
         f"{url.scheme}://{url.netloc}/",
         header("cf-connecting-ip") or "unknown",
     )
-    answer = await _hits.answer(gw, hit)
-    return (None if answer is None else await hit_response(answer)), rebuilt
+    answer = await _direct.answer(gw, asked)
+    return (None if answer is None else await direct_response(answer)), rebuilt
 
 
-async def hit_response(answer: HitAnswer) -> Any:
-    """The JS response of a hit; a ``b64_json`` body is assembled in JS when it can be."""
+async def direct_response(answer: DirectAnswer) -> Any:
+    """The JS response; a ``b64_json`` body is assembled in JS when the runtime can."""
     body: Any = answer.prefix
     if answer.image is not None:
         spliced = None
         if isinstance(answer.image, JsImage):
             spliced = json_around(answer.prefix, answer.image, answer.suffix)
         body = spliced or answer.prefix + await answer.image.base64() + answer.suffix
-    return Response.new(body, js_object({"status": 200, "headers": answer.headers}))
+    return Response.new(body, js_object({"status": answer.status, "headers": answer.headers}))
 
 
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
@@ -166,8 +166,8 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
         return error_response(
             ApiError(405, "method_not_allowed", f"The method {method} is not allowed.")
         )
-    if may_be_a_hit(method, urlsplit(str(raw.url)).path, lambda n: js_text(raw.headers.get(n))):
-        answered, request = await _offer_hit(request, env)
+    if may_be_direct(method, urlsplit(str(raw.url)).path, lambda n: js_text(raw.headers.get(n))):
+        answered, request = await _offer_direct(request, env)
         if answered is not None:
             return answered
     try:

@@ -1,0 +1,244 @@
+"""The direct path: JSON generations served without the web framework.
+
+A JSON ``POST /v1/images/generations`` is the request this API exists for, and on Workers
+CPU per request is what users pay for: routing, dependency resolution and the ASGI bridge
+cost as much as a cache hit itself. So it is first offered to :class:`DirectPath`, which
+runs the route's own steps (:func:`parse_json_generation`, :func:`check_model`, the
+generator, the presenter, :func:`generation_headers`) and answers the request itself.
+
+It *declines* (returns ``None``) whatever it would not answer exactly as the route does,
+always before any side effect: a credential that does not check out (the route counts the
+failed attempt), an invalid body, an async request, a moderated tier, any refusal of the
+admission. The FastAPI route then answers as it always has. Once the generator runs, the
+answer is this path's: a refusal from then on (rate limit, budget, model, storage) gets
+the app's error body and audit line (:func:`error_response`'s JSON, :func:`audit_refusal`),
+an unexpected fault the app's ``500 internal_error``.
+
+Both runtimes use it: the local server as ASGI middleware (:class:`DirectMiddleware`), the
+Worker before the ASGI bridge (``edge/app.py``), with the request body read once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..auth import SCOPE_GENERATE, Principal
+from ..cache import CacheMode
+from ..errors import ApiError
+from ..gateway import Gateway
+from ..generation import Outcome
+from ..image_bytes import ImageBytes
+from ..prompt_policy import audit_prompt
+from ..ratelimit import FailedAttempts
+from .deps import audit_refusal
+from .images import check_model, generation_headers
+from .request_body import declared_length, generation_params, media_type, parse_json_generation
+from .schemas import GenerationRequest
+
+log = logging.getLogger("fluxgate.direct")
+
+PATH = "/v1/images/generations"
+# A JSON generation without reference images is a few hundred bytes; bodies over this go
+# to the route, whose body reading streams and caps them.
+MAX_DIRECT_BODY = 16 * 1024
+# Stands for the base64 of the image in a b64_json body until the runtime splices it in:
+# random, so no value a client chose (a prompt, an end-user id) can contain it.
+_B64_MARK = secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class DirectRequest:
+    """What the direct path reads of a request: ``header(name)`` (lower-case name,
+    ``None`` when absent), the body, the origin it was sent to (``base_url``, ending in
+    ``/``) and the client (for the throttle of failed authentication)."""
+
+    header: Callable[[str], str | None]
+    body: bytes
+    base_url: str
+    client: str
+
+
+@dataclass(frozen=True)
+class DirectAnswer:
+    """A response. With ``image`` (``b64_json``) the body is ``prefix``, the image in
+    base64, then ``suffix``; otherwise ``prefix`` is the whole body."""
+
+    status: int
+    headers: dict[str, str]
+    prefix: str
+    suffix: str = ""
+    image: ImageBytes | None = None
+
+
+def may_be_direct(method: str, path: str, header: Callable[[str], str | None]) -> bool:
+    """Whether a request is worth offering to :class:`DirectPath`, from its head alone."""
+    if method != "POST" or path != PATH or media_type(header("content-type")) != "application/json":
+        return False
+    declared = declared_length(header("content-length"))
+    return declared is not None and declared <= MAX_DIRECT_BODY
+
+
+def _json(content: dict[str, Any]) -> str:
+    """As the route's ``JSONResponse`` renders it."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _error(error: ApiError) -> DirectAnswer:
+    return DirectAnswer(
+        error.status, {**error.headers, "content-type": "application/json"}, error.to_json()
+    )
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A request past every check that may still decline it."""
+
+    principal: Principal
+    body: GenerationRequest
+    answer: Callable[[], Awaitable[Outcome]]
+
+
+class DirectPath:
+    def __init__(self, attempts: FailedAttempts) -> None:
+        self._attempts = attempts
+
+    async def answer(self, gw: Gateway, request: DirectRequest) -> DirectAnswer | None:
+        try:
+            admitted = await self._admit(gw, request)
+        except ApiError:  # a refusal is the route's to answer, audit and count
+            return None
+        except Exception as exc:  # so is a fault; it is worth knowing about
+            log.warning("the direct path declined on %s", type(exc).__name__, exc_info=True)
+            return None
+        if admitted is None:
+            return None
+        try:
+            outcome = await admitted.answer()
+        except ApiError as error:
+            audit_refusal(
+                error,
+                principal=admitted.principal,
+                prompt=audit_prompt(admitted.body.prompt, gw.settings.max_prompt_length),
+                include_prompt=gw.settings.audit_log_prompts,
+                path=PATH,
+            )
+            return _error(error)
+        except Exception:
+            log.exception("unhandled error")
+            return _error(ApiError(500, "internal_error", "Internal error."))
+        return self._present(gw, outcome, admitted.body, request.base_url)
+
+    async def _admit(self, gw: Gateway, request: DirectRequest) -> _Admitted | None:
+        """Everything that may decline, in the route's order; the generation to run."""
+        header = request.header
+        authorization = header("authorization")
+        if authorization is None or "respond-async" in (header("prefer") or "").lower():
+            return None
+        self._attempts.check(request.client, gw.clock())
+        principal = await gw.authenticate(authorization)
+        principal.require(SCOPE_GENERATE)
+        body, references = parse_json_generation(
+            request.body, gw.settings.max_reference_image_bytes
+        )
+        if body.run_async or body.webhook_url is not None:
+            return None
+        check_model(body.model, gw)
+        params = generation_params(body, references, gw.model_name)
+        principal = principal.as_end_user(body.end_user)
+        admission = await gw.generator.admit(principal, params)
+        if admission.moderation != "off":  # moderation calls a model before answering
+            return None
+        mode = CacheMode.from_header(header("cache-control"))
+        want_bytes = body.response_format == "b64_json"
+
+        def run() -> Awaitable[Outcome]:
+            return gw.generator.serve(admission, params, mode, want_bytes=want_bytes)
+
+        return _Admitted(principal, body, run)
+
+    @staticmethod
+    def _present(
+        gw: Gateway, outcome: Outcome, body: GenerationRequest, base_url: str
+    ) -> DirectAnswer:
+        image = outcome.image if body.response_format == "b64_json" else None
+        generation = gw.presenter.generation(
+            outcome.record,
+            base_url=base_url,
+            cached=outcome.cache == "HIT",
+            url_ttl=body.url_ttl_seconds,
+            b64_json=_B64_MARK if image is not None else None,
+        )
+        headers = {
+            "content-type": "application/json",
+            **{k.lower(): v for k, v in generation_headers(outcome, gw.model_name).items()},
+        }
+        text = _json(generation.to_json())
+        if image is None:
+            return DirectAnswer(200, headers, text)
+        prefix, suffix = text.split(_B64_MARK, 1)
+        return DirectAnswer(200, headers, prefix, suffix, image)
+
+
+Resolver = Callable[[Any], Gateway | Awaitable[Gateway]]
+ClientAddress = Callable[[Any], str]
+
+
+class DirectMiddleware:
+    """:class:`DirectPath` in front of the app under ASGI (the local server). The body is
+    read once; a request the direct path declines reaches the app with the same body."""
+
+    def __init__(
+        self, app: Any, *, direct: DirectPath, resolve: Resolver, client_address: ClientAddress
+    ) -> None:
+        self._app = app
+        self._direct = direct
+        self._resolve = resolve
+        self._client_address = client_address
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.requests import Request
+
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        headers = request.headers
+        if not may_be_direct(scope["method"], scope["path"], headers.get):
+            await self._app(scope, receive, send)
+            return
+        body = await request.body()
+        resolved = self._resolve(request)
+        gw: Gateway = await resolved if hasattr(resolved, "__await__") else resolved
+        asked = DirectRequest(
+            headers.get, body, str(request.base_url), self._client_address(request)
+        )
+        answer = await self._direct.answer(gw, asked)
+        if answer is None:
+            await self._app(scope, _replay(body, receive), send)
+            return
+        content = answer.prefix
+        if answer.image is not None:
+            content += await answer.image.base64() + answer.suffix
+        payload = content.encode()
+        raw = [(k.encode(), v.encode()) for k, v in answer.headers.items()]
+        raw.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": raw})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

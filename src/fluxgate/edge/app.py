@@ -122,11 +122,14 @@ async def _offer_direct(request: Request, env: Any) -> tuple[Any, Request]:
     once: the JS response, or ``None`` and the request rebuilt around the same body."""
     raw = request.js_object
     buffer = await raw.arrayBuffer()
-    rebuilt = Request(JsRequest.new(raw, js_object({"body": buffer})))
+
+    def declined() -> tuple[Any, Request]:
+        return None, Request(JsRequest.new(raw, js_object({"body": buffer})))
+
     try:
         gw = gateway_from_env(env)
     except ApiError:  # misconfigured: the app answers it
-        return None, rebuilt
+        return declined()
     url = urlsplit(str(raw.url))
 
     def header(name: str) -> str | None:
@@ -139,7 +142,7 @@ async def _offer_direct(request: Request, env: Any) -> tuple[Any, Request]:
         header("cf-connecting-ip") or "unknown",
     )
     answer = await _direct.answer(gw, asked)
-    return (None if answer is None else await direct_response(answer)), rebuilt
+    return declined() if answer is None else (await direct_response(answer), request)
 
 
 async def direct_response(answer: DirectAnswer) -> Any:

@@ -12,11 +12,17 @@ from .ffi import is_nullish, js_object, js_text, py_dict, unwrap
 class WorkersKV:
     def __init__(self, binding: Any) -> None:
         self._kv = unwrap(binding)
+        self._read_options: dict[int, Any] = {}  # per cacheTtl, made once (hot path)
 
     async def get(self, key: str, *, cache_ttl: int | None = None) -> str | None:
         if cache_ttl is None:
             return js_text(await self._kv.get(key))  # text by default; null when absent
-        return js_text(await self._kv.get(key, js_object({"type": "text", "cacheTtl": cache_ttl})))
+        options = self._read_options.get(cache_ttl)
+        if options is None:
+            options = self._read_options[cache_ttl] = js_object(
+                {"type": "text", "cacheTtl": cache_ttl}
+            )
+        return js_text(await self._kv.get(key, options))
 
     async def put(
         self,

@@ -18,7 +18,11 @@ def main(path: str, top: int = 25) -> None:
         frame = nodes[sample]["callFrame"]
         name = frame["functionName"] or "(anonymous)"
         where = frame["url"].rsplit("/", 1)[-1]
-        label = "wasm (Pyodide)" if name.startswith("wasm-function") else f"{name} {where}:{frame['lineNumber']}"
+        label = (
+            "wasm (Pyodide)"
+            if name.startswith("wasm-function")
+            else f"{name} {where}:{frame['lineNumber']}"
+        )
         self_time[label] += delta
     total = sum(self_time.values())
     print(f"total {total / 1000:.1f} ms")

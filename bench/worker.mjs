@@ -2,7 +2,8 @@
 // against the floor: a one-route FastAPI app behind the same workers.asgi bridge, in the
 // same isolate and run (bench/worker_floor.py).
 //
-//   node_modules/node/bin/node bench/worker.mjs [--quick] [--output FILE] [--profile NAME]
+//   node_modules/node/bin/node --js-base-64 --expose-gc bench/worker.mjs [--quick] [--output FILE]
+//                                   [--only NAME,...] [--profile NAME] [--js-profile FILE]
 //
 // Requests are made in process, as workerd calls the Worker (host/environment.mjs), one at
 // a time. CPU is process.cpuUsage() of this Node process (user + system, every thread: the
@@ -42,6 +43,7 @@ const ROUNDS = QUICK ? 3 : 20;
 const PER_ROUND = QUICK ? 3 : 10;
 const WARMUP = QUICK ? 3 : 20;
 const IMPORT_RUNS = QUICK ? 1 : 3;
+const PROFILED = ["hit_url", "miss", "download"];
 const ORIGIN = "https://fluxgate.bench.workers.dev"; // the Cache API has no effect here
 const silent = { log() {}, error: (...a) => console.error(...a) };
 
@@ -80,10 +82,15 @@ async function main() {
   const floorEntry = { module: py.pyimport("worker_floor"), dispatch: py.pyimport("_host_dispatch").call };
   const floorFetch = (request) => callFetch(floorEntry, request, worker.env, new ExecutionContext(() => {}));
 
-  const call = async (fetcher, request, expect, pending = worker.pending) => {
+  // One request; `served()` is called once the Worker has answered (its Response returned,
+  // its waitUntil work settled) and before the body is read: pulling the body is the
+  // network's part (on workerd an R2 stream or a Blob is piped out natively, not by the
+  // Worker's JS), so it is not counted.
+  const call = async (fetcher, request, expect, pending = worker.pending, served = () => {}) => {
     const response = await fetcher(request);
-    const body = new Uint8Array(await response.arrayBuffer());
     while (pending.size) await Promise.all([...pending]);
+    served();
+    const body = new Uint8Array(await response.arrayBuffer());
     if (response.status !== expect) {
       throw new Error(`${request.method} ${new URL(request.url).pathname}: ${response.status}, expected ${expect}: ${new TextDecoder().decode(body.slice(0, 300))}`);
     }
@@ -154,11 +161,11 @@ async function main() {
     const request = scenario.request();
     const objectsBefore = worker.objectCpu.micros;
     const started = process.cpuUsage();
-    await call(scenario.fetch ?? worker.fetch, request, scenario.status);
-    if (record) {
+    await call(scenario.fetch ?? worker.fetch, request, scenario.status, worker.pending, () => {
+      if (!record) return;
       samples[name].push(cpuMs(started));
       objectSamples[name].push((worker.objectCpu.micros - objectsBefore) / 1000);
-    }
+    });
   };
 
   for (const name of Object.keys(scenarios)) for (let i = 0; i < WARMUP; i++) await run(name, false);
@@ -168,8 +175,18 @@ async function main() {
     await inspector.post("Profiler.enable");
     await inspector.post("Profiler.start");
   }
+  // Garbage is collected (V8's and Python's) before each batch, outside the measurement, so
+  // that each scenario pays for its own garbage rather than for the one before it.
+  const pythonCollect = py.pyimport("gc").collect;
+  const collect = () => {
+    globalThis.gc?.();
+    pythonCollect();
+  };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const name of Object.keys(scenarios)) for (let i = 0; i < PER_ROUND; i++) await run(name, true);
+    for (const name of Object.keys(scenarios)) {
+      collect();
+      for (let i = 0; i < PER_ROUND; i++) await run(name, true);
+    }
   }
   if (inspector) {
     const { profile } = await inspector.post("Profiler.stop");
@@ -188,9 +205,53 @@ _out = io.StringIO()
 _stats = pstats.Stats(_bench_profile, stream=_out).strip_dirs()
 _stats.sort_stats("tottime").print_stats(30)
 _stats.sort_stats("cumulative").print_stats(40)
-_stats.print_callers("to_py|validate_python|_signature_from_callable|JsProxy' objects")
 _out.getvalue()`);
     console.error(report);
+  }
+
+  // Where the time goes, for the paths the goals are about: Python's own functions by
+  // self time (cProfile in the isolate; a synchronous JS call counts in the Python
+  // function that makes it), as shares of the profiled Python time.
+  const profiles = {};
+  py.runPython(`
+import cProfile, json, pstats
+
+def _bench_profile_start():
+    global _bench_profile
+    _bench_profile = cProfile.Profile()
+    _bench_profile.enable()
+
+def _bench_profile_stop(count):
+    _bench_profile.disable()
+    stats = pstats.Stats(_bench_profile).stats
+    total = sum(v[2] for v in stats.values())
+    rows = sorted(((v[2], f"{k[0].rsplit('/', 1)[-1]}:{k[1]} {k[2]}") for k, v in stats.items()), reverse=True)
+    return json.dumps({"python_ms_per_request": total * 1000 / count, "top": [[label, t / total] for t, label in rows[:12]]})
+`);
+  const [profileStart, profileStop] = ["_bench_profile_start", "_bench_profile_stop"].map((name) => py.globals.get(name));
+  for (const name of PROFILED.filter((n) => scenarios[n])) {
+    const count = QUICK ? 5 : 50;
+    profileStart();
+    for (let i = 0; i < count; i++) await run(name, false);
+    profiles[name] = JSON.parse(profileStop(count));
+  }
+
+  // The JS primitives a 1.2 MB image needs on the miss and b64_json paths, in this process.
+  const primitives = { fromBase64: [], sha256: [], toBase64: [], blob_of_base64_json: [] };
+  const encoded = images[0].toString("base64");
+  for (let i = 0; i < (QUICK ? 3 : 30); i++) {
+    let started = process.cpuUsage();
+    const decoded = Uint8Array.fromBase64 ? Uint8Array.fromBase64(encoded) : new Uint8Array(Buffer.from(encoded, "base64"));
+    primitives.fromBase64.push(cpuMs(started));
+    started = process.cpuUsage();
+    await crypto.subtle.digest("SHA-256", decoded);
+    primitives.sha256.push(cpuMs(started));
+    started = process.cpuUsage();
+    const text = decoded.toBase64 ? decoded.toBase64() : Buffer.from(decoded).toString("base64");
+    primitives.toBase64.push(cpuMs(started));
+    started = process.cpuUsage();
+    await new Blob([String.raw({ raw: ['{"data":[{"b64_json":"', '"}]}'] }, text)]).arrayBuffer();
+    primitives.blob_of_base64_json.push(cpuMs(started));
   }
 
   const results = Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, summary(values)]));
@@ -215,8 +276,7 @@ _out.getvalue()`);
     cold.entry.push(fresh.importCpuMs);
     const first = async (name, request, status) => {
       const started = process.cpuUsage();
-      const { body } = await call(fresh.fetch, request, status, fresh.pending);
-      cold[name].push(cpuMs(started));
+      const { body } = await call(fresh.fetch, request, status, fresh.pending, () => cold[name].push(cpuMs(started)));
       return body;
     };
     await first("first_healthz", new Request(`${ORIGIN}/healthz`), 200);
@@ -245,6 +305,8 @@ _out.getvalue()`);
     image_bytes: images[0].length,
     model_calls: ai.stats().calls,
     requests: results,
+    profiles,
+    js_primitives: Object.fromEntries(Object.entries(primitives).map(([name, values]) => [name, summary(values)])),
     cold: Object.fromEntries(Object.entries(cold).map(([name, values]) => [name, summary(values)])),
   };
   const text = JSON.stringify(out, null, 2);

@@ -147,13 +147,27 @@ class R2Object {
   }
 }
 
+// As R2's body arrives from the network: chunk by chunk as the reader pulls, each a copy
+// (the stored bytes stay intact), nothing done before the first read.
+const CHUNK = 64 * 1024;
+function streamOf(bytes) {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + CHUNK));
+      offset += CHUNK;
+    },
+  });
+}
+
 class R2ObjectBody extends R2Object {
   #slice;
   constructor(key, stored, range) {
     super(key, stored);
     this.range = range;
     this.#slice = stored.bytes.subarray(range.offset, range.offset + range.length);
-    this.body = new Blob([this.#slice]).stream();
+    this.body = streamOf(this.#slice);
     this.bodyUsed = false;
   }
   async arrayBuffer() {

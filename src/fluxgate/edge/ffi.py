@@ -20,6 +20,15 @@ def unwrap(binding: Any) -> Any:
     return getattr(binding, "_binding", binding)
 
 
+def raw_env(env: Any) -> Any:
+    """The JS ``env`` under the SDK's per-event wrapper (``workers.rpc._EnvWrapper``).
+
+    The wrapper converts every binding on first access in each event; a path that reads
+    bindings and vars itself, on every request (the file route), reads the JS object.
+    """
+    return getattr(env, "_env", env)
+
+
 def is_nullish(value: Any) -> bool:
     return value is None or value is jsnull
 

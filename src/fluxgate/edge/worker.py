@@ -14,6 +14,7 @@ from workers import WorkerEntrypoint
 
 from ..files import FILES_PREFIX
 from .coalesce import CoalescerObject
+from .ffi import raw_env
 from .files import serve_file
 from .jobs import JobObject
 from .ledger import BudgetLedgerObject
@@ -24,7 +25,7 @@ __all__ = ["BudgetLedgerObject", "CoalescerObject", "Default", "JobObject"]
 class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:
         if urlsplit(request.url).path.startswith(FILES_PREFIX):
-            return await serve_file(request.js_object, self.env, self.ctx)
+            return await serve_file(request.js_object, raw_env(self.env), self.ctx)
 
         from .app import handle  # already imported by src/entry.py on Workers
 

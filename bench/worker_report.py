@@ -1,0 +1,143 @@
+"""The Worker's section of docs/benchmarks.md: runs bench/worker.mjs, renders its table.
+
+The Worker runs in the Worker host (Pyodide 314 under the Node pinned in package.json),
+called in process as workerd calls it. Every ratio is to the floor measured in the same
+run; ``bench/worker_before.json`` holds a run of the same benchmark on the code before
+issue 13 (commit 105ed5d), with its own floor, so that the gain is visible.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE = ROOT / "node_modules" / "node" / "bin" / "node"
+BEFORE = ROOT / "bench" / "worker_before.json"
+
+# (scenario, what it is, goal as a ratio to the floor or None)
+ROWS: list[tuple[str, str, float | None]] = [
+    ("healthz", "`GET /healthz`", 1.2),
+    ("hit_url", "warm hit, `url`", 1.5),
+    ("hit_b64_json", "warm hit, `b64_json` (1.2 MB image)", None),
+    ("miss", "miss, model excluded (1.2 MB PNG)", 3.0),
+    ("async_submission", "async submission (`Prefer: respond-async`)", None),
+    ("download", "signed download, full (1.2 MB)", 0.5),
+    ("download_range", "signed download, `Range` (64 KiB)", 0.5),
+]
+IO_BASELINE = {
+    "hit_url": "io_hit_kv_reads",
+    "download": "io_r2_stream",
+    "download_range": "io_r2_stream_range",
+}
+
+
+def run_worker_bench(quick: bool) -> dict[str, Any]:
+    """bench/worker.mjs in a Node process of its own; its JSON results."""
+    with tempfile.TemporaryDirectory(prefix="fluxgate-worker-bench-") as tmp:
+        out = Path(tmp) / "worker.json"
+        command = [str(NODE), "--js-base-64", "--expose-gc", str(ROOT / "bench" / "worker.mjs")]
+        command += ["--output", str(out)] + (["--quick"] if quick else [])
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise RuntimeError(f"bench/worker.mjs failed ({proc.returncode})")
+        results: dict[str, Any] = json.loads(out.read_text())
+        return results
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms"
+
+
+def _mark(ratio: float, goal: float | None) -> str:
+    if goal is None:
+        return ""
+    return f"≤ {goal:g}×: " + ("met" if ratio <= goal else "**not met**")
+
+
+def worker_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    requests = now["requests"]
+    floor = requests["floor"]["median_ms"]
+    prior = before["requests"] if before else {}
+    prior_floor = prior["floor"]["median_ms"] if prior else None
+    lines = [
+        "## The Worker: CPU per request in Pyodide",
+        "",
+        f"Pyodide {now['pyodide']} (the Python 3.14 Workers runtime) with the locked wheels, in "
+        f"the Worker host under Node {now['node']}, called in process as workerd calls it "
+        "(`bench/worker.mjs`). **CPU** is `process.cpuUsage()` of that Node process (user + "
+        "system, all threads) from building the request to its body read to the end and its "
+        "`waitUntil` work settled: the Python interpreter, the JS of the bindings' client "
+        "side, V8's garbage collector. KV and R2 are in-process doubles "
+        "(`host/memory_stores.mjs`) that cost almost nothing, so that the figure is the "
+        "Worker's: Miniflare's clients (what the tests use) spend 1–10 ms of this process's "
+        "CPU per operation, I/O on Cloudflare. The AI double answers at once with a "
+        f"pre-encoded {now['image_bytes'] / 1e6:.2f} MB PNG. Durable Objects run in the same "
+        "isolate here; on Cloudflare each runs in its own, billed as the object's, so their "
+        "share is shown apart. Each scenario: "
+        f"{now['warmup']} warm-up requests, then {now['rounds']} rounds of {now['per_round']} "
+        "requests, all scenarios interleaved round by round, one request at a time; the "
+        "figure is the **median**. The floor is a one-route FastAPI app behind the same "
+        "`workers.asgi` bridge in the same isolate (`bench/worker_floor.py`).",
+        "",
+        f"Floor: **{_ms(floor)}** per request in this run"
+        + (f" ({_ms(prior_floor)} in the run before issue 13)." if prior_floor else "."),
+        "",
+        "| request | CPU | of which Durable Objects | vs floor (Worker's own) | goal "
+        "| before issue 13 (vs its floor) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, what, goal in ROWS:
+        row = requests[name]
+        own = row["worker_vs_floor"]
+        was = prior.get(name)
+        then = f"{_ms(was['median_ms'])} ({was['median_ms'] / prior_floor:.2f}×)" if was else ""
+        objects = _ms(row["objects_median_ms"]) if row["objects_median_ms"] else "–"
+        lines.append(
+            f"| {what} | {_ms(row['median_ms'])} | {objects} | {row['vs_floor']:.2f}× "
+            f"({own:.2f}×) | {_mark(own, goal)} | {then} |"
+        )
+    lines += [
+        "",
+        "What the bindings' doubles and the host's plumbing cost for the same I/O, done from "
+        "plain JS in the same run (the least any Worker pays here for that path):",
+        "",
+        "| I/O of | CPU | path less this, vs floor |",
+        "|---|---|---|",
+    ]
+    for name, baseline in IO_BASELINE.items():
+        io = requests[baseline]["median_ms"]
+        rest = (requests[name]["median_ms"] - io) / floor
+        lines.append(f"| {name} ({baseline}) | {_ms(io)} | {rest:.2f}× |")
+    cold = now["cold"]
+    lines += [
+        "",
+        "Cold isolate (median of "
+        f"{cold['entry']['n']} fresh isolates; on Workers the import runs at deploy time and "
+        "is restored from the memory snapshot, the first requests run on every new isolate):",
+        "",
+        "| what | CPU | baseline |",
+        "|---|---|---|",
+        f"| import of `src/entry.py` (FastAPI app, routes, OpenAPI schema) "
+        f"| {_ms(cold['entry']['median_ms'])} | import of the floor's app: "
+        f"{_ms(cold['floor']['median_ms'])} |",
+        f"| first `GET /healthz` of an isolate (builds the gateway from `env`) "
+        f"| {_ms(cold['first_healthz']['median_ms'])} | warm: {_ms(requests['healthz']['median_ms'])} |",
+        f"| first miss of an isolate | {_ms(cold['first_miss']['median_ms'])} "
+        f"| warm: {_ms(requests['miss']['median_ms'])} |",
+        f"| first hit of an isolate | {_ms(cold['first_hit']['median_ms'])} "
+        f"| warm: {_ms(requests['hit_url']['median_ms'])} |",
+    ]
+    return lines
+
+
+def load_before() -> dict[str, Any] | None:
+    if not BEFORE.exists():
+        return None
+    data: dict[str, Any] = json.loads(BEFORE.read_text())
+    return data

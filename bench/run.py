@@ -3,11 +3,13 @@
     .venv/bin/python bench/run.py                  # full run, writes docs/benchmarks.md
     .venv/bin/python bench/run.py --quick --output /tmp/bench.md   # CI: does it still work
 
-Servers are real `uvicorn` processes on 127.0.0.1 (bench/server.py): the local runtime
-with the placeholder AI double (the binding's contract, real PNGs) plus a sleep of
-`--ai-latency` seconds, and, for file delivery, a plain static file server on the same
-stack. The client is httpx in this process. Nothing here is asserted: CI only checks the
-script runs; docs/benchmarks.md records the numbers of the last full run.
+The Worker: bench/worker.mjs, CPU per request in Pyodide 314 in the Worker host, against
+a one-route FastAPI floor in the same isolate (bench/worker_report.py renders it). The
+local runtime: real `uvicorn` processes on 127.0.0.1 (bench/server.py) with the
+placeholder AI double (the binding's contract, real PNGs) plus a sleep of `--ai-latency`
+seconds, and, for file delivery, a plain static file server on the same stack; the client
+is httpx in this process. Nothing here is asserted: CI only checks the script runs;
+docs/benchmarks.md records the numbers of the last full run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from worker_report import load_before, run_worker_bench, worker_section
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -359,9 +362,13 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         f"({os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{'quick mode' if cfg.quick else 'full run'}). Reproduce with "
         "`.venv/bin/python bench/run.py` (after `bash .ci/run`); it rewrites this page. "
-        "Every comparison is measured side by side in the same run, against real uvicorn "
-        "servers on 127.0.0.1 and an AI double (the binding's multipart contract, real PNGs) "
-        f"that sleeps {cfg.ai_latency:g} s per call.",
+        "Every comparison is measured side by side in the same run. The local runtime runs "
+        "in real uvicorn servers on 127.0.0.1 with an AI double (the binding's multipart "
+        f"contract, real PNGs) that sleeps {cfg.ai_latency:g} s per call.",
+        "",
+        *worker_section(results["worker"], load_before()),
+        "",
+        "## The local runtime (CPython)",
         "",
         "| # | what | result | baseline | ratio | goal |",
         "|---|---|---|---|---|---|",
@@ -415,7 +422,7 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         "snapshot at cold start, so the number is a deploy-time cost; what stays off every "
         "path is per-request work.",
         "",
-        "Raw results:",
+        "Raw results (the Worker's in `worker`):",
         "",
         "```json",
         json.dumps(results, indent=2, default=lambda v: round(v, 3)),
@@ -447,6 +454,8 @@ def goal_lines(
 
 
 async def run(cfg: Config) -> dict[str, object]:
+    print("0/5 the Worker in Pyodide (bench/worker.mjs)", file=sys.stderr)
+    worker = run_worker_bench(cfg.quick)
     with tempfile.TemporaryDirectory(prefix="fluxgate-bench-") as tmp_name:
         tmp = Path(tmp_name)
         print("1/5 coalescing", file=sys.stderr)
@@ -458,7 +467,13 @@ async def run(cfg: Config) -> dict[str, object]:
         delivery = await bench_delivery(cfg, tmp)
         print("5/5 import time", file=sys.stderr)
         imports = bench_imports(cfg)
-    return {"coalescing": coalescing, "paths": paths, "delivery": delivery, "imports": imports}
+    return {
+        "worker": worker,
+        "coalescing": coalescing,
+        "paths": paths,
+        "delivery": delivery,
+        "imports": imports,
+    }
 
 
 def main() -> int:

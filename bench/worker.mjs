@@ -1,20 +1,22 @@
 // CPU per request of Fluxgate's Worker, in the Worker host (Pyodide 314, the locked wheels),
 // against the floor: a one-route FastAPI app behind the same workers.asgi bridge, in the
-// same isolate and run (bench/worker_floor.py).
+// same isolate and run (bench/worker_floor.py). bench/run.py runs it and writes the table.
 //
 //   node_modules/node/bin/node --js-base-64 --expose-gc bench/worker.mjs [--quick] [--output FILE]
 //                                   [--only NAME,...] [--profile NAME] [--js-profile FILE]
 //
-// Requests are made in process, as workerd calls the Worker (host/environment.mjs), one at
-// a time. CPU is process.cpuUsage() of this Node process (user + system, every thread: the
-// Pyodide isolate, the JS of the bindings' client side, V8's GC) from the request's
-// construction to its body read to the end and its waitUntil work settled. KV and R2 are
-// Miniflare's, served by a workerd child process whose CPU is not counted (on Cloudflare a
-// binding call is I/O, not the Worker's CPU). Scenarios run interleaved in rounds, so that
-// the floor and each path see the same machine. Cold import runs in fresh isolates.
-//
-// --profile NAME: cProfile (inside the isolate) over that scenario's measured requests, the
-// top entries written to stderr. Prints the results as JSON (to --output or stdout).
+// Requests are made in process, one at a time, as workerd calls the Worker
+// (host/environment.mjs). CPU is process.cpuUsage() of this Node process (user + system,
+// every thread: the Python interpreter, the bindings' JS, V8's GC) from building the request
+// until the Worker has answered (its Response returned, its waitUntil work settled); pulling
+// the body is the network's part and is not counted. KV and R2 are in-process doubles
+// (host/memory_stores.mjs): Miniflare's clients would charge this process 1-10 ms per
+// operation that is I/O on Cloudflare. Durable Object calls run in this isolate; their CPU
+// is reported apart (on Cloudflare each object is its own isolate). Scenarios run
+// interleaved in rounds, garbage collected before each batch. Cold figures come from fresh
+// isolates. Results are JSON (to --output or stdout); --profile NAME prints a cProfile of
+// that scenario to stderr, --js-profile writes V8's CPU profile of the measured rounds
+// (summarised by bench/profile_summary.py).
 import { randomBytes } from "node:crypto";
 import { Session } from "node:inspector/promises";
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";

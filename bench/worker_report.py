@@ -71,9 +71,11 @@ def worker_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[s
         f"Pyodide {now['pyodide']} (the Python 3.14 Workers runtime) with the locked wheels, in "
         f"the Worker host under Node {now['node']}, called in process as workerd calls it "
         "(`bench/worker.mjs`). **CPU** is `process.cpuUsage()` of that Node process (user + "
-        "system, all threads) from building the request to its body read to the end and its "
-        "`waitUntil` work settled: the Python interpreter, the JS of the bindings' client "
-        "side, V8's garbage collector. KV and R2 are in-process doubles "
+        "system, all threads: the Python interpreter, the bindings' JS, V8's garbage "
+        "collector) from building the request until the Worker has answered, its Response "
+        "returned and its `waitUntil` work settled; pulling the body out is the network's "
+        "part (on workerd an R2 stream or a Blob is piped out natively) and is not counted. "
+        "KV and R2 are in-process doubles "
         "(`host/memory_stores.mjs`) that cost almost nothing, so that the figure is the "
         "Worker's: Miniflare's clients (what the tests use) spend 1–10 ms of this process's "
         "CPU per operation, I/O on Cloudflare. The AI double answers at once with a "
@@ -81,8 +83,9 @@ def worker_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[s
         "isolate here; on Cloudflare each runs in its own, billed as the object's, so their "
         "share is shown apart. Each scenario: "
         f"{now['warmup']} warm-up requests, then {now['rounds']} rounds of {now['per_round']} "
-        "requests, all scenarios interleaved round by round, one request at a time; the "
-        "figure is the **median**. The floor is a one-route FastAPI app behind the same "
+        "requests, all scenarios interleaved round by round, one request at a time, garbage "
+        "collected (V8's and Python's) before each batch so that each scenario pays for its "
+        "own; the figure is the **median** (means are in the raw results). The floor is a one-route FastAPI app behind the same "
         "`workers.asgi` bridge in the same isolate (`bench/worker_floor.py`).",
         "",
         f"Floor: **{_ms(floor)}** per request in this run"
@@ -114,6 +117,7 @@ def worker_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[s
         io = requests[baseline]["median_ms"]
         rest = (requests[name]["median_ms"] - io) / floor
         lines.append(f"| {name} ({baseline}) | {_ms(io)} | {rest:.2f}× |")
+    lines += _where_the_time_goes(now, floor)
     cold = now["cold"]
     lines += [
         "",
@@ -133,6 +137,35 @@ def worker_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[s
         f"| first hit of an isolate | {_ms(cold['first_hit']['median_ms'])} "
         f"| warm: {_ms(requests['hit_url']['median_ms'])} |",
     ]
+    return lines
+
+
+def _where_the_time_goes(now: dict[str, Any], floor: float) -> list[str]:
+    js = {name: row["median_ms"] for name, row in now["js_primitives"].items()}
+    miss_js = js["fromBase64"] + js["sha256"]
+    b64_js = js["toBase64"] + js["blob_of_base64_json"]
+    lines = [
+        "",
+        "### Where the time goes",
+        "",
+        "The JS work a 1.2 MB image needs, measured in the same process (median): "
+        f"`Uint8Array.fromBase64` {_ms(js['fromBase64'])}, `crypto.subtle.digest` "
+        f"{_ms(js['sha256'])}, `toBase64` {_ms(js['toBase64'])}, the `Blob` of a `b64_json` "
+        f"body {_ms(js['blob_of_base64_json'])}. A miss needs the first two: "
+        f"{_ms(miss_js)}, {miss_js / floor:.2f}× the floor before any of the gateway's own "
+        f"work; a `b64_json` hit the last two, {_ms(b64_js)} ({b64_js / floor:.2f}×).",
+        "",
+        "Python's functions by self time, as shares of the Python time profiled (cProfile in "
+        "the isolate; a synchronous JS call counts in the Python function that makes it, so "
+        "`base64_field` holds `fromBase64` and `_serve_file` the R2 and `Response` calls; "
+        "profiling inflates the absolute figure):",
+        "",
+        "| path | Python time, profiled | largest shares |",
+        "|---|---|---|",
+    ]
+    for name, profile in now["profiles"].items():
+        top = ", ".join(f"`{label}` {share:.0%}" for label, share in profile["top"][:8])
+        lines.append(f"| {name} | {_ms(profile['python_ms_per_request'])} | {top} |")
     return lines
 
 

@@ -22,11 +22,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pyodide.ffi import to_js
 from workers import DurableObject
 
 from ..coalesce import InflightCoalescer
 from ..errors import ApiError
-from .ffi import py_value
+from .ffi import py_value, unwrap
 
 log = logging.getLogger("fluxgate.edge.coalesce")
 
@@ -73,7 +74,7 @@ class DurableCoalescer:
         decode: Callable[[str], Any],
         wait_seconds: float = WAIT_SECONDS,
     ) -> None:
-        self._namespace = namespace
+        self._namespace = unwrap(namespace)
         self._local = InflightCoalescer()
         self._encode = encode
         self._decode = decode
@@ -103,26 +104,20 @@ class DurableCoalescer:
         try:
             result = await work()
         except ApiError as exc:  # a failure of the work itself: every waiter gets it
-            await stub.finish(
-                [
-                    "failed",
-                    json.dumps(
-                        {
-                            "status": exc.status,
-                            "code": exc.code,
-                            "message": exc.message,
-                            "headers": exc.headers,
-                        }
-                    ),
-                ]
-            )
+            failure = {
+                "status": exc.status,
+                "code": exc.code,
+                "message": exc.message,
+                "headers": exc.headers,
+            }
+            await stub.finish(to_js(["failed", json.dumps(failure)]))
             raise
         except BaseException:
             # The leader's own refusal (NotShared), a bug or a cancellation: nothing to
             # share, and nothing that names the leader; the waiters run for themselves.
-            await stub.finish(["retry"])
+            await stub.finish(to_js(["retry"]))
             raise
-        await stub.finish(["done", self._encode(result)])
+        await stub.finish(to_js(["done", self._encode(result)]))
         return result
 
 

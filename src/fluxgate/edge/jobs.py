@@ -71,7 +71,7 @@ class WorkersJobStore:
     """The gateway's :class:`~fluxgate.job_table.JobStore`: one ``JobObject`` per job id."""
 
     def __init__(self, namespace: Any) -> None:
-        self._namespace = namespace
+        self._namespace = unwrap(namespace)
 
     def _stub(self, job_id: str) -> Any:
         return self._namespace.get(self._namespace.idFromName(job_id))

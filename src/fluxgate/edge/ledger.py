@@ -13,7 +13,7 @@ from typing import Any
 from workers import DurableObject
 
 from ..ledger import Ledger, Reservation, Usage
-from .ffi import py_value, sql_executor
+from .ffi import py_value, sql_executor, unwrap
 
 
 class BudgetLedgerObject(DurableObject):
@@ -48,7 +48,7 @@ class WorkersLedger:
     """The gateway's :class:`~fluxgate.ledger.BudgetLedger`, calling one object per key."""
 
     def __init__(self, namespace: Any) -> None:
-        self._namespace = namespace
+        self._namespace = unwrap(namespace)
 
     def _stub(self, account: str) -> Any:
         return self._namespace.get(self._namespace.idFromName(account))

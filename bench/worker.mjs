@@ -228,7 +228,15 @@ def _bench_profile_stop(count):
     stats = pstats.Stats(_bench_profile).stats
     total = sum(v[2] for v in stats.values())
     rows = sorted(((v[2], f"{k[0].rsplit('/', 1)[-1]}:{k[1]} {k[2]}") for k, v in stats.items()), reverse=True)
-    return json.dumps({"python_ms_per_request": total * 1000 / count, "top": [[label, t / total] for t, label in rows[:12]]})
+    files = {}
+    for k, v in stats.items():
+        name = k[0].rsplit('/', 1)[-1]
+        files[name] = files.get(name, 0) + v[2]
+    return json.dumps({
+        "python_ms_per_request": total * 1000 / count,
+        "top": [[label, t / total] for t, label in rows[:12]],
+        "files": {name: t / total for name, t in files.items()},
+    })
 `);
   const [profileStart, profileStop] = ["_bench_profile_start", "_bench_profile_stop"].map((name) => py.globals.get(name));
   for (const name of PROFILED.filter((n) => scenarios[n])) {

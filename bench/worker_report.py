@@ -166,6 +166,64 @@ def _where_the_time_goes(now: dict[str, Any], floor: float) -> list[str]:
     for name, profile in now["profiles"].items():
         top = ", ".join(f"`{label}` {share:.0%}" for label, share in profile["top"][:8])
         lines.append(f"| {name} | {_ms(profile['python_ms_per_request'])} | {top} |")
+    lines += ["", *_unmet(now, floor, miss_js)]
+    return lines
+
+
+# Where every request's Python time goes before and after the Worker's own code: the SDK's
+# entrypoint and RPC conversions, workerd's relaxed call (signature inspection), the event
+# loop (one task per awaited JS promise). The floor pays the same.
+_DISPATCH = ("entrypoints.py", "rpc.py", "code.py", "inspect.py", "_host_dispatch.py")
+_EVENT_LOOP = ("webloop.py", "events.py", "_future_helper.py", "tasks.py", "base_events.py")
+_BUILTINS = ("~",)  # C-level calls: JS calls through the FFI, conversions, builtins
+
+
+def _unmet(now: dict[str, Any], floor: float, miss_js: float) -> list[str]:
+    requests, profiles = now["requests"], now["profiles"]
+
+    def share(path: str, files: tuple[str, ...]) -> float:
+        return sum(v for k, v in profiles[path]["files"].items() if k in files)
+
+    miss = requests["miss"]
+    download = requests["download"]
+    lines = ["What is left where a goal is not met:", ""]
+    if "miss" in profiles and miss["worker_vs_floor"] > 3:
+        lines.append(
+            f"- **Miss** ({miss['worker_vs_floor']:.2f}× the floor without its Durable Object "
+            f"calls, {miss['vs_floor']:.2f}× with them): the image's JS work alone is "
+            f"{miss_js / floor:.2f}× the floor (decode and SHA-256 of 1.2 MB); the coalescing "
+            "and budget Durable Object calls (two to three RPCs, each an event-loop round "
+            f"trip and argument conversions) take {_ms(miss['objects_median_ms'])} inside the "
+            "objects; the rest is a dozen awaited binding calls (rate limiter, AI, R2, two KV "
+            "writes, the lookup), each a promise, a future and a task in Pyodide's event loop "
+            f"({share('miss', _EVENT_LOOP):.0%} of the profiled Python time, "
+            f"{share('miss', _BUILTINS):.0%} more in calls into JS and conversions), and the "
+            "multipart body for the model. No step dominates; what could still go is the "
+            "cross-isolate coalescing round trip for keys no one else is asking for, which "
+            "would give up the one-call-per-key guarantee."
+        )
+    if "download" in profiles and download["worker_vs_floor"] > 0.5:
+        lines.append(
+            f"- **Signed download** ({download['worker_vs_floor']:.2f}×): "
+            f"{share('download', _DISPATCH):.0%} of its profiled Python time is the dispatch "
+            "every request pays before and after the Worker's code (the SDK's per-event "
+            "entrypoint and `env` wrapper, workerd's relaxed call inspecting the handler's "
+            f"signature, converting the request), {share('download', _EVENT_LOOP):.0%} the "
+            f"event loop, {share('download', _BUILTINS):.0%} calls into JS and conversions; "
+            "the route's own code (the signature check, query parsing, headers, the R2 call "
+            "and the `Response`, in `files.py`, `signing.py`, `hmac.py`, `parse.py`) is "
+            f"{share('download', ('files.py', 'signing.py', 'hmac.py', 'parse.py')):.0%}. "
+            "The floor pays the same dispatch and event loop; the route already reads nothing "
+            "but the JS `env`, one header or two and one R2 object."
+        )
+    hit = requests["hit_url"]
+    if hit["worker_vs_floor"] > 1.0:
+        lines.append(
+            f"- **Warm hit** ({hit['worker_vs_floor']:.2f}×, goal met, stretch ≤ 1.0× not): "
+            "the direct path skips the framework, but a hit still validates the body with "
+            "pydantic, reads two KV keys, checks the key record, signs a URL and renders the "
+            "same JSON body, where the floor returns a constant."
+        )
     return lines
 
 

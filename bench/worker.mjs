@@ -7,8 +7,8 @@
 //
 // Requests are made in process, one at a time, as workerd calls the Worker
 // (host/environment.mjs). CPU is process.cpuUsage() of this Node process (user + system,
-// every thread: the Python interpreter, the bindings' JS, V8's GC) from building the request
-// until the Worker has answered (its Response returned, its waitUntil work settled); pulling
+// every thread: the Python interpreter, the bindings' JS, V8's GC) from handing the request
+// to the Worker until it has answered (its Response returned, its waitUntil work settled); pulling
 // the body is the network's part and is not counted. KV and R2 are in-process doubles
 // (host/memory_stores.mjs): Miniflare's clients would charge this process 1-10 ms per
 // operation that is I/O on Cloudflare. Durable Object calls run in this isolate; their CPU
@@ -260,7 +260,7 @@ def _bench_profile_stop(count):
     const text = decoded.toBase64 ? decoded.toBase64() : Buffer.from(decoded).toString("base64");
     primitives.toBase64.push(cpuMs(started));
     started = process.cpuUsage();
-    await new Blob([String.raw({ raw: ['{"data":[{"b64_json":"', '"}]}'] }, text)]).arrayBuffer();
+    new Blob([String.raw({ raw: ['{"data":[{"b64_json":"', '"}]}'] }, text)]);
     primitives.blob_of_base64_json.push(cpuMs(started));
   }
 

@@ -8,7 +8,7 @@ hashed it or copied it for R2 in Python, the peak would hold at least one such c
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -29,7 +29,9 @@ def worker(worker_host: WorkerHost) -> Iterator[httpx.Client]:
         yield client
 
 
-def python_peak(host: WorkerHost, request: "callable") -> tuple[int, httpx.Response]:
+def python_peak(
+    host: WorkerHost, request: Callable[[], httpx.Response]
+) -> tuple[int, httpx.Response]:
     host.call("POST", "/python/allocations/start")
     try:
         response = request()

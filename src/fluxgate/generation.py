@@ -179,20 +179,22 @@ class Generator:
     ) -> Outcome:
         charge = await self._controls.before_model(admission, params.cost(), job=job)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
-        image = await self._call_model(
+        image, digest = await self._call_model(
             ModelInput.for_params(params, admission.prompt, seed), charge
         )
-        digest = await image.data.sha256()
         record = self._new_record(admission, params, key, seed, image, charge, digest)
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
         return Outcome(record, status, image.data, model_ms=image.upstream_ms)
 
-    async def _call_model(self, model_input: ModelInput, charge: Charge) -> GeneratedImage:
-        """The model call; its charge is refunded if it fails."""
+    async def _call_model(
+        self, model_input: ModelInput, charge: Charge
+    ) -> tuple[GeneratedImage, str]:
+        """The model call and its image's SHA-256; the charge is refunded if either fails."""
         try:
-            return await self._model.generate(model_input)
+            image = await self._model.generate(model_input)
+            return image, await image.data.sha256()
         except UpstreamError as exc:
             await self._controls.refund(charge)
             raise error_from_upstream(exc) from exc

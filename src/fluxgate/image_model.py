@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import b64
-from .image_bytes import ImageBytes, InProcessImage
+from .image_bytes import HEAD_BYTES, ImageBytes, InProcessImage
 from .images import ImageFormatError, ImageInfo, inspect_image
 from .multipart import FilePart, encode_form
 from .params import GenerationParams, ReferenceImage
@@ -112,7 +112,14 @@ def typed_image(image: ImageBytes) -> GeneratedImage:
     if not image.size:
         raise UpstreamError(None, "the model returned no image")
     try:
-        info = inspect_image(image.head())
+        try:
+            info = inspect_image(image.head())
+        except ImageFormatError:
+            if image.size <= HEAD_BYTES:
+                raise
+            # A JPEG whose start-of-frame lies past its first 65 KiB (large EXIF/ICC/XMP
+            # segments): rare enough to read the whole image for.
+            info = inspect_image(image.python_bytes())
     except ImageFormatError as exc:
         raise UpstreamError(None, f"the model returned an unreadable image ({exc})") from exc
     return GeneratedImage(image, info)

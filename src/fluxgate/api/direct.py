@@ -11,8 +11,11 @@ always before any side effect: a credential that does not check out (the route c
 failed attempt), an invalid body, an async request, a moderated tier, any refusal of the
 admission. The FastAPI route then answers as it always has. Once the generator runs, the
 answer is this path's: a refusal from then on (rate limit, budget, model, storage) gets
-the app's error body and audit line (:func:`error_response`'s JSON, :func:`audit_refusal`),
+the app's error body and audit line (:meth:`ApiError.to_json`, :func:`audit_refusal`),
 an unexpected fault the app's ``500 internal_error``.
+
+Only bodies that declare their length (up to :data:`MAX_DIRECT_BODY`) come here: a chunked
+body, or a larger one (reference images), goes to the route, which streams and caps it.
 
 Both runtimes use it: the local server as ASGI middleware (:class:`DirectMiddleware`), the
 Worker before the ASGI bridge (``edge/app.py``), with the request body read once.
@@ -88,9 +91,13 @@ def _json(content: dict[str, Any]) -> str:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+INTERNAL_ERROR = ApiError(500, "internal_error", "Internal error.")
+
+
 def _error(error: ApiError) -> DirectAnswer:
+    headers = {name.lower(): value for name, value in error.headers.items()}
     return DirectAnswer(
-        error.status, {**error.headers, "content-type": "application/json"}, error.to_json()
+        error.status, {**headers, "content-type": "application/json"}, error.to_json()
     )
 
 
@@ -112,13 +119,14 @@ class DirectPath:
             admitted = await self._admit(gw, request)
         except ApiError:  # a refusal is the route's to answer, audit and count
             return None
-        except Exception as exc:  # so is a fault; it is worth knowing about
-            log.warning("the direct path declined on %s", type(exc).__name__, exc_info=True)
+        except Exception as exc:  # so is a fault (the route logs it as it happens again)
+            log.warning("the direct path declined on %s", type(exc).__name__)
             return None
         if admitted is None:
             return None
         try:
             outcome = await admitted.answer()
+            return self._present(gw, outcome, admitted.body, request.base_url)
         except ApiError as error:
             audit_refusal(
                 error,
@@ -130,8 +138,7 @@ class DirectPath:
             return _error(error)
         except Exception:
             log.exception("unhandled error")
-            return _error(ApiError(500, "internal_error", "Internal error."))
-        return self._present(gw, outcome, admitted.body, request.base_url)
+            return _error(INTERNAL_ERROR)
 
     async def _admit(self, gw: Gateway, request: DirectRequest) -> _Admitted | None:
         """Everything that may decline, in the route's order; the generation to run."""

@@ -1,7 +1,8 @@
-"""The FastAPI app on Workers, wired to the bindings of ``env``."""
+"""The Worker's HTTP side: the direct path, then the FastAPI app, wired to ``env``."""
 
 from __future__ import annotations
 
+import logging
 from http import HTTPMethod
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ from js import Response
 from workers import Request
 
 from ..api.app import create_app
-from ..api.direct import DirectAnswer, DirectPath, DirectRequest, may_be_direct
+from ..api.direct import INTERNAL_ERROR, DirectAnswer, DirectPath, DirectRequest, may_be_direct
 from ..api.request_body import payload_too_large
 from ..errors import ApiError
 from ..gateway import Gateway, JobPorts, Ports, assemble
@@ -35,6 +36,8 @@ from .kv import WorkersKV
 from .ledger import WorkersLedger
 from .r2 import WorkersR2
 from .ratelimit import WorkersRateLimiter
+
+log = logging.getLogger("fluxgate.edge")
 
 send_to_stderr()  # the audit log reaches Workers Logs
 
@@ -130,15 +133,16 @@ async def _offer_direct(request: Request, env: Any) -> tuple[Any, Request]:
         gw = gateway_from_env(env)
     except ApiError:  # misconfigured: the app answers it
         return declined()
-    url = urlsplit(str(raw.url))
 
     def header(name: str) -> str | None:
         return js_text(raw.headers.get(name))
 
+    url = urlsplit(str(raw.url))
+    host = header("host") or url.netloc  # as the ASGI bridge gives the route its base URL
     asked = DirectRequest(
         header,
         bytes(buffer.to_bytes()),
-        f"{url.scheme}://{url.netloc}/",
+        f"{url.scheme}://{host}/",
         header("cf-connecting-ip") or "unknown",
     )
     answer = await _direct.answer(gw, asked)
@@ -152,12 +156,16 @@ async def direct_response(answer: DirectAnswer) -> Any:
         spliced = None
         if isinstance(answer.image, JsImage):
             spliced = json_around(answer.prefix, answer.image, answer.suffix)
-        body = spliced or answer.prefix + await answer.image.base64() + answer.suffix
+        if spliced is None:  # no toBase64 here: the base64 goes through Python once
+            spliced = answer.prefix + await answer.image.base64() + answer.suffix
+        body = spliced
     return Response.new(body, js_object({"status": answer.status, "headers": answer.headers}))
 
 
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
-    """Serve ``request`` with the FastAPI app, once its body is known to be within limits.
+    """Serve ``request``: a JSON generation by the direct path (``api/direct.py``) unless
+    it declines, anything else with the FastAPI app once its body is known to be within
+    limits (the direct path reads only bodies that declare at most 16 KiB).
 
     A method outside Python's ``HTTPMethod`` (``QUERY``, ``PROPFIND`` …) is refused here:
     the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
@@ -170,7 +178,11 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
             ApiError(405, "method_not_allowed", f"The method {method} is not allowed.")
         )
     if may_be_direct(method, urlsplit(str(raw.url)).path, lambda n: js_text(raw.headers.get(n))):
-        answered, request = await _offer_direct(request, env)
+        try:
+            answered, request = await _offer_direct(request, env)
+        except Exception:  # a fault past the direct path's own handling: the app's 500
+            log.exception("unhandled error")
+            return error_response(INTERNAL_ERROR)
         if answered is not None:
             return answered
     try:

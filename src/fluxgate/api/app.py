@@ -9,7 +9,6 @@ import hashlib
 import logging
 import re
 import warnings
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,18 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import ApiError, not_found
-from ..gateway import Gateway
 from ..ratelimit import FailedAttempts
 from . import account, admin, downloads, images, jobs, playground
-from .deps import Gw, audit_refusal, error_response, gateway
+from .deps import ClientAddress, Gw, Resolver, audit_refusal, error_response, gateway
 from .direct import DirectMiddleware, DirectPath
 from .request_body import validation_error
 from .schemas import GenerationRequest, Health
 
 log = logging.getLogger("fluxgate.app")
 
-Resolver = Callable[[Request], Gateway | Awaitable[Gateway]]
-ClientAddress = Callable[[Request], str]
 
 # Swagger UI is FastAPI's page: scripts and styles from jsDelivr, one inline script that
 # starts it. Served only with API_DOCS=true, under a CSP that allows exactly those.

@@ -20,6 +20,11 @@ from .schemas import ErrorBody
 
 T = TypeVar("T")
 
+# How the app finds its gateway (fixed locally; built from ``env`` on Workers) and who a
+# request comes from (the peer locally, ``CF-Connecting-IP`` on Workers).
+Resolver = Callable[[Request], Gateway | Awaitable[Gateway]]
+ClientAddress = Callable[[Request], str]
+
 bearer_scheme = HTTPBearer(
     auto_error=False,
     description="An API key (`fgk_...`) or a client token (`fgt_...`).",

@@ -38,7 +38,7 @@ from ..generation import Outcome
 from ..image_bytes import ImageBytes
 from ..prompt_policy import audit_prompt
 from ..ratelimit import FailedAttempts
-from .deps import audit_refusal
+from .deps import ClientAddress, Resolver, audit_refusal
 from .images import check_model, generation_headers
 from .request_body import declared_length, generation_params, media_type, parse_json_generation
 from .schemas import GenerationRequest
@@ -107,7 +107,7 @@ class _Admitted:
 
     principal: Principal
     body: GenerationRequest
-    answer: Callable[[], Awaitable[Outcome]]
+    run: Callable[[], Awaitable[Outcome]]
 
 
 class DirectPath:
@@ -125,7 +125,7 @@ class DirectPath:
         if admitted is None:
             return None
         try:
-            outcome = await admitted.answer()
+            outcome = await admitted.run()
             return self._present(gw, outcome, admitted.body, request.base_url)
         except ApiError as error:
             audit_refusal(
@@ -189,10 +189,6 @@ class DirectPath:
             return DirectAnswer(200, headers, text)
         prefix, suffix = text.split(_B64_MARK, 1)
         return DirectAnswer(200, headers, prefix, suffix, image)
-
-
-Resolver = Callable[[Any], Gateway | Awaitable[Gateway]]
-ClientAddress = Callable[[Any], str]
 
 
 class DirectMiddleware:

@@ -11,7 +11,6 @@ path alone.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -30,9 +29,7 @@ log = logging.getLogger("fluxgate.edge.files")
 
 def error_response(error: ApiError) -> Any:
     headers = {"Content-Type": "application/json", **error.headers}
-    return Response.new(
-        json.dumps(error.to_dict()), js_object({"status": error.status, "headers": headers})
-    )
+    return Response.new(error.to_json(), js_object({"status": error.status, "headers": headers}))
 
 
 def _respond(body: Any, status: int, headers: dict[str, str]) -> Any:

@@ -29,14 +29,54 @@ function intField(fields, name, fallback, lo, hi) {
   return value;
 }
 
+// The model catalog as `AI.models()` describes it (workers-types' AiModelsSearchObject):
+// what the doubles serve. Descriptions abridged from Cloudflare's model pages.
+const CATALOG = [
+  {
+    id: "6a4b7e1c-0d52-4f9e-9b1a-2f0c1d5e7a01",
+    source: 1,
+    name: FLUX,
+    description: "FLUX.2 [dev] is an image model from Black Forest Labs: text-to-image and multi-reference editing.",
+    task: { id: "3d6e1f22-8b0a-4b0e-a5c4-6f1e9b1a9d10", name: "Text-to-Image", description: "Generates images from input text." },
+    tags: [],
+    properties: [{ property_id: "partner", value: "true" }],
+  },
+  {
+    id: "cc80437b-9a8d-4f1a-9c77-9aaf0d226922",
+    source: 1,
+    name: GUARD,
+    description: "Llama Guard 3 is a Llama-3.1-8B pretrained model, fine-tuned for content safety classification.",
+    task: { id: "c329a1f9-323d-4e91-b2aa-582dd4188d34", name: "Text Generation", description: "Family of generative text models." },
+    tags: [],
+    properties: [],
+  },
+];
+
+// `AI.models(params?)`: the catalog filtered by `search` (name or description) and `task`.
+async function catalogModels(params) {
+  if (params !== undefined && !isPlainObject(params)) throw new TypeError("models() takes an optional plain object of search parameters");
+  const search = String(params?.search ?? "").toLowerCase();
+  const task = params?.task === undefined ? null : String(params.task).toLowerCase();
+  return CATALOG.filter(
+    (model) =>
+      (!search || model.name.toLowerCase().includes(search) || model.description.toLowerCase().includes(search)) &&
+      (task === null || model.task.name.toLowerCase() === task),
+  ).map((model) => structuredClone(model));
+}
+
 // The binding object, named like workerd's class (the Workers SDK wraps bindings by class).
 class Ai {
   #run;
-  constructor(run) {
+  #models;
+  constructor(run, models = catalogModels) {
     this.#run = run;
+    this.#models = models;
   }
   run(model, inputs, options) {
     return this.#run(model, inputs, options);
+  }
+  models(params) {
+    return this.#models(params);
   }
 }
 
@@ -204,8 +244,16 @@ export function createRestAI(accountId, apiToken) {
     }
     return payload.result;
   }
+  async function models(params) {
+    const query = new URLSearchParams(params?.search ? { search: String(params.search) } : {});
+    const url = `https://api.cloudflare.com/client/v4/accounts/${accountId}/ai/models/search?${query}`;
+    const response = await fetch(url, { headers: { authorization: `Bearer ${apiToken}` } });
+    const payload = await response.json().catch(() => null);
+    if (!response.ok || !payload?.success) throw new Error(`models search failed: HTTP ${response.status}`);
+    return payload.result;
+  }
   return {
-    binding: new Ai(run),
+    binding: new Ai(run, models),
     failNext() {
       throw new Error("the REST-backed AI binding cannot script failures");
     },

@@ -303,6 +303,89 @@ export async function createReceiver() {
   return { url: `http://127.0.0.1:${server.address().port}/hook`, received, close: () => server.close() };
 }
 
+// A Workers Analytics Engine dataset binding (named like workerd's class, AnalyticsEngine;
+// the TypeScript types call it AnalyticsEngineDataset). writeDataPoint(event) is synchronous
+// and returns undefined; it converts and checks the point as workerd does
+// (src/workerd/api/analytics-engine{,-impl}.h, checked against workerd 2026-04-26):
+// - the event is an object (or undefined/null: an empty point); `indexes`, `blobs` and
+//   `doubles`, when present, are arrays (TypeError otherwise, at the call);
+// - blobs and indexes are strings or bytes (ArrayBuffer/views); null/undefined items stay
+//   empty; anything else becomes its string (a Symbol throws); doubles become numbers
+//   (a BigInt throws);
+// - at most 20 blobs of 16,000 bytes in all (UTF-8), 20 doubles, 1 index of 96 bytes, with
+//   workerd's TypeError messages. workerd raises these while it serialises the point (the
+//   standalone workerd reports them as an uncaught exception and drops the point); the
+//   double throws them at the call, the stricter of the two, so a test sees the refusal.
+// Not modelled: the per-invocation cap (250 points) and the service's sampling.
+// The host's own: points() (what was written, with the dataset and the host clock's time),
+// clear(), fail(message) (every write throws that, as an outage would; null ends it).
+const AE_MAX_MEMBERS = 20;
+const AE_MAX_BLOB_BYTES = 16000;
+const AE_MAX_INDEXES = 1;
+const AE_MAX_INDEX_BYTES = 96;
+
+function aeBytes(value) {
+  if (value === null || value === undefined) return null;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  return new TextEncoder().encode(`${value}`); // a Symbol throws, as in workerd
+}
+
+export class AnalyticsEngine {
+  #points = [];
+  #failing = null;
+  constructor(dataset) {
+    this.dataset = dataset;
+  }
+  writeDataPoint(event) {
+    const prefix = "writeDataPoint(): ";
+    if (event !== undefined && event !== null && typeof event !== "object") {
+      throw new TypeError("Failed to execute 'writeDataPoint' on 'AnalyticsEngine': parameter 1 is not of type 'AnalyticsEngineEvent'.");
+    }
+    const fields = {};
+    for (const name of ["indexes", "blobs", "doubles"]) {
+      const value = event?.[name];
+      if (value === undefined) continue;
+      if (!Array.isArray(value)) {
+        throw new TypeError(`Incorrect type for the '${name}' field on 'AnalyticsEngineEvent': the provided value is not of type 'Array'.`);
+      }
+      fields[name] = name === "doubles" ? [...value].map((v) => +v) : [...value].map(aeBytes);
+    }
+    const { indexes = [], blobs = [], doubles = [] } = fields;
+    if (indexes.length > AE_MAX_INDEXES) throw new TypeError(`${prefix}Maximum of ${AE_MAX_INDEXES} indexes supported.`);
+    if (indexes[0] && indexes[0].length > AE_MAX_INDEX_BYTES) {
+      throw new TypeError(`${prefix}Size of indexes[0] exceeds ${AE_MAX_INDEX_BYTES} bytes).`);
+    }
+    if (blobs.length > AE_MAX_MEMBERS) throw new TypeError(`${prefix}Maximum of ${AE_MAX_MEMBERS} blobs supported.`);
+    let size = 0;
+    for (const blob of blobs) {
+      size += blob ? blob.length : 0;
+      if (size > AE_MAX_BLOB_BYTES) throw new TypeError(`${prefix}Cumulative size of blobs exceeds ${AE_MAX_BLOB_BYTES} bytes).`);
+    }
+    if (doubles.length > AE_MAX_MEMBERS) throw new TypeError(`${prefix}Maximum of ${AE_MAX_MEMBERS} doubles supported.`);
+    if (this.#failing !== null) throw new Error(this.#failing);
+    const text = (bytes) => (bytes === null ? null : new TextDecoder().decode(bytes));
+    this.#points.push({
+      dataset: this.dataset,
+      timestamp: Date.now(),
+      indexes: indexes.map(text),
+      blobs: blobs.map(text),
+      doubles,
+    });
+    return undefined;
+  }
+  points() {
+    return this.#points.map((p) => ({ ...p }));
+  }
+  clear() {
+    this.#points = [];
+    this.#failing = null;
+  }
+  fail(message) {
+    this.#failing = message ?? null;
+  }
+}
+
 // Miniflare's KV and R2 simulators, presented under workerd's class names (Miniflare hands
 // out anonymous proxies; the Workers SDK wraps bindings by class name).
 // The KV binding also counts operations (billing units on Cloudflare) for the control port.

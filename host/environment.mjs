@@ -1,12 +1,13 @@
 // The Worker and its bindings, as wrangler.toml declares them, in this process: one Pyodide
 // "isolate" running src/entry.py, Miniflare's KV and R2, and the doubles of AI, Durable
-// Objects (SQLite storage), Queues, Rate Limiting and the Cache API. host/main.mjs serves
-// it over HTTP; bench/worker.mjs calls it directly to count CPU per request.
+// Objects (SQLite storage), Queues, Rate Limiting, Analytics Engine and the Cache API.
+// host/main.mjs serves it over HTTP; bench/worker.mjs calls it directly to count CPU per
+// request.
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import initSqlJs from "sql.js";
 import { MemoryKV, MemoryR2 } from "./memory_stores.mjs";
-import { CacheDouble, DurableObjectNamespace, KvNamespace, R2Bucket, Ratelimit } from "./bindings.mjs";
+import { AnalyticsEngine, CacheDouble, DurableObjectNamespace, KvNamespace, R2Bucket, Ratelimit } from "./bindings.mjs";
 import { Queue } from "./queues.mjs";
 import { ExecutionContext, callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
 
@@ -65,6 +66,11 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
     configuredLimits[rule.name] = { limit: rule.simple.limit, period: rule.simple.period };
     limiters[rule.name] = env[rule.name] = new Ratelimit(configuredLimits[rule.name]);
   }
+  // Analytics Engine datasets (the binding's double, bindings.mjs): points kept in memory.
+  const datasets = {};
+  for (const ds of config.analytics_engine_datasets ?? []) {
+    datasets[ds.binding] = env[ds.binding] = new AnalyticsEngine(ds.dataset ?? ds.binding);
+  }
   const queues = new Map();
   const consumers = new Map((config.queues?.consumers ?? []).map((c) => [c.queue, c]));
   for (const producer of config.queues?.producers ?? []) {
@@ -101,6 +107,7 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
     r2Bindings,
     limiters,
     configuredLimits,
+    datasets,
     queues,
     namespaces,
     objectCpu,

@@ -7,7 +7,8 @@
 // One Pyodide 314 "isolate" (the Python 3.14 Workers runtime) runs src/entry.py with the
 // wheels pinned in worker/requirements.lock. Bindings come from wrangler.toml: KV and R2
 // are Miniflare's simulators; AI, Durable Objects (SQLite storage), Queues (producer and
-// consumer), Rate Limiting and the Cache API are doubles that keep the services' contracts.
+// consumer), Rate Limiting, Analytics Engine and the Cache API are doubles that keep the
+// services' contracts.
 // [vars] come from wrangler.toml, secrets from .dev.vars or the environment (ADMIN_TOKEN,
 // URL_SIGNING_KEYS), and --var overrides either. --data-dir keeps KV and R2 across restarts
 // (Durable Objects, queues and the cache live in memory). With CLOUDFLARE_ACCOUNT_ID and
@@ -102,7 +103,7 @@ async function main() {
     dataDir,
     log,
   });
-  const { py, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending } = worker;
+  const { py, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, queues, cache, pending } = worker;
 
   const server = createServer(async (req, res) => {
     const controller = new AbortController();
@@ -157,7 +158,7 @@ async function main() {
 
   let control = null;
   if (args["control-port"] !== undefined) {
-    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending });
+    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, queues, cache, pending });
   }
   console.log(
     JSON.stringify({
@@ -190,7 +191,7 @@ async function main() {
 }
 
 // The test control port: JSON in, JSON out, loopback only.
-async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, queues, cache, pending }) {
+async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, queues, cache, pending }) {
   // The binding a route names ({binding}), or the only one of its kind.
   const binding = (names, body) => {
     const name = body.binding ?? (names.length === 1 ? names[0] : undefined);
@@ -270,6 +271,19 @@ async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, n
       }
       return {};
     },
+    // Analytics Engine: the points each dataset binding was given, in order.
+    "GET /analytics": () => Object.fromEntries(Object.entries(datasets).map(([name, d]) => [name, d.points()])),
+    // One writeDataPoint({point}) as the Worker would call it: what it returned or threw.
+    "POST /analytics/write": (body) => {
+      try {
+        return { returned: datasets[binding(Object.keys(datasets), body)].writeDataPoint(body.point) ?? null };
+      } catch (err) {
+        if (err?.status) throw err;
+        return { thrown: { name: err?.constructor?.name ?? "Error", message: String(err?.message ?? err) } };
+      }
+    },
+    // Every write throws {message} (null: writes work again), as a failing binding would.
+    "POST /analytics/fail": (body) => (datasets[binding(Object.keys(datasets), body)].fail(body.message ?? null), {}),
     // A job's record, as the JOBS Durable Object holds it.
     "POST /jobs/get": async (body) => {
       const raw = await namespaces.JOBS.getByName(body.job_id).get(body.job_id);
@@ -299,6 +313,7 @@ async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, n
         limiter.configure(configuredLimits[name] ?? limiter.config);
       }
       cache.entries.clear();
+      for (const dataset of Object.values(datasets)) dataset.clear();
       for (const name of kvBindings) env[name].resetStats();
       for (const name of [...kvBindings, ...r2Bindings]) env[name].fail({});
       for (const [q, handler] of paused) q.consume(handler);

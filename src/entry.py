@@ -10,6 +10,12 @@ pydantic cost nothing at request time.
 """
 
 import fluxgate.edge.app  # noqa: F401 - into the deploy-time memory snapshot
-from fluxgate.edge.worker import BudgetLedgerObject, CoalescerObject, Default, JobObject
+from fluxgate.edge.worker import (
+    BudgetLedgerObject,
+    CatalogObject,
+    CoalescerObject,
+    Default,
+    JobObject,
+)
 
-__all__ = ["BudgetLedgerObject", "CoalescerObject", "Default", "JobObject"]
+__all__ = ["BudgetLedgerObject", "CatalogObject", "CoalescerObject", "Default", "JobObject"]

@@ -6,9 +6,9 @@ against the FastAPI app on the local runtime's embedded stores, in process, and 
 against the Worker as deployed, in the Worker host (``tests/runtimes.py``). Each of those
 fixtures is the same thing on both runtimes: a double in process, or the host's double
 driven through its control port. A test that reaches into the in-process objects
-(``gateway``, ``kv``, ``objects``, ``ledger``, ``coalescer``, ``make_runtime``) is
-white-box and runs on the local runtime only; a black-box test that cannot run on the
-Worker says why with ``@pytest.mark.local_only(reason=...)``.
+(``gateway``, ``kv``, ``objects``, ``ledger``, ``coalescer``, ``catalog``,
+``make_runtime``) is white-box and runs on the local runtime only; a black-box test that
+cannot run on the Worker says why with ``@pytest.mark.local_only(reason=...)``.
 
 Configuration is declared, never changed mid-test: ``@pytest.mark.settings(field=value)``
 (merged from module to test) configures both runtimes, the Worker host through its
@@ -22,9 +22,11 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,14 @@ from fluxgate.api.app import create_app
 from fluxgate.coalesce import Coalescer, InflightCoalescer
 from fluxgate.gateway import Gateway, JobPorts, Ports
 from fluxgate.image_model import MultipartImageModel
+from fluxgate.local.catalog import SqliteCatalog
 from fluxgate.local.jobs import QueueWorker, SqliteQueue
 from fluxgate.local.kv_sqlite import SqliteKV
 from fluxgate.local.ledger import SqliteLedger
 from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.ratelimit import WindowRateLimiter
 from fluxgate.local.runtime import LocalRuntime, local_jobs
+from fluxgate.local.usage_events import SqliteUsageEvents
 from fluxgate.moderation import GuardModerator
 from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
@@ -56,8 +60,10 @@ from .runtimes import (
     HostJobs,
     HostPool,
     HostStorage,
+    HostUsageEvents,
     WorkerHost,
     host_prerequisites,
+    usage_event,
 )
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -66,7 +72,9 @@ SECRETS: dict[str, str | None] = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS"
 
 # In-process objects with no counterpart in the Worker host: a test that asks for one of
 # these is white-box, and runs on the local runtime only.
-IN_PROCESS = frozenset({"gateway", "kv", "objects", "ledger", "coalescer", "make_runtime"})
+IN_PROCESS = frozenset(
+    {"gateway", "kv", "objects", "ledger", "coalescer", "catalog", "make_runtime"}
+)
 RUNTIMES = ("local", "worker")
 
 
@@ -252,6 +260,14 @@ def ledger(tmp_path: Path) -> Iterator[HeldLedger]:
 
 
 @pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[SqliteCatalog]:
+    """The listings' catalog (the ``CATALOG`` Durable Objects on the Worker)."""
+    store = SqliteCatalog(tmp_path / "catalog.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def coalescer() -> Coalescer:
     """The in-process coalescer (a test may parametrize ``coalescer`` to replace it)."""
     return InflightCoalescer()
@@ -268,6 +284,8 @@ def ports(
     guard: FakeGuardAI,
     ledger: HeldLedger,
     coalescer: Coalescer,
+    catalog: SqliteCatalog,
+    usage_event_store: SqliteUsageEvents,
     clock: Clock,
     secrets: dict[str, str | None],
 ) -> Ports:
@@ -287,6 +305,8 @@ def ports(
         admin_token=secrets["ADMIN_TOKEN"],
         coalescer=coalescer,
         jobs=local_jobs(tmp_path),
+        catalog=catalog,
+        usage_events=usage_event_store,
         clock=clock,
     )
 
@@ -450,6 +470,63 @@ def audit_lines(
         return [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.audit"]
 
     return from_records
+
+
+@pytest.fixture
+def access_lines(
+    caplog: pytest.LogCaptureFixture, runtime: str, request: pytest.FixtureRequest
+) -> Callable[[], list[dict[str, Any]]]:
+    """The JSON access-log lines written during the test (as ``audit_lines``)."""
+    if runtime == "worker":
+        host: WorkerHost = request.getfixturevalue("worker_host")
+
+        def from_console() -> list[dict[str, Any]]:
+            console = host.log_since_reset().splitlines()
+            return [json.loads(x) for x in console if x.startswith('{"time"') and '"access"' in x]
+
+        return from_console
+    caplog.set_level(logging.INFO, logger="fluxgate.access")
+
+    def from_records() -> list[dict[str, Any]]:
+        return [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.access"]
+
+    return from_records
+
+
+@pytest.fixture
+def usage_event_store(tmp_path: Path) -> Iterator[SqliteUsageEvents]:
+    store = SqliteUsageEvents(tmp_path / "usage_events.sqlite3")
+    yield store
+    store.close()
+
+
+class LocalUsageEvents:
+    """The local usage-event table, read from its SQLite file (``HostUsageEvents`` reads the
+    Worker's Analytics Engine data points the same way)."""
+
+    def __init__(self, path: Path, store: SqliteUsageEvents) -> None:
+        self._path = path
+        self._store = store
+
+    def events(self) -> list[dict[str, Any]]:
+        with closing(sqlite3.connect(self._path)) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM usage_events ORDER BY rowid").fetchall()
+        return [usage_event(dict(row)) for row in rows]
+
+    def fail(self) -> None:
+        """Every later write fails (the store is closed under the gateway)."""
+        self._store.close()
+
+
+@pytest.fixture
+def usage_events(request: pytest.FixtureRequest) -> LocalUsageEvents | HostUsageEvents:
+    """The usage events the runtime recorded (``events()``: one dict per event, the fields
+    of ``fluxgate.usage_events``), and ``fail()``: every later write fails."""
+    if _runtime(request) == "worker":
+        return HostUsageEvents(request.getfixturevalue("worker_host"))
+    store = request.getfixturevalue("usage_event_store")
+    return LocalUsageEvents(request.getfixturevalue("tmp_path") / "usage_events.sqlite3", store)
 
 
 def origin(client: httpx.Client) -> str:

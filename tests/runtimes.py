@@ -27,6 +27,8 @@ from typing import IO, Any
 
 import httpx
 
+from fluxgate.usage_events import BLOBS, DOUBLES
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = ROOT / "host" / "main.mjs"
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -336,6 +338,46 @@ class HostJobs:
     def record(self, job_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._host.call("POST", "/jobs/get", {"job_id": job_id})
         return result
+
+
+def usage_event(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """One usage event, the same on both runtimes: the names of ``fluxgate.usage_events``'s
+    layout, blobs as text (``""`` for none), doubles as floats."""
+    blobs = {name: "" if fields[name] is None else str(fields[name]) for name in BLOBS}
+    return {**blobs, **{name: float(fields[name]) for name in DOUBLES}}
+
+
+class HostUsageEvents:
+    """The host's Analytics Engine dataset (``USAGE_EVENTS``): the data points the Worker
+    wrote, read back by the layout (``conftest.LocalUsageEvents`` on the local runtime)."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self._host = host
+
+    def points(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._host.call("GET", "/analytics")["USAGE_EVENTS"]
+        return result
+
+    def events(self) -> list[dict[str, Any]]:
+        return [
+            usage_event(
+                {
+                    **dict(zip(BLOBS, p["blobs"], strict=True)),
+                    **dict(zip(DOUBLES, p["doubles"], strict=True)),
+                }
+            )
+            for p in self.points()
+        ]
+
+    def write(self, point: Any) -> dict[str, Any]:
+        """``writeDataPoint(point)`` on the binding: ``{"returned": ...}`` or
+        ``{"thrown": {"name", "message"}}``."""
+        result: dict[str, Any] = self._host.call("POST", "/analytics/write", {"point": point})
+        return result
+
+    def fail(self) -> None:
+        """Every later write throws, as a failing binding would."""
+        self._host.call("POST", "/analytics/fail", {"message": "Analytics Engine is unavailable"})
 
 
 class HostClock:

@@ -59,3 +59,41 @@ def test_an_unexpected_failure_is_a_json_500_without_details(make_runtime):
 @pytest.mark.parametrize("path", ["/healthz", "/openapi.json"])
 def test_meta_endpoints_need_no_key(client, path):
     assert client.get(path).status_code == 200
+
+
+def test_in_placeholder_mode_the_models_say_what_will_run(make_runtime):
+    """A local server without Cloudflare credentials draws placeholders: ``/v1/models``
+    lists the placeholder (standing in for flux-2-dev), not flux-2-dev itself."""
+    from fluxgate.image_model import MultipartImageModel
+    from fluxgate.local.placeholder import PLACEHOLDER_NAME, PlaceholderAI
+
+    from .conftest import new_key
+
+    model = MultipartImageModel(PlaceholderAI(), model_id=FLUX_MODEL_ID, name=PLACEHOLDER_NAME)
+    gateway = make_runtime(model=model).gateway
+    with TestClient(create_app(lambda _r: gateway)) as client:
+        auth = new_key(client)
+        listed = client.get("/v1/models", headers=auth).json()["data"]
+        assert listed == [
+            {
+                "id": "placeholder",
+                "object": "model",
+                "created": 0,
+                "owned_by": "fluxgate",
+                "stands_in_for": FLUX_MODEL_ID,
+            }
+        ]
+        assert client.get("/v1/models/placeholder", headers=auth).json()["id"] == "placeholder"
+        for named in ("placeholder", FLUX_MODEL_ID):
+            made = client.post(
+                "/v1/images/generations",
+                json={"prompt": "a kite", "model": named, "width": 256, "height": 256},
+                headers=auth,
+            )
+            assert made.status_code == 200 and made.json()["model"] == "placeholder"
+        assert client.get("/readyz").json()["checks"]["model"]["ok"] is True
+
+
+def test_with_the_real_model_the_listing_names_it_without_a_stand_in(client, auth):
+    card = client.get("/v1/models", headers=auth).json()["data"][0]
+    assert card["id"] == FLUX_MODEL_ID and card.get("stands_in_for") is None

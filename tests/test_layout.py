@@ -55,6 +55,8 @@ PYDANTIC_FREE = [
     "tokens.py",
     "edge/coalesce.py",
     "edge/ledger.py",
+    "edge/catalog.py",
+    "catalog.py",
     "edge/ratelimit.py",
     "coalesce.py",
     "ledger.py",

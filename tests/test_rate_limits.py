@@ -24,6 +24,32 @@ def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai, r
     assert ai.calls == 3
 
 
+def test_successful_model_calls_tell_the_client_how_to_pace_itself(
+    client, auth, runtime, rate_limit_rules
+):
+    """``RateLimit-*`` on every model-bound 200. The Workers binding answers only
+    allowed/refused: there the remaining count is absent and the reset is the period (an
+    upper bound); the local counter knows both."""
+    tight(rate_limit_rules, limit=3, period=60)
+    first = generate(client, auth, {**BODY, "seed": 1})
+    second = generate(client, auth, {**BODY, "seed": 2})
+    for answer in (first, second):
+        assert answer.status_code == 200 and answer.headers["x-cache"] == "MISS"
+        assert answer.headers["ratelimit-limit"] == "3"
+        assert answer.headers["ratelimit-policy"] == '3;w=60;name="standard"'
+        assert 1 <= int(answer.headers["ratelimit-reset"]) <= 60
+    if runtime == "local":
+        assert [first.headers["ratelimit-remaining"], second.headers["ratelimit-remaining"]] == [
+            "2",
+            "1",
+        ]
+    else:
+        assert "ratelimit-remaining" not in first.headers
+        assert first.headers["ratelimit-reset"] == "60"
+    hit = generate(client, auth, {**BODY, "seed": 1})  # not counted, so nothing to say
+    assert hit.headers["x-cache"] == "HIT" and "ratelimit-limit" not in hit.headers
+
+
 def test_the_window_resets(client, auth, clock, rate_limit_rules):
     tight(rate_limit_rules, limit=1, period=10)
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200

@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
 
 from .auth import Principal
 from .errors import ApiError
@@ -33,7 +35,8 @@ from .policy_document import EffectivePolicy, Limits, PolicyDocument, effective_
 from .policy_store import PolicyStore
 from .pricing import CostEstimate
 from .prompt_policy import PolicyViolation, PromptPolicy
-from .ratelimit import RateLimiter, rate_limited
+from .ratelimit import RateDecision, RateLimiter, rate_limit_headers, rate_limited
+from .usage_history import day_rows
 
 log = logging.getLogger("fluxgate.controls")
 
@@ -84,6 +87,7 @@ class Charge:
     micro_usd: int
     reservation: str | None = None  # a job's: held until the job ends (see ``release``)
     moderated: bool = False
+    pace: Mapping[str, str] = field(default_factory=dict)  # RateLimit-* of the call
 
 
 def utc_day(now: float) -> str:
@@ -142,9 +146,10 @@ class Controls:
         if admission.moderation != "off" and not moderated:
             await self._moderate(admission)
 
-    async def before_queue(self, admission: Admission) -> None:
-        """An async submission: its rate limit is counted now (see the module docstring)."""
-        await self._rate_limit(admission)
+    async def before_queue(self, admission: Admission) -> Mapping[str, str]:
+        """An async submission: its rate limit is counted now (see the module docstring).
+        Returns the ``RateLimit-*`` headers of the count."""
+        return await self._rate_limit(admission)
 
     async def before_model(
         self, admission: Admission, cost: CostEstimate, *, job: str | None = None
@@ -155,25 +160,34 @@ class Controls:
         submission, and its reservation carries its id: a re-run after a crash finds it
         already made and is not charged again.
         """
-        if job is None:
-            await self._rate_limit(admission)
+        pace = await self._rate_limit(admission) if job is None else {}
         moderated = await self._moderate(admission)
-        return await self._reserve(admission, cost, reservation=job, moderated=moderated)
+        charge = await self._reserve(admission, cost, reservation=job, moderated=moderated)
+        return replace(charge, pace=pace) if pace else charge
 
-    async def _rate_limit(self, admission: Admission) -> None:
-        """Count one model-bound request per key and, for client tokens, per end user."""
+    async def _rate_limit(self, admission: Admission) -> Mapping[str, str]:
+        """Count one model-bound request per key and, for client tokens, per end user.
+
+        Returns the ``RateLimit-*`` headers of the tighter count (the fewer remaining), for
+        the answer to tell the client how to pace itself; none without a rule."""
         policy, principal = admission.policy, admission.principal
         name = policy.limits.rate_limit
         if name is None:
-            return
+            return {}
         rule = policy.document.rate_limits[name]
         keys = [("key", principal.key.id)]
         if principal.subject is not None:
             keys.append(("end user", principal.scope_id))
+        decisions: list[RateDecision] = []
         for who, key in keys:
             decision = await self._limiter.hit(name, rule.limit, rule.period, key)
             if not decision.allowed:
                 raise rate_limited(name, decision, who)
+            decisions.append(decision)
+        tightest = min(
+            reversed(decisions), key=lambda d: d.limit if d.remaining is None else d.remaining
+        )
+        return rate_limit_headers(name, tightest)
 
     async def _moderate(self, admission: Admission) -> bool:
         """True when the prompt was classified safe; raise when it was not, or per outage rule."""
@@ -258,22 +272,44 @@ class Controls:
         """The limits and rules that apply to ``principal`` (``GET /v1/policy``)."""
         return (await self.for_caller(principal)).describe(principal)
 
-    async def usage(self, principal: Principal) -> dict[str, object]:
-        """Today's spend and remaining budget of the caller's key."""
+    def today(self) -> date:
+        """The UTC day of the gateway's clock: the budget's day."""
+        return date.fromisoformat(utc_day(self._clock()))
+
+    async def history(self, account: str, first: date, last: date) -> list[dict[str, Any]]:
+        """A key's spend per UTC day from ``first`` to ``last``, zeros included."""
+        stored = await self._ledger.history(account, first.isoformat(), last.isoformat())
+        return day_rows(first, last, stored)
+
+    async def usage(
+        self, principal: Principal, first: date | None = None, last: date | None = None
+    ) -> dict[str, object]:
+        """Today's spend and remaining budget of the caller's key, and its spend per day
+        from ``first`` to ``last`` (default: today; see :mod:`fluxgate.usage_history`)."""
         policy = await self.for_caller(principal)
         now = self._clock()
         day = utc_day(now)
-        usage: Usage = await self._ledger.usage(principal.key.id, day)
+        first = first or date.fromisoformat(day)
+        last = last or first
+        days = await self.history(principal.key.id, first, last)
+        today = next((row for row in days if row["day"] == day), None)
+        if today is None:  # the range leaves today out: one more read
+            usage: Usage = await self._ledger.usage(principal.key.id, day)
+            spent, requests = usage.micro_usd / 1e6, usage.requests
+        else:
+            spent, requests = today["spent_usd"], today["requests"]
         budget = policy.limits.daily_budget_usd
-        spent = usage.micro_usd / 1e6
         return {
             "key_id": principal.key.id,
             "day": day,
             "spent_usd": round(spent, 6),
-            "requests": usage.requests,
+            "requests": requests,
             "daily_budget_usd": budget,
             "remaining_usd": None if budget is None else round(max(0.0, budget - spent), 6),
             "resets_at": int(now) + seconds_to_next_day(now),
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "days": days,
         }
 
 

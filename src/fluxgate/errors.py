@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .request_context import current_request_id
+
 # The OpenAI-style ``type`` of an error, by status: the statuses with a type of their own,
 # then every other client error (409, 410, 416 ...) is an ``invalid_request_error`` and
 # every server error an ``api_error``. One place: ``ApiError.type`` is all that reads it.
@@ -63,6 +65,9 @@ class ApiError(Exception):
             "param": self.param,
         }
         body.update(self.extra)
+        request_id = current_request_id()
+        if request_id is not None:  # what a client quotes to support (request_context.py)
+            body["request_id"] = request_id
         return {"error": body}
 
     def to_json(self) -> str:
@@ -82,6 +87,10 @@ def unauthorized(code: str, message: str, *, invalid_token: bool) -> ApiError:
     when a credential was sent and refused, the bare realm when none was sent."""
     challenge = f'{BEARER_REALM}, error="invalid_token"' if invalid_token else BEARER_REALM
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
+
+
+# A bug: the details go to the server log only.
+INTERNAL_ERROR = ApiError(500, "internal_error", "Internal error.")
 
 
 def not_found(what: str = "resource") -> ApiError:

@@ -15,6 +15,7 @@ from .errors import ApiError
 from .signing import UrlSigner, is_decimal
 
 FILES_PREFIX = "/v1/files/"
+FILES_ROUTE = FILES_PREFIX + "{object_key:path}"  # the route template both runtimes log
 _OBJECT_KEY = re.compile(r"^images/([0-9a-f]{64})\.(png|jpg|webp)$")
 MAX_CLIENT_CACHE_SECONDS = 86400
 

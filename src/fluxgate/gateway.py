@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .api.present import Presenter
 from .auth import KeyStore, Principal
+from .catalog import Catalog, CatalogWriter
 from .coalesce import Coalescer, InflightCoalescer
 from .controls import Controls
 from .generation import CachePolicy, Generator
@@ -29,9 +30,12 @@ from .ledger import BudgetLedger
 from .moderation import Moderator
 from .policy_store import PolicyStore
 from .ratelimit import RateLimiter
+from .readiness import Readiness
+from .request_context import note_caller
 from .settings import Settings
 from .signing import UrlSigner
 from .storage import KVStore, ObjectStore
+from .usage_events import UsageEvents
 from .webhooks import HttpPoster, WebhookPolicy, WebhookSender
 
 
@@ -47,7 +51,8 @@ class JobPorts:
 @dataclass(frozen=True)
 class Ports:
     """What a runtime provides. ``coalescer`` defaults to coalescing within the process;
-    without ``jobs`` async generations answer ``501 async_unavailable``."""
+    without ``jobs`` async generations answer ``501 async_unavailable``; without
+    ``catalog`` the listings answer ``501 listing_unavailable``."""
 
     settings: Settings
     kv: KVStore
@@ -60,6 +65,8 @@ class Ports:
     admin_token: str | None = None
     coalescer: Coalescer | None = None
     jobs: JobPorts | None = None
+    catalog: Catalog | None = None
+    usage_events: UsageEvents | None = None  # per-generation events for charts; none: off
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -79,6 +86,8 @@ class Gateway:
     admin_token: str | None
     jobs: Jobs | None
     job_runner: JobRunner | None
+    catalog: Catalog | None  # what the listings read (writes go through the generator, jobs)
+    readiness: Readiness  # /readyz: the ports probed
     clock: Callable[[], float]
 
     @property
@@ -86,13 +95,18 @@ class Gateway:
         return self.generator.model_name
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        return await self.keys.authenticate(
+        """The caller of a request (every route and the direct path come through here),
+        its key id noted for the request's access-log line."""
+        principal = await self.keys.authenticate(
             authorization, signer=self.signer, audience=self.settings.token_audience
         )
+        note_caller(principal.key.id)
+        return principal
 
 
 def assemble(ports: Ports) -> Gateway:
     settings, clock = ports.settings, ports.clock
+    catalog = CatalogWriter(ports.catalog)  # listings: written on a miss and as jobs move
     keys = KeyStore(ports.kv, clock=clock)
     policies = PolicyStore(
         ports.kv, settings.default_policy(), cache_seconds=settings.policy_cache_seconds
@@ -111,6 +125,8 @@ def assemble(ports: Ports) -> Gateway:
         controls=controls,
         coalescer=ports.coalescer or InflightCoalescer(),
         cache=CachePolicy(settings.cache_scope, settings.cache_ttl_seconds),
+        catalog=catalog,
+        events=ports.usage_events,
         clock=clock,
     )
     presenter = Presenter(settings, ports.signer, clock)
@@ -137,6 +153,7 @@ def assemble(ports: Ports) -> Gateway:
             store=ports.jobs.store,
             queue=ports.jobs.queue,
             webhooks=webhooks,
+            catalog=catalog,
             clock=clock,
         )
         runner = JobRunner(
@@ -147,6 +164,7 @@ def assemble(ports: Ports) -> Gateway:
             store=ports.jobs.store,
             webhooks=webhooks,
             retry=RetryPolicy(settings.job_max_attempts, settings.webhook_retry_base_seconds),
+            catalog=catalog,
             clock=clock,
         )
     return Gateway(
@@ -162,5 +180,7 @@ def assemble(ports: Ports) -> Gateway:
         admin_token=ports.admin_token,
         jobs=jobs,
         job_runner=runner,
+        readiness=Readiness(kv=ports.kv, objects=ports.objects, model=ports.model),
+        catalog=ports.catalog,
         clock=clock,
     )

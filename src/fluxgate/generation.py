@@ -8,8 +8,8 @@ model, store the image, index the record.
 
 Failure order is the point of this module. An image is written to the object store before
 anything in KV can point at it; a failed object write fails the request and writes no cache
-entry; a failed KV write (record or cache) is logged and the image is still returned,
-because the client has paid for it.
+entry; a failed KV write (record or cache) or catalog write (listings) is logged and the
+image is still returned, because the client has paid for it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from .auth import Principal
 from .cache import CacheMode, cache_key
+from .catalog import CatalogWriter, image_entry
 from .coalesce import Coalescer, NotShared
 from .controls import Admission, Charge, Controls
 from .errors import not_found, storage_unavailable
@@ -32,6 +33,7 @@ from .params import GenerationParams
 from .records import GenerationRecord, is_generation_id, new_generation_id
 from .storage import KVStore, ObjectStore
 from .upstream import UpstreamError, error_from_upstream, is_work_failure
+from .usage_events import UsageEvents, UsageRecorder
 
 log = logging.getLogger("fluxgate.generation")
 
@@ -45,6 +47,7 @@ class Outcome:
     cache: str  # HIT | MISS | BYPASS
     image: ImageBytes | None = None  # for b64_json answers only
     model_ms: float | None = None  # time spent in the model call, for Server-Timing
+    pace: Mapping[str, str] = field(default_factory=dict)  # RateLimit-* of a model call
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,13 @@ class Generator:
         controls: Controls,
         coalescer: Coalescer,
         cache: CachePolicy,
+        catalog: CatalogWriter | None = None,
+        events: UsageEvents | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._kv = kv
+        self._usage = UsageRecorder(events, clock)  # one event per generation served
+        self._catalog = catalog or CatalogWriter(None)
         self._objects = objects
         self._model = model
         self._controls = controls
@@ -113,7 +120,24 @@ class Generator:
         want_bytes: bool = False,
         job: str | None = None,
     ) -> Outcome:
-        """:meth:`generate` for a request already admitted (:meth:`admit`)."""
+        """:meth:`generate` for a request already admitted (:meth:`admit`); the usage
+        event of what it served is recorded (never failing it)."""
+        started = time.perf_counter()
+        outcome = await self._serve(admission, params, mode, want_bytes, job)
+        queued = job is not None
+        await self._usage.served(
+            admission.principal, outcome.record, outcome.cache, queued=queued, started=started
+        )
+        return outcome
+
+    async def _serve(
+        self,
+        admission: Admission,
+        params: GenerationParams,
+        mode: CacheMode,
+        want_bytes: bool,
+        job: str | None,
+    ) -> Outcome:
         principal = admission.principal
         key = self._cache_key(admission, params)
         if mode is not CacheMode.NORMAL:
@@ -129,9 +153,13 @@ class Generator:
     async def cached(self, admission: Admission, params: GenerationParams) -> Outcome | None:
         """The cached generation for an admitted request, if any (an async submission's
         hit completes at once)."""
+        started = time.perf_counter()
         hit = await self._lookup(self._cache_key(admission, params), admission.principal, False)
         if hit is not None:
             await self._controls.on_hit(admission, hit.record.moderated)
+            await self._usage.served(
+                admission.principal, hit.record, hit.cache, queued=True, started=started
+            )
         return hit
 
     def _cache_key(self, admission: Admission, params: GenerationParams) -> str:
@@ -186,7 +214,7 @@ class Generator:
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
-        return Outcome(record, status, image.data, model_ms=image.upstream_ms)
+        return Outcome(record, status, image.data, model_ms=image.upstream_ms, pace=charge.pace)
 
     async def _call_model(
         self, model_input: ModelInput, charge: Charge
@@ -249,9 +277,13 @@ class Generator:
             raise storage_unavailable("the image could not be stored") from exc
 
     async def _index(self, record: GenerationRecord, key: str, mode: CacheMode) -> None:
-        """The record by id and the cache entry: independent writes, made concurrently."""
+        """The record by id, the cache entry and the key's catalog (listings): independent
+        writes, made concurrently; none of them fails the request."""
         value = record.to_json()
-        writes = [self._put_quietly(f"gen:{record.id}", value, None)]
+        writes = [
+            self._put_quietly(f"gen:{record.id}", value, None),
+            self._catalog.put(image_entry(record)),
+        ]
         if mode is not CacheMode.NO_STORE:
             writes.append(self._put_quietly(key, value, self._cache.ttl_seconds))
         await asyncio.gather(*writes)
@@ -306,7 +338,10 @@ class Generator:
                 charged=False,
                 created=int(self._clock()),
             )
-            await self._put_quietly(f"gen:{record.id}", record.to_json(), None)
+            await asyncio.gather(
+                self._put_quietly(f"gen:{record.id}", record.to_json(), None),
+                self._catalog.put(image_entry(record)),
+            )
         elif found.cache != "HIT":  # a coalesced follower of our own key: not charged again
             record = replace(record, charged=False)
         return Outcome(record, "HIT", data if want_bytes else None)

@@ -88,11 +88,25 @@ class ImageModel(Protocol):
 
     async def generate(self, request: ModelInput) -> GeneratedImage: ...
 
+    async def ready(self) -> None:
+        """Raise when the model cannot be reached (``/readyz``): a free catalog lookup,
+        never a generation."""
+        ...
+
+
+class ModelNotListed(Exception):
+    """The model catalog answered, without the model this gateway calls."""
+
 
 class AIRunner(Protocol):
-    """The shape of the AI binding: ``run(model, {"multipart": {"body", "contentType"}})``."""
+    """The shape of the AI binding: ``run(model, {"multipart": {"body", "contentType"}})``
+    and ``models({"search": …})``."""
 
     async def run(self, model: str, inputs: Mapping[str, Any]) -> Any: ...
+
+    async def models(self, search: str) -> list[str]:
+        """The names of the catalog's models that match ``search``."""
+        ...
 
 
 def decode_model_output(result: Any) -> GeneratedImage:
@@ -150,3 +164,7 @@ class MultipartImageModel:
             raise parse_upstream_message(str(exc)) from exc
         upstream_ms = (time.perf_counter() - started) * 1000
         return replace(decode_model_output(result), upstream_ms=upstream_ms)
+
+    async def ready(self) -> None:
+        if self.model_id not in await self._runner.models(self.model_id):
+            raise ModelNotListed(self.model_id)

@@ -13,6 +13,10 @@ made the image: an attempt whose consumer died mid-call, and was re-run, is char
 
 Retries are decided by error code (:func:`~fluxgate.upstream.is_transient`), never by
 status: ``budget_exceeded`` and ``rate_limited`` are 429s that no retry can pass.
+
+Listings: the job's catalog row (:mod:`fluxgate.catalog`) follows it, written by the
+attempt holding the lease: running when claimed, queued again on a retry, then its final
+status. A failed catalog write is logged; the job goes on.
 """
 
 from __future__ import annotations
@@ -21,17 +25,18 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .auth import SCOPE_GENERATE, KeyStore
 from .cache import CacheMode
+from .catalog import CatalogWriter, job_entry
 from .controls import Controls
 from .errors import ApiError
 from .generation import Generator, Outcome
 from .images import inspect_image
 from .job_service import job_result
-from .job_table import ACK, FAILED, Disposition, Job, JobStore, backoff
+from .job_table import ACK, FAILED, QUEUED, Disposition, Job, JobStore, backoff
 from .params import GenerationParams, ReferenceImage
 from .storage import ObjectStore, read_all
 from .upstream import is_transient
@@ -63,6 +68,7 @@ class JobRunner:
         store: JobStore,
         webhooks: WebhookSender,
         retry: RetryPolicy,
+        catalog: CatalogWriter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._generator = generator
@@ -72,6 +78,7 @@ class JobRunner:
         self._store = store
         self._webhooks = webhooks
         self._retry = retry
+        self._catalog = catalog or CatalogWriter(None)
         self._clock = clock
 
     async def process(self, message: dict[str, Any], attempts: int = 1) -> Disposition:
@@ -91,12 +98,17 @@ class JobRunner:
             return Disposition(retry_in=claim.retry_in)  # another consumer holds the lease
         job, lease = claim.job, claim.lease
         assert job is not None and lease is not None
+        await self._catalog.put(job_entry(job))  # listings show it running
         try:
             outcome = await self._generate(job)
         except ApiError as exc:
             if is_transient(exc) and job.attempts < self._retry.max_attempts:
-                if await self._store.release(job_id, lease, self._clock()):
+                now = self._clock()
+                if await self._store.release(job_id, lease, now):
                     await self._release_budget(job)  # a clean failure: the retry reserves
+                    await self._catalog.put(
+                        job_entry(replace(job, status=QUEUED, updated=int(now)))
+                    )
                 return Disposition(retry_in=backoff(self._retry.base_seconds, job.attempts))
             finished = await self._store.fail(job_id, lease, error_dict(exc), self._clock())
         except Exception as exc:
@@ -107,6 +119,7 @@ class JobRunner:
             result = job_result(outcome.record, cached=outcome.cache == "HIT")
             finished = await self._store.succeed(job_id, lease, result, self._clock())
         if finished is not None:  # this attempt held the lease: it settles the job
+            await self._catalog.put(job_entry(finished))
             if finished.status == FAILED:
                 await self._release_budget(job)
             await self._cleanup_inputs(finished)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .auth import Principal
 from .cache import CacheMode
+from .catalog import CatalogWriter, job_entry
 from .controls import Controls
 from .errors import ApiError
 from .generation import Generator
@@ -50,6 +51,7 @@ class Jobs:
         store: JobStore,
         queue: JobQueue,
         webhooks: WebhookSender,
+        catalog: CatalogWriter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._generator = generator
@@ -58,6 +60,7 @@ class Jobs:
         self._store = store
         self._queue = queue
         self._webhooks = webhooks
+        self._catalog = catalog or CatalogWriter(None)
         self._clock = clock
 
     async def submit(
@@ -86,7 +89,7 @@ class Jobs:
         hit = await self._generator.cached(admission, params) if mode is CacheMode.NORMAL else None
         if hit is not None:  # a cache hit completes at once
             job = self._new(job_id, principal, request, webhook_url, hit.record)
-            await self._store.create(job)
+            await self._create(job)
             await self._webhooks.enqueue(job)
             return job
         await self._controls.before_queue(admission)  # the submission is what counts
@@ -95,9 +98,16 @@ class Jobs:
                 key, ref.data, content_type=ref.info.mime, custom_metadata={"job": job_id}
             )
         job = self._new(job_id, principal, request, webhook_url, None)
-        await self._store.create(job)
+        await self._create(job)
         await self._queue.send({"type": "job", "job_id": job_id})
         return job
+
+    async def _create(self, job: Job) -> None:
+        """Store the job, then list it, before it is queued: the consumer's status updates
+        never overtake the listing's first row, and a job that could not be stored is never
+        listed. A catalog failure is only logged: the job is accepted all the same."""
+        await self._store.create(job)
+        await self._catalog.put(job_entry(job))
 
     def _new(
         self,

@@ -8,8 +8,14 @@ local SQLite file. Amounts are integer micro-dollars: no float drift at the boun
 A reservation may carry an id (an async job's): it is then recorded, and reserving the same
 id again charges nothing, so a job re-run after its consumer crashed mid-generation is
 charged once. ``release`` refunds such a reservation exactly once. Records are kept for
-:data:`RESERVATION_DAYS` (longer than a queue keeps a message). Pydantic-free: the Durable
-Object imports it.
+:data:`RESERVATION_DAYS` (longer than a queue keeps a message).
+
+History. The ``spend`` rows (one per account and UTC day) are what ``GET /v1/usage`` and
+``GET /v1/admin/usage`` read back over a range of days (``history``: one ranged read on the
+primary key). They are kept for :data:`RETENTION_DAYS`: the first reservation of an
+account's day deletes that account's rows older than that, a range of the same index, so
+pruning costs one indexed delete per account and day. Pydantic-free: the Durable Object
+imports it.
 """
 
 from __future__ import annotations
@@ -39,6 +45,13 @@ REFUND = (
     " WHERE account = ? AND day = ?"
 )
 USAGE = "SELECT micro_usd, requests FROM spend WHERE account = ? AND day = ?"
+HISTORY = (
+    "SELECT day, micro_usd, requests FROM spend"
+    " WHERE account = ? AND day BETWEEN ? AND ? ORDER BY day"
+)
+# Longer than any range the API reads back (366 days), so a year is always complete.
+RETENTION_DAYS = 400
+PRUNE_SPEND = "DELETE FROM spend WHERE account = ? AND day < ?"
 
 RESERVATION_DAYS = 30
 RESERVATIONS_SCHEMA = (
@@ -67,6 +80,15 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class DaySpend:
+    """One UTC day of an account's spend, as stored (days without spend have no row)."""
+
+    day: str
+    micro_usd: int
+    requests: int
+
+
+@dataclass(frozen=True)
 class Reservation:
     accepted: bool
     usage: Usage  # after the reservation when accepted; as it stands when refused
@@ -83,6 +105,12 @@ class Ledger:
     def usage(self, account: str, day: str) -> Usage:
         rows = self._exec(USAGE, (account, day))
         return Usage(int(rows[0][0]), int(rows[0][1])) if rows else Usage(0, 0)
+
+    def history(self, account: str, first: str, last: str) -> list[DaySpend]:
+        """The days from ``first`` to ``last`` (inclusive, ``YYYY-MM-DD``) that have a row,
+        in order."""
+        rows = self._exec(HISTORY, (account, first, last))
+        return [DaySpend(str(day), int(micro), int(requests)) for day, micro, requests in rows]
 
     def reserve(
         self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
@@ -102,7 +130,15 @@ class Ledger:
         rows = self._exec(RESERVE, (account, day, micro_usd, limit))
         if not rows:
             return Reservation(False, self.usage(account, day))
-        return Reservation(True, Usage(int(rows[0][0]), int(rows[0][1])))
+        usage = Usage(int(rows[0][0]), int(rows[0][1]))
+        if usage.requests == 1:  # the day's first reservation: age out the oldest days
+            self._prune_spend(account, day)
+        return Reservation(True, usage)
+
+    def _prune_spend(self, account: str, day: str) -> None:
+        cutoff = _days_before(day, RETENTION_DAYS)
+        if cutoff is not None:
+            self._exec(PRUNE_SPEND, (account, cutoff))
 
     def release(self, account: str, reservation: str) -> None:
         """Refund a recorded reservation, once (the record goes with the refund)."""
@@ -112,15 +148,22 @@ class Ledger:
             self._exec(REFUND, (int(micro_usd), account, str(day)))
 
     def _prune(self, day: str) -> None:
-        try:
-            cutoff = date.fromisoformat(day) - timedelta(days=RESERVATION_DAYS)
-        except ValueError:  # not a calendar day: nothing to age out against
-            return
-        self._exec(PRUNE, (cutoff.isoformat(),))
+        cutoff = _days_before(day, RESERVATION_DAYS)
+        if cutoff is not None:
+            self._exec(PRUNE, (cutoff,))
 
     def refund(self, account: str, day: str, micro_usd: int) -> Usage:
         self._exec(REFUND, (micro_usd, account, day))
         return self.usage(account, day)
+
+
+def _days_before(day: str, days: int) -> str | None:
+    """``day`` minus ``days``; ``None`` for a day that is not a calendar day (nothing to age
+    out against)."""
+    try:
+        return (date.fromisoformat(day) - timedelta(days=days)).isoformat()
+    except ValueError:
+        return None
 
 
 class BudgetLedger(Protocol):
@@ -135,3 +178,5 @@ class BudgetLedger(Protocol):
     async def release(self, account: str, reservation: str) -> None: ...
 
     async def usage(self, account: str, day: str) -> Usage: ...
+
+    async def history(self, account: str, first: str, last: str) -> list[DaySpend]: ...

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cors import CorsConfigError, parse_origins
 from .policy_document import (
     Budget,
     DenyRules,
@@ -77,6 +78,8 @@ class Settings(BaseModel):
     job_max_attempts: int = Field(3, ge=1, le=10)
     # /docs and /redoc (Swagger UI, ReDoc) load their scripts from a CDN: off unless asked.
     api_docs: bool = False
+    # Browser origins allowed to call the API (cors.py): "*", or a comma-separated list.
+    cors_allowed_origins: str = ""
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod
@@ -94,6 +97,15 @@ class Settings(BaseModel):
     @classmethod
     def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return compile_patterns(value)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        try:
+            parse_origins(value)
+        except CorsConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("public_base_url")
     @classmethod

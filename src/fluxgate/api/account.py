@@ -1,6 +1,6 @@
 """What a caller can learn and mint about itself: usage, policy, client tokens."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from .. import FLUX_MODEL_ALIASES, FLUX_MODEL_ID
@@ -9,6 +9,7 @@ from ..auth import SCOPE_GENERATE
 from ..errors import ApiError
 from ..policy_document import EffectivePolicy
 from ..tokens import ClientToken, mint
+from ..usage_history import MAX_KEY_DAYS, day_range
 from .deps import ERRORS, Caller, Gw
 from .request_body import JsonBodyRoute
 from .schemas import ModelCard, ModelList, TokenCreate, TokenCreated, UsageReport
@@ -20,10 +21,22 @@ router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute
     "/v1/usage",
     response_model=UsageReport,
     responses=ERRORS,
-    summary="Today's spend and remaining budget of the caller's key",
+    summary="Today's spend and remaining budget of the caller's key, and its spend per day",
 )
-async def usage(gw: Gw, principal: Caller) -> UsageReport:
-    return UsageReport.model_validate(await gw.controls.usage(principal))
+async def usage(
+    gw: Gw,
+    principal: Caller,
+    first: str | None = Query(
+        None, alias="from", description="First UTC day (YYYY-MM-DD); default: `to`, or today."
+    ),
+    last: str | None = Query(
+        None,
+        alias="to",
+        description=f"Last UTC day, not after today; default: today. At most {MAX_KEY_DAYS} days.",
+    ),
+) -> UsageReport:
+    start, end = day_range(first, last, today=gw.controls.today(), max_days=MAX_KEY_DAYS)
+    return UsageReport.model_validate(await gw.controls.usage(principal, start, end))
 
 
 @router.get(
@@ -79,10 +92,10 @@ async def create_token(body: TokenCreate, gw: Gw, principal: Caller) -> JSONResp
     "/v1/models",
     response_model=ModelList,
     tags=["models"],
-    summary="The image model this gateway serves (OpenAI-compatible listing)",
+    summary="The image model this gateway runs (OpenAI-compatible listing)",
 )
-async def list_models(_: Caller) -> ModelList:
-    return ModelList(data=[_card()])
+async def list_models(gw: Gw, _: Caller) -> ModelList:
+    return ModelList(data=[_card(gw.model_name)])
 
 
 @router.get(
@@ -92,14 +105,17 @@ async def list_models(_: Caller) -> ModelList:
     tags=["models"],
     summary="One model",
 )
-async def get_model(model_id: str, _: Caller) -> ModelCard:
-    card = _card()
-    if model_id not in FLUX_MODEL_ALIASES:
+async def get_model(model_id: str, gw: Gw, _: Caller) -> ModelCard:
+    if model_id not in FLUX_MODEL_ALIASES | {gw.model_name}:
         raise ApiError(
             404, "model_not_found", f"The model '{model_id}' does not exist.", param="model"
         )
-    return card
+    return _card(gw.model_name)
 
 
-def _card() -> ModelCard:
-    return ModelCard(id=FLUX_MODEL_ID, owned_by="black-forest-labs")
+def _card(running: str) -> ModelCard:
+    """What will actually run: flux-2-dev, or the offline placeholder that stands in for it
+    (requests may still name flux-2-dev; they get the placeholder's image)."""
+    if running == FLUX_MODEL_ID:
+        return ModelCard(id=FLUX_MODEL_ID, owned_by="black-forest-labs")
+    return ModelCard(id=running, owned_by="fluxgate", stands_in_for=FLUX_MODEL_ID)

@@ -1,18 +1,31 @@
 """Admin routes: API keys and the policy document. Every action is audited."""
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth import KeyRecord, expiry_in, invalid_field
+from ..catalog import IMAGE
 from ..errors import ApiError
 from ..gateway import Gateway
 from ..policy_document import PolicyDocument
+from ..usage_history import MAX_ADMIN_DAYS, day_range
 from .deps import ADMIN_ERRORS, Admin, AdminActor, Gw
+from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, Limit, listing
 from .request_body import JsonBodyRoute
-from .schemas import KeyCreate, KeyCreated, KeyInfo, KeyList, KeyRotate, KeyUpdate
+from .schemas import (
+    DayUsage,
+    ImageList,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyList,
+    KeyRotate,
+    KeyUpdate,
+)
 
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], responses=ADMIN_ERRORS, route_class=JsonBodyRoute
@@ -56,6 +69,16 @@ async def revoke_key_as(gw: Gateway, key_id: str, actor: AdminActor) -> KeyRecor
     record = await gw.keys.revoke(key_id)
     actor.audit("key.revoke", target=key_id)
     return record
+
+
+async def rotate_key_as(
+    gw: Gateway, key_id: str, grace_seconds: int, actor: AdminActor
+) -> tuple[str, KeyRecord]:
+    """Rotate a key: the HTTP API and ``fluxgate keys rotate`` both come through here, so
+    both give the old key the same grace and both write the audit line."""
+    token, record = await gw.keys.rotate(key_id, grace_seconds)
+    actor.audit("key.rotate", target=key_id, grace_seconds=grace_seconds)
+    return token, record
 
 
 def _info(record: KeyRecord) -> KeyInfo:
@@ -109,6 +132,25 @@ async def get_key(key_id: str, gw: Gw, _: Admin) -> KeyInfo:
     return _info(record)
 
 
+@router.get(
+    "/keys/{key_id}/images",
+    response_model=ImageList,
+    responses=LISTING_ERRORS,
+    summary="A key's generations (all its end users'), newest first, paged",
+)
+async def key_images(
+    request: Request,
+    key_id: str,
+    gw: Gw,
+    _: Admin,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    if await gw.keys.get(key_id) is None:
+        raise ApiError(404, "not_found", f"No API key with id '{key_id}'.", param="id")
+    return await listing(request, gw, IMAGE, key_id, None, limit, cursor)
+
+
 @router.patch(
     "/keys/{key_id}",
     response_model=KeyInfo,
@@ -137,8 +179,7 @@ async def rotate_key(
     key_id: str, gw: Gw, actor: Admin, body: KeyRotate | None = None
 ) -> JSONResponse:
     grace = (body or KeyRotate()).grace_seconds
-    token, record = await gw.keys.rotate(key_id, grace)
-    actor.audit("key.rotate", target=key_id, grace_seconds=grace)
+    token, record = await rotate_key_as(gw, key_id, grace, actor)
     created = KeyCreated(**record.public(), key=token)
     return JSONResponse(
         created.model_dump(), status_code=201, headers={"Cache-Control": "no-store"}
@@ -165,3 +206,67 @@ async def put_policy(doc: PolicyDocument, gw: Gw, actor: Admin) -> PolicyDocumen
     stored = await gw.policies.replace(doc)
     actor.audit("policy.replace", version=stored.version, previous_version=previous)
     return stored
+
+
+class KeyUsage(BaseModel):
+    key_id: str
+    name: str
+    spent_usd: float = Field(description="Spent over the range.")
+    requests: int = Field(description="Model calls charged over the range.")
+    days: list[DayUsage] = Field(description="One row per UTC day of the range, ascending.")
+
+
+class UsagePage(BaseModel):
+    """One page of ``GET /v1/admin/usage``: keys in id order, as ``GET /v1/admin/keys``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    first: str = Field(alias="from", description="First UTC day of the range.")
+    to: str = Field(description="Last UTC day of the range.")
+    data: list[KeyUsage]
+    has_more: bool = False
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last one."
+    )
+
+
+@router.get(
+    "/usage",
+    response_model=UsagePage,
+    summary="Spend per key and UTC day over a range, a page of keys at a time",
+)
+async def usage_by_key(
+    gw: Gw,
+    _: Admin,
+    day: str | None = Query(None, description="One UTC day (YYYY-MM-DD); default: today."),
+    first: str | None = Query(None, alias="from", description="First UTC day, instead of day."),
+    last: str | None = Query(
+        None, alias="to", description=f"Last UTC day, not after today; at most {MAX_ADMIN_DAYS}."
+    ),
+    limit: str | None = Query(None, description=f"Keys per page, 1-{MAX_PAGE} (default)."),
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+) -> UsagePage:
+    """Reads one ledger per key of the page (on Workers: one Durable Object call per key)."""
+    start, end = day_range(first, last, today=gw.controls.today(), max_days=MAX_ADMIN_DAYS, day=day)
+    size = _page_size(limit)
+    if cursor is not None and len(cursor) > 4096:
+        raise invalid_field("cursor", "not a cursor this listing returned")
+    records, next_cursor = await gw.keys.page(size, cursor or None)
+    histories = await asyncio.gather(*(gw.controls.history(r.id, start, end) for r in records))
+    data = [
+        KeyUsage(
+            key_id=record.id,
+            name=record.name,
+            spent_usd=round(sum(row["spent_usd"] for row in days), 6),
+            requests=sum(row["requests"] for row in days),
+            days=[DayUsage(**row) for row in days],
+        )
+        for record, days in zip(records, histories, strict=True)
+    ]
+    return UsagePage(
+        first=start.isoformat(),
+        to=end.isoformat(),
+        data=data,
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )

@@ -19,13 +19,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import ApiError, not_found
+from ..errors import INTERNAL_ERROR, ApiError, not_found
 from ..ratelimit import FailedAttempts
-from . import account, admin, downloads, images, jobs, playground
+from ..readiness import misconfigured
+from . import account, admin, console, downloads, images, jobs
 from .deps import ClientAddress, Gw, Resolver, audit_refusal, error_response, gateway
 from .direct import DirectMiddleware, DirectPath
+from .envelope import Envelope
 from .request_body import validation_error
-from .schemas import GenerationRequest, Health
+from .schemas import GenerationRequest, Health, ReadinessCheck
+from .schemas import Readiness as ReadinessBody
 
 log = logging.getLogger("fluxgate.app")
 
@@ -58,7 +61,7 @@ def _docs_page() -> HTMLResponse:
 
 
 _PAGE_HEADERS = {
-    "Content-Security-Policy": playground.CSP,
+    "Content-Security-Policy": console.CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "public, max-age=300",
@@ -83,13 +86,16 @@ def create_app(
     *,
     attempts: FailedAttempts | None = None,
     direct_in_front: bool = True,
+    envelope_in_front: bool = True,
 ) -> FastAPI:
     """``lifespan``: the local runtime starts its embedded queue consumer there.
     ``client_address``: who a request comes from, for throttling failed authentication
     (the peer locally, ``CF-Connecting-IP`` on Workers). ``attempts``: that throttle's
     memory, shared with a direct path (``api/direct.py``) the caller runs itself (the
     Worker, before the ASGI bridge: ``direct_in_front=False``); otherwise the app puts one
-    in front of itself."""
+    in front of itself. ``envelope_in_front``: the request id, CORS and access log layer
+    (``api/envelope.py``) runs here, outermost; the Worker runs it in JS around all of its
+    paths instead (``False``)."""
     app = FastAPI(
         title="Fluxgate",
         version=__version__,
@@ -109,6 +115,8 @@ def create_app(
             resolve=resolve,
             client_address=client_address,
         )
+    # Added last: the outermost middleware, so every response leaves through it.
+    app.add_middleware(Envelope, resolve=resolve, outermost=envelope_in_front)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -135,7 +143,7 @@ def create_app(
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(ApiError(500, "internal_error", "Internal error."))
+        return error_response(INTERNAL_ERROR)
 
     # Probed constantly: no dependency injection and no response-model pass (each costs a
     # measurable share of a request's CPU on Workers); the body is still a Health.
@@ -144,6 +152,32 @@ def create_app(
         gw = await gateway(request)
         return JSONResponse(Health(model=gw.model_name, version=__version__).model_dump())
 
+    @app.get(
+        "/readyz",
+        response_model=ReadinessBody,
+        responses={503: {"model": ReadinessBody, "description": "A dependency is not ready"}},
+        tags=["meta"],
+        summary="Readiness: configuration, and KV, R2 and the model reachable",
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            gw = await gateway(request)
+        except ApiError:  # settings or secrets that do not validate
+            checks, model = misconfigured(), None
+        else:
+            checks, model = await gw.readiness.checks(), gw.model_name
+        ready = all(check.ok for check in checks.values())
+        body = ReadinessBody(
+            status="ready" if ready else "unready",
+            model=model,
+            checks={n: ReadinessCheck(ok=c.ok, ms=c.ms, error=c.error) for n, c in checks.items()},
+        )
+        return JSONResponse(
+            body.model_dump(exclude_none=True),
+            status_code=200 if ready else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.get("/docs", include_in_schema=False)
     async def docs_page(gw: Gw) -> HTMLResponse:
         if not gw.settings.api_docs:
@@ -151,13 +185,31 @@ def create_app(
         return _docs_page()
 
     @app.get("/", include_in_schema=False)
-    @app.get("/playground", include_in_schema=False)
-    async def playground_page() -> HTMLResponse:
-        return HTMLResponse(playground.PAGE, headers=_PAGE_HEADERS)
+    @app.get("/console", include_in_schema=False)
+    @app.get("/playground", include_in_schema=False)  # the console's former name
+    async def console_page(request: Request) -> HTMLResponse:
+        try:
+            public_base_url = (await gateway(request)).settings.public_base_url
+        except ApiError:  # a misconfigured Worker: the page still loads, the API says why
+            public_base_url = None
+        csp = console.page_csp(public_base_url)
+        return HTMLResponse(console.PAGE, headers={**_PAGE_HEADERS, "Content-Security-Policy": csp})
 
-    @app.get("/playground.js", include_in_schema=False)
-    async def playground_script() -> Response:
-        return Response(playground.SCRIPT, media_type="text/javascript", headers=_PAGE_HEADERS)
+    @app.get("/console.js", include_in_schema=False)
+    async def console_script() -> Response:
+        return Response(console.SCRIPT, media_type="text/javascript", headers=_PAGE_HEADERS)
+
+    @app.get("/console.css", include_in_schema=False)
+    async def console_styles() -> Response:
+        return Response(console.STYLES, media_type="text/css", headers=_PAGE_HEADERS)
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    async def favicon_svg() -> Response:
+        return Response(console.FAVICON_SVG, media_type="image/svg+xml", headers=_PAGE_HEADERS)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon_ico() -> Response:
+        return Response(console.FAVICON_ICO, media_type="image/x-icon", headers=_PAGE_HEADERS)
 
     for module in (images, downloads, account, jobs, admin):
         app.include_router(module.router)

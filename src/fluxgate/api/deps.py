@@ -107,9 +107,16 @@ def audit_refusal(
     )
 
 
+async def resolved(resolve: Resolver, request: Request) -> Gateway:
+    """The gateway for ``request`` (the local runtime's is fixed; the Worker's is built
+    from ``env`` on first use). Raises ``server_misconfigured`` when it cannot be."""
+    found = resolve(request)
+    gw: Gateway = await found if hasattr(found, "__await__") else found
+    return gw
+
+
 async def gateway(request: Request) -> Gateway:
-    resolved = request.app.state.resolve(request)
-    gw: Gateway = await resolved if hasattr(resolved, "__await__") else resolved
+    gw = await resolved(request.app.state.resolve, request)
     request.state.gateway = gw  # the error handlers read settings from it
     return gw
 

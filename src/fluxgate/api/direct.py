@@ -4,7 +4,7 @@ A JSON ``POST /v1/images/generations`` is the request this API exists for, and o
 CPU per request is what users pay for: routing, dependency resolution and the ASGI bridge
 cost as much as a cache hit itself. So it is first offered to :class:`DirectPath`, which
 runs the route's own steps (:func:`parse_json_generation`, :func:`check_model`, the
-generator, the presenter, :func:`generation_headers`) and answers the request itself.
+generator, the presenter, :func:`generation_answered`) and answers the request itself.
 
 It *declines* (returns ``None``) whatever it would not answer exactly as the route does,
 always before any side effect: a credential that does not check out (the route counts the
@@ -32,14 +32,14 @@ from typing import Any
 
 from ..auth import SCOPE_GENERATE, Principal
 from ..cache import CacheMode
-from ..errors import ApiError
+from ..errors import INTERNAL_ERROR, ApiError
 from ..gateway import Gateway
 from ..generation import Outcome
 from ..image_bytes import ImageBytes
 from ..prompt_policy import audit_prompt
 from ..ratelimit import FailedAttempts
 from .deps import ClientAddress, Resolver, audit_refusal
-from .images import check_model, generation_headers
+from .images import check_model, generation_answered
 from .request_body import declared_length, generation_params, media_type, parse_json_generation
 from .schemas import GenerationRequest
 
@@ -89,9 +89,6 @@ def may_be_direct(method: str, path: str, header: Callable[[str], str | None]) -
 def _json(content: dict[str, Any]) -> str:
     """As the route's ``JSONResponse`` renders it."""
     return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-INTERNAL_ERROR = ApiError(500, "internal_error", "Internal error.")
 
 
 def _error(error: ApiError) -> DirectAnswer:
@@ -182,7 +179,7 @@ class DirectPath:
         )
         headers = {
             "content-type": "application/json",
-            **{k.lower(): v for k, v in generation_headers(outcome, gw.model_name).items()},
+            **{k.lower(): v for k, v in generation_answered(outcome, gw.model_name).items()},
         }
         text = _json(generation.to_json())
         if image is None:

@@ -34,7 +34,7 @@ router = APIRouter(tags=["images"])
 
 
 @router.api_route(
-    "/v1/files/{object_key:path}",
+    files.FILES_ROUTE,
     methods=["GET", "HEAD"],
     operation_id="download_file",
     summary="Download an image through its signed URL (GET or HEAD)",

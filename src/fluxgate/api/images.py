@@ -1,4 +1,4 @@
-"""Image routes: generate (synchronously or as a job), edit, read a generation."""
+"""Image routes: generate (synchronously or as a job), edit, read or list generations."""
 
 from typing import Any
 
@@ -8,14 +8,17 @@ from fastapi.responses import JSONResponse
 from .. import FLUX_MODEL_ALIASES, FLUX_MODEL_ID
 from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from ..cache import CacheMode
+from ..catalog import IMAGE
 from ..errors import ApiError
 from ..gateway import Gateway
 from ..generation import Outcome
 from ..params import GenerationParams
 from ..prompt_policy import audit_prompt
+from ..request_context import note_generation
 from .deps import ERRORS, Caller, Gw, authenticated, gateway
+from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
 from .request_body import generation_params, parse_generation
-from .schemas import Generation, GenerationRequest, JobBody
+from .schemas import Generation, GenerationRequest, ImageList, JobBody
 
 router = APIRouter(tags=["images"], responses=ERRORS)
 
@@ -112,15 +115,21 @@ async def _generate(
         url_ttl=body.url_ttl_seconds,
         b64_json=await outcome.image.base64() if want_bytes and outcome.image else None,
     )
-    return JSONResponse(generation.to_json(), headers=generation_headers(outcome, gw.model_name))
+    return JSONResponse(generation.to_json(), headers=generation_answered(outcome, gw.model_name))
 
 
-def generation_headers(outcome: Outcome, model_name: str) -> dict[str, str]:
-    """A synchronous generation's headers (this route's and the direct path's)."""
+def generation_answered(outcome: Outcome, model_name: str) -> dict[str, str]:
+    """A synchronous generation's headers (this route's and the direct path's), its facts
+    noted for the request's access-log line. A model-bound answer tells the client how it
+    stands against its rate limit (``RateLimit-*``, as far as the runtime knows)."""
+    record = outcome.record
+    charged = record.cost().usd if record.charged and outcome.cache != "HIT" else 0.0
+    note_generation(outcome.cache, charged, outcome.model_ms)
     headers = {
         "X-Cache": outcome.cache,
         "X-Fluxgate-Model": model_name,
         "Cache-Control": "no-store",
+        **outcome.pace,
     }
     if outcome.model_ms is not None and outcome.cache != "HIT":
         headers["Server-Timing"] = f"model;dur={outcome.model_ms:.1f}"
@@ -189,3 +198,22 @@ async def get_image(request: Request, image_id: str, gw: Gw, principal: Caller) 
     record = await gw.generator.record(image_id, principal)
     body = gw.presenter.generation(record, base_url=str(request.base_url), cached=False)
     return JSONResponse(body.to_json(), headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/v1/images",
+    response_model=ImageList,
+    responses={**ERRORS, **LISTING_ERRORS},
+    summary="Your generations (an API key: its end users' too), newest first, paged",
+)
+async def list_images(
+    request: Request,
+    gw: Gw,
+    principal: Caller,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    user: EndUser = None,
+) -> JSONResponse:
+    principal.require(SCOPE_READ)
+    principal = principal.as_end_user(user)
+    return await listing(request, gw, IMAGE, principal.key.id, principal.subject, limit, cursor)

@@ -1,13 +1,15 @@
-"""Async jobs: poll a job; fetch the secret that signs your webhooks."""
+"""Async jobs: poll a job, list jobs; fetch the secret that signs your webhooks."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..auth import SCOPE_GENERATE, SCOPE_READ
+from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
+from ..catalog import JOB
 from ..errors import ApiError
 from ..webhooks import secrets_for_key
 from .deps import ERRORS, Caller, Gw
-from .schemas import JobBody, WebhookSecrets
+from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
+from .schemas import JobBody, JobList, WebhookSecrets
 
 router = APIRouter(tags=["jobs"], responses=ERRORS)
 
@@ -18,8 +20,7 @@ router = APIRouter(tags=["jobs"], responses=ERRORS)
     summary="An async generation: queued, running, succeeded (with the result) or failed",
 )
 async def get_job(request: Request, job_id: str, gw: Gw, principal: Caller) -> JSONResponse:
-    if not ({SCOPE_GENERATE, SCOPE_READ} & principal.scopes):
-        principal.require(SCOPE_READ)
+    _may_read_jobs(principal)
     if gw.jobs is None:
         raise ApiError(404, "not_found", "No such job.")
     job = await gw.jobs.get(job_id, principal)
@@ -39,3 +40,28 @@ async def webhook_secret(gw: Gw, principal: Caller) -> WebhookSecrets:
         raise ApiError(403, "insufficient_scope", "Client tokens cannot read webhook secrets.")
     secrets = secrets_for_key(gw.signer, principal.key.id, principal.key.rotated_at)
     return WebhookSecrets(secret=secrets[0], all=secrets)
+
+
+def _may_read_jobs(principal: Principal) -> None:
+    """Jobs are read by whoever may submit them or read images."""
+    if not ({SCOPE_GENERATE, SCOPE_READ} & principal.scopes):
+        principal.require(SCOPE_READ)
+
+
+@router.get(
+    "/v1/jobs",
+    response_model=JobList,
+    responses={**ERRORS, **LISTING_ERRORS},
+    summary="Your async jobs (an API key: its end users' too), newest first, paged",
+)
+async def list_jobs(
+    request: Request,
+    gw: Gw,
+    principal: Caller,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    user: EndUser = None,
+) -> JSONResponse:
+    _may_read_jobs(principal)
+    principal = principal.as_end_user(user)
+    return await listing(request, gw, JOB, principal.key.id, principal.subject, limit, cursor)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..catalog import Entry
 from ..files import object_path
 from ..job_table import Job
 from ..records import GenerationRecord
@@ -38,9 +39,12 @@ class Presenter:
         return min(requested, self._settings.signed_url_max_ttl_seconds)
 
     def signed_url(self, record: GenerationRecord, base_url: str, ttl: int) -> tuple[str, int]:
+        return self._sign(record.object_key, record.cache_key, base_url, ttl)
+
+    def _sign(self, object_key: str, cache_key: str, base_url: str, ttl: int) -> tuple[str, int]:
         expires = int(self._clock()) + ttl
-        path = object_path(record.object_key)
-        query = self._signer.sign(path, expires, cache_key=record.cache_key)
+        path = object_path(object_key)
+        query = self._signer.sign(path, expires, cache_key=cache_key)
         return f"{self._origin(base_url)}{path}?{query}", expires
 
     def generation(
@@ -97,3 +101,39 @@ class Presenter:
         if job.webhook_url is not None:
             body["webhook"] = {"url": job.webhook_url, **(job.webhook or {"state": "pending"})}
         return body
+
+    def image_item(self, entry: Entry, base_url: str) -> dict[str, Any]:
+        """An image of a listing (``ImageItem``), with a URL signed for this answer."""
+        summary = entry.summary
+        url, expires = self._sign(
+            summary["object_key"], summary.get("cache_key", ""), base_url, self.url_ttl(None)
+        )
+        return {
+            "id": entry.id,
+            "object": "image",
+            "created": entry.created,
+            "model": summary["model"],
+            "width": summary["width"],
+            "height": summary["height"],
+            "seed": summary["seed"],
+            "steps": summary["steps"],
+            "content_type": summary["content_type"],
+            "bytes": summary["bytes"],
+            "user": entry.user,
+            "url": url,
+            "expires_at": expires,
+        }
+
+    def job_item(self, entry: Entry, base_url: str) -> dict[str, Any]:
+        """A job of a listing (``JobItem``): its state as of its last transition."""
+        return {
+            "id": entry.id,
+            "object": "job",
+            "status": entry.status,
+            "created": entry.created,
+            "updated": entry.updated,
+            "user": entry.user,
+            "status_url": f"{self._origin(base_url)}/v1/jobs/{entry.id}",
+            "image_id": entry.summary.get("image_id"),
+            "error": entry.summary.get("error"),
+        }

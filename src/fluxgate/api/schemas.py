@@ -166,6 +166,9 @@ class ErrorDetail(BaseModel):
     type: str
     param: str | None = None
     reason: str | None = Field(None, description="Policy reason code, for prompt_rejected.")
+    request_id: str | None = Field(
+        None, description="The request's id (also in the X-Request-Id header): quote it."
+    )
 
 
 class ErrorBody(BaseModel):
@@ -262,7 +265,15 @@ class TokenCreated(BaseModel):
     expires_at: int
 
 
+class DayUsage(BaseModel):
+    day: str = Field(description="A UTC day, YYYY-MM-DD.")
+    spent_usd: float
+    requests: int = Field(description="Model calls charged that day (cache hits are free).")
+
+
 class UsageReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     key_id: str
     day: str = Field(description="UTC day the budget applies to.")
     spent_usd: float
@@ -270,6 +281,9 @@ class UsageReport(BaseModel):
     daily_budget_usd: float | None
     remaining_usd: float | None
     resets_at: int
+    first: str = Field(alias="from", description="First day of `days` (the `from` asked).")
+    to: str = Field(description="Last day of `days`.")
+    days: list[DayUsage] = Field(description="One row per UTC day of the range, ascending.")
 
 
 class ModelCard(BaseModel):
@@ -277,6 +291,11 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str
+    stands_in_for: str | None = Field(
+        None,
+        description="Set when the model listed is an offline placeholder (a local server "
+        "without Cloudflare credentials): the model it stands in for, which is not called.",
+    )
 
 
 class ModelList(BaseModel):
@@ -309,7 +328,73 @@ class WebhookSecrets(BaseModel):
     all: list[str] = Field(description="Every secret a signature may use, during rotation.")
 
 
+class ReadinessCheck(BaseModel):
+    ok: bool
+    ms: float | None = Field(None, description="How long the probe took.")
+    error: str | None = Field(None, description="What failed: 'timeout' or an error's kind.")
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unready"]
+    model: str | None = Field(None, description="The model the gateway calls, when configured.")
+    checks: dict[str, ReadinessCheck] = Field(
+        description="config, kv, r2 and model: each dependency's probe."
+    )
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     model: str
     version: str
+
+
+class ImageItem(BaseModel):
+    """One generation in ``GET /v1/images`` (and in an admin's listing of a key)."""
+
+    id: str = Field(description="The generation's id (`GET /v1/images/{id}`).")
+    object: Literal["image"] = "image"
+    created: int
+    model: str
+    width: int
+    height: int
+    seed: int
+    steps: int
+    content_type: str
+    bytes: int
+    user: str | None = Field(description="The end user it was made for; null: the key itself.")
+    url: str = Field(description="Absolute signed URL of the image, signed for this answer.")
+    expires_at: int = Field(description="Unix time after which the URL is refused.")
+
+
+class JobItem(BaseModel):
+    """One async job in ``GET /v1/jobs``; `GET /v1/jobs/{id}` has the rest."""
+
+    id: str
+    object: Literal["job"] = "job"
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created: int
+    updated: int
+    user: str | None = Field(description="The end user it was made for; null: the key itself.")
+    status_url: str
+    image_id: str | None = Field(description="The generation once succeeded (`GET /v1/images`).")
+    error: JobError | None = Field(description="Why it failed, once failed.")
+
+
+class ListPage(BaseModel):
+    object: Literal["list"] = "list"
+    has_more: bool
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last one."
+    )
+
+
+class ImageList(ListPage):
+    """A page of generations, newest first."""
+
+    data: list[ImageItem]
+
+
+class JobList(ListPage):
+    """A page of async jobs, newest first."""
+
+    data: list[JobItem]

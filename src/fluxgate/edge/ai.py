@@ -17,7 +17,13 @@ from js import Blob, FormData, Response
 from pyodide.ffi import JsException, JsProxy, to_js
 
 from .. import FLUX_MODEL_ID
-from ..image_model import GeneratedImage, ModelInput, decode_model_output, typed_image
+from ..image_model import (
+    GeneratedImage,
+    ModelInput,
+    ModelNotListed,
+    decode_model_output,
+    typed_image,
+)
 from ..upstream import UpstreamError, parse_upstream_message
 from .ffi import js_bytes, js_object, unwrap
 from .image_buffer import base64_field
@@ -45,6 +51,12 @@ def multipart_inputs(request: ModelInput) -> Any:
     )
 
 
+async def listed_models(ai: Any, search: str) -> list[str]:
+    """``env.AI.models({search})``: the catalog's matching models, by name (free)."""
+    found = await ai.models(js_object({"search": search}))
+    return [str(model.name) for model in found]
+
+
 class WorkersAIRunner:
     """``env.AI.run`` for JSON models (Llama Guard): inputs as a plain JS object."""
 
@@ -54,6 +66,9 @@ class WorkersAIRunner:
     async def run(self, model: str, inputs: Mapping[str, Any]) -> Any:
         result = await self._ai.run(model, js_object(dict(inputs)))
         return result.to_py() if isinstance(result, JsProxy) else result
+
+    async def models(self, search: str) -> list[str]:
+        return await listed_models(self._ai, search)
 
 
 class WorkersImageModel:
@@ -79,3 +94,7 @@ class WorkersImageModel:
         if image is None:
             raise UpstreamError(None, "the model returned no image")
         return replace(typed_image(image), upstream_ms=upstream_ms)
+
+    async def ready(self) -> None:
+        if self.model_id not in await listed_models(self._ai, self.model_id):
+            raise ModelNotListed(self.model_id)

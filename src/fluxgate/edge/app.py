@@ -12,9 +12,9 @@ from js import Response
 from workers import Request
 
 from ..api.app import create_app
-from ..api.direct import INTERNAL_ERROR, DirectAnswer, DirectPath, DirectRequest, may_be_direct
+from ..api.direct import DirectAnswer, DirectPath, DirectRequest, may_be_direct
 from ..api.request_body import payload_too_large
-from ..errors import ApiError
+from ..errors import INTERNAL_ERROR, ApiError
 from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..generation import Outcome
 from ..logs import send_to_stderr
@@ -24,8 +24,10 @@ from ..records import GenerationRecord
 from ..settings import ConfigError, Settings, admin_token_from
 from ..signing import SigningConfigError
 from .ai import WorkersAIRunner, WorkersImageModel
+from .analytics import usage_events_from_env
 from .asgi import asgi
 from .body import within_limit
+from .catalog import WorkersCatalog
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
 from .ffi import js_object, js_text
@@ -77,7 +79,15 @@ def ports_from_env(env: Any) -> Ports:
         admin_token=admin_token_from(env_text(env, "ADMIN_TOKEN")),
         coalescer=coalescer_from_env(env),
         jobs=jobs_from_env(env),
+        catalog=catalog_from_env(env),
+        usage_events=usage_events_from_env(env),
     )
+
+
+def catalog_from_env(env: Any) -> WorkersCatalog | None:
+    """Listings when the CATALOG objects are bound (else they answer 501)."""
+    namespace = getattr(env, "CATALOG", None)
+    return None if namespace is None else WorkersCatalog(namespace)
 
 
 def jobs_from_env(env: Any) -> JobPorts | None:
@@ -116,6 +126,7 @@ APP = create_app(
     client_address=connecting_ip,
     attempts=_attempts,
     direct_in_front=False,  # handle() offers JSON generations before the ASGI bridge
+    envelope_in_front=False,  # the Worker's entry runs it around every path (envelope.py)
 )
 APP.openapi()
 

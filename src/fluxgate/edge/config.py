@@ -32,6 +32,7 @@ SETTING_NAMES = (
     "WEBHOOK_MAX_ATTEMPTS",
     "JOB_MAX_ATTEMPTS",
     "API_DOCS",
+    "CORS_ALLOWED_ORIGINS",
 )
 
 _signers: dict[str, UrlSigner] = {}

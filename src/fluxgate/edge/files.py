@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from js import Response, caches
 
 from .. import files
-from ..errors import ApiError, not_found
+from ..errors import INTERNAL_ERROR, ApiError, not_found
 from ..signing import SigningConfigError
 from .config import signer_from_env
 from .ffi import is_nullish, js_object, js_text, unwrap, wait_until
@@ -57,7 +57,7 @@ async def serve_file(request: Any, env: Any, ctx: Any = None, bucket_name: str =
         return await _serve_file(request, env, ctx, bucket_name)
     except Exception:
         log.exception("unhandled error in the file route")
-        return error_response(ApiError(500, "internal_error", "Internal error."))
+        return error_response(INTERNAL_ERROR)
 
 
 async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from workers import DurableObject
 
-from ..ledger import Ledger, Reservation, Usage
+from ..ledger import DaySpend, Ledger, Reservation, Usage
 from .ffi import py_value, sql_executor, unwrap
 
 
@@ -43,6 +43,12 @@ class BudgetLedgerObject(DurableObject):
         usage = self._ledger.usage(account, day)
         return [usage.micro_usd, usage.requests]
 
+    async def history(self, account: str, first: str, last: str) -> list[list[Any]]:
+        """``[[day, micro_usd, requests], ...]``: the days with spend, in order."""
+        return [
+            [d.day, d.micro_usd, d.requests] for d in self._ledger.history(account, first, last)
+        ]
+
 
 class WorkersLedger:
     """The gateway's :class:`~fluxgate.ledger.BudgetLedger`, calling one object per key."""
@@ -70,3 +76,7 @@ class WorkersLedger:
     async def usage(self, account: str, day: str) -> Usage:
         spent, requests = py_value(await self._stub(account).usage(account, day))
         return Usage(int(spent), int(requests))
+
+    async def history(self, account: str, first: str, last: str) -> list[DaySpend]:
+        rows = py_value(await self._stub(account).history(account, first, last))
+        return [DaySpend(str(day), int(spent), int(requests)) for day, spent, requests in rows]

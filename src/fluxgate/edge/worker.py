@@ -12,24 +12,33 @@ from urllib.parse import urlsplit
 
 from workers import WorkerEntrypoint
 
-from ..files import FILES_PREFIX
+from ..files import FILES_PREFIX, FILES_ROUTE
+from ..request_context import note_route
+from .catalog import CatalogObject
 from .coalesce import CoalescerObject
+from .envelope import enveloped
 from .ffi import raw_env
 from .files import serve_file
 from .jobs import JobObject
 from .ledger import BudgetLedgerObject
 
-__all__ = ["BudgetLedgerObject", "CoalescerObject", "Default", "JobObject"]
+__all__ = ["BudgetLedgerObject", "CatalogObject", "CoalescerObject", "Default", "JobObject"]
 
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:
+        raw, env = request.js_object, raw_env(self.env)
         if urlsplit(request.url).path.startswith(FILES_PREFIX):
-            return await serve_file(request.js_object, raw_env(self.env), self.ctx)
+
+            async def download() -> Any:
+                note_route(FILES_ROUTE)
+                return await serve_file(raw, env, self.ctx)
+
+            return await enveloped(raw, env, download)
 
         from .app import handle  # already imported by src/entry.py on Workers
 
-        return await handle(request, self.env, self.ctx)
+        return await enveloped(raw, env, lambda: handle(request, self.env, self.ctx))
 
     async def queue(self, batch: Any, _env: Any = None, _ctx: Any = None) -> None:
         """The consumer of ``fluxgate-jobs``: async generations and webhook deliveries.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..ledger import Ledger, Reservation, Usage
+from ..ledger import DaySpend, Ledger, Reservation, Usage
 from .sqlite import connect
 
 T = TypeVar("T")
@@ -52,6 +52,9 @@ class SqliteLedger:
 
     async def usage(self, account: str, day: str) -> Usage:
         return await self._run(self._ledger.usage, account, day)
+
+    async def history(self, account: str, first: str, last: str) -> list[DaySpend]:
+        return await self._run(self._ledger.history, account, first, last)
 
     def close(self) -> None:
         self._db.close()

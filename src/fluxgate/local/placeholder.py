@@ -114,6 +114,10 @@ class PlaceholderAI:
         self.latency = latency
         self.calls = 0
 
+    async def models(self, search: str) -> list[str]:
+        """The catalog as the binding lists it: the one model this double draws for."""
+        return [FLUX_MODEL_ID] if search in FLUX_MODEL_ID else []
+
     async def run(self, model: str, inputs: Any) -> dict[str, str]:
         if model != FLUX_MODEL_ID:
             raise InferenceUpstreamError(f"5007: No such model {model}")

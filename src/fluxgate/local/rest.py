@@ -72,5 +72,14 @@ class RestAI:
             f"HTTP {response.status_code} from Workers AI",
         )
 
+    async def models(self, search: str) -> list[str]:
+        """``GET /accounts/{id}/ai/models/search``: free, runs nothing (``/readyz``)."""
+        response = await self._client.get(
+            f"/accounts/{self._account_id}/ai/models/search", params={"search": search}
+        )
+        response.raise_for_status()
+        result = response.json().get("result") or []
+        return [str(model.get("name")) for model in result if isinstance(model, dict)]
+
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -16,18 +16,27 @@ from ..moderation import GuardModerator, Moderator
 from ..settings import Settings, admin_token_from
 from ..signing import UrlSigner, parse_signing_keys
 from ..webhooks import HttpPoster
+from .catalog import SqliteCatalog
 from .jobs import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
 from .kv_sqlite import SqliteKV
 from .ledger import SqliteLedger
 from .objects_dir import DirectoryObjects
 from .placeholder import PLACEHOLDER_NAME, PlaceholderAI, PlaceholderModerator
 from .ratelimit import WindowRateLimiter
+from .usage_events import SqliteUsageEvents
 
 ENV_PREFIX = "FLUXGATE_"
 DEFAULT_DATA_DIR = ".fluxgate"
 DATA_DIR_VARIABLE = ENV_PREFIX + "DATA_DIR"
 # The SQLite stores of a data directory (SQLite gives each -wal/-shm file its database's mode).
-DATABASES = ("kv.sqlite3", "budget.sqlite3", "jobs.sqlite3", "queue.sqlite3")
+DATABASES = (
+    "kv.sqlite3",
+    "budget.sqlite3",
+    "jobs.sqlite3",
+    "queue.sqlite3",
+    "catalog.sqlite3",
+    "usage_events.sqlite3",
+)
 
 
 def data_dir_from(value: str | None, environ: Mapping[str, str]) -> Path:
@@ -81,8 +90,8 @@ def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator]:
 def local_ports(
     data_dir: Path, environ: Mapping[str, str] | None = None, model: ImageModel | None = None
 ) -> Ports:
-    """The local runtime's ports in ``data_dir``: SQLite KV, budget, jobs and queue, a
-    directory of objects, the models of :func:`local_models` (or ``model``)."""
+    """The local runtime's ports in ``data_dir``: SQLite KV, budget, jobs, queue and
+    catalog, a directory of objects, the models of :func:`local_models` (or ``model``)."""
     env = dict(os.environ if environ is None else environ)
     settings = Settings.from_mapping(env, prefix=ENV_PREFIX)
     admin_token = admin_token_from(env.get(ENV_PREFIX + "ADMIN_TOKEN"), ENV_PREFIX + "ADMIN_TOKEN")
@@ -99,6 +108,8 @@ def local_ports(
         moderator=moderator,
         admin_token=admin_token,
         jobs=local_jobs(data_dir),
+        catalog=SqliteCatalog(data_dir / "catalog.sqlite3"),
+        usage_events=SqliteUsageEvents(data_dir / "usage_events.sqlite3"),
     )
 
 

@@ -1,0 +1,80 @@
+"""The Worker's outermost layer: request id, CORS, the JSON access log, around every path.
+
+The peer of ``api/envelope.py`` (the local runtime's ASGI layer), in JS terms: the Worker
+answers signed downloads and JSON generations before the ASGI bridge, so the envelope
+wraps the entry point, not the app. Preflights are answered here, before FastAPI is even
+imported. Pydantic-free (the file route's cold path imports it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from js import Response
+
+from ..cors import ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
+from ..errors import INTERNAL_ERROR, ApiError
+from ..request_context import REQUEST_ID_HEADER, begin, end
+from .config import env_text
+from .ffi import js_object, js_text
+
+access_log = logging.getLogger("fluxgate.access")
+log = logging.getLogger("fluxgate.edge")
+
+
+def _error(error: ApiError) -> Any:
+    headers = {"Content-Type": "application/json", **error.headers}
+    return Response.new(error.to_json(), js_object({"status": error.status, "headers": headers}))
+
+
+def _preflight(cors: CorsPolicy, origin: str | None) -> Any:
+    answer = cors.preflight(origin)
+    if answer.status != 204:
+        return _error(ORIGIN_REFUSED)
+    return Response.new(None, js_object({"status": 204, "headers": answer.headers}))
+
+
+def _stamp(response: Any, headers: dict[str, str]) -> Any:
+    """``headers`` set on ``response``; a response whose headers are immutable (one from
+    the Cache API or ``fetch``) is copied first, its body still a stream."""
+    try:
+        target = response.headers
+        for name, value in headers.items():
+            target.append(name, value) if name == "Vary" else target.set(name, value)
+        return response
+    except Exception:  # TypeError: immutable headers
+        copy = Response.new(response.body, response)
+        target = copy.headers
+        for name, value in headers.items():
+            target.append(name, value) if name == "Vary" else target.set(name, value)
+        return copy
+
+
+async def enveloped(raw: Any, env: Any, inner: Callable[[], Awaitable[Any]]) -> Any:
+    """Serve the JS request ``raw`` with ``inner``, inside its exchange."""
+    method = str(raw.method)
+    header = raw.headers.get
+    exchange, token = begin(method, urlsplit(str(raw.url)).path, js_text(header(REQUEST_ID_HEADER)))
+    status = 500
+    try:
+        cors = policy_for(env_text(env, "CORS_ALLOWED_ORIGINS"))
+        origin = js_text(header("origin"))
+        extra = {REQUEST_ID_HEADER: exchange.request_id}
+        if is_preflight(method, lambda name: js_text(header(name))):
+            response = _preflight(cors, origin)
+        else:
+            extra.update(cors.response_headers(origin))
+            try:
+                response = await inner()
+            except Exception:  # a fault past every handler: the app's 500, with the id
+                log.exception("unhandled error")
+                response = _error(INTERNAL_ERROR)
+        response = _stamp(response, extra)
+        status = int(response.status)
+        return response
+    finally:
+        access_log.info(exchange.access_line(status))
+        end(token)

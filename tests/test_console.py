@@ -1,0 +1,656 @@
+"""The console: served by the app, and used for real in headless Chromium on both runtimes.
+
+One browser for the module and one server per runtime (``runtime`` is module-scoped here);
+each browser test sets up what it needs itself (its own keys, prompts and seeds), so that
+the tests also pass alone or split across xdist workers. Screenshots of the console at
+390 and 1280 CSS px go to ``$FLUXGATE_ARTIFACTS/console`` when that is set, else to
+``console-screenshots/`` in pytest's base temporary directory; the folder is printed and
+written to ``console-screenshots.txt`` next to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from fluxgate import FLUX_MODEL_ID
+from fluxgate.api import console
+
+from .doubles import image_bytes
+from .servers import ADMIN, Server, serve
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WAIT = 30
+PHONE = 390
+DESKTOP = 1280
+
+
+@pytest.fixture(scope="module")
+def runtime(request: pytest.FixtureRequest) -> str:
+    """Module-scoped (conftest's is per test): one server per runtime for the module."""
+    return str(request.param)
+
+
+# ---- the files and their policy (no browser) --------------------------------------------
+
+
+def directives(csp: str) -> dict[str, str]:
+    return {
+        part.split()[0]: " ".join(part.split()[1:])
+        for part in (p.strip() for p in csp.split(";"))
+        if part
+    }
+
+
+def test_the_console_and_its_files_are_served_under_a_strict_policy(client):
+    for path in ("/", "/console", "/playground"):
+        page = client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert '<script src="console.js" defer></script>' in page.text
+        assert '<link rel="stylesheet" href="console.css">' in page.text
+        assert '<link rel="icon" href="favicon.svg"' in page.text
+        policy = directives(page.headers["content-security-policy"])
+        assert policy == {
+            "default-src": "'none'",
+            "script-src": "'self'",
+            "style-src": "'self'",
+            "img-src": "'self' blob: data:",
+            "connect-src": "'self'",
+            "base-uri": "'none'",
+            "form-action": "'none'",
+            "frame-ancestors": "'none'",
+        }
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+    # nothing inline for the policy to allow, and nothing from elsewhere
+    assert "<style" not in console.PAGE and " style=" not in console.PAGE
+    assert re.findall(r"<script(?![^>]*\bsrc=)", console.PAGE) == []
+    assert re.findall(r"\bon[a-z]+=", console.PAGE) == []
+    assert re.findall(r"https?://", console.PAGE + console.STYLES) == []
+
+    files = {
+        "/console.js": "text/javascript",
+        "/console.css": "text/css",
+        "/favicon.svg": "image/svg+xml",
+        "/favicon.ico": "image/x-icon",
+    }
+    for path, media_type in files.items():
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-type"].startswith(media_type), path
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    script = client.get("/console.js").text
+    # credentials in memory only; server text never parsed as HTML
+    for forbidden in ("localStorage", "sessionStorage", "indexedDB", "document.cookie"):
+        assert forbidden not in script
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+    assert "eval(" not in script and "new Function" not in script
+    assert ".style." not in script and 'setAttribute("style"' not in script
+    assert client.get("/favicon.svg").text.startswith("<svg")
+    assert client.get("/favicon.ico").content.startswith(b"\x00\x00\x01\x00")
+
+
+@pytest.mark.local_only(reason="the same app code builds the policy on both runtimes")
+@pytest.mark.settings(public_base_url="https://images.example.com/fluxgate")
+def test_images_may_come_from_the_public_base_url(client):
+    policy = directives(client.get("/console").headers["content-security-policy"])
+    assert policy["img-src"] == "'self' https://images.example.com blob: data:"
+    assert policy["connect-src"] == "'self'"  # jobs are polled on the page's own origin
+
+
+def test_only_a_plain_origin_is_added_to_the_policy():
+    assert console.page_csp(None) == console.CSP
+    assert console.page_csp("http://127.0.0.1:8787") != console.CSP
+    assert console.page_csp("https://a.example; script-src *") == console.CSP
+
+
+# ---- the browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    reason = os.environ.get("FLUXGATE_NO_SYSTEM_PACKAGES")
+    if reason:
+        pytest.skip(f"Chromium could not be installed on this machine: {reason}")
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing although .ci/run installed it")
+        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--hide-scrollbars",
+        f"--window-size={DESKTOP},900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(runtime: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve(runtime, tmp_path_factory.mktemp(f"console-{runtime}")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    artifacts = os.environ.get("FLUXGATE_ARTIFACTS")
+    folder = Path(artifacts) / "console" if artifacts else root / "console-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    (root / "console-screenshots.txt").write_text(f"{folder}\n")
+    return folder
+
+
+def admin_key(base: str, name: str) -> dict[str, Any]:
+    made = httpx.post(
+        f"{base}/v1/admin/keys",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class Console:
+    """The page as a person uses it: fields by id, waits on what is visible."""
+
+    def __init__(self, driver: Any, base: str) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver = driver
+        self.base = base
+        self.wait = WebDriverWait(driver, WAIT)
+        driver.get(base + "/console")
+        self.wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def el(self, id_: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, id_)
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def fill(self, **fields: Any) -> None:
+        for field, value in fields.items():
+            element = self.el(field)
+            element.clear()
+            element.send_keys(str(value))
+
+    def text(self, id_: str) -> str:
+        return str(self.js("return document.getElementById(arguments[0]).textContent", id_))
+
+    def visible(self, id_: str) -> bool:
+        return bool(self.el(id_).is_displayed())
+
+    def until(self, condition: Any, message: str = "") -> Any:
+        return self.wait.until(lambda _: condition(), message)
+
+    def generate(self) -> None:
+        self.until(lambda: self.el("generate").is_enabled(), "Generate stays disabled")
+        self.el("generate").click()
+
+    def image_loaded(self) -> bool:
+        return bool(
+            self.js(
+                "const i = document.getElementById('image');"
+                "return Boolean(i.getAttribute('src')) && i.complete && i.naturalWidth > 0;"
+            )
+        )
+
+    def wait_for_result(self) -> None:
+        self.until(lambda: self.visible("result") or self.visible("error"), "no result")
+        assert not self.visible("error"), self.text("error")
+        self.until(self.image_loaded, "the image did not render")
+
+    def choose_files(self, *paths: Path) -> None:
+        if self.visible("references-clear"):
+            self.el("references-clear").click()
+        self.el("references").send_keys("\n".join(str(p) for p in paths))
+
+    def storage_is_empty(self) -> bool:
+        count = self.js("return localStorage.length + sessionStorage.length")
+        return count == 0 and self.driver.get_cookies() == []
+
+
+def test_a_person_generates_synchronously_and_asynchronously(browser, server, runtime):
+    """Sync (MISS, then HIT), download and copy, async with progress, then a failure that
+    replaces the result; the banner says when the model is the placeholder."""
+    key = server.new_key("console-generate")
+    page = Console(browser, server.base)
+    health = httpx.get(f"{server.base}/healthz", timeout=30).json()
+    page.until(lambda: page.text("server").startswith("Model "), "no /healthz line")
+    assert page.visible("placeholder-banner") == (health["model"] == "placeholder")
+    if runtime == "local":  # the Worker cannot tell that the host's AI is a double
+        banner = page.el("placeholder-banner").text
+        assert "Placeholder mode: images are offline placeholders, not FLUX.2" in banner
+
+    prompt = unique("a paper crane on a desk")
+    page.fill(key=key, prompt=prompt, width=512, height=384, steps=4, seed=7)
+    page.generate()
+    page.wait_for_result()
+    assert page.js(
+        "const i = document.getElementById('image'); return [i.naturalWidth, i.naturalHeight]"
+    ) == [512, 384]
+    model = "placeholder" if runtime == "local" else FLUX_MODEL_ID
+    assert page.text("meta-cache") == "MISS" and page.text("meta-seed") == "7"
+    assert page.text("meta-model") == model and page.text("meta-id").startswith("img_")
+    assert page.text("meta-size") == "512\u00d7384, 4 steps"
+    assert page.text("meta-cost").startswith("charged $0.")
+    assert "Generated in" in page.text("status") and page.el("generate").is_enabled()
+    assert not page.visible("error") and not page.visible("progress")
+
+    # download link and copy: the signed URL
+    url = page.el("url").get_attribute("value")
+    assert "/v1/files/images/" in url and "sig=" in url and "exp=" in url
+    download = page.el("download")
+    assert download.get_attribute("href") == url
+    assert download.get_attribute("download").startswith(page.text("meta-id"))
+    fetched = httpx.get(url, timeout=30)
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": server.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    page.el("copy").click()
+    page.until(lambda: page.text("copied") != "", "Copy URL said nothing")
+    if page.text("copied") == "Copied.":
+        copied = browser.execute_async_script(
+            "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('! ' + e))"
+        )
+        assert copied == url or copied.startswith("! ")  # headless may refuse to read back
+    else:  # the fallback selected the read-only field
+        assert page.js("return document.activeElement.id") == "url"
+        assert page.js(
+            "const u = document.getElementById('url');return u.selectionEnd - u.selectionStart"
+        ) == len(url)
+
+    # the same request again is a cache hit, and free
+    page.generate()
+    page.until(lambda: page.text("meta-cache") == "HIT", "no cache HIT on the repeat")
+    assert page.text("meta-cost").startswith("charged $0.00000")
+
+    # async: Prefer: respond-async, a job polled until it succeeds, progress meanwhile
+    page.js(
+        """
+        window.seen = [];
+        const status = document.getElementById('status');
+        const progress = document.getElementById('progress');
+        const button = document.getElementById('generate');
+        new MutationObserver(() => window.seen.push({
+          text: status.textContent, disabled: button.disabled,
+          progress: progress.getBoundingClientRect().width > 0,
+        })).observe(status, {childList: true, characterData: true, subtree: true});
+        """
+    )
+    page.el("async").click()
+    page.fill(seed=8)
+    page.generate()
+    page.until(lambda: "succeeded in" in page.text("status"), "the job did not succeed")
+    page.wait_for_result()
+    assert page.text("meta-cache") == "MISS" and page.text("meta-seed") == "8"
+    seen = page.js("return window.seen")
+    running = [s for s in seen if s["progress"] and s["disabled"]]
+    assert running, seen
+    assert any(re.search(r"^Job job_\S+ (queued|running): \d+\.\d s$", s["text"]) for s in running)
+    assert all(re.search(r"\d+\.\d s", s["text"]) for s in running)
+    page.el("async").click()
+
+    # a failure replaces the result: no image, no metadata, the error's code and message
+    wrong = httpx.post(
+        f"{server.base}/v1/images/generations",
+        headers={"Authorization": "Bearer fgk_wrong"},
+        data={"prompt": "x"},
+        timeout=30,
+    )
+    has_request_id = "request_id" in wrong.json()["error"] or "x-request-id" in wrong.headers
+    page.fill(key="fgk_wrong")
+    page.generate()
+    page.until(lambda: page.visible("error"), "no error shown")
+    assert page.text("error-code") == "invalid_api_key"
+    assert page.text("error-status") == "(HTTP 401)" and page.text("error-message")
+    assert not page.visible("result") and page.el("image").get_attribute("src") is None
+    assert page.text("meta-id") == "" and page.el("url").get_attribute("value") == ""
+    assert page.el("download").get_attribute("href") is None
+    assert page.visible("error-request") == has_request_id
+    if has_request_id:  # the request id others are adding to error bodies
+        assert page.text("error-request-id").strip()
+    assert page.el("generate").is_enabled()
+
+    # credentials stay in memory: not in storage, cookies or the address bar
+    assert page.storage_is_empty() and key not in browser.current_url
+
+
+def test_reference_images_are_previewed_and_checked_in_the_page(
+    browser, server, tmp_path: Path
+) -> None:
+    key = server.new_key("console-references")
+    files = {
+        "small.png": image_bytes("PNG", 200, 150),
+        "small.jpg": image_bytes("JPEG", 64, 48),
+        "small.webp": image_bytes("WEBP", 100, 100),
+        "big.png": image_bytes("PNG", 600, 600),
+        "heavy.png": image_bytes("PNG", 100, 100) + b"\0" * (1024 * 1024 + 1),
+        "anim.gif": image_bytes("GIF", 32, 32),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    p = {name: tmp_path / name for name in files}
+
+    page = Console(browser, server.base)
+    page.fill(key=key, prompt=unique("in this style"), width=512, height=512, steps=2)
+
+    page.choose_files(p["small.png"], p["small.jpg"], p["small.webp"])
+    page.until(lambda: page.js("return document.querySelectorAll('#thumbs li').length") == 3)
+    captions = page.text("thumbs")
+    assert "200\u00d7150" in captions and "64\u00d748" in captions and "100\u00d7100" in captions
+    page.until(
+        lambda: page.js(
+            "return [...document.querySelectorAll('#thumbs img')]"
+            ".every((i) => i.complete && i.naturalWidth > 0)"
+        ),
+        "the previews (blob: URLs) did not render",
+    )
+    assert not page.visible("references-error") and page.el("generate").is_enabled()
+
+    refusals = {
+        "big.png": "600\u00d7600: each side must be under 512 px",
+        "heavy.png": "over the 1 MiB limit",
+        "anim.gif": "not a PNG, JPEG or WebP image",
+    }
+    for name, reason in refusals.items():
+        page.choose_files(p[name])
+        page.until(lambda: page.visible("references-error"), f"{name} was not refused")
+        assert reason in page.text("references-error") and name in page.text("references-error")
+        assert page.js("return document.querySelectorAll('#thumbs li.bad').length") == 1
+        assert not page.el("generate").is_enabled()
+        page.js("document.getElementById('form').requestSubmit()")  # Enter in a field
+        assert page.text("status") == "" and not page.visible("result")
+
+    page.choose_files(*(p[n] for n in ("small.png", "small.jpg", "small.webp", "small.png")))
+    page.until(lambda: page.js("return document.querySelectorAll('#thumbs li').length") == 4)
+    assert page.el("generate").is_enabled()
+    page.el("references").send_keys(str(p["small.jpg"]))  # a fifth
+    page.until(lambda: "At most 4 reference images" in page.text("references-error"))
+    assert not page.el("generate").is_enabled()
+
+    page.choose_files(p["small.png"])
+    page.until(lambda: page.el("generate").is_enabled(), "a good image is still refused")
+    assert not page.visible("references-error")
+    page.generate()
+    page.wait_for_result()
+    assert page.text("meta-references") == "1"
+
+
+def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
+    base = server.base
+    page = Console(browser, base)
+    page.fill(**{"admin-token": "not-the-admin-token"})
+    page.el("admin-load").click()
+    page.until(lambda: page.visible("admin-error"), "a wrong admin token was not reported")
+    assert "invalid_admin_token" in page.text("admin-error")
+    assert not page.visible("admin-body")
+
+    page.fill(**{"admin-token": ADMIN})
+    page.el("admin-load").click()
+    page.until(lambda: page.visible("admin-body"), "the admin section did not open")
+    assert not page.visible("admin-error")
+
+    name = unique("console-made")
+    page.fill(**{"new-name": name})
+    page.el("create").click()
+    page.until(lambda: page.visible("new-key"), "the new key was not shown")
+    first = page.el("new-key-value").get_attribute("value")
+    assert first.startswith("fgk_") and name in page.text("new-key-title")
+    find_row = (
+        "const row = [...document.querySelectorAll('#keys-body tr')]"
+        ".find((tr) => tr.textContent.includes(arguments[0])); return row && row.dataset.id"
+    )
+    key_id = page.until(lambda: page.js(find_row, name), "the new key is not in the table")
+    assert key_id in page.text("new-key-title")
+    row = f"#keys-body tr[data-id='{key_id}']"
+    works = {"Authorization": f"Bearer {first}"}
+    assert httpx.get(f"{base}/v1/usage", headers=works, timeout=30).status_code == 200
+
+    # "Use for generating" puts it in the form; dismissing removes it from the page
+    page.el("new-key-use").click()
+    assert page.el("key").get_attribute("value") == first
+    page.fill(key="")
+    page.el("new-key-dismiss").click()
+    assert not page.visible("new-key")
+    shown = page.js(
+        "return document.body.innerText + [...document.querySelectorAll('input')]"
+        ".map((i) => i.value).join(' ')"
+    )
+    assert first not in shown
+
+    # rotate with no grace: a new key for the same id; the old one stops at once
+    page.fill(grace=0)
+    page.js(f'document.querySelector("{row} button[data-action=rotate]").click()')
+    page.until(lambda: page.visible("new-key"), "the rotated key was not shown")
+    second = page.el("new-key-value").get_attribute("value")
+    assert second.startswith("fgk_") and second != first
+    assert "Rotated" in page.text("new-key-title")
+    assert httpx.get(f"{base}/v1/usage", headers=works, timeout=30).status_code == 401
+    rotated = {"Authorization": f"Bearer {second}"}
+    assert httpx.get(f"{base}/v1/usage", headers=rotated, timeout=30).status_code == 200
+
+    # revoke takes a confirming click
+    revoke = f"{row} button[data-action=revoke]"
+    page.js(f'document.querySelector("{revoke}").click()')
+    assert page.js(f'return document.querySelector("{revoke}").textContent') == ("Confirm revoke")
+    page.js(f'document.querySelector("{revoke}").click()')
+    page.until(
+        lambda: page.js(f'return document.querySelector("{row}").textContent').find("revoked") >= 0,
+        "the key is not shown as revoked",
+    )
+    assert page.js(f'return document.querySelector("{revoke}").disabled') is True
+    assert httpx.get(f"{base}/v1/usage", headers=rotated, timeout=30).status_code == 401
+
+    # the spend and gallery calls answer or say why, without breaking the page
+    usage = httpx.get(
+        f"{base}/v1/admin/usage",
+        params={"from": "2020-01-01", "to": "2020-01-01"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=30,
+    )
+    if usage.status_code != 200:
+        page.until(lambda: page.visible("spend-error"), "a failing usage call was not shown")
+        assert str(usage.status_code) in page.text("spend-error")
+    assert page.storage_is_empty() and ADMIN not in browser.current_url
+
+
+def test_spend_chart_and_gallery_show_a_keys_generation(browser, server):
+    """Needs ``GET /v1/admin/usage`` and ``GET /v1/admin/keys/{id}/images``."""
+    base = server.base
+    made = admin_key(base, unique("spender"))
+    page = Console(browser, base)
+    page.fill(key=made["key"], prompt=unique("a lighthouse"), width=512, height=512, steps=3)
+    page.fill(seed=11)
+    page.generate()
+    page.wait_for_result()
+    assert page.text("meta-cache") == "MISS"
+    signed = urlsplit(page.el("url").get_attribute("value"))
+
+    page.fill(**{"admin-token": ADMIN})
+    page.el("admin-load").click()
+    page.until(lambda: page.visible("admin-body"), "the admin section did not open")
+
+    # a 404 from the gallery (no such key) is a message, not a broken page
+    page.js(
+        "const s = document.getElementById('gallery-key');"
+        "s.add(new Option('missing', 'key_0000000000000000'));"
+        "s.value = 'key_0000000000000000'; s.dispatchEvent(new Event('change'));"
+    )
+    page.until(lambda: page.visible("gallery-error"), "a 404 gallery was not reported")
+    assert "404" in page.text("gallery-error") and page.visible("admin-body")
+
+    # spend: bars for today, a row in today's table (depends on /v1/admin/usage)
+    bars = f"#chart svg rect.bar[data-key='{made['id']}']"
+    page.until(
+        lambda: page.js(f'return document.querySelectorAll("{bars}").length') > 0,
+        f"no bar for the key: {page.text('spend-error')}",
+    )
+    assert page.js(f"return Number(document.querySelector(\"{bars}\").getAttribute('height'))") > 0
+    today = page.js(
+        f"return document.querySelector(\"#today-body tr[data-key='{made['id']}']\").innerText"
+    )
+    assert "$0." in today and "1" in today
+    page.js(
+        "const s = document.getElementById('spend-key');"
+        f"s.value = '{made['id']}'; s.dispatchEvent(new Event('change'));"
+    )
+    keys_drawn = page.js(
+        "return [...new Set([...document.querySelectorAll('#chart rect.bar')]"
+        ".map((r) => r.dataset.key))]"
+    )
+    assert keys_drawn == [made["id"]]
+
+    # gallery: the image just made (depends on /v1/admin/keys/{id}/images)
+    page.js(
+        "const s = document.getElementById('gallery-key');"
+        f"s.value = '{made['id']}'; s.dispatchEvent(new Event('change'));"
+    )
+    page.until(
+        lambda: page.js("return document.querySelectorAll('#gallery img').length") > 0,
+        f"no image in the gallery: {page.text('gallery-error')}",
+    )
+    sources = page.js("return [...document.querySelectorAll('#gallery img')].map((i) => i.src)")
+    assert signed.path in [urlsplit(src).path for src in sources]
+    page.until(
+        lambda: page.js(
+            "return [...document.querySelectorAll('#gallery img')]"
+            ".every((i) => i.complete && i.naturalWidth > 0)"
+        ),
+        "gallery images did not render",
+    )
+
+
+def layout_report(page: Console) -> dict[str, Any]:
+    return dict(
+        page.js(
+            """
+            const root = document.documentElement;
+            const width = root.clientWidth;
+            const outside = [];
+            for (const el of document.body.querySelectorAll('*')) {
+              const r = el.getBoundingClientRect();
+              if (r.width === 0 && r.height === 0) continue;
+              if (r.left < -0.5 || r.right > width + 0.5) {
+                outside.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className}` +
+                  ` ${Math.round(r.left)}..${Math.round(r.right)}`);
+              }
+            }
+            return {width, inner: window.innerWidth, scroll: root.scrollWidth,
+                    body: document.body.scrollWidth, outside: outside.slice(0, 20),
+                    image: document.getElementById('image').getBoundingClientRect().width};
+            """
+        )
+    )
+
+
+def full_page_png(driver: Any) -> bytes:
+    width, height = driver.execute_script(
+        "const r = document.documentElement; return [r.scrollWidth, r.scrollHeight];"
+    )
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        },
+    )
+    return base64.b64decode(shot["data"])
+
+
+def filled_console(browser: Any, base: str, made: dict[str, Any]) -> Console:
+    """The console with every section showing: a result, keys, spend and the gallery."""
+    page = Console(browser, base)
+    page.fill(key=made["key"], prompt="a fox in the snow, woodcut", seed=5, steps=3)
+    page.fill(width=768, height=512)
+    page.generate()
+    page.wait_for_result()
+    page.fill(**{"admin-token": ADMIN})
+    page.el("admin-load").click()
+    page.until(lambda: page.visible("admin-body"), "the admin section did not open")
+    page.js(
+        "const s = document.getElementById('gallery-key');"
+        "s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+        made["id"],
+    )
+    page.until(lambda: page.text("chart-caption") or page.visible("spend-error"))
+    page.until(
+        lambda: (
+            page.js("return document.querySelectorAll('#gallery img').length")
+            or page.visible("gallery-error")
+        )
+    )
+    time.sleep(0.3)  # let the gallery's images and the layout settle for the screenshot
+    return page
+
+
+def test_the_console_fits_a_phone_and_a_desktop(browser, server, runtime, screenshots):
+    """No horizontal scrolling, nothing wider than the viewport, the image as wide as its
+    column; full-page screenshots of both widths with every section filled."""
+    made = admin_key(server.base, unique("layout"))
+    try:
+        for width, mobile in ((DESKTOP, False), (PHONE, True)):
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {
+                    "width": width,
+                    "height": 844 if mobile else 900,
+                    "deviceScaleFactor": 2 if mobile else 1,
+                    "mobile": mobile,
+                },
+            )
+            page = filled_console(browser, server.base, made)
+            report = layout_report(page)
+            assert report["width"] == width, report
+            assert report["scroll"] <= report["inner"] and report["body"] <= width, report
+            assert report["outside"] == [], report
+            if mobile:
+                assert report["inner"] == PHONE, report
+                assert report["image"] > 300, report
+            else:
+                assert report["image"] > 450, report
+            shot = screenshots / f"console-{runtime}-{width}.png"
+            shot.write_bytes(full_page_png(browser))
+            assert shot.stat().st_size > 20_000
+            print(f"console screenshot: {shot}")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -1,0 +1,44 @@
+"""``/readyz``: configuration, and KV, R2 and the model reachable; ``/healthz`` stays a
+liveness probe that touches nothing."""
+
+import pytest
+
+from fluxgate import FLUX_MODEL_ID
+
+
+def test_a_working_deployment_is_ready(client):
+    answer = client.get("/readyz")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "ready" and body["model"] == FLUX_MODEL_ID
+    assert set(body["checks"]) == {"config", "kv", "r2", "model"}
+    assert all(check["ok"] for check in body["checks"].values())
+    assert all(body["checks"][name]["ms"] >= 0 for name in ("kv", "r2", "model"))
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_a_kv_outage_makes_it_unready_but_not_unhealthy(client, storage):
+    storage.fail(kv_reads=("readyz",))
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    body = answer.json()
+    assert body["status"] == "unready"
+    assert body["checks"]["kv"]["ok"] is False and body["checks"]["kv"]["error"]
+    assert body["checks"]["r2"]["ok"] and body["checks"]["model"]["ok"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readiness_needs_no_credentials_and_reveals_no_details(client, storage):
+    storage.fail(kv_reads=("readyz",))
+    text = client.get("/readyz").text
+    assert "readyz:probe" not in text and "Traceback" not in text
+
+
+@pytest.mark.secrets(ADMIN_TOKEN="too-short-admin-token")
+def test_a_misconfigured_worker_is_unready_without_probing(runtime, client):
+    if runtime == "local":
+        pytest.skip("the local server refuses to start with a bad setting (test_auth_hardening)")
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"] == {"config": {"ok": False, "error": "server_misconfigured"}}
+    assert "too-short-admin-token" not in answer.text

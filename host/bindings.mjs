@@ -197,6 +197,25 @@ export async function createDurableObjectNamespace(construct, env, call = direct
   return new DurableObjectNamespace(SQL, (state) => construct(state, env), call);
 }
 
+// A response as workerd hands out from the Cache API (and fetch()): its headers are
+// immutable, and changing them throws "TypeError: Can't modify immutable headers."; a
+// Worker must copy it (`new Response(response.body, response)`) to add one.
+function withImmutableHeaders(response) {
+  const headers = response.headers;
+  const refuse = () => {
+    throw new TypeError("Can't modify immutable headers.");
+  };
+  const guarded = new Proxy(headers, {
+    get(target, name) {
+      if (name === "set" || name === "append" || name === "delete") return refuse;
+      const value = Reflect.get(target, name, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  Object.defineProperty(response, "headers", { value: guarded });
+  return response;
+}
+
 // The Workers Cache API (caches.default), as far as Fluxgate uses it: match/put by URL,
 // with the platform's refusals (no partial responses, nothing marked private/no-store).
 export class CacheDouble {
@@ -215,7 +234,7 @@ export class CacheDouble {
     if (CacheDouble.onWorkersDev(request)) return undefined;
     const entry = this.entries.get(CacheDouble.keyOf(request));
     if (!entry) return undefined;
-    return new Response(entry.body.slice(), { status: entry.status, headers: entry.headers });
+    return withImmutableHeaders(new Response(entry.body.slice(), { status: entry.status, headers: entry.headers }));
   }
   async put(request, response) {
     if (response.status === 206) throw new TypeError("Cannot cache response to a range request");

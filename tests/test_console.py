@@ -43,6 +43,12 @@ def runtime(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="module")
+def server(runtime: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve(runtime, tmp_path_factory.mktemp(f"console-{runtime}")) as running:
+        yield running
+
+
 # ---- the files and their policy (no browser) --------------------------------------------
 
 
@@ -54,7 +60,12 @@ def directives(csp: str) -> dict[str, str]:
     }
 
 
-def test_the_console_and_its_files_are_served_under_a_strict_policy(client):
+def test_the_console_and_its_files_are_served_under_a_strict_policy(server):
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        check_files_and_policy(client)
+
+
+def check_files_and_policy(client: httpx.Client) -> None:
     for path in ("/", "/console", "/playground"):
         page = client.get(path)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -147,15 +158,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
-
-
-@pytest.fixture(scope="module")
-def server(runtime: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve(runtime, tmp_path_factory.mktemp(f"console-{runtime}")) as running:
-        yield running
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +199,7 @@ class Console:
         self.driver = driver
         self.base = base
         self.wait = WebDriverWait(driver, WAIT)
+        driver.get_log("browser")  # what earlier pages logged is theirs
         driver.get(base + "/console")
         self.wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
@@ -241,6 +248,19 @@ class Console:
             self.el("references-clear").click()
         self.el("references").send_keys("\n".join(str(p) for p in paths))
 
+    def problems(self) -> list[str]:
+        """What the browser logged against the page since the last call: policy
+        violations and script errors (failed requests the test made on purpose aside)."""
+        entries = self.driver.get_log("browser")
+        return [
+            e["message"]
+            for e in entries
+            if any(
+                word in e["message"]
+                for word in ("Content Security Policy", "Refused", "Uncaught", "Error:")
+            )
+        ]
+
     def storage_is_empty(self) -> bool:
         count = self.js("return localStorage.length + sessionStorage.length")
         return count == 0 and self.driver.get_cookies() == []
@@ -286,17 +306,19 @@ def test_a_person_generates_synchronously_and_asynchronously(browser, server, ru
         {"origin": server.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
     )
     page.el("copy").click()
+    page.until(lambda: page.text("copied") == "Copied.", "Copy URL did not copy")
+    copied = browser.execute_async_script(
+        "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('! ' + e))"
+    )
+    assert copied == url
+    # without the clipboard API, the read-only field is selected for the person to copy
+    page.js("navigator.clipboard.writeText = () => Promise.reject(new Error('denied'))")
+    page.js("document.getElementById('copied').textContent = ''")
+    page.el("copy").click()
     page.until(lambda: page.text("copied") != "", "Copy URL said nothing")
-    if page.text("copied") == "Copied.":
-        copied = browser.execute_async_script(
-            "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('! ' + e))"
-        )
-        assert copied == url or copied.startswith("! ")  # headless may refuse to read back
-    else:  # the fallback selected the read-only field
-        assert page.js("return document.activeElement.id") == "url"
-        assert page.js(
-            "const u = document.getElementById('url');return u.selectionEnd - u.selectionStart"
-        ) == len(url)
+    assert page.js("return document.activeElement.id") == "url"
+    selected = "const u = document.getElementById('url'); return u.selectionEnd - u.selectionStart"
+    assert page.js(selected) == len(url)
 
     # the same request again is a cache hit, and free
     page.generate()
@@ -352,6 +374,7 @@ def test_a_person_generates_synchronously_and_asynchronously(browser, server, ru
 
     # credentials stay in memory: not in storage, cookies or the address bar
     assert page.storage_is_empty() and key not in browser.current_url
+    assert page.problems() == []
 
 
 def test_reference_images_are_previewed_and_checked_in_the_page(
@@ -413,6 +436,7 @@ def test_reference_images_are_previewed_and_checked_in_the_page(
     page.generate()
     page.wait_for_result()
     assert page.text("meta-references") == "1"
+    assert page.problems() == []
 
 
 def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
@@ -491,6 +515,7 @@ def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
         page.until(lambda: page.visible("spend-error"), "a failing usage call was not shown")
         assert str(usage.status_code) in page.text("spend-error")
     assert page.storage_is_empty() and ADMIN not in browser.current_url
+    assert page.problems() == []
 
 
 def test_spend_chart_and_gallery_show_a_keys_generation(browser, server):
@@ -557,6 +582,7 @@ def test_spend_chart_and_gallery_show_a_keys_generation(browser, server):
         ),
         "gallery images did not render",
     )
+    assert page.problems() == []
 
 
 def layout_report(page: Console) -> dict[str, Any]:
@@ -643,6 +669,7 @@ def test_the_console_fits_a_phone_and_a_desktop(browser, server, runtime, screen
             assert report["width"] == width, report
             assert report["scroll"] <= report["inner"] and report["body"] <= width, report
             assert report["outside"] == [], report
+            assert page.problems() == []
             if mobile:
                 assert report["inner"] == PHONE, report
                 assert report["image"] > 300, report

@@ -22,6 +22,7 @@ def test_the_page_has_examples_for_every_endpoint():
     text = "\n".join(blocks())
     for path in (
         "/healthz",
+        "/readyz",
         "/v1/admin/keys",
         "/v1/images/generations",
         "/v1/images/$IMAGE_ID",
@@ -30,6 +31,8 @@ def test_the_page_has_examples_for_every_endpoint():
         "$KEY_ID/images",
         "/v1/tokens",
         "/v1/usage",
+        "/v1/usage?from=",
+        "/v1/admin/usage",
         "/v1/policy",
         "/v1/admin/policy",
         "/v1/models",
@@ -73,3 +76,7 @@ def test_every_example_runs(runtime, tmp_path):
     assert '"denied_term"' in lines
     assert "succeeded" in lines and "whsec_" in lines  # the async job, the webhook secret
     assert '"unsupported_value"' in out or '"param": "n"' in out
+    assert any(x.startswith('{"from":') and x.count("],[") == 6 for x in lines)  # 7 days
+    assert '{"status":"ready","ok":{"config":true,"kv":true,"r2":true,"model":true}}' in lines
+    assert lines.count("my-app-trace-42") == 1  # the error body's request_id
+    assert any(line.lower().startswith("x-request-id: my-app-trace-42") for line in lines)

@@ -48,6 +48,14 @@ def test_successful_model_calls_tell_the_client_how_to_pace_itself(
         assert first.headers["ratelimit-reset"] == "60"
     hit = generate(client, auth, {**BODY, "seed": 1})  # not counted, so nothing to say
     assert hit.headers["x-cache"] == "HIT" and "ratelimit-limit" not in hit.headers
+    queued = client.post(
+        "/v1/images/generations",
+        json={**BODY, "seed": 3},
+        headers={**auth, "Prefer": "respond-async"},
+    )
+    assert queued.status_code == 202 and queued.headers["ratelimit-limit"] == "3"
+    if runtime == "local":
+        assert queued.headers["ratelimit-remaining"] == "0"
 
 
 def test_the_window_resets(client, auth, clock, rate_limit_rules):

@@ -110,3 +110,5 @@ def test_the_edge_cache_is_used_only_where_it_works(worker_host):
         second = client.get(path, headers={"Host": "images.example.com"})
     assert first.headers["x-edge-cache"] == "MISS" and second.headers["x-edge-cache"] == "HIT"
     assert second.content == first.content
+    # A cached response's headers are immutable (as workerd's): the request id still lands.
+    assert second.headers["x-request-id"] != first.headers["x-request-id"]

@@ -14,7 +14,7 @@ its webhook carries absolute URLs like the synchronous answer does. No secrets.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .auth import Principal
@@ -70,8 +70,10 @@ class Jobs:
         mode: CacheMode,
         webhook_url: str | None,
         base_url: str = "",
-    ) -> Job:
-        """``base_url``: the request's origin (see the module docstring)."""
+    ) -> tuple[Job, Mapping[str, str]]:
+        """The job, and the ``RateLimit-*`` headers of its submission (none for a cache
+        hit, which is not counted). ``base_url``: the request's origin (see the module
+        docstring)."""
         if webhook_url is not None:  # stored (and POSTed to) in its canonical spelling
             webhook_url = self._webhooks.check(webhook_url)
         job_id = new_job_id()
@@ -91,8 +93,8 @@ class Jobs:
             job = self._new(job_id, principal, request, webhook_url, hit.record)
             await self._create(job)
             await self._webhooks.enqueue(job)
-            return job
-        await self._controls.before_queue(admission)  # the submission is what counts
+            return job, {}
+        pace = await self._controls.before_queue(admission)  # the submission is what counts
         for key, ref in zip(inputs, params.references, strict=True):  # the runner reads them
             await self._objects.put(
                 key, ref.data, content_type=ref.info.mime, custom_metadata={"job": job_id}
@@ -100,7 +102,7 @@ class Jobs:
         job = self._new(job_id, principal, request, webhook_url, None)
         await self._create(job)
         await self._queue.send({"type": "job", "job_id": job_id})
-        return job
+        return job, pace
 
     async def _create(self, job: Job) -> None:
         """Store the job, then list it, before it is queued: the consumer's status updates

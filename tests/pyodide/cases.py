@@ -283,6 +283,81 @@ async def case_budget_object_refunds_and_keeps_accounts_and_days_apart():
     assert (await ledger.usage(unique("other"), "d1")).requests == 0
 
 
+async def case_budget_object_reads_a_range_of_days_back():
+    from fluxgate.edge.ledger import WorkersLedger
+
+    ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
+    for day, micro in (("2026-11-20", 5), ("2026-11-22", 7), ("2026-11-22", 7), ("2026-12-01", 9)):
+        assert (await ledger.reserve(account, day, micro, 1000)).accepted
+    rows = await ledger.history(account, "2026-11-21", "2026-11-30")
+    assert [(r.day, r.micro_usd, r.requests) for r in rows] == [("2026-11-22", 14, 2)], rows
+    assert type(rows[0].micro_usd) is int and type(rows[0].day) is str
+    assert await ledger.history(unique("other"), "2026-11-01", "2026-11-30") == []
+
+
+async def case_usage_events_are_analytics_engine_data_points():
+    from fluxgate.edge.analytics import AnalyticsEngineEvents, usage_events_from_env
+    from fluxgate.usage_events import UsageEvent
+
+    events = usage_events_from_env(worker_env)
+    assert isinstance(events, AnalyticsEngineEvents)
+    key = unique("key")
+    event = UsageEvent(
+        time=0.0,
+        key_id=key,
+        end_user=None,
+        model="m",
+        kind="sync",
+        cache="HIT",
+        generation_id="img_1",
+        width=512,
+        height=512,
+        steps=4,
+        reference_images=0,
+        charged_micro_usd=0,
+        estimated_micro_usd=820,
+        duration_ms=1.5,
+    )
+    await events.record(event)
+    [point] = [p for p in env.USAGE_EVENTS.points().to_py() if p["indexes"] == [key]]
+    assert point["blobs"] == [key, "", "m", "sync", "HIT", "img_1"], point
+    assert point["doubles"] == [0.0, 0.00082, 512.0, 512.0, 4.0, 0.0, 1.5], point
+    assert point["dataset"] == "fluxgate_usage"
+
+
+# -- the listings' catalog -----------------------------------------------------------------
+
+
+async def case_catalog_object_pages_a_keys_rows_newest_first():
+    from fluxgate.catalog import IMAGE, JOB, Entry
+    from fluxgate.edge.catalog import WorkersCatalog
+
+    catalog, account = WorkersCatalog(worker_env.CATALOG), unique("key")
+    for n in range(5):
+        user = "u1" if n % 2 else None
+        await catalog.put(
+            Entry(IMAGE, f"img_{n}", account, user, 1_000 + n, 1_000 + n, None, {"n": n})
+        )
+    first = await catalog.page(account, IMAGE, None, 3, None)
+    assert [e.summary["n"] for e in first.entries] == [4, 3, 2]
+    assert first.next is not None and type(first.next.seq) is int
+    assert type(first.next.created) is int and first.next.created == 1_002
+    newest, odd = first.entries[0], first.entries[1]
+    assert newest.user is None and newest.status is None and newest.id == "img_4"
+    assert odd.user == "u1" and type(odd.created) is int and odd.account == account
+    rest = await catalog.page(account, IMAGE, None, 3, first.next)
+    assert [e.summary["n"] for e in rest.entries] == [1, 0] and rest.next is None
+    theirs = await catalog.page(account, IMAGE, "u1", 10, None)
+    assert [e.id for e in theirs.entries] == ["img_3", "img_1"]
+    await catalog.put(Entry(JOB, "job_1", account, None, 1_000, 1_000, "queued", {}))
+    done = {"image_id": "img_4", "error": None}
+    await catalog.put(Entry(JOB, "job_1", account, None, 1_000, 1_001, "succeeded", done))
+    await catalog.put(Entry(JOB, "job_1", account, None, 1_000, 1_002, "running", {}))  # late
+    (job,) = (await catalog.page(account, JOB, None, 10, None)).entries
+    assert job.status == "succeeded" and job.summary == done and job.updated == 1_001
+    assert (await catalog.page(unique("other"), IMAGE, None, 10, None)).entries == []
+
+
 # -- coalescing across isolates ------------------------------------------------------------
 
 

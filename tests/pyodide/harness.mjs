@@ -16,6 +16,7 @@ import { Miniflare } from "miniflare";
 import { parse as parseToml } from "smol-toml";
 import { createAI } from "../../host/ai.mjs";
 import {
+  AnalyticsEngine,
   CacheDouble,
   KvNamespace,
   R2Bucket,
@@ -100,6 +101,7 @@ async function main() {
     IMAGES: new R2Bucket(await mf.getR2Bucket("IMAGES")),
     AI: ai.binding,
     RATE_LIMIT_STANDARD: new Ratelimit({ limit: 3, period: 60 }),
+    USAGE_EVENTS: new AnalyticsEngine("fluxgate_usage"),
     URL_SIGNING_KEYS: SIGNING_KEYS,
     CACHE_TTL_SECONDS: "3600",
     JOB_QUEUE: producer,
@@ -111,6 +113,7 @@ async function main() {
     ["BUDGETS", "fluxgate.edge.ledger", "BudgetLedgerObject"],
     ["JOBS", "fluxgate.edge.jobs", "JobObject"],
     ["COALESCER", "fluxgate.edge.coalesce", "CoalescerObject"],
+    ["CATALOG", "fluxgate.edge.catalog", "CatalogObject"],
   ]) {
     const construct = py.pyimport(module)[cls];
     env[name] = await createDurableObjectNamespace((state, e) => construct(state, e), env, dispatch);

@@ -68,8 +68,8 @@ PAGE = """<!doctype html>
       <p id="references-error" class="error hidden" role="alert"></p>
     </div>
     <div class="field">
-      <label class="check"><input id="async" type="checkbox"> Asynchronous
-        <span class="muted">(Prefer: respond-async, then poll the job)</span></label>
+      <label class="check"><input id="async" type="checkbox"> Asynchronous</label>
+      <p class="hint">Sends Prefer: respond-async, then polls the job until it ends.</p>
     </div>
     <div class="actions">
       <button id="generate" class="primary" type="submit">Generate</button>
@@ -261,7 +261,7 @@ button.danger { color: var(--error); }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .6rem 0; }
 .inline { display: flex; flex-wrap: wrap; gap: .5rem .75rem; align-items: flex-end;
   margin-bottom: .75rem; }
-.inline .grow { flex: 1 1 14rem; min-width: 0; }
+.inline .grow { flex: 1 1 10rem; min-width: 0; }
 progress { width: 8rem; max-width: 100%; }
 .hidden { display: none !important; }
 .banner {
@@ -307,9 +307,11 @@ caption { text-align: left; font-weight: 600; padding-bottom: .3rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line);
   vertical-align: top; overflow-wrap: anywhere; }
 th { color: var(--muted); font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;
+  overflow-wrap: normal; }
 td .actions { margin: 0; gap: .3rem; }
 td button { padding: .2rem .55rem; font-size: .85rem; }
+td code.id { display: block; font-size: .8em; color: var(--muted); }
 .state-revoked { color: var(--error); font-weight: 600; }
 .state-active { color: var(--ok); font-weight: 600; }
 @media (max-width: 700px) {
@@ -324,7 +326,7 @@ td button { padding: .2rem .55rem; font-size: .85rem; }
   table.cards td.num { text-align: left; }
   table.cards td::before { content: attr(data-label); color: var(--muted); font-weight: 600; }
 }
-.spend { display: grid; gap: 1rem; grid-template-columns: minmax(0, 1fr); }
+.spend { display: grid; gap: 1rem; grid-template-columns: minmax(0, 1fr); align-items: start; }
 @media (min-width: 960px) { .spend { grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); } }
 .chart-box { margin: 0; min-width: 0; }
 .chart svg { display: block; width: 100%; height: auto; }
@@ -1017,9 +1019,14 @@ SCRIPT = r""""use strict";
     renderToday(series, usage.to);
   }
 
+  let chartWidth = 0;
+
   function drawChart(days, series) {
-    const width = 640;
-    const height = 240;
+    // Drawn at the width it is shown at, so that its text keeps its size on a phone.
+    const shownWidth = Math.round($("chart").getBoundingClientRect().width);
+    const width = shownWidth > 0 ? Math.max(280, shownWidth) : 640;
+    const height = width < 480 ? 200 : 240;
+    chartWidth = width;
     const left = 52;
     const right = 8;
     const top = 12;
@@ -1061,9 +1068,11 @@ SCRIPT = r""""use strict";
           `${formatUsd(spent)}, ${entry.requests} request(s)`));
         chart.append(bar);
       }
-      if (i % 7 === 0 || i === days.length - 1) {
+      if ((days.length - 1 - i) % 7 === 0) {  // weekly, ending today
+        const last = i === days.length - 1;
         chart.append(svg("text", {
-          x: (left + i * slot + slot / 2).toFixed(2), y: height - 8, "text-anchor": "middle",
+          x: (left + i * slot + (last ? slot : slot / 2)).toFixed(2), y: height - 8,
+          "text-anchor": last ? "end" : "middle",
         }, day.slice(5)));
       }
     });
@@ -1086,7 +1095,9 @@ SCRIPT = r""""use strict";
       element("td", { "data-label": name, className, text });
     const body = rows.map(({ s, spent, requests }) => element("tr",
       { dataset: { key: s.row.key_id } },
-      cell("Key", s.row.name ? `${s.row.name} (${s.row.key_id})` : s.row.key_id),
+      element("td", { "data-label": "Key" }, element("div", {},
+        element("span", { text: s.row.name || "" }),
+        element("code", { className: "id", text: s.row.key_id }))),
       cell("Requests", String(requests), "num"),
       cell("Spent today", formatUsd(spent), "num"),
       cell("30 days", formatUsd(s.row.spent_usd), "num")));
@@ -1097,6 +1108,12 @@ SCRIPT = r""""use strict";
   }
 
   $("spend-key").addEventListener("change", renderSpend);
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => {
+      const width = Math.round($("chart").getBoundingClientRect().width);
+      if (state.usage && width > 0 && Math.abs(width - chartWidth) > 24) renderSpend();
+    }).observe($("chart"));
+  }
   $("spend-refresh").addEventListener("click", loadSpend);
 
   // ---- gallery -------------------------------------------------------------------------

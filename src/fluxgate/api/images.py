@@ -153,9 +153,9 @@ async def _submit(
     if gw.jobs is None:
         raise ApiError(501, "async_unavailable", "Async generations are not configured here.")
     base_url = str(request.base_url)
-    job = await gw.jobs.submit(principal, params, mode, webhook_url, base_url=base_url)
+    job, pace = await gw.jobs.submit(principal, params, mode, webhook_url, base_url=base_url)
     body = gw.presenter.job(job, base_url)
-    headers = {"Location": body["status_url"], "Cache-Control": "no-store"}
+    headers = {"Location": body["status_url"], "Cache-Control": "no-store", **pace}
     if prefer_async:
         headers["Preference-Applied"] = "respond-async"
     if not job.done:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-from js import Response
+from js import Response, console
 
 from ..cors import ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
 from ..errors import INTERNAL_ERROR, ApiError
@@ -21,7 +20,6 @@ from ..request_context import REQUEST_ID_HEADER, begin, end
 from .config import env_text
 from .ffi import js_object, js_text
 
-access_log = logging.getLogger("fluxgate.access")
 log = logging.getLogger("fluxgate.edge")
 
 
@@ -37,31 +35,38 @@ def _preflight(cors: CorsPolicy, origin: str | None) -> Any:
     return Response.new(None, js_object({"status": 204, "headers": answer.headers}))
 
 
+def _set_all(target: Any, headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if name == "Vary":  # added to, never replacing, what the response varies on
+            target.append(name, value)
+        else:
+            target.set(name, value)
+
+
 def _stamp(response: Any, headers: dict[str, str]) -> Any:
     """``headers`` set on ``response``; a response whose headers are immutable (one from
     the Cache API or ``fetch``) is copied first, its body still a stream."""
     try:
-        target = response.headers
-        for name, value in headers.items():
-            target.append(name, value) if name == "Vary" else target.set(name, value)
+        _set_all(response.headers, headers)
         return response
-    except Exception:  # TypeError: immutable headers
+    except Exception:  # TypeError: immutable headers (the first set throws)
         copy = Response.new(response.body, response)
-        target = copy.headers
-        for name, value in headers.items():
-            target.append(name, value) if name == "Vary" else target.set(name, value)
+        _set_all(copy.headers, headers)
         return copy
 
 
-async def enveloped(raw: Any, env: Any, inner: Callable[[], Awaitable[Any]]) -> Any:
-    """Serve the JS request ``raw`` with ``inner``, inside its exchange."""
+async def enveloped(raw: Any, env: Any, path: str, inner: Callable[[], Awaitable[Any]]) -> Any:
+    """Serve the JS request ``raw`` (for ``path``) with ``inner``, inside its exchange.
+
+    The access line goes straight to ``console.log`` (Workers Logs), not through Python's
+    ``logging`` and stderr: measured, that costs a fifth of a light request's CPU."""
     method = str(raw.method)
     header = raw.headers.get
-    exchange, token = begin(method, urlsplit(str(raw.url)).path, js_text(header(REQUEST_ID_HEADER)))
+    exchange, token = begin(method, path, js_text(header(REQUEST_ID_HEADER)))
     status = 500
     try:
         cors = policy_for(env_text(env, "CORS_ALLOWED_ORIGINS"))
-        origin = js_text(header("origin"))
+        origin = js_text(header("origin")) if cors.enabled else None
         extra = {REQUEST_ID_HEADER: exchange.request_id}
         if is_preflight(method, lambda name: js_text(header(name))):
             response = _preflight(cors, origin)
@@ -76,5 +81,5 @@ async def enveloped(raw: Any, env: Any, inner: Callable[[], Awaitable[Any]]) -> 
         status = int(response.status)
         return response
     finally:
-        access_log.info(exchange.access_line(status))
+        console.log(exchange.access_line(status))
         end(token)

@@ -28,17 +28,18 @@ __all__ = ["BudgetLedgerObject", "CatalogObject", "CoalescerObject", "Default", 
 class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:
         raw, env = request.js_object, raw_env(self.env)
-        if urlsplit(request.url).path.startswith(FILES_PREFIX):
+        path = urlsplit(str(raw.url)).path
+        if path.startswith(FILES_PREFIX):
 
             async def download() -> Any:
                 note_route(FILES_ROUTE)
                 return await serve_file(raw, env, self.ctx)
 
-            return await enveloped(raw, env, download)
+            return await enveloped(raw, env, path, download)
 
         from .app import handle  # already imported by src/entry.py on Workers
 
-        return await enveloped(raw, env, lambda: handle(request, self.env, self.ctx))
+        return await enveloped(raw, env, path, lambda: handle(request, self.env, self.ctx))
 
     async def queue(self, batch: Any, _env: Any = None, _ctx: Any = None) -> None:
         """The consumer of ``fluxgate-jobs``: async generations and webhook deliveries.

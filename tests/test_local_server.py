@@ -68,11 +68,11 @@ def test_keys_commands(tmp_path, capsys):
     assert main(["keys", "create", "--name", "ci", "--data-dir", data]) == 0
     key = capsys.readouterr().out.strip()
     assert key.startswith("fgk_")
-    assert main(["keys", "list", "--data-dir", data]) == 0
+    assert main(["keys", "list", "--json", "--data-dir", data]) == 0
     listing = capsys.readouterr().out
     assert '"name": "ci"' in listing and key not in listing
     key_id = listing.split('"id": "')[1].split('"')[0]
-    assert main(["keys", "revoke", key_id, "--data-dir", data]) == 0
+    assert main(["keys", "revoke", key_id, "--json", "--data-dir", data]) == 0
     assert '"revoked": true' in capsys.readouterr().out
     assert main(["keys", "revoke", "key_missing", "--data-dir", data]) == 1
 

@@ -59,7 +59,8 @@ def harness_results() -> dict[str, dict[str, object]]:
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             record = json.loads(line)
-            results[record["case"]] = record
+            if "case" in record:  # not the Worker's own log lines (access, audit)
+                results[record["case"]] = record
     if proc.returncode == 2 or not results:
         pytest.fail(f"harness did not run (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return results

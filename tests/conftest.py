@@ -450,47 +450,42 @@ def jobs(client: httpx.Client, request: pytest.FixtureRequest) -> LocalJobs | Ho
     return LocalJobs(ports.jobs, runtime.worker, client)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def audit_lines(
-    caplog: pytest.LogCaptureFixture, runtime: str, request: pytest.FixtureRequest
+def _json_log_lines(
+    kind: str, caplog: pytest.LogCaptureFixture, runtime: str, request: pytest.FixtureRequest
 ) -> Callable[[], list[dict[str, Any]]]:
-    """The audit lines written during the test: from the log records in process, from the
-    Worker's console (stderr, which Workers Logs collects) on the Worker host."""
+    """The JSON lines of one ``type`` (``audit``, ``access``) written during the test: from
+    the log records in process (logger ``fluxgate.<type>``), from the Worker's console
+    (what Workers Logs collects) on the Worker host."""
     if runtime == "worker":
         host: WorkerHost = request.getfixturevalue("worker_host")
 
         def from_console() -> list[dict[str, Any]]:
             console = host.log_since_reset().splitlines()
-            return [json.loads(x) for x in console if x.startswith('{"time"') and '"audit"' in x]
+            lines = [json.loads(x) for x in console if x.startswith('{"time"')]
+            return [line for line in lines if line.get("type") == kind]
 
         return from_console
-    caplog.set_level(logging.INFO, logger="fluxgate.audit")
+    logger = f"fluxgate.{kind}"
+    caplog.set_level(logging.INFO, logger=logger)
 
     def from_records() -> list[dict[str, Any]]:
-        return [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.audit"]
+        return [json.loads(r.message) for r in caplog.records if r.name == logger]
 
     return from_records
+
+
+@pytest.fixture
+def audit_lines(
+    caplog: pytest.LogCaptureFixture, runtime: str, request: pytest.FixtureRequest
+) -> Callable[[], list[dict[str, Any]]]:
+    return _json_log_lines("audit", caplog, runtime, request)
 
 
 @pytest.fixture
 def access_lines(
     caplog: pytest.LogCaptureFixture, runtime: str, request: pytest.FixtureRequest
 ) -> Callable[[], list[dict[str, Any]]]:
-    """The JSON access-log lines written during the test (as ``audit_lines``)."""
-    if runtime == "worker":
-        host: WorkerHost = request.getfixturevalue("worker_host")
-
-        def from_console() -> list[dict[str, Any]]:
-            console = host.log_since_reset().splitlines()
-            return [json.loads(x) for x in console if x.startswith('{"time"') and '"access"' in x]
-
-        return from_console
-    caplog.set_level(logging.INFO, logger="fluxgate.access")
-
-    def from_records() -> list[dict[str, Any]]:
-        return [json.loads(r.message) for r in caplog.records if r.name == "fluxgate.access"]
-
-    return from_records
+    return _json_log_lines("access", caplog, runtime, request)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from fluxgate.local.cli import key_status, key_table, main, start_banner
 from fluxgate.local.runtime import build_gateway
 from fluxgate.settings import Settings
 
+from .polling import wait_for
 from .servers import cli, local_server
 
 
@@ -95,7 +96,8 @@ def test_the_server_logs_json_access_lines_without_signatures_and_warns_about_ho
         url = r.json()["data"][0]["url"]
         assert httpx.get(url, timeout=30).status_code == 200
         sig = url.rsplit("sig=", 1)[1]
-        log = server.output()
+        # The download's line is written once its response has gone out.
+        log = wait_for(lambda: "/v1/files/{" in server.output() and server.output())
     assert sig not in log and "key_" in log
     lines = [json.loads(x) for x in log.splitlines() if x.startswith("{") and '"access"' in x]
     routes = [(line["method"], line["route"], line["status"]) for line in lines]

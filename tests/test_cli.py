@@ -377,3 +377,8 @@ def test_serve_says_where_everything_is_and_those_urls_answer(tmp_path: Path):
             assert f"{server.base}{path}" in log
             assert httpx.get(f"{server.base}{path}", timeout=30).status_code == 200, path
         assert f"{server.base}/readyz" in log
+
+
+def test_the_banner_names_a_loopback_url_for_a_wildcard_listen_address():
+    assert "  console    http://127.0.0.1:8787/" in start_banner("0.0.0.0", 8787, Settings())  # noqa: S104
+    assert "  console    http://[::1]:8787/" in start_banner("::", 8787, Settings())

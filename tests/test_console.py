@@ -113,7 +113,6 @@ def check_files_and_policy(client: httpx.Client) -> None:
     assert client.get("/favicon.ico").content.startswith(b"\x00\x00\x01\x00")
 
 
-@pytest.mark.local_only(reason="the same app code builds the policy on both runtimes")
 @pytest.mark.settings(public_base_url="https://images.example.com/fluxgate")
 def test_images_may_come_from_the_public_base_url(client):
     policy = directives(client.get("/console").headers["content-security-policy"])

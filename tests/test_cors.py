@@ -12,15 +12,11 @@ APP = "https://app.example.com"
 OTHER = "https://evil.example.net"
 
 
-def preflight(client, origin, method="POST", headers="authorization, content-type"):
-    return client.options(
-        "/v1/images/generations",
-        headers={
-            "Origin": origin,
-            "Access-Control-Request-Method": method,
-            "Access-Control-Request-Headers": headers,
-        },
-    )
+def preflight(client, origin, method="POST", headers=None):
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    return client.options("/v1/images/generations", headers=asked)
 
 
 def test_by_default_no_origin_is_allowed(client, auth):
@@ -55,6 +51,30 @@ def test_other_origins_are_refused_and_get_no_cors_headers(client, auth):
     assert answer.status_code == 403 and "access-control-allow-origin" not in answer.headers
     plain = client.get("/v1/usage", headers={**auth, "Origin": OTHER})
     assert "access-control-allow-origin" not in plain.headers
+
+
+@pytest.mark.settings(cors_allowed_origins=APP)
+def test_with_named_origins_every_response_varies_on_origin(client, auth):
+    """A copy cached for a request without ``Origin`` (an ``<img>`` load) must not be
+    reused for an allowed page's ``fetch``, which needs the CORS headers."""
+    made = client.post("/v1/images/generations", json=generation("a kite"), headers=auth)
+    for answer in (
+        made,
+        client.get(made.json()["data"][0]["url"]),
+        client.get("/v1/usage", headers={**auth, "Origin": OTHER}),
+    ):
+        assert "Origin" in answer.headers["vary"]
+        assert "access-control-allow-origin" not in answer.headers
+
+
+@pytest.mark.settings(cors_allowed_origins=APP)
+def test_a_preflight_allows_the_request_headers_a_client_asks_for(client):
+    asked = "authorization, content-type, x-stainless-lang, x-stainless-retry-count"
+    answer = preflight(client, APP, headers=asked)
+    assert answer.status_code == 204
+    assert answer.headers["access-control-allow-headers"] == asked
+    odd = preflight(client, APP, headers="bad header, (x)")  # not a header list: ours
+    assert "Authorization" in odd.headers["access-control-allow-headers"]
 
 
 @pytest.mark.settings(cors_allowed_origins=APP)

@@ -170,7 +170,7 @@ def test_jobs_are_listed_with_their_current_status(client, auth, ai, jobs):
 
     failed_item, ok_item = settled(client, auth, 2)["data"]
     assert ok_item["id"] == ok.json()["id"] and ok_item["status"] == "succeeded"
-    assert ok_item["object"] == "job" and ok_item["user"] is None
+    assert ok_item["object"] == "image.job" and ok_item["user"] is None
     assert ok_item["status_url"] == ok.json()["status_url"]
     assert ok_item["image_id"] == done["result"]["id"] and ok_item["error"] is None
     assert failed_item["status"] == "failed" and failed_item["image_id"] is None
@@ -223,6 +223,7 @@ def test_a_bad_cursor_or_limit_is_400_naming_it(client, auth, path):
     made(client, auth, "a boat")
     made(client, auth, "a hat")
     other_listing = "/v1/jobs" if path == "/v1/images" else "/v1/images"
+    kind = IMAGE if path == "/v1/images" else JOB
     foreign = encode_cursor(JOB if path == "/v1/images" else IMAGE, Position(1, 1))
     for cursor in (
         "nope!",
@@ -230,6 +231,12 @@ def test_a_bad_cursor_or_limit_is_400_naming_it(client, auth, path):
         base64.urlsafe_b64encode(b"image.1.x").decode(),
         base64.urlsafe_b64encode(b"\xff\xfe\xfd\xfc").decode(),
         foreign,
+        # well formed, but positions beyond what SQLite and the Durable Object RPC hold
+        base64.urlsafe_b64encode(f"{kind}.999999999999999.9999999999999999999".encode())
+        .decode()
+        .rstrip("="),
+        encode_cursor(kind, Position(1, 2**53)),
+        encode_cursor(kind, Position(2**53, 1)),
     ):
         r = client.get(path, headers=auth, params={"cursor": cursor})
         assert r.status_code == 400, (cursor, r.text)
@@ -354,6 +361,12 @@ def test_cursors_round_trip_and_refuse_anything_else():
         base64.urlsafe_b64encode(b"image.01.2").decode().rstrip("="),
         base64.urlsafe_b64encode(b"image.1.0").decode().rstrip("="),
         base64.urlsafe_b64encode(b"image.-1.2").decode().rstrip("="),
+        base64.urlsafe_b64encode(b"image.999999999999999.9999999999999999999").decode().rstrip("="),
+        encode_cursor(IMAGE, Position(1, 2**53)),  # beyond JS's safe integers
+        encode_cursor(IMAGE, Position(2**53, 1)),
+        encode_cursor(IMAGE, Position(1, 2**63)),  # beyond SQLite's INTEGER
     ):
         with pytest.raises(ValueError):
             decode_cursor(IMAGE, bad)
+    largest = Position(2**53 - 1, 2**53 - 1)
+    assert decode_cursor(JOB, encode_cursor(JOB, largest)) == largest

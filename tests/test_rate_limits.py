@@ -1,5 +1,7 @@
 """Request-rate limits per key and per end user; cache hits are not counted."""
 
+import pytest
+
 from .bodies import generate, generation
 
 BODY = generation("a lamp", square=256, steps=1)
@@ -116,3 +118,19 @@ def test_a_key_override_selects_another_rule(client, rate_limit_rules):
     for seed in range(5):
         assert generate(client, fast, {**BODY, "seed": seed}).status_code == 200
     assert generate(client, fast, {**BODY, "seed": 6}).status_code == 429
+
+
+def test_a_rule_without_its_binding_on_workers_claims_no_limit(client, runtime):
+    """A Worker deployed without a rule's ``RATE_LIMIT_<NAME>`` binding does not enforce
+    it (logged; the budget still caps spend), so its answers do not advertise it either."""
+    from .conftest import new_key, put_policy
+
+    if runtime == "local":
+        pytest.skip("the local limiter counts every rule of the document")
+    rules = {"standard": {"limit": 60, "period": 60}, "unbound": {"limit": 2, "period": 60}}
+    put_policy(client, rate_limits=rules)
+    key = new_key(client, "unbound", overrides={"rate_limit": "unbound"})
+    for seed in range(3):  # over the document's limit, and still served
+        answer = generate(client, key, {**BODY, "seed": seed})
+        assert answer.status_code == 200 and answer.headers["x-cache"] == "MISS"
+        assert "ratelimit-limit" not in answer.headers

@@ -42,3 +42,42 @@ def test_a_misconfigured_worker_is_unready_without_probing(runtime, client):
     assert answer.status_code == 503
     assert answer.json()["checks"] == {"config": {"ok": False, "error": "server_misconfigured"}}
     assert "too-short-admin-token" not in answer.text
+
+
+def test_the_model_is_asked_once_per_half_minute():
+    """``/readyz`` is public: its one probe that spends upstream quota (the model catalog)
+    is reused for 30 s, while KV and R2 are asked every time."""
+    import anyio
+
+    from fluxgate.readiness import Readiness
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.asked = 0
+
+        async def generate(self, request):
+            raise AssertionError("readiness never generates")
+
+        async def ready(self) -> None:
+            self.asked += 1
+
+    class Store:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        async def get(self, key, **_):
+            self.reads += 1
+
+        async def head(self, key):
+            self.reads += 1
+
+    now = [1000.0]
+    model, store = Counting(), Store()
+    readiness = Readiness(kv=store, objects=store, model=model, clock=lambda: now[0])
+    for at in (1000.0, 1010.0, 1029.9, 1030.0):
+        now[0] = at
+        checks = anyio.run(readiness.checks)
+        assert all(check.ok for check in checks.values())
+    assert model.asked == 2 and store.reads == 8

@@ -135,7 +135,12 @@ def job_entry(job: Job) -> Entry:
 # -- cursors -------------------------------------------------------------------------------
 
 _CURSOR_TEXT = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
-_CURSOR_BODY = re.compile(r"^(image|job)\.(0|[1-9][0-9]{0,14})\.([1-9][0-9]{0,18})$")
+_CURSOR_BODY = re.compile(r"^(image|job)\.(0|[1-9][0-9]{0,15})\.([1-9][0-9]{0,15})$")
+# The largest ``created`` or ``seq`` a cursor may carry: JavaScript's largest safe integer.
+# Both cross the Durable Object RPC as JS numbers (larger ones lose precision, or fail to
+# convert) and are bound as SQLite INTEGERs (at most 2**63 - 1, or the query raises
+# OverflowError); a real position is far below either (a Unix time, a row count).
+MAX_POSITION = 2**53 - 1
 
 
 def encode_cursor(kind: str, position: Position) -> str:
@@ -156,25 +161,44 @@ def decode_cursor(kind: str, cursor: str) -> Position:
     match = _CURSOR_BODY.match(text)
     if match is None or match[1] != kind:
         raise ValueError("not a cursor of this listing")
-    return Position(int(match[2]), int(match[3]))
+    created, seq = int(match[2]), int(match[3])
+    if created > MAX_POSITION or seq > MAX_POSITION:
+        raise ValueError("not a position of this listing")
+    return Position(created, seq)
 
 
 # -- the table -----------------------------------------------------------------------------
 
 
-def _entry(kind: str, account: str, row: Sequence[Any]) -> tuple[int, Entry]:
-    seq, entry_id, user, created, updated, status, summary = row
-    entry = Entry(
-        kind,
+def entry_from_row(
+    kind: str,
+    account: str,
+    entry_id: Any,
+    user: Any,
+    created: Any,
+    updated: Any,
+    status: Any,
+    summary: Any,
+) -> Entry:
+    """An :class:`Entry` from a catalog row's columns, however they arrived: from SQLite
+    here, or as the strings and numbers of a Durable Object RPC, where ``""`` stands for a
+    missing user or status and ``summary`` is its JSON text. One place, so that both
+    runtimes read a row alike."""
+    return Entry(
+        str(kind),
         str(entry_id),
-        account,
+        str(account),
         str(user) if user else None,
         int(created),
         int(updated),
         str(status) if status else None,
-        json.loads(summary),
+        json.loads(str(summary)),
     )
-    return int(seq), entry
+
+
+def _entry(kind: str, account: str, row: Sequence[Any]) -> tuple[int, Entry]:
+    seq, *columns = row
+    return int(seq), entry_from_row(kind, account, *columns)
 
 
 class CatalogTable:

@@ -169,7 +169,8 @@ class Controls:
         """Count one model-bound request per key and, for client tokens, per end user.
 
         Returns the ``RateLimit-*`` headers of the tighter count (the fewer remaining), for
-        the answer to tell the client how to pace itself; none without a rule."""
+        the answer to tell the client how to pace itself; none without a rule, or for a
+        rule no counter enforces (a Worker deployed without its binding)."""
         policy, principal = admission.policy, admission.principal
         name = policy.limits.rate_limit
         if name is None:
@@ -183,7 +184,10 @@ class Controls:
             decision = await self._limiter.hit(name, rule.limit, rule.period, key)
             if not decision.allowed:
                 raise rate_limited(name, decision, who)
-            decisions.append(decision)
+            if decision.enforced:
+                decisions.append(decision)
+        if not decisions:
+            return {}
         tightest = min(
             reversed(decisions), key=lambda d: d.limit if d.remaining is None else d.remaining
         )

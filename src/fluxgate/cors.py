@@ -34,6 +34,10 @@ EXPOSED_HEADERS = (
 )
 MAX_AGE_SECONDS = 600  # browsers cap it lower (Chromium: 2 h); 10 min keeps changes quick
 
+# A header-name list as Access-Control-Request-Headers carries it (RFC 9110 tokens).
+_HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
+_MAX_REQUESTED_HEADERS = 1024
+
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 
 
@@ -88,24 +92,40 @@ class CorsPolicy:
         # The answer depends on Origin: a shared cache must key on it.
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
-    def preflight(self, origin: str | None) -> Preflight:
-        """The answer to a preflight request (see :func:`is_preflight`)."""
+    def preflight(self, origin: str | None, requested_headers: str | None = None) -> Preflight:
+        """The answer to a preflight request (see :func:`is_preflight`).
+
+        The request headers a page asks for are allowed as asked (when they are a header
+        list): no credentials mode means a header cannot carry anything the page's own
+        token does not, and clients send their own (the OpenAI SDK's ``X-Stainless-*``).
+        Without a list, the API's own headers are named."""
         if origin is None or not self.allows(origin):
             return Preflight(403, {})
+        asked = (requested_headers or "").strip()
+        allowed = (
+            asked
+            if len(asked) <= _MAX_REQUESTED_HEADERS and _HEADER_LIST.fullmatch(asked)
+            else ALLOWED_HEADERS
+        )
         headers = self._allow_origin(origin)
         headers.update(
             {
                 "Access-Control-Allow-Methods": ALLOWED_METHODS,
-                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+                "Access-Control-Allow-Headers": allowed,
                 "Access-Control-Max-Age": str(MAX_AGE_SECONDS),
             }
         )
         return Preflight(204, headers)
 
     def response_headers(self, origin: str | None) -> dict[str, str]:
-        """What an actual response adds for ``origin`` (nothing for a disallowed one)."""
-        if origin is None or not self.allows(origin):
+        """What an actual response adds for ``origin``. With named origins every response
+        varies on ``Origin``, also one without it (an ``<img>`` load of a signed URL): a
+        browser cache must not hand that copy, without CORS headers, to an allowed page's
+        ``fetch``."""
+        if not self.enabled:
             return {}
+        if origin is None or not self.allows(origin):
+            return {} if self.origins == ("*",) else {"Vary": "Origin"}
         headers = self._allow_origin(origin)
         headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         return headers

@@ -22,6 +22,7 @@ class RateDecision:
     period: int
     remaining: int | None  # None where the counter cannot tell (the Workers binding)
     reset: int  # seconds until the window ends (an upper bound on Workers)
+    enforced: bool = True  # False: no counter exists for the rule (a missing binding)
 
 
 class RateLimiter(Protocol):

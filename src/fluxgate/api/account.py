@@ -35,6 +35,16 @@ async def usage(
         description=f"Last UTC day, not after today; default: today. At most {MAX_KEY_DAYS} days.",
     ),
 ) -> UsageReport:
+    if principal.via_token and (first is not None or last is not None):
+        # A client token is one end user's, in a browser or an app: the key's spend history
+        # is every end user's traffic, for the key's backend only (today's figure, which
+        # the token's own requests count against, stays readable).
+        raise ApiError(
+            403,
+            "insufficient_scope",
+            "Client tokens cannot read the key's spend history; use the API key.",
+            param="from" if first is not None else "to",
+        )
     start, end = day_range(first, last, today=gw.controls.today(), max_days=MAX_KEY_DAYS)
     return UsageReport.model_validate(await gw.controls.usage(principal, start, end))
 

@@ -32,6 +32,7 @@ router = APIRouter(
 )
 
 MAX_PAGE = 100
+MAX_KEY_CURSOR = 4096  # KV's cursors are far shorter; anything longer is not one
 
 
 class KeyPage(KeyList):
@@ -105,13 +106,22 @@ async def list_keys(
     limit: str | None = Query(None, description=f"Keys per page, 1-{MAX_PAGE} (default)."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> KeyPage:
-    size = _page_size(limit)
-    if cursor is not None and len(cursor) > 4096:
-        raise invalid_field("cursor", "not a cursor this listing returned")
-    records, next_cursor = await gw.keys.page(size, cursor or None)
+    records, next_cursor = await _page_of_keys(gw, limit, cursor)
     return KeyPage(
         data=[_info(r) for r in records], has_more=next_cursor is not None, next_cursor=next_cursor
     )
+
+
+async def _page_of_keys(
+    gw: Gateway, limit: str | None, cursor: str | None
+) -> tuple[list[KeyRecord], str | None]:
+    """A page of keys as ``GET /v1/admin/keys`` and ``GET /v1/admin/usage`` both take it:
+    one reading of ``limit`` and ``cursor``, so that both refuse the same ones with a 400
+    naming the parameter (never a 422 or a 5xx from the store)."""
+    size = _page_size(limit)
+    if cursor is not None and len(cursor) > MAX_KEY_CURSOR:
+        raise invalid_field("cursor", "not a cursor this listing returned")
+    return await gw.keys.page(size, cursor or None)
 
 
 def _page_size(limit: str | None) -> int:
@@ -245,28 +255,31 @@ async def usage_by_key(
     ),
     limit: str | None = Query(None, description=f"Keys per page, 1-{MAX_PAGE} (default)."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
-) -> UsagePage:
-    """Reads one ledger per key of the page (on Workers: one Durable Object call per key)."""
+) -> JSONResponse:
+    """Reads one ledger per key of the page (on Workers: one Durable Object call per key).
+
+    The body is built of plain dicts and answered as is, as the listings are: validating
+    it through ``UsagePage`` would build a model per key and per day (100 keys x 92 days
+    is 9,200 ``DayUsage``), CPU that a Worker pays on every request. ``UsagePage`` stays
+    the documented schema, and the contract test holds the body to it."""
     start, end = day_range(first, last, today=gw.controls.today(), max_days=MAX_ADMIN_DAYS, day=day)
-    size = _page_size(limit)
-    if cursor is not None and len(cursor) > 4096:
-        raise invalid_field("cursor", "not a cursor this listing returned")
-    records, next_cursor = await gw.keys.page(size, cursor or None)
+    records, next_cursor = await _page_of_keys(gw, limit, cursor)
     histories = await asyncio.gather(*(gw.controls.history(r.id, start, end) for r in records))
     data = [
-        KeyUsage(
-            key_id=record.id,
-            name=record.name,
-            spent_usd=round(sum(row["spent_usd"] for row in days), 6),
-            requests=sum(row["requests"] for row in days),
-            days=[DayUsage(**row) for row in days],
-        )
+        {
+            "key_id": record.id,
+            "name": record.name,
+            "spent_usd": round(sum(row["spent_usd"] for row in days), 6),
+            "requests": sum(row["requests"] for row in days),
+            "days": days,
+        }
         for record, days in zip(records, histories, strict=True)
     ]
-    return UsagePage(
-        first=start.isoformat(),
-        to=end.isoformat(),
-        data=data,
-        has_more=next_cursor is not None,
-        next_cursor=next_cursor,
-    )
+    body = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "data": data,
+        "has_more": next_cursor is not None,
+        "next_cursor": next_cursor,
+    }
+    return JSONResponse(body)

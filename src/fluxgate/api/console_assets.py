@@ -363,6 +363,11 @@ SCRIPT = r""""use strict";
   const POLL_LIMIT_MS = 15 * 60 * 1000;
   const SVG = "http://www.w3.org/2000/svg";
   const SERIES = 8;
+  // GET /v1/admin/usage reads one ledger per key (on Workers, a Durable Object call each):
+  // 40 keys a page stays under Workers Free's 50 subrequests a request. The chart follows
+  // next_cursor for up to 1,000 keys.
+  const USAGE_PAGE = 40;
+  const USAGE_PAGES = 25;
 
   const state = {
     busy: false,
@@ -972,8 +977,8 @@ SCRIPT = r""""use strict";
     try {
       const rows = [];
       let cursor = null;
-      for (let pages = 0; pages < 10; pages += 1) {
-        const query = new URLSearchParams({ from, to, limit: "100" });
+      for (let pages = 0; pages < USAGE_PAGES; pages += 1) {
+        const query = new URLSearchParams({ from, to, limit: String(USAGE_PAGE) });
         if (cursor) query.set("cursor", cursor);
         const page = await admin(`v1/admin/usage?${query}`);
         rows.push(...(page.data || []));

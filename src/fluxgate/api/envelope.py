@@ -95,7 +95,7 @@ class Envelope:
 
         try:
             if preflight:
-                answer = cors.preflight(origin)
+                answer = cors.preflight(origin, headers.get("access-control-request-headers"))
                 response = (
                     Response(status_code=204, headers=answer.headers)
                     if answer.status == 204

@@ -128,7 +128,7 @@ class Presenter:
         """A job of a listing (``JobItem``): its state as of its last transition."""
         return {
             "id": entry.id,
-            "object": "job",
+            "object": "image.job",
             "status": entry.status,
             "created": entry.created,
             "updated": entry.updated,

@@ -370,7 +370,7 @@ class JobItem(BaseModel):
     """One async job in ``GET /v1/jobs``; `GET /v1/jobs/{id}` has the rest."""
 
     id: str
-    object: Literal["job"] = "job"
+    object: Literal["image.job"] = "image.job"
     status: Literal["queued", "running", "succeeded", "failed"]
     created: int
     updated: int

@@ -15,7 +15,7 @@ from typing import Any
 
 from workers import DurableObject
 
-from ..catalog import CatalogTable, Entry, Page, Position
+from ..catalog import CatalogTable, Entry, Page, Position, entry_from_row
 from .ffi import py_value, sql_executor, unwrap
 
 
@@ -37,16 +37,7 @@ class CatalogObject(DurableObject):
         status: str,
         summary: str,
     ) -> bool:
-        entry = Entry(
-            str(kind),
-            str(entry_id),
-            str(account),
-            str(user or "") or None,
-            int(created),
-            int(updated),
-            str(status or "") or None,
-            json.loads(str(summary)),
-        )
+        entry = entry_from_row(kind, account, entry_id, user, created, updated, status, summary)
         return self._table.put(entry)
 
     async def page(
@@ -94,18 +85,6 @@ class WorkersCatalog:
                 account, kind, user or "", limit, start.created, start.seq
             )
         )
-        entries = [
-            Entry(
-                kind,
-                str(entry_id),
-                account,
-                str(row_user) or None,
-                int(created),
-                int(updated),
-                str(status) or None,
-                json.loads(str(summary)),
-            )
-            for entry_id, row_user, created, updated, status, summary in rows
-        ]
+        entries = [entry_from_row(kind, account, *row) for row in rows]
         following = Position(int(next_created), int(next_seq)) if int(next_seq) > 0 else None
         return Page(entries, following)

@@ -15,23 +15,19 @@ from typing import Any
 from js import Response, console
 
 from ..cors import ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
-from ..errors import INTERNAL_ERROR, ApiError
+from ..errors import INTERNAL_ERROR
 from ..request_context import REQUEST_ID_HEADER, begin, end
 from .config import env_text
 from .ffi import js_object, js_text
+from .files import error_response
 
 log = logging.getLogger("fluxgate.edge")
 
 
-def _error(error: ApiError) -> Any:
-    headers = {"Content-Type": "application/json", **error.headers}
-    return Response.new(error.to_json(), js_object({"status": error.status, "headers": headers}))
-
-
-def _preflight(cors: CorsPolicy, origin: str | None) -> Any:
-    answer = cors.preflight(origin)
+def _preflight(cors: CorsPolicy, origin: str | None, requested_headers: str | None) -> Any:
+    answer = cors.preflight(origin, requested_headers)
     if answer.status != 204:
-        return _error(ORIGIN_REFUSED)
+        return error_response(ORIGIN_REFUSED)
     return Response.new(None, js_object({"status": 204, "headers": answer.headers}))
 
 
@@ -69,14 +65,15 @@ async def enveloped(raw: Any, env: Any, path: str, inner: Callable[[], Awaitable
         origin = js_text(header("origin")) if cors.enabled else None
         extra = {REQUEST_ID_HEADER: exchange.request_id}
         if is_preflight(method, lambda name: js_text(header(name))):
-            response = _preflight(cors, origin)
+            requested = js_text(header("access-control-request-headers"))
+            response = _preflight(cors, origin, requested)
         else:
             extra.update(cors.response_headers(origin))
             try:
                 response = await inner()
             except Exception:  # a fault past every handler: the app's 500, with the id
                 log.exception("unhandled error")
-                response = _error(INTERNAL_ERROR)
+                response = error_response(INTERNAL_ERROR)
         response = _stamp(response, extra)
         status = int(response.status)
         return response

@@ -30,6 +30,6 @@ class WorkersRateLimiter:
         binding = getattr(self._env, binding_name(name), None)
         if binding is None:
             log.error("no %s binding: rate limit '%s' is not enforced", binding_name(name), name)
-            return RateDecision(True, limit, period, None, period)
+            return RateDecision(True, limit, period, None, period, enforced=False)
         outcome = await unwrap(binding).limit(js_object({"key": key}))
         return RateDecision(bool(outcome.success), limit, period, None, period)

@@ -91,8 +91,14 @@ def _say(message: str) -> None:
 # -- serve -----------------------------------------------------------------------------------
 
 
+# Listening on every interface: a browser cannot open these, this machine's loopback can.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+
+
 def _origin(host: str, port: int) -> str:
-    """The URL origin of a listening address (an IPv6 literal goes in brackets)."""
+    """The URL origin to open for a listening address (a wildcard address becomes this
+    machine's loopback; an IPv6 literal goes in brackets)."""
+    host = _WILDCARDS.get(host, host)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

@@ -131,6 +131,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{runtime}: {parts or 'none'}")
     for line in skipped:
         terminalreporter.write_line(f"skipped on the Worker: {line}")
+    shots = sorted(
+        {
+            str(value)
+            for report in terminalreporter.stats.get("passed", [])
+            for name, value in getattr(report, "user_properties", ())
+            if name == "screenshot"
+        }
+    )
+    if shots:
+        terminalreporter.section("console screenshots")
+        terminalreporter.write_line(f"folder: {Path(shots[0]).parent}")
+        for shot in shots:
+            terminalreporter.write_line(shot)
 
 
 @pytest.fixture

@@ -648,7 +648,9 @@ def filled_console(browser: Any, base: str, made: dict[str, Any]) -> Console:
     return page
 
 
-def test_the_console_fits_a_phone_and_a_desktop(browser, server, runtime, screenshots):
+def test_the_console_fits_a_phone_and_a_desktop(
+    browser, server, runtime, screenshots, record_property
+):
     """No horizontal scrolling, nothing wider than the viewport, the image as wide as its
     column; full-page screenshots of both widths with every section filled."""
     made = admin_key(server.base, unique("layout"))
@@ -678,5 +680,6 @@ def test_the_console_fits_a_phone_and_a_desktop(browser, server, runtime, screen
             shot.write_bytes(full_page_png(browser))
             assert shot.stat().st_size > 20_000
             print(f"console screenshot: {shot}")
+            record_property("screenshot", str(shot))  # listed in the run's summary
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

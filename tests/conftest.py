@@ -517,6 +517,7 @@ class LocalUsageEvents:
         self._store = store
 
     def events(self) -> list[dict[str, Any]]:
+        self._store.flush()  # recording returns before the writer thread has written
         with closing(sqlite3.connect(self._path)) as db:
             db.row_factory = sqlite3.Row
             rows = db.execute("SELECT * FROM usage_events ORDER BY rowid").fetchall()

@@ -4,7 +4,9 @@ The local peer of the Analytics Engine dataset: one row per event, with the even
 as columns (the names of :data:`~fluxgate.usage_events.BLOBS` and
 :data:`~fluxgate.usage_events.DOUBLES`, plus the exact micro-dollar amounts and the time).
 Like the service, it keeps three months (:data:`RETENTION_DAYS`), aged out every
-:data:`PRUNE_EVERY` writes. Writes run in a thread, so the event loop never waits on disk.
+:data:`PRUNE_EVERY` writes. Like ``writeDataPoint``, recording returns at once: one writer
+thread inserts the events in order, so a request (a cache hit above all) never waits on
+disk; :meth:`SqliteUsageEvents.flush` waits for what is queued (tests, shutdown).
 
     sqlite3 .fluxgate/usage_events.sqlite3 \\
       "SELECT key_id, date(time, 'unixepoch') AS day, SUM(charged_usd), COUNT(*)
@@ -13,7 +15,8 @@ Like the service, it keeps three months (:data:`RETENTION_DAYS`), aged out every
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import queue
 import threading
 from pathlib import Path
 
@@ -58,23 +61,48 @@ _INSERT = "INSERT INTO usage_events ({}) VALUES ({})".format(  # noqa: S608
 _PRUNE = "DELETE FROM usage_events WHERE time < ?"
 
 
+log = logging.getLogger("fluxgate.usage_events")
+
+
 class SqliteUsageEvents:
     def __init__(self, path: Path | str) -> None:
         self._db = connect(path)
         self._db.execute(_SCHEMA)
         self._db.execute(_INDEX)
-        self._lock = threading.Lock()
         self._writes = 0
+        self._queue: queue.Queue[UsageEvent | None] = queue.Queue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_all, name="usage-events", daemon=True)
+        self._writer.start()
+
+    def _write_all(self) -> None:
+        while (event := self._queue.get()) is not None:
+            try:
+                self._insert(event)
+            except Exception as exc:  # an event is never worth more than a log line
+                log.warning("usage event not written: %s", type(exc).__name__)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
 
     def _insert(self, event: UsageEvent) -> None:
-        with self._lock:
-            self._db.execute(_INSERT, tuple(getattr(event, name) for name in COLUMNS))
-            self._writes += 1
-            if self._writes % PRUNE_EVERY == 0:
-                self._db.execute(_PRUNE, (event.time - RETENTION_DAYS * 86400,))
+        self._db.execute(_INSERT, tuple(getattr(event, name) for name in COLUMNS))
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:
+            self._db.execute(_PRUNE, (event.time - RETENTION_DAYS * 86400,))
 
     async def record(self, event: UsageEvent) -> None:
-        await asyncio.to_thread(self._insert, event)
+        if self._closed:
+            raise RuntimeError("the usage event store is closed")
+        self._queue.put_nowait(event)
+
+    def flush(self) -> None:
+        """Wait until every event recorded so far is written."""
+        self._queue.join()
 
     def close(self) -> None:
-        self._db.close()
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._writer.join()
+            self._db.close()

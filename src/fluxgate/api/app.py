@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,6 +67,15 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "public, max-age=300",
 }
+
+
+def _asset(content: str | bytes, media_type: str) -> Callable[[], Awaitable[Response]]:
+    """The route of one of the console's files: a constant, with the page's headers."""
+
+    async def serve() -> Response:
+        return Response(content, media_type=media_type, headers=_PAGE_HEADERS)
+
+    return serve
 
 
 def _audit_refusal(request: Request, error: ApiError) -> None:
@@ -195,21 +205,8 @@ def create_app(
         csp = console.page_csp(public_base_url)
         return HTMLResponse(console.PAGE, headers={**_PAGE_HEADERS, "Content-Security-Policy": csp})
 
-    @app.get("/console.js", include_in_schema=False)
-    async def console_script() -> Response:
-        return Response(console.SCRIPT, media_type="text/javascript", headers=_PAGE_HEADERS)
-
-    @app.get("/console.css", include_in_schema=False)
-    async def console_styles() -> Response:
-        return Response(console.STYLES, media_type="text/css", headers=_PAGE_HEADERS)
-
-    @app.get("/favicon.svg", include_in_schema=False)
-    async def favicon_svg() -> Response:
-        return Response(console.FAVICON_SVG, media_type="image/svg+xml", headers=_PAGE_HEADERS)
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon_ico() -> Response:
-        return Response(console.FAVICON_ICO, media_type="image/x-icon", headers=_PAGE_HEADERS)
+    for path, content, media_type in console.ASSETS:
+        app.add_api_route(path, _asset(content, media_type), include_in_schema=False)
 
     for module in (images, downloads, account, jobs, admin):
         app.include_router(module.router)

@@ -15,6 +15,7 @@ import re
 from .console_assets import FAVICON_ICO, FAVICON_SVG, PAGE, SCRIPT, STYLES
 
 __all__ = [
+    "ASSETS",
     "CSP",
     "FAVICON_ICO",
     "FAVICON_SVG",
@@ -29,6 +30,14 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' blob: data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+# The files the page loads besides itself: (path, content, media type).
+ASSETS: tuple[tuple[str, str | bytes, str], ...] = (
+    ("/console.js", SCRIPT, "text/javascript"),
+    ("/console.css", STYLES, "text/css"),
+    ("/favicon.svg", FAVICON_SVG, "image/svg+xml"),
+    ("/favicon.ico", FAVICON_ICO, "image/x-icon"),
 )
 
 _ORIGIN = re.compile(r"^(https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?)(?:/.*)?$")

@@ -234,7 +234,9 @@ def test_keys_list_json_is_one_record_per_line_and_never_a_key(tmp_path: Path):
     _keys(data, "create", "--name", "phone")
     listed = _keys(data, "list", "--json")
     records = [json.loads(line) for line in listed.splitlines()]
-    assert [r["name"] for r in records] == ["laptop", "phone"]
+    assert sorted(r["name"] for r in records) == ["laptop", "phone"]
+    # oldest first; keys made within the same second in id order
+    assert records == sorted(records, key=lambda r: (r["created"], r["id"]))
     assert set(records[0]) >= {"id", "name", "tier", "scopes", "created", "expires_at"}
     assert records[0]["revoked"] is False and key not in listed
 

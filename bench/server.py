@@ -67,7 +67,6 @@ def realistic_ai(latency: float):
 
 
 def gateway_app(args: argparse.Namespace):
-    from fluxgate import FLUX_MODEL_ID
     from fluxgate.api.app import create_app
     from fluxgate.coalesce import NoCoalescing
     from fluxgate.image_model import MultipartImageModel
@@ -85,7 +84,7 @@ def gateway_app(args: argparse.Namespace):
         "FLUXGATE_RATE_LIMIT_PER_MINUTE": "1000000",
         "FLUXGATE_DAILY_BUDGET_USD": "1000000",
     }
-    model = MultipartImageModel(ai, model_id=FLUX_MODEL_ID, name="bench-double")
+    model = MultipartImageModel(ai)
     ports = local_ports(Path(args.data_dir), env, model=model)
     if args.no_coalescing:
         ports = dataclasses.replace(ports, coalescer=NoCoalescing())

@@ -1,14 +1,29 @@
-// A JavaScript double of workerd's AI binding, for multipart models such as flux-2-dev,
-// and for Llama Guard (the JSON chat model the gateway moderates prompts with).
+// A JavaScript double of workerd's AI binding, for the FLUX.2 family (multipart models:
+// flux-2-dev, flux-2-klein-4b, flux-2-klein-9b), and for Llama Guard (the JSON chat model
+// the gateway moderates prompts with).
 //
 // It accepts what the real binding accepts and nothing else: `inputs` must be a plain
 // object `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`.
-// The body is parsed with the platform's own multipart parser. Failures are thrown as
-// InferenceUpstreamError("<code>: <message>"), as on Cloudflare.
+// The body is parsed with the platform's own multipart parser. Each model has its own
+// field rules: the klein models are distilled with a fixed 4-step schedule and refuse a
+// `steps` field (Cloudflare changelog, 2026-01-15 and 2026-01-28). Failures are thrown as
+// InferenceUpstreamError("<code>: <message>"), as on Cloudflare; a model it does not serve
+// is "5007: No such model <id>".
 import { encodePng, imageSize, noisyPng } from "./png.mjs";
 
 export const FLUX = "@cf/black-forest-labs/flux-2-dev";
+export const KLEIN_4B = "@cf/black-forest-labs/flux-2-klein-4b";
+export const KLEIN_9B = "@cf/black-forest-labs/flux-2-klein-9b";
 export const GUARD = "@cf/meta/llama-guard-3-8b";
+// Each FLUX.2 model's rules. `fixedSteps`: the schedule cannot be set, and a `steps` field
+// is refused; otherwise `steps` is 1-50. `tint`: the blue of the picture drawn, so that the
+// same fields give a different picture for each model (dev keeps its original 128).
+const IMAGE_MODELS = {
+  [FLUX]: { fixedSteps: null, tint: 128 },
+  [KLEIN_4B]: { fixedSteps: 4, tint: 64 },
+  [KLEIN_9B]: { fixedSteps: 4, tint: 192 },
+};
+const imageModel = (model) => (Object.hasOwn(IMAGE_MODELS, model) ? IMAGE_MODELS[model] : null);
 const TEXT_FIELDS = new Set(["prompt", "width", "height", "steps", "guidance", "seed"]);
 const IMAGE_FIELDS = new Set(["input_image_0", "input_image_1", "input_image_2", "input_image_3"]);
 
@@ -30,16 +45,42 @@ function intField(fields, name, fallback, lo, hi) {
 }
 
 // The model catalog as `AI.models()` describes it (workers-types' AiModelsSearchObject):
-// what the doubles serve. Descriptions abridged from Cloudflare's model pages.
+// what the doubles serve. The klein entries are Cloudflare's catalog data; flux-2-dev's
+// description is abridged from its model page.
+const TEXT_TO_IMAGE = { id: "3d6e1f35-341b-4915-a6c8-9a7142a9033a", name: "Text-to-Image", description: "Generates images from input text." };
+const BFL_PROPERTIES = [
+  { property_id: "partner", value: "true" },
+  { property_id: "terms", value: "https://bfl.ai/legal/terms-of-service" },
+];
 const CATALOG = [
   {
     id: "6a4b7e1c-0d52-4f9e-9b1a-2f0c1d5e7a01",
     source: 1,
     name: FLUX,
     description: "FLUX.2 [dev] is an image model from Black Forest Labs: text-to-image and multi-reference editing.",
-    task: { id: "3d6e1f22-8b0a-4b0e-a5c4-6f1e9b1a9d10", name: "Text-to-Image", description: "Generates images from input text." },
+    task: TEXT_TO_IMAGE,
     tags: [],
     properties: [{ property_id: "partner", value: "true" }],
+  },
+  {
+    id: "5cdffa8e-1b1e-48e8-85f1-ab9b943cdd32",
+    source: 1,
+    name: KLEIN_4B,
+    description:
+      "FLUX.2 [klein] is an ultra-fast, distilled image model. It unifies image generation and editing in a single model, delivering state-of-the-art quality enabling interactive workflows, real-time previews, and latency-critical applications.",
+    task: TEXT_TO_IMAGE,
+    tags: [],
+    properties: BFL_PROPERTIES,
+  },
+  {
+    id: "e580c765-810c-4da3-936c-a2808892f14c",
+    source: 1,
+    name: KLEIN_9B,
+    description:
+      "FLUX.2 [klein] 9B is a 9 billion parameter model that can generate images from text descriptions and supports multi-reference editing capabilities.",
+    task: TEXT_TO_IMAGE,
+    tags: [],
+    properties: BFL_PROPERTIES,
   },
   {
     id: "cc80437b-9a8d-4f1a-9c77-9aaf0d226922",
@@ -81,6 +122,13 @@ class Ai {
 }
 
 const isPlainObject = (value) => value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+
+// A `steps` field sent to a model with a fixed schedule (the klein models).
+function refuseFixedSteps(model, spec, hasSteps) {
+  if (spec.fixedSteps !== null && hasSteps) {
+    throw invalid(`'/steps' cannot be set for ${model}: the steps parameter is fixed at ${spec.fixedSteps} for this model`);
+  }
+}
 
 // Llama Guard 3: `{messages: [{role, content}, ...]}` in; asked for JSON it answers
 // `{response: {safe, categories}}`, otherwise the text form `{response: "unsafe\nS1,S10"}`.
@@ -124,7 +172,8 @@ export function createAI() {
 
   async function run(model, inputs) {
     if (model === GUARD) return guard.run(inputs);
-    if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
+    const spec = imageModel(model);
+    if (!spec) throw new InferenceUpstreamError(`5007: No such model ${model}`);
     if (inputs === null || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) {
       throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
     }
@@ -161,17 +210,18 @@ export function createAI() {
         files[name] = { type: value.type, name: value.name, size: bytes.length, width: size.width, height: size.height, bytes };
       }
     }
+    refuseFixedSteps(model, spec, "steps" in fields);
     if (!fields.prompt) throw invalid("required properties at '/' are 'prompt'");
     const width = intField(fields, "width", 1024, 256, 1920);
     const height = intField(fields, "height", 768, 256, 1920);
-    intField(fields, "steps", 25, 1, 50);
+    if (spec.fixedSteps === null) intField(fields, "steps", 25, 1, 50);
     intField(fields, "seed", 0, 0, Number.MAX_SAFE_INTEGER);
     state.calls.push({ model, fields, files, contentType: multipart.contentType, raw });
     if (state.latencyMs) await new Promise((ok) => setTimeout(ok, state.latencyMs));
     if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
     state.answered++;
     const seed = Number(fields.seed ?? 0);
-    const png = state.realistic ? noisyPng(width, height) : encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, 128]);
+    const png = state.realistic ? noisyPng(width, height) : encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, spec.tint]);
     return { image: png.toString("base64") };
   }
 
@@ -273,15 +323,35 @@ export function createRestAI(accountId, apiToken) {
   };
 }
 
+// The names of a multipart body's parts, read from each part's headers (cheaper than
+// parsing the form: the boundary cannot occur inside a part, so this finds only headers).
+function partNames(body, contentType) {
+  const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  if (!boundary) throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(contentType)}`);
+  const delimiter = Buffer.from(`--${boundary[1] ?? boundary[2]}\r\n`);
+  const names = new Set();
+  for (let at = body.indexOf(delimiter); at !== -1; ) {
+    const start = at + delimiter.length;
+    const end = body.indexOf("\r\n\r\n", start);
+    if (end === -1) break;
+    const name = /;\s*name="([^"]*)"/i.exec(body.toString("latin1", start, end));
+    if (name) names.add(name[1]);
+    at = body.indexOf(delimiter, end);
+  }
+  return names;
+}
+
 // The AI binding for benchmarks: the same contract checks on `inputs`, the body read to its
 // end as the service would, then an answer at once with the next of `encoded` (base64
 // images made beforehand), so that nothing the double does per call is counted as the
-// Worker's work beyond what the real binding also costs the caller.
+// Worker's work beyond what the real binding also costs the caller. For a model with a
+// fixed schedule (klein), the parts' names are read so that a `steps` field is refused.
 export function createFixedAI(encoded) {
   let next = 0;
   let calls = 0;
   async function run(model, inputs) {
-    if (model !== FLUX) throw new InferenceUpstreamError(`5007: No such model ${model}`);
+    const spec = imageModel(model);
+    if (!spec) throw new InferenceUpstreamError(`5007: No such model ${model}`);
     const multipart = isPlainObject(inputs) ? inputs.multipart : undefined;
     if (!isPlainObject(multipart) || !(multipart.body instanceof ReadableStream)) {
       throw invalid("this model requires {multipart: {body: ReadableStream, contentType}}");
@@ -289,7 +359,9 @@ export function createFixedAI(encoded) {
     if (typeof multipart.contentType !== "string" || !/^multipart\/form-data;.*boundary=/i.test(multipart.contentType)) {
       throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(multipart.contentType)}`);
     }
-    for await (const _ of multipart.body);
+    const chunks = [];
+    for await (const chunk of multipart.body) if (spec.fixedSteps !== null) chunks.push(chunk);
+    if (spec.fixedSteps !== null) refuseFixedSteps(model, spec, partNames(Buffer.concat(chunks), multipart.contentType).has("steps"));
     calls++;
     return { image: encoded[next++ % encoded.length] };
   }

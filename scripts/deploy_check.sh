@@ -88,6 +88,7 @@ check_binding BUDGETS "Durable Object"
 check_binding COALESCER "Durable Object"
 check_binding JOBS "Durable Object"
 check_binding CATALOG "Durable Object"
+check_binding IDEMPOTENCY "Durable Object"
 check_binding JOB_QUEUE "Queue"
 check_binding USAGE_EVENTS "Analytics Engine Dataset"
 ratelimits="$("$PYTHON" -c 'import tomllib
@@ -96,7 +97,7 @@ print(" ".join(rule["name"] for rule in config.get("ratelimits", [])))')"
 [ -n "$ratelimits" ] || missing+=("a [[ratelimits]] binding in wrangler.toml")
 for name in $ratelimits; do check_binding "$name" "Rate Limit"; done
 ((${#missing[@]} == 0)) || fail "dry run does not list: ${missing[*]}"
-bindings=$((9 + $(wc -w <<<"$ratelimits")))
+bindings=$((10 + $(wc -w <<<"$ratelimits")))
 
 echo "== bundle contents and size"
 size_file="$(mktemp)"

@@ -15,7 +15,15 @@ from fluxgate.edge.worker import (
     CatalogObject,
     CoalescerObject,
     Default,
+    IdempotencyObject,
     JobObject,
 )
 
-__all__ = ["BudgetLedgerObject", "CatalogObject", "CoalescerObject", "Default", "JobObject"]
+__all__ = [
+    "BudgetLedgerObject",
+    "CatalogObject",
+    "CoalescerObject",
+    "Default",
+    "IdempotencyObject",
+    "JobObject",
+]

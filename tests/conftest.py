@@ -35,12 +35,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from fluxgate import FLUX_MODEL_ID
 from fluxgate.api.app import create_app
 from fluxgate.coalesce import Coalescer, InflightCoalescer
 from fluxgate.gateway import Gateway, JobPorts, Ports
 from fluxgate.image_model import MultipartImageModel
 from fluxgate.local.catalog import SqliteCatalog
+from fluxgate.local.idempotency import SqliteIdempotency
 from fluxgate.local.jobs import QueueWorker, SqliteQueue
 from fluxgate.local.kv_sqlite import SqliteKV
 from fluxgate.local.ledger import SqliteLedger
@@ -281,6 +281,14 @@ def catalog(tmp_path: Path) -> Iterator[SqliteCatalog]:
 
 
 @pytest.fixture
+def idempotency_store(tmp_path: Path) -> Iterator[SqliteIdempotency]:
+    """Idempotency-Key answers (the ``IDEMPOTENCY`` Durable Objects on the Worker)."""
+    store = SqliteIdempotency(tmp_path / "idempotency.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def coalescer() -> Coalescer:
     """The in-process coalescer (a test may parametrize ``coalescer`` to replace it)."""
     return InflightCoalescer()
@@ -299,6 +307,7 @@ def ports(
     coalescer: Coalescer,
     catalog: SqliteCatalog,
     usage_event_store: SqliteUsageEvents,
+    idempotency_store: SqliteIdempotency,
     clock: Clock,
     secrets: dict[str, str | None],
 ) -> Ports:
@@ -310,7 +319,7 @@ def ports(
         settings=settings,
         kv=kv,
         objects=objects,
-        model=MultipartImageModel(ai, model_id=FLUX_MODEL_ID),
+        model=MultipartImageModel(ai),
         signer=UrlSigner(parse_signing_keys(secrets["URL_SIGNING_KEYS"] or "")),
         limiter=WindowRateLimiter(clock),
         ledger=ledger,
@@ -320,6 +329,7 @@ def ports(
         jobs=local_jobs(tmp_path),
         catalog=catalog,
         usage_events=usage_event_store,
+        idempotency=idempotency_store,
         clock=clock,
     )
 

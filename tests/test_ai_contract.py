@@ -1,4 +1,4 @@
-"""The AI double holds callers to the flux-2-dev binding contract."""
+"""The AI double holds callers to each FLUX.2 model's binding contract."""
 
 import base64
 
@@ -7,6 +7,7 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.images import inspect_image
 from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI
+from fluxgate.models import FLUX_2_DEV, FLUX_2_KLEIN_4B, FLUX_2_KLEIN_9B, MODEL_IDS
 from fluxgate.multipart import FilePart, encode_form
 
 from .doubles import image_bytes
@@ -18,10 +19,13 @@ def form(*extra, prompt="a cat"):
     return encode_form([("prompt", prompt), *extra])
 
 
-async def run(body, content_type):
+async def run(body, content_type, model=FLUX_MODEL_ID):
     return await PlaceholderAI().run(
-        FLUX_MODEL_ID, {"multipart": {"body": body, "contentType": content_type}}
+        model, {"multipart": {"body": body, "contentType": content_type}}
     )
+
+
+KLEIN_IDS = [FLUX_2_KLEIN_4B.id, FLUX_2_KLEIN_9B.id]
 
 
 async def test_a_valid_form_returns_a_real_png_of_the_requested_size():
@@ -91,3 +95,69 @@ async def test_unknown_model_is_refused():
     body, ct = form()
     with pytest.raises(InferenceUpstreamError, match=r"^5007"):
         await PlaceholderAI().run("@cf/other", {"multipart": {"body": body, "contentType": ct}})
+
+
+# -- the FLUX.2 family: each model its own contract ---------------------------------------
+
+
+@pytest.mark.parametrize("model", MODEL_IDS)
+async def test_each_served_model_answers_a_png(model):
+    result = await run(*form(("width", "512"), ("height", "256"), ("seed", "3")), model=model)
+    info = inspect_image(base64.b64decode(result["image"]))
+    assert (info.format, info.width, info.height) == ("png", 512, 256)
+
+
+@pytest.mark.parametrize("model", KLEIN_IDS)
+async def test_klein_draws_without_steps_with_every_other_field(model):
+    ref = FilePart(image_bytes("PNG", 64, 64), "image/png", "r.png")
+    fields = [("width", "320"), ("height", "256"), ("guidance", "2.5"), ("seed", "9")]
+    assert "image" in await run(*form(*fields, ("input_image_0", ref)), model=model)
+
+
+@pytest.mark.parametrize("model", KLEIN_IDS)
+@pytest.mark.parametrize("steps", ["4", "1", "50"])
+async def test_klein_refuses_steps_even_its_own_fixed_four(model, steps):
+    with pytest.raises(InferenceUpstreamError, match=r"^5006: ") as exc:
+        await run(*form(("steps", steps)), model=model)
+    assert str(exc.value) == (
+        f"5006: '/steps' cannot be set for {model}: "
+        "the steps parameter is fixed at 4 for this model"
+    )
+
+
+async def test_dev_still_takes_steps_in_range():
+    assert "image" in await run(*form(("steps", "50")), model=FLUX_2_DEV.id)
+    with pytest.raises(InferenceUpstreamError, match=r"^5006: .*steps"):
+        await run(*form(("steps", "51")), model=FLUX_2_DEV.id)
+
+
+async def test_same_fields_different_model_give_a_different_image():
+    fields = (("width", "256"), ("height", "256"), ("seed", "11"))
+    images = [(await run(*form(*fields), model=model))["image"] for model in MODEL_IDS]
+    assert len(set(images)) == len(MODEL_IDS)
+    again = await run(*form(*fields), model=FLUX_2_KLEIN_4B.id)
+    assert again["image"] == images[MODEL_IDS.index(FLUX_2_KLEIN_4B.id)]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "@cf/black-forest-labs/flux-2-pro",
+        "flux-2-klein-4b",  # the binding takes Workers AI ids, not the gateway's short names
+        "@cf/black-forest-labs/flux-1-schnell",
+    ],
+)
+async def test_a_model_outside_the_family_is_no_such_model(model):
+    body, ct = form()
+    with pytest.raises(InferenceUpstreamError) as exc:
+        await PlaceholderAI().run(model, {"multipart": {"body": body, "contentType": ct}})
+    assert str(exc.value) == f"5007: No such model {model}"
+
+
+async def test_models_lists_every_served_model_matching_the_search():
+    ai = PlaceholderAI()
+    assert await ai.models("flux-2") == list(MODEL_IDS)
+    assert await ai.models("klein") == KLEIN_IDS
+    assert await ai.models(FLUX_2_KLEIN_9B.id) == [FLUX_2_KLEIN_9B.id]
+    assert await ai.models("FLUX-2-DEV") == [FLUX_2_DEV.id]
+    assert await ai.models("stable-diffusion") == []

@@ -41,7 +41,8 @@ def test_unknown_routes_and_methods_are_json(client):
 
 def test_an_unexpected_failure_is_a_json_500_without_details(make_runtime):
     class Broken:
-        name = "broken"
+        def served_name(self, spec):
+            return spec.id
 
         async def generate(self, request):
             raise RuntimeError("secret internal detail")
@@ -63,34 +64,31 @@ def test_meta_endpoints_need_no_key(client, path):
 
 def test_in_placeholder_mode_the_models_say_what_will_run(make_runtime):
     """A local server without Cloudflare credentials draws placeholders: ``/v1/models``
-    lists the placeholder (standing in for flux-2-dev), not flux-2-dev itself."""
+    lists a placeholder for each model (``placeholder/<short name>``, standing in for it),
+    not the models themselves, and requests naming either get the placeholder's image."""
     from fluxgate.image_model import MultipartImageModel
-    from fluxgate.local.placeholder import PLACEHOLDER_NAME, PlaceholderAI
+    from fluxgate.local.placeholder import PlaceholderAI
+    from fluxgate.models import MODELS
 
     from .conftest import new_key
 
-    model = MultipartImageModel(PlaceholderAI(), model_id=FLUX_MODEL_ID, name=PLACEHOLDER_NAME)
-    gateway = make_runtime(model=model).gateway
+    gateway = make_runtime(model=MultipartImageModel(PlaceholderAI(), stand_in=True)).gateway
     with TestClient(create_app(lambda _r: gateway)) as client:
         auth = new_key(client)
         listed = client.get("/v1/models", headers=auth).json()["data"]
-        assert listed == [
-            {
-                "id": "placeholder",
-                "object": "model",
-                "created": 0,
-                "owned_by": "fluxgate",
-                "stands_in_for": FLUX_MODEL_ID,
-            }
+        assert [(m["id"], m["owned_by"], m["stands_in_for"]) for m in listed] == [
+            (f"placeholder/{spec.short}", "fluxgate", spec.id) for spec in MODELS
         ]
-        assert client.get("/v1/models/placeholder", headers=auth).json()["id"] == "placeholder"
-        for named in ("placeholder", FLUX_MODEL_ID):
+        card = client.get("/v1/models/placeholder/flux-2-klein-4b", headers=auth).json()
+        assert card["id"] == "placeholder/flux-2-klein-4b"
+        for named in ("placeholder/flux-2-dev", FLUX_MODEL_ID, "flux-2-dev"):
             made = client.post(
                 "/v1/images/generations",
                 json={"prompt": "a kite", "model": named, "width": 256, "height": 256},
                 headers=auth,
             )
-            assert made.status_code == 200 and made.json()["model"] == "placeholder"
+            assert made.status_code == 200 and made.json()["model"] == "placeholder/flux-2-dev"
+        assert client.get("/healthz").json()["model"] == "placeholder/flux-2-dev"
         assert client.get("/readyz").json()["checks"]["model"]["ok"] is True
 
 

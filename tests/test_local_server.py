@@ -23,7 +23,7 @@ def server(runtime: str, tmp_path: Path):
 def test_a_curl_session_against_a_real_server(server, runtime):
     # Offline, `fluxgate serve` names its placeholder model; the Worker calls the AI binding
     # for flux-2-dev and cannot tell that the host's double answers in its place.
-    model = "placeholder" if runtime == "local" else FLUX_MODEL_ID
+    model = "placeholder/flux-2-dev" if runtime == "local" else FLUX_MODEL_ID
     base = server.base
     key = server.new_key("laptop")
     auth = {"Authorization": f"Bearer {key}"}
@@ -96,4 +96,4 @@ def test_cloudflare_credentials_select_the_real_model(tmp_path):
 
     env = {"CLOUDFLARE_ACCOUNT_ID": "acct", "CLOUDFLARE_API_TOKEN": "tok"}
     assert build_gateway(tmp_path / "a", env).model_name == FLUX_MODEL_ID
-    assert build_gateway(tmp_path / "b", {}).model_name == "placeholder"
+    assert build_gateway(tmp_path / "b", {}).model_name == "placeholder/flux-2-dev"

@@ -124,9 +124,15 @@ async def test_authentication_errors_are_typed(connect):
         await connect("fgk_nope").images.generate(prompt="x")
 
 
-async def test_models_list_names_flux(sdk):
+async def test_models_list_names_the_flux_2_family(sdk):
     models = await sdk.models.list()
-    assert [m.id for m in models.data] == [FLUX_MODEL_ID]
+    assert [m.id for m in models.data] == [
+        FLUX_MODEL_ID,
+        "@cf/black-forest-labs/flux-2-klein-4b",
+        "@cf/black-forest-labs/flux-2-klein-9b",
+    ]
     assert (await sdk.models.retrieve(FLUX_MODEL_ID)).owned_by == "black-forest-labs"
+    klein = await sdk.models.retrieve("flux-2-klein-4b")
+    assert klein.id == "@cf/black-forest-labs/flux-2-klein-4b"
     with pytest.raises(openai.NotFoundError):
         await sdk.models.retrieve("gpt-image-1")

@@ -1,6 +1,7 @@
 """A generation's resolved parameters, as an async job stores them and reads them back."""
 
 import json
+from dataclasses import replace
 
 from fluxgate.cache import cache_key
 from fluxgate.images import inspect_image
@@ -34,7 +35,17 @@ def test_a_job_payload_round_trips_through_json_to_the_same_cache_key():
     assert cache_key(again, "a kite", "key_1") == cache_key(original, "a kite", "key_1")
 
 
-def test_a_job_runs_on_the_model_served_when_it_runs_not_one_named_in_its_payload():
-    stored = params().to_dict()
-    assert "model" not in stored
-    assert GenerationParams.from_dict(stored, (reference(),), model="now").model == "now"
+def test_a_job_names_its_model_and_runs_under_the_name_served_when_it_runs():
+    """The payload carries the model's Workers AI id; the served name (a placeholder's,
+    or the real id) is the backend's when the job runs."""
+    from fluxgate.models import FLUX_2_DEV, FLUX_2_KLEIN_4B
+    from fluxgate.params import job_model
+
+    klein = replace(params(), model="placeholder/flux-2-klein-4b")
+    stored = klein.to_dict()
+    assert stored["model"] == FLUX_2_KLEIN_4B.id
+    assert job_model(stored) is FLUX_2_KLEIN_4B
+    again = GenerationParams.from_dict(stored, (reference(),), model=FLUX_2_KLEIN_4B.id)
+    assert again.model == FLUX_2_KLEIN_4B.id and again.spec is FLUX_2_KLEIN_4B
+    del stored["model"]  # a job queued before the family was served
+    assert job_model(stored) is FLUX_2_DEV

@@ -6,7 +6,6 @@ import json
 import httpx
 import pytest
 
-from fluxgate import FLUX_MODEL_ID
 from fluxgate.image_model import ModelInput, MultipartImageModel
 from fluxgate.local.placeholder import parse_multipart
 from fluxgate.local.rest import RestAI
@@ -24,7 +23,7 @@ def model_with(handler):
     rest = RestAI(
         "acct123", "cf-token-secret", base_url="https://api.test/client/v4", transport=transport
     )
-    return MultipartImageModel(rest, model_id=FLUX_MODEL_ID)
+    return MultipartImageModel(rest)
 
 
 async def test_posts_multipart_with_boundary_to_the_model_url():

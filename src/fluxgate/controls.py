@@ -31,7 +31,14 @@ from .errors import ApiError
 from .ledger import UNLIMITED, BudgetLedger, Usage, to_micro
 from .moderation import ModerationUnavailable, Moderator, category_names
 from .params import GenerationParams
-from .policy_document import EffectivePolicy, Limits, PolicyDocument, effective_limits
+from .policy_document import (
+    EffectivePolicy,
+    Limits,
+    PolicyDocument,
+    describe_models,
+    effective_limits,
+    model_limits,
+)
 from .policy_store import PolicyStore
 from .pricing import CostEstimate
 from .prompt_policy import PolicyViolation, PromptPolicy
@@ -49,6 +56,7 @@ class CallerPolicy:
     tier_name: str
     limits: Limits
     prompt_policy: PromptPolicy
+    models: Mapping[str, Limits]  # the models the caller may use (Workers AI id), their limits
 
     def describe(self, principal: Principal) -> EffectivePolicy:
         rule = self.document.rate_limits.get(self.limits.rate_limit or "")
@@ -56,6 +64,7 @@ class CallerPolicy:
             policy_version=self.document.version,
             tier=self.tier_name,
             limits=self.limits,
+            models=describe_models(dict(self.models)),
             rate_limit=rule,
             max_prompt_length=self.prompt_policy.max_length,
             deny_rules=len(self.prompt_policy.deny_terms) + len(self.prompt_policy.deny_patterns),
@@ -127,7 +136,11 @@ class Controls:
         if limits.rate_limit is not None and limits.rate_limit not in doc.rate_limits:
             limits = limits.model_copy(update={"rate_limit": tier.rate_limit})
         policy = CallerPolicy(
-            doc, tier_name, limits, self._policies.prompt_policy(doc, tier_name, tier)
+            doc,
+            tier_name,
+            limits,
+            self._policies.prompt_policy(doc, tier_name, tier),
+            model_limits(tier, principal.key.overrides),
         )
         if len(self._resolved) > 1024:
             self._resolved.clear()
@@ -318,20 +331,32 @@ class Controls:
 
 
 def _check_tier(policy: CallerPolicy, params: GenerationParams) -> None:
-    limits = policy.limits
-    for param, value, cap in (
+    """The model is one the tier allows, and the request within that model's limits."""
+    spec = params.spec
+    limits = policy.models.get(spec.id)
+    if limits is None:
+        allowed = ", ".join(describe_models(dict(policy.models))) or "none"
+        raise ApiError(
+            403,
+            "model_not_allowed",
+            f"Your tier '{policy.tier_name}' does not allow {spec.short}; it allows: {allowed}.",
+            param="model",
+        )
+    checks = [
         ("width", params.width, limits.max_width),
         ("height", params.height, limits.max_height),
-        ("steps", params.steps, limits.max_steps),
         ("input_image_0", len(params.references), limits.max_reference_images),
-    ):
+    ]
+    if spec.settable_steps:  # a fixed schedule is the model's, not the caller's choice
+        checks.insert(2, ("steps", params.steps, limits.max_steps))
+    for param, value, cap in checks:
         if value > cap:
             what = "reference images" if param.startswith("input_image") else param
             raise ApiError(
                 403,
                 "tier_limit_exceeded",
-                f"Your tier '{policy.tier_name}' allows at most {cap} {what}; "
-                f"the request has {value}.",
+                f"Your tier '{policy.tier_name}' allows at most {cap} {what} with "
+                f"{spec.short}; the request has {value}.",
                 param=param,
                 reason=f"max_{'reference_images' if what == 'reference images' else param}",
             )

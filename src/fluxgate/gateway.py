@@ -22,11 +22,14 @@ from .catalog import Catalog, CatalogWriter
 from .coalesce import Coalescer, InflightCoalescer
 from .controls import Controls
 from .generation import CachePolicy, Generator
+from .idempotency import Idempotency
+from .idempotency_store import IdempotencyStore
 from .image_model import ImageModel
 from .job_runner import JobRunner, RetryPolicy
 from .job_service import Jobs
 from .job_table import JobQueue, JobStore
 from .ledger import BudgetLedger
+from .models import DEFAULT_MODEL, MODELS
 from .moderation import Moderator
 from .policy_store import PolicyStore
 from .ratelimit import RateLimiter
@@ -67,6 +70,7 @@ class Ports:
     jobs: JobPorts | None = None
     catalog: Catalog | None = None
     usage_events: UsageEvents | None = None  # per-generation events for charts; none: off
+    idempotency: IdempotencyStore | None = None  # Idempotency-Key; none: the header is refused
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -88,11 +92,18 @@ class Gateway:
     job_runner: JobRunner | None
     catalog: Catalog | None  # what the listings read (writes go through the generator, jobs)
     readiness: Readiness  # /readyz: the ports probed
+    idempotency: Idempotency  # Idempotency-Key on the generation routes
     clock: Callable[[], float]
 
     @property
     def model_name(self) -> str:
-        return self.generator.model_name
+        """The default model's served name (``/healthz``'s ``model``)."""
+        return self.generator.served_name(DEFAULT_MODEL)
+
+    @property
+    def model_names(self) -> list[str]:
+        """Every model's served name, the default first."""
+        return [self.generator.served_name(spec) for spec in MODELS]
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of a request (every route and the direct path come through here),
@@ -181,6 +192,7 @@ def assemble(ports: Ports) -> Gateway:
         jobs=jobs,
         job_runner=runner,
         readiness=Readiness(kv=ports.kv, objects=ports.objects, model=ports.model),
+        idempotency=Idempotency(ports.idempotency, clock=clock),
         catalog=ports.catalog,
         clock=clock,
     )

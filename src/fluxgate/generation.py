@@ -29,6 +29,7 @@ from .controls import Admission, Charge, Controls
 from .errors import not_found, storage_unavailable
 from .image_bytes import ImageBytes
 from .image_model import GeneratedImage, ImageModel, ModelInput
+from .models import ModelSpec
 from .params import GenerationParams
 from .records import GenerationRecord, is_generation_id, new_generation_id
 from .storage import KVStore, ObjectStore
@@ -85,10 +86,10 @@ class Generator:
         self._cache = cache
         self._clock = clock
 
-    @property
-    def model_name(self) -> str:
-        """What responses report as ``model`` (``placeholder`` for the offline double)."""
-        return self._model.name
+    def served_name(self, spec: ModelSpec) -> str:
+        """What records and responses name when ``spec`` runs here (a placeholder's name
+        for the offline double)."""
+        return self._model.served_name(spec)
 
     # -- the path of a request ------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""The image model port and the flux-2-dev contract shared by every backend.
+"""The image model port and the FLUX.2 contract shared by every backend.
 
-The gateway talks to one :class:`ImageModel`. Whatever carries the call (the AI binding on
+The gateway talks to one :class:`ImageModel`, which runs any model of the family
+(:mod:`fluxgate.models`) the request names. Whatever carries the call (the AI binding on
 Workers, the REST API or a local double under CPython), the request is the same multipart
 form and the answer the same ``{"image": base64}``; the field list and the decoding live
 here once.
@@ -18,15 +19,14 @@ from typing import Any, Protocol
 from . import b64
 from .image_bytes import HEAD_BYTES, ImageBytes, InProcessImage
 from .images import ImageFormatError, ImageInfo, inspect_image
+from .models import DEFAULT_MODEL, MODEL_IDS, ModelSpec, placeholder_name
 from .multipart import FilePart, encode_form
 from .params import GenerationParams, ReferenceImage
 from .upstream import UpstreamError, parse_upstream_message
 
 log = logging.getLogger("fluxgate.model")
-
-# flux-2-dev's documented input ranges.
-MIN_SIZE, MAX_SIZE = 256, 1920
-MAX_REFERENCE_IMAGES = 4
+# What /readyz searches the model catalog for: one lookup finds the whole family.
+FAMILY_SEARCH = "black-forest-labs/flux-2"
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,14 @@ class ModelInput:
     seed: int
     guidance: float | None = None
     references: tuple[ReferenceImage, ...] = field(default_factory=tuple)
+    model: ModelSpec = DEFAULT_MODEL
 
     @classmethod
     def for_params(cls, params: GenerationParams, prompt: str, seed: int) -> ModelInput:
         """The call for ``params``, with the prompt as the policy normalised it and the
         seed drawn for this call."""
         return cls(
+            model=params.spec,
             prompt=prompt,
             width=params.width,
             height=params.height,
@@ -54,14 +56,16 @@ class ModelInput:
         )
 
     def text_fields(self) -> list[tuple[str, str]]:
-        """The form's string fields, in the model's names and formats."""
+        """The form's string fields, in the model's names and formats. ``steps`` is sent
+        only to a model whose schedule is settable: klein refuses it."""
         out = [
             ("prompt", self.prompt),
             ("width", str(self.width)),
             ("height", str(self.height)),
-            ("steps", str(self.steps)),
-            ("seed", str(self.seed)),
         ]
+        if self.model.settable_steps:
+            out.append(("steps", str(self.steps)))
+        out.append(("seed", str(self.seed)))
         if self.guidance is not None:
             out.append(("guidance", repr(float(self.guidance))))
         return out
@@ -78,24 +82,32 @@ class GeneratedImage:
 
 
 class ImageModel(Protocol):
-    """Anything that turns a :class:`ModelInput` into image bytes.
+    """Anything that turns a :class:`ModelInput` into image bytes, for any model of the
+    family (``request.model``)."""
 
-    ``name`` is what responses report as ``model``; it is ``placeholder`` for the offline
-    generator, never the real model id.
-    """
-
-    name: str
+    def served_name(self, spec: ModelSpec) -> str:
+        """What records, cache keys and responses name when this backend runs ``spec``:
+        its Workers AI id, or ``placeholder/<short>`` for the offline generator (whose
+        pictures must never pass for the real model's)."""
+        ...
 
     async def generate(self, request: ModelInput) -> GeneratedImage: ...
 
     async def ready(self) -> None:
-        """Raise when the model cannot be reached (``/readyz``): a free catalog lookup,
+        """Raise when the models cannot be reached (``/readyz``): a free catalog lookup,
         never a generation."""
         ...
 
 
 class ModelNotListed(Exception):
-    """The model catalog answered, without the model this gateway calls."""
+    """The model catalog answered, without a model this gateway calls."""
+
+
+def check_listed(listed: list[str]) -> None:
+    """Raise :class:`ModelNotListed` naming the family's models missing from ``listed``."""
+    missing = [model_id for model_id in MODEL_IDS if model_id not in listed]
+    if missing:
+        raise ModelNotListed(", ".join(missing))
 
 
 class AIRunner(Protocol):
@@ -140,12 +152,16 @@ def typed_image(image: ImageBytes) -> GeneratedImage:
 
 
 class MultipartImageModel:
-    """Calls anything shaped like the AI binding with a multipart body built in Python."""
+    """Calls anything shaped like the AI binding with a multipart body built in Python.
 
-    def __init__(self, runner: AIRunner, *, model_id: str, name: str | None = None) -> None:
+    ``stand_in``: the runner is the offline placeholder, and records name it so."""
+
+    def __init__(self, runner: AIRunner, *, stand_in: bool = False) -> None:
         self._runner = runner
-        self.model_id = model_id
-        self.name = name or model_id
+        self._stand_in = stand_in
+
+    def served_name(self, spec: ModelSpec) -> str:
+        return placeholder_name(spec) if self._stand_in else spec.id
 
     async def generate(self, request: ModelInput) -> GeneratedImage:
         fields: list[tuple[str, str | FilePart]] = list(request.text_fields())
@@ -155,7 +171,7 @@ class MultipartImageModel:
         started = time.perf_counter()
         try:
             result = await self._runner.run(
-                self.model_id, {"multipart": {"body": body, "contentType": content_type}}
+                request.model.id, {"multipart": {"body": body, "contentType": content_type}}
             )
         except UpstreamError:
             raise
@@ -166,5 +182,4 @@ class MultipartImageModel:
         return replace(decode_model_output(result), upstream_ms=upstream_ms)
 
     async def ready(self) -> None:
-        if self.model_id not in await self._runner.models(self.model_id):
-            raise ModelNotListed(self.model_id)
+        check_listed(await self._runner.models(FAMILY_SEARCH))

@@ -37,7 +37,7 @@ from .generation import Generator, Outcome
 from .images import inspect_image
 from .job_service import job_result
 from .job_table import ACK, FAILED, QUEUED, Disposition, Job, JobStore, backoff
-from .params import GenerationParams, ReferenceImage
+from .params import GenerationParams, ReferenceImage, job_model
 from .storage import ObjectStore, read_all
 from .upstream import is_transient
 from .webhooks import WebhookSender
@@ -138,10 +138,11 @@ class JobRunner:
             request["key_id"], request["scopes"], request.get("subject")
         )
         principal.require(SCOPE_GENERATE)
+        stored = request["params"]
         params = GenerationParams.from_dict(
-            request["params"],
+            stored,
             await self._staged_inputs(request["references"]),
-            model=self._generator.model_name,
+            model=self._generator.served_name(job_model(stored)),
         )
         return await self._generator.generate(
             principal, params, CacheMode(request["mode"]), job=job.id

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .images import ImageInfo
+from .models import DEFAULT_MODEL, ModelSpec, find_model, spec_of
 from .pricing import CostEstimate, estimate
 
 
@@ -41,8 +42,14 @@ class GenerationParams:
     steps: int
     guidance: float | None
     seed: int | None  # None: drawn on the way to the model (see the module docstring)
-    model: str  # the model that runs it, as records and cache keys name it
+    model: str  # the model that runs it, as records and cache keys name it (served name)
     references: tuple[ReferenceImage, ...] = ()
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model of the family this runs (a placeholder's name resolves to the model it
+        stands in for)."""
+        return spec_of(self.model)
 
     @property
     def reference_digests(self) -> list[str]:
@@ -53,16 +60,18 @@ class GenerationParams:
         return [(ref.info.width, ref.info.height) for ref in self.references]
 
     def cost(self) -> CostEstimate:
-        """What the model call costs at the published price."""
-        return estimate(self.width, self.height, self.steps, self.reference_sizes)
+        """What the model call costs at the model's published price."""
+        return estimate(self.width, self.height, self.steps, self.reference_sizes, self.spec.price)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form an async job stores: every field but the model and the images'
-        bytes. The images are staged in the object store; the model is the one the
-        gateway serves when the job runs (one per deployment), so a job queued before a
-        deploy, or before the local server restarted with other credentials, never caches
-        one model's image under another's name. :meth:`from_dict` takes both back."""
+        """The JSON form an async job stores: every field but the images' bytes, which are
+        staged in the object store. The model is stored as its Workers AI id; the name it
+        runs under is the backend's when the job runs (:func:`job_model`), so a job queued
+        before the local server restarted with other credentials never caches a
+        placeholder's image under the real model's name. :meth:`from_dict` takes both
+        back."""
         return {
+            "model": self.spec.id,
             "prompt": self.prompt,
             "width": self.width,
             "height": self.height,
@@ -77,7 +86,7 @@ class GenerationParams:
         cls, data: dict[str, Any], references: tuple[ReferenceImage, ...], model: str
     ) -> GenerationParams:
         """The inverse of :meth:`to_dict`, given the staged images read back (in order)
-        and the model that runs it."""
+        and the name of the model that runs it (for :func:`job_model`)."""
         return cls(
             prompt=str(data["prompt"]),
             width=int(data["width"]),
@@ -88,3 +97,9 @@ class GenerationParams:
             model=model,
             references=references,
         )
+
+
+def job_model(data: dict[str, Any]) -> ModelSpec:
+    """The model a stored job runs: the one it names; flux-2-dev for a job queued before
+    the family was served (its payload names none)."""
+    return find_model(str(data.get("model") or "")) or DEFAULT_MODEL

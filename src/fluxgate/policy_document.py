@@ -4,6 +4,12 @@ Stored as JSON (KV ``policy:current`` on Workers, a file locally) and validated 
 names a tier; its per-key ``overrides`` replace single limits. Deny rules are global plus
 per tier. Rate limits are named (``standard``, ``burst``...): on Workers each name is a Rate
 Limiting binding ``RATE_LIMIT_<NAME>`` whose limit and period must match the document.
+
+Models. A tier's ``models`` names the models of the family it may use, each with limits
+that replace the tier's for that model (``{"flux-2-klein-4b": {}, "flux-2-dev":
+{"max_width": 1024}}``); absent, the tier may use every model with its own limits. The
+limits of one request are the tier's, then its model's, then the key's overrides: an
+override set on a key applies whatever the model.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from pydantic import (
 )
 
 from .errors import ApiError
-from .image_model import MAX_REFERENCE_IMAGES, MAX_SIZE, MIN_SIZE
+from .models import (
+    MAX_REFERENCE_IMAGES,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    MODELS,
+    ModelSpec,
+    find_model,
+)
 from .prompt_policy import PromptPolicy
 from .ratelimit import AUTH_FAILURES_RULE
 
@@ -88,9 +102,52 @@ class LimitOverrides(BaseModel):
     moderation: ModerationMode | None = None
 
 
+class ModelLimits(BaseModel):
+    """Limits of one model in a tier: each replaces the tier's (``null``: the tier's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
+    max_height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
+    max_steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="flux-2-dev only.")
+    max_reference_images: int | None = Field(None, ge=0, le=MAX_REFERENCE_IMAGES)
+
+
+_MODEL_LIMITS = tuple(ModelLimits.model_fields)
+
+
 class Tier(Limits):
     deny_terms: DenyRules = ()
     deny_patterns: DenyRules = ()
+    models: dict[str, ModelLimits] | None = Field(
+        None,
+        min_length=1,
+        max_length=len(MODELS),
+        description="The models this tier may use (short name or Workers AI id), each with "
+        "limits replacing the tier's. null: every model, with the tier's limits.",
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: dict[str, ModelLimits] | None) -> dict[str, ModelLimits] | None:
+        """Names resolve to the family's short names, each at most once."""
+        if value is None:
+            return None
+        named: dict[str, ModelLimits] = {}
+        for name, limits in value.items():
+            spec = find_model(name)
+            if spec is None:
+                known = ", ".join(model.short for model in MODELS)
+                raise ValueError(f"unknown model {name!r} (the models are {known})")
+            if spec.short in named:
+                raise ValueError(f"model {spec.short!r} is named twice")
+            named[spec.short] = limits
+        return named
+
+    def allows(self) -> tuple[ModelSpec, ...]:
+        """The models this tier may use, in the family's order."""
+        if self.models is None:
+            return MODELS
+        return tuple(spec for spec in MODELS if spec.short in self.models)
 
 
 def compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
@@ -162,6 +219,10 @@ class EffectivePolicy(BaseModel):
     policy_version: int
     tier: str
     limits: Limits
+    models: dict[str, ModelLimits] = Field(
+        description="The models the caller may use (short names), each with its limits; "
+        "max_steps is null for a model whose schedule is fixed."
+    )
     rate_limit: RateLimitRule | None
     max_prompt_length: int
     deny_rules: int = Field(description="How many deny terms and patterns apply (not which).")
@@ -175,7 +236,26 @@ def effective_limits(tier: Tier, overrides: dict[str, Any]) -> Limits:
     rules (a ``daily_budget_usd`` of 1e308, say) must not fail every request it makes: an
     override the current rules refuse is ignored, and the tier's value applies.
     """
-    base = tier.model_dump(include=set(Limits.model_fields))
+    return Limits.model_validate({**_tier_limits(tier), **_clean_overrides(overrides)})
+
+
+def model_limits(tier: Tier, overrides: dict[str, Any]) -> dict[str, Limits]:
+    """The limits of each model the tier allows (by Workers AI id): the tier's, then the
+    model's own in the tier, then the key's overrides."""
+    base, clean = _tier_limits(tier), _clean_overrides(overrides)
+    out: dict[str, Limits] = {}
+    for spec in tier.allows():
+        own = (tier.models or {}).get(spec.short) or ModelLimits()
+        per_model = own.model_dump(exclude_none=True)
+        out[spec.id] = Limits.model_validate({**base, **per_model, **clean})
+    return out
+
+
+def _tier_limits(tier: Tier) -> dict[str, Any]:
+    return tier.model_dump(include=set(Limits.model_fields))
+
+
+def _clean_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for name, value in overrides.items():
         try:
@@ -184,7 +264,20 @@ def effective_limits(tier: Tier, overrides: dict[str, Any]) -> Limits:
             log.warning("ignoring the stored override %s: it breaks the current rules", name)
             continue
         clean.update(checked.model_dump(exclude_none=True))
-    return Limits.model_validate({**base, **clean})
+    return clean
+
+
+def describe_models(models: dict[str, Limits]) -> dict[str, ModelLimits]:
+    """``GET /v1/policy``'s ``models``: each allowed model's limits, by short name."""
+    out: dict[str, ModelLimits] = {}
+    for spec in MODELS:
+        limits = models.get(spec.id)
+        if limits is not None:
+            values = limits.model_dump(include=set(_MODEL_LIMITS))
+            if not spec.settable_steps:
+                values["max_steps"] = None
+            out[spec.short] = ModelLimits.model_validate(values)
+    return out
 
 
 def default_document(

@@ -13,6 +13,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field, fields
 
+from .models import spec_of
 from .params import GenerationParams
 from .pricing import CostEstimate, estimate
 
@@ -98,9 +99,10 @@ class GenerationRecord:
         )
 
     def cost(self) -> CostEstimate:
-        return estimate(
-            self.width, self.height, self.steps, [(w, h) for w, h in self.reference_sizes]
-        )
+        """At the published price of the model it names (flux-2-dev for a record made
+        before the family was served)."""
+        sizes = [(w, h) for w, h in self.reference_sizes]
+        return estimate(self.width, self.height, self.steps, sizes, spec_of(self.model).price)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

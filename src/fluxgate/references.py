@@ -14,11 +14,10 @@ from collections.abc import Sequence
 
 from . import b64
 from .errors import ApiError
-from .image_model import MAX_REFERENCE_IMAGES
 from .images import ImageFormatError, check_complete, inspect_image
+from .models import MAX_REFERENCE_IMAGES, MAX_REFERENCE_SIDE
 from .params import ReferenceImage
 
-MAX_REFERENCE_SIDE = 511  # "smaller than 512x512"
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 # The one spelling of a reference field: ASCII digits without leading zeros, as the
 # schema names them. "input_image_00" or "input_image_٣" is no slot, so it is an unknown

@@ -190,7 +190,21 @@ async def case_ai_sends_a_multipart_stream_with_its_boundary():
         "seed": "513",
         "guidance": "3.5",
     }, fields
-    assert model.name == FLUX_MODEL_ID
+    assert ai.lastCall().model == FLUX_MODEL_ID
+
+
+async def case_ai_klein_runs_its_own_model_without_steps():
+    from fluxgate.models import FLUX_2_DEV, FLUX_2_KLEIN_9B
+
+    model = WorkersImageModel(worker_env.AI)
+    assert model.served_name(FLUX_2_KLEIN_9B) == FLUX_2_KLEIN_9B.id
+    assert model.served_name(FLUX_2_DEV) == FLUX_MODEL_ID
+    await model.generate(
+        ModelInput(prompt="a fox", width=256, height=256, steps=4, seed=7, model=FLUX_2_KLEIN_9B)
+    )
+    call = ai.lastCall()
+    assert call.model == FLUX_2_KLEIN_9B.id
+    assert "steps" not in call.fields.to_py(), call.fields.to_py()
 
 
 async def case_ai_reference_images_arrive_as_typed_blobs_with_their_bytes():
@@ -356,6 +370,52 @@ async def case_catalog_object_pages_a_keys_rows_newest_first():
     (job,) = (await catalog.page(account, JOB, None, 10, None)).entries
     assert job.status == "succeeded" and job.summary == done and job.updated == 1_001
     assert (await catalog.page(unique("other"), IMAGE, None, 10, None)).entries == []
+
+
+# -- idempotency keys ----------------------------------------------------------------------
+
+
+async def case_idempotency_object_starts_a_key_once_and_replays_its_answer():
+    import asyncio
+
+    from fluxgate.edge.idempotency import WorkersIdempotency, idempotency_from_env
+    from fluxgate.idempotency_store import LEASE_SECONDS, Claim, StoredResponse
+
+    store, account = idempotency_from_env(worker_env), unique("key")
+    assert isinstance(store, WorkersIdempotency)
+    assert idempotency_from_env(object()) is None
+    now = time.time()  # a float crosses the RPC as a JS number
+    claims = await asyncio.gather(
+        *(store.claim(account, account, "k", "fp", f"t{n}", now) for n in range(8))
+    )
+    assert sorted(c.state for c in claims) == ["running"] * 7 + ["started"], claims
+    (winner,) = [n for n, c in enumerate(claims) if c.state == "started"]
+    waiting = next(c for c in claims if c.state == "running")
+    assert type(waiting.retry_after) is int and 1 <= waiting.retry_after <= LEASE_SECONDS
+    assert await store.claim(account, account, "k", "other", "t", now) == Claim("mismatch")
+    answer = StoredResponse(200, '{"id":"img_1","é":"✓"}', {"X-Cache": "MISS"}, None)
+    stored = await store.complete(account, account, "k", "not-mine", answer, now + 1)
+    assert stored is False
+    stored = await store.complete(account, account, "k", f"t{winner}", answer, now + 1)
+    assert stored is True
+    done = await store.claim(account, account, "k", "fp", "t-late", now + 2)
+    assert done == Claim("done", answer), done
+    assert type(done.response.status) is int and type(done.response.headers) is dict
+    # b64_json: an image key goes through; a released claim starts again
+    spliced = StoredResponse(200, "{}", {}, "images/abc.png")
+    assert (await store.claim(account, account, "b", "fp", "t1", now)).state == "started"
+    await store.release(account, account, "b", "t1")
+    assert (await store.claim(account, account, "b", "fp", "t2", now)).state == "started"
+    assert await store.complete(account, account, "b", "t2", spliced, now)
+    assert (await store.claim(account, account, "b", "fp", "t3", now)).response == spliced
+    # a crashed claim's lease runs out: taken over, and its holder can no longer store
+    later = now + LEASE_SECONDS
+    assert (await store.claim(account, account, "c", "fp", "old", now)).state == "started"
+    assert (await store.claim(account, account, "c", "fp", "new", later)).state == "started"
+    assert not await store.complete(account, account, "c", "old", answer, later)
+    # another account is another object
+    other = unique("other")
+    assert (await store.claim(other, account, "k", "fp", "t", now)).state == "started"
 
 
 # -- coalescing across isolates ------------------------------------------------------------

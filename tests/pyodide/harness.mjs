@@ -114,6 +114,7 @@ async function main() {
     ["JOBS", "fluxgate.edge.jobs", "JobObject"],
     ["COALESCER", "fluxgate.edge.coalesce", "CoalescerObject"],
     ["CATALOG", "fluxgate.edge.catalog", "CatalogObject"],
+    ["IDEMPOTENCY", "fluxgate.edge.idempotency", "IdempotencyObject"],
   ]) {
     const construct = py.pyimport(module)[cls];
     env[name] = await createDurableObjectNamespace((state, e) => construct(state, e), env, dispatch);

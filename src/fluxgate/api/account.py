@@ -3,16 +3,25 @@
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from .. import FLUX_MODEL_ALIASES, FLUX_MODEL_ID
 from ..audit import audit
 from ..auth import SCOPE_GENERATE
 from ..errors import ApiError
+from ..gateway import Gateway
+from ..models import DEFAULT_MODEL, MODELS, ModelSpec, find_model
 from ..policy_document import EffectivePolicy
 from ..tokens import ClientToken, mint
 from ..usage_history import MAX_KEY_DAYS, day_range
 from .deps import ERRORS, Caller, Gw
 from .request_body import JsonBodyRoute
-from .schemas import ModelCard, ModelList, TokenCreate, TokenCreated, UsageReport
+from .schemas import (
+    ModelCapabilities,
+    ModelCard,
+    ModelList,
+    ModelPricing,
+    TokenCreate,
+    TokenCreated,
+    UsageReport,
+)
 
 router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute)
 
@@ -102,10 +111,11 @@ async def create_token(body: TokenCreate, gw: Gw, principal: Caller) -> JSONResp
     "/v1/models",
     response_model=ModelList,
     tags=["models"],
-    summary="The image model this gateway runs (OpenAI-compatible listing)",
+    summary="The FLUX.2 models served, with capabilities, price and whether your tier allows each",
 )
-async def list_models(gw: Gw, _: Caller) -> ModelList:
-    return ModelList(data=[_card(gw.model_name)])
+async def list_models(gw: Gw, principal: Caller) -> ModelList:
+    policy = await gw.controls.for_caller(principal)
+    return ModelList(data=[_card(gw, spec, spec.id in policy.models) for spec in MODELS])
 
 
 @router.get(
@@ -113,19 +123,32 @@ async def list_models(gw: Gw, _: Caller) -> ModelList:
     response_model=ModelCard,
     responses=ERRORS,
     tags=["models"],
-    summary="One model",
+    summary="One model, by any of its names",
 )
-async def get_model(model_id: str, gw: Gw, _: Caller) -> ModelCard:
-    if model_id not in FLUX_MODEL_ALIASES | {gw.model_name}:
+async def get_model(model_id: str, gw: Gw, principal: Caller) -> ModelCard:
+    spec = find_model(model_id)
+    if spec is None:
         raise ApiError(
             404, "model_not_found", f"The model '{model_id}' does not exist.", param="model"
         )
-    return _card(gw.model_name)
+    policy = await gw.controls.for_caller(principal)
+    return _card(gw, spec, spec.id in policy.models)
 
 
-def _card(running: str) -> ModelCard:
-    """What will actually run: flux-2-dev, or the offline placeholder that stands in for it
-    (requests may still name flux-2-dev; they get the placeholder's image)."""
-    if running == FLUX_MODEL_ID:
-        return ModelCard(id=FLUX_MODEL_ID, owned_by="black-forest-labs")
-    return ModelCard(id=running, owned_by="fluxgate", stands_in_for=FLUX_MODEL_ID)
+def _card(gw: Gateway, spec: ModelSpec, allowed: bool) -> ModelCard:
+    """What runs for ``spec``: the model itself, or the offline placeholder that stands in
+    for it (requests may still name the model; they get the placeholder's image)."""
+    served = gw.generator.served_name(spec)
+    stand_in = served != spec.id
+    return ModelCard(
+        id=served,
+        owned_by="fluxgate" if stand_in else "black-forest-labs",
+        name=spec.label,
+        description=spec.description,
+        aliases=[name for name in spec.aliases if name != served],
+        default=spec is DEFAULT_MODEL,
+        allowed=allowed,
+        capabilities=ModelCapabilities.model_validate(spec.capabilities()),
+        pricing=ModelPricing.model_validate(spec.price.describe()),
+        stands_in_for=spec.id if stand_in else None,
+    )

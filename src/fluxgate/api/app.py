@@ -160,7 +160,8 @@ def create_app(
     @app.get("/healthz", response_model=Health, tags=["meta"])
     async def healthz(request: Request) -> JSONResponse:
         gw = await gateway(request)
-        return JSONResponse(Health(model=gw.model_name, version=__version__).model_dump())
+        health = Health(model=gw.model_name, models=gw.model_names, version=__version__)
+        return JSONResponse(health.model_dump())
 
     @app.get(
         "/readyz",

@@ -502,7 +502,7 @@ SCRIPT = r""""use strict";
       if (!response.ok) throw problemOf(response, health);
       $("server").textContent =
         `Model ${health.model}, Fluxgate ${health.version}. Server status: ${health.status}.`;
-      show($("placeholder-banner"), health.model === "placeholder");
+      show($("placeholder-banner"), health.model.startsWith("placeholder"));
     } catch (err) {
       $("server").textContent = `The server did not answer /healthz (${err.message}).`;
     }

@@ -3,7 +3,7 @@
 A JSON ``POST /v1/images/generations`` is the request this API exists for, and on Workers
 CPU per request is what users pay for: routing, dependency resolution and the ASGI bridge
 cost as much as a cache hit itself. So it is first offered to :class:`DirectPath`, which
-runs the route's own steps (:func:`parse_json_generation`, :func:`check_model`, the
+runs the route's own steps (:func:`parse_json_generation`, :func:`resolved_params`, the
 generator, the presenter, :func:`generation_answered`) and answers the request itself.
 
 It *declines* (returns ``None``) whatever it would not answer exactly as the route does,
@@ -39,8 +39,8 @@ from ..image_bytes import ImageBytes
 from ..prompt_policy import audit_prompt
 from ..ratelimit import FailedAttempts
 from .deps import ClientAddress, Resolver, audit_refusal
-from .images import check_model, generation_answered
-from .request_body import declared_length, generation_params, media_type, parse_json_generation
+from .images import generation_answered, resolved_params
+from .request_body import declared_length, media_type, parse_json_generation
 from .schemas import GenerationRequest
 
 log = logging.getLogger("fluxgate.direct")
@@ -81,6 +81,8 @@ class DirectAnswer:
 def may_be_direct(method: str, path: str, header: Callable[[str], str | None]) -> bool:
     """Whether a request is worth offering to :class:`DirectPath`, from its head alone."""
     if method != "POST" or path != PATH or media_type(header("content-type")) != "application/json":
+        return False
+    if header("idempotency-key") is not None:  # the route claims, waits and replays
         return False
     declared = declared_length(header("content-length"))
     return declared is not None and declared <= MAX_DIRECT_BODY
@@ -151,8 +153,7 @@ class DirectPath:
         )
         if body.run_async or body.webhook_url is not None:
             return None
-        check_model(body.model, gw)
-        params = generation_params(body, references, gw.model_name)
+        params = resolved_params(body, references, gw)
         principal = principal.as_end_user(body.end_user)
         admission = await gw.generator.admit(principal, params)
         if admission.moderation != "off":  # moderation calls a model before answering
@@ -179,7 +180,7 @@ class DirectPath:
         )
         headers = {
             "content-type": "application/json",
-            **{k.lower(): v for k, v in generation_answered(outcome, gw.model_name).items()},
+            **{k.lower(): v for k, v in generation_answered(outcome).items()},
         }
         text = _json(generation.to_json())
         if image is None:

@@ -3,21 +3,23 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from .. import FLUX_MODEL_ALIASES, FLUX_MODEL_ID
 from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from ..cache import CacheMode
 from ..catalog import IMAGE
 from ..errors import ApiError
 from ..gateway import Gateway
 from ..generation import Outcome
-from ..params import GenerationParams
+from ..idempotency import checked_key, fingerprint
+from ..idempotency_store import StoredResponse
+from ..params import GenerationParams, ReferenceImage
 from ..prompt_policy import audit_prompt
 from ..request_context import note_generation
 from .deps import ERRORS, Caller, Gw, authenticated, gateway
+from .idempotent import Answer, idempotently, replayed, response
 from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
-from .request_body import generation_params, parse_generation
+from .request_body import generation_params, parse_generation, requested_model
 from .schemas import Generation, GenerationRequest, ImageList, JobBody
 
 router = APIRouter(tags=["images"], responses=ERRORS)
@@ -69,19 +71,15 @@ EDIT_BODY = {
 }
 
 
-def check_model(requested: str | None, gw: Gateway) -> None:
-    if requested is not None and requested not in FLUX_MODEL_ALIASES | {gw.model_name}:
-        raise ApiError(
-            400,
-            "model_not_found",
-            f"The model '{requested}' is not served here; use '{FLUX_MODEL_ID}'.",
-            param="model",
-        )
+def resolved_params(
+    body: GenerationRequest, references: tuple[ReferenceImage, ...], gw: Gateway
+) -> GenerationParams:
+    """The request's model and parameters (this route's and the direct path's)."""
+    spec = requested_model(body)
+    return generation_params(body, references, spec, gw.generator.served_name(spec))
 
 
-async def _generate(
-    request: Request, gw: Gateway, principal: Principal, *, edit: bool
-) -> JSONResponse:
+async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit: bool) -> Response:
     principal.require(SCOPE_GENERATE)
     body, references = await parse_generation(
         request,
@@ -89,16 +87,45 @@ async def _generate(
         max_image=gw.settings.max_reference_image_bytes,
         edit=edit,
     )
-    check_model(body.model, gw)
-    params = generation_params(body, references, gw.model_name)
+    params = resolved_params(body, references, gw)
     principal = principal.as_end_user(body.end_user)
     request.state.principal = principal
     # for the audit log of refusals: raw and bounded; the policy normalises it, once
     request.state.prompt = audit_prompt(body.prompt, gw.settings.max_prompt_length)
     mode = CacheMode.from_header(request.headers.get("cache-control"))
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
-    if body.run_async or prefer_async:
-        return await _submit(request, gw, principal, params, mode, body.webhook_url, prefer_async)
+
+    async def answer() -> Answer:
+        if body.run_async or prefer_async:
+            hook = body.webhook_url
+            return await _submit(request, gw, principal, params, mode, hook, prefer_async)
+        return await _sync(request, gw, principal, params, mode, body)
+
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return response(await answer())
+    asked = {
+        "response_format": body.response_format,
+        "url_ttl_seconds": body.url_ttl_seconds,
+        "async": body.run_async or prefer_async,
+        "webhook_url": body.webhook_url,
+        "cache": mode.value,
+    }
+    request_hash = fingerprint("edits" if edit else "generations", params, asked)
+    begun = await gw.idempotency.begin(principal, checked_key(key), request_hash)
+    if isinstance(begun, StoredResponse):
+        return await replayed(gw, begun)
+    return await idempotently(gw, begun, answer)
+
+
+async def _sync(
+    request: Request,
+    gw: Gateway,
+    principal: Principal,
+    params: GenerationParams,
+    mode: CacheMode,
+    body: GenerationRequest,
+) -> Answer:
     if body.webhook_url is not None:
         raise ApiError(
             400,
@@ -108,17 +135,23 @@ async def _generate(
         )
     want_bytes = body.response_format == "b64_json"
     outcome = await gw.generator.generate(principal, params, mode, want_bytes=want_bytes)
+    image = outcome.image if want_bytes else None
     generation = gw.presenter.generation(
         outcome.record,
         base_url=str(request.base_url),
         cached=outcome.cache == "HIT",
         url_ttl=body.url_ttl_seconds,
-        b64_json=await outcome.image.base64() if want_bytes and outcome.image else None,
+        b64_json=await image.base64() if image is not None else None,
     )
-    return JSONResponse(generation.to_json(), headers=generation_answered(outcome, gw.model_name))
+    return Answer(
+        200,
+        generation.to_json(),
+        generation_answered(outcome),
+        outcome.record.object_key if image is not None else None,
+    )
 
 
-def generation_answered(outcome: Outcome, model_name: str) -> dict[str, str]:
+def generation_answered(outcome: Outcome) -> dict[str, str]:
     """A synchronous generation's headers (this route's and the direct path's), its facts
     noted for the request's access-log line. A model-bound answer tells the client how it
     stands against its rate limit (``RateLimit-*``, as far as the runtime knows)."""
@@ -127,7 +160,7 @@ def generation_answered(outcome: Outcome, model_name: str) -> dict[str, str]:
     note_generation(outcome.cache, charged, outcome.model_ms)
     headers = {
         "X-Cache": outcome.cache,
-        "X-Fluxgate-Model": model_name,
+        "X-Fluxgate-Model": record.model,
         "Cache-Control": "no-store",
         **outcome.pace,
     }
@@ -149,7 +182,7 @@ async def _submit(
     mode: CacheMode,
     webhook_url: str | None,
     prefer_async: bool,
-) -> JSONResponse:
+) -> Answer:
     if gw.jobs is None:
         raise ApiError(501, "async_unavailable", "Async generations are not configured here.")
     base_url = str(request.base_url)
@@ -160,7 +193,7 @@ async def _submit(
         headers["Preference-Applied"] = "respond-async"
     if not job.done:
         headers["Retry-After"] = "2"
-    return JSONResponse(body, status_code=202, headers=headers)
+    return Answer(202, body, headers)
 
 
 @router.post(
@@ -170,7 +203,7 @@ async def _submit(
     summary="Generate an image (or return the cached one); async with a job and webhook",
     responses={**ERRORS, 202: {"model": JobBody, "description": "Accepted as an async job"}},
 )
-async def generate(request: Request) -> JSONResponse:
+async def generate(request: Request) -> Response:
     gw = await gateway(request)
     return await _generate(request, gw, await authenticated(request, gw), edit=False)
 
@@ -182,7 +215,7 @@ async def generate(request: Request) -> JSONResponse:
     openapi_extra={**EDIT_BODY, **_BEARER},
     summary="OpenAI-style edit: generate from up to 4 reference images (`image` parts)",
 )
-async def edit(request: Request) -> JSONResponse:
+async def edit(request: Request) -> Response:
     gw = await gateway(request)
     return await _generate(request, gw, await authenticated(request, gw), edit=True)
 

@@ -26,11 +26,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import ApiError
-from ..image_model import MAX_REFERENCE_IMAGES
+from ..models import (
+    DEFAULT_HEIGHT,
+    DEFAULT_MODEL,
+    DEFAULT_WIDTH,
+    MAX_REFERENCE_IMAGES,
+    MODELS,
+    ModelSpec,
+    find_model,
+)
 from ..params import GenerationParams, ReferenceImage
 from ..references import check_references, decode_image_string, reference_index, too_many
 from ..signing import is_decimal
-from .schemas import DEFAULT_HEIGHT, DEFAULT_WIDTH, GenerationRequest
+from .schemas import GenerationRequest
 
 _OPENAI_IMAGE = re.compile(r"^image(\[[0-9]*\])?$")
 # The generation's field names (and aliases): a file part under any other name is an
@@ -347,7 +355,7 @@ async def parse_generation(
                 raise ApiError(
                     400,
                     "unsupported_parameter",
-                    "Masks are not supported by flux-2-dev.",
+                    "Masks are not supported by the FLUX.2 models.",
                     param="mask",
                 )
             if name in fields or any(name == n for n, _ in images):
@@ -374,18 +382,52 @@ async def parse_generation(
     return _validate(fields, strict=False), check_references(images, max_image)
 
 
+def requested_model(request: GenerationRequest) -> ModelSpec:
+    """The model a request names (flux-2-dev when it names none), checked against what it
+    asks of it: ``400 model_not_found`` for a name the family does not have,
+    ``400 unsupported_parameter`` for ``steps`` sent to a fixed-schedule model."""
+    if request.model is None:
+        return DEFAULT_MODEL
+    spec = find_model(request.model)
+    if spec is None:
+        served = ", ".join(model.short for model in MODELS)
+        raise ApiError(
+            400,
+            "model_not_found",
+            f"The model '{request.model}' is not served here; use one of: {served}.",
+            param="model",
+        )
+    return spec
+
+
+def check_steps(request: GenerationRequest, spec: ModelSpec) -> None:
+    if request.steps is not None and not spec.settable_steps:
+        raise ApiError(
+            400,
+            "unsupported_parameter",
+            f"{spec.short} runs a fixed {spec.default_steps}-step schedule: 'steps' cannot be "
+            "set for it (omit it, or use flux-2-dev).",
+            param="steps",
+        )
+
+
 def generation_params(
-    request: GenerationRequest, references: tuple[ReferenceImage, ...], model: str
+    request: GenerationRequest,
+    references: tuple[ReferenceImage, ...],
+    spec: ModelSpec,
+    served_name: str,
 ) -> GenerationParams:
     """The request's parameters, resolved: ``size`` is already width and height (the
-    schema's validator), the defaults are applied, ``model`` is the one that will run."""
+    schema's validator), the model's defaults are applied, ``served_name`` is what the
+    model runs as here (:meth:`ImageModel.served_name`)."""
+    check_steps(request, spec)
     return GenerationParams(
         prompt=request.prompt,
         width=request.width or DEFAULT_WIDTH,
         height=request.height or DEFAULT_HEIGHT,
-        steps=request.steps,
+        steps=request.steps or spec.default_steps,
         guidance=request.guidance,
         seed=request.seed,
-        model=model,
+        model=served_name,
         references=references,
     )

@@ -8,16 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..image_model import MAX_SIZE, MIN_SIZE
+from ..models import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from ..policy_document import LimitOverrides
 from ..tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 
 MAX_SEED = 2**53 - 1
 _SIZE = re.compile(r"^(auto|[0-9]{3,4}x[0-9]{3,4})$")
-DEFAULT_WIDTH, DEFAULT_HEIGHT = (
-    1024,
-    768,
-)  # survives every JSON client and the model's string form field
 
 
 def _end_user_id(description: str) -> Any:
@@ -44,7 +40,13 @@ class GenerationRequest(BaseModel):
     prompt: str = Field(
         min_length=1, description="What to draw. NFKC-normalised, whitespace collapsed."
     )
-    model: str | None = Field(None, description="flux-2-dev's id (or 'flux-2-dev'); optional.")
+    model: str | None = Field(
+        None,
+        description="The model: flux-2-dev (default), flux-2-klein-4b or flux-2-klein-9b, by "
+        "short name, Workers AI id ('@cf/black-forest-labs/flux-2-klein-4b') or the id "
+        "without '@cf/'.",
+        max_length=128,
+    )
     n: int = Field(1, ge=1, le=1, description="Images per request: 1.")
     size: str | None = Field(
         None,
@@ -53,7 +55,13 @@ class GenerationRequest(BaseModel):
     )
     width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE, description="Default 1024.")
     height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE, description="Default 768.")
-    steps: int = Field(25, ge=1, le=50, description="Diffusion steps; cost grows linearly.")
+    steps: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_STEPS,
+        description="Diffusion steps (flux-2-dev only: default 25, cost grows linearly). "
+        "The klein models have a fixed 4-step schedule and refuse it.",
+    )
     guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     seed: int | None = Field(
         None,
@@ -286,11 +294,52 @@ class UsageReport(BaseModel):
     days: list[DayUsage] = Field(description="One row per UTC day of the range, ascending.")
 
 
+class StepsCapability(BaseModel):
+    settable: bool = Field(description="False: a fixed schedule; requests may not send steps.")
+    default: int
+    min: int
+    max: int
+
+
+class ReferenceCapability(BaseModel):
+    max: int = Field(description="Reference images per request.")
+    max_side: int = Field(description="Each reference image's largest side, in pixels.")
+
+
+class SizeCapability(BaseModel):
+    min: int
+    max: int
+    default: str
+
+
+class ModelCapabilities(BaseModel):
+    steps: StepsCapability
+    reference_images: ReferenceCapability
+    sizes: SizeCapability
+    guidance: bool
+    seed: bool
+
+
+class ModelPricing(BaseModel):
+    """Cloudflare's published price (``source``): ``basis`` says which unit prices apply."""
+
+    model_config = ConfigDict(extra="allow")
+    basis: Literal["tile_step", "tile", "megapixel"]
+    source: str
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str
+    name: str = Field(description="The model's display name.")
+    description: str
+    aliases: list[str] = Field(description="Other names a request may use for it.")
+    default: bool = Field(description="What a request naming no model runs.")
+    allowed: bool = Field(description="Whether the caller's tier may use it.")
+    capabilities: ModelCapabilities
+    pricing: ModelPricing
     stands_in_for: str | None = Field(
         None,
         description="Set when the model listed is an offline placeholder (a local server "
@@ -344,7 +393,8 @@ class Readiness(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
-    model: str
+    model: str = Field(description="The default model (what a request naming none runs).")
+    models: list[str] = Field(description="Every model served, the default first.")
     version: str
 
 

@@ -16,14 +16,15 @@ from typing import Any
 from js import Blob, FormData, Response
 from pyodide.ffi import JsException, JsProxy, to_js
 
-from .. import FLUX_MODEL_ID
 from ..image_model import (
+    FAMILY_SEARCH,
     GeneratedImage,
     ModelInput,
-    ModelNotListed,
+    check_listed,
     decode_model_output,
     typed_image,
 )
+from ..models import ModelSpec
 from ..upstream import UpstreamError, parse_upstream_message
 from .ffi import js_bytes, js_object, unwrap
 from .image_buffer import base64_field
@@ -72,16 +73,19 @@ class WorkersAIRunner:
 
 
 class WorkersImageModel:
-    def __init__(self, binding: Any, model_id: str = FLUX_MODEL_ID) -> None:
+    """The FLUX.2 family through ``env.AI``: the model each request names."""
+
+    def __init__(self, binding: Any) -> None:
         self._ai = unwrap(binding)
-        self.model_id = model_id
-        self.name = model_id
+
+    def served_name(self, spec: ModelSpec) -> str:
+        return spec.id
 
     async def generate(self, request: ModelInput) -> GeneratedImage:
         inputs = multipart_inputs(request)
         started = time.perf_counter()
         try:
-            result = await self._ai.run(self.model_id, inputs)
+            result = await self._ai.run(request.model.id, inputs)
         except JsException as exc:  # InferenceUpstreamError("<code>: <message>")
             raise parse_upstream_message(str(exc)) from exc
         upstream_ms = (time.perf_counter() - started) * 1000
@@ -96,5 +100,4 @@ class WorkersImageModel:
         return replace(typed_image(image), upstream_ms=upstream_ms)
 
     async def ready(self) -> None:
-        if self.model_id not in await listed_models(self._ai, self.model_id):
-            raise ModelNotListed(self.model_id)
+        check_listed(await listed_models(self._ai, FAMILY_SEARCH))

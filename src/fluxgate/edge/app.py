@@ -31,6 +31,7 @@ from .catalog import WorkersCatalog
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
 from .ffi import js_object, js_text
+from .idempotency import idempotency_from_env
 from .files import error_response
 from .image_buffer import JsImage, json_around
 from .jobs import FetchPoster, WorkersJobStore, WorkersQueue
@@ -81,6 +82,7 @@ def ports_from_env(env: Any) -> Ports:
         jobs=jobs_from_env(env),
         catalog=catalog_from_env(env),
         usage_events=usage_events_from_env(env),
+        idempotency=idempotency_from_env(env),
     )
 
 

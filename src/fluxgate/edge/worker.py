@@ -19,10 +19,18 @@ from .coalesce import CoalescerObject
 from .envelope import enveloped
 from .ffi import raw_env
 from .files import serve_file
+from .idempotency import IdempotencyObject
 from .jobs import JobObject
 from .ledger import BudgetLedgerObject
 
-__all__ = ["BudgetLedgerObject", "CatalogObject", "CoalescerObject", "Default", "JobObject"]
+__all__ = [
+    "BudgetLedgerObject",
+    "CatalogObject",
+    "CoalescerObject",
+    "Default",
+    "IdempotencyObject",
+    "JobObject",
+]
 
 
 class Default(WorkerEntrypoint):

@@ -29,6 +29,7 @@ from ..api.schemas import KeyCreate, KeyRotate
 from ..auth import ALL_SCOPES, DEFAULT_SCOPES, KeyRecord
 from ..gateway import Gateway
 from ..logs import send_to_stderr
+from ..models import is_placeholder
 from ..settings import ConfigError, Settings
 from ..signing import SigningConfigError
 from .runtime import (
@@ -123,7 +124,7 @@ def start_banner(host: str, port: int, settings: Settings) -> list[str]:
 def start_warnings(gateway: Gateway) -> list[str]:
     """What an operator should know before others use this server."""
     warnings = []
-    if gateway.model_name == "placeholder":
+    if is_placeholder(gateway.model_name):
         warnings.append(
             "  No CLOUDFLARE_ACCOUNT_ID/CLOUDFLARE_API_TOKEN: images come from the offline "
             "placeholder generator."
@@ -157,7 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
     send_to_stderr()  # Fluxgate's own lines (the audit log among them), as they are: JSON
     _say(
         f"Fluxgate {__version__} on {_origin(args.host, args.port)}  "
-        f"model={gateway.model_name}  data={data_dir}"
+        f"models={','.join(gateway.model_names)}  data={data_dir}"
     )
     for line in [*start_banner(args.host, args.port, gateway.settings), *start_warnings(gateway)]:
         _say(line)

@@ -1,12 +1,17 @@
-"""An offline stand-in for the AI binding, held to the binding's contract.
+"""An offline stand-in for the AI binding, held to each model's contract.
 
-``PlaceholderAI.run`` accepts exactly what ``env.AI.run`` accepts for flux-2-dev: a
-``{"multipart": {"body", "contentType"}}`` whose content type carries the boundary, the
-model's form fields and nothing else, sizes in range, at most four PNG/JPEG/WebP reference
-images under 512x512. It answers ``{"image": base64}`` with a real PNG drawn
-deterministically from the parameters, and fails the way Workers AI fails:
-``InferenceUpstreamError("<code>: <message>")``. Responses made with it name the model
-``placeholder``, never flux-2-dev.
+``PlaceholderAI.run`` accepts exactly what ``env.AI.run`` accepts for the FLUX.2 models the
+gateway serves (:data:`fluxgate.models.MODELS`: flux-2-dev, flux-2-klein-4b and
+flux-2-klein-9b): a ``{"multipart": {"body", "contentType"}}`` whose content type carries
+the boundary, the model's form fields and nothing else, sizes in range, at most four
+PNG/JPEG/WebP reference images under 512x512. ``steps`` (1-50) is a field of flux-2-dev
+only: the klein models have a fixed 4-step schedule and refuse it. It answers
+``{"image": base64}`` with a real PNG drawn deterministically from the model and the
+parameters (the same fields give another picture for another model), and fails the way
+Workers AI fails: ``InferenceUpstreamError("<code>: <message>")``, ``5006`` for a contract
+violation, ``5007: No such model <id>`` for a model it does not serve. ``models(search)``
+lists the served models whose id contains ``search``. Responses made with it name the
+model ``placeholder`` (or ``placeholder/<short name>``), never a real model's name.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from .. import FLUX_MODEL_ID, b64
+from .. import b64
 from ..images import ImageFormatError, inspect_image
+from ..models import MAX_REFERENCE_SIDE, MAX_SIZE, MAX_STEPS, MIN_SIZE, MODELS, ModelSpec
 from ..moderation import Verdict
 
 PLACEHOLDER_NAME = "placeholder"
 TEXT_FIELDS = {"prompt", "width", "height", "steps", "guidance", "seed"}
 IMAGE_FIELDS = {f"input_image_{i}" for i in range(4)}
+# What ``env.AI.run`` takes: the exact Workers AI ids (no short names or aliases).
+SERVED: dict[str, ModelSpec] = {spec.id: spec for spec in MODELS}
 
 
 class InferenceUpstreamError(Exception):
@@ -107,19 +115,31 @@ def render_png(width: int, height: int, fingerprint: bytes) -> bytes:
     )
 
 
+def _refuse_fixed_steps(spec: ModelSpec, texts: Mapping[str, str]) -> None:
+    """A ``steps`` field sent to a model with a fixed schedule (the klein models)."""
+    if not spec.settable_steps and "steps" in texts:
+        raise _invalid(
+            f"'/steps' cannot be set for {spec.id}: "
+            f"the steps parameter is fixed at {spec.default_steps} for this model"
+        )
+
+
 class PlaceholderAI:
-    """Behaves like ``env.AI`` for flux-2-dev, without a network or a GPU."""
+    """Behaves like ``env.AI`` for the FLUX.2 family, without a network or a GPU."""
 
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
         self.calls = 0
 
     async def models(self, search: str) -> list[str]:
-        """The catalog as the binding lists it: the one model this double draws for."""
-        return [FLUX_MODEL_ID] if search in FLUX_MODEL_ID else []
+        """The catalog as the binding lists it: the served models whose name contains
+        ``search`` (case-insensitive, as the binding's search matches names)."""
+        needle = search.casefold()
+        return [spec.id for spec in MODELS if needle in spec.id.casefold()]
 
     async def run(self, model: str, inputs: Any) -> dict[str, str]:
-        if model != FLUX_MODEL_ID:
+        spec = SERVED.get(model)
+        if spec is None:
             raise InferenceUpstreamError(f"5007: No such model {model}")
         multipart = inputs.get("multipart") if isinstance(inputs, Mapping) else None
         if not isinstance(multipart, Mapping):
@@ -131,11 +151,13 @@ class PlaceholderAI:
         unknown = (set(texts) - TEXT_FIELDS) | (set(files) - IMAGE_FIELDS)
         if unknown:
             raise _invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+        _refuse_fixed_steps(spec, texts)
         if not texts.get("prompt"):
             raise _invalid("required properties at '/' are 'prompt'")
-        width = _int(texts, "width", 1024, 256, 1920)
-        height = _int(texts, "height", 768, 256, 1920)
-        _int(texts, "steps", 25, 1, 50)
+        width = _int(texts, "width", 1024, MIN_SIZE, MAX_SIZE)
+        height = _int(texts, "height", 768, MIN_SIZE, MAX_SIZE)
+        if spec.settable_steps:
+            _int(texts, "steps", spec.default_steps, 1, MAX_STEPS)
         _int(texts, "seed", 0, 0, 2**63 - 1)
         if "guidance" in texts:
             try:
@@ -147,13 +169,17 @@ class PlaceholderAI:
                 info = inspect_image(data)
             except ImageFormatError as exc:
                 raise _invalid(f"{name}: {exc}") from None
-            if info.width >= 512 or info.height >= 512:
+            if info.width > MAX_REFERENCE_SIDE or info.height > MAX_REFERENCE_SIDE:
                 raise _invalid(f"{name} must be smaller than 512x512")
         self.calls += 1
         if self.latency:
             await asyncio.sleep(self.latency)
+        # The model is part of what is drawn: a klein draft and a dev render of the same
+        # fields differ.
         fingerprint = hashlib.sha256(
-            repr(sorted(texts.items())).encode()
+            model.encode()
+            + b"\0"
+            + repr(sorted(texts.items())).encode()
             + b"".join(hashlib.sha256(files[k]).digest() for k in sorted(files))
         ).digest()
         png = await asyncio.to_thread(self.render, width, height, fingerprint)

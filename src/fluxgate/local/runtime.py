@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import FLUX_MODEL_ID
 from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..image_model import ImageModel, MultipartImageModel
 from ..moderation import GuardModerator, Moderator
@@ -17,11 +16,12 @@ from ..settings import Settings, admin_token_from
 from ..signing import UrlSigner, parse_signing_keys
 from ..webhooks import HttpPoster
 from .catalog import SqliteCatalog
+from .idempotency import SqliteIdempotency
 from .jobs import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
 from .kv_sqlite import SqliteKV
 from .ledger import SqliteLedger
 from .objects_dir import DirectoryObjects
-from .placeholder import PLACEHOLDER_NAME, PlaceholderAI, PlaceholderModerator
+from .placeholder import PlaceholderAI, PlaceholderModerator
 from .ratelimit import WindowRateLimiter
 from .usage_events import SqliteUsageEvents
 
@@ -36,6 +36,7 @@ DATABASES = (
     "queue.sqlite3",
     "catalog.sqlite3",
     "usage_events.sqlite3",
+    "idempotency.sqlite3",
 )
 
 
@@ -80,11 +81,8 @@ def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator]:
         from .rest import RestAI
 
         rest = RestAI(account, token)
-        return MultipartImageModel(rest, model_id=FLUX_MODEL_ID), GuardModerator(rest)
-    placeholder = MultipartImageModel(
-        PlaceholderAI(), model_id=FLUX_MODEL_ID, name=PLACEHOLDER_NAME
-    )
-    return placeholder, PlaceholderModerator()
+        return MultipartImageModel(rest), GuardModerator(rest)
+    return MultipartImageModel(PlaceholderAI(), stand_in=True), PlaceholderModerator()
 
 
 def local_ports(
@@ -110,6 +108,7 @@ def local_ports(
         jobs=local_jobs(data_dir),
         catalog=SqliteCatalog(data_dir / "catalog.sqlite3"),
         usage_events=SqliteUsageEvents(data_dir / "usage_events.sqlite3"),
+        idempotency=SqliteIdempotency(data_dir / "idempotency.sqlite3"),
     )
 
 

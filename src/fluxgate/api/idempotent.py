@@ -1,0 +1,105 @@
+"""The generation routes' answers, kept and replayed under ``Idempotency-Key``.
+
+:mod:`fluxgate.idempotency` decides (claim, wait, replay, what is kept); this module is
+the HTTP side: an :class:`Answer` becomes the response, and the text kept for a replay is
+the same JSON rendered the same way, so a replay is byte for byte the first body. A
+``b64_json`` answer is kept without its image (it may be megabytes): the replay reads the
+stored image back and puts its base64 where it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.responses import Response
+
+from ..errors import ApiError
+from ..gateway import Gateway
+from ..idempotency import REPLAYED, Attempt
+from ..idempotency_store import StoredResponse
+
+# The headers a replay repeats: what describes the answer, not the request that made it
+# (no RateLimit-*, no Server-Timing: a replay counts against nothing and calls no model).
+_KEPT_HEADERS = frozenset(
+    {"x-cache", "x-fluxgate-model", "cache-control", "location", "preference-applied"}
+    | {"retry-after"}
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A generation route's answer. ``image_key``: ``content``'s ``data[0].b64_json`` is
+    the base64 of this stored object."""
+
+    status: int
+    content: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    image_key: str | None = None
+
+
+def render(content: dict[str, Any]) -> str:
+    """As Starlette's ``JSONResponse`` renders a body."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def response(answer: Answer) -> Response:
+    return Response(
+        render(answer.content),
+        status_code=answer.status,
+        headers=answer.headers,
+        media_type="application/json",
+    )
+
+
+def kept(answer: Answer) -> StoredResponse:
+    content = answer.content
+    if answer.image_key is not None:
+        content = {**content, "data": [{**content["data"][0], "b64_json": None}]}
+    headers = {k: v for k, v in answer.headers.items() if k.lower() in _KEPT_HEADERS}
+    return StoredResponse(answer.status, render(content), headers, answer.image_key)
+
+
+def kept_refusal(error: ApiError) -> StoredResponse:
+    return StoredResponse(error.status, error.to_json(), dict(error.headers))
+
+
+async def replayed(gw: Gateway, stored: StoredResponse) -> Response:
+    """The first answer again, marked ``Idempotent-Replayed: true``."""
+    body = stored.body
+    if stored.image_key is not None:
+        image = await gw.objects.read_image(stored.image_key)
+        if image is None:
+            raise ApiError(
+                410,
+                "image_gone",
+                "The image of the first answer is no longer stored; send the request again "
+                "with a new Idempotency-Key.",
+            )
+        content = json.loads(body)
+        content["data"][0]["b64_json"] = await image.base64()
+        body = render(content)
+    return Response(
+        body,
+        status_code=stored.status,
+        headers={**stored.headers, REPLAYED: "true"},
+        media_type="application/json",
+    )
+
+
+async def idempotently(
+    gw: Gateway, attempt: Attempt, answer: Callable[[], Awaitable[Answer]]
+) -> Response:
+    """Run the claimed request, keep (or release) its answer, and return it."""
+    try:
+        made = await answer()
+    except ApiError as error:  # a refusal: kept if the same request would be refused again
+        await gw.idempotency.finish(attempt, kept_refusal(error))
+        raise
+    except BaseException:
+        await gw.idempotency.release(attempt)
+        raise
+    await gw.idempotency.finish(attempt, kept(made))
+    return response(made)

@@ -1,0 +1,69 @@
+"""Idempotency keys on a local SQLite file (one file for every key; the Durable Object's
+peer): exact across threads and processes.
+
+Each call runs whole in one ``BEGIN IMMEDIATE`` transaction, as the Durable Object runs it
+in one synchronous turn: a claim's upsert and the read that follows it see the same row,
+even with another process sharing the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..idempotency_store import Claim, IdempotencyTable, StoredResponse
+from .sqlite import connect
+
+T = TypeVar("T")
+
+
+class SqliteIdempotency:
+    """:class:`~fluxgate.idempotency_store.IdempotencyStore` locally (``account`` unused:
+    rows are keyed by scope, which names the key)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = connect(path)
+        self._lock = threading.Lock()
+        self._table = IdempotencyTable(
+            lambda sql, params: self._db.execute(sql, tuple(params)).fetchall()
+        )
+
+    def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        # BEGIN IMMEDIATE takes the write lock up front: no other process interleaves.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(*args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return result
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._transaction, fn, *args)
+
+    async def claim(
+        self, account: str, scope: str, key: str, fingerprint: str, token: str, now: float
+    ) -> Claim:
+        return await self._run(self._table.claim, scope, key, fingerprint, token, now)
+
+    async def complete(
+        self,
+        account: str,
+        scope: str,
+        key: str,
+        token: str,
+        response: StoredResponse,
+        now: float,
+    ) -> bool:
+        return await self._run(self._table.complete, scope, key, token, response, now)
+
+    async def release(self, account: str, scope: str, key: str, token: str) -> None:
+        await self._run(self._table.release, scope, key, token)
+
+    def close(self) -> None:
+        self._db.close()

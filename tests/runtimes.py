@@ -237,6 +237,11 @@ class HostAI:
             for i in self._host.call("GET", "/ai")["inputs"]
         ]
 
+    @property
+    def models(self) -> list[str]:
+        """The model id of each call, in order."""
+        return [str(i["model"]) for i in self._host.call("GET", "/ai")["inputs"]]
+
     def fail_next(self, message: str) -> None:
         self._host.call("POST", "/ai/fail", {"message": message})
 

@@ -1,0 +1,168 @@
+"""Idempotency-Key: a retried POST replays the first answer, never a second generation."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from .bodies import GENERATIONS, generate, generation
+from .conftest import new_key, put_policy
+from .doubles import image_bytes
+
+BODY = generation("a tin robot on a swing", square=256, seed=11)
+# Bypass the cache: without the key every retry of these would call the model again.
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def keyed(auth: dict[str, str], key: str | None = None, **more: str) -> dict[str, str]:
+    return {**auth, **NO_CACHE, "Idempotency-Key": key or str(uuid.uuid4()), **more}
+
+
+def usage(client, auth) -> dict:
+    return client.get("/v1/usage", headers=auth).json()
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+def test_a_retry_replays_the_first_answer_without_a_model_call_or_a_charge(client, auth, ai):
+    headers = keyed(auth)
+    first = generate(client, headers, BODY)
+    again = generate(client, headers, BODY)
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content  # byte for byte
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["x-fluxgate-model"] == first.headers["x-fluxgate-model"]
+    assert ai.calls == 1
+    assert usage(client, auth)["requests"] == 1
+
+
+def test_a_b64_json_answer_is_replayed_with_its_image(client, auth, ai):
+    headers = keyed(auth)
+    body = {**BODY, "response_format": "b64_json"}
+    first = generate(client, headers, body)
+    again = generate(client, headers, body)
+    assert first.status_code == 200 and len(first.json()["data"][0]["b64_json"]) > 100
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true" and ai.calls == 1
+
+
+def test_the_same_key_for_another_request_is_refused(client, auth, ai):
+    headers = keyed(auth)
+    assert generate(client, headers, BODY).status_code == 200
+    other = generate(client, headers, {**BODY, "seed": 12})
+    assert other.status_code == 422
+    error = other.json()["error"]
+    assert (error["code"], error["param"]) == ("idempotency_key_reused", "Idempotency-Key")
+    # what is asked of the answer is part of the request too
+    as_b64 = generate(client, headers, {**BODY, "response_format": "b64_json"})
+    assert as_b64.status_code == 422
+    assert ai.calls == 1
+
+
+def test_keys_are_scoped_to_the_caller(client, auth, ai):
+    key = str(uuid.uuid4())
+    other = new_key(client, "other app")
+    assert generate(client, keyed(auth, key), BODY).status_code == 200
+    theirs = generate(client, keyed(other, key), BODY)
+    assert theirs.status_code == 200 and "idempotent-replayed" not in theirs.headers
+    # one API key's end users do not share keys either
+    alice = generate(client, keyed(auth, key), {**BODY, "user": "alice"})
+    assert alice.status_code == 200 and "idempotent-replayed" not in alice.headers
+    assert ai.calls == 3
+
+
+def test_a_refusal_is_replayed_but_a_retryable_failure_is_not_stored(client, auth, ai):
+    put_policy(client, deny_terms=["swing"])
+    headers = keyed(auth)
+    refused = generate(client, headers, BODY)
+    assert refused.status_code == 400
+    put_policy(client, deny_terms=[])
+    again = generate(client, headers, BODY)  # the same request gets the same answer
+    assert again.status_code == 400 and again.content == refused.content
+    assert again.headers["idempotent-replayed"] == "true"
+
+    headers = keyed(auth)
+    ai.fail_next("3040: Capacity temporarily exceeded, please try again.")
+    failed = generate(client, headers, BODY)
+    assert failed.status_code == 503
+    retried = generate(client, headers, BODY)
+    assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
+    assert ai.calls == 1
+
+
+def test_a_key_is_remembered_for_24_hours(client, auth, ai, clock):
+    headers = keyed(auth)
+    assert generate(client, headers, BODY).status_code == 200
+    clock.advance(23 * 3600)
+    assert generate(client, headers, BODY).headers["idempotent-replayed"] == "true"
+    clock.advance(3600 + 1)
+    later = generate(client, headers, BODY)
+    assert later.status_code == 200 and "idempotent-replayed" not in later.headers
+    assert ai.calls == 2
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "naïve"])
+def test_a_malformed_key_is_refused(client, auth, key):
+    r = client.post(
+        GENERATIONS,
+        json=BODY,
+        headers={**auth, "Idempotency-Key": key.encode()},
+    )
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_idempotency_key"
+
+
+# -- async submissions and edits ----------------------------------------------------------
+
+
+def test_an_async_retry_creates_no_second_job(client, auth, ai):
+    headers = keyed(auth, Prefer="respond-async")
+    first = generate(client, headers, BODY)
+    again = generate(client, headers, BODY)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    jobs = client.get("/v1/jobs", headers=auth).json()["data"]
+    assert [job["id"] for job in jobs] == [first.json()["id"]]
+
+
+def test_edits_take_the_key_too(client, auth, ai):
+    headers = keyed(auth)
+    files = {"image": ("ref.png", image_bytes("PNG", 64, 64), "image/png")}
+    data = {"prompt": "the robot in blue", "size": "256x256", "seed": "3"}
+    first = client.post("/v1/images/edits", data=data, files=files, headers=headers)
+    again = client.post("/v1/images/edits", data=data, files=files, headers=headers)
+    assert first.status_code == 200, first.text
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    other = {"image": ("ref.png", image_bytes("PNG", 64, 65), "image/png")}
+    changed = client.post("/v1/images/edits", data=data, files=other, headers=headers)
+    assert changed.status_code == 422  # another reference image is another request
+    assert ai.calls == 1
+
+
+# -- concurrency --------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_twenty_concurrent_retries_make_one_model_call_and_one_charge(
+    client, async_client, ai, auth
+):
+    """The first claims the key; the others wait for its answer and replay it."""
+    ai.latency = 0.3
+    headers = keyed(auth)
+    async with async_client() as http:
+        responses = await asyncio.gather(
+            *[http.post(GENERATIONS, json=BODY, headers=headers) for _ in range(20)]
+        )
+    assert [r.status_code for r in responses] == [200] * 20
+    assert len({r.content for r in responses}) == 1  # identical bodies
+    replays = [r.headers.get("idempotent-replayed") for r in responses]
+    assert replays.count("true") == 19
+    assert ai.calls == 1
+    assert usage(client, auth)["requests"] == 1
+    assert usage(client, auth)["spent_usd"] == pytest.approx(
+        responses[0].json()["cost"]["charged_usd"]
+    )

@@ -25,14 +25,14 @@ class ScriptedAI(PlaceholderAI):
         super().__init__()
         self._failures: list[str] = []
         self.inputs: list[Any] = []
-        self.models: list[str] = []  # the model id of each call, in order
+        self.called_models: list[str] = []  # the model id of each call, in order
 
     def fail_next(self, message: str) -> None:
         self._failures.append(message)
 
     async def run(self, model: str, inputs: Any) -> dict[str, str]:
         self.inputs.append(inputs)
-        self.models.append(model)
+        self.called_models.append(model)
         if self._failures:
             raise InferenceUpstreamError(self._failures.pop(0))
         return await super().run(model, inputs)

@@ -238,7 +238,7 @@ class HostAI:
         ]
 
     @property
-    def models(self) -> list[str]:
+    def called_models(self) -> list[str]:
         """The model id of each call, in order."""
         return [str(i["model"]) for i in self._host.call("GET", "/ai")["inputs"]]
 

@@ -174,10 +174,10 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def admin_key(base: str, name: str) -> dict[str, Any]:
+def admin_key(base: str, name: str, **fields: Any) -> dict[str, Any]:
     made = httpx.post(
         f"{base}/v1/admin/keys",
-        json={"name": name},
+        json={"name": name, **fields},
         headers={"Authorization": f"Bearer {ADMIN}"},
         timeout=30,
     )
@@ -241,6 +241,33 @@ class Console:
         self.until(lambda: self.visible("result") or self.visible("error"), "no result")
         assert not self.visible("error"), self.text("error")
         self.until(self.image_loaded, "the image did not render")
+
+    def models(self) -> list[dict[str, Any]]:
+        """The model picker's options, in order."""
+        return list(
+            self.js(
+                "return [...document.getElementById('model').options].map((o) => ({"
+                "value: o.value, text: o.textContent, disabled: o.disabled,"
+                "selected: o.selected}))"
+            )
+        )
+
+    def wait_for_models(self, ids: list[str]) -> None:
+        """Until the picker offers ``ids`` (what ``GET /v1/models`` listed)."""
+        self.until(
+            lambda: [o["value"] for o in self.models()] == ids,
+            f"the picker does not offer {ids}: {self.models()}",
+        )
+
+    def choose_model(self, value: str) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.el("model")).select_by_value(value)
+
+    def steps_state(self) -> tuple[bool, str]:
+        """Whether the steps field is enabled, and what it shows."""
+        steps = self.el("steps")
+        return bool(steps.is_enabled()), str(steps.get_attribute("value"))
 
     def choose_files(self, *paths: Path) -> None:
         if self.visible("references-clear"):
@@ -373,6 +400,131 @@ def test_a_person_generates_synchronously_and_asynchronously(browser, server, ru
 
     # credentials stay in memory: not in storage, cookies or the address bar
     assert page.storage_is_empty() and key not in browser.current_url
+    assert page.problems() == []
+
+
+SHORT_NAMES = ["flux-2-dev", "flux-2-klein-4b", "flux-2-klein-9b"]
+
+
+def served(runtime: str, short: str) -> str:
+    """What a server of ``runtime`` serves ``short`` as: the offline placeholder locally (no
+    Cloudflare credentials), the Workers AI id on the Worker (its host's AI double)."""
+    return f"placeholder/{short}" if runtime == "local" else f"@cf/black-forest-labs/{short}"
+
+
+def listed_ids(base: str, key: str) -> list[str]:
+    listed = httpx.get(f"{base}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert listed.status_code == 200, listed.text
+    return [card["id"] for card in listed.json()["data"]]
+
+
+def test_a_person_picks_the_model(browser, server, runtime):
+    """The picker lists what ``GET /v1/models`` answers for the key (the short names when it
+    cannot); klein takes no steps, so its steps field is disabled and not sent; the choice
+    is sent as ``model`` on the sync and the async paths, and the result names it."""
+    key = server.new_key("console-models")
+    dev, klein = served(runtime, "flux-2-dev"), served(runtime, "flux-2-klein-4b")
+    ids = [served(runtime, short) for short in SHORT_NAMES]
+    assert listed_ids(server.base, key) == ids
+    page = Console(browser, server.base)
+
+    # before a key, and with a key the server refuses: the short names, dev chosen
+    assert [o["value"] for o in page.models()] == SHORT_NAMES
+    assert [o["value"] for o in page.models() if o["selected"]] == ["flux-2-dev"]
+    assert "Enter the API key" in page.text("model-hint")
+    page.fill(key="fgk_wrong", prompt=unique("a kite over the dunes"))  # leaving the key field
+    page.until(lambda: "could not be listed" in page.text("model-hint"), "no fallback note")
+    assert "invalid_api_key" in page.text("model-hint")
+    assert [o["value"] for o in page.models()] == SHORT_NAMES
+    page.choose_model("flux-2-klein-4b")
+    assert page.steps_state() == (False, "4")
+    page.choose_model("flux-2-dev")
+
+    # a good key: the served names, display names with a price, the default chosen
+    page.fill(key=key, width=512, height=384, steps=7, seed=21)
+    page.wait_for_models(ids)
+    options = {o["value"]: o for o in page.models()}
+    assert [v for v, o in options.items() if o["selected"]] == [dev]
+    assert not any(o["disabled"] for o in options.values())
+    assert options[dev]["text"] == "FLUX.2 [dev] \u00b7 $0.00041/tile/step"
+    assert options[klein]["text"] == "FLUX.2 [klein] 4B \u00b7 $0.000287/tile"
+    assert options[served(runtime, "flux-2-klein-9b")]["text"] == (
+        "FLUX.2 [klein] 9B \u00b7 $0.015/first MP"
+    )
+    assert page.steps_state() == (True, "7")
+    assert "Estimated $0.00287 for 512\u00d7384, 7 steps." in page.text("model-hint")
+
+    # klein: steps disabled at its fixed 4 (a request sending steps would be refused)
+    page.choose_model(klein)
+    assert page.steps_state() == (False, "4")
+    hint = page.text("model-hint")
+    assert "fixed 4-step schedule" in hint and "Estimated $0.000287 for 512\u00d7384." in hint
+    assert ("offline placeholder" in hint) == (runtime == "local")
+    page.generate()
+    page.wait_for_result()
+    assert page.text("meta-model") == klein and page.text("meta-seed") == "21"
+    assert page.text("meta-size") == "512\u00d7384, 4 steps"
+    assert "estimated $0.00029" in page.text("meta-cost")
+
+    # the async path sends the model too
+    page.el("async").click()
+    page.fill(seed=22)
+    page.generate()
+    page.until(lambda: "succeeded in" in page.text("status"), "the job did not succeed")
+    page.wait_for_result()
+    assert page.text("meta-model") == klein and page.text("meta-seed") == "22"
+    assert page.text("meta-size") == "512\u00d7384, 4 steps"
+    page.el("async").click()
+
+    # back to dev: steps enabled again, with the person's 7
+    page.choose_model(dev)
+    assert page.steps_state() == (True, "7")
+    page.generate()
+    page.until(lambda: page.text("meta-seed") == "22" and page.text("meta-model") == dev)
+    page.wait_for_result()
+    assert page.text("meta-size") == "512\u00d7384, 7 steps"
+
+    # a wrong key again keeps the choice, under its short name
+    page.choose_model(klein)
+    page.fill(key="fgk_wrong")
+    page.el("prompt").click()
+    page.until(lambda: "could not be listed" in page.text("model-hint"), "no fallback note")
+    assert [o["value"] for o in page.models() if o["selected"]] == ["flux-2-klein-4b"]
+    assert page.steps_state() == (False, "4")
+    assert page.problems() == []
+
+
+def test_models_the_keys_tier_does_not_allow_are_disabled(browser, server, runtime):
+    """A tier limited to klein 4B: the other models are listed but cannot be picked, and
+    klein (not the default) is chosen."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    current = httpx.get(f"{server.base}/v1/admin/policy", headers=admin, timeout=30).json()
+    tiers = current["tiers"]
+    if "drafts" not in tiers:  # once per server
+        tiers["drafts"] = {"models": {"flux-2-klein-4b": {}}}
+        stored = httpx.put(
+            f"{server.base}/v1/admin/policy",
+            json={**current, "version": current["version"] + 1, "tiers": tiers},
+            headers=admin,
+            timeout=30,
+        )
+        assert stored.status_code == 200, stored.text
+    made = admin_key(server.base, unique("drafts"), tier="drafts")
+    klein = served(runtime, "flux-2-klein-4b")
+    page = Console(browser, server.base)
+    page.fill(key=made["key"], prompt=unique("a draft of a harbour"), width=256, height=256)
+    page.wait_for_models([served(runtime, short) for short in SHORT_NAMES])
+    options = page.models()
+    assert [o["value"] for o in options if o["disabled"]] == [
+        served(runtime, "flux-2-dev"),
+        served(runtime, "flux-2-klein-9b"),
+    ]
+    assert all("(not allowed for this key)" in o["text"] for o in options if o["disabled"])
+    assert [o["value"] for o in options if o["selected"]] == [klein]
+    assert page.steps_state() == (False, "4")
+    page.generate()
+    page.wait_for_result()
+    assert page.text("meta-model") == klein and page.text("meta-size") == "256\u00d7256, 4 steps"
     assert page.problems() == []
 
 
@@ -627,6 +779,7 @@ def filled_console(browser: Any, base: str, made: dict[str, Any]) -> Console:
     page = Console(browser, base)
     page.fill(key=made["key"], prompt="a fox in the snow, woodcut", seed=5, steps=3)
     page.fill(width=768, height=512)
+    page.wait_for_models(listed_ids(base, made["key"]))
     page.generate()
     page.wait_for_result()
     page.fill(**{"admin-token": ADMIN})
@@ -671,6 +824,15 @@ def test_the_console_fits_a_phone_and_a_desktop(
             assert report["scroll"] <= report["inner"] and report["body"] <= width, report
             assert report["outside"] == [], report
             assert page.problems() == []
+            picker = page.js(
+                "const r = document.getElementById('model').getBoundingClientRect();"
+                "return [r.left, r.right, r.height];"
+            )
+            assert 0 <= picker[0] < picker[1] <= width and picker[2] > 20, picker
+            assert "FLUX.2 [dev]" in page.js(
+                "const s = document.getElementById('model');"
+                "return s.options[s.selectedIndex].textContent"
+            )
             if mobile:
                 assert report["inner"] == PHONE, report
                 assert report["image"] > 300, report

@@ -71,7 +71,7 @@ def test_klein_draws_with_its_fixed_schedule_and_its_own_price(client, auth, ai)
         "estimated_usd": pytest.approx(4 * 0.000287),  # per tile, no per-step factor
         "charged_usd": pytest.approx(4 * 0.000287),
     }
-    assert ai.models == [KLEIN_4B]
+    assert ai.called_models == [KLEIN_4B]
     assert "steps" not in sent_fields(ai)  # klein's contract: the schedule is not sent
 
 
@@ -89,14 +89,14 @@ def test_klein_9b_is_priced_per_megapixel_with_input_images(client, auth, ai):
     # 1920x1080 is two started megapixels (the first $0.015, the next $0.002), plus one
     # input megapixel ($0.002).
     assert r.json()["cost"]["estimated_usd"] == pytest.approx(0.015 + 0.002 + 0.002)
-    assert ai.models == [KLEIN_9B]
+    assert ai.called_models == [KLEIN_9B]
 
 
 def test_dev_stays_the_default_and_takes_steps(client, auth, ai):
     r = generate(client, auth, {**DRAFT, "steps": 8})
     assert r.status_code == 200 and r.json()["model"] == FLUX_MODEL_ID
     assert r.json()["cost"]["estimated_usd"] == pytest.approx(8 * 4 * 0.00041)
-    assert sent_fields(ai)["steps"] == "8" and ai.models == [FLUX_MODEL_ID]
+    assert sent_fields(ai)["steps"] == "8" and ai.called_models == [FLUX_MODEL_ID]
 
 
 @pytest.mark.parametrize("model", ["flux-2-klein-4b", KLEIN_9B])
@@ -127,7 +127,7 @@ def test_multipart_requests_choose_the_model_too(client, auth, ai):
         headers=auth,
     )
     assert r.status_code == 200, r.text
-    assert r.json()["model"] == KLEIN_9B and ai.models == [KLEIN_9B]
+    assert r.json()["model"] == KLEIN_9B and ai.called_models == [KLEIN_9B]
 
 
 def test_a_klein_draft_then_a_dev_render_of_the_same_prompt_and_seed(client, auth, ai):
@@ -139,7 +139,7 @@ def test_a_klein_draft_then_a_dev_render_of_the_same_prompt_and_seed(client, aut
     assert draft["sha256"] != render["sha256"]
     again = generate(client, auth, {**DRAFT, "model": KLEIN_4B})
     assert again.headers["x-cache"] == "HIT" and again.json()["sha256"] == draft["sha256"]
-    assert ai.models == [KLEIN_4B, FLUX_MODEL_ID]
+    assert ai.called_models == [KLEIN_4B, FLUX_MODEL_ID]
 
 
 def test_an_async_job_runs_the_model_it_was_submitted_for(client, auth, ai):
@@ -148,7 +148,7 @@ def test_an_async_job_runs_the_model_it_was_submitted_for(client, auth, ai):
     job = finished(client, auth, r.json())
     assert job["status"] == "succeeded", job
     assert job["result"]["model"] == KLEIN_9B and job["result"]["steps"] == 4
-    assert ai.models == [KLEIN_9B]
+    assert ai.called_models == [KLEIN_9B]
 
 
 # -- policy -------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_a_tier_allows_a_subset_of_models_with_limits_of_their_own(client, ai):
     assert list(policy["models"]) == ["flux-2-dev", "flux-2-klein-4b"]
     assert policy["models"]["flux-2-dev"]["max_width"] == 512
     assert policy["models"]["flux-2-klein-4b"]["max_steps"] is None  # fixed schedule
-    assert ai.models == [KLEIN_4B]
+    assert ai.called_models == [KLEIN_4B]
 
 
 def test_a_policy_naming_an_unknown_model_is_refused(client, admin):

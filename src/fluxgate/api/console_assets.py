@@ -38,6 +38,11 @@ PAGE = """<!doctype html>
       <p class="hint">Kept in this page's memory only: never stored, never in a URL.</p>
     </div>
     <div class="field">
+      <label for="model">Model</label>
+      <select id="model" aria-describedby="model-hint"></select>
+      <p id="model-hint" class="hint"></p>
+    </div>
+    <div class="field">
       <label for="prompt">Prompt</label>
       <textarea id="prompt" rows="3" required placeholder="a paper crane on a desk"></textarea>
     </div>
@@ -254,7 +259,7 @@ button, .button {
 }
 button.primary { background: var(--accent); color: var(--accent-fg); border-color: transparent;
   font-weight: 600; padding: .55rem 1.3rem; }
-button:disabled { opacity: .55; cursor: not-allowed; }
+button:disabled, input:disabled, select:disabled { opacity: .55; cursor: not-allowed; }
 button.link { border: 0; padding: 0; background: none; color: var(--accent);
   text-decoration: underline; }
 button.danger { color: var(--error); }
@@ -582,6 +587,7 @@ SCRIPT = r""""use strict";
     show($("references-error"), Boolean(problem));
     show($("references-clear"), state.references.length > 0);
     updateGenerateButton();
+    updateModelHint();
   }
 
   function clearReferences() {
@@ -608,6 +614,198 @@ SCRIPT = r""""use strict";
     $("references").value = "";
     renderReferences();
   });
+
+  // ---- models --------------------------------------------------------------------------
+
+  // What the picker offers until GET /v1/models answers, or when it cannot: the short
+  // names (every server takes them) and each one's schedule.
+  const FALLBACK_MODELS = [
+    ["flux-2-dev", true, 25],
+    ["flux-2-klein-4b", false, 4],
+    ["flux-2-klein-9b", false, 4],
+  ].map(([id, settable, steps], i) => ({
+    id, name: id, default: i === 0, allowed: true,
+    capabilities: {
+      steps: { settable, default: steps, min: settable ? 1 : steps, max: settable ? 50 : steps },
+    },
+  }));
+  const TILE = 512;
+  const MEGAPIXEL = 1024 * 1024;
+
+  const models = {
+    cards: FALLBACK_MODELS,
+    note: "",
+    key: null,  // the key the list was asked for
+    version: 0,
+    chosen: null,  // what the person picked, kept across lists
+    freeSteps: null,  // the person's steps, kept while a fixed schedule is shown
+  };
+
+  // "placeholder/flux-2-klein-4b", "@cf/black-forest-labs/flux-2-klein-4b": one model.
+  const shortName = (id) => String(id || "")
+    .replace(/^placeholder\//, "").replace(/^@cf\//, "").replace(/^black-forest-labs\//, "");
+
+  const unitUsd = (value) => `$${Number(value) || 0}`;
+
+  function priceHint(pricing) {
+    switch (pricing && pricing.basis) {
+      case "tile_step": return `${unitUsd(pricing.output_tile_step_usd)}/tile/step`;
+      case "tile": return `${unitUsd(pricing.output_tile_usd)}/tile`;
+      case "megapixel": return `${unitUsd(pricing.first_output_megapixel_usd)}/first MP`;
+      default: return "";
+    }
+  }
+
+  // The server's estimate (pricing.py): 512x512 tiles and started megapixels counted whole.
+  function estimateUsd(pricing, width, height, steps, inputs) {
+    const p = pricing || {};
+    const n = (value) => Number(value) || 0;
+    const tiles = (w, h) => Math.ceil(w / TILE) * Math.ceil(h / TILE);
+    const megapixels = (w, h) => Math.ceil((w * h) / MEGAPIXEL);
+    const sum = (count) => inputs.reduce((total, [w, h]) => total + count(w, h), 0);
+    if (p.basis === "tile_step") {
+      return steps * (tiles(width, height) * n(p.output_tile_step_usd) +
+        sum(tiles) * n(p.input_tile_step_usd));
+    }
+    if (p.basis === "tile") {
+      return tiles(width, height) * n(p.output_tile_usd) + sum(tiles) * n(p.input_tile_usd);
+    }
+    if (p.basis === "megapixel") {
+      return n(p.first_output_megapixel_usd) +
+        (megapixels(width, height) - 1) * n(p.next_output_megapixel_usd) +
+        sum(megapixels) * n(p.input_megapixel_usd);
+    }
+    return null;
+  }
+
+  function selectedCard() {
+    return models.cards.find((card) => card.id === $("model").value) || null;
+  }
+
+  function stepsOf(card) {
+    return (card && card.capabilities && card.capabilities.steps) || null;
+  }
+
+  function estimateText(card) {
+    const width = Number($("width").value);
+    const height = Number($("height").value);
+    if (!card || !card.pricing || !(width > 0) || !(height > 0)) return "";
+    const schedule = stepsOf(card);
+    const settable = !schedule || schedule.settable !== false;
+    const steps = Number($("steps").value) || (schedule ? schedule.default : 0);
+    const inputs = state.references.filter((item) => item.width && !item.problems.length)
+      .map((item) => [item.width, item.height]);
+    const usd = estimateUsd(card.pricing, width, height, steps, inputs);
+    if (usd === null) return "";
+    const price = `$${usd.toFixed(6).replace(/0+$/, "").replace(/\.$/, "")}`;
+    const what = [`${width}\u00d7${height}`];
+    if (settable) what.push(`${steps} steps`);
+    if (inputs.length) what.push(`${inputs.length} reference image(s)`);
+    return `Estimated ${price} for ${what.join(", ")}.`;
+  }
+
+  function updateModelHint() {
+    const card = selectedCard();
+    const parts = models.note ? [models.note] : [];
+    if (card) {
+      const schedule = stepsOf(card);
+      if (card.description) parts.push(card.description);
+      else if (schedule && schedule.settable === false) {
+        parts.push(`Steps fixed at ${schedule.default}.`);
+      }
+      parts.push(estimateText(card));
+      if (card.stands_in_for) {
+        parts.push(`Drawn by the offline placeholder standing in for ${card.stands_in_for}.`);
+      }
+    }
+    $("model-hint").textContent = parts.filter(Boolean).join(" ");
+  }
+
+  // The steps field follows the model: disabled (and not sent) on a fixed schedule, showing
+  // that schedule; back to the person's value when the model takes steps again.
+  function applyModel() {
+    const card = selectedCard();
+    const schedule = stepsOf(card);
+    const steps = $("steps");
+    if (schedule && schedule.settable === false) {
+      if (!steps.disabled) models.freeSteps = steps.value;
+      steps.disabled = true;
+      steps.value = String(schedule.default);
+      steps.title = `${card.name || card.id} runs a fixed ${schedule.default}-step schedule.`;
+    } else {
+      if (steps.disabled) {
+        steps.disabled = false;
+        steps.value = models.freeSteps ?? String(schedule ? schedule.default : 25);
+        models.freeSteps = null;
+      }
+      steps.removeAttribute("title");
+      if (schedule) {
+        steps.min = String(schedule.min);
+        steps.max = String(schedule.max);
+      }
+    }
+    updateModelHint();
+  }
+
+  function renderModels(cards, note) {
+    models.cards = cards;
+    models.note = note;
+    const select = $("model");
+    select.replaceChildren(...cards.map((card) => {
+      const label = [card.name || card.id, priceHint(card.pricing)].filter(Boolean)
+        .join(" \u00b7 ");
+      const refused = card.allowed === false;
+      const option = element("option", {
+        value: card.id, text: refused ? `${label} (not allowed for this key)` : label,
+      });
+      option.disabled = refused;
+      return option;
+    }));
+    const usable = cards.filter((card) => card.allowed !== false);
+    const kept = models.chosen &&
+      usable.find((card) => shortName(card.id) === shortName(models.chosen));
+    const pick = kept || usable.find((card) => card.default) || usable[0];
+    if (pick) select.value = pick.id;
+    else select.selectedIndex = -1;
+    applyModel();
+  }
+
+  async function loadModels() {
+    const key = $("key").value.trim();
+    if (!key || key === models.key) return;
+    models.key = key;
+    const version = ++models.version;
+    try {
+      const response = await fetch(endpoint("v1/models"), {
+        headers: { Authorization: `Bearer ${key}` }, cache: "no-store", credentials: "omit",
+      });
+      const body = await readBody(response);
+      if (!response.ok) throw problemOf(response, body);
+      const cards = (Array.isArray(body.data) ? body.data : [])
+        .filter((card) => card && typeof card.id === "string" && card.id);
+      if (!cards.length) {
+        throw new Problem(0, { code: "invalid_response", message: "No models listed." });
+      }
+      if (version === models.version) renderModels(cards, "");
+    } catch (err) {
+      if (version !== models.version) return;
+      // A refused key stays refused; anything else is asked again on the next change.
+      const refused = err instanceof Problem && [401, 403].includes(err.status);
+      if (!refused) models.key = null;
+      const reason = err instanceof Problem ? err.describe() : err.message;
+      renderModels(FALLBACK_MODELS,
+        `The models could not be listed (${reason}); showing their short names.`);
+    }
+  }
+
+  $("key").addEventListener("change", loadModels);
+  $("model").addEventListener("change", () => {
+    models.chosen = $("model").value;
+    applyModel();
+  });
+  for (const id of ["width", "height", "steps"]) {
+    $(id).addEventListener("input", updateModelHint);
+  }
 
   // ---- progress ------------------------------------------------------------------------
 
@@ -745,7 +943,9 @@ SCRIPT = r""""use strict";
     form.append("prompt", $("prompt").value);
     form.append("width", $("width").value);
     form.append("height", $("height").value);
-    form.append("steps", $("steps").value);
+    const model = $("model").value;
+    if (model) form.append("model", model);
+    if (!$("steps").disabled) form.append("steps", $("steps").value);
     if ($("seed").value !== "") form.append("seed", $("seed").value);
     state.references.forEach((item, i) => form.append(`input_image_${i}`, item.file));
     const authorization = `Bearer ${$("key").value.trim()}`;
@@ -899,6 +1099,7 @@ SCRIPT = r""""use strict";
   $("new-key-use").addEventListener("click", () => {
     if (!state.newKey) return;
     $("key").value = state.newKey.key;
+    loadModels();
     $("gallery-key").value = state.newKey.id;
     $("new-key-note").textContent = "Put in the Generate form.";
   });
@@ -1161,6 +1362,8 @@ SCRIPT = r""""use strict";
   $("gallery-refresh").addEventListener("click", loadGallery);
 
   updateGenerateButton();
+  renderModels(FALLBACK_MODELS, "Enter the API key to list the models it may use, with prices.");
+  loadModels();  // a key the browser kept in the field
   checkServer();
 })();
 """

@@ -31,8 +31,8 @@ from .catalog import WorkersCatalog
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
 from .ffi import js_object, js_text
-from .idempotency import idempotency_from_env
 from .files import error_response
+from .idempotency import idempotency_from_env
 from .image_buffer import JsImage, json_around
 from .jobs import FetchPoster, WorkersJobStore, WorkersQueue
 from .kv import WorkersKV

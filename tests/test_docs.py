@@ -37,6 +37,7 @@ def test_the_page_has_examples_for_every_endpoint():
         "/v1/admin/policy",
         "/v1/models",
         "/v1/images/edits",
+        "Idempotency-Key",
         "/rotate",
         "/revoke",
         "$URL",
@@ -79,4 +80,15 @@ def test_every_example_runs(runtime, tmp_path):
     assert any(x.startswith('{"from":') and x.count("],[") == 6 for x in lines)  # 7 days
     assert '{"status":"ready","ok":{"config":true,"kv":true,"r2":true,"model":true}}' in lines
     assert lines.count("my-app-trace-42") == 1  # the error body's request_id
+    # the klein draft, then the dev render of the same prompt and seed, as the page shows
+    shown = re.findall(r"```text\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    drafted = next(block for block in shown if "flux-2-klein-4b" in block).splitlines()
+    if runtime == "local":  # no Cloudflare credentials: the offline stand-ins drew them
+        drafted = [line.replace("@cf/black-forest-labs/", "placeholder/") for line in drafted]
+    assert all(line in lines for line in drafted), drafted
+    assert '{"code":"unsupported_parameter","param":"steps"}' in lines
+    # the retry replayed the first answer (same id), and the key was refused for another
+    replayed = [i for i, line in enumerate(lines) if line.lower().startswith("idempotent-")]
+    assert len(replayed) == 1 and lines[replayed[0] - 1] == lines[replayed[0] - 3]
+    assert '{"code":"idempotency_key_reused","param":"Idempotency-Key"}' in lines
     assert any(line.lower().startswith("x-request-id: my-app-trace-42") for line in lines)

@@ -237,7 +237,9 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
         components.pop(name, None)
     for path, item in schema["paths"].items():
         for method, operation in item.items():
-            operation["responses"].pop("422", None)
+            responses = operation["responses"]
+            if "HTTPValidationError" in str(responses.get("422", "")):  # FastAPI's, not ours
+                responses.pop("422")
             if method == "head":
                 operation["operationId"] = operation.get("operationId", path) + "_head"
                 operation["responses"].get("200", {}).pop("content", None)

@@ -16,7 +16,7 @@ from ..idempotency_store import StoredResponse
 from ..params import GenerationParams, ReferenceImage
 from ..prompt_policy import audit_prompt
 from ..request_context import note_generation
-from .deps import ERRORS, Caller, Gw, authenticated, gateway
+from .deps import ERRORS, Caller, Gw, authenticated, error_responses, gateway
 from .idempotent import Answer, idempotently, replayed, response
 from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
 from .request_body import generation_params, parse_generation, requested_model
@@ -169,6 +169,29 @@ def generation_answered(outcome: Outcome) -> dict[str, str]:
     return headers
 
 
+_IDEMPOTENCY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Retry safely: the same key with the same request within 24 h "
+            "replays the first answer (`Idempotent-Replayed: true`), with no model call, "
+            "charge or job; with another request, `422 idempotency_key_reused`; while the "
+            "first still runs, the retry waits for it (up to 30 s, then "
+            "`409 idempotency_key_in_progress`). Scoped to the caller. 1-255 printable ASCII.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ]
+}
+_IDEMPOTENCY_ERRORS = error_responses(
+    {
+        409: "A request with this Idempotency-Key is still running (Retry-After)",
+        422: "This Idempotency-Key was used for a different request",
+        501: "Idempotency-Key or async generations are not available on this deployment",
+    }
+)
+
 # The generation routes resolve gateway and caller themselves rather than through FastAPI's
 # dependency injection: they are the hot path (a cache hit), and DI costs ~0.2 ms a request.
 _BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
@@ -199,9 +222,13 @@ async def _submit(
 @router.post(
     "/v1/images/generations",
     response_model=Generation,
-    openapi_extra={**GENERATION_BODY, **_BEARER},
+    openapi_extra={**GENERATION_BODY, **_BEARER, **_IDEMPOTENCY},
     summary="Generate an image (or return the cached one); async with a job and webhook",
-    responses={**ERRORS, 202: {"model": JobBody, "description": "Accepted as an async job"}},
+    responses={
+        **ERRORS,
+        **_IDEMPOTENCY_ERRORS,
+        202: {"model": JobBody, "description": "Accepted as an async job"},
+    },
 )
 async def generate(request: Request) -> Response:
     gw = await gateway(request)
@@ -211,8 +238,8 @@ async def generate(request: Request) -> Response:
 @router.post(
     "/v1/images/edits",
     response_model=Generation,
-    responses=ERRORS,
-    openapi_extra={**EDIT_BODY, **_BEARER},
+    responses={**ERRORS, **_IDEMPOTENCY_ERRORS},
+    openapi_extra={**EDIT_BODY, **_BEARER, **_IDEMPOTENCY},
     summary="OpenAI-style edit: generate from up to 4 reference images (`image` parts)",
 )
 async def edit(request: Request) -> Response:

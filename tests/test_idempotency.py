@@ -166,3 +166,61 @@ async def test_twenty_concurrent_retries_make_one_model_call_and_one_charge(
     assert usage(client, auth)["spent_usd"] == pytest.approx(
         responses[0].json()["cost"]["charged_usd"]
     )
+
+
+def test_a_spent_budget_is_not_kept_so_the_retry_runs_once_it_is_raised(client, auth, ai):
+    put_policy(client, tiers={"standard": {"daily_budget_usd": 0.0}})
+    headers = keyed(auth)
+    refused = generate(client, headers, BODY)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"
+    put_policy(client, tiers={"standard": {"daily_budget_usd": 10.0}})
+    retried = generate(client, headers, BODY)
+    assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
+    assert ai.calls == 1
+
+
+def test_the_same_key_with_another_model_is_another_request(client, auth, ai):
+    headers = keyed(auth)
+    assert generate(client, headers, BODY).status_code == 200
+    klein = generate(client, headers, {**BODY, "model": "flux-2-klein-4b"})
+    assert klein.status_code == 422
+    # another name of the same model is the same request
+    same = generate(client, headers, {**BODY, "model": "@cf/black-forest-labs/flux-2-dev"})
+    assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
+    assert ai.calls == 1
+
+
+class FailingStore:
+    """An idempotency store whose every call fails, as an unreachable Durable Object does."""
+
+    async def claim(self, *args):
+        raise RuntimeError("Durable Object storage operation exceeded timeout")
+
+    async def complete(self, *args):
+        raise RuntimeError("unreachable")
+
+    async def release(self, *args):
+        raise RuntimeError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("store", "status", "code"),
+    [(None, 501, "idempotency_unavailable"), (FailingStore(), 503, "idempotency_unavailable")],
+)
+def test_without_a_working_store_the_header_is_refused_not_ignored(
+    make_runtime, ai, store, status, code
+):
+    """No store (a Worker without the IDEMPOTENCY binding) or a failing one: the request
+    is refused before anything runs, since running it unprotected could charge twice."""
+    from fastapi.testclient import TestClient
+
+    from fluxgate.api.app import create_app
+
+    gateway = make_runtime(idempotency=store).gateway
+    with TestClient(create_app(lambda _r: gateway)) as http:
+        auth = new_key(http)
+        r = generate(http, keyed(auth), BODY)
+        assert r.status_code == status and r.json()["error"]["code"] == code
+        assert r.json()["error"]["param"] == "Idempotency-Key"
+        assert generate(http, auth, BODY).status_code == 200  # without the header: as ever
+    assert ai.calls == 1

@@ -46,6 +46,7 @@ PYDANTIC_FREE = [
     "edge/r2.py",
     "edge/ai.py",
     "models.py",
+    "idempotency.py",
     "edge/files.py",
     "edge/config.py",
     "edge/worker.py",

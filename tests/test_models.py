@@ -192,3 +192,32 @@ def test_a_policy_naming_an_unknown_model_is_refused(client, admin):
     r = client.put("/v1/admin/policy", json=body, headers=admin)
     assert r.status_code == 400
     assert "unknown model 'flux-1-schnell'" in r.json()["error"]["message"]
+
+
+def test_a_models_own_limit_in_a_tier_beats_a_keys_override(client, ai):
+    models = {"flux-2-dev": {"max_width": 512}, "flux-2-klein-9b": {}}
+    put_policy(client, tiers={"standard": {"models": models}})
+    auth = new_key(client, "wide", overrides={"max_width": 1920})
+    dev = generate(client, auth, DRAFT)  # 1024 wide: dev's own 512 in this tier wins
+    assert dev.status_code == 403 and dev.json()["error"]["param"] == "width"
+    klein = generate(client, auth, {**DRAFT, "model": "flux-2-klein-9b", "width": 1920})
+    assert klein.status_code == 200, klein.text  # no limit of its own: the override applies
+    assert ai.called_models == [KLEIN_9B]
+
+
+def test_max_steps_under_a_klein_model_is_refused_when_the_policy_is_stored(client, admin):
+    current = client.get("/v1/admin/policy", headers=admin).json()
+    body = {
+        "version": current["version"] + 1,
+        "tiers": {"standard": {"models": {"flux-2-klein-4b": {"max_steps": 4}}}},
+    }
+    r = client.put("/v1/admin/policy", json=body, headers=admin)
+    assert r.status_code == 400
+    assert "fixed 4-step schedule" in r.json()["error"]["message"]
+
+
+def test_a_placeholders_name_is_not_a_model_where_the_real_one_runs(client, auth, ai):
+    r = generate(client, auth, {**DRAFT, "model": "placeholder/flux-2-dev"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_found"
+    assert client.get("/v1/models/placeholder/flux-2-dev", headers=auth).status_code == 404
+    assert ai.calls == 0

@@ -7,6 +7,4 @@ runtime (SQLite, a directory of objects, the Workers AI REST API or a placeholde
 
 __version__ = "0.1.0"
 
-FLUX_MODEL_ID = (
-    "@cf/black-forest-labs/flux-2-dev"  # the default model (fluxgate.models.DEFAULT_MODEL)
-)
+FLUX_MODEL_ID = "@cf/black-forest-labs/flux-2-dev"  # the default (models.DEFAULT_MODEL)

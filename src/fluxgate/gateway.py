@@ -29,7 +29,7 @@ from .job_runner import JobRunner, RetryPolicy
 from .job_service import Jobs
 from .job_table import JobQueue, JobStore
 from .ledger import BudgetLedger
-from .models import DEFAULT_MODEL, MODELS
+from .models import DEFAULT_MODEL, MODELS, ModelSpec, find_model
 from .moderation import Moderator
 from .policy_store import PolicyStore
 from .ratelimit import RateLimiter
@@ -103,7 +103,19 @@ class Gateway:
     @property
     def model_names(self) -> list[str]:
         """Every model's served name, the default first."""
-        return [self.generator.served_name(spec) for spec in MODELS]
+        return [self.served_name(spec) for spec in MODELS]
+
+    def served_name(self, spec: ModelSpec) -> str:
+        """What ``spec`` runs as here (its id, or its placeholder's name offline)."""
+        return self.generator.served_name(spec)
+
+    def find_model(self, name: str) -> ModelSpec | None:
+        """A model by any of its names, or by the name it is served under here: a
+        placeholder's name is a model's only where the placeholder draws for it."""
+        found = find_model(name)
+        if found is not None:
+            return found
+        return next((spec for spec in MODELS if self.served_name(spec) == name), None)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of a request (every route and the direct path come through here),

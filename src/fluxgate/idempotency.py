@@ -38,7 +38,7 @@ from typing import Any
 
 from .auth import Principal
 from .errors import ApiError
-from .idempotency_store import IdempotencyStore, StoredResponse
+from .idempotency_store import Claim, IdempotencyStore, StoredResponse
 from .params import GenerationParams
 
 log = logging.getLogger("fluxgate.idempotency")
@@ -105,6 +105,36 @@ class Attempt:
     token: str
 
 
+class Unavailable:
+    """The store of a deployment without one (a Worker without the ``IDEMPOTENCY``
+    binding): the header is refused, never silently ignored, since a client relying on it
+    would be charged twice without knowing."""
+
+    async def claim(
+        self, account: str, scope: str, key: str, fingerprint: str, token: str, now: float
+    ) -> Claim:
+        raise ApiError(
+            501,
+            "idempotency_unavailable",
+            f"{HEADER} is not available on this deployment (no IDEMPOTENCY binding).",
+            param=HEADER,
+        )
+
+    async def complete(
+        self,
+        account: str,
+        scope: str,
+        key: str,
+        token: str,
+        response: StoredResponse,
+        now: float,
+    ) -> bool:
+        return False
+
+    async def release(self, account: str, scope: str, key: str, token: str) -> None:
+        return None
+
+
 class Idempotency:
     """Claims keys, waits for running duplicates, stores and returns answers."""
 
@@ -116,7 +146,7 @@ class Idempotency:
         wait_seconds: float = WAIT_SECONDS,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self._store = store
+        self._store: IdempotencyStore = store or Unavailable()
         self._clock = clock
         self._wait = wait_seconds
         self._sleep = sleep
@@ -125,22 +155,13 @@ class Idempotency:
         self, principal: Principal, key: str, request_hash: str
     ) -> Attempt | StoredResponse:
         """Claim ``key`` for this request (an :class:`Attempt`), or return the answer to
-        replay. Raises 422 (another request's key), 409 (still running after the wait) or
-        501 (no store: the header would be silently ignored, so it is refused)."""
-        if self._store is None:
-            raise ApiError(
-                501,
-                "idempotency_unavailable",
-                f"{HEADER} is not available on this deployment (no IDEMPOTENCY binding).",
-                param=HEADER,
-            )
+        replay. Raises 422 (another request's key), 409 (still running after the wait),
+        501 (no store) or 503 (the store failed: the request is not run unprotected)."""
         attempt = Attempt(principal.key.id, principal.scope_id, key, secrets.token_hex(16))
         deadline = time.monotonic() + self._wait
         pause = _FIRST_POLL
         while True:
-            claim = await self._store.claim(
-                attempt.account, attempt.scope, key, request_hash, attempt.token, self._clock()
-            )
+            claim = await self._claim(attempt, request_hash)
             if claim.state == "started":
                 return attempt
             if claim.state == "mismatch":
@@ -154,15 +175,38 @@ class Idempotency:
             if claim.state == "done" and claim.response is not None:
                 return claim.response
             if time.monotonic() + pause > deadline:
+                retry = min(max(claim.retry_after, 1), IN_PROGRESS_RETRY_AFTER)
                 raise ApiError(
                     409,
                     "idempotency_key_in_progress",
                     f"A request with this {HEADER} is still running; retry to get its answer.",
                     param=HEADER,
-                    headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)},
+                    headers={"Retry-After": str(retry)},
                 )
             await self._sleep(pause)
             pause = min(pause * 1.5, _MAX_POLL)
+
+    async def _claim(self, attempt: Attempt, request_hash: str) -> Claim:
+        try:
+            return await self._store.claim(
+                attempt.account,
+                attempt.scope,
+                attempt.key,
+                request_hash,
+                attempt.token,
+                self._clock(),
+            )
+        except ApiError:
+            raise
+        except Exception as exc:
+            log.error("idempotency store unavailable: %s", type(exc).__name__)
+            raise ApiError(
+                503,
+                "idempotency_unavailable",
+                f"{HEADER} cannot be checked right now; retry with the same key.",
+                param=HEADER,
+                headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)},
+            ) from exc
 
     async def finish(self, attempt: Attempt, response: StoredResponse) -> None:
         """Keep the answer for replay when its status is one that is kept; otherwise (a
@@ -170,22 +214,20 @@ class Idempotency:
         if not stored(response.status):
             await self.release(attempt)
             return
-        await self._store_call(
-            self._store.complete(  # type: ignore[union-attr]  # begin() checked it
+        await self._quietly(
+            self._store.complete(
                 attempt.account, attempt.scope, attempt.key, attempt.token, response, self._clock()
             )
         )
 
     async def release(self, attempt: Attempt) -> None:
         """The request failed without an answer worth keeping: free the key."""
-        await self._store_call(
-            self._store.release(  # type: ignore[union-attr]  # begin() checked it
-                attempt.account, attempt.scope, attempt.key, attempt.token
-            )
+        await self._quietly(
+            self._store.release(attempt.account, attempt.scope, attempt.key, attempt.token)
         )
 
     @staticmethod
-    async def _store_call(call: Awaitable[Any]) -> None:
+    async def _quietly(call: Awaitable[Any]) -> None:
         """A failure to record is not the request's: the client already has its answer
         (a retry waits out the claim's lease, then runs again)."""
         try:

@@ -19,14 +19,12 @@ from typing import Any, Protocol
 from . import b64
 from .image_bytes import HEAD_BYTES, ImageBytes, InProcessImage
 from .images import ImageFormatError, ImageInfo, inspect_image
-from .models import DEFAULT_MODEL, MODEL_IDS, ModelSpec, placeholder_name
+from .models import DEFAULT_MODEL, ModelSpec, placeholder_name
 from .multipart import FilePart, encode_form
 from .params import GenerationParams, ReferenceImage
 from .upstream import UpstreamError, parse_upstream_message
 
 log = logging.getLogger("fluxgate.model")
-# What /readyz searches the model catalog for: one lookup finds the whole family.
-FAMILY_SEARCH = "black-forest-labs/flux-2"
 
 
 @dataclass(frozen=True)
@@ -104,10 +102,11 @@ class ModelNotListed(Exception):
 
 
 def check_listed(listed: list[str]) -> None:
-    """Raise :class:`ModelNotListed` naming the family's models missing from ``listed``."""
-    missing = [model_id for model_id in MODEL_IDS if model_id not in listed]
-    if missing:
-        raise ModelNotListed(", ".join(missing))
+    """Raise :class:`ModelNotListed` unless the default model is in ``listed`` (the answer
+    to a search for its id). Readiness is the default model's: a gateway whose klein
+    models were withdrawn still serves every request that names none."""
+    if DEFAULT_MODEL.id not in listed:
+        raise ModelNotListed(DEFAULT_MODEL.id)
 
 
 class AIRunner(Protocol):
@@ -182,4 +181,4 @@ class MultipartImageModel:
         return replace(decode_model_output(result), upstream_ms=upstream_ms)
 
     async def ready(self) -> None:
-        check_listed(await self._runner.models(FAMILY_SEARCH))
+        check_listed(await self._runner.models(DEFAULT_MODEL.id))

@@ -113,9 +113,10 @@ _BY_NAME = {alias: spec for spec in MODELS for alias in spec.aliases}
 
 
 def find_model(name: str) -> ModelSpec | None:
-    """The model a request names (id, short name, id without ``@cf/``, or a placeholder's
-    name), or ``None``."""
-    return _BY_NAME.get(name.removeprefix(PLACEHOLDER_PREFIX))
+    """The model a request names (id, short name, or id without ``@cf/``), or ``None``.
+    A placeholder's name is the served name of a deployment without credentials only
+    (:meth:`Gateway.find_model`)."""
+    return _BY_NAME.get(name)
 
 
 def placeholder_name(spec: ModelSpec) -> str:
@@ -131,4 +132,4 @@ def is_placeholder(served: str) -> bool:
 def spec_of(served: str) -> ModelSpec:
     """The model a stored record names. Records made before the family was served name
     flux-2-dev, or ``placeholder`` (which stood in for it)."""
-    return find_model(served) or DEFAULT_MODEL
+    return find_model(served.removeprefix(PLACEHOLDER_PREFIX)) or DEFAULT_MODEL

@@ -8,8 +8,9 @@ Limiting binding ``RATE_LIMIT_<NAME>`` whose limit and period must match the doc
 Models. A tier's ``models`` names the models of the family it may use, each with limits
 that replace the tier's for that model (``{"flux-2-klein-4b": {}, "flux-2-dev":
 {"max_width": 1024}}``); absent, the tier may use every model with its own limits. The
-limits of one request are the tier's, then its model's, then the key's overrides: an
-override set on a key applies whatever the model.
+limits of one request are the tier's, replaced by the key's overrides, replaced by the
+model's own in the tier: the most specific rule wins, so a tier that renders dev at most
+512 px wide does so for every key of the tier.
 """
 
 from __future__ import annotations
@@ -143,6 +144,17 @@ class Tier(Limits):
             named[spec.short] = limits
         return named
 
+    @model_validator(mode="after")
+    def _steps_only_where_settable(self) -> Tier:
+        for name, limits in (self.models or {}).items():
+            spec = find_model(name)
+            if spec is not None and limits.max_steps is not None and not spec.settable_steps:
+                raise ValueError(
+                    f"model {name!r} runs a fixed {spec.default_steps}-step schedule: "
+                    "max_steps does not apply to it"
+                )
+        return self
+
     def allows(self) -> tuple[ModelSpec, ...]:
         """The models this tier may use, in the family's order."""
         if self.models is None:
@@ -241,13 +253,13 @@ def effective_limits(tier: Tier, overrides: dict[str, Any]) -> Limits:
 
 def model_limits(tier: Tier, overrides: dict[str, Any]) -> dict[str, Limits]:
     """The limits of each model the tier allows (by Workers AI id): the tier's, then the
-    model's own in the tier, then the key's overrides."""
+    key's overrides, then the model's own in the tier (see the module docstring)."""
     base, clean = _tier_limits(tier), _clean_overrides(overrides)
     out: dict[str, Limits] = {}
     for spec in tier.allows():
         own = (tier.models or {}).get(spec.short) or ModelLimits()
         per_model = own.model_dump(exclude_none=True)
-        out[spec.id] = Limits.model_validate({**base, **per_model, **clean})
+        out[spec.id] = Limits.model_validate({**base, **clean, **per_model})
     return out
 
 

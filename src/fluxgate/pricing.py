@@ -13,9 +13,10 @@ pricing", page dated 2026-08-28) and each model's page repeats:
   (1024x1024), $0.002 per subsequent megapixel, $0.002 per megapixel of input images.
 
 Rounding is ours: tiles are counted whole (a 513-px side is two tiles), and for the 9B
-model a started megapixel counts as a whole one (the page defines one as 1024x1024 and does
-not say how a fraction is billed). Rounding up makes the reservation an upper bound, so a
-budget is never overrun by an estimate that was too low.
+model a started megapixel of output counts as a whole one, as does the input images' total
+(the page defines a megapixel as 1024x1024 and does not say how a fraction is billed; four
+references under 512x512 make at most one). Rounding up makes the reservation an upper
+bound, so a budget is never overrun by an estimate that was too low.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class PerMegapixel:
 
     def usd(self, width: int, height: int, steps: int, references: list[tuple[int, int]]) -> float:
         output = megapixels(width, height)
-        inputs = sum(megapixels(w, h) for w, h in references)
+        inputs = math.ceil(sum(w * h for w, h in references) / MEGAPIXEL)
         return self.first_output + (output - 1) * self.next_output + inputs * self.input
 
     def describe(self) -> dict[str, object]:

@@ -7,7 +7,7 @@ from ..audit import audit
 from ..auth import SCOPE_GENERATE
 from ..errors import ApiError
 from ..gateway import Gateway
-from ..models import DEFAULT_MODEL, MODELS, ModelSpec, find_model
+from ..models import DEFAULT_MODEL, MODELS, ModelSpec
 from ..policy_document import EffectivePolicy
 from ..tokens import ClientToken, mint
 from ..usage_history import MAX_KEY_DAYS, day_range
@@ -126,7 +126,7 @@ async def list_models(gw: Gw, principal: Caller) -> ModelList:
     summary="One model, by any of its names",
 )
 async def get_model(model_id: str, gw: Gw, principal: Caller) -> ModelCard:
-    spec = find_model(model_id)
+    spec = gw.find_model(model_id)
     if spec is None:
         raise ApiError(
             404, "model_not_found", f"The model '{model_id}' does not exist.", param="model"
@@ -138,7 +138,7 @@ async def get_model(model_id: str, gw: Gw, principal: Caller) -> ModelCard:
 def _card(gw: Gateway, spec: ModelSpec, allowed: bool) -> ModelCard:
     """What runs for ``spec``: the model itself, or the offline placeholder that stands in
     for it (requests may still name the model; they get the placeholder's image)."""
-    served = gw.generator.served_name(spec)
+    served = gw.served_name(spec)
     stand_in = served != spec.id
     return ModelCard(
         id=served,

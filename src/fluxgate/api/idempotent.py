@@ -16,16 +16,23 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from ..errors import ApiError
+from ..errors import ApiError, storage_unavailable
 from ..gateway import Gateway
 from ..idempotency import REPLAYED, Attempt
 from ..idempotency_store import StoredResponse
 
 # The headers a replay repeats: what describes the answer, not the request that made it
 # (no RateLimit-*, no Server-Timing: a replay counts against nothing and calls no model).
+# Retry-After is a job's polling advice.
 _KEPT_HEADERS = frozenset(
-    {"x-cache", "x-fluxgate-model", "cache-control", "location", "preference-applied"}
-    | {"retry-after"}
+    {
+        "x-cache",
+        "x-fluxgate-model",
+        "cache-control",
+        "location",
+        "preference-applied",
+        "retry-after",
+    }
 )
 
 
@@ -46,6 +53,7 @@ def render(content: dict[str, Any]) -> str:
 
 
 def response(answer: Answer) -> Response:
+    """The answer as sent."""
     return Response(
         render(answer.content),
         status_code=answer.status,
@@ -55,6 +63,8 @@ def response(answer: Answer) -> Response:
 
 
 def kept(answer: Answer) -> StoredResponse:
+    """The answer as kept for replay: its body without the image, the headers that
+    describe the answer."""
     content = answer.content
     if answer.image_key is not None:
         content = {**content, "data": [{**content["data"][0], "b64_json": None}]}
@@ -63,6 +73,7 @@ def kept(answer: Answer) -> StoredResponse:
 
 
 def kept_refusal(error: ApiError) -> StoredResponse:
+    """A refusal as kept: its body (its request id included) and its headers."""
     return StoredResponse(error.status, error.to_json(), dict(error.headers))
 
 
@@ -70,7 +81,10 @@ async def replayed(gw: Gateway, stored: StoredResponse) -> Response:
     """The first answer again, marked ``Idempotent-Replayed: true``."""
     body = stored.body
     if stored.image_key is not None:
-        image = await gw.objects.read_image(stored.image_key)
+        try:
+            image = await gw.objects.read_image(stored.image_key)
+        except Exception as exc:
+            raise storage_unavailable("the first answer's image could not be read") from exc
         if image is None:
             raise ApiError(
                 410,

@@ -75,8 +75,8 @@ def resolved_params(
     body: GenerationRequest, references: tuple[ReferenceImage, ...], gw: Gateway
 ) -> GenerationParams:
     """The request's model and parameters (this route's and the direct path's)."""
-    spec = requested_model(body)
-    return generation_params(body, references, spec, gw.generator.served_name(spec))
+    spec = requested_model(body, gw.find_model)
+    return generation_params(body, references, spec, gw.served_name(spec))
 
 
 async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit: bool) -> Response:

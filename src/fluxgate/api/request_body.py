@@ -33,7 +33,6 @@ from ..models import (
     MAX_REFERENCE_IMAGES,
     MODELS,
     ModelSpec,
-    find_model,
 )
 from ..params import GenerationParams, ReferenceImage
 from ..references import check_references, decode_image_string, reference_index, too_many
@@ -382,13 +381,14 @@ async def parse_generation(
     return _validate(fields, strict=False), check_references(images, max_image)
 
 
-def requested_model(request: GenerationRequest) -> ModelSpec:
-    """The model a request names (flux-2-dev when it names none), checked against what it
-    asks of it: ``400 model_not_found`` for a name the family does not have,
-    ``400 unsupported_parameter`` for ``steps`` sent to a fixed-schedule model."""
+def requested_model(
+    request: GenerationRequest, find: Callable[[str], ModelSpec | None]
+) -> ModelSpec:
+    """The model a request names (flux-2-dev when it names none), looked up with ``find``
+    (:meth:`Gateway.find_model`), or ``400 model_not_found``."""
     if request.model is None:
         return DEFAULT_MODEL
-    spec = find_model(request.model)
+    spec = find(request.model)
     if spec is None:
         served = ", ".join(model.short for model in MODELS)
         raise ApiError(
@@ -401,6 +401,8 @@ def requested_model(request: GenerationRequest) -> ModelSpec:
 
 
 def check_steps(request: GenerationRequest, spec: ModelSpec) -> None:
+    """``400 unsupported_parameter`` for ``steps`` sent to a fixed-schedule model: refused,
+    not ignored, since a client that sends it believes it controls something."""
     if request.steps is not None and not spec.settable_steps:
         raise ApiError(
             400,

@@ -17,14 +17,13 @@ from js import Blob, FormData, Response
 from pyodide.ffi import JsException, JsProxy, to_js
 
 from ..image_model import (
-    FAMILY_SEARCH,
     GeneratedImage,
     ModelInput,
     check_listed,
     decode_model_output,
     typed_image,
 )
-from ..models import ModelSpec
+from ..models import DEFAULT_MODEL, ModelSpec
 from ..upstream import UpstreamError, parse_upstream_message
 from .ffi import js_bytes, js_object, unwrap
 from .image_buffer import base64_field
@@ -100,4 +99,4 @@ class WorkersImageModel:
         return replace(typed_image(image), upstream_ms=upstream_ms)
 
     async def ready(self) -> None:
-        check_listed(await listed_models(self._ai, FAMILY_SEARCH))
+        check_listed(await listed_models(self._ai, DEFAULT_MODEL.id))

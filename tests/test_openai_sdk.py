@@ -44,6 +44,28 @@ async def test_generate_with_url_response(sdk, client):
     assert client.get(url.removeprefix(origin(client))).status_code == 200
 
 
+async def test_klein_drafts_and_safe_retries_through_the_sdk(sdk, ai):
+    """``model=`` picks klein; ``extra_headers`` carries an Idempotency-Key, so the SDK's
+    retry of a lost answer replays it."""
+    ask = {
+        "model": "flux-2-klein-4b",
+        "prompt": "a red bicycle",
+        "size": "512x512",
+        "extra_body": {"seed": 3},
+        "extra_headers": {"Idempotency-Key": "sdk-draft-1", "Cache-Control": "no-cache"},
+    }
+    first = (await sdk.images.generate(**ask)).model_dump()
+    again = (await sdk.images.generate(**ask)).model_dump()
+    assert first["model"] == "@cf/black-forest-labs/flux-2-klein-4b" and first["steps"] == 4
+    assert again == first
+    assert ai.calls == 1
+    with pytest.raises(openai.BadRequestError) as refused:
+        await sdk.images.generate(
+            model="flux-2-klein-4b", prompt="a red bicycle", extra_body={"steps": 8}
+        )
+    assert refused.value.param == "steps"
+
+
 async def test_generate_with_b64_json_and_extra_body(sdk):
     result = await sdk.images.generate(
         model="flux-2-dev",

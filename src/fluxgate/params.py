@@ -59,6 +59,18 @@ class GenerationParams:
     def reference_sizes(self) -> list[tuple[int, int]]:
         return [(ref.info.width, ref.info.height) for ref in self.references]
 
+    def drawing(self) -> dict[str, Any]:
+        """The fields that decide the picture, besides the prompt and the model: what
+        a cache key and an idempotency fingerprint both hash."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "seed": self.seed,
+            "references": self.reference_digests,
+        }
+
     def cost(self) -> CostEstimate:
         """What the model call costs at the model's published price."""
         return estimate(self.width, self.height, self.steps, self.reference_sizes, self.spec.price)

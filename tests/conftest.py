@@ -592,6 +592,14 @@ def rate_limit_rules(client: httpx.Client, request: pytest.FixtureRequest) -> An
     return store
 
 
+def just_now(clock: Callable[[], float], plus: int = 0) -> range:
+    """The whole seconds a timestamp the server set just now (plus ``plus``) may hold:
+    on the Worker host the clock runs in real time, so a second may tick between the
+    server's reading and the test's."""
+    now = int(clock())
+    return range(now - 1 + plus, now + 1 + plus)
+
+
 def put_policy(client: httpx.Client, **document: object) -> dict[str, object]:
     """Store a policy document (version = current + 1 unless given) through the admin API."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

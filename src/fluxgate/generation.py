@@ -208,25 +208,40 @@ class Generator:
     ) -> Outcome:
         charge = await self._controls.before_model(admission, params.cost(), job=job)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
-        image, digest = await self._call_model(
+        created = int(self._clock())
+        image = await self._call_model(
             ModelInput.for_params(params, admission.prompt, seed), charge
         )
+        # Output moderation: before anything keeps or returns the image (issue 16, part 3).
+        await self._inspect(admission, image, charge)
+        # AI disclosure: the bytes stored, hashed and returned are the marked ones (part 2).
+        image, digest = await self._disclose(image, params.spec, created, charge)
         record = self._new_record(admission, params, key, seed, image, charge, digest)
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
         return Outcome(record, status, image.data, model_ms=image.upstream_ms, pace=charge.pace)
 
-    async def _call_model(
-        self, model_input: ModelInput, charge: Charge
-    ) -> tuple[GeneratedImage, str]:
-        """The model call and its image's SHA-256; the charge is refunded if either fails."""
+    async def _call_model(self, model_input: ModelInput, charge: Charge) -> GeneratedImage:
+        """The model call; the charge is refunded if it fails."""
         try:
-            image = await self._model.generate(model_input)
-            return image, await image.data.sha256()
+            return await self._model.generate(model_input)
         except UpstreamError as exc:
             await self._controls.refund(charge)
             raise error_from_upstream(exc) from exc
+        except BaseException:
+            await self._controls.refund(charge)
+            raise
+
+    async def _inspect(self, admission: Admission, image: GeneratedImage, charge: Charge) -> None:
+        """Output moderation of the generated image (TODO issue 16: being written)."""
+
+    async def _disclose(
+        self, image: GeneratedImage, spec: ModelSpec, created: int, charge: Charge
+    ) -> tuple[GeneratedImage, str]:
+        """The image as stored, and its SHA-256 (TODO issue 16: marking being written)."""
+        try:
+            return image, await image.data.sha256()
         except BaseException:
             await self._controls.refund(charge)
             raise

@@ -129,6 +129,16 @@ async function main() {
   const objects = (await worker.env.IMAGES.list()).objects;
   if (objects.length !== 1) throw new Error(`expected the one image in R2, got ${objects.length}`);
   const objectKey = objects[0].key;
+  // A variant of that image (a 256-px WebP), made once by the Images binding's double
+  // before anything is measured: its downloads read it from R2 like an original's.
+  const asked = await call(worker.fetch, generation("a lighthouse at dusk, bench hit", { variants: ["256.webp"] }), 200);
+  const variantUrl = new URL(JSON.parse(new TextDecoder().decode(asked.body)).data[0].variants["256.webp"], ORIGIN).href;
+  await call(worker.fetch, new Request(variantUrl), 200, worker.pending);
+  // A key whose generations are moderated (output_moderation: block): a miss classifies
+  // the image (the classifier double answers at once, "safe") before it is stored.
+  const moderatedKey = await call(worker.fetch, json("/v1/admin/keys", { name: "bench-moderated", scopes: ["images:generate"], overrides: { output_moderation: "block" } }, { authorization: `Bearer ${adminToken}` }), 201);
+  const moderated = { authorization: `Bearer ${JSON.parse(new TextDecoder().decode(moderatedKey.body)).key}` };
+  let moderatedMisses = 0;
   const kvReads = async () => {
     const values = await Promise.all(hitKeys.map((name) => worker.env.KV.get(name, { cacheTtl: 60 })));
     return new Response(JSON.stringify({ ok: values.every(Boolean) }), { headers: { "content-type": "application/json" } });
@@ -148,9 +158,11 @@ async function main() {
     hit_url: { request: () => generation("a lighthouse at dusk, bench hit"), status: 200 },
     hit_b64_json: { request: () => generation("a lighthouse at dusk, bench hit", { response_format: "b64_json" }), status: 200 },
     miss: { request: () => generation(`a lighthouse at dusk, bench miss ${misses++}`), status: 200 },
+    miss_moderated: { request: () => json("/v1/images/generations", { prompt: `a lighthouse at dusk, bench moderated ${moderatedMisses++}`, width: 1024, height: 768, steps: 4 }, moderated), status: 200 },
     async_submission: { request: () => generation(`a lighthouse at dusk, bench job ${submissions++}`, {}, { prefer: "respond-async" }), status: 202 },
     download: { request: () => new Request(fileUrl), status: 200 },
     download_range: { request: () => new Request(fileUrl, { headers: { range: "bytes=0-65535" } }), status: 206 },
+    download_variant: { request: () => new Request(variantUrl), status: 200 },
   };
   if (args.only) {
     const wanted = new Set(["floor", ...args.only.split(",")]);
@@ -314,6 +326,7 @@ def _bench_profile_stop(count):
     warmup: WARMUP,
     image_bytes: images[0].length,
     model_calls: ai.stats().calls,
+    classifier_calls: ai.stats().classified,
     requests: results,
     profiles,
     js_primitives: Object.fromEntries(Object.entries(primitives).map(([name, values]) => [name, summary(values)])),

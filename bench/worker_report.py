@@ -25,9 +25,11 @@ ROWS: list[tuple[str, str, float | None]] = [
     ("hit_url", "warm hit, `url`", 1.5),
     ("hit_b64_json", "warm hit, `b64_json` (1.2 MB image)", None),
     ("miss", "miss, model excluded (1.2 MB PNG)", 3.0),
+    ("miss_moderated", "miss, output moderation `block`, model and classifier excluded", None),
     ("async_submission", "async submission (`Prefer: respond-async`)", None),
     ("download", "signed download, full (1.2 MB)", 0.5),
     ("download_range", "signed download, `Range` (64 KiB)", 0.5),
+    ("download_variant", "signed download, variant `256.webp` (made before, from R2)", 0.5),
 ]
 IO_BASELINE = {
     "hit_url": "io_hit_kv_reads",

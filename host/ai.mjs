@@ -1,6 +1,7 @@
 // A JavaScript double of workerd's AI binding, for the FLUX.2 family (multipart models:
-// flux-2-dev, flux-2-klein-4b, flux-2-klein-9b), and for Llama Guard (the JSON chat model
-// the gateway moderates prompts with).
+// flux-2-dev, flux-2-klein-4b, flux-2-klein-9b), for Llama Guard (the JSON chat model
+// the gateway moderates prompts with) and for Llama 4 Scout (the vision chat model the
+// gateway classifies its generated images with: output moderation).
 //
 // It accepts what the real binding accepts and nothing else: `inputs` must be a plain
 // object `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`.
@@ -9,12 +10,14 @@
 // `steps` field (Cloudflare changelog, 2026-01-15 and 2026-01-28). Failures are thrown as
 // InferenceUpstreamError("<code>: <message>"), as on Cloudflare; a model it does not serve
 // is "5007: No such model <id>".
+import { createHash } from "node:crypto";
 import { encodePng, imageSize, noisyPng } from "./png.mjs";
 
 export const FLUX = "@cf/black-forest-labs/flux-2-dev";
 export const KLEIN_4B = "@cf/black-forest-labs/flux-2-klein-4b";
 export const KLEIN_9B = "@cf/black-forest-labs/flux-2-klein-9b";
 export const GUARD = "@cf/meta/llama-guard-3-8b";
+export const SCOUT = "@cf/meta/llama-4-scout-17b-16e-instruct";
 // Each FLUX.2 model's rules. `fixedSteps`: the schedule cannot be set, and a `steps` field
 // is refused; otherwise `steps` is 1-50. `tint`: the blue of the picture drawn, so that the
 // same fields give a different picture for each model (dev keeps its original 128).
@@ -87,6 +90,16 @@ const CATALOG = [
     source: 1,
     name: GUARD,
     description: "Llama Guard 3 is a Llama-3.1-8B pretrained model, fine-tuned for content safety classification.",
+    task: { id: "c329a1f9-323d-4e91-b2aa-582dd4188d34", name: "Text Generation", description: "Family of generative text models." },
+    tags: [],
+    properties: [],
+  },
+  {
+    id: "a0ad3a1c-7e0b-4b57-9a3e-6f0c4bd1e5f2",
+    source: 1,
+    name: SCOUT,
+    description:
+      "Meta's Llama 4 Scout is a 17 billion parameter model with 16 experts that is natively multimodal. These models leverage a mixture-of-experts architecture to offer industry-leading performance in text and image understanding.",
     task: { id: "c329a1f9-323d-4e91-b2aa-582dd4188d34", name: "Text Generation", description: "Family of generative text models." },
     tags: [],
     properties: [],
@@ -164,14 +177,90 @@ function createGuard() {
   };
 }
 
+// Llama 4 Scout as the output classifier. Its contract (workers-types
+// Ai_Cf_Meta_Llama_4_Scout_17B_16E_Instruct): `{messages: [{role, content}], ...}`, content a
+// string or an array of `{type: "text", text}` / `{type: "image_url", image_url: {url}}`
+// parts, the url a base64 data URI ("HTTP URL will not be accepted"). The gateway must send
+// a plain object with `response_format`, and one user message whose content has a text part
+// and exactly one image_url part: a data URI of image/png, image/jpeg or image/webp whose
+// bytes really are that format. Anything else is a 5006. It answers scripted verdicts (a
+// queue of {safe, categories}; safe when empty) in the form asked (`form`: "object", the JSON
+// "json_text", or Llama Guard's "text"), or scripted failures; `seen` records each image.
+const IMAGE_MAGIC = {
+  "image/png": (b) => b.length > 8 && b[0] === 0x89 && b.toString("latin1", 1, 4) === "PNG",
+  "image/jpeg": (b) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff,
+  "image/webp": (b) => b.length > 12 && b.toString("latin1", 0, 4) === "RIFF" && b.toString("latin1", 8, 12) === "WEBP",
+};
+
+function scoutImage(inputs) {
+  if (!isPlainObject(inputs)) throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
+  const { messages } = inputs;
+  if (!Array.isArray(messages) || !messages.length) throw invalid("required properties at '/' are 'messages'");
+  if (!isPlainObject(inputs.response_format)) throw invalid("'/response_format' is required for a JSON answer");
+  const images = [];
+  let texts = 0;
+  for (const message of messages) {
+    if (!isPlainObject(message) || !("role" in message) || !("content" in message)) {
+      throw invalid("required properties at '/messages' are 'role', 'content'");
+    }
+    if (typeof message.content === "string") continue;
+    if (!Array.isArray(message.content) || message.role !== "user") {
+      throw invalid("'/messages/content' must be a string or, for the user, an array of parts");
+    }
+    for (const part of message.content) {
+      if (isPlainObject(part) && part.type === "text" && typeof part.text === "string") texts++;
+      else if (isPlainObject(part) && part.type === "image_url" && isPlainObject(part.image_url)) images.push(part.image_url.url);
+      else throw invalid(`unknown content part ${JSON.stringify(part?.type)}`);
+    }
+  }
+  if (texts < 1 || images.length !== 1) throw invalid("the user message needs a text part and exactly one image_url part");
+  const url = images[0];
+  if (typeof url !== "string" || !url.startsWith("data:")) throw invalid("image_url.url must be a data URI: HTTP URL will not be accepted");
+  const match = /^data:(image\/(?:png|jpeg|webp));base64,([A-Za-z0-9+/]*={0,2})$/.exec(url);
+  if (!match || match[2].length % 4 !== 0) throw invalid(`image_url.url must be base64 image/png, image/jpeg or image/webp: ${url.slice(0, 40)}`);
+  const bytes = Buffer.from(match[2], "base64");
+  if (!IMAGE_MAGIC[match[1]](bytes)) throw invalid(`image_url.url says ${match[1]} but its bytes are not`);
+  return { format: match[1], size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
+}
+
+function createScout() {
+  const state = { verdicts: [], failures: [], calls: 0, seen: [], form: "object" };
+  async function run(inputs) {
+    const image = scoutImage(inputs);
+    state.calls++;
+    state.seen.push({ model: SCOUT, ...image });
+    if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
+    const verdict = state.verdicts.shift() ?? { safe: true, categories: [] };
+    const usage = { prompt_tokens: 1200, completion_tokens: 12, total_tokens: 1212 };
+    if (state.form === "json_text") return { response: JSON.stringify(verdict), usage };
+    if (state.form === "text") return { response: verdict.safe ? "safe" : `unsafe\n${verdict.categories.join(",")}`, usage };
+    return { response: verdict, usage };
+  }
+  return {
+    run,
+    // {verdicts?: [{safe, categories}], failures?: [message], form?}: what is given is replaced.
+    script({ verdicts, failures, form }) {
+      if (verdicts !== undefined) state.verdicts = verdicts.map((v) => ({ safe: Boolean(v.safe), categories: [...(v.categories ?? [])] }));
+      if (failures !== undefined) state.failures = [...failures];
+      if (form !== undefined) state.form = String(form);
+    },
+    stats: () => ({ calls: state.calls, seen: state.seen, verdicts: state.verdicts, failures: state.failures, form: state.form }),
+    reset() {
+      Object.assign(state, { verdicts: [], failures: [], calls: 0, seen: [], form: "object" });
+    },
+  };
+}
+
 export function createAI() {
   // `calls`: every call that passed the contract checks; `answered`: those that got an image.
   // `realistic`: answer images the size of real ones (~1.2 MB at 1024x768), not flat ones.
   const state = { calls: [], failures: [], latencyMs: 0, answered: 0, realistic: false };
   const guard = createGuard();
+  const scout = createScout();
 
   async function run(model, inputs) {
     if (model === GUARD) return guard.run(inputs);
+    if (model === SCOUT) return scout.run(inputs);
     const spec = imageModel(model);
     if (!spec) throw new InferenceUpstreamError(`5007: No such model ${model}`);
     if (inputs === null || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) {
@@ -229,6 +318,7 @@ export function createAI() {
     binding: new Ai(run),
     state,
     guard,
+    scout,
     failNext(message) {
       state.failures.push(message);
     },
@@ -265,6 +355,7 @@ export function createAI() {
       state.latencyMs = 0;
       state.realistic = false;
       guard.reset();
+      scout.reset();
     },
   };
 }
@@ -317,6 +408,13 @@ export function createRestAI(accountId, apiToken) {
       stats: () => ({ calls: calls.filter((model) => model === GUARD).length }),
       reset() {},
     },
+    scout: {
+      script() {
+        throw new Error("the REST-backed AI binding cannot script the output classifier");
+      },
+      stats: () => ({ calls: calls.filter((model) => model === SCOUT).length, seen: [] }),
+      reset() {},
+    },
     reset() {
       calls.length = 0;
     },
@@ -349,7 +447,19 @@ function partNames(body, contentType) {
 export function createFixedAI(encoded) {
   let next = 0;
   let calls = 0;
+  let classified = 0;
   async function run(model, inputs) {
+    if (model === SCOUT) {
+      // The output classifier, for a moderated miss: the input's shape is checked, not its
+      // image (decoding 1.6 MB of base64 here would be charged to the Worker's CPU).
+      const parts = isPlainObject(inputs) && Array.isArray(inputs.messages) ? inputs.messages.flatMap((m) => (Array.isArray(m?.content) ? m.content : [])) : [];
+      const urls = parts.filter((part) => part?.type === "image_url").map((part) => part.image_url?.url);
+      if (!isPlainObject(inputs?.response_format) || urls.length !== 1 || typeof urls[0] !== "string" || !urls[0].startsWith("data:image/")) {
+        throw invalid("the classifier takes messages with one image_url data URI and a response_format");
+      }
+      classified++;
+      return { response: { safe: true, categories: [] }, usage: { prompt_tokens: 1200, completion_tokens: 12, total_tokens: 1212 } };
+    }
     const spec = imageModel(model);
     if (!spec) throw new InferenceUpstreamError(`5007: No such model ${model}`);
     const multipart = isPlainObject(inputs) ? inputs.multipart : undefined;
@@ -365,5 +475,5 @@ export function createFixedAI(encoded) {
     calls++;
     return { image: encoded[next++ % encoded.length] };
   }
-  return { binding: new Ai(run), stats: () => ({ calls }) };
+  return { binding: new Ai(run), stats: () => ({ calls, classified }) };
 }

@@ -1,6 +1,6 @@
 // The Worker and its bindings, as wrangler.toml declares them, in this process: one Pyodide
 // "isolate" running src/entry.py, Miniflare's KV and R2, and the doubles of AI, Durable
-// Objects (SQLite storage), Queues, Rate Limiting, Analytics Engine and the Cache API.
+// Objects (SQLite storage), Queues, Rate Limiting, Analytics Engine, Images and the Cache API.
 // host/main.mjs serves it over HTTP; bench/worker.mjs calls it directly to count CPU per
 // request.
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { Miniflare } from "miniflare";
 import initSqlJs from "sql.js";
 import { MemoryKV, MemoryR2 } from "./memory_stores.mjs";
 import { AnalyticsEngine, CacheDouble, DurableObjectNamespace, KvNamespace, R2Bucket, Ratelimit } from "./bindings.mjs";
+import { ImagesBindingImpl } from "./images.mjs";
 import { Queue } from "./queues.mjs";
 import { ExecutionContext, callFetch, callQueue, importEntry, loadIsolate } from "./worker.mjs";
 
@@ -71,6 +72,8 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
   for (const ds of config.analytics_engine_datasets ?? []) {
     datasets[ds.binding] = env[ds.binding] = new AnalyticsEngine(ds.dataset ?? ds.binding);
   }
+  // The Images binding ([images]): the double of host/images.mjs, encoding with sharp.
+  const images = config.images?.binding ? (env[config.images.binding] = new ImagesBindingImpl()) : null;
   const queues = new Map();
   const consumers = new Map((config.queues?.consumers ?? []).map((c) => [c.queue, c]));
   for (const producer of config.queues?.producers ?? []) {
@@ -108,6 +111,7 @@ export async function startWorker({ root, config, vars, ai, wheelDir, dataDir = 
     limiters,
     configuredLimits,
     datasets,
+    images,
     queues,
     namespaces,
     objectCpu,

@@ -7,8 +7,8 @@
 // One Pyodide 314 "isolate" (the Python 3.14 Workers runtime) runs src/entry.py with the
 // wheels pinned in worker/requirements.lock. Bindings come from wrangler.toml: KV and R2
 // are Miniflare's simulators; AI, Durable Objects (SQLite storage), Queues (producer and
-// consumer), Rate Limiting, Analytics Engine and the Cache API are doubles that keep the
-// services' contracts.
+// consumer), Rate Limiting, Analytics Engine, Images (sharp) and the Cache API are doubles
+// that keep the services' contracts.
 // [vars] come from wrangler.toml, secrets from .dev.vars or the environment (ADMIN_TOKEN,
 // URL_SIGNING_KEYS), and --var overrides either. --data-dir keeps KV and R2 across restarts
 // (Durable Objects, queues and the cache live in memory). With CLOUDFLARE_ACCOUNT_ID and
@@ -103,7 +103,7 @@ async function main() {
     dataDir,
     log,
   });
-  const { py, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, queues, cache, pending } = worker;
+  const { py, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, images, queues, cache, pending } = worker;
 
   const server = createServer(async (req, res) => {
     const controller = new AbortController();
@@ -158,7 +158,7 @@ async function main() {
 
   let control = null;
   if (args["control-port"] !== undefined) {
-    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, queues, cache, pending });
+    control = await startControl({ port: Number(args["control-port"]), host: "127.0.0.1", py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, images, queues, cache, pending });
   }
   console.log(
     JSON.stringify({
@@ -191,7 +191,7 @@ async function main() {
 }
 
 // The test control port: JSON in, JSON out, loopback only.
-async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, queues, cache, pending }) {
+async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, namespaces, limiters, configuredLimits, datasets, images, queues, cache, pending }) {
   // The binding a route names ({binding}), or the only one of its kind.
   const binding = (names, body) => {
     const name = body.binding ?? (names.length === 1 ? names[0] : undefined);
@@ -244,9 +244,25 @@ async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, n
       return object ? { key: object.key, size: object.size } : null;
     },
     "POST /r2/delete": async (body) => (await env[binding(r2Bindings, body)].delete(body.key), {}),
+    // Every object key under a prefix (R2's list, followed to its end).
+    "POST /r2/list": async (body) => {
+      const bucket = env[binding(r2Bindings, body)];
+      const keys = [];
+      let cursor;
+      do {
+        const page = await bucket.list({ prefix: body.prefix ?? "", cursor });
+        keys.push(...page.objects.map((o) => o.key));
+        cursor = page.truncated ? page.cursor : undefined;
+      } while (cursor);
+      return keys;
+    },
     // Guard (Llama Guard through the AI binding): script unsafe words, failures, the text form.
     "GET /guard": () => ai.guard.stats(),
     "POST /guard": (body) => (ai.guard.script(body), {}),
+    // Scout (Llama 4 Scout as the output classifier): script verdicts, failures, the answer's
+    // form; read the calls and the images it saw (format, size, sha256).
+    "GET /scout": () => ai.scout.stats(),
+    "POST /scout": (body) => (ai.scout.script(body), {}),
     // A message sent to a queue as a producer would (a redelivery, say).
     "POST /queues/send": (body) => (queue(body).enqueue([{ body: body.body, contentType: "json", delaySeconds: 0 }]), {}),
     // Stop and restart a queue's consumer: messages wait, as behind a paused consumer.
@@ -284,6 +300,14 @@ async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, n
     },
     // Every write throws {message} (null: writes work again), as a failing binding would.
     "POST /analytics/fail": (body) => (datasets[binding(Object.keys(datasets), body)].fail(body.message ?? null), {}),
+    // The Images binding (host/images.mjs): output()/info() calls and what each asked;
+    // {code, message, count}: the next calls answer that error (ImagesError), as an outage.
+    "GET /images": () => images?.stats() ?? null,
+    "POST /images/fail": (body) => {
+      if (!images) throw Object.assign(new Error("wrangler.toml declares no [images] binding"), { status: 400 });
+      images.fail(body);
+      return {};
+    },
     // A job's record, as the JOBS Durable Object holds it.
     "POST /jobs/get": async (body) => {
       const raw = await namespaces.JOBS.getByName(body.job_id).get(body.job_id);
@@ -314,6 +338,7 @@ async function startControl({ port, host, py, ai, env, kvBindings, r2Bindings, n
       }
       cache.entries.clear();
       for (const dataset of Object.values(datasets)) dataset.clear();
+      images?.reset();
       for (const name of kvBindings) env[name].resetStats();
       for (const name of [...kvBindings, ...r2Bindings]) env[name].fail({});
       for (const [q, handler] of paused) q.consume(handler);

@@ -91,13 +91,14 @@ check_binding CATALOG "Durable Object"
 check_binding IDEMPOTENCY "Durable Object"
 check_binding JOB_QUEUE "Queue"
 check_binding USAGE_EVENTS "Analytics Engine Dataset"
+check_binding IMAGE_TRANSFORMS "Images"
 ratelimits="$("$PYTHON" -c 'import tomllib
 config = tomllib.load(open("wrangler.toml", "rb"))
 print(" ".join(rule["name"] for rule in config.get("ratelimits", [])))')"
 [ -n "$ratelimits" ] || missing+=("a [[ratelimits]] binding in wrangler.toml")
 for name in $ratelimits; do check_binding "$name" "Rate Limit"; done
 ((${#missing[@]} == 0)) || fail "dry run does not list: ${missing[*]}"
-bindings=$((10 + $(wc -w <<<"$ratelimits")))
+bindings=$((11 + $(wc -w <<<"$ratelimits")))
 
 echo "== bundle contents and size"
 size_file="$(mktemp)"

@@ -1,11 +1,11 @@
 """Fixtures for the API tests, on both runtimes.
 
-A test that asks for ``client`` (and ``ai``, ``guard``, ``clock``, ``auth``, ``admin``,
-``storage``, ``jobs``, ``signer``, ``audit_lines``, ``async_client``) runs twice: ``[local]``
-against the FastAPI app on the local runtime's embedded stores, in process, and ``[worker]``
-against the Worker as deployed, in the Worker host (``tests/runtimes.py``). Each of those
-fixtures is the same thing on both runtimes: a double in process, or the host's double
-driven through its control port. A test that reaches into the in-process objects
+A test that asks for ``client`` (and ``ai``, ``guard``, ``scout``, ``clock``, ``auth``,
+``admin``, ``storage``, ``jobs``, ``signer``, ``audit_lines``, ``async_client``) runs twice:
+``[local]`` against the FastAPI app on the local runtime's embedded stores, in process, and
+``[worker]`` against the Worker as deployed, in the Worker host (``tests/runtimes.py``).
+Each of those fixtures is the same thing on both runtimes: a double in process, or the
+host's double driven through its control port. A test that reaches into the in-process objects
 (``gateway``, ``kv``, ``objects``, ``ledger``, ``coalescer``, ``catalog``,
 ``make_runtime``) is white-box and runs on the local runtime only; a black-box test that
 cannot run on the Worker says why with ``@pytest.mark.local_only(reason=...)``.
@@ -47,18 +47,30 @@ from fluxgate.local.ledger import SqliteLedger
 from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.ratelimit import WindowRateLimiter
 from fluxgate.local.runtime import LocalRuntime, local_jobs
+from fluxgate.local.transform import PillowTransformer
 from fluxgate.local.usage_events import SqliteUsageEvents
 from fluxgate.moderation import GuardModerator
+from fluxgate.output_moderation import ScoutImageModerator
 from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
 
-from .doubles import FakeGuardAI, FlakyKV, FlakyObjects, HeldLedger, ScriptedAI
+from .doubles import (
+    CountingTransformer,
+    FakeGuardAI,
+    FakeScoutAI,
+    FlakyKV,
+    FlakyObjects,
+    HeldLedger,
+    ScriptedAI,
+)
 from .runtimes import (
     HostAI,
     HostClock,
     HostGuard,
+    HostImages,
     HostJobs,
     HostPool,
+    HostScout,
     HostStorage,
     HostUsageEvents,
     WorkerHost,
@@ -87,6 +99,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "secrets(**values): ADMIN_TOKEN / URL_SIGNING_KEYS for both (None: unset)"
+    )
+    config.addinivalue_line(
+        "markers", "unbound(*tables): both runtimes without these bindings ('images')"
     )
 
 
@@ -168,7 +183,10 @@ def setting_vars(settings: Settings) -> dict[str, Any]:
 
 @pytest.fixture
 def worker_host(
-    worker_hosts: HostPool, settings: Settings, secrets: dict[str, str | None]
+    worker_hosts: HostPool,
+    settings: Settings,
+    secrets: dict[str, str | None],
+    unbound: tuple[str, ...],
 ) -> Iterator[WorkerHost]:
     """The Worker host for this test's settings and secrets, with empty stores."""
     reason = host_prerequisites()
@@ -176,7 +194,7 @@ def worker_host(
         if os.environ.get("CI"):
             pytest.fail(f"the Worker host cannot run in CI: {reason}")
         pytest.skip(f"the Worker host cannot run here: {reason}")
-    host = worker_hosts.get(setting_vars(settings), secrets)
+    host = worker_hosts.get(setting_vars(settings), secrets, unbound)
     host.reset()
     yield host
     host.settle()
@@ -252,6 +270,24 @@ def secrets(request: pytest.FixtureRequest) -> dict[str, str | None]:
 
 
 @pytest.fixture
+def unbound(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The wrangler.toml tables this test runs without (``@pytest.mark.unbound("images")``):
+    on the Worker host a config without them, locally the matching port left out."""
+    return tuple(
+        sorted({name for marker in request.node.iter_markers("unbound") for name in marker.args})
+    )
+
+
+@pytest.fixture
+def images(request: pytest.FixtureRequest) -> CountingTransformer | HostImages:
+    """What makes variants: Pillow in process, the Images binding double on the host; both
+    count the images they made (``made``)."""
+    if _runtime(request) == "worker":
+        return HostImages(request.getfixturevalue("worker_host"))
+    return CountingTransformer(PillowTransformer())
+
+
+@pytest.fixture
 def signer(secrets: dict[str, str | None]) -> UrlSigner:
     """A signer with the runtime's URL-signing keys (the first signs, all verify)."""
     return UrlSigner(parse_signing_keys(secrets["URL_SIGNING_KEYS"] or ""))
@@ -263,6 +299,15 @@ def guard(request: pytest.FixtureRequest) -> FakeGuardAI | HostGuard:
     if _runtime(request) == "worker":
         return HostGuard(request.getfixturevalue("worker_host"))
     return FakeGuardAI()
+
+
+@pytest.fixture
+def scout(request: pytest.FixtureRequest) -> FakeScoutAI | HostScout:
+    """Llama 4 Scout, the output classifier, behind the AI binding: scripted verdicts and
+    failures, the answer's form, its calls and the images it saw."""
+    if _runtime(request) == "worker":
+        return HostScout(request.getfixturevalue("worker_host"))
+    return FakeScoutAI()
 
 
 @pytest.fixture
@@ -303,6 +348,7 @@ def ports(
     objects: FlakyObjects,
     ai: ScriptedAI,
     guard: FakeGuardAI,
+    scout: FakeScoutAI,
     ledger: HeldLedger,
     coalescer: Coalescer,
     catalog: SqliteCatalog,
@@ -310,6 +356,8 @@ def ports(
     idempotency_store: SqliteIdempotency,
     clock: Clock,
     secrets: dict[str, str | None],
+    images: CountingTransformer,
+    unbound: tuple[str, ...],
 ) -> Ports:
     """The local runtime's ports, made of this test's doubles."""
     if "policy_cache_seconds" not in _marked(request, "settings"):
@@ -324,12 +372,14 @@ def ports(
         limiter=WindowRateLimiter(clock),
         ledger=ledger,
         moderator=GuardModerator(guard),
+        image_moderator=ScoutImageModerator(scout),
         admin_token=secrets["ADMIN_TOKEN"],
         coalescer=coalescer,
         jobs=local_jobs(tmp_path),
         catalog=catalog,
         usage_events=usage_event_store,
         idempotency=idempotency_store,
+        transformer=None if "images" in unbound else images,
         clock=clock,
     )
 
@@ -416,6 +466,16 @@ class LocalStorage:
 
     def delete_object(self, key: str) -> None:
         anyio.run(self._objects.delete, key)
+
+    def object_keys(self, prefix: str = "") -> list[str]:
+        """Every object key under ``prefix``, sorted (``HostStorage`` lists R2)."""
+        root = self._objects.inner.root
+        keys = (
+            path.relative_to(root).as_posix()
+            for path in root.rglob("*")
+            if path.is_file() and not path.name.endswith(".meta.json")
+        )
+        return sorted(key for key in keys if key.startswith(prefix))
 
 
 @pytest.fixture

@@ -8,13 +8,15 @@ and stores that fail the way a real outage does (an exception from the awaited c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
 
-from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI
+from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI, vision_image
 from fluxgate.storage import StorageError
 
 
@@ -141,6 +143,42 @@ class FakeGuardAI:
         return {"response": {"safe": not hits, "categories": hits}}
 
 
+class FakeScoutAI:
+    """Llama 4 Scout (the output classifier) behind the AI binding's ``run``: holds the
+    chat input to the model's contract (``vision_image``: one data-URI image whose bytes are
+    the format it names, a ``response_format``), then answers the next scripted verdict
+    (``verdicts``: ``{"safe", "categories"}``; safe when none is left) in the answer
+    ``form`` chosen (``object``, ``json_text`` or Llama Guard's ``text``), or the next of
+    ``failures`` as Workers AI raises it. ``seen``: each image it was shown."""
+
+    MODEL = "@cf/meta/llama-4-scout-17b-16e-instruct"
+
+    def __init__(self) -> None:
+        self.verdicts: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+        self.form = "object"
+        self.calls = 0
+        self.seen: list[dict[str, Any]] = []
+
+    async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        if model != self.MODEL:
+            raise InferenceUpstreamError(f"5007: No such model {model}")
+        mime, data = vision_image(inputs)
+        self.calls += 1
+        digest = hashlib.sha256(data).hexdigest()
+        self.seen.append({"model": model, "format": mime, "size": len(data), "sha256": digest})
+        if self.failures:
+            raise InferenceUpstreamError(self.failures.pop(0))
+        verdict = self.verdicts.pop(0) if self.verdicts else {"safe": True, "categories": []}
+        usage = {"prompt_tokens": 1200, "completion_tokens": 12, "total_tokens": 1212}
+        if self.form == "json_text":
+            return {"response": json.dumps(verdict), "usage": usage}
+        if self.form == "text":
+            cats = ",".join(verdict["categories"])
+            return {"response": "safe" if verdict["safe"] else f"unsafe\n{cats}", "usage": usage}
+        return {"response": verdict, "usage": usage}
+
+
 class HeldLedger:
     """The budget ledger, whose reservations can be held until a gate opens (``hold()``
     returns the gate); otherwise it is the ledger itself."""
@@ -160,3 +198,16 @@ class HeldLedger:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class CountingTransformer:
+    """An image transformer (Pillow locally) that counts the images it made, as the
+    Worker host's Images double reports its ``output()`` calls."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.made = 0
+
+    async def transform(self, original: Any, width: int, fmt: str) -> Any:
+        self.made += 1
+        return await self.inner.transform(original, width, fmt)

@@ -70,7 +70,11 @@ class WorkerHost:
     ``secrets`` are the Worker's secrets; one whose value is ``None`` is not set at all."""
 
     def __init__(
-        self, tmp: Path, secrets: Mapping[str, str | None], settings: Mapping[str, Any]
+        self,
+        tmp: Path,
+        secrets: Mapping[str, str | None],
+        settings: Mapping[str, Any],
+        without: tuple[str, ...] = (),
     ) -> None:
         self.log_path = tmp / "host.log"
         self._log: IO[str] = self.log_path.open("w+")
@@ -89,6 +93,8 @@ class WorkerHost:
             "--dev-vars",
             "",  # the developer's .dev.vars has no say in a test
         ]
+        if without:
+            args += ["--config", str(config_without(tmp, without))]
         for name, value in settings.items():
             args += ["--var", f"{_var_name(name)}={_var_value(value)}"]
         env = dict(os.environ)
@@ -182,6 +188,23 @@ class WorkerHost:
         self._log.close()
 
 
+def config_without(tmp: Path, tables: tuple[str, ...]) -> Path:
+    """A copy of wrangler.toml without the named single tables (``images``): the Worker
+    as deployed without those bindings."""
+    lines = (ROOT / "wrangler.toml").read_text().splitlines(keepends=True)
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        header = line.strip()
+        if header.startswith("["):
+            skipping = header.strip("[]") in tables
+        if not skipping:
+            kept.append(line)
+    path = tmp / "wrangler.toml"
+    path.write_text("".join(kept))
+    return path
+
+
 def _var_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -201,16 +224,20 @@ class HostPool:
         self._hosts: dict[str, WorkerHost] = {}
 
     def get(
-        self, settings: Mapping[str, Any], secrets: Mapping[str, str | None] | None = None
+        self,
+        settings: Mapping[str, Any],
+        secrets: Mapping[str, str | None] | None = None,
+        without: tuple[str, ...] = (),
     ) -> WorkerHost:
+        """``without``: wrangler.toml tables left out (``("images",)``: no Images binding)."""
         merged = {**self._base, **settings}
         keys = {**self._secrets, **(secrets or {})}
-        key = json.dumps([merged, keys], sort_keys=True, default=str)
+        key = json.dumps([merged, keys, sorted(without)], sort_keys=True, default=str)
         host = self._hosts.get(key)
         if host is None:
             folder = self._tmp / f"host-{len(self._hosts)}"
             folder.mkdir()
-            host = self._hosts[key] = WorkerHost(folder, keys, merged)
+            host = self._hosts[key] = WorkerHost(folder, keys, merged, without)
         return host
 
     def close(self) -> None:
@@ -254,6 +281,19 @@ class HostAI:
         self._host.call("POST", "/ai/latency", {"seconds": seconds})
 
 
+class HostImages:
+    """The host's Images binding double (``host/images.mjs``), seen like the in-process
+    ``CountingTransformer``: how many images it has made (``output()`` calls)."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self._host = host
+
+    @property
+    def made(self) -> int:
+        stats = self._host.call("GET", "/images")
+        return 0 if stats is None else int(stats["outputs"])
+
+
 class HostGuard:
     """Llama Guard behind the host's AI binding, seen like the in-process ``FakeGuardAI``:
     ``unsafe`` words (and their categories), queued ``failures``, the ``answer_text`` form,
@@ -294,6 +334,50 @@ class HostGuard:
         self._host.call("POST", "/guard", {"answer_text": value})
 
 
+class HostScout:
+    """Llama 4 Scout (the output classifier) behind the host's AI binding, seen like the
+    in-process ``FakeScoutAI``: queued ``verdicts`` and ``failures``, the answer ``form``,
+    the ``calls`` and the images ``seen``."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self._host = host
+
+    def _get(self, field: str) -> Any:
+        return self._host.call("GET", "/scout")[field]
+
+    @property
+    def calls(self) -> int:
+        return int(self._get("calls"))
+
+    @property
+    def seen(self) -> list[dict[str, Any]]:
+        return list(self._get("seen"))
+
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        return list(self._get("verdicts"))
+
+    @verdicts.setter
+    def verdicts(self, verdicts: list[dict[str, Any]]) -> None:
+        self._host.call("POST", "/scout", {"verdicts": list(verdicts)})
+
+    @property
+    def failures(self) -> list[str]:
+        return list(self._get("failures"))
+
+    @failures.setter
+    def failures(self, messages: list[str]) -> None:
+        self._host.call("POST", "/scout", {"failures": list(messages)})
+
+    @property
+    def form(self) -> str:
+        return str(self._get("form"))
+
+    @form.setter
+    def form(self, value: str) -> None:
+        self._host.call("POST", "/scout", {"form": value})
+
+
 class HostStorage:
     """The host's KV namespace and R2 bucket, seen from outside (``conftest.LocalStorage``
     is the same on the local stores)."""
@@ -320,6 +404,10 @@ class HostStorage:
 
     def delete_object(self, key: str) -> None:
         self._host.call("POST", "/r2/delete", {"key": key})
+
+    def object_keys(self, prefix: str = "") -> list[str]:
+        """Every object key under ``prefix``, sorted."""
+        return sorted(self._host.call("POST", "/r2/list", {"prefix": prefix}))
 
 
 class HostJobs:

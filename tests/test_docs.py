@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from .servers import ADMIN, serve
 
@@ -41,6 +42,7 @@ def test_the_page_has_examples_for_every_endpoint():
         "/rotate",
         "/revoke",
         "$URL",
+        "?variants=",
     ):
         assert path in text, f"no example uses {path}"
 
@@ -78,6 +80,13 @@ def test_every_example_runs(runtime, tmp_path):
     assert "succeeded" in lines and "whsec_" in lines  # the async job, the webhook secret
     assert '"unsupported_value"' in out or '"param": "n"' in out
     assert any(x.startswith('{"from":') and x.count("],[") == 6 for x in lines)  # 7 days
+    # Variants: the signed names, a real WebP (its RIFF form type), 304, a range, the set.
+    assert '["256.webp","512.avif"]' in lines
+    assert re.search(r"^content-type: image/webp", out, re.IGNORECASE | re.MULTILINE)
+    assert "WEBP" in lines and "RIFF" in lines
+    assert '{"code":"invalid_variant","param":"variants[0]"}' in lines
+    with Image.open(tmp_path / "thumb.webp") as thumb:  # what the page says it is
+        assert (thumb.format, thumb.width) == ("WEBP", 256)
     assert '{"status":"ready","ok":{"config":true,"kv":true,"r2":true,"model":true}}' in lines
     assert lines.count("my-app-trace-42") == 1  # the error body's request_id
     # the klein draft, then the dev render of the same prompt and seed, as the page shows

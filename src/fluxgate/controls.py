@@ -85,6 +85,16 @@ class Admission:
     def moderation(self) -> str:
         return self.policy.limits.moderation
 
+    @property
+    def output_moderation(self) -> str:
+        """``off``, ``flag`` or ``block``: what the generated image's verdict does."""
+        return self.policy.limits.output_moderation
+
+    @property
+    def output_moderation_failure(self) -> str:
+        """``fail_open`` or ``fail_closed``: what an output classifier outage does."""
+        return self.policy.limits.output_moderation_failure
+
 
 @dataclass(frozen=True)
 class Charge:

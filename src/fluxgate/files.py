@@ -1,7 +1,9 @@
 """The signed-file route's rules, shared by the Workers and local runtimes.
 
-Objects are content-addressed (``images/<sha256>.<ext>``), so the ETag is known from the
-path alone: a conditional request is answered with 304 before any storage read.
+A signed path names an original (``images/<sha256>.<ext>``) or one of its variants
+(``images/<sha256>.<ext>/<width>.<format>``, stored under ``variants/<sha256>/...``: see
+:mod:`fluxgate.variants`). Both are content-addressed, so the ETag is known from the path
+alone: a conditional request is answered with 304 before any storage read.
 Pydantic-free: the Workers file route imports this without loading FastAPI.
 """
 
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 
 from .errors import ApiError
 from .signing import UrlSigner, is_decimal
+from .variants import Variant, variant_etag, variant_key
 
 FILES_PREFIX = "/v1/files/"
 FILES_ROUTE = FILES_PREFIX + "{object_key:path}"  # the route template both runtimes log
 _OBJECT_KEY = re.compile(r"^images/([0-9a-f]{64})\.(png|jpg|webp)$")
+_VARIANT_PATH = re.compile(r"^(images/[0-9a-f]{64}\.(?:png|jpg|webp))/([^/]+)$")
 MAX_CLIENT_CACHE_SECONDS = 86400
 
 
@@ -27,10 +31,50 @@ def object_path(object_key: str) -> str:
 _CACHE_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass(frozen=True)
+class FileTarget:
+    """What a signed path names: an original, or a variant of one."""
+
+    original_key: str  # images/<sha256>.<ext>
+    variant: Variant | None = None
+
+    @property
+    def object_key(self) -> str:
+        """Where the bytes are stored."""
+        if self.variant is None:
+            return self.original_key
+        return variant_key(self.original_key, self.variant)
+
+    @property
+    def etag(self) -> str:
+        if self.variant is None:
+            return etag_for(self.original_key)
+        return variant_etag(self.original_key, self.variant)
+
+
+def file_target(path_key: str) -> FileTarget | None:
+    """The target of a path below ``/v1/files/``, or ``None`` when it names nothing that
+    can exist (a width or format outside the fixed set included)."""
+    if _OBJECT_KEY.match(path_key):
+        return FileTarget(path_key)
+    match = _VARIANT_PATH.match(path_key)
+    variant = None if match is None else Variant.parse(match.group(2))
+    return None if match is None or variant is None else FileTarget(match.group(1), variant)
+
+
+def variant_path(original_key: str, variant: Variant) -> str:
+    """The signed URL path of a variant."""
+    return f"{object_path(original_key)}/{variant.name}"
+
+
 def authorize(
     path: str, query: Mapping[str, str], method: str, signer: UrlSigner, now: float
-) -> tuple[str, int]:
-    """Return ``(object_key, expires)`` for a validly signed file request, else raise."""
+) -> tuple[FileTarget, int]:
+    """Return ``(target, expires)`` for a validly signed file request, else raise.
+
+    The signature is checked first: a path that was never signed is a 403 whatever it
+    names. A signed path naming no possible file (a variant outside the set cannot be
+    signed by the gateway, which signs only the names it validated) is a 404."""
     if method.upper() not in ("GET", "HEAD"):
         raise ApiError(
             405,
@@ -40,9 +84,10 @@ def authorize(
         )
     expires = signer.verify(path, query, now, method=method)
     key = path[len(FILES_PREFIX) :] if path.startswith(FILES_PREFIX) else ""
-    if not _OBJECT_KEY.match(key):
+    target = file_target(key)
+    if target is None:
         raise ApiError(404, "not_found", "No such file.")
-    return key, expires
+    return target, expires
 
 
 def signed_cache_entry(query: Mapping[str, str]) -> str | None:
@@ -65,11 +110,11 @@ def matches_if_none_match(header: str | None, etag: str) -> bool:
     return etag in tags
 
 
-def response_headers(object_key: str, expires: int, now: float) -> dict[str, str]:
+def response_headers(target: FileTarget, expires: int, now: float) -> dict[str, str]:
     """Caching headers: private, and never outliving the URL that authorised the fetch."""
     max_age = max(0, min(int(expires - now), MAX_CLIENT_CACHE_SECONDS))
     return {
-        "ETag": etag_for(object_key),
+        "ETag": target.etag,
         "Cache-Control": f"private, max-age={max_age}",
         "X-Content-Type-Options": "nosniff",
         "Accept-Ranges": "bytes",

@@ -31,6 +31,7 @@ from .job_table import JobQueue, JobStore
 from .ledger import BudgetLedger
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, find_model
 from .moderation import Moderator
+from .output_moderation import ImageModerator, OutputScreen
 from .policy_store import PolicyStore
 from .ratelimit import RateLimiter
 from .readiness import Readiness
@@ -39,6 +40,7 @@ from .settings import Settings
 from .signing import UrlSigner
 from .storage import KVStore, ObjectStore
 from .usage_events import UsageEvents
+from .variants import ImageTransformer, VariantMaker
 from .webhooks import HttpPoster, WebhookPolicy, WebhookSender
 
 
@@ -71,6 +73,10 @@ class Ports:
     catalog: Catalog | None = None
     usage_events: UsageEvents | None = None  # per-generation events for charts; none: off
     idempotency: IdempotencyStore | None = None  # Idempotency-Key; none: the header is refused
+    # The generated image's classifier (output moderation); none: a tier that moderates
+    # output finds it unavailable (and fails open or closed as it says).
+    image_moderator: ImageModerator | None = None
+    transformer: ImageTransformer | None = None  # image variants; none: 501 variants_unavailable
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -93,6 +99,7 @@ class Gateway:
     catalog: Catalog | None  # what the listings read (writes go through the generator, jobs)
     readiness: Readiness  # /readyz: the ports probed
     idempotency: Idempotency  # Idempotency-Key on the generation routes
+    variants: VariantMaker | None  # makes variants on first download; none: unavailable
     clock: Callable[[], float]
 
     @property
@@ -150,7 +157,9 @@ def assemble(ports: Ports) -> Gateway:
         cache=CachePolicy(settings.cache_scope, settings.cache_ttl_seconds),
         catalog=catalog,
         events=ports.usage_events,
+        output=OutputScreen(ports.image_moderator),
         clock=clock,
+        disclose=settings.ai_disclosure,
     )
     presenter = Presenter(settings, ports.signer, clock)
     jobs, runner = None, None
@@ -206,5 +215,12 @@ def assemble(ports: Ports) -> Gateway:
         readiness=Readiness(kv=ports.kv, objects=ports.objects, model=ports.model),
         idempotency=Idempotency(ports.idempotency, clock=clock),
         catalog=ports.catalog,
+        variants=variant_maker(ports),
         clock=clock,
     )
+
+
+def variant_maker(ports: Ports) -> VariantMaker | None:
+    if ports.transformer is None:
+        return None
+    return VariantMaker(ports.objects, ports.transformer, disclose=ports.settings.ai_disclosure)

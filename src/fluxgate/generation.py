@@ -6,6 +6,10 @@ cache, the coalescer, the model, the object store, KV again. The miss path is a 
 named steps: clear the call (:meth:`~fluxgate.controls.Controls.before_model`), call the
 model, store the image, index the record.
 
+Output moderation (:mod:`fluxgate.output_moderation`) judges the image before anything keeps
+it: a ``block`` tier's unsafe image is refused and dropped (charged: the model ran). Hits and
+coalesced waiters inherit the verdict of the image they are served (:meth:`Generator._vetted`).
+
 Failure order is the point of this module. An image is written to the object store before
 anything in KV can point at it; a failed object write fails the request and writes no cache
 entry; a failed KV write (record or cache) or catalog write (listings) is logged and the
@@ -20,16 +24,19 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .auth import Principal
 from .cache import CacheMode, cache_key
 from .catalog import CatalogWriter, image_entry
 from .coalesce import Coalescer, NotShared
 from .controls import Admission, Charge, Controls
-from .errors import not_found, storage_unavailable
+from .disclosure import DisclosureError, mark
+from .errors import ApiError, not_found, storage_unavailable
 from .image_bytes import ImageBytes
 from .image_model import GeneratedImage, ImageModel, ModelInput
 from .models import ModelSpec
+from .output_moderation import OutputScreen, is_rejection
 from .params import GenerationParams
 from .records import GenerationRecord, is_generation_id, new_generation_id
 from .storage import KVStore, ObjectStore
@@ -74,9 +81,13 @@ class Generator:
         cache: CachePolicy,
         catalog: CatalogWriter | None = None,
         events: UsageEvents | None = None,
+        output: OutputScreen | None = None,
         clock: Callable[[], float] = time.time,
+        disclose: bool = True,
     ) -> None:
         self._kv = kv
+        self._disclose_images = disclose  # AI_DISCLOSURE: XMP in every stored image
+        self._output = output or OutputScreen(None)  # output moderation of the images made
         self._usage = UsageRecorder(events, clock)  # one event per generation served
         self._catalog = catalog or CatalogWriter(None)
         self._objects = objects
@@ -139,25 +150,20 @@ class Generator:
         want_bytes: bool,
         job: str | None,
     ) -> Outcome:
-        principal = admission.principal
         key = self._cache_key(admission, params)
         if mode is not CacheMode.NORMAL:
             return await self._miss(admission, params, key, mode, job)
-        hit = await self._lookup(key, principal, want_bytes)
+        hit = await self._lookup(key, admission, want_bytes)
         if hit is None:
             hit = await self._coalesced(admission, params, key, want_bytes, job)
-            if hit.cache != "HIT":
-                return hit  # this request led: its own miss
-        await self._controls.on_hit(admission, hit.record.moderated)
-        return hit
+        return hit  # a hit, a coalesced follower's, or this request's own miss
 
     async def cached(self, admission: Admission, params: GenerationParams) -> Outcome | None:
         """The cached generation for an admitted request, if any (an async submission's
         hit completes at once)."""
         started = time.perf_counter()
-        hit = await self._lookup(self._cache_key(admission, params), admission.principal, False)
+        hit = await self._lookup(self._cache_key(admission, params), admission, False)
         if hit is not None:
-            await self._controls.on_hit(admission, hit.record.moderated)
             await self._usage.served(
                 admission.principal, hit.record, hit.cache, queued=True, started=started
             )
@@ -176,22 +182,35 @@ class Generator:
         job: str | None,
     ) -> Outcome:
         """Concurrent identical requests share one model call; the others are served like
-        cache hits from the leader's result."""
+        cache hits from the leader's result.
+
+        The leader's image refused by output moderation (``output_rejected``) is shared
+        too: it is the image every waiter would get. A waiter whose own tier does not block
+        then makes its own image (and pays for it); one whose tier blocks gets the 422,
+        uncharged."""
+        led = False
 
         async def lead() -> Outcome:
+            nonlocal led
+            led = True
             # Waiters share the model's and the store's outcome, never the leader's own
             # refusal (its rate limit, budget or moderation): they run for themselves.
             try:
                 return await self._miss(admission, params, key, CacheMode.NORMAL, job)
             except Exception as exc:
-                if is_work_failure(exc):
+                if is_work_failure(exc) or is_rejection(exc):
                     raise
                 raise NotShared(exc) from exc
 
-        outcome, leader = await self._coalescer.run(key, lead)
+        try:
+            outcome, leader = await self._coalescer.run(key, lead)
+        except ApiError as exc:
+            if led or not is_rejection(exc) or admission.output_moderation == "block":
+                raise
+            return await self._miss(admission, params, key, CacheMode.NORMAL, job)
         if leader:
             return outcome
-        hit = await self._as_hit(outcome, admission.principal, want_bytes)
+        hit = await self._as_hit(outcome, admission, want_bytes, key)
         if hit is None:  # the shared image vanished in between: generate for ourselves
             return await self._miss(admission, params, key, CacheMode.NORMAL, job)
         return hit
@@ -213,10 +232,11 @@ class Generator:
             ModelInput.for_params(params, admission.prompt, seed), charge
         )
         # Output moderation: before anything keeps or returns the image (issue 16, part 3).
-        await self._inspect(admission, image, charge)
+        verdict = await self._inspect(admission, image, charge)
         # AI disclosure: the bytes stored, hashed and returned are the marked ones (part 2).
         image, digest = await self._disclose(image, params.spec, created, charge)
-        record = self._new_record(admission, params, key, seed, image, charge, digest)
+        record = self._new_record(admission, params, key, seed, image, charge, digest, created)
+        record = replace(record, output_moderation=verdict)
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
@@ -233,14 +253,50 @@ class Generator:
             await self._controls.refund(charge)
             raise
 
-    async def _inspect(self, admission: Admission, image: GeneratedImage, charge: Charge) -> None:
-        """Output moderation of the generated image (TODO issue 16: being written)."""
+    async def _inspect(
+        self, admission: Admission, image: GeneratedImage, charge: Charge
+    ) -> dict[str, Any] | None:
+        """Output moderation of the image the model made, before anything keeps, caches,
+        lists or returns it: the verdict its record keeps (``None``: not checked).
+
+        A ``block`` tier's unsafe image is refused here (``422 output_rejected``) and
+        dropped; the charge stands, since the model ran. A classifier outage under
+        ``fail_closed`` refunds it (``503``): the failure is ours, not the client's.
+        """
+        mode = admission.output_moderation
+        try:
+            verdict = await self._output.screen(
+                mode, admission.output_moderation_failure, image.data, image.info.mime
+            )
+        except BaseException:
+            await self._controls.refund(charge)
+            raise
+        if mode == "block" and verdict is not None and verdict["verdict"] == "flagged":
+            log.info("generated image refused by output moderation: %s", verdict["categories"])
+        self._output.enforce(mode, verdict)
+        return verdict
 
     async def _disclose(
         self, image: GeneratedImage, spec: ModelSpec, created: int, charge: Charge
     ) -> tuple[GeneratedImage, str]:
-        """The image as stored, and its SHA-256 (TODO issue 16: marking being written)."""
+        """The image as stored (with the AI-disclosure XMP, :mod:`fluxgate.disclosure`,
+        unless ``AI_DISCLOSURE`` is off), and its SHA-256: the object key, the ETag, the
+        record's ``bytes``/``sha256`` and a ``b64_json`` answer all describe these bytes.
+
+        A container the marker cannot parse is stored unmarked and logged at error: the
+        model's output was checked by :func:`~fluxgate.image_model.typed_image` already, the
+        client has paid for it, and failing the request would bill nothing while making
+        every retry fail the same way. The log line lets the operator see (and fix) it.
+        """
         try:
+            if self._disclose_images:
+                try:
+                    marked = await mark(
+                        image.data, image.info.format, self.served_name(spec), created
+                    )
+                    image = replace(image, data=marked)
+                except DisclosureError as exc:
+                    log.error("AI-disclosure marking failed, stored unmarked: %s", exc)
             return image, await image.data.sha256()
         except BaseException:
             await self._controls.refund(charge)
@@ -255,11 +311,12 @@ class Generator:
         image: GeneratedImage,
         charge: Charge,
         digest: str,
+        created: int,
     ) -> GenerationRecord:
         return GenerationRecord.new(
             params,
             owner=admission.principal.scope_id,
-            created=int(self._clock()),
+            created=created,  # also the image's XMP CreateDate
             prompt=admission.prompt,
             seed=seed,
             object_key=f"images/{digest}.{image.info.extension}",
@@ -285,6 +342,10 @@ class Generator:
                     "params": record.cache_key,
                     "owner": charge.account,
                     "generation": record.id,
+                    # The generator and time the XMP names, for variants marked later: the
+                    # served name (``placeholder/<short>`` offline: never the real model's).
+                    "model": record.model,
+                    "created": str(record.created),
                 },
             )
         except Exception as exc:
@@ -316,7 +377,7 @@ class Generator:
 
     # -- hits -----------------------------------------------------------------------------
 
-    async def _lookup(self, key: str, principal: Principal, want_bytes: bool) -> Outcome | None:
+    async def _lookup(self, key: str, admission: Admission, want_bytes: bool) -> Outcome | None:
         try:
             raw = await self._kv.get(key, cache_ttl=HOT_KEY_CACHE_TTL)
             record = None if raw is None else GenerationRecord.from_json(raw)
@@ -325,18 +386,22 @@ class Generator:
             return None
         if record is None:
             return None
-        return await self._as_hit(Outcome(record, "HIT"), principal, want_bytes)
+        return await self._as_hit(Outcome(record, "HIT"), admission, want_bytes, key)
 
     async def _as_hit(
-        self, found: Outcome, principal: Principal, want_bytes: bool
+        self, found: Outcome, admission: Admission, want_bytes: bool, key: str
     ) -> Outcome | None:
-        """Serve an existing generation to ``principal``: free, and owned by the caller.
+        """Serve an existing generation to the caller: free, and owned by the caller.
 
-        The hit path touches no image bytes: the URL is signed from the record alone (a
+        First the caller's tier judges it: its prompt (:meth:`Controls.on_hit`) and its
+        image (:meth:`_vetted`), before anything is written for the caller. The hit path
+        touches no image bytes otherwise: the URL is signed from the record alone (a
         vanished object is found, and its entry dropped, by the file route). Only
         ``b64_json`` reads the object, since the bytes are the answer.
         """
+        principal = admission.principal
         record, data = found.record, found.image
+        await self._controls.on_hit(admission, record.moderated)
         if want_bytes and data is None:
             try:
                 data = await self._objects.read_image(record.object_key)
@@ -346,6 +411,10 @@ class Generator:
             if data is None:
                 log.info("stale cache entry %s: object gone; regenerating", record.cache_key[:16])
                 return None
+        vetted = await self._vetted(admission, record, data, key)
+        if vetted is None:
+            return None
+        record, data = vetted
         if record.owner != principal.scope_id:  # global cache: the caller gets its own record
             record = replace(
                 record,
@@ -361,6 +430,41 @@ class Generator:
         elif found.cache != "HIT":  # a coalesced follower of our own key: not charged again
             record = replace(record, charged=False)
         return Outcome(record, "HIT", data if want_bytes else None)
+
+    async def _vetted(
+        self, admission: Admission, record: GenerationRecord, data: ImageBytes | None, key: str
+    ) -> tuple[GenerationRecord, ImageBytes | None] | None:
+        """A kept image under the caller's output moderation: it inherits its verdict; an
+        image never checked (made under ``off``, or failing open) is classified now (its
+        object read), and the verdict quietly kept on its record and cache entry. A
+        flagged image is refused to a ``block`` tier (``422``; it stays for the tier that
+        kept it). ``None``: the object is gone (regenerate)."""
+        mode = admission.output_moderation
+        if mode == "off":
+            return record, data
+        if record.output_moderation is None:
+            if data is None:
+                data = await self._read_kept(record)
+                if data is None:
+                    return None
+            verdict = await self._output.screen(
+                mode, admission.output_moderation_failure, data, record.content_type
+            )
+            if verdict is not None:
+                record = replace(record, output_moderation=verdict)
+                await asyncio.gather(
+                    self._put_quietly(f"gen:{record.id}", record.to_json(), None),
+                    self._put_quietly(key, record.to_json(), self._cache.ttl_seconds),
+                )
+        self._output.enforce(mode, record.output_moderation)
+        return record, data
+
+    async def _read_kept(self, record: GenerationRecord) -> ImageBytes | None:
+        try:
+            return await self._objects.read_image(record.object_key)
+        except Exception as exc:
+            log.warning("object read failed on a cache hit: %s", type(exc).__name__)
+            return None
 
     # -- reads ----------------------------------------------------------------------------
 

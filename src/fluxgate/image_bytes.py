@@ -13,14 +13,18 @@ bytes go from the model to storage without a copy through Python on either runti
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import b64
 
 # Enough of the head of any PNG, WebP or JPEG for its format and dimensions (a JPEG's
 # start-of-frame comes after its APPn segments; EXIF is at most 64 KiB).
 HEAD_BYTES = 64 * 1024 + 1024
+
+# One part of a spliced image: literal bytes, or the range ``(start, end)`` of the original.
+SplicePart = bytes | tuple[int, int]
 
 
 class ImageBytes(Protocol):
@@ -29,6 +33,21 @@ class ImageBytes(Protocol):
 
     def head(self, limit: int = HEAD_BYTES) -> bytes:
         """The first ``limit`` bytes (all of them when shorter), as Python bytes."""
+        ...
+
+    def read(self, start: int, end: int) -> bytes:
+        """``[start, end)`` as Python bytes: a container's headers past the head (small
+        ranges only)."""
+        ...
+
+    def splice(self, parts: Sequence[SplicePart]) -> ImageBytes:
+        """A new image of the same kind: ``parts`` in order, each literal bytes or a range
+        of this image, assembled where the bytes live (the disclosure's marked file)."""
+        ...
+
+    def image_url(self, mime: str) -> Any:
+        """``{"url": "data:<mime>;base64,..."}``, what a vision model takes as an image: a
+        Python dict here, a JS object built in JS on Workers (the base64 stays there)."""
         ...
 
     async def sha256(self) -> str:
@@ -56,6 +75,19 @@ class InProcessImage:
 
     def head(self, limit: int = HEAD_BYTES) -> bytes:
         return self.data[:limit]
+
+    def read(self, start: int, end: int) -> bytes:
+        return self.data[start:end]
+
+    def splice(self, parts: Sequence[SplicePart]) -> InProcessImage:
+        return InProcessImage(
+            b"".join(
+                self.data[part[0] : part[1]] if isinstance(part, tuple) else part for part in parts
+            )
+        )
+
+    def image_url(self, mime: str) -> dict[str, str]:
+        return {"url": f"data:{mime};base64,{b64.encode(self.data)}"}
 
     async def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()

@@ -10,6 +10,8 @@ lost lease) finds it already made and charges nothing more, so one image is char
 The attempt that holds the job's lease settles it: released when the job fails (or when a
 clean, retryable failure sends it back to the queue), kept when the job succeeds, whoever
 made the image: an attempt whose consumer died mid-call, and was re-run, is charged once.
+A job whose image output moderation refused (``output_rejected``) fails, and stays charged:
+the model ran.
 
 Retries are decided by error code (:func:`~fluxgate.upstream.is_transient`), never by
 status: ``budget_exceeded`` and ``rate_limited`` are 429s that no retry can pass.
@@ -37,6 +39,7 @@ from .generation import Generator, Outcome
 from .images import inspect_image
 from .job_service import job_result
 from .job_table import ACK, FAILED, QUEUED, Disposition, Job, JobStore, backoff
+from .output_moderation import CHARGED_FAILURES
 from .params import GenerationParams, ReferenceImage, job_model
 from .storage import ObjectStore, read_all
 from .upstream import is_transient
@@ -54,7 +57,16 @@ class RetryPolicy:
 
 
 def error_dict(error: ApiError) -> dict[str, Any]:
-    return {"status": error.status, "code": error.code, "message": error.message}
+    body = {"status": error.status, "code": error.code, "message": error.message}
+    # What output moderation refused the job's image for (as the synchronous 422 says).
+    body.update({k: error.extra[k] for k in ("category", "categories") if k in error.extra})
+    return body
+
+
+def charged_failure(error: dict[str, Any] | None) -> bool:
+    """A job that failed after its model ran and for what it made (``output_rejected``):
+    its reservation is kept, as a synchronous request's charge is."""
+    return error is not None and error.get("code") in CHARGED_FAILURES
 
 
 class JobRunner:
@@ -120,7 +132,7 @@ class JobRunner:
             finished = await self._store.succeed(job_id, lease, result, self._clock())
         if finished is not None:  # this attempt held the lease: it settles the job
             await self._catalog.put(job_entry(finished))
-            if finished.status == FAILED:
+            if finished.status == FAILED and not charged_failure(finished.error):
                 await self._release_budget(job)
             await self._cleanup_inputs(finished)
             await self._webhooks.enqueue(finished)

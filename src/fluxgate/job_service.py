@@ -14,7 +14,7 @@ its webhook carries absolute URLs like the synchronous answer does. No secrets.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .auth import Principal
@@ -27,6 +27,7 @@ from .job_table import Job, JobQueue, JobStore, is_job_id, new_job_id
 from .params import GenerationParams, ReferenceImage
 from .records import GenerationRecord
 from .storage import ObjectStore
+from .variants import Variant
 from .webhooks import WebhookSender
 
 
@@ -70,10 +71,11 @@ class Jobs:
         mode: CacheMode,
         webhook_url: str | None,
         base_url: str = "",
+        variants: Sequence[Variant] = (),
     ) -> tuple[Job, Mapping[str, str]]:
         """The job, and the ``RateLimit-*`` headers of its submission (none for a cache
         hit, which is not counted). ``base_url``: the request's origin (see the module
-        docstring)."""
+        docstring). ``variants``: kept with the job, so that its result signs their URLs."""
         if webhook_url is not None:  # stored (and POSTed to) in its canonical spelling
             webhook_url = self._webhooks.check(webhook_url)
         job_id = new_job_id()
@@ -88,6 +90,8 @@ class Jobs:
             "mode": mode.value,
             "base_url": base_url,
         }
+        if variants:
+            request["variants"] = [v.name for v in variants]
         hit = await self._generator.cached(admission, params) if mode is CacheMode.NORMAL else None
         if hit is not None:  # a cache hit completes at once
             job = self._new(job_id, principal, request, webhook_url, hit.record)

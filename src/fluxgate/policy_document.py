@@ -44,6 +44,8 @@ from .ratelimit import AUTH_FAILURES_RULE
 log = logging.getLogger("fluxgate.policy")
 
 ModerationMode = Literal["off", "fail_open", "fail_closed"]
+OutputModerationMode = Literal["off", "flag", "block"]
+OutputModerationFailure = Literal["fail_open", "fail_closed"]
 _NAME = r"^[a-z][a-z0-9_]{0,31}$"
 
 # The ledger counts integer micro-dollars in SQLite's signed 64-bit integers (its
@@ -84,6 +86,16 @@ class Limits(BaseModel):
     max_steps: int = Field(50, ge=1, le=50)
     max_reference_images: int = Field(MAX_REFERENCE_IMAGES, ge=0, le=MAX_REFERENCE_IMAGES)
     moderation: ModerationMode = "off"
+    output_moderation: OutputModerationMode = Field(
+        "off",
+        description="The generated image is classified: off; flag (kept, the verdict "
+        "recorded); block (an unsafe image is refused with 422 output_rejected, never kept).",
+    )
+    output_moderation_failure: OutputModerationFailure = Field(
+        "fail_closed",
+        description="A classifier outage: fail_closed refuses (503 "
+        "output_moderation_unavailable, not charged); fail_open keeps the image unchecked.",
+    )
 
 
 class LimitOverrides(BaseModel):
@@ -101,6 +113,8 @@ class LimitOverrides(BaseModel):
     max_steps: int | None = Field(None, ge=1, le=50)
     max_reference_images: int | None = Field(None, ge=0, le=MAX_REFERENCE_IMAGES)
     moderation: ModerationMode | None = None
+    output_moderation: OutputModerationMode | None = None
+    output_moderation_failure: OutputModerationFailure | None = None
 
 
 class ModelLimits(BaseModel):

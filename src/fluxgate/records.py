@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from .models import spec_of
 from .params import GenerationParams
@@ -56,6 +57,10 @@ class GenerationRecord:
     policy_version: int = 1
     moderated: bool = False
     cache_key: str = ""
+    # The output classifier's verdict (``fluxgate.output_moderation``): None when the image
+    # was not checked (the tier's setting was off, or the classifier failed open), else
+    # {"verdict": "safe" | "flagged", "categories": [names], "classifier": model id}.
+    output_moderation: dict[str, Any] | None = None
 
     @classmethod
     def new(

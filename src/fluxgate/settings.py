@@ -80,6 +80,9 @@ class Settings(BaseModel):
     api_docs: bool = False
     # Browser origins allowed to call the API (cors.py): "*", or a comma-separated list.
     cors_allowed_origins: str = ""
+    # AI disclosure (disclosure.py): an IPTC "trainedAlgorithmicMedia" XMP packet in every
+    # stored image, originals and variants. Off: the model's bytes are stored as they are.
+    ai_disclosure: bool = True
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod

@@ -43,6 +43,7 @@ TRANSIENT_FAILURES = frozenset(
         "upstream_error",
         "storage_unavailable",
         "moderation_unavailable",
+        "output_moderation_unavailable",
     }
 )
 

@@ -2,15 +2,30 @@
 
 A variant is named ``<width>.<format>`` (``256.webp``). Only the widths and formats listed
 here exist: arbitrary sizes would let anyone with one signed URL make the gateway encode
-(and the store keep) unbounded numbers of files. Pydantic-free: the Workers file route
-imports this without loading FastAPI.
+(and the store keep) unbounded numbers of files. The gateway signs only names it parsed
+here, so a signed URL never names a variant outside the set.
+
+A variant is made on its first download (:class:`VariantMaker`), not when its URL is
+signed: asking costs nothing until a client fetches it. It is stored beside its original
+under ``variants/<original sha256>/<width>.<format>`` and served from there ever after.
+Pydantic-free: the Workers file route imports this without loading FastAPI.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
+from .disclosure import DisclosureError, mark
+from .errors import ApiError
 from .image_bytes import ImageBytes
+from .images import ImageFormatError, inspect_image
+from .storage import ObjectInfo, ObjectStore
+
+log = logging.getLogger("fluxgate.variants")
 
 WIDTHS = (128, 256, 512, 1024)
 FORMATS = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}
@@ -28,3 +43,210 @@ class ImageTransformer(Protocol):
         kept, encoded as ``fmt`` (a key of :data:`FORMATS`); metadata is not carried over.
         Raises :class:`TransformError`."""
         ...
+
+
+MAX_REQUESTED = len(WIDTHS) * len(FORMATS)  # every variant once; more can only be repeats
+_NAME = re.compile(r"^([0-9]{1,4})\.([a-z]{3,4})$")
+_ORIGINAL_KEY = re.compile(r"^images/([0-9a-f]{64})\.(?:png|jpg|webp)$")
+VARIANTS_PREFIX = "variants/"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One width and format of the fixed set, e.g. ``Variant(256, "webp")``."""
+
+    width: int
+    fmt: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.width}.{self.fmt}"
+
+    @property
+    def content_type(self) -> str:
+        return FORMATS[self.fmt]
+
+    @classmethod
+    def parse(cls, name: str) -> Variant | None:
+        """``"256.webp"`` as a variant, or ``None`` when it names none of the set."""
+        match = _NAME.match(name)
+        if match is None:
+            return None
+        width, fmt = int(match.group(1)), match.group(2)
+        if width not in WIDTHS or fmt not in FORMATS or match.group(1) != str(width):
+            return None
+        return cls(width, fmt)
+
+
+def invalid_variant(name: str, param: str) -> ApiError:
+    widths = ", ".join(str(w) for w in WIDTHS)
+    return ApiError(
+        400,
+        "invalid_variant",
+        f"'{name[:40]}' is not a variant: name one as WIDTH.FORMAT with a width of {widths} "
+        f"and a format of {', '.join(FORMATS)} (e.g. '256.webp').",
+        param=param,
+    )
+
+
+def parse_variants(names: Iterable[str], param: str = "variants") -> tuple[Variant, ...]:
+    """The variants a request names, in its order, repeats dropped; ``400 invalid_variant``
+    for a name outside the set (the whole request is refused, never a partial answer)."""
+    found: dict[Variant, None] = {}
+    for index, name in enumerate(names):
+        variant = Variant.parse(name)
+        if variant is None:
+            raise invalid_variant(name, f"{param}[{index}]")
+        found[variant] = None
+    return tuple(found)
+
+
+def variants_query(value: str | None) -> tuple[Variant, ...]:
+    """``?variants=256.webp,512.avif`` (``GET /v1/images/{id}``), as :func:`parse_variants`."""
+    if not value:
+        return ()
+    names = [name.strip() for name in value.split(",")]
+    if len(names) > MAX_REQUESTED:
+        raise ApiError(
+            400,
+            "invalid_variant",
+            f"At most {MAX_REQUESTED} variants may be asked for.",
+            param="variants",
+        )
+    return parse_variants(names)
+
+
+def unavailable() -> ApiError:
+    """A deployment that cannot make variants refuses to hand out links that would fail."""
+    return ApiError(
+        501,
+        "variants_unavailable",
+        "Image variants are not available on this deployment (no Images binding on a "
+        "Worker; Pillow not installed locally: pip install 'fluxgate[local]').",
+        param="variants",
+    )
+
+
+def variant_failed() -> ApiError:
+    return ApiError(502, "variant_failed", "The image service could not make this variant.")
+
+
+def original_digest(original_key: str) -> str | None:
+    """The SHA-256 an original's key names (``images/<sha256>.<ext>``), else ``None``."""
+    match = _ORIGINAL_KEY.match(original_key)
+    return match.group(1) if match else None
+
+
+def variant_key(original_key: str, variant: Variant) -> str:
+    """Where a variant is stored: ``variants/<original sha256>/<width>.<format>``. Derived
+    from the original's content hash, so it never changes and never collides."""
+    digest = original_digest(original_key)
+    if digest is None:
+        raise ValueError(f"not an original's key: {original_key!r}")
+    return f"{VARIANTS_PREFIX}{digest}/{variant.name}"
+
+
+def variant_etag(original_key: str, variant: Variant) -> str:
+    """``"<sha256>-<width>.<format>"``: a strong tag, known from the path alone.
+
+    Under one key exactly one representation is ever stored: the original is content
+    addressed, and the variant is made from it by a fixed recipe (width, format, quality,
+    and the original's own disclosure fields), so every making gives the same image. Two
+    first requests racing may both make it; each writes that same image.
+    """
+    return f'"{original_digest(original_key)}-{variant.name}"'
+
+
+# Cloudflare Images encodes AVIF up to 1,200 px on either side and answers another format
+# past that (developers.cloudflare.com/images/get-started/limits/ (AVIF)). Both runtimes
+# keep to it, so that a variant is the same size wherever it is made.
+AVIF_MAX_SIDE = 1200
+
+
+def target_width(variant: Variant, width: int, height: int) -> int:
+    """The width to ask the transformer for, for an original of ``width`` x ``height``:
+    the variant's (never more than the original's: variants only scale down), narrowed for
+    AVIF until the height fits :data:`AVIF_MAX_SIDE` (a 1024-wide AVIF of a 1024x1920
+    original is 640x1200)."""
+    wanted = min(variant.width, width)
+    if variant.fmt == "avif" and wanted * height > AVIF_MAX_SIDE * width:
+        wanted = max(1, AVIF_MAX_SIDE * width // height)
+    return wanted
+
+
+def is_format(head: bytes, fmt: str) -> bool:
+    """Whether an image's first 16 bytes are those of ``fmt``'s container."""
+    if fmt == "png":
+        return head.startswith(b"\x89PNG\r\n\x1a\n")
+    if fmt == "jpeg":
+        return head.startswith(b"\xff\xd8\xff")
+    if fmt == "webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    return head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")
+
+
+def _created(metadata: Mapping[str, str]) -> int | None:
+    value = metadata.get("created", "")
+    return int(value) if value.isdigit() and len(value) < 16 else None
+
+
+@dataclass(frozen=True)
+class VariantMaker:
+    """Makes a variant the first time it is asked for and keeps it beside its original.
+
+    ``ensure`` is idempotent, not exclusive: two first requests at once may both make the
+    variant (there is no lock across isolates, and taking one would cost more than the
+    rare duplicate encode); each writes the same image under the same key, so the second
+    write changes nothing a client can see.
+    """
+
+    objects: ObjectStore
+    transformer: ImageTransformer
+    disclose: bool = True  # mark each variant as AI-generated (the ``ai_disclosure`` setting)
+
+    async def ensure(self, original_key: str, variant: Variant) -> ObjectInfo | None:
+        """The variant's stored info, made now if missing; ``None`` when the original is
+        gone (then nothing is made). Raises ``502 variant_failed`` when the transformer
+        (or the marking of its output) fails."""
+        key = variant_key(original_key, variant)
+        existing = await self.objects.head(key)
+        if existing is not None:
+            return existing
+        source = await self.objects.head(original_key)
+        image = None if source is None else await self.objects.read_image(original_key)
+        if source is None or image is None:
+            return None
+        made = await self._make(image, variant, source.custom_metadata)
+        metadata = {"original": original_key, "variant": variant.name}
+        for name in ("model", "created"):
+            if name in source.custom_metadata:
+                metadata[name] = source.custom_metadata[name]
+        return await self.objects.put(
+            key, made, content_type=variant.content_type, custom_metadata=metadata
+        )
+
+    async def _make(
+        self, image: ImageBytes, variant: Variant, metadata: Mapping[str, str]
+    ) -> ImageBytes:
+        try:
+            info = inspect_image(image.head())
+            width = target_width(variant, info.width, info.height)
+            made = await self.transformer.transform(image, width, variant.fmt)
+        except ImageFormatError as exc:
+            log.error("variant %s: the original is unreadable: %s", variant.name, exc)
+            raise variant_failed() from exc
+        except TransformError as exc:
+            log.error("variant %s failed: %s", variant.name, exc)
+            raise variant_failed() from exc
+        if not is_format(made.head(16), variant.fmt):
+            # A service may answer another codec as its "best effort" (the Images binding
+            # with AVIF past its side limit): never store it under the name of another.
+            log.error("variant %s: the transformer answered another format", variant.name)
+            raise variant_failed()
+        if not self.disclose:
+            return made
+        try:
+            return await mark(made, variant.fmt, metadata.get("model"), _created(metadata))
+        except DisclosureError as exc:
+            log.error("variant %s could not be marked: %s", variant.name, exc)
+            raise variant_failed() from exc

@@ -735,6 +735,43 @@ async def case_worker_file_route_does_not_import_pydantic_or_fastapi():
 # -- runner -----------------------------------------------------------------------------
 
 
+# -- AI disclosure: JsImage.splice and image_url (the marked file assembled in JS) ------
+
+
+async def case_js_image_splice_marks_in_js_as_in_python():
+    from fluxgate.disclosure import mark
+    from fluxgate.edge.ffi import js_bytes
+    from fluxgate.edge.image_buffer import JsImage
+    from fluxgate.image_bytes import InProcessImage
+
+    data = render_png(64, 48, hashlib.sha256(b"splice").digest())
+    marked = await mark(JsImage(js_bytes(data)), "png", "gen/x", 1_700_000_000)
+    expected = await mark(InProcessImage(data), "png", "gen/x", 1_700_000_000)
+    assert type(marked) is JsImage and marked.array.constructor.name == "Uint8Array"
+    assert marked.size == expected.size and marked.python_bytes() == expected.python_bytes()
+    assert await marked.sha256() == hashlib.sha256(expected.python_bytes()).hexdigest()
+    assert b"trainedAlgorithmicMedia" in marked.python_bytes()
+    spliced = JsImage(js_bytes(b"abcdef")).splice([(4, 6), b"--", (0, 2), b""])
+    assert spliced.python_bytes() == b"ef--ab"
+
+
+async def case_js_image_url_is_a_js_object_that_survives_js_object():
+    import base64
+
+    from fluxgate.edge.ffi import js_bytes, js_object
+    from fluxgate.edge.image_buffer import JsImage
+
+    data = render_png(32, 32, hashlib.sha256(b"url").digest())
+    url = JsImage(js_bytes(data)).image_url("image/png")
+    assert isinstance(url, JsProxy) and url.constructor.name == "Object"
+    assert list(Object.keys(url)) == ["url"]
+    expected = "data:image/png;base64," + base64.b64encode(data).decode()
+    assert url.url == expected
+    # As the moderation call sends it: a Python dict holding it, converted by js_object.
+    inputs = js_object({"messages": [{"content": [{"image_url": url}]}]})
+    assert inputs.messages[0].content[0].image_url.url == expected
+
+
 async def run(only=()):
     results = []
     for name, case in [(n, f) for n, f in globals().items() if n.startswith("case_")]:

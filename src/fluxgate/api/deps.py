@@ -53,7 +53,7 @@ ERRORS = error_responses(
         415: "Unsupported content type",
         429: "Rate limit, daily budget or upstream rate limit",
         502: "Model failure",
-        503: "Model out of capacity, moderation or storage unavailable",
+        503: "Model out of capacity, prompt or output moderation, or storage unavailable",
         504: "Model timeout",
     }
 )
@@ -81,6 +81,8 @@ def error_response(error: ApiError) -> Response:
 
 # Refusals worth an audit line: not typos of a path (404/405) and not our own faults (5xx).
 _AUDITED = {400, 401, 403, 409, 413, 415, 429}
+# Refusals audited whatever their status: a generated image output moderation refused.
+_AUDITED_CODES = {"output_rejected"}
 
 
 def audit_refusal(
@@ -92,7 +94,7 @@ def audit_refusal(
     path: str,
 ) -> None:
     """The audit line of a refused request (the app's error handlers, the direct path)."""
-    if error.status not in _AUDITED:
+    if error.status not in _AUDITED and error.code not in _AUDITED_CODES:
         return
     audit(
         "request.refused",

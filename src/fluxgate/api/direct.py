@@ -38,8 +38,9 @@ from ..generation import Outcome
 from ..image_bytes import ImageBytes
 from ..prompt_policy import audit_prompt
 from ..ratelimit import FailedAttempts
+from ..variants import Variant
 from .deps import ClientAddress, Resolver, audit_refusal
-from .images import generation_answered, resolved_params
+from .images import generation_answered, requested_variants, resolved_params
 from .request_body import declared_length, media_type, parse_json_generation
 from .schemas import GenerationRequest
 
@@ -107,6 +108,7 @@ class _Admitted:
     principal: Principal
     body: GenerationRequest
     run: Callable[[], Awaitable[Outcome]]
+    variants: tuple[Variant, ...] = ()
 
 
 class DirectPath:
@@ -125,7 +127,7 @@ class DirectPath:
             return None
         try:
             outcome = await admitted.run()
-            return self._present(gw, outcome, admitted.body, request.base_url)
+            return self._present(gw, outcome, admitted, request.base_url)
         except ApiError as error:
             audit_refusal(
                 error,
@@ -154,6 +156,7 @@ class DirectPath:
         if body.run_async or body.webhook_url is not None:
             return None
         params = resolved_params(body, references, gw)
+        variants = requested_variants(body, gw)
         principal = principal.as_end_user(body.end_user)
         admission = await gw.generator.admit(principal, params)
         if admission.moderation != "off":  # moderation calls a model before answering
@@ -164,12 +167,11 @@ class DirectPath:
         def run() -> Awaitable[Outcome]:
             return gw.generator.serve(admission, params, mode, want_bytes=want_bytes)
 
-        return _Admitted(principal, body, run)
+        return _Admitted(principal, body, run, variants)
 
     @staticmethod
-    def _present(
-        gw: Gateway, outcome: Outcome, body: GenerationRequest, base_url: str
-    ) -> DirectAnswer:
+    def _present(gw: Gateway, outcome: Outcome, admitted: _Admitted, base_url: str) -> DirectAnswer:
+        body = admitted.body
         image = outcome.image if body.response_format == "b64_json" else None
         generation = gw.presenter.generation(
             outcome.record,
@@ -177,6 +179,7 @@ class DirectPath:
             cached=outcome.cache == "HIT",
             url_ttl=body.url_ttl_seconds,
             b64_json=_B64_MARK if image is not None else None,
+            variants=admitted.variants,
         )
         headers = {
             "content-type": "application/json",

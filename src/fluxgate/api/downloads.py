@@ -1,7 +1,10 @@
-"""Signed downloads through FastAPI: ``GET|HEAD /v1/files/images/<sha256>.<ext>``.
+"""Signed downloads through FastAPI: ``GET|HEAD /v1/files/images/<sha256>.<ext>`` and its
+variants, ``.../images/<sha256>.<ext>/<width>.<format>``.
 
 The local runtime serves them here. On Workers the same URLs are answered before FastAPI
 is involved (:mod:`fluxgate.edge.files`); both read their rules from :mod:`fluxgate.files`.
+A variant is made on its first request (:class:`~fluxgate.variants.VariantMaker`) and then
+served like an original: the same Range, HEAD and conditional requests.
 """
 
 from typing import Any
@@ -12,13 +15,14 @@ from fastapi.responses import Response, StreamingResponse
 from .. import files
 from ..errors import not_found
 from ..gateway import Gateway
+from ..variants import unavailable
 from .deps import Gw
 from .schemas import ErrorBody
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
-        "description": "The image",
+        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/avif": {}},
+        "description": "The image, or the variant the path names (made on first request)",
     },
     206: {"description": "Partial content (a `Range` request)"},
     304: {"description": "Not modified"},
@@ -26,6 +30,8 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such file"},
     405: {"model": ErrorBody, "description": "Only GET and HEAD"},
     416: {"model": ErrorBody, "description": "Range outside the file"},
+    501: {"model": ErrorBody, "description": "Variants are not available on this deployment"},
+    502: {"model": ErrorBody, "description": "The variant could not be made"},
     503: {"model": ErrorBody, "description": "File access not configured"},
 }
 
@@ -42,21 +48,28 @@ router = APIRouter(tags=["images"])
 )
 async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
     now = gw.clock()
-    key, expires = files.authorize(
+    target, expires = files.authorize(
         request.url.path, request.query_params, request.method, gw.signer, now
     )
-    headers = files.response_headers(key, expires, now)
+    if target.variant is not None and gw.variants is None:
+        raise unavailable()
+    key = target.object_key
+    headers = files.response_headers(target, expires, now)
     if files.matches_if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     range_header = request.headers.get("range")
     if request.method == "GET" and not range_header:  # the common case: one storage call
         obj = await gw.objects.get(key)
+        if obj is None and await _made(gw, target):
+            obj = await gw.objects.get(key)
         if obj is None:
             await _drop_stale_entry(gw, request)
             raise not_found("file")
         headers["Content-Length"] = str(obj.info.size)
         return StreamingResponse(obj.chunks, headers=headers, media_type=obj.info.content_type)
     info = await gw.objects.head(key)
+    if info is None and await _made(gw, target):
+        info = await gw.objects.head(key)
     if info is None:
         await _drop_stale_entry(gw, request)
         raise not_found("file")
@@ -75,6 +88,14 @@ async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
     return StreamingResponse(
         obj.chunks, status_code=206, headers=headers, media_type=info.content_type
     )
+
+
+async def _made(gw: Gateway, target: files.FileTarget) -> bool:
+    """Make a missing variant from its original; ``False`` for an original (nothing to
+    make) or when the original is gone."""
+    if target.variant is None or gw.variants is None:
+        return False
+    return await gw.variants.ensure(target.original_key, target.variant) is not None
 
 
 async def _drop_stale_entry(gw: Gateway, request: Request) -> None:

@@ -1,8 +1,8 @@
 """Image routes: generate (synchronously or as a job), edit, read or list generations."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
@@ -16,6 +16,7 @@ from ..idempotency_store import StoredResponse
 from ..params import GenerationParams, ReferenceImage
 from ..prompt_policy import audit_prompt
 from ..request_context import note_generation
+from ..variants import Variant, parse_variants, unavailable, variants_query
 from .deps import ERRORS, Caller, Gw, authenticated, error_responses, gateway
 from .idempotent import Answer, idempotently, replayed, response
 from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
@@ -79,6 +80,16 @@ def resolved_params(
     return generation_params(body, references, spec, gw.served_name(spec))
 
 
+def requested_variants(body: GenerationRequest, gw: Gateway) -> tuple[Variant, ...]:
+    """The variants a request asks for (this route's and the direct path's): validated
+    (``400 invalid_variant``), repeats dropped, and refused with ``501
+    variants_unavailable`` where they could not be made, before anything is generated."""
+    variants = parse_variants(body.variants or ())
+    if variants and gw.variants is None:
+        raise unavailable()
+    return variants
+
+
 async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit: bool) -> Response:
     principal.require(SCOPE_GENERATE)
     body, references = await parse_generation(
@@ -88,6 +99,7 @@ async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit
         edit=edit,
     )
     params = resolved_params(body, references, gw)
+    variants = requested_variants(body, gw)
     principal = principal.as_end_user(body.end_user)
     request.state.principal = principal
     # for the audit log of refusals: raw and bounded; the policy normalises it, once
@@ -98,8 +110,8 @@ async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit
     async def answer() -> Answer:
         if body.run_async or prefer_async:
             hook = body.webhook_url
-            return await _submit(request, gw, principal, params, mode, hook, prefer_async)
-        return await _sync(request, gw, principal, params, mode, body)
+            return await _submit(request, gw, principal, params, mode, hook, prefer_async, variants)
+        return await _sync(request, gw, principal, params, mode, body, variants)
 
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -110,6 +122,7 @@ async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit
         "async": body.run_async or prefer_async,
         "webhook_url": body.webhook_url,
         "cache": mode.value,
+        "variants": [v.name for v in variants],
     }
     request_hash = fingerprint("edits" if edit else "generations", params, asked)
     begun = await gw.idempotency.begin(principal, checked_key(key), request_hash)
@@ -125,6 +138,7 @@ async def _sync(
     params: GenerationParams,
     mode: CacheMode,
     body: GenerationRequest,
+    variants: tuple[Variant, ...],
 ) -> Answer:
     if body.webhook_url is not None:
         raise ApiError(
@@ -142,6 +156,7 @@ async def _sync(
         cached=outcome.cache == "HIT",
         url_ttl=body.url_ttl_seconds,
         b64_json=await image.base64() if image is not None else None,
+        variants=variants,
     )
     return Answer(
         200,
@@ -187,8 +202,10 @@ _IDEMPOTENCY: dict[str, Any] = {
 _IDEMPOTENCY_ERRORS = error_responses(
     {
         409: "A request with this Idempotency-Key is still running (Retry-After)",
-        422: "This Idempotency-Key was used for a different request",
-        501: "Idempotency-Key or async generations are not available on this deployment",
+        422: "output_rejected: output moderation refused the generated image (charged; "
+        "category, categories); or idempotency_key_reused: this Idempotency-Key was used "
+        "for a different request",
+        501: "Idempotency-Key, async generations or variants are not available on this deployment",
     }
 )
 
@@ -205,11 +222,14 @@ async def _submit(
     mode: CacheMode,
     webhook_url: str | None,
     prefer_async: bool,
+    variants: tuple[Variant, ...],
 ) -> Answer:
     if gw.jobs is None:
         raise ApiError(501, "async_unavailable", "Async generations are not configured here.")
     base_url = str(request.base_url)
-    job, pace = await gw.jobs.submit(principal, params, mode, webhook_url, base_url=base_url)
+    job, pace = await gw.jobs.submit(
+        principal, params, mode, webhook_url, base_url=base_url, variants=variants
+    )
     body = gw.presenter.job(job, base_url)
     headers = {"Location": body["status_url"], "Cache-Control": "no-store", **pace}
     if prefer_async:
@@ -247,16 +267,34 @@ async def edit(request: Request) -> Response:
     return await _generate(request, gw, await authenticated(request, gw), edit=True)
 
 
+_VARIANTS_QUERY = Query(
+    max_length=256,
+    description="Variants to sign URLs for, comma-separated (e.g. `256.webp,512.avif`): "
+    "answered in `data[0].variants`.",
+)
+
+
 @router.get(
     "/v1/images/{image_id}",
     response_model=Generation,
-    responses=ERRORS,
-    summary="A generation's metadata, with a freshly signed URL",
+    responses={**ERRORS, **error_responses({501: "Variants are not available here"})},
+    summary="A generation's metadata, with a freshly signed URL (and variant URLs)",
 )
-async def get_image(request: Request, image_id: str, gw: Gw, principal: Caller) -> JSONResponse:
+async def get_image(
+    request: Request,
+    image_id: str,
+    gw: Gw,
+    principal: Caller,
+    variants: Annotated[str | None, _VARIANTS_QUERY] = None,
+) -> JSONResponse:
     principal.require(SCOPE_READ)
+    wanted = variants_query(variants)
+    if wanted and gw.variants is None:
+        raise unavailable()
     record = await gw.generator.record(image_id, principal)
-    body = gw.presenter.generation(record, base_url=str(request.base_url), cached=False)
+    body = gw.presenter.generation(
+        record, base_url=str(request.base_url), cached=False, variants=wanted
+    )
     return JSONResponse(body.to_json(), headers={"Cache-Control": "no-store"})
 
 

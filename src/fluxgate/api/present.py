@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..catalog import Entry
-from ..files import object_path
+from ..files import object_path, variant_path
 from ..job_table import Job
 from ..records import GenerationRecord
 from ..settings import Settings
 from ..signing import UrlSigner
-from .schemas import Cost, Generation, ImageData
+from ..variants import Variant, parse_variants
+from .schemas import Cost, Generation, ImageData, OutputModeration
 
 
 class Presenter:
@@ -43,9 +44,23 @@ class Presenter:
 
     def _sign(self, object_key: str, cache_key: str, base_url: str, ttl: int) -> tuple[str, int]:
         expires = int(self._clock()) + ttl
-        path = object_path(object_key)
+        return self._sign_path(object_path(object_key), cache_key, base_url, expires), expires
+
+    def _sign_path(self, path: str, cache_key: str, base_url: str, expires: int) -> str:
         query = self._signer.sign(path, expires, cache_key=cache_key)
-        return f"{self._origin(base_url)}{path}?{query}", expires
+        return f"{self._origin(base_url)}{path}?{query}"
+
+    def variant_urls(
+        self, record: GenerationRecord, variants: tuple[Variant, ...], base_url: str, expires: int
+    ) -> dict[str, str]:
+        """A signed URL per variant, expiring with the image's own URL. Only names the
+        request validated are signed, so no signed URL names a variant outside the set."""
+        return {
+            v.name: self._sign_path(
+                variant_path(record.object_key, v), record.cache_key, base_url, expires
+            )
+            for v in variants
+        }
 
     def generation(
         self,
@@ -55,13 +70,20 @@ class Presenter:
         cached: bool,
         url_ttl: int | None = None,
         b64_json: str | None = None,
+        variants: tuple[Variant, ...] = (),
     ) -> Generation:
-        """``b64_json``: answer with the image (base64) instead of a signed URL."""
+        """``b64_json``: answer with the image (base64) instead of a signed URL.
+        ``variants``: signed URLs of these variants too (``data[0].variants``)."""
+        ttl = self.url_ttl(url_ttl)
         if b64_json is not None:
+            expires = int(self._clock()) + ttl
             data = ImageData(b64_json=b64_json)
         else:
-            url, expires = self.signed_url(record, base_url, self.url_ttl(url_ttl))
+            url, expires = self.signed_url(record, base_url, ttl)
             data = ImageData(url=url, expires_at=expires)
+        if variants:
+            signed = self.variant_urls(record, variants, base_url, expires)
+            data = data.model_copy(update={"variants": signed})
         cost = record.cost()
         return Generation(
             id=record.id,
@@ -79,6 +101,7 @@ class Presenter:
             reference_images=record.reference_images,
             cached=cached,
             cost=Cost.model_validate(cost.as_dict(charged=record.charged and not cached)),
+            output_moderation=_verdict(record),
         )
 
     def job(self, job: Job, base_url: str) -> dict[str, Any]:
@@ -95,7 +118,10 @@ class Presenter:
         if job.result is not None:
             record = GenerationRecord.from_dict(job.result["record"])
             cached = bool(job.result.get("cached"))
-            body["result"] = self.generation(record, base_url=base_url, cached=cached).to_json()
+            variants = parse_variants(job.request.get("variants") or ())
+            body["result"] = self.generation(
+                record, base_url=base_url, cached=cached, variants=variants
+            ).to_json()
         if job.error is not None:
             body["error"] = job.error
         if job.webhook_url is not None:
@@ -137,3 +163,9 @@ class Presenter:
             "image_id": entry.summary.get("image_id"),
             "error": entry.summary.get("error"),
         }
+
+
+def _verdict(record: GenerationRecord) -> OutputModeration | None:
+    """The record's output moderation verdict (null when unchecked, or an older record)."""
+    found = record.output_moderation
+    return None if found is None else OutputModeration.model_validate(found)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -11,9 +12,20 @@ from pydantic_core import PydanticCustomError
 from ..models import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from ..policy_document import LimitOverrides
 from ..tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
+from ..variants import FORMATS, MAX_REQUESTED, WIDTHS
 
 MAX_SEED = 2**53 - 1
 _SIZE = re.compile(r"^(auto|[0-9]{3,4}x[0-9]{3,4})$")
+
+
+# A variant's name (checked against the set by the route: ``400 invalid_variant``).
+VariantName = Annotated[
+    str,
+    Field(
+        max_length=16,
+        json_schema_extra={"enum": [f"{w}.{f}" for w in WIDTHS for f in FORMATS]},
+    ),
+]
 
 
 def _end_user_id(description: str) -> Any:
@@ -87,10 +99,33 @@ class GenerationRequest(BaseModel):
         max_length=2048,
         description="With async: POSTed the signed result when the job ends (https).",
     )
+    variants: list[VariantName] | None = Field(
+        None,
+        max_length=MAX_REQUESTED,
+        description="Variants to sign URLs for, as WIDTH.FORMAT: widths "
+        f"{', '.join(str(w) for w in WIDTHS)}, formats {', '.join(FORMATS)} (e.g. "
+        "['256.webp', '512.avif']; in a form, a comma-separated list). Answered in "
+        "`data[0].variants`; each is made on its first download. Repeats are dropped; a "
+        "name outside the set is `400 invalid_variant`.",
+    )
     input_image_0: str | None = Field(None, description="Reference image: base64 or a data: URL.")
     input_image_1: str | None = None
     input_image_2: str | None = None
     input_image_3: str | None = None
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _variants_list(cls, value: Any) -> Any:
+        """A form sends text: ``256.webp,512.avif`` (or a JSON array) is the list."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return value
+        return [name.strip() for name in text.split(",")] if text else []
 
     @field_validator("size")
     @classmethod
@@ -133,6 +168,14 @@ class ImageData(BaseModel):
     url: str | None = Field(None, description="Absolute signed URL of the image.")
     expires_at: int | None = Field(None, description="Unix time after which the URL is refused.")
     b64_json: str | None = None
+    variants: dict[str, str] | None = Field(
+        None,
+        description="A signed URL per variant asked for ('256.webp': url), expiring with "
+        "`expires_at`. Each is made on its first download, then kept.",
+        examples=[
+            {"256.webp": "https://fluxgate.example/v1/files/images/<sha256>.png/256.webp?..."}
+        ],
+    )
 
 
 class Cost(BaseModel):
@@ -141,6 +184,16 @@ class Cost(BaseModel):
     input_tiles: int
     estimated_usd: float = Field(description="What the model call costs at the published price.")
     charged_usd: float = Field(description="What this request spent: 0 on a cache hit.")
+
+
+class OutputModeration(BaseModel):
+    """What output moderation said about a generated image (a cache hit inherits it)."""
+
+    verdict: Literal["safe", "flagged"]
+    categories: list[str] = Field(description="Hazard categories, by name; empty when safe.")
+    classifier: str = Field(
+        description="The classifier's model id (placeholder/image-classifier offline)."
+    )
 
 
 class Generation(BaseModel):
@@ -160,6 +213,10 @@ class Generation(BaseModel):
     reference_images: list[str] = Field(description="SHA-256 of each reference image.")
     cached: bool
     cost: Cost
+    output_moderation: OutputModeration | None = Field(
+        description="The output classifier's verdict on this image; null when it was not "
+        "checked (the tier's output_moderation is off, or the classifier failed open)."
+    )
 
     def to_json(self) -> dict[str, Any]:
         """JSON body; each ``data`` item carries only the fields of its response format."""
@@ -174,6 +231,14 @@ class ErrorDetail(BaseModel):
     type: str
     param: str | None = None
     reason: str | None = Field(None, description="Policy reason code, for prompt_rejected.")
+    category: str | None = Field(
+        None,
+        description="prompt_rejected (moderation) and output_rejected: the first hazard "
+        "category (e.g. violent_crimes).",
+    )
+    categories: list[str] | None = Field(
+        None, description="prompt_rejected (moderation) and output_rejected: every category."
+    )
     request_id: str | None = Field(
         None, description="The request's id (also in the X-Request-Id header): quote it."
     )
@@ -356,6 +421,10 @@ class JobError(BaseModel):
     status: int
     code: str
     message: str
+    category: str | None = Field(None, description="output_rejected: the first category.")
+    categories: list[str] | None = Field(
+        None, description="output_rejected: every category the image was refused for."
+    )
 
 
 class JobBody(BaseModel):

@@ -19,6 +19,7 @@ from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..generation import Outcome
 from ..logs import send_to_stderr
 from ..moderation import GuardModerator
+from ..output_moderation import ScoutImageModerator
 from ..ratelimit import FailedAttempts
 from ..records import GenerationRecord
 from ..settings import ConfigError, Settings, admin_token_from
@@ -34,6 +35,7 @@ from .ffi import js_object, js_text
 from .files import error_response
 from .idempotency import idempotency_from_env
 from .image_buffer import JsImage, json_around
+from .images import transformer_from_env
 from .jobs import FetchPoster, WorkersJobStore, WorkersQueue
 from .kv import WorkersKV
 from .ledger import WorkersLedger
@@ -77,12 +79,14 @@ def ports_from_env(env: Any) -> Ports:
         limiter=WorkersRateLimiter(env),
         ledger=WorkersLedger(env.BUDGETS),
         moderator=GuardModerator(WorkersAIRunner(env.AI)),
+        image_moderator=ScoutImageModerator(WorkersAIRunner(env.AI)),
         admin_token=admin_token_from(env_text(env, "ADMIN_TOKEN")),
         coalescer=coalescer_from_env(env),
         jobs=jobs_from_env(env),
         catalog=catalog_from_env(env),
         usage_events=usage_events_from_env(env),
         idempotency=idempotency_from_env(env),
+        transformer=transformer_from_env(env),
     )
 
 

@@ -96,7 +96,11 @@ class DurableCoalescer:
         if role[0] == "failed":
             error = json.loads(role[1])
             raise ApiError(
-                error["status"], error["code"], error["message"], headers=error.get("headers") or {}
+                error["status"],
+                error["code"],
+                error["message"],
+                headers=error.get("headers") or {},
+                **(error.get("extra") or {}),
             )
         if role[0] == "timeout":
             log.warning("coalescing leader did not report in time; generating")
@@ -109,6 +113,7 @@ class DurableCoalescer:
                 "code": exc.code,
                 "message": exc.message,
                 "headers": exc.headers,
+                "extra": exc.extra,  # output_rejected's categories, say
             }
             await stub.finish(to_js(["failed", json.dumps(failure)]))
             raise

@@ -33,6 +33,7 @@ SETTING_NAMES = (
     "JOB_MAX_ATTEMPTS",
     "API_DOCS",
     "CORS_ALLOWED_ORIGINS",
+    "AI_DISCLOSURE",
 )
 
 _signers: dict[str, UrlSigner] = {}
@@ -41,6 +42,18 @@ _signers: dict[str, UrlSigner] = {}
 def env_text(env: Any, name: str) -> str | None:
     value = getattr(env, name, None)
     return value if isinstance(value, str) and value else None
+
+
+# The spellings of a boolean setting that pydantic (``Settings``) accepts.
+_TRUE = {"1", "on", "t", "true", "y", "yes"}
+_FALSE = {"0", "off", "f", "false", "n", "no"}
+
+
+def env_flag(env: Any, name: str, *, default: bool) -> bool:
+    """A boolean var read without pydantic (the file route's), as ``Settings`` reads it;
+    unset or unreadable: ``default``."""
+    text = (env_text(env, name) or "").strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else default
 
 
 def env_settings(env: Any) -> dict[str, str]:

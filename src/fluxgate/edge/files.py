@@ -7,6 +7,12 @@ the edge after the first; the cached copy is public and immutable (the key is th
 hash) while the client gets ``private`` caching bounded by its URL. ``Range`` requests go
 to R2 directly (which reads the header itself); ``If-None-Match`` is answered from the
 path alone.
+
+A variant (``.../images/<sha256>.<ext>/<width>.<format>``) is served the same way from its
+own key (``variants/<sha256>/<width>.<format>``), cached at the edge under that key. When
+R2 does not have it yet, a :class:`~fluxgate.variants.VariantMaker` makes it
+through the Images binding (the bytes stay in JS) and stores it, then it is served; a
+Worker without the binding answers ``501 variants_unavailable``.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from js import Response, caches
 from .. import files
 from ..errors import INTERNAL_ERROR, ApiError, not_found
 from ..signing import SigningConfigError
-from .config import signer_from_env
+from ..variants import VariantMaker, unavailable
+from .config import env_flag, signer_from_env
 from .ffi import is_nullish, js_object, js_text, unwrap, wait_until
+from .images import transformer_from_env
+from .r2 import WorkersR2
 
 log = logging.getLogger("fluxgate.edge.files")
 
@@ -55,6 +64,8 @@ async def serve_file(request: Any, env: Any, ctx: Any = None, bucket_name: str =
     """
     try:
         return await _serve_file(request, env, ctx, bucket_name)
+    except ApiError as exc:  # making a variant failed, or the gateway is misconfigured
+        return error_response(exc)
     except Exception:
         log.exception("unhandled error in the file route")
         return error_response(INTERNAL_ERROR)
@@ -72,10 +83,14 @@ async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any
         misconfigured = ApiError(503, "server_misconfigured", "File access is not configured.")
         return error_response(misconfigured)
     try:
-        key, expires = files.authorize(url.path, query, method, signer, now)
+        target, expires = files.authorize(url.path, query, method, signer, now)
     except ApiError as exc:
         return error_response(exc)
-    headers = files.response_headers(key, expires, now)
+    maker = _variant_maker(env, bucket_name) if target.variant is not None else None
+    if target.variant is not None and maker is None:
+        return error_response(unavailable())
+    key = target.object_key
+    headers = files.response_headers(target, expires, now)
     if files.matches_if_none_match(js_text(request.headers.get("if-none-match")), headers["ETag"]):
         return _respond(None, 304, headers)
 
@@ -88,8 +103,10 @@ async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any
     )
     if method == "HEAD":
         obj = await bucket.head(key)
+        if is_nullish(obj) and await _made(maker, target):
+            obj = await bucket.head(key)
     elif range_header:
-        return await _serve_range(bucket, key, request, headers, env, query)
+        return await _serve_range(bucket, target, maker, request, headers, env, query)
     else:
         if cache_url is not None:
             cached = await caches.default.match(cache_url)
@@ -99,6 +116,8 @@ async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any
                 headers["X-Edge-Cache"] = "HIT"
                 return _respond(cached.body, 200, {k: v for k, v in headers.items() if v})
         obj = await bucket.get(key)
+        if is_nullish(obj) and await _made(maker, target):
+            obj = await bucket.get(key)
     if is_nullish(obj):
         await _drop_stale_entry(env, query)
         return error_response(not_found("file"))
@@ -132,10 +151,42 @@ async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any
     return _respond(for_client, 200, headers)
 
 
+def _variant_maker(env: Any, bucket_name: str) -> VariantMaker | None:
+    """A maker over this bucket and the Images binding (``None`` without the binding).
+
+    Built from the bindings themselves, not the gateway: a variant download needs neither
+    pydantic nor the app, like an original's. ``AI_DISCLOSURE`` is read as the settings
+    read it; a value they would refuse leaves marking on here (the safe side), while the
+    API answers 503 for it."""
+    transformer = transformer_from_env(env)
+    if transformer is None:
+        return None
+    bucket = WorkersR2(unwrap(getattr(env, bucket_name)))
+    disclose = env_flag(env, "AI_DISCLOSURE", default=True)
+    return VariantMaker(bucket, transformer, disclose=disclose)
+
+
+async def _made(maker: VariantMaker | None, target: files.FileTarget) -> bool:
+    """Make a variant R2 does not have yet; ``False`` for an original (nothing to make)
+    or when the original is gone (then nothing is made)."""
+    if maker is None or target.variant is None:
+        return False
+    return await maker.ensure(target.original_key, target.variant) is not None
+
+
 async def _serve_range(
-    bucket: Any, key: str, request: Any, headers: dict[str, str], env: Any, query: dict[str, str]
+    bucket: Any,
+    target: files.FileTarget,
+    maker: VariantMaker | None,
+    request: Any,
+    headers: dict[str, str],
+    env: Any,
+    query: dict[str, str],
 ) -> Any:
+    key = target.object_key
     head = await bucket.head(key)
+    if is_nullish(head) and await _made(maker, target):
+        head = await bucket.head(key)
     if is_nullish(head):
         await _drop_stale_entry(env, query)
         return error_response(not_found("file"))

@@ -16,6 +16,7 @@ per isolate: derived JS functions cannot be part of the deploy-time memory snaps
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -33,8 +34,8 @@ from js import (
 from pyodide.ffi import JsProxy
 
 from .. import b64
-from ..image_bytes import HEAD_BYTES
-from .ffi import js_object
+from ..image_bytes import HEAD_BYTES, SplicePart
+from .ffi import js_bytes, js_object
 
 
 @cache
@@ -64,6 +65,39 @@ class JsImage:
 
     def head(self, limit: int = HEAD_BYTES) -> bytes:
         return bytes(self.array.subarray(0, limit).to_bytes())
+
+    def read(self, start: int, end: int) -> bytes:
+        return bytes(self.array.subarray(start, end).to_bytes())
+
+    def splice(self, parts: Sequence[SplicePart]) -> JsImage:
+        """One new ``Uint8Array`` of the total size, filled in JS: ranges are ``subarray``
+        views of this one (no copy until ``set``), literal parts are copied in once."""
+        total = sum(p[1] - p[0] if isinstance(p, tuple) else len(p) for p in parts)
+        out = Uint8Array.new(total)
+        offset = 0
+        for part in parts:
+            if isinstance(part, tuple):
+                start, end = part
+                if not 0 <= start <= end <= self._size:
+                    raise ValueError("splice range outside the image")
+                out.set(self.array.subarray(start, end), offset)
+                offset += end - start
+            elif part:
+                out.set(js_bytes(part), offset)
+                offset += len(part)
+        return JsImage(out)
+
+    def image_url(self, mime: str) -> Any:
+        """``{url: "data:<mime>;base64,..."}`` as a JS object whose string never leaves JS:
+        ``[[array]]`` → ``[url]`` as in :func:`json_around`, then ``Array.of("url", url,
+        …)`` per element (``Object.fromEntries`` reads an entry's first two items only)."""
+        _, to_base64 = _base64_builtins()
+        prefix = f"data:{mime};base64,"
+        if to_base64 is None:
+            return js_object({"url": prefix + b64.encode(self.python_bytes())})
+        encode = Reflect.apply.bind(None, Function.prototype.call, to_base64)
+        urls = Array.of(Array.of(self.array)).map(encode).map(_in_js((prefix, "")))
+        return Object.fromEntries(urls.map(Array.of.bind(Array, "url")))
 
     async def sha256(self) -> str:
         digest = await crypto.subtle.digest("SHA-256", self.array)

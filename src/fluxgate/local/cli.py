@@ -127,7 +127,8 @@ def start_warnings(gateway: Gateway) -> list[str]:
     if is_placeholder(gateway.model_name):
         warnings.append(
             "  No CLOUDFLARE_ACCOUNT_ID/CLOUDFLARE_API_TOKEN: images come from the offline "
-            "placeholder generator."
+            "placeholder generator, and output moderation uses a placeholder classifier "
+            "(placeholder/image-classifier) that checks nothing and calls every image safe."
         )
     if not gateway.admin_token:
         warnings.append(

@@ -12,6 +12,10 @@ Workers AI fails: ``InferenceUpstreamError("<code>: <message>")``, ``5006`` for 
 violation, ``5007: No such model <id>`` for a model it does not serve. ``models(search)``
 lists the served models whose id contains ``search``. Responses made with it name the
 model ``placeholder`` (or ``placeholder/<short name>``), never a real model's name.
+
+:class:`PlaceholderVisionAI` stands in for the output classifier (Llama 4 Scout): it holds
+a classification request to the model's input contract and calls every image safe. It is
+no safety classifier; verdicts it gave name ``placeholder/image-classifier``.
 """
 
 from __future__ import annotations
@@ -210,3 +214,91 @@ class PlaceholderModerator:
         text = prompt.casefold()
         hits = sorted({cat for word, cat in self.WORDS.items() if word in text})
         return Verdict(not hits, tuple(hits))
+
+
+# -- the output classifier ---------------------------------------------------------------
+
+PLACEHOLDER_CLASSIFIER = "placeholder/image-classifier"
+VISION_MIMES = ("image/png", "image/jpeg", "image/webp")
+
+
+def vision_image(inputs: Any) -> tuple[str, bytes]:
+    """The one image of a Llama 4 Scout chat input, held to the model's contract (see
+    :mod:`fluxgate.output_moderation`): a plain object with ``messages`` and a
+    ``response_format``; a user message whose ``content`` array has a text part and exactly
+    one ``image_url`` part, a base64 data URI (no HTTP URL) of a PNG, JPEG or WebP whose
+    bytes really are that format. Returns its MIME type and bytes; raises ``5006``."""
+    if not isinstance(inputs, Mapping):
+        raise _invalid("inputs must be an object")
+    messages = inputs.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("required properties at '/' are 'messages'")
+    if "response_format" not in inputs:
+        raise _invalid("the classifier is asked for JSON: 'response_format' is required")
+    images: list[Any] = []
+    texts = 0
+    for message in messages:
+        if not isinstance(message, Mapping) or not {"role", "content"} <= set(message):
+            raise _invalid("required properties at '/messages' are 'role', 'content'")
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list) or message["role"] != "user":
+            raise _invalid("'/messages/content' must be a string or, for the user, an array")
+        for part in content:
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                texts += 1
+            elif kind == "image_url" and isinstance(part.get("image_url"), Mapping):
+                images.append(part["image_url"].get("url"))
+            else:
+                raise _invalid(f"unknown content part {kind!r}")
+    if texts < 1 or len(images) != 1:
+        raise _invalid("the user message needs a text part and exactly one image_url part")
+    return _data_uri(images[0])
+
+
+def _data_uri(url: Any) -> tuple[str, bytes]:
+    if not isinstance(url, str) or not url.startswith("data:"):
+        raise _invalid("image_url.url must be a data URI: HTTP URL will not be accepted")
+    header, _, payload = url.partition(",")
+    mime = header.removeprefix("data:").removesuffix(";base64")
+    if not header.endswith(";base64") or mime not in VISION_MIMES:
+        raise _invalid(
+            f"image_url.url must be base64 image/png, image/jpeg or image/webp: {header}"
+        )
+    try:
+        data = b64.decode(payload)
+        info = inspect_image(data)
+    except (ValueError, ImageFormatError) as exc:
+        raise _invalid(f"image_url.url is not a readable image: {exc}") from None
+    if info.mime != mime:
+        raise _invalid(f"image_url.url says {mime} but holds {info.mime}")
+    return mime, data
+
+
+class PlaceholderVisionAI:
+    """Offline stand-in for Llama 4 Scout as the output classifier: it checks the input
+    contract exactly, then answers ``{"response": {"safe": true, "categories": []}}`` for
+    every image.
+
+    It is **no safety classifier**: it looks at nothing but the format. Only for running
+    without a Cloudflare account; records it checked name ``placeholder/image-classifier``
+    (see :func:`fluxgate.local.runtime.local_models`), so a verdict it gave never passes for
+    a real one. With credentials the local runtime calls the real model.
+    """
+
+    MODEL = "@cf/meta/llama-4-scout-17b-16e-instruct"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def run(self, model: str, inputs: Any) -> dict[str, Any]:
+        if model != self.MODEL:
+            raise InferenceUpstreamError(f"5007: No such model {model}")
+        vision_image(inputs)
+        self.calls += 1
+        return {"response": {"safe": True, "categories": []}, "usage": {}}
+
+    async def models(self, search: str) -> list[str]:
+        return [self.MODEL] if search.casefold() in self.MODEL.casefold() else []

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..image_model import ImageModel, MultipartImageModel
 from ..moderation import GuardModerator, Moderator
+from ..output_moderation import ImageModerator, ScoutImageModerator
 from ..settings import Settings, admin_token_from
 from ..signing import UrlSigner, parse_signing_keys
 from ..webhooks import HttpPoster
@@ -21,8 +22,14 @@ from .jobs import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
 from .kv_sqlite import SqliteKV
 from .ledger import SqliteLedger
 from .objects_dir import DirectoryObjects
-from .placeholder import PlaceholderAI, PlaceholderModerator
+from .placeholder import (
+    PLACEHOLDER_CLASSIFIER,
+    PlaceholderAI,
+    PlaceholderModerator,
+    PlaceholderVisionAI,
+)
 from .ratelimit import WindowRateLimiter
+from .transform import pillow_transformer
 from .usage_events import SqliteUsageEvents
 
 ENV_PREFIX = "FLUXGATE_"
@@ -74,27 +81,33 @@ def signing_keys(data_dir: Path, environ: Mapping[str, str]) -> str:
     return path.read_text().strip()
 
 
-def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator]:
-    """The real models through the REST API with credentials, else offline placeholders."""
+def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator, ImageModerator]:
+    """The real models through the REST API with credentials, else offline placeholders:
+    the image model, the prompt classifier, the output (image) classifier."""
     account, token = environ.get("CLOUDFLARE_ACCOUNT_ID"), environ.get("CLOUDFLARE_API_TOKEN")
     if account and token:
         from .rest import RestAI
 
         rest = RestAI(account, token)
-        return MultipartImageModel(rest), GuardModerator(rest)
-    return MultipartImageModel(PlaceholderAI(), stand_in=True), PlaceholderModerator()
+        return MultipartImageModel(rest), GuardModerator(rest), ScoutImageModerator(rest)
+    return (
+        MultipartImageModel(PlaceholderAI(), stand_in=True),
+        PlaceholderModerator(),
+        ScoutImageModerator(PlaceholderVisionAI(), name=PLACEHOLDER_CLASSIFIER),
+    )
 
 
 def local_ports(
     data_dir: Path, environ: Mapping[str, str] | None = None, model: ImageModel | None = None
 ) -> Ports:
     """The local runtime's ports in ``data_dir``: SQLite KV, budget, jobs, queue and
-    catalog, a directory of objects, the models of :func:`local_models` (or ``model``)."""
+    catalog, a directory of objects, the models of :func:`local_models` (or ``model``),
+    Pillow for variants when it is installed."""
     env = dict(os.environ if environ is None else environ)
     settings = Settings.from_mapping(env, prefix=ENV_PREFIX)
     admin_token = admin_token_from(env.get(ENV_PREFIX + "ADMIN_TOKEN"), ENV_PREFIX + "ADMIN_TOKEN")
     private_data_dir(data_dir)
-    default_model, moderator = local_models(env)
+    default_model, moderator, image_moderator = local_models(env)
     return Ports(
         settings=settings,
         kv=SqliteKV(data_dir / "kv.sqlite3"),
@@ -104,11 +117,13 @@ def local_ports(
         limiter=WindowRateLimiter(),
         ledger=SqliteLedger(data_dir / "budget.sqlite3"),
         moderator=moderator,
+        image_moderator=image_moderator,
         admin_token=admin_token,
         jobs=local_jobs(data_dir),
         catalog=SqliteCatalog(data_dir / "catalog.sqlite3"),
         usage_events=SqliteUsageEvents(data_dir / "usage_events.sqlite3"),
         idempotency=SqliteIdempotency(data_dir / "idempotency.sqlite3"),
+        transformer=pillow_transformer(),
     )
 
 

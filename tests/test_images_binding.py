@@ -1,0 +1,123 @@
+"""The Workers side of variants: ``WorkersImageTransformer`` (src/fluxgate/edge/images.py)
+in real Pyodide over the Worker host's double of the Cloudflare Images binding
+(host/images.mjs, encoding with sharp), and the double's contract as workerd's client
+(src/cloudflare/internal/images-api.ts) and Cloudflare's service present it.
+
+tests/pyodide/images_harness.mjs runs the cases of tests/pyodide/images_cases.py once per
+session; the variants they made come back as bytes and are decoded here with Pillow.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from .runtimes import V8_FLAGS, WorkerHost
+from .runtimes import node as node_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT / "tests" / "pyodide"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from worker_wheels import download as download_worker_wheels  # noqa: E402
+
+NODE_PACKAGES = ("pyodide", "sharp", "smol-toml")
+CASES = [
+    node.name
+    for node in ast.parse((HARNESS / "images_cases.py").read_text()).body
+    if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("case_")
+]
+PILLOW_FORMATS = {"webp": "WEBP", "avif": "AVIF", "jpeg": "JPEG", "png": "PNG"}
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"Pyodide harness cannot run in CI: {reason}")
+    pytest.skip(f"Pyodide harness not runnable here: {reason} (run `npm ci`)")
+
+
+@pytest.fixture(scope="session")
+def results() -> dict[str, dict[str, object]]:
+    node = node_binary()
+    if node is None:
+        _unavailable("node is not installed")
+    for package in NODE_PACKAGES:
+        if not (ROOT / "node_modules" / package / "package.json").exists():
+            _unavailable(f"node_modules/{package} is missing")
+    wheels = download_worker_wheels()
+    proc = subprocess.run(
+        [node, *V8_FLAGS, str(HARNESS / "images_harness.mjs"), "--wheels", str(wheels)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    found = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if "case" in record:
+                found[record["case"]] = record
+    if proc.returncode == 2 or not found:
+        pytest.fail(f"harness did not run (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return found
+
+
+def decoded(results: dict[str, dict[str, object]], case: str, fmt: str) -> Image.Image:
+    record = results[case]
+    assert record["ok"], record.get("detail")
+    artifacts = record["artifacts"]
+    assert isinstance(artifacts, dict)
+    image = Image.open(io.BytesIO(base64.b64decode(artifacts[fmt])))
+    image.load()
+    return image
+
+
+def test_every_case_was_run(results):
+    assert sorted(results) == sorted(CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_case(results, case):
+    assert results[case]["ok"], results[case].get("detail")
+
+
+@pytest.mark.parametrize("fmt", sorted(PILLOW_FORMATS))
+def test_a_variant_is_a_real_image_of_the_asked_format_and_width(results, fmt):
+    image = decoded(results, "case_a_png_becomes_each_variant_format_at_256_px", fmt)
+    assert image.format == PILLOW_FORMATS[fmt]
+    assert image.size == (256, 192)  # 640x480 scaled, aspect kept
+
+
+@pytest.mark.parametrize("fmt", sorted(PILLOW_FORMATS))
+def test_a_variant_carries_no_metadata(results, fmt):
+    image = decoded(results, "case_a_png_becomes_each_variant_format_at_256_px", fmt)
+    assert not image.getexif()
+    assert "xmp" not in image.info and "XML:com.adobe.xmp" not in image.info
+
+
+def test_scale_down_keeps_a_smaller_original_at_its_size(results):
+    image = decoded(results, "case_scale_down_never_enlarges", "png")
+    assert image.size == (200, 150)
+
+
+def test_the_worker_host_binds_the_double_under_wranglers_name(worker_host: WorkerHost):
+    worker_host.call("POST", "/images/fail", {"code": 9422, "message": "usage limit reached"})
+    assert worker_host.call("GET", "/images") == {
+        "outputs": 0,
+        "infos": 0,
+        "calls": [],
+        "scripted_failures": 1,
+    }
+    worker_host.reset()  # ends the scripted failure too
+    assert worker_host.call("GET", "/images")["scripted_failures"] == 0

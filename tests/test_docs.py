@@ -43,6 +43,8 @@ def test_the_page_has_examples_for_every_endpoint():
         "/revoke",
         "$URL",
         "?variants=",
+        "exiftool",
+        "output_moderation",
     ):
         assert path in text, f"no example uses {path}"
 
@@ -50,11 +52,13 @@ def test_the_page_has_examples_for_every_endpoint():
 def test_every_example_runs(runtime, tmp_path):
     reason = os.environ.get("FLUXGATE_NO_SYSTEM_PACKAGES")
     if reason:
-        pytest.skip(f"curl/jq could not be installed on this machine: {reason}")
-    if shutil.which("jq") is None or shutil.which("curl") is None:
+        pytest.skip(f"curl/jq/exiftool could not be installed on this machine: {reason}")
+    if not all(shutil.which(tool) for tool in ("jq", "curl", "exiftool")):
         if os.environ.get("CI"):
-            pytest.fail("curl and jq are needed for the docs test (.ci/run installs them)")
-        pytest.skip("curl or jq is not installed")
+            pytest.fail(
+                "curl, jq and exiftool are needed for the docs test (.ci/run installs them)"
+            )
+        pytest.skip("curl, jq or exiftool is not installed")
     with serve(runtime, tmp_path) as server:
         script = "set -euo pipefail\n" + "\n".join(
             f"echo '=== block {i}'\n{block}" for i, block in enumerate(blocks())
@@ -87,6 +91,14 @@ def test_every_example_runs(runtime, tmp_path):
     assert '{"code":"invalid_variant","param":"variants[0]"}' in lines
     with Image.open(tmp_path / "thumb.webp") as thumb:  # what the page says it is
         assert (thumb.format, thumb.width) == ("WEBP", 256)
+    # AI disclosure: the original and the variant say so, and name the generator
+    trained = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    assert lines.count(trained) == 2
+    generator = (
+        "placeholder/flux-2-dev" if runtime == "local" else "@cf/black-forest-labs/flux-2-dev"
+    )
+    assert generator in lines
+    assert '{"verdict":"safe","categories":[]}' in lines  # the flagging key's generation
     assert '{"status":"ready","ok":{"config":true,"kv":true,"r2":true,"model":true}}' in lines
     assert lines.count("my-app-trace-42") == 1  # the error body's request_id
     # the klein draft, then the dev render of the same prompt and seed, as the page shows

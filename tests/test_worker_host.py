@@ -112,3 +112,24 @@ def test_the_edge_cache_is_used_only_where_it_works(worker_host):
     assert second.content == first.content
     # A cached response's headers are immutable (as workerd's): the request id still lands.
     assert second.headers["x-request-id"] != first.headers["x-request-id"]
+
+
+def test_a_variant_is_cached_at_the_edge_under_its_own_key(worker_host):
+    """A variant download is made once, then served from the edge cache like the image,
+    each under its own key (the variant's bytes, not the original's)."""
+    with httpx.Client(base_url=worker_host.base, timeout=60) as client:
+        auth = new_key(client)
+        body = {**BODY, "variants": ["256.webp"]}
+        item = client.post("/v1/images/generations", json=body, headers=auth).json()["data"][0]
+        host = {"Host": "images.example.com"}
+        original = client.get(httpx.URL(item["url"]).raw_path.decode(), headers=host)
+        path = httpx.URL(item["variants"]["256.webp"]).raw_path.decode()
+        worker_host.settle()
+        first = client.get(path, headers=host)
+        worker_host.settle()
+        second = client.get(path, headers=host)
+    assert original.headers["x-edge-cache"] == "MISS"
+    assert first.headers["x-edge-cache"] == "MISS" and second.headers["x-edge-cache"] == "HIT"
+    assert second.content == first.content != original.content
+    assert second.headers["content-type"] == "image/webp"
+    assert second.content[8:12] == b"WEBP"

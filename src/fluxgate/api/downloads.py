@@ -44,6 +44,10 @@ router = APIRouter(tags=["images"])
     methods=["GET", "HEAD"],
     operation_id="download_file",
     summary="Download an image through its signed URL (GET or HEAD)",
+    description="Every stored image and variant carries AI-disclosure XMP (IPTC "
+    "`DigitalSourceType` = `trainedAlgorithmicMedia`, the generator in `xmp:CreatorTool`, "
+    "the creation time in `xmp:CreateDate`) unless the deployment sets `AI_DISCLOSURE=false`. "
+    "A variant path (`.../<width>.<format>`) is made on its first request.",
     responses=_FILE_RESPONSES,
 )
 async def get_file(request: Request, object_key: str, gw: Gw) -> Response:

@@ -208,8 +208,11 @@ class Generation(BaseModel):
     steps: int
     guidance: float | None
     content_type: str
-    bytes: int
-    sha256: str
+    bytes: int = Field(description="Size of the stored file (with its AI-disclosure XMP).")
+    sha256: str = Field(
+        description="SHA-256 of the stored file: the bytes served, AI-disclosure XMP "
+        "included (IPTC DigitalSourceType trainedAlgorithmicMedia, unless AI_DISCLOSURE is off)."
+    )
     reference_images: list[str] = Field(description="SHA-256 of each reference image.")
     cached: bool
     cost: Cost

@@ -18,6 +18,7 @@ from PIL import Image
 
 from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI, vision_image
 from fluxgate.storage import StorageError
+from fluxgate.variants import TransformError
 
 
 class ScriptedAI(PlaceholderAI):
@@ -207,7 +208,15 @@ class CountingTransformer:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.made = 0
+        self._failures = 0
+
+    def fail(self, count: int = 1) -> None:
+        """The next ``count`` transforms fail, as the Images binding's errors do."""
+        self._failures = count
 
     async def transform(self, original: Any, width: int, fmt: str) -> Any:
         self.made += 1
+        if self._failures:
+            self._failures -= 1
+            raise TransformError("IMAGES_TRANSFORM_ERROR 9412: input is not an image (code 9412)")
         return await self.inner.transform(original, width, fmt)

@@ -293,6 +293,11 @@ class HostImages:
         stats = self._host.call("GET", "/images")
         return 0 if stats is None else int(stats["outputs"])
 
+    def fail(self, count: int = 1) -> None:
+        """The next ``count`` ``output()`` calls reject with an ``ImagesError``."""
+        body = {"code": 9412, "message": "input is not an image", "count": count}
+        self._host.call("POST", "/images/fail", body)
+
 
 class HostGuard:
     """Llama Guard behind the host's AI binding, seen like the in-process ``FakeGuardAI``:

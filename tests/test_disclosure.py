@@ -113,10 +113,19 @@ def png_with_xmp() -> bytes:
     return encoded(picture(), "PNG", pnginfo=info)
 
 
+def png_with_xmp_far_in() -> bytes:
+    """An old packet behind a 100 KB text chunk: past the head the marker reads first."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "x" * 100_000)
+    info.add_itxt("XML:com.adobe.xmp", OLD_XMP)
+    return encoded(picture(), "PNG", pnginfo=info)
+
+
 FILES = {
     "png": lambda: ("png", encoded(picture(), "PNG")),
     "png-rgba": lambda: ("png", encoded(picture("RGBA"), "PNG")),
     "png-with-xmp": lambda: ("png", png_with_xmp()),
+    "png-with-xmp-far-in": lambda: ("png", png_with_xmp_far_in()),
     "jpeg-jfif": lambda: ("jpeg", encoded(picture(), "JPEG")),
     "jpeg-jfif-exif": lambda: ("jpeg", encoded(picture(), "JPEG", exif=exif())),
     "jpeg-bare": lambda: ("jpeg", without_app0(encoded(picture(), "JPEG"))),

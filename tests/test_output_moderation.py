@@ -22,6 +22,7 @@ from fluxgate.local.placeholder import (
 from fluxgate.moderation import ModerationUnavailable
 from fluxgate.output_moderation import (
     OUTPUT_MODERATION_MODEL,
+    OutputScreen,
     OutputVerdict,
     ScoutImageModerator,
     parse_scout_output,
@@ -30,7 +31,7 @@ from fluxgate.output_moderation import (
 from fluxgate.records import GenerationRecord
 
 from .bodies import generation
-from .conftest import put_policy
+from .conftest import new_key, put_policy
 from .doubles import FakeScoutAI, image_bytes
 from .polling import finished
 
@@ -286,6 +287,32 @@ async def test_coalesced_waiters_of_a_blocked_leader_get_the_422_uncharged(
     assert usage["requests"] == 1 and usage["spent_usd"] > 0  # charged once, to the leader
 
 
+@pytest.mark.settings(cache_scope="global")
+@pytest.mark.anyio
+async def test_waiters_who_may_keep_a_refused_image_share_one_new_generation(
+    client, async_client, ai, scout
+):
+    """A shared cache: a blocking key leads and is refused; the flagging keys waiting on it
+    elect a leader among themselves: one more model call for all of them, not one each."""
+    blocking = new_key(client, "blocks", overrides={"output_moderation": "block"})
+    flagging = [
+        new_key(client, f"flags-{i}", overrides={"output_moderation": "flag"}) for i in range(4)
+    ]
+    scout.verdicts = [UNSAFE]  # the first image; the second is safe
+    ai.latency = 0.3
+    async with async_client() as http:
+        lead = asyncio.ensure_future(http.post(GENERATIONS, json=BODY, headers=blocking))
+        await asyncio.sleep(0.1)
+        waiters = await asyncio.gather(
+            *[http.post(GENERATIONS, json=BODY, headers=auth) for auth in flagging]
+        )
+        refused = await lead
+    assert refused.status_code == 422
+    assert {r.status_code for r in waiters} == {200}
+    assert len({r.json()["sha256"] for r in waiters}) == 1
+    assert ai.calls == 2 and scout.calls == 2
+
+
 # -- idempotency and async jobs -------------------------------------------------------------
 
 
@@ -403,6 +430,13 @@ async def test_the_offline_placeholder_names_itself_and_checks_the_contract():
         ({"response": "safe"}, OutputVerdict(True)),
         ({"response": "unsafe\nS1,S9"}, OutputVerdict(False, ("S1", "S9"))),
         ({"response": {"safe": False, "categories": []}}, OutputVerdict(False, ("unspecified",))),
+        # contradictions and cut-off answers are read on the unsafe side, never passed
+        ({"response": {"safe": True, "categories": ["S12"]}}, OutputVerdict(False, ("S12",))),
+        (
+            {"response": '{"safe": false, "categories": ["S1", "S2'},
+            OutputVerdict(False, ("S1", "S2")),
+        ),
+        ({"response": '{"safe":false,'}, OutputVerdict(False, ("unspecified",))),
     ],
 )
 def test_scout_output_forms(output, verdict):
@@ -425,3 +459,15 @@ def test_verdicts_name_their_categories():
         "categories": ["child_sexual_exploitation", "sexual_content"],
         "classifier": OUTPUT_MODERATION_MODEL,
     }
+
+
+def test_a_placeholder_verdict_does_not_stand_before_a_real_classifier():
+    """A data directory used offline, then with credentials: what the placeholder called
+    safe is classified again by the real model; a real verdict stands everywhere."""
+    by_placeholder = OutputVerdict(True).recorded(PLACEHOLDER_CLASSIFIER)
+    by_model = OutputVerdict(True).recorded(OUTPUT_MODERATION_MODEL)
+    real = OutputScreen(ScoutImageModerator(FakeScoutAI()))
+    offline = OutputScreen(ScoutImageModerator(PlaceholderVisionAI(), name=PLACEHOLDER_CLASSIFIER))
+    assert not real.stands(by_placeholder) and real.stands(by_model)
+    assert offline.stands(by_placeholder) and offline.stands(by_model)
+    assert not real.stands(None) and not offline.stands(None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -321,3 +322,20 @@ def test_without_a_transformer_variants_are_501(client, auth, signer, clock, ai)
     path = object_path(f"images/{body['sha256']}.{ext}/256.webp")
     r = client.get(f"{path}?{signer.sign(path, int(clock()) + 60)}")
     assert r.status_code == 501 and r.json()["error"]["code"] == "variants_unavailable"
+
+
+def test_a_variant_that_cannot_be_made_is_502_and_not_retried_at_once(
+    client, auth, images, storage
+):
+    """A failed transform stores nothing and is remembered for a while: the next requests
+    get the 502 at once, without another (billed) transformation."""
+    asked = generation(f"a failing variant {uuid.uuid4()}", variants=["512.jpeg"])
+    body = generate(client, auth, asked).json()
+    url = path_of(body["data"][0]["variants"]["512.jpeg"])
+    images.fail(1)
+    made = images.made
+    first = client.get(url)
+    assert first.status_code == 502 and first.json()["error"]["code"] == "variant_failed"
+    assert client.get(url).status_code == 502 and client.head(url).status_code == 502
+    assert images.made == made + 1  # one attempt, then the remembered failure
+    assert not storage.object_exists(f"variants/{body['sha256']}/512.jpeg")

@@ -133,8 +133,10 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _png_plan(read: Reader, size: int, xmp: bytes) -> Plan:
-    """An uncompressed ``iTXt`` chunk right after ``IHDR``; XMP chunks met before the first
-    ``IDAT`` (within the head) are dropped."""
+    """An uncompressed ``iTXt`` chunk right after ``IHDR``; XMP chunks (``iTXt``, and the
+    ``tEXt``/``zTXt`` some writers use, keyword ``XML:com.adobe.xmp``) before the first
+    ``IDAT`` are dropped, however far in: a reader takes the last packet it meets, so one
+    left behind would override ours. Only chunk headers (and a keyword's bytes) are read."""
     if _exact(read, 0, 8) != PNG_SIGNATURE:
         raise DisclosureError("not a PNG")
     length, kind = struct.unpack(">I4s", _exact(read, 8, 16))
@@ -144,20 +146,22 @@ def _png_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     itxt = _png_chunk(b"iTXt", PNG_XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp)
     plan: Plan = [(0, ihdr_end), itxt]
     kept, pos = ihdr_end, ihdr_end
-    head = read(0, HEAD_BYTES)
-    while pos + 8 <= len(head):
-        length, kind = struct.unpack(">I4s", head[pos : pos + 8])
+    keyword = PNG_XMP_KEYWORD + b"\x00"
+    while pos + 8 <= size:
+        length, kind = struct.unpack(">I4s", _exact(read, pos, pos + 8))
         end = pos + 12 + length
         if kind in (b"IDAT", b"IEND") or end > size:
             break
-        if kind == b"iTXt" and head[pos + 8 : pos + 8 + len(PNG_XMP_KEYWORD) + 1] == (
-            PNG_XMP_KEYWORD + b"\x00"
-        ):
+        named = length >= len(keyword) and read(pos + 8, pos + 8 + len(keyword)) == keyword
+        if kind in _PNG_TEXT and named:
             plan.append((kept, pos))
             kept = end
         pos = end
     plan.append((kept, size))
     return plan
+
+
+_PNG_TEXT = (b"iTXt", b"tEXt", b"zTXt")
 
 
 # -- JPEG ---------------------------------------------------------------------------------

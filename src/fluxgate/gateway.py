@@ -40,7 +40,7 @@ from .settings import Settings
 from .signing import UrlSigner
 from .storage import KVStore, ObjectStore
 from .usage_events import UsageEvents
-from .variants import ImageTransformer, VariantMaker
+from .variants import ImageTransformer, RecentFailures, VariantMaker
 from .webhooks import HttpPoster, WebhookPolicy, WebhookSender
 
 
@@ -223,4 +223,9 @@ def assemble(ports: Ports) -> Gateway:
 def variant_maker(ports: Ports) -> VariantMaker | None:
     if ports.transformer is None:
         return None
-    return VariantMaker(ports.objects, ports.transformer, disclose=ports.settings.ai_disclosure)
+    return VariantMaker(
+        ports.objects,
+        ports.transformer,
+        disclose=ports.settings.ai_disclosure,
+        failures=RecentFailures(ports.clock),
+    )

@@ -207,7 +207,14 @@ class Generator:
         except ApiError as exc:
             if led or not is_rejection(exc) or admission.output_moderation == "block":
                 raise
-            return await self._miss(admission, params, key, CacheMode.NORMAL, job)
+            # Refused under the leader's tier, not ours: the waiters that may keep the
+            # image elect a leader among themselves (one model call, not one each).
+            try:
+                outcome, leader = await self._coalescer.run(key, lead)
+            except ApiError as again:
+                if led or not is_rejection(again):
+                    raise
+                return await self._miss(admission, params, key, CacheMode.NORMAL, job)
         if leader:
             return outcome
         hit = await self._as_hit(outcome, admission, want_bytes, key)
@@ -401,7 +408,6 @@ class Generator:
         """
         principal = admission.principal
         record, data = found.record, found.image
-        await self._controls.on_hit(admission, record.moderated)
         if want_bytes and data is None:
             try:
                 data = await self._objects.read_image(record.object_key)
@@ -411,6 +417,8 @@ class Generator:
             if data is None:
                 log.info("stale cache entry %s: object gone; regenerating", record.cache_key[:16])
                 return None
+        # After the read: a vanished object means a miss, which moderates the prompt itself.
+        await self._controls.on_hit(admission, record.moderated)
         vetted = await self._vetted(admission, record, data, key)
         if vetted is None:
             return None
@@ -442,7 +450,7 @@ class Generator:
         mode = admission.output_moderation
         if mode == "off":
             return record, data
-        if record.output_moderation is None:
+        if not self._output.stands(record.output_moderation):
             if data is None:
                 data = await self._read_kept(record)
                 if data is None:

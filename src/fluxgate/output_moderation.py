@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +47,9 @@ from .moderation import CATEGORIES, ModerationUnavailable, category_names
 log = logging.getLogger("fluxgate.output_moderation")
 
 OUTPUT_MODERATION_MODEL = "@cf/meta/llama-4-scout-17b-16e-instruct"
+# The name prefix of offline stand-ins (``placeholder/image-classifier``): their verdicts
+# never pass for a real classifier's.
+PLACEHOLDER_PREFIX = "placeholder/"
 # The hazards an image can show: Llama Guard's taxonomy without S14 (code interpreter abuse).
 IMAGE_CATEGORIES = {code: name for code, name in CATEGORIES.items() if code != "S14"}
 # The formats the model takes as a data URI (and the only ones FLUX.2 answers with).
@@ -135,7 +139,8 @@ def scout_inputs(image_url: Any) -> dict[str, Any]:
         ],
         "response_format": RESPONSE_FORMAT,
         "temperature": 0,
-        "max_tokens": 64,
+        # Every one of the 13 codes listed is about 60 tokens of JSON: room to finish.
+        "max_tokens": 128,
     }
 
 
@@ -154,13 +159,26 @@ def parse_scout_output(result: Any) -> OutputVerdict:
         if not isinstance(categories, list):
             raise ModerationUnavailable("unrecognised classifier output")
         codes = tuple(str(c).strip().upper() for c in categories)
-        if not response["safe"] and not codes:
-            codes = ("unspecified",)
-        return OutputVerdict(response["safe"], () if response["safe"] else codes)
+        # "safe" with categories contradicts itself: the categories win (a classifier
+        # that names a hazard has seen one), so such an answer is flagged, never passed.
+        if codes or not response["safe"]:
+            return OutputVerdict(False, codes or ("unspecified",))
+        return OutputVerdict(True)
     raise ModerationUnavailable("unrecognised classifier output")
 
 
+# An answer cut short (``max_tokens``) that has already said "unsafe": ``"safe": false``.
+_SAYS_UNSAFE = re.compile(r'"safe"\s*:\s*false')
+_CODE = re.compile(r"\bS(1[0-4]|[1-9])\b")
+
+
 def _text_verdict(text: str) -> OutputVerdict:
+    """Llama Guard's text form; or JSON that does not parse but already says unsafe (cut
+    off mid-list): flagged with the codes it got to name, never an outage that a
+    ``fail_open`` tier would let through."""
+    if _SAYS_UNSAFE.search(text):
+        named = tuple(dict.fromkeys(f"S{m}" for m in _CODE.findall(text)))
+        return OutputVerdict(False, named or ("unspecified",))
     lines = text.splitlines()
     first = lines[0].strip().lower() if lines else ""
     if first == "safe":
@@ -262,6 +280,19 @@ class OutputScreen:
                 return None
             raise output_moderation_unavailable() from exc
         return verdict.recorded(classifier)
+
+    def stands(self, recorded: Mapping[str, Any] | None) -> bool:
+        """Whether a kept verdict counts here: not when the image was never checked, nor
+        when the offline placeholder (``placeholder/...``, which looks at nothing) said it
+        and a real classifier is configured now (a local data directory reused with
+        Cloudflare credentials)."""
+        if recorded is None:
+            return False
+        by_placeholder = str(recorded.get("classifier", "")).startswith(PLACEHOLDER_PREFIX)
+        real_now = self._moderator is not None and not self._moderator.name.startswith(
+            PLACEHOLDER_PREFIX
+        )
+        return not (by_placeholder and real_now)
 
     @staticmethod
     def enforce(mode: str, recorded: Mapping[str, Any] | None) -> None:

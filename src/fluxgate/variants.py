@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -190,6 +191,39 @@ def _created(metadata: Mapping[str, str]) -> int | None:
     return int(value) if value.isdigit() and len(value) < 16 else None
 
 
+class RecentFailures:
+    """Variants that failed to be made lately, remembered for a while in this process (on
+    Workers, this isolate): a variant that cannot be made (the service refuses its
+    original, say) is answered ``502`` at once rather than re-transformed, and billed, on
+    every request its signed URL makes until it expires. Bounded: the oldest entries go
+    first. A retry after :data:`FAILURE_MEMORY_SECONDS` tries again."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, limit: int = 1024) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._failed: dict[str, float] = {}
+
+    def recent(self, key: str) -> bool:
+        failed = self._failed.get(key)
+        if failed is None:
+            return False
+        if self._clock() - failed < FAILURE_MEMORY_SECONDS:
+            return True
+        del self._failed[key]
+        return False
+
+    def remember(self, key: str) -> None:
+        self._failed.pop(key, None)
+        self._failed[key] = self._clock()
+        while len(self._failed) > self._limit:
+            del self._failed[next(iter(self._failed))]
+
+
+FAILURE_MEMORY_SECONDS = 600
+# One memory per process: the Worker builds a maker per download (edge/files.py).
+_FAILURES = RecentFailures()
+
+
 @dataclass(frozen=True)
 class VariantMaker:
     """Makes a variant the first time it is asked for and keeps it beside its original.
@@ -203,6 +237,7 @@ class VariantMaker:
     objects: ObjectStore
     transformer: ImageTransformer
     disclose: bool = True  # mark each variant as AI-generated (the ``ai_disclosure`` setting)
+    failures: RecentFailures = _FAILURES
 
     async def ensure(self, original_key: str, variant: Variant) -> ObjectInfo | None:
         """The variant's stored info, made now if missing; ``None`` when the original is
@@ -212,11 +247,17 @@ class VariantMaker:
         existing = await self.objects.head(key)
         if existing is not None:
             return existing
+        if self.failures.recent(key):
+            raise variant_failed()
         source = await self.objects.head(original_key)
         image = None if source is None else await self.objects.read_image(original_key)
         if source is None or image is None:
             return None
-        made = await self._make(image, variant, source.custom_metadata)
+        try:
+            made = await self._make(image, variant, source.custom_metadata)
+        except ApiError:
+            self.failures.remember(key)
+            raise
         metadata = {"original": original_key, "variant": variant.name}
         for name in ("model", "created"):
             if name in source.custom_metadata:

@@ -9,68 +9,23 @@ session; the variants they made come back as bytes and are decoded here with Pil
 
 from __future__ import annotations
 
-import ast
 import base64
 import io
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from .pyodide_runner import cases, run_harness
 from .runtimes import V8_FLAGS, WorkerHost
-from .runtimes import node as node_binary
-
-ROOT = Path(__file__).resolve().parents[1]
-HARNESS = ROOT / "tests" / "pyodide"
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from worker_wheels import download as download_worker_wheels  # noqa: E402
 
 NODE_PACKAGES = ("pyodide", "sharp", "smol-toml")
-CASES = [
-    node.name
-    for node in ast.parse((HARNESS / "images_cases.py").read_text()).body
-    if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("case_")
-]
+CASES = cases("images_cases.py")
 PILLOW_FORMATS = {"webp": "WEBP", "avif": "AVIF", "jpeg": "JPEG", "png": "PNG"}
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"Pyodide harness cannot run in CI: {reason}")
-    pytest.skip(f"Pyodide harness not runnable here: {reason} (run `npm ci`)")
 
 
 @pytest.fixture(scope="session")
 def results() -> dict[str, dict[str, object]]:
-    node = node_binary()
-    if node is None:
-        _unavailable("node is not installed")
-    for package in NODE_PACKAGES:
-        if not (ROOT / "node_modules" / package / "package.json").exists():
-            _unavailable(f"node_modules/{package} is missing")
-    wheels = download_worker_wheels()
-    proc = subprocess.run(
-        [node, *V8_FLAGS, str(HARNESS / "images_harness.mjs"), "--wheels", str(wheels)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    found = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if "case" in record:
-                found[record["case"]] = record
-    if proc.returncode == 2 or not found:
-        pytest.fail(f"harness did not run (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return found
+    return run_harness("images_harness.mjs", NODE_PACKAGES, tuple(V8_FLAGS))
 
 
 def decoded(results: dict[str, dict[str, object]], case: str, fmt: str) -> Image.Image:

@@ -38,6 +38,7 @@ IMAGE_FIELDS = {
     "user",
     "url",
     "expires_at",
+    "output_moderation",
 }
 
 

@@ -471,3 +471,18 @@ def test_a_placeholder_verdict_does_not_stand_before_a_real_classifier():
     assert not real.stands(by_placeholder) and real.stands(by_model)
     assert offline.stands(by_placeholder) and offline.stands(by_model)
     assert not real.stands(None) and not offline.stands(None)
+
+
+def test_listings_show_each_images_verdict(client, auth, scout):
+    """``GET /v1/images`` carries the verdict, kept current when a hit classifies an image
+    made unchecked."""
+    unchecked = client.post(GENERATIONS, json=BODY, headers=auth).json()
+    assert [item["output_moderation"] for item in listed(client, auth)] == [None]
+    output_moderation(client, "flag")
+    scout.verdicts = [UNSAFE]
+    hit = client.post(GENERATIONS, json=BODY, headers=auth).json()
+    assert hit["output_moderation"]["verdict"] == "flagged"
+    (item,) = listed(client, auth)
+    assert item["id"] == unchecked["id"]
+    assert item["output_moderation"]["verdict"] == "flagged"
+    assert item["output_moderation"]["categories"] == ["violent_crimes"]

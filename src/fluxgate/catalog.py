@@ -119,6 +119,7 @@ def image_entry(record: GenerationRecord) -> Entry:
         "bytes": record.bytes,
         "object_key": record.object_key,
         "cache_key": record.cache_key,
+        "output_moderation": record.output_moderation,
     }
     return Entry(IMAGE, record.id, account, user, record.created, record.created, None, summary)
 

@@ -463,6 +463,7 @@ class Generator:
                 await asyncio.gather(
                     self._put_quietly(f"gen:{record.id}", record.to_json(), None),
                     self._put_quietly(key, record.to_json(), self._cache.ttl_seconds),
+                    self._catalog.put(image_entry(record)),
                 )
         self._output.enforce(mode, record.output_moderation)
         return record, data

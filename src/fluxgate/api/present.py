@@ -148,6 +148,7 @@ class Presenter:
             "user": entry.user,
             "url": url,
             "expires_at": expires,
+            "output_moderation": summary.get("output_moderation"),
         }
 
     def job_item(self, entry: Entry, base_url: str) -> dict[str, Any]:

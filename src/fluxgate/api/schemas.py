@@ -486,6 +486,9 @@ class ImageItem(BaseModel):
     user: str | None = Field(description="The end user it was made for; null: the key itself.")
     url: str = Field(description="Absolute signed URL of the image, signed for this answer.")
     expires_at: int = Field(description="Unix time after which the URL is refused.")
+    output_moderation: OutputModeration | None = Field(
+        None, description="The output classifier's verdict, as the generation's; null: unchecked."
+    )
 
 
 class JobItem(BaseModel):

@@ -23,6 +23,7 @@ Worker before the ASGI bridge (``edge/app.py``), with the request body read once
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -50,9 +51,15 @@ PATH = "/v1/images/generations"
 # A JSON generation without reference images is a few hundred bytes; bodies over this go
 # to the route, whose body reading streams and caps them.
 MAX_DIRECT_BODY = 16 * 1024
-# Stands for the base64 of the image in a b64_json body until the runtime splices it in:
-# random, so no value a client chose (a prompt, an end-user id) can contain it.
-_B64_MARK = secrets.token_hex(16)
+
+
+@functools.cache
+def _b64_mark() -> str:
+    """Stands for the base64 of the image in a b64_json body until the runtime splices it
+    in: random, so no value a client chose (a prompt, an end-user id) can contain it. Made
+    on first use, never at import: workerd refuses randomness while a Worker starts (the
+    values would repeat across isolates restored from the deploy-time snapshot)."""
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ class DirectPath:
             base_url=base_url,
             cached=outcome.cache == "HIT",
             url_ttl=body.url_ttl_seconds,
-            b64_json=_B64_MARK if image is not None else None,
+            b64_json=_b64_mark() if image is not None else None,
             variants=admitted.variants,
         )
         headers = {
@@ -188,7 +195,7 @@ class DirectPath:
         text = _json(generation.to_json())
         if image is None:
             return DirectAnswer(200, headers, text)
-        prefix, suffix = text.split(_B64_MARK, 1)
+        prefix, suffix = text.split(_b64_mark(), 1)
         return DirectAnswer(200, headers, prefix, suffix, image)
 
 

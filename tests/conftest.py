@@ -3,15 +3,17 @@
 A test that asks for ``client`` (and ``ai``, ``guard``, ``scout``, ``clock``, ``auth``,
 ``admin``, ``storage``, ``jobs``, ``signer``, ``audit_lines``, ``async_client``) runs twice:
 ``[local]`` against the FastAPI app on the local runtime's embedded stores, in process, and
-``[worker]`` against the Worker as deployed, in the Worker host (``tests/runtimes.py``).
-Each of those fixtures is the same thing on both runtimes: a double in process, or the
-host's double driven through its control port. A test that reaches into the in-process objects
+``[worker]`` against the Worker as deployed, on real workerd (``tests/runtimes.py``).
+Each of those fixtures is the same thing on both runtimes: a double in process, or what is
+beside the Worker on workerd (the AI stand-in, Miniflare's stores) through the stack's
+control port. A test that reaches into the in-process objects
 (``gateway``, ``kv``, ``objects``, ``ledger``, ``coalescer``, ``catalog``,
-``make_runtime``) is white-box and runs on the local runtime only; a black-box test that
+``make_runtime``) is white-box and runs on the local runtime only, and so does one that asks
+for a fixture workerd cannot offer (``LOCAL_ONLY_FIXTURES``); any other black-box test that
 cannot run on the Worker says why with ``@pytest.mark.local_only(reason=...)``.
 
 Configuration is declared, never changed mid-test: ``@pytest.mark.settings(field=value)``
-(merged from module to test) configures both runtimes, the Worker host through its
+(merged from module to test) configures both runtimes, the Worker on workerd through its
 ``[vars]``; ``@pytest.mark.secrets(NAME=value)`` does the same for the secrets, where
 ``None`` leaves one unset.
 """
@@ -25,7 +27,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ from fluxgate.moderation import GuardModerator
 from fluxgate.output_moderation import ScoutImageModerator
 from fluxgate.settings import Settings
 from fluxgate.signing import UrlSigner, parse_signing_keys
+from fluxgate.usage_events import BLOBS, DOUBLES
 
 from .doubles import (
     CountingTransformer,
@@ -64,35 +67,38 @@ from .doubles import (
     ScriptedAI,
 )
 from .runtimes import (
-    HostAI,
-    HostClock,
-    HostGuard,
-    HostImages,
-    HostJobs,
-    HostPool,
-    HostScout,
-    HostStorage,
-    HostUsageEvents,
-    WorkerHost,
-    host_prerequisites,
-    usage_event,
+    Workerd,
+    WorkerdAI,
+    WorkerdClock,
+    WorkerdGuard,
+    WorkerdJobs,
+    WorkerdPool,
+    WorkerdScout,
+    WorkerdStorage,
+    workerd_prerequisites,
 )
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 SIGNING_KEYS = "k2=" + "s" * 40 + ",k1=" + "o" * 40
 SECRETS: dict[str, str | None] = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS": SIGNING_KEYS}
 
-# In-process objects with no counterpart in the Worker host: a test that asks for one of
-# these is white-box, and runs on the local runtime only.
+# In-process objects with no counterpart on workerd: a test that asks for one of these is
+# white-box, and runs on the local runtime only.
 IN_PROCESS = frozenset(
     {"gateway", "kv", "objects", "ledger", "coalescer", "catalog", "make_runtime"}
 )
+# Black-box fixtures that workerd cannot offer from outside: a test asking for one runs on
+# the local runtime only, for this reason (listed in the report's summary).
+LOCAL_ONLY_FIXTURES = {
+    "images": "counts or fails the image transformer; Miniflare's Images binding does neither",
+    "usage_events": "reads Analytics Engine data points back; Miniflare's dataset keeps none",
+}
 RUNTIMES = ("local", "worker")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "local_only(reason): a black-box test that cannot run on the Worker host"
+        "markers", "local_only(reason): a black-box test that cannot run on workerd"
     )
     config.addinivalue_line(
         "markers", "settings(**fields): settings for both runtimes (Settings field names)"
@@ -103,13 +109,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "unbound(*tables): both runtimes without these bindings ('images')"
     )
+    config.addinivalue_line(
+        "markers",
+        "rate_limits(rules): the policy's rate-limit rules {name: {limit, period}}, enforced"
+        " by both runtimes (on workerd, one RATE_LIMIT_<NAME> binding each)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "runtime" not in metafunc.fixturenames:
         return
     local_only = metafunc.definition.get_closest_marker("local_only")
-    white_box = IN_PROCESS & set(metafunc.fixturenames)
+    white_box = (IN_PROCESS | LOCAL_ONLY_FIXTURES.keys()) & set(metafunc.fixturenames)
     runtimes = ("local",) if local_only or white_box else RUNTIMES
     metafunc.parametrize("runtime", runtimes, indirect=True)
 
@@ -167,10 +178,10 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def worker_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostPool]:
+def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPool]:
     # Policy changes through the admin API must be seen at once, as the local gateway's
     # policy store (cache_seconds=0) sees them.
-    pool = HostPool(tmp_path_factory.mktemp("worker-hosts"), SECRETS, {"POLICY_CACHE_SECONDS": 0})
+    pool = WorkerdPool(tmp_path_factory.mktemp("workerd"), SECRETS, {"POLICY_CACHE_SECONDS": 0})
     yield pool
     pool.close()
 
@@ -182,22 +193,26 @@ def setting_vars(settings: Settings) -> dict[str, Any]:
 
 
 @pytest.fixture
-def worker_host(
-    worker_hosts: HostPool,
+def workerd(
+    request: pytest.FixtureRequest,
+    workerd_pool: WorkerdPool,
     settings: Settings,
     secrets: dict[str, str | None],
     unbound: tuple[str, ...],
-) -> Iterator[WorkerHost]:
-    """The Worker host for this test's settings and secrets, with empty stores."""
-    reason = host_prerequisites()
+) -> Workerd:
+    """The Worker on workerd for this test's settings and secrets, with empty stores."""
+    reason = workerd_prerequisites()
     if reason is not None:
         if os.environ.get("CI"):
-            pytest.fail(f"the Worker host cannot run in CI: {reason}")
-        pytest.skip(f"the Worker host cannot run here: {reason}")
-    host = worker_hosts.get(setting_vars(settings), secrets, unbound)
-    host.reset()
-    yield host
-    host.settle()
+            pytest.fail(f"the Worker cannot run on workerd in CI: {reason}")
+        pytest.skip(f"the Worker cannot run on workerd here: {reason}")
+    bindings = {
+        f"RATE_LIMIT_{name.upper()}": (rule["limit"], rule["period"])
+        for name, rule in _rate_limit_rules(request).items()
+    }
+    stack = workerd_pool.get(setting_vars(settings), secrets, unbound, bindings)
+    stack.reset()
+    return stack
 
 
 class Clock:
@@ -219,16 +234,18 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clock(request: pytest.FixtureRequest) -> Clock | HostClock:
+def clock(request: pytest.FixtureRequest) -> Clock | WorkerdClock:
+    """The runtime's wall clock; in process a test may move it (``advance``), on workerd
+    it is real time."""
     if _runtime(request) == "worker":
-        return HostClock(request.getfixturevalue("worker_host"))
+        return WorkerdClock()
     return Clock()
 
 
 @pytest.fixture
-def ai(request: pytest.FixtureRequest) -> ScriptedAI | HostAI:
+def ai(request: pytest.FixtureRequest) -> ScriptedAI | WorkerdAI:
     if _runtime(request) == "worker":
-        return HostAI(request.getfixturevalue("worker_host"))
+        return WorkerdAI(request.getfixturevalue("workerd"))
     return ScriptedAI()
 
 
@@ -272,18 +289,15 @@ def secrets(request: pytest.FixtureRequest) -> dict[str, str | None]:
 @pytest.fixture
 def unbound(request: pytest.FixtureRequest) -> tuple[str, ...]:
     """The wrangler.toml tables this test runs without (``@pytest.mark.unbound("images")``):
-    on the Worker host a config without them, locally the matching port left out."""
+    on workerd a configuration without them, locally the matching port left out."""
     return tuple(
         sorted({name for marker in request.node.iter_markers("unbound") for name in marker.args})
     )
 
 
 @pytest.fixture
-def images(request: pytest.FixtureRequest) -> CountingTransformer | HostImages:
-    """What makes variants: Pillow in process, the Images binding double on the host; both
-    count the images they made (``made``)."""
-    if _runtime(request) == "worker":
-        return HostImages(request.getfixturevalue("worker_host"))
+def images() -> CountingTransformer:
+    """What makes variants in process: Pillow, counting the images it made (``made``)."""
     return CountingTransformer(PillowTransformer())
 
 
@@ -294,19 +308,19 @@ def signer(secrets: dict[str, str | None]) -> UrlSigner:
 
 
 @pytest.fixture
-def guard(request: pytest.FixtureRequest) -> FakeGuardAI | HostGuard:
+def guard(request: pytest.FixtureRequest) -> FakeGuardAI | WorkerdGuard:
     """Llama Guard behind the AI binding: which words are unsafe, failures, calls."""
     if _runtime(request) == "worker":
-        return HostGuard(request.getfixturevalue("worker_host"))
+        return WorkerdGuard(request.getfixturevalue("workerd"))
     return FakeGuardAI()
 
 
 @pytest.fixture
-def scout(request: pytest.FixtureRequest) -> FakeScoutAI | HostScout:
+def scout(request: pytest.FixtureRequest) -> FakeScoutAI | WorkerdScout:
     """Llama 4 Scout, the output classifier, behind the AI binding: scripted verdicts and
     failures, the answer's form, its calls and the images it saw."""
     if _runtime(request) == "worker":
-        return HostScout(request.getfixturevalue("worker_host"))
+        return WorkerdScout(request.getfixturevalue("workerd"))
     return FakeScoutAI()
 
 
@@ -408,8 +422,8 @@ def gateway(local_runtime: LocalRuntime) -> Gateway:
 @pytest.fixture
 def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     if runtime == "worker":
-        host: WorkerHost = request.getfixturevalue("worker_host")
-        with httpx.Client(base_url=host.base, timeout=60) as c:
+        stack: Workerd = request.getfixturevalue("workerd")
+        with httpx.Client(base_url=stack.base, timeout=60) as c:
             yield c
         return
     runtime: LocalRuntime = request.getfixturevalue("local_runtime")
@@ -422,9 +436,9 @@ def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Clien
 @pytest.fixture
 def async_client(runtime: str, request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Opens an ``AsyncClient`` (of ``httpx``, or of a module shaped like it) on the runtime
-    under test, for concurrent requests: over ASGI in process, over real HTTP to the host."""
+    under test, for concurrent requests: over ASGI in process, over real HTTP to workerd."""
     if runtime == "worker":
-        base = request.getfixturevalue("worker_host").base
+        base = request.getfixturevalue("workerd").base
 
         def over_http(module: Any = httpx) -> Any:
             return module.AsyncClient(base_url=base, timeout=60)
@@ -440,7 +454,7 @@ def async_client(runtime: str, request: pytest.FixtureRequest) -> Callable[..., 
 
 
 class LocalStorage:
-    """The local KV and object stores seen from outside (``HostStorage`` on the host)."""
+    """The local KV and object stores seen from outside (``WorkerdStorage`` on workerd)."""
 
     def __init__(self, kv: FlakyKV, objects: FlakyObjects) -> None:
         self._kv = kv
@@ -468,7 +482,7 @@ class LocalStorage:
         anyio.run(self._objects.delete, key)
 
     def object_keys(self, prefix: str = "") -> list[str]:
-        """Every object key under ``prefix``, sorted (``HostStorage`` lists R2)."""
+        """Every object key under ``prefix``, sorted (``WorkerdStorage`` lists R2)."""
         root = self._objects.inner.root
         keys = (
             path.relative_to(root).as_posix()
@@ -479,17 +493,17 @@ class LocalStorage:
 
 
 @pytest.fixture
-def storage(request: pytest.FixtureRequest) -> LocalStorage | HostStorage:
-    """The runtime's KV namespace and object bucket: outages (``fail(kv_reads=prefixes,
-    kv_writes=prefixes, object_writes=True)``; ``fail()`` ends them), every KV entry as
-    stored, and objects looked up or deleted behind the gateway's back."""
+def storage(request: pytest.FixtureRequest) -> LocalStorage | WorkerdStorage:
+    """The runtime's KV namespace and object bucket: every KV entry as stored, and objects
+    looked up or deleted behind the gateway's back; in process also outages
+    (``fail(kv_reads=prefixes, kv_writes=prefixes, object_writes=True)``)."""
     if _runtime(request) == "worker":
-        return HostStorage(request.getfixturevalue("worker_host"))
+        return WorkerdStorage(request.getfixturevalue("workerd"))
     return LocalStorage(request.getfixturevalue("kv"), request.getfixturevalue("objects"))
 
 
 class LocalJobs:
-    """The local job queue and job records (``HostJobs`` on the host)."""
+    """The local job queue and job records (``WorkerdJobs`` on workerd)."""
 
     def __init__(self, ports: JobPorts, worker: QueueWorker, client: TestClient) -> None:
         assert isinstance(ports.queue, SqliteQueue)
@@ -522,11 +536,11 @@ class LocalJobs:
 
 
 @pytest.fixture
-def jobs(client: httpx.Client, request: pytest.FixtureRequest) -> LocalJobs | HostJobs:
-    """The runtime's job queue (send a message, pause and resume its consumer, wait until
-    it is drained) and its job records, as the gateway stores them."""
+def jobs(client: httpx.Client, request: pytest.FixtureRequest) -> LocalJobs | WorkerdJobs:
+    """The runtime's job queue (send a message; in process also pause and resume its
+    consumer, wait until it is drained) and its job records, as the gateway stores them."""
     if _runtime(request) == "worker":
-        return HostJobs(request.getfixturevalue("worker_host"))
+        return WorkerdJobs(request.getfixturevalue("workerd"))
     runtime: LocalRuntime = request.getfixturevalue("local_runtime")
     ports: Ports = request.getfixturevalue("ports")
     assert ports.jobs is not None and runtime.worker is not None
@@ -538,12 +552,12 @@ def _json_log_lines(
 ) -> Callable[[], list[dict[str, Any]]]:
     """The JSON lines of one ``type`` (``audit``, ``access``) written during the test: from
     the log records in process (logger ``fluxgate.<type>``), from the Worker's console
-    (what Workers Logs collects) on the Worker host."""
+    (what Workers Logs collects) on workerd."""
     if runtime == "worker":
-        host: WorkerHost = request.getfixturevalue("worker_host")
+        stack: Workerd = request.getfixturevalue("workerd")
 
         def from_console() -> list[dict[str, Any]]:
-            console = host.log_since_reset().splitlines()
+            console = stack.log_since_reset().splitlines()
             lines = [json.loads(x) for x in console if x.startswith('{"time"')]
             return [line for line in lines if line.get("type") == kind]
 
@@ -578,9 +592,15 @@ def usage_event_store(tmp_path: Path) -> Iterator[SqliteUsageEvents]:
     store.close()
 
 
+def usage_event(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """One usage event: the names of ``fluxgate.usage_events``'s layout, blobs as text
+    (``""`` for none), doubles as floats (as Analytics Engine would give them back)."""
+    blobs = {name: "" if fields[name] is None else str(fields[name]) for name in BLOBS}
+    return {**blobs, **{name: float(fields[name]) for name in DOUBLES}}
+
+
 class LocalUsageEvents:
-    """The local usage-event table, read from its SQLite file (``HostUsageEvents`` reads the
-    Worker's Analytics Engine data points the same way)."""
+    """The local usage-event table, read from its SQLite file."""
 
     def __init__(self, path: Path, store: SqliteUsageEvents) -> None:
         self._path = path
@@ -599,13 +619,10 @@ class LocalUsageEvents:
 
 
 @pytest.fixture
-def usage_events(request: pytest.FixtureRequest) -> LocalUsageEvents | HostUsageEvents:
-    """The usage events the runtime recorded (``events()``: one dict per event, the fields
-    of ``fluxgate.usage_events``), and ``fail()``: every later write fails."""
-    if _runtime(request) == "worker":
-        return HostUsageEvents(request.getfixturevalue("worker_host"))
-    store = request.getfixturevalue("usage_event_store")
-    return LocalUsageEvents(request.getfixturevalue("tmp_path") / "usage_events.sqlite3", store)
+def usage_events(usage_event_store: SqliteUsageEvents, tmp_path: Path) -> LocalUsageEvents:
+    """The usage events the local runtime recorded (``events()``: one dict per event, the
+    fields of ``fluxgate.usage_events``), and ``fail()``: every later write fails."""
+    return LocalUsageEvents(tmp_path / "usage_events.sqlite3", usage_event_store)
 
 
 def origin(client: httpx.Client) -> str:
@@ -633,20 +650,23 @@ def auth(client: httpx.Client) -> dict[str, str]:
     return new_key(client)
 
 
+def _rate_limit_rules(request: pytest.FixtureRequest) -> dict[str, dict[str, int]]:
+    marker = request.node.get_closest_marker("rate_limits")
+    return dict(marker.args[0]) if marker else {}
+
+
 @pytest.fixture
 def rate_limit_rules(client: httpx.Client, request: pytest.FixtureRequest) -> Any:
-    """Store a policy document's rate-limit rules the way each runtime enforces them.
+    """Store a policy document with the test's ``@pytest.mark.rate_limits(rules)``.
 
     Locally the window limiter follows the document. On Workers each rule is a Rate Limiting
     binding, ``RATE_LIMIT_<NAME>``, whose limit is fixed by ``wrangler.toml``: the deployer
-    declares one per rule, and the Worker host is told the same.
+    declares one per rule, and the test's stack on workerd is started with the same.
     """
+    rules = _rate_limit_rules(request)
+    assert rules, "mark the test with @pytest.mark.rate_limits({name: {limit, period}})"
 
-    def store(rules: dict[str, dict[str, int]], **document: object) -> dict[str, object]:
-        if _runtime(request) == "worker":
-            host: WorkerHost = request.getfixturevalue("worker_host")
-            for name, rule in rules.items():
-                host.bind_rate_limit(f"RATE_LIMIT_{name.upper()}", rule["limit"], rule["period"])
+    def store(**document: object) -> dict[str, object]:
         return put_policy(client, rate_limits=rules, **document)
 
     return store
@@ -654,7 +674,7 @@ def rate_limit_rules(client: httpx.Client, request: pytest.FixtureRequest) -> An
 
 def just_now(clock: Callable[[], float], plus: int = 0) -> range:
     """The whole seconds a timestamp the server set just now (plus ``plus``) may hold:
-    on the Worker host the clock runs in real time, so a second may tick between the
+    on workerd the clock runs in real time, so a second may tick between the
     server's reading and the test's."""
     now = int(clock())
     return range(now - 1 + plus, now + 1 + plus)

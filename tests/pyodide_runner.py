@@ -1,5 +1,6 @@
-"""Running a Pyodide harness of tests/pyodide/ once per session: the Worker's Python in the
-Python Workers runtime (the locked wheels, loaded by the Worker host's ``loadIsolate``).
+"""Running a Pyodide unit harness of tests/pyodide/ once per session: the Worker's adapters
+in the Python Workers runtime's interpreter (the locked wheels, loaded into Pyodide in Node
+by ``tests/pyodide/isolate.mjs``), one case at a time. Not the Worker: that runs on workerd.
 
 A harness prints one JSON line per case (``{"case", "ok", "detail", ...}``) among the
 Worker's own log lines, and exits 2 when it could not start.
@@ -42,9 +43,12 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"Pyodide harness not runnable here: {reason} (run `npm ci`)")
 
 
-def run_harness(
-    script: str, packages: tuple[str, ...], node_flags: tuple[str, ...] = ()
-) -> dict[str, dict[str, Any]]:
+# workerd's V8 has ES2026's Uint8Array base64 built-ins, which the adapters use; Node 24's V8
+# has them behind this flag.
+V8_FLAGS = ("--js-base-64",)
+
+
+def run_harness(script: str, packages: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Each case's record, by name; skips (fails in CI) when Node or a package is missing."""
     node = node_binary()
     if node is None:
@@ -54,7 +58,7 @@ def run_harness(
             _unavailable(f"node_modules/{package} is missing")
     wheels = download_worker_wheels()  # the locked wheels, hash-checked; reused when present
     proc = subprocess.run(
-        [str(node), *node_flags, str(HARNESS / script), "--wheels", str(wheels)],
+        [str(node), *V8_FLAGS, str(HARNESS / script), "--wheels", str(wheels)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,19 +1,27 @@
-"""The Worker host as a test runtime: the whole Worker in Pyodide 314, over real HTTP.
+"""The Worker on real workerd as a test runtime, over real HTTP.
 
 Black-box API tests run twice: against the local runtime (the FastAPI app on the embedded
-stores, in process) and against ``host/main.mjs`` (the Worker as deployed, with Miniflare's
-KV and R2 and the host's doubles). One host process is started per distinct set of settings
-and shared by the session; every test starts from empty stores (``POST /reset`` on the
-host's control port), as the in-process fixtures do.
+stores, in process) and against the Worker on workerd (``worker/local/stack.mjs``: wrangler's
+test harness, i.e. Miniflare's KV, R2, Durable Objects, Queues, rate limiting and Cache on
+the workerd binary ``scripts/prepare_workerd.py`` prepares, with the AI stand-in Worker
+bound as ``AI``). One stack is started per distinct set of settings and shared by the
+session's process; every test starts from an empty KV namespace and R2 bucket and a reset
+stand-in (``POST /reset`` on the stack's control port), and makes its own keys, so the
+Durable Objects (one per key or job) it meets are its own.
 
-The control port is also how a test reaches the doubles: script an AI failure (or Llama
-Guard's verdicts), count model calls, move the wall clock, wait for ``waitUntil`` work, make
-KV or R2 fail as in an outage, read what KV holds, pause or feed the job queue.
+The control port reaches what is beside the Worker, never into it: the stand-in's script
+(failures, latency, Llama Guard's and the classifier's verdicts) and what it received, the
+KV namespace and R2 bucket as stored, the job queue's producer, a job's record through its
+Durable Object, the runtime's console. workerd offers no way to move its clock, make a
+binding fail, pause a queue's consumer or count KV reads from outside; a test that needs one
+of those runs on the local runtime only, saying so (``local_only``).
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -27,45 +35,74 @@ from typing import IO, Any
 
 import httpx
 
-from fluxgate.usage_events import BLOBS, DOUBLES
-
 ROOT = Path(__file__).resolve().parents[1]
-HOST = ROOT / "host" / "main.mjs"
-sys.path.insert(0, str(ROOT / "scripts"))
+STACK = ROOT / "worker" / "local" / "stack.mjs"
+BUILD_LOCK = ROOT / ".cache" / "workerd.lock"
+VENDOR_STAMP = ROOT / "python_modules" / ".fluxgate-lock-sha256"
 
-from worker_wheels import download as download_worker_wheels  # noqa: E402
 
-
-class HostUnavailable(RuntimeError):
-    """The Worker host cannot run on this machine (no Node, no node_modules)."""
+class WorkerdUnavailable(RuntimeError):
+    """The Worker cannot run on workerd on this machine (no Node, no node_modules)."""
 
 
 def node() -> str | None:
-    """The Node that `npm run worker` uses (pinned in package.json), else the system's."""
+    """The Node that the npm scripts use (pinned in package.json), else the system's."""
     pinned = ROOT / "node_modules" / "node" / "bin" / "node"
     return str(pinned) if pinned.exists() else shutil.which("node")
 
 
-# workerd's V8 has ES2026's Uint8Array base64 built-ins (the Worker decodes the model's
-# image with them); Node 24's V8 has them behind this flag. host/main.mjs reports it.
-V8_FLAGS = ["--js-base-64"]
-
-
-def host_prerequisites() -> str | None:
-    """Why the Worker host cannot start here, or ``None`` when it can."""
+def workerd_prerequisites() -> str | None:
+    """Why the Worker cannot run on workerd here, or ``None`` when it can."""
     if node() is None:
         return "node is not installed"
-    if not (ROOT / "node_modules" / "pyodide").is_dir():
+    if not (ROOT / "node_modules" / "wrangler").is_dir():
         return "node_modules is missing (run `npm ci`)"
     return None
 
 
-def _var_name(setting: str) -> str:
-    return setting.upper()
+def _run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise WorkerdUnavailable(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
 
 
-class WorkerHost:
-    """A running ``node host/main.mjs`` on free loopback ports.
+def prepare_workerd() -> str:
+    """Vendor ``python_modules`` from the lock (when the lock changed) and prepare workerd;
+    returns ``MINIFLARE_WORKERD_PATH``. Test processes run in parallel: one at a time."""
+    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with BUILD_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wanted = hashlib.sha256((ROOT / "worker" / "requirements.lock").read_bytes()).hexdigest()
+        if not VENDOR_STAMP.is_file() or VENDOR_STAMP.read_text() != wanted:
+            _run("scripts/vendor_worker.py")
+            VENDOR_STAMP.write_text(wanted)
+        return _run("scripts/prepare_workerd.py")
+
+
+def stack_environment(workerd: str) -> dict[str, str]:
+    """The environment wrangler needs offline, on the prepared workerd."""
+    env = dict(os.environ)
+    for name in (
+        "CLOUDFLARE_API_TOKEN",
+        "CLOUDFLARE_ACCOUNT_ID",
+        "ADMIN_TOKEN",
+        "URL_SIGNING_KEYS",
+    ):
+        env.pop(name, None)
+    env.update(
+        MINIFLARE_WORKERD_PATH=workerd,
+        CLOUDFLARE_CF_FETCH_ENABLED="false",
+        WRANGLER_SEND_METRICS="false",
+        NO_COLOR="1",
+    )
+    return env
+
+
+class Workerd:
+    """A running ``worker/local/stack.mjs`` on free loopback ports.
 
     ``secrets`` are the Worker's secrets; one whose value is ``None`` is not set at all."""
 
@@ -75,33 +112,22 @@ class WorkerHost:
         secrets: Mapping[str, str | None],
         settings: Mapping[str, Any],
         without: tuple[str, ...] = (),
+        ratelimits: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
-        self.log_path = tmp / "host.log"
+        """``ratelimits``: ``{BINDING: (limit, period)}``, the ``[[ratelimits]]`` bindings a
+        deployer declares for the policy's rules (replacing or adding to wrangler.toml's)."""
+        self.log_path = tmp / "workerd.log"
         self._log: IO[str] = self.log_path.open("w+")
-        self._mark = 0
-        wheels = download_worker_wheels()
-        args = [
-            node() or "node",
-            *V8_FLAGS,
-            str(HOST),
-            "--port",
-            "0",
-            "--control-port",
-            "0",
-            "--wheels",
-            str(wheels),
-            "--dev-vars",
-            "",  # the developer's .dev.vars has no say in a test
-        ]
-        if without:
-            args += ["--config", str(config_without(tmp, without))]
+        env = stack_environment(prepare_workerd())
+        args = [node() or "node", str(STACK), "--control-port", "0"]
+        for table in without:
+            args += ["--without", table]
+        for binding, (limit, period) in (ratelimits or {}).items():
+            args += ["--ratelimit", f"{binding}={limit}/{period}"]
         for name, value in settings.items():
-            args += ["--var", f"{_var_name(name)}={_var_value(value)}"]
-        env = dict(os.environ)
-        env.pop("CLOUDFLARE_API_TOKEN", None)
+            args += ["--var", f"{name.upper()}={_var_value(value)}"]
         for name, value in secrets.items():
-            if value is None:  # unset: neither inherited nor generated by the host
-                env.pop(name, None)
+            if value is None:
                 args += ["--var", f"{name}="]
             else:
                 env[name] = value
@@ -117,7 +143,7 @@ class WorkerHost:
 
     def _wait_ready(self) -> dict[str, Any]:
         assert self._proc.stdout is not None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             line = self._proc.stdout.readline()
             if not line:
@@ -130,7 +156,10 @@ class WorkerHost:
             if isinstance(event, dict) and event.get("event") == "ready":
                 return event
         self._proc.kill()
-        raise HostUnavailable(f"the Worker host did not start:\n{self.output()}")
+        self._log.flush()
+        raise WorkerdUnavailable(
+            f"the Worker did not start on workerd:\n{self.log_path.read_text()}"
+        )
 
     def _copy_stdout(self) -> None:
         assert self._proc.stdout is not None
@@ -138,8 +167,11 @@ class WorkerHost:
             self._log.write(line)
 
     def output(self) -> str:
+        """What the stack printed, then the Worker's console since the last reset (all of it
+        for a stack never reset)."""
         self._log.flush()
-        return self.log_path.read_text()
+        console = self.log_since_reset() if self._proc.poll() is None else ""
+        return self.log_path.read_text() + console
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         response = self._http.request(method, path, json=body)
@@ -148,61 +180,19 @@ class WorkerHost:
 
     def reset(self) -> None:
         self.call("POST", "/reset")
-        self._log.flush()
-        self._mark = self.log_path.stat().st_size
 
     def log_since_reset(self) -> str:
-        """What the Worker wrote to stdout/stderr since the last reset (its console)."""
-        self._log.flush()
-        with self.log_path.open() as log:
-            log.seek(self._mark)
-            return log.read()
-
-    def bind_rate_limit(self, name: str, limit: int, period: int) -> None:
-        """A ``[[ratelimits]]`` binding, as a deployer declares one per policy rule."""
-        self.call("POST", "/ratelimits", {"name": name, "limit": limit, "period": period})
-
-    def settle(self) -> None:
-        """Wait until every ``waitUntil`` task the Worker handed over has finished."""
-        self.call("POST", "/settle")
-
-    def kv_stats(self) -> dict[str, dict[str, Any]]:
-        """Per KV binding: reads (and the keys read) and writes since the last reset."""
-        result: dict[str, dict[str, Any]] = self.call("GET", "/kv")
-        return result
-
-    def reset_kv_stats(self) -> None:
-        self.call("POST", "/kv/reset-stats")
-
-    def queues(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.call("GET", "/queues")
-        return result
+        """What the Worker wrote to its console since the last reset, one entry a line."""
+        return "\n".join(str(entry["message"]) for entry in self.call("GET", "/logs"))
 
     def close(self) -> None:
         self._http.close()
         self._proc.terminate()
         try:
-            self._proc.wait(timeout=10)
+            self._proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self._proc.kill()
         self._log.close()
-
-
-def config_without(tmp: Path, tables: tuple[str, ...]) -> Path:
-    """A copy of wrangler.toml without the named single tables (``images``): the Worker
-    as deployed without those bindings."""
-    lines = (ROOT / "wrangler.toml").read_text().splitlines(keepends=True)
-    kept: list[str] = []
-    skipping = False
-    for line in lines:
-        header = line.strip()
-        if header.startswith("["):
-            skipping = header.strip("[]") in tables
-        if not skipping:
-            kept.append(line)
-    path = tmp / "wrangler.toml"
-    path.write_text("".join(kept))
-    return path
 
 
 def _var_value(value: Any) -> str:
@@ -213,47 +203,50 @@ def _var_value(value: Any) -> str:
     return str(value)
 
 
-class HostPool:
-    """One Worker host per distinct settings and secrets, started on first use, stopped at
-    the end. ``get``'s secrets override the pool's; a ``None`` value leaves one unset."""
+class WorkerdPool:
+    """One stack per distinct settings and secrets, started on first use, stopped at the
+    end. ``get``'s secrets override the pool's; a ``None`` value leaves one unset."""
 
     def __init__(self, tmp: Path, secrets: Mapping[str, str], base: Mapping[str, Any]) -> None:
         self._tmp = tmp
         self._secrets: dict[str, str | None] = dict(secrets)
         self._base = dict(base)
-        self._hosts: dict[str, WorkerHost] = {}
+        self._stacks: dict[str, Workerd] = {}
 
     def get(
         self,
         settings: Mapping[str, Any],
         secrets: Mapping[str, str | None] | None = None,
         without: tuple[str, ...] = (),
-    ) -> WorkerHost:
-        """``without``: wrangler.toml tables left out (``("images",)``: no Images binding)."""
+        ratelimits: Mapping[str, tuple[int, int]] | None = None,
+    ) -> Workerd:
+        """``without``: wrangler.toml tables left out (``("images",)``: no Images binding);
+        ``ratelimits``: rate-limit bindings declared (see :class:`Workerd`)."""
         merged = {**self._base, **settings}
         keys = {**self._secrets, **(secrets or {})}
-        key = json.dumps([merged, keys, sorted(without)], sort_keys=True, default=str)
-        host = self._hosts.get(key)
-        if host is None:
-            folder = self._tmp / f"host-{len(self._hosts)}"
+        limits = dict(ratelimits or {})
+        key = json.dumps([merged, keys, sorted(without), limits], sort_keys=True, default=str)
+        stack = self._stacks.get(key)
+        if stack is None:
+            folder = self._tmp / f"workerd-{len(self._stacks)}"
             folder.mkdir()
-            host = self._hosts[key] = WorkerHost(folder, keys, merged, without)
-        return host
+            stack = self._stacks[key] = Workerd(folder, keys, merged, without, limits)
+        return stack
 
     def close(self) -> None:
-        for host in self._hosts.values():
-            host.close()
+        for stack in self._stacks.values():
+            stack.close()
 
 
-class HostAI:
-    """The host's AI binding double, seen like the in-process ``ScriptedAI``."""
+class WorkerdAI:
+    """The AI stand-in (``worker/local/ai.mjs``), seen like the in-process ``ScriptedAI``."""
 
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
+    def __init__(self, stack: Workerd) -> None:
+        self._stack = stack
 
     @property
     def calls(self) -> int:
-        return int(self._host.call("GET", "/ai")["calls"])
+        return int(self._stack.call("GET", "/ai")["calls"])
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -261,54 +254,36 @@ class HostAI:
         contentType}}`` with the raw body bytes."""
         return [
             {"multipart": {"body": base64.b64decode(i["body"]), "contentType": i["contentType"]}}
-            for i in self._host.call("GET", "/ai")["inputs"]
+            for i in self._stack.call("GET", "/ai")["inputs"]
         ]
 
     @property
     def called_models(self) -> list[str]:
         """The model id of each call, in order."""
-        return [str(i["model"]) for i in self._host.call("GET", "/ai")["inputs"]]
+        return [str(i["model"]) for i in self._stack.call("GET", "/ai")["inputs"]]
 
     def fail_next(self, message: str) -> None:
-        self._host.call("POST", "/ai/fail", {"message": message})
+        self._stack.call("POST", "/ai/fail", {"message": message})
 
     @property
     def latency(self) -> float:
-        return float(self._host.call("GET", "/ai")["latency_seconds"])
+        return float(self._stack.call("GET", "/ai")["latency_seconds"])
 
     @latency.setter
     def latency(self, seconds: float) -> None:
-        self._host.call("POST", "/ai/latency", {"seconds": seconds})
+        self._stack.call("POST", "/ai/latency", {"seconds": seconds})
 
 
-class HostImages:
-    """The host's Images binding double (``host/images.mjs``), seen like the in-process
-    ``CountingTransformer``: how many images it has made (``output()`` calls)."""
-
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
-
-    @property
-    def made(self) -> int:
-        stats = self._host.call("GET", "/images")
-        return 0 if stats is None else int(stats["outputs"])
-
-    def fail(self, count: int = 1) -> None:
-        """The next ``count`` ``output()`` calls reject with an ``ImagesError``."""
-        body = {"code": 9412, "message": "input is not an image", "count": count}
-        self._host.call("POST", "/images/fail", body)
-
-
-class HostGuard:
-    """Llama Guard behind the host's AI binding, seen like the in-process ``FakeGuardAI``:
+class WorkerdGuard:
+    """Llama Guard behind the stand-in, seen like the in-process ``FakeGuardAI``:
     ``unsafe`` words (and their categories), queued ``failures``, the ``answer_text`` form,
     and the number of ``calls``."""
 
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
+    def __init__(self, stack: Workerd) -> None:
+        self._stack = stack
 
     def _get(self, field: str) -> Any:
-        return self._host.call("GET", "/guard")[field]
+        return self._stack.call("GET", "/guard")[field]
 
     @property
     def calls(self) -> int:
@@ -320,7 +295,7 @@ class HostGuard:
 
     @unsafe.setter
     def unsafe(self, words: Mapping[str, str]) -> None:
-        self._host.call("POST", "/guard", {"unsafe": dict(words)})
+        self._stack.call("POST", "/guard", {"unsafe": dict(words)})
 
     @property
     def failures(self) -> list[str]:
@@ -328,7 +303,7 @@ class HostGuard:
 
     @failures.setter
     def failures(self, messages: list[str]) -> None:
-        self._host.call("POST", "/guard", {"failures": list(messages)})
+        self._stack.call("POST", "/guard", {"failures": list(messages)})
 
     @property
     def answer_text(self) -> bool:
@@ -336,19 +311,19 @@ class HostGuard:
 
     @answer_text.setter
     def answer_text(self, value: bool) -> None:
-        self._host.call("POST", "/guard", {"answer_text": value})
+        self._stack.call("POST", "/guard", {"answer_text": value})
 
 
-class HostScout:
-    """Llama 4 Scout (the output classifier) behind the host's AI binding, seen like the
-    in-process ``FakeScoutAI``: queued ``verdicts`` and ``failures``, the answer ``form``,
-    the ``calls`` and the images ``seen``."""
+class WorkerdScout:
+    """Llama 4 Scout (the output classifier) behind the stand-in, seen like the in-process
+    ``FakeScoutAI``: queued ``verdicts`` and ``failures``, the answer ``form``, the
+    ``calls`` and the images ``seen``."""
 
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
+    def __init__(self, stack: Workerd) -> None:
+        self._stack = stack
 
     def _get(self, field: str) -> Any:
-        return self._host.call("GET", "/scout")[field]
+        return self._stack.call("GET", "/scout")[field]
 
     @property
     def calls(self) -> int:
@@ -364,7 +339,7 @@ class HostScout:
 
     @verdicts.setter
     def verdicts(self, verdicts: list[dict[str, Any]]) -> None:
-        self._host.call("POST", "/scout", {"verdicts": list(verdicts)})
+        self._stack.call("POST", "/scout", {"verdicts": list(verdicts)})
 
     @property
     def failures(self) -> list[str]:
@@ -372,7 +347,7 @@ class HostScout:
 
     @failures.setter
     def failures(self, messages: list[str]) -> None:
-        self._host.call("POST", "/scout", {"failures": list(messages)})
+        self._stack.call("POST", "/scout", {"failures": list(messages)})
 
     @property
     def form(self) -> str:
@@ -380,120 +355,52 @@ class HostScout:
 
     @form.setter
     def form(self, value: str) -> None:
-        self._host.call("POST", "/scout", {"form": value})
+        self._stack.call("POST", "/scout", {"form": value})
 
 
-class HostStorage:
-    """The host's KV namespace and R2 bucket, seen from outside (``conftest.LocalStorage``
-    is the same on the local stores)."""
+class WorkerdStorage:
+    """Miniflare's KV namespace and R2 bucket behind the Worker, seen from outside
+    (``conftest.LocalStorage`` is the same on the local stores)."""
 
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
-
-    def fail(
-        self,
-        *,
-        kv_reads: tuple[str, ...] = (),
-        kv_writes: tuple[str, ...] = (),
-        object_writes: bool = False,
-    ) -> None:
-        self._host.call("POST", "/kv/fail", {"get": list(kv_reads), "put": list(kv_writes)})
-        self._host.call("POST", "/r2/fail", {"put": [""] if object_writes else []})
+    def __init__(self, stack: Workerd) -> None:
+        self._stack = stack
 
     def kv_dump(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._host.call("POST", "/kv/dump")
+        result: list[dict[str, Any]] = self._stack.call("POST", "/kv/dump")
         return result
 
     def object_exists(self, key: str) -> bool:
-        return self._host.call("POST", "/r2/head", {"key": key}) is not None
+        return self._stack.call("POST", "/r2/head", {"key": key}) is not None
 
     def delete_object(self, key: str) -> None:
-        self._host.call("POST", "/r2/delete", {"key": key})
+        self._stack.call("POST", "/r2/delete", {"key": key})
 
     def object_keys(self, prefix: str = "") -> list[str]:
         """Every object key under ``prefix``, sorted."""
-        return sorted(self._host.call("POST", "/r2/list", {"prefix": prefix}))
+        return sorted(self._stack.call("POST", "/r2/list", {"prefix": prefix}))
 
 
-class HostJobs:
-    """The host's job queue and job records (``conftest.LocalJobs`` on the local runtime)."""
+class WorkerdJobs:
+    """The job queue's producer and the job records (``conftest.LocalJobs`` locally)."""
 
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
+    def __init__(self, stack: Workerd) -> None:
+        self._stack = stack
 
     def send(self, message: Mapping[str, Any]) -> None:
-        self._host.call("POST", "/queues/send", {"body": dict(message)})
-
-    def pause(self) -> None:
-        self._host.call("POST", "/queues/pause")
-
-    def resume(self) -> None:
-        self._host.call("POST", "/queues/resume")
-
-    def drain(self) -> None:
-        self._host.call("POST", "/queues/drain")
+        self._stack.call("POST", "/queues/send", {"body": dict(message)})
 
     def record(self, job_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._host.call("POST", "/jobs/get", {"job_id": job_id})
+        result: dict[str, Any] | None = self._stack.call("POST", "/jobs/get", {"job_id": job_id})
         return result
 
 
-def usage_event(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """One usage event, the same on both runtimes: the names of ``fluxgate.usage_events``'s
-    layout, blobs as text (``""`` for none), doubles as floats."""
-    blobs = {name: "" if fields[name] is None else str(fields[name]) for name in BLOBS}
-    return {**blobs, **{name: float(fields[name]) for name in DOUBLES}}
-
-
-class HostUsageEvents:
-    """The host's Analytics Engine dataset (``USAGE_EVENTS``): the data points the Worker
-    wrote, read back by the layout (``conftest.LocalUsageEvents`` on the local runtime)."""
-
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
-
-    def points(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._host.call("GET", "/analytics")["USAGE_EVENTS"]
-        return result
-
-    def events(self) -> list[dict[str, Any]]:
-        return [
-            usage_event(
-                {
-                    **dict(zip(BLOBS, p["blobs"], strict=True)),
-                    **dict(zip(DOUBLES, p["doubles"], strict=True)),
-                }
-            )
-            for p in self.points()
-        ]
-
-    def write(self, point: Any) -> dict[str, Any]:
-        """``writeDataPoint(point)`` on the binding: ``{"returned": ...}`` or
-        ``{"thrown": {"name", "message"}}``."""
-        result: dict[str, Any] = self._host.call("POST", "/analytics/write", {"point": point})
-        return result
-
-    def fail(self) -> None:
-        """Every later write throws, as a failing binding would."""
-        self._host.call("POST", "/analytics/fail", {"message": "Analytics Engine is unavailable"})
-
-
-class HostClock:
-    """The host's wall clock (Python's ``time.time()`` in the isolate), moved by tests."""
-
-    def __init__(self, host: WorkerHost) -> None:
-        self._host = host
-        self._offset = 0.0
+class WorkerdClock:
+    """workerd's wall clock, read as the Worker reads it: it cannot be moved."""
 
     def __call__(self) -> float:
-        return time.time() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        self._offset = float(
-            self._host.call("POST", "/clock/advance", {"seconds": seconds})["offset_seconds"]
-        )
+        return time.time()
 
 
-def host_client(host: WorkerHost) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=host.base, timeout=60) as client:
+def workerd_client(stack: Workerd) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base, timeout=60) as client:
         yield client

@@ -1,5 +1,5 @@
 """A real server process on a free loopback port, for the end-to-end tests: `fluxgate serve`
-(the local runtime) or the Worker host (`node host/main.mjs`, the Worker as deployed)."""
+(the local runtime) or the Worker on workerd (`worker/local/stack.mjs`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import IO
 import httpx
 import pytest
 
-from .runtimes import WorkerHost, host_prerequisites
+from .runtimes import Workerd, workerd_prerequisites
 
 ADMIN = "local-admin-token-0123456789abcdef"
 SIGNING_KEYS = "e2e=" + "k" * 40
@@ -102,21 +102,22 @@ def serve(runtime: str, tmp: Path, **settings: str) -> Iterator[Server]:
 
 @contextmanager
 def worker_server(tmp: Path, **settings: str) -> Iterator[Server]:
-    """The Worker host (`npm run worker`'s program) with the given [vars]."""
-    reason = host_prerequisites()
+    """The Worker on workerd with the given [vars]."""
+    reason = workerd_prerequisites()
     if reason is not None:
         if os.environ.get("CI"):
-            pytest.fail(f"the Worker host cannot run in CI: {reason}")
-        pytest.skip(f"the Worker host cannot run here: {reason}")
+            pytest.fail(f"the Worker cannot run on workerd in CI: {reason}")
+        pytest.skip(f"the Worker cannot run on workerd here: {reason}")
     secrets = {"ADMIN_TOKEN": ADMIN, "URL_SIGNING_KEYS": SIGNING_KEYS}
-    host = WorkerHost(tmp, secrets, {name.upper(): value for name, value in settings.items()})
+    rate = settings.get("rate_limit_per_minute")
+    # The deployer sizes the [[ratelimits]] binding to match.
+    limits = {"RATE_LIMIT_STANDARD": (int(rate), 60)} if rate is not None else {}
+    vars_ = {name.upper(): value for name, value in settings.items()}
+    stack = Workerd(tmp, secrets, vars_, ratelimits=limits)
     try:
-        rate = settings.get("rate_limit_per_minute")
-        if rate is not None:  # the deployer sizes the [[ratelimits]] binding to match
-            host.bind_rate_limit("RATE_LIMIT_STANDARD", int(rate), 60)
-        yield Server(host.base, {**os.environ, **secrets}, host.output, _admin_key(host.base))
+        yield Server(stack.base, {**os.environ, **secrets}, stack.output, _admin_key(stack.base))
     finally:
-        host.close()
+        stack.close()
 
 
 @contextmanager

@@ -7,12 +7,14 @@ from .bodies import generate, generation
 BODY = generation("a lamp", square=256, steps=1)
 
 
-def tight(rules, limit=3, period=60):
-    rules({"standard": {"limit": limit, "period": period}})
+def tight(limit=3, period=60):
+    """The default rule, tightened: the test's policy and, on workerd, its binding."""
+    return pytest.mark.rate_limits({"standard": {"limit": limit, "period": period}})
 
 
+@tight()
 def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai, rate_limit_rules):
-    tight(rate_limit_rules)
+    rate_limit_rules()
     for seed in range(3):
         assert generate(client, auth, {**BODY, "seed": seed}).status_code == 200
     r = generate(client, auth, {**BODY, "seed": 99})
@@ -26,13 +28,14 @@ def test_over_the_limit_is_429_with_ratelimit_headers(client, auth, clock, ai, r
     assert ai.calls == 3
 
 
+@tight(limit=3, period=60)
 def test_successful_model_calls_tell_the_client_how_to_pace_itself(
     client, auth, runtime, rate_limit_rules
 ):
     """``RateLimit-*`` on every model-bound 200. The Workers binding answers only
     allowed/refused: there the remaining count is absent and the reset is the period (an
     upper bound); the local counter knows both."""
-    tight(rate_limit_rules, limit=3, period=60)
+    rate_limit_rules()
     first = generate(client, auth, {**BODY, "seed": 1})
     second = generate(client, auth, {**BODY, "seed": 2})
     for answer in (first, second):
@@ -60,16 +63,19 @@ def test_successful_model_calls_tell_the_client_how_to_pace_itself(
         assert queued.headers["ratelimit-remaining"] == "0"
 
 
+@tight(limit=1, period=10)
+@pytest.mark.local_only(reason="moves the clock past the window; workerd's cannot be moved")
 def test_the_window_resets(client, auth, clock, rate_limit_rules):
-    tight(rate_limit_rules, limit=1, period=10)
+    rate_limit_rules()
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
     assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
     clock.advance(10)
     assert generate(client, auth, {**BODY, "seed": 3}).status_code == 200
 
 
+@tight(limit=1)
 def test_cache_hits_do_not_count(client, auth, ai, rate_limit_rules):
-    tight(rate_limit_rules, limit=1)
+    rate_limit_rules()
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
     for _ in range(5):
         r = generate(client, auth, {**BODY, "seed": 1})
@@ -77,17 +83,19 @@ def test_cache_hits_do_not_count(client, auth, ai, rate_limit_rules):
     assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
 
 
+@tight(limit=1)
 def test_keys_are_limited_independently(client, auth, rate_limit_rules):
     from .conftest import new_key
 
-    tight(rate_limit_rules, limit=1)
+    rate_limit_rules()
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
     assert generate(client, auth, {**BODY, "seed": 2}).status_code == 429
     assert generate(client, new_key(client, "other"), {**BODY, "seed": 3}).status_code == 200
 
 
+@tight(limit=2)
 def test_end_users_share_their_key_limit_and_have_their_own(client, auth, rate_limit_rules):
-    rate_limit_rules({"standard": {"limit": 2, "period": 60}})
+    rate_limit_rules()
 
     def token(subject):
         t = client.post("/v1/tokens", json={"subject": subject}, headers=auth).json()["token"]
@@ -102,18 +110,20 @@ def test_end_users_share_their_key_limit_and_have_their_own(client, auth, rate_l
     assert generate(client, bob, {**BODY, "seed": 4}).status_code == 429
 
 
+@tight(limit=1)
 def test_a_tier_without_a_rate_limit_is_unlimited(client, auth, rate_limit_rules):
-    rate_limit_rules(
-        {"standard": {"limit": 1, "period": 60}}, tiers={"standard": {"rate_limit": None}}
-    )
+    rate_limit_rules(tiers={"standard": {"rate_limit": None}})
     for seed in range(4):
         assert generate(client, auth, {**BODY, "seed": seed}).status_code == 200
 
 
+@pytest.mark.rate_limits(
+    {"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}}
+)
 def test_a_key_override_selects_another_rule(client, rate_limit_rules):
     from .conftest import new_key
 
-    rate_limit_rules({"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}})
+    rate_limit_rules()
     fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
     for seed in range(5):
         assert generate(client, fast, {**BODY, "seed": seed}).status_code == 200

@@ -293,37 +293,6 @@ def test_a_failing_event_store_never_fails_the_request(client, auth, usage_event
     assert usage(client, auth)["requests"] == 1  # the ledger is not the event store
 
 
-@pytest.mark.parametrize(
-    ("point", "message"),
-    [
-        ({"blobs": ["b"] * 21}, "writeDataPoint(): Maximum of 20 blobs supported."),
-        ({"doubles": [1] * 21}, "writeDataPoint(): Maximum of 20 doubles supported."),
-        ({"indexes": ["a", "b"]}, "writeDataPoint(): Maximum of 1 indexes supported."),
-        ({"indexes": ["k" * 97]}, "writeDataPoint(): Size of indexes[0] exceeds 96 bytes)."),
-        (
-            {"blobs": ["x" * 8000, "y" * 8001]},
-            "writeDataPoint(): Cumulative size of blobs exceeds 16000 bytes).",
-        ),
-        (
-            {"blobs": "not a list"},
-            "Incorrect type for the 'blobs' field on 'AnalyticsEngineEvent': "
-            "the provided value is not of type 'Array'.",
-        ),
-    ],
-)
-def test_the_hosts_dataset_refuses_what_analytics_engine_refuses(worker_host, point, message):
-    from .runtimes import HostUsageEvents
-
-    dataset = HostUsageEvents(worker_host)
-    assert dataset.write(point) == {"thrown": {"name": "TypeError", "message": message}}
-    assert dataset.points() == []
-    at_limit = {"blobs": ["x" * 8000, "y" * 8000] + [""] * 18, "doubles": [1.5] * 20}
-    assert dataset.write({**at_limit, "indexes": ["k" * 96]}) == {"returned": None}
-    [stored] = dataset.points()
-    assert stored["dataset"] == "fluxgate_usage" and stored["indexes"] == ["k" * 96]
-    assert len(stored["blobs"]) == 20 and stored["doubles"] == [1.5] * 20
-
-
 # -- white-box: the ledger's history and retention, the event's data point ------------------
 
 

@@ -28,7 +28,7 @@ from .bodies import generate, generation
 from .conftest import ADMIN_TOKEN, Clock
 from .polling import wait_for
 from .receiver import Receiver
-from .runtimes import HostClock
+from .runtimes import WorkerdClock
 
 KEY_ID = "key_0123456789abcdef"
 OLD_SIGNING_KEY = "old=" + "o" * 40
@@ -203,11 +203,11 @@ E2E = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_secon
 
 
 @pytest.fixture
-def clock(runtime: str, request: pytest.FixtureRequest) -> Clock | HostClock:
+def clock(runtime: str) -> Clock | WorkerdClock:
     """Wall time on both runtimes: the library checks a delivery's timestamp against the
     wall clock, while the local runtime's default test clock is set years ahead."""
     if runtime == "worker":
-        return HostClock(request.getfixturevalue("worker_host"))
+        return WorkerdClock()
     return Clock(now=time.time())
 
 

@@ -1,0 +1,40 @@
+// The local overlay of wrangler.toml: the project's own configuration, unchanged, except that
+// the AI binding (remote-only: wrangler cannot run Workers AI locally) becomes a service
+// binding to the stand-in Worker of ./ai.mjs. Written next to wrangler.toml, because wrangler
+// finds `main` and python_modules/ relative to the configuration file.
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "smol-toml";
+
+export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export const STANDIN = "fluxgate-ai-standin";
+export const STANDIN_CONFIG = join(ROOT, "worker", "local", "ai.toml");
+
+// `without`: top-level tables left out, as a deployment without those bindings
+// (["images"]: no Images binding). `ratelimits`: {BINDING: {limit, period}}, each replacing
+// or adding a [[ratelimits]] binding, as a deployer sizes one per policy rule. Returns the
+// path of the file written (atomically: parallel test processes write the same files).
+export function writeOverlay({ without = [], ratelimits = {}, name = "wrangler.local.toml" } = {}) {
+  const config = parse(readFileSync(join(ROOT, "wrangler.toml"), "utf8"));
+  if (config.ai?.binding !== "AI") throw new Error('wrangler.toml has no [ai] binding = "AI"');
+  delete config.ai;
+  config.services = [...(config.services ?? []), { binding: "AI", service: STANDIN }];
+  for (const table of without) {
+    if (!(table in config)) throw new Error(`wrangler.toml has no [${table}] to leave out`);
+    delete config[table];
+  }
+  const declared = config.ratelimits ?? [];
+  for (const [binding, { limit, period }] of Object.entries(ratelimits)) {
+    const existing = declared.find((rule) => rule.name === binding);
+    const simple = { limit: Number(limit), period: Number(period) };
+    if (existing) existing.simple = simple;
+    else declared.push({ name: binding, namespace_id: String(1900 + declared.length), simple });
+  }
+  config.ratelimits = declared;
+  const path = join(ROOT, name);
+  const header = "# Written by worker/local/overlay.mjs from wrangler.toml (AI -> the local stand-in). Do not edit.\n";
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, header + stringify(config) + "\n");
+  renameSync(temporary, path);
+  return path;
+}

@@ -1,0 +1,183 @@
+// The Worker on real workerd for the tests and the benchmark: wrangler's test harness
+// (Miniflare on the workerd binary prepared by scripts/prepare_workerd.py) running the
+// project's Worker from the local overlay of wrangler.toml, and the AI stand-in beside it.
+//
+//   node worker/local/stack.mjs [--var NAME=VALUE]... [--without TABLE]...
+//                               [--ratelimit BINDING=LIMIT/PERIOD]... [--control-port N]
+//
+// Secrets (ADMIN_TOKEN, URL_SIGNING_KEYS) come from the environment; `--var NAME=` leaves one
+// unset. When the Worker serves, one JSON line goes to stdout: {"event": "ready", "url",
+// "control"}. The control port (loopback, JSON in and out) is how a test reaches what is
+// beside the Worker, never the Worker's own URL space: the stand-in's script and counters,
+// the KV namespace and R2 bucket as stored, the job queue's producer, a job's record in its
+// Durable Object, and the runtime's console. What workerd does not let anyone do from
+// outside (move its clock, fail a binding, pause a queue's consumer, count KV reads) is not
+// offered: those routes answer 501, and the tests that need them run on the local runtime.
+import { createServer } from "node:http";
+import { createHash } from "node:crypto";
+import { parseArgs } from "node:util";
+import { createTestHarness } from "wrangler";
+import { ROOT, STANDIN, STANDIN_CONFIG, writeOverlay } from "./overlay.mjs";
+
+const { values: args } = parseArgs({
+  options: {
+    var: { type: "string", multiple: true, default: [] },
+    without: { type: "string", multiple: true, default: [] },
+    ratelimit: { type: "string", multiple: true, default: [] },
+    "control-port": { type: "string" },
+  },
+});
+
+const vars = {};
+const secrets = {};
+const unset = new Set();
+for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS"]) if (process.env[name]) secrets[name] = process.env[name];
+for (const pair of args.var) {
+  const at = pair.indexOf("=");
+  const [name, value] = [pair.slice(0, at), pair.slice(at + 1)];
+  if (name in secrets || name === "ADMIN_TOKEN" || name === "URL_SIGNING_KEYS") {
+    if (value === "") (delete secrets[name], unset.add(name));
+    else secrets[name] = value;
+  } else vars[name] = value;
+}
+
+const without = [...args.without].sort();
+const ratelimits = {};
+for (const rule of args.ratelimit) {
+  const match = /^(RATE_LIMIT_[A-Z0-9_]+)=(\d+)\/(\d+)$/.exec(rule);
+  if (!match) throw new Error(`--ratelimit ${rule}: expected RATE_LIMIT_NAME=LIMIT/PERIOD`);
+  ratelimits[match[1]] = { limit: Number(match[2]), period: Number(match[3]) };
+}
+// One overlay file per variant of the configuration, named by what differs.
+const differs = JSON.stringify([without, Object.entries(ratelimits).sort()]);
+const variant = differs === "[[],[]]" ? "" : `.${createHash("sha256").update(differs).digest("hex").slice(0, 8)}`;
+const config = writeOverlay({ without, ratelimits, name: `wrangler.local${variant}.toml` });
+
+const server = createTestHarness({
+  root: ROOT,
+  workers: [
+    { configPath: config, vars, secrets },
+    { configPath: STANDIN_CONFIG },
+  ],
+});
+const { url } = await server.listen();
+const worker = server.getWorker();
+const env = await worker.getEnv();
+const standin = server.getWorker(STANDIN);
+
+const unsupported = (what) => () => {
+  throw Object.assign(new Error(`workerd offers no way to ${what} from outside`), { status: 501 });
+};
+const toStandin = (method, path) => async (body) => {
+  const response = await standin.fetch(`http://standin${path}`, {
+    method,
+    body: method === "GET" ? undefined : JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  });
+  const payload = await response.json();
+  if (!response.ok) throw Object.assign(new Error(payload.error ?? response.statusText), { status: response.status });
+  return payload;
+};
+
+async function listAll(bucket, prefix = "") {
+  const keys = [];
+  let cursor;
+  do {
+    const page = await bucket.list({ prefix, cursor });
+    keys.push(...page.objects.map((o) => o.key));
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return keys;
+}
+
+async function kvKeys(namespace) {
+  const keys = [];
+  let cursor;
+  do {
+    const page = await namespace.list({ cursor });
+    keys.push(...page.keys.map((k) => k.name));
+    cursor = page.list_complete ? undefined : page.cursor;
+  } while (cursor);
+  return keys;
+}
+
+const routes = {
+  "GET /ai": toStandin("GET", "/ai"),
+  "POST /ai/fail": toStandin("POST", "/ai/fail"),
+  "POST /ai/latency": toStandin("POST", "/ai/latency"),
+  "POST /ai/realistic": toStandin("POST", "/ai/realistic"),
+  "GET /guard": toStandin("GET", "/guard"),
+  "POST /guard": toStandin("POST", "/guard"),
+  "GET /scout": toStandin("GET", "/scout"),
+  "POST /scout": toStandin("POST", "/scout"),
+  // The runtime's console since the last reset (what Workers Logs would collect).
+  "GET /logs": () => server.getLogs().map((entry) => ({ level: entry.level, message: entry.message })),
+  // Every key of the namespace with its value and metadata, as stored.
+  "POST /kv/dump": async () =>
+    Promise.all(
+      (await kvKeys(env.KV)).map(async (key) => {
+        const { value, metadata } = await env.KV.getWithMetadata(key);
+        return { key, value, metadata: metadata == null ? null : JSON.stringify(metadata) };
+      }),
+    ),
+  "POST /r2/head": async (body) => {
+    const object = await env.IMAGES.head(body.key);
+    return object ? { key: object.key, size: object.size } : null;
+  },
+  "POST /r2/delete": async (body) => (await env.IMAGES.delete(body.key), {}),
+  "POST /r2/list": async (body) => listAll(env.IMAGES, body.prefix ?? ""),
+  // A message as a producer sends one (a redelivery, say).
+  "POST /queues/send": async (body) => (await env.JOB_QUEUE.send(body.body, { contentType: "json" }), {}),
+  // A job's record, read through the JOBS Durable Object's own method.
+  "POST /jobs/get": async (body) => {
+    const raw = await env.JOBS.getByName(body.job_id).get(body.job_id);
+    return raw == null ? null : JSON.parse(String(raw));
+  },
+  "POST /reset": async () => {
+    for (const key of await kvKeys(env.KV)) await env.KV.delete(key);
+    const objects = await listAll(env.IMAGES);
+    for (let at = 0; at < objects.length; at += 1000) await env.IMAGES.delete(objects.slice(at, at + 1000));
+    await toStandin("POST", "/reset")({});
+    server.clearLogs();
+    return {};
+  },
+  "POST /clock/advance": unsupported("move the Worker's clock"),
+  "POST /kv/fail": unsupported("make a KV namespace fail"),
+  "POST /r2/fail": unsupported("make an R2 bucket fail"),
+  "GET /kv": unsupported("count a KV namespace's reads"),
+  "POST /queues/pause": unsupported("pause a queue's consumer"),
+  "GET /analytics": unsupported("read Analytics Engine data points (Miniflare's dataset keeps none)"),
+};
+
+let control = null;
+if (args["control-port"] !== undefined) {
+  control = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const route = routes[`${req.method} ${req.url}`];
+    try {
+      if (!route) throw Object.assign(new Error("no such control route"), { status: 404 });
+      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {};
+      const result = await route(body);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result ?? null));
+    } catch (err) {
+      res.writeHead(err.status ?? 500, { "content-type": "application/json" }).end(JSON.stringify({ error: String(err?.message ?? err) }));
+    }
+  });
+  await new Promise((ok) => control.listen(Number(args["control-port"]), "127.0.0.1", ok));
+}
+
+console.log(JSON.stringify({
+  event: "ready",
+  url: url.href.replace(/\/$/, ""),
+  control: control ? `http://127.0.0.1:${control.address().port}` : null,
+  unset: [...unset],
+}));
+
+const stop = async () => {
+  control?.close();
+  await server.close();
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

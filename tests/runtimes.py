@@ -113,12 +113,15 @@ class Workerd:
         settings: Mapping[str, Any],
         without: tuple[str, ...] = (),
         ratelimits: Mapping[str, tuple[int, int]] | None = None,
+        workerd_args: tuple[str, ...] = (),
     ) -> None:
         """``ratelimits``: ``{BINDING: (limit, period)}``, the ``[[ratelimits]]`` bindings a
-        deployer declares for the policy's rules (replacing or adding to wrangler.toml's)."""
+        deployer declares for the policy's rules (replacing or adding to wrangler.toml's);
+        ``workerd_args``: more flags for ``workerd serve`` (the memory-snapshot ones)."""
         self.log_path = tmp / "workerd.log"
         self._log: IO[str] = self.log_path.open("w+")
         env = stack_environment(prepare_workerd())
+        env["FLUXGATE_WORKERD_ARGS"] = " ".join(workerd_args)
         args = [node() or "node", str(STACK), "--control-port", "0"]
         for table in without:
             args += ["--without", table]

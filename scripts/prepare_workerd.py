@@ -64,9 +64,8 @@ def original_binary() -> Path:
 
 def config_release(config: Path, releases: list[Release]) -> Release:
     settings = tomllib.loads(config.read_text())
-    return selected_release(
-        releases, str(settings.get("compatibility_date", "")), settings.get("compatibility_flags", [])
-    )
+    date = str(settings.get("compatibility_date", ""))
+    return selected_release(releases, date, list(settings.get("compatibility_flags", [])))
 
 
 def _write(path: Path, data: bytes, mode: int | None = None) -> None:

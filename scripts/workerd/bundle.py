@@ -93,11 +93,13 @@ def patched_glue(glue: str) -> str:
 def build_bundle(pyodide_dir: Path) -> bytes:
     glue = patched_glue((pyodide_dir / "pyodide.asm.mjs").read_text(encoding="utf-8"))
     prefix = "pyodideRuntime-internal:"
+    interpreter = (pyodide_dir / "pyodide.asm.wasm").read_bytes()
+    stdlib = (pyodide_dir / "python_stdlib.zip").read_bytes()
     return encode_bundle(
         [
             Module(prefix + "pyodide.asm", "src", glue.encode()),
-            Module(prefix + "pyodide.asm.wasm", "wasm", (pyodide_dir / "pyodide.asm.wasm").read_bytes()),
-            Module(prefix + "python_stdlib.zip", "data", (pyodide_dir / "python_stdlib.zip").read_bytes()),
+            Module(prefix + "pyodide.asm.wasm", "wasm", interpreter),
+            Module(prefix + "python_stdlib.zip", "data", stdlib),
         ]
     )
 

@@ -14,7 +14,7 @@ import time
 import traceback
 from urllib.parse import parse_qsl, urlsplit
 
-from _host_dispatch import call
+from _workerd_dispatch import call
 from harness import ai, ctx, env, settle
 from js import Object, Request
 from pyodide.ffi import JsProxy, to_js

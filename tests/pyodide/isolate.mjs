@@ -1,8 +1,10 @@
-// Loads the Worker as deployed into one Pyodide "isolate": Pyodide 314 (the Python 3.14
-// Workers runtime, compatibility flag python_workers_20260610), the wheels pinned in
-// worker/requirements.lock as its python_modules, and src/ as its module root. Then calls
-// its handlers the way workerd does (src/pyodide/python-entrypoint-helper.ts and
-// internal/introspection.py in workerd).
+// One Pyodide "isolate" for the unit harnesses of tests/pyodide/ (not the Worker: that runs
+// on workerd): the Pyodide of the Python Workers runtime the Worker deploys to (the npm
+// package `pyodide`, the release wrangler.toml's flags select), the wheels pinned in
+// worker/requirements.lock as its python_modules, src/ as its module root, and the runtime
+// modules workerd provides (src/pyodide/python-entrypoint-helper.ts in workerd) restated, so
+// that the Workers SDK behaves in it as it does on workerd. The cases call handlers through
+// ./shims/_workerd_dispatch.py, workerd's dispatch (internal/introspection.py) restated.
 import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,7 +49,8 @@ function lockedWheels(root, wheelDir) {
 }
 
 // ExecutionContext as workerd gives it to a class entrypoint: `waitUntil` hands the promise
-// to the host at once (`adopt`); the SDK recognises the class by its toStringTag.
+// at once to `adopt` (the harness keeps it, as workerd extends the request's lifetime); the
+// SDK recognises the class by its toStringTag.
 export class ExecutionContext {
   #adopt;
   constructor(adopt) {
@@ -95,7 +98,7 @@ export async function loadIsolate({ root, wheelDir, compatibilityDate, compatFla
   py.registerJsModule("_cloudflare_compat_flags", flags);
   py.registerJsModule("_pyodide_entrypoint_helper", {
     doAnImport: async (name) => {
-      throw new Error(`No such module "${name}" in the Worker host`);
+      throw new Error(`No such module "${name}" in the Pyodide harness`);
     },
     cloudflareWorkersModule: { env, waitUntil },
     cloudflareSocketsModule: null,
@@ -114,7 +117,7 @@ export async function loadIsolate({ root, wheelDir, compatibilityDate, compatFla
     py.mountNodeFS(target, realpathSync(source));
   }
   // workerd: the module root, then python_modules ahead of site-packages; .pth files in
-  // python_modules are processed only under python_process_pth_files. The host's shims
+  // python_modules are processed only under python_process_pth_files. The harness's shims
   // (workerd's internal _cloudflare package, the dispatch) come last.
   py.runPython(`
 import site, sys
@@ -124,50 +127,4 @@ if ${flags.python_process_pth_files ? "True" : "False"}:
     site.addsitedir("${vendor}")
 `);
   return py;
-}
-
-// The Worker's entry module, imported once per isolate (workerd: at deploy time, into the
-// memory snapshot), and the handler dispatch.
-export function importEntry(py) {
-  const module = py.pyimport("entry");
-  // workerd ends the import-patching phase before the first request.
-  py.runPython(`
-import sys
-if "_cloudflare.import_patch_manager" in sys.modules:
-    sys.modules["_cloudflare.import_patch_manager"].before_first_request()
-`);
-  return { module, dispatch: py.pyimport("_host_dispatch").call };
-}
-
-// A handler's result back to JS: PyProxies are copied out and released.
-function release(result) {
-  if (result && typeof result === "object" && typeof result.toJs === "function") {
-    const value = result.toJs({ dict_converter: Object.fromEntries });
-    result.destroy();
-    return value;
-  }
-  return result;
-}
-
-// workerd builds a new instance of the entrypoint class for every event, Cls(ctx, env),
-// and calls `fetch(request, env, ctx)` relaxed with env and ctx undefined.
-export async function callFetch(entry, request, env, ctx) {
-  const instance = entry.module.Default(ctx, env);
-  try {
-    const response = release(await entry.dispatch(instance, "fetch", request, undefined, undefined));
-    if (!(response instanceof Response)) throw new TypeError(`fetch handler returned ${response}, not a Response`);
-    return response;
-  } finally {
-    instance.destroy();
-  }
-}
-
-// `queue(batch, env, ctx)` strictly, env and ctx undefined for a class entrypoint.
-export async function callQueue(entry, batch, env, ctx) {
-  const instance = entry.module.Default(ctx, env);
-  try {
-    release(await entry.dispatch(instance, "queue", batch, undefined, undefined));
-  } finally {
-    instance.destroy();
-  }
 }

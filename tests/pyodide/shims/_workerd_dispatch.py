@@ -1,4 +1,4 @@
-"""How the Worker host calls into the Worker: workerd's handler dispatch, restated.
+"""How the Pyodide harness calls handlers: workerd's handler dispatch, restated.
 
 workerd routes every call on a Python entrypoint or Durable Object through one wrapper
 (``src/pyodide/internal/introspection.py``): each JS argument goes through the SDK's

@@ -1,24 +1,22 @@
-// JavaScript doubles of the bindings Miniflare cannot give a Python harness: the Rate
-// Limiting binding and a Durable Object namespace whose objects have SQLite storage.
+// The Pyodide harness's binding doubles (tests/pyodide/harness.mjs), each named like
+// workerd's class so that the Workers SDK wraps it as it does in production: Miniflare's KV
+// and R2 under workerd's class names, and doubles of what Miniflare cannot give a Python
+// harness in process: the AI binding's wrapper, Rate Limiting, Durable Object namespaces
+// whose objects have SQLite storage, the Cache API, Analytics Engine, a Queue consumer's
+// batch, and a real HTTP server that records webhooks.
+import { createServer } from "node:http";
 import initSqlJs from "sql.js";
+import { checkRunOptions } from "../../worker/local/ai_models.mjs";
 
 // The Rate Limiting binding (class named like workerd's): limit({key}) -> {success}. Fixed
 // windows of `period` seconds, counted per key, as one Cloudflare location would.
 export class Ratelimit {
   #counts = new Map();
-  constructor(config) {
-    this.configure(config);
-  }
-  reset() {
-    this.#counts.clear();
-  }
-  // A new limit/period, as a redeploy with another wrangler.toml would give.
-  configure({ limit, period }) {
+  constructor({ limit, period }) {
     // wrangler refuses other values: a simple rule's period is 10 or 60 seconds.
     if (![10, 60].includes(period)) throw new RangeError(`ratelimit period must be 10 or 60, got ${period}`);
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`ratelimit limit must be a positive integer, got ${limit}`);
     this.config = { limit, period };
-    this.#counts.clear();
   }
   async limit(options) {
     if (!options || typeof options.key !== "string") {
@@ -32,10 +30,6 @@ export class Ratelimit {
     this.#counts.set(slot, used + 1);
     return { success: true };
   }
-}
-
-export function createRateLimiter(config) {
-  return new Ratelimit(config);
 }
 
 // SqlStorage over real SQLite (sql.js): exec(query, ...bindings) runs synchronously and
@@ -60,10 +54,6 @@ class SqlStorageCursor {
 class SqlStorage {
   constructor(db) {
     this._db = db;
-  }
-  // The host's own: frees the database when the object goes away (not part of SqlStorage).
-  close() {
-    this._db.close();
   }
   exec(query, ...bindings) {
     for (const value of bindings) {
@@ -124,31 +114,19 @@ class DurableObjectState {
 }
 
 // A Durable Object namespace: idFromName/get/getByName; one object instance (and one SQLite
-// database) per name. `construct(state, env)` makes the object; `call(instance, method,
-// ...args)` runs one RPC method the way workerd does (the Worker host passes its dispatch,
+// database) per name. `construct(state)` makes the object; `call(instance, method, ...args)`
+// runs one RPC method the way workerd does (the harness passes shims/_workerd_dispatch.py,
 // which converts as workerd's does and calls strictly). Arguments and results are
-// structured-cloned, as they are when they cross between isolates. `meter.micros` adds up
-// the process CPU spent from each call to its answer: on Cloudflare an object runs in its
-// own isolate, billed as the object's, not as the calling Worker's CPU (the benchmark
-// reports it apart; with one request at a time, nothing else runs while a call is awaited).
-export class DurableObjectNamespace {
+// structured-cloned, as they are when they cross between isolates.
+class DurableObjectNamespace {
   #objects = new Map();
   #construct;
   #call;
   #SQL;
-  #meter;
-  constructor(SQL, construct, call, meter = { micros: 0 }) {
+  constructor(SQL, construct, call) {
     this.#SQL = SQL;
     this.#construct = construct;
     this.#call = call;
-    this.#meter = meter;
-  }
-  reset() {
-    for (const { state, instance } of this.#objects.values()) {
-      state.storage.sql.close();
-      instance.destroy?.();
-    }
-    this.#objects.clear();
   }
   idFromName(name) {
     return new DurableObjectId(String(name));
@@ -164,35 +142,19 @@ export class DurableObjectNamespace {
     }
     const { instance } = this.#objects.get(name);
     const call = this.#call;
-    const meter = this.#meter;
     return new Proxy(
       {},
       {
         get(_, method) {
           if (method === "then" || typeof method !== "string") return undefined;
-          return async (...args) => {
-            const started = process.cpuUsage();
-            try {
-              return structuredClone(await call(instance, method, ...structuredClone(args)));
-            } finally {
-              const used = process.cpuUsage(started);
-              meter.micros += used.user + used.system;
-            }
-          };
+          return async (...args) => structuredClone(await call(instance, method, ...structuredClone(args)));
         },
       },
     );
   }
 }
 
-// Calls a Python object's method directly (the adapter-level harness's RPC: JS values in,
-// the PyProxy result converted to JS).
-async function directCall(instance, method, ...args) {
-  const result = await instance[method](...args);
-  return result?.toJs ? result.toJs({ dict_converter: Object.fromEntries }) : result;
-}
-
-export async function createDurableObjectNamespace(construct, env, call = directCall) {
+export async function createDurableObjectNamespace(construct, env, call) {
   const SQL = await initSqlJs();
   return new DurableObjectNamespace(SQL, (state) => construct(state, env), call);
 }
@@ -248,41 +210,9 @@ export class CacheDouble {
   }
 }
 
-// ExecutionContext: waitUntil promises are kept so a test can wait for them, and handed
-// to `adopt` (the Worker host tracks them the way workerd extends a request's lifetime).
-export function createContext(adopt = null) {
-  const pending = [];
-  return {
-    waitUntil(promise) {
-      if (!promise || typeof promise.then !== "function") throw new TypeError("waitUntil expects a Promise");
-      pending.push(promise);
-      adopt?.(promise);
-    },
-    passThroughOnException() {},
-    async settle() {
-      await Promise.all(pending.splice(0));
-    },
-  };
-}
-
-// A Queue producer binding: send(body, {contentType, delaySeconds}) with Queues' limits.
-export function createQueue() {
-  const sent = [];
-  return {
-    sent,
-    async send(body, options = {}) {
-      const delay = options.delaySeconds ?? 0;
-      if (!Number.isInteger(delay) || delay < 0 || delay > 43200) throw new Error(`Invalid delaySeconds: ${delay}`);
-      const text = JSON.stringify(body);
-      if (new TextEncoder().encode(text).length > 128 * 1024) throw new Error("Message too large");
-      sent.push({ body: JSON.parse(text), contentType: options.contentType ?? "json", delaySeconds: delay });
-    },
-  };
-}
-
 // A MessageBatch as the consumer handler receives it; records what was acked or retried.
-// Class instances named like the host's (host/queues.mjs), not plain objects: the Workers
-// SDK's RPC conversion would turn plain objects into dicts.
+// Class instances named like workerd's, not plain objects: the Workers SDK's RPC conversion
+// would turn plain objects into dicts.
 export function createBatch(bodies) {
   const outcome = [];
   class QueueMessage {
@@ -306,8 +236,8 @@ export function createBatch(bodies) {
   return new QueueController();
 }
 
-// A real HTTP server on 127.0.0.1 that records POSTs (the webhook receiver).
-import { createServer } from "node:http";
+// A real HTTP server on 127.0.0.1 that records POSTs (the webhook receiver): the first
+// answers 503, the rest 204.
 export async function createReceiver() {
   const received = [];
   const server = createServer((req, res) => {
@@ -336,8 +266,7 @@ export async function createReceiver() {
 //   standalone workerd reports them as an uncaught exception and drops the point); the
 //   double throws them at the call, the stricter of the two, so a test sees the refusal.
 // Not modelled: the per-invocation cap (250 points) and the service's sampling.
-// The host's own: points() (what was written, with the dataset and the host clock's time),
-// clear(), fail(message) (every write throws that, as an outage would; null ends it).
+// The double's own: points() (what was written, with the dataset and the time).
 const AE_MAX_MEMBERS = 20;
 const AE_MAX_BLOB_BYTES = 16000;
 const AE_MAX_INDEXES = 1;
@@ -352,7 +281,6 @@ function aeBytes(value) {
 
 export class AnalyticsEngine {
   #points = [];
-  #failing = null;
   constructor(dataset) {
     this.dataset = dataset;
   }
@@ -382,7 +310,6 @@ export class AnalyticsEngine {
       if (size > AE_MAX_BLOB_BYTES) throw new TypeError(`${prefix}Cumulative size of blobs exceeds ${AE_MAX_BLOB_BYTES} bytes).`);
     }
     if (doubles.length > AE_MAX_MEMBERS) throw new TypeError(`${prefix}Maximum of ${AE_MAX_MEMBERS} doubles supported.`);
-    if (this.#failing !== null) throw new Error(this.#failing);
     const text = (bytes) => (bytes === null ? null : new TextDecoder().decode(bytes));
     this.#points.push({
       dataset: this.dataset,
@@ -396,113 +323,36 @@ export class AnalyticsEngine {
   points() {
     return this.#points.map((p) => ({ ...p }));
   }
-  clear() {
-    this.#points = [];
-    this.#failing = null;
-  }
-  fail(message) {
-    this.#failing = message ?? null;
-  }
 }
 
 // Miniflare's KV and R2 simulators, presented under workerd's class names (Miniflare hands
 // out anonymous proxies; the Workers SDK wraps bindings by class name).
-// The KV binding also counts operations (billing units on Cloudflare) for the control port.
-// Both bindings can be told to fail for key prefixes the way an outage does: the awaited
-// call rejects with the binding's error (KV: "KV GET failed: 503 ...", R2: "put: ... (10001)").
-// Expiration (expirationTtl, expiration) follows the host's wall clock, which tests move,
-// as the Worker's own clock does; Miniflare's simulator keeps real time.
 export class KvNamespace {
   #inner;
-  #ops = { reads: [], writes: 0 };
-  #failing = { get: [], put: [] };
-  #expires = new Map(); // key -> ms since the epoch, on the host's clock
   constructor(inner) {
     this.#inner = inner;
   }
-  stats() {
-    return { reads: this.#ops.reads.length, read_keys: [...this.#ops.reads], writes: this.#ops.writes };
+  get(...args) {
+    return this.#inner.get(...args);
   }
-  resetStats() {
-    this.#ops = { reads: [], writes: 0 };
+  getWithMetadata(...args) {
+    return this.#inner.getWithMetadata(...args);
   }
-  // Reads (get, getWithMetadata) and writes (put) of keys under these prefixes fail.
-  fail({ get = [], put = [] } = {}) {
-    this.#failing = { get: [...get], put: [...put] };
+  put(...args) {
+    return this.#inner.put(...args);
   }
-  #fails(op, key) {
-    return this.#failing[op].some((prefix) => String(key).startsWith(prefix));
+  delete(...args) {
+    return this.#inner.delete(...args);
   }
-  // Empty the namespace (expired keys too), as a fresh one is.
-  async clear() {
-    let cursor;
-    do {
-      const page = await this.#inner.list({ cursor });
-      await Promise.all(page.keys.map((k) => this.#inner.delete(k.name)));
-      cursor = page.list_complete ? undefined : page.cursor;
-    } while (cursor);
-    this.#expires.clear();
-  }
-  #expired(key) {
-    const at = this.#expires.get(String(key));
-    return at !== undefined && Date.now() >= at;
-  }
-  // Every live key with its value, metadata and expiration, read without counting operations.
-  async dump() {
-    const entries = [];
-    let cursor;
-    do {
-      const page = await this.list({ cursor });
-      for (const k of page.keys) {
-        entries.push({ key: k.name, value: await this.#inner.get(k.name), metadata: k.metadata ?? null, expiration: k.expiration ?? null });
-      }
-      cursor = page.list_complete ? undefined : page.cursor;
-    } while (cursor);
-    return entries;
-  }
-  get(key, ...args) {
-    this.#ops.reads.push(String(key));
-    if (this.#fails("get", key)) return Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
-    if (this.#expired(key)) return Promise.resolve(null);
-    return this.#inner.get(key, ...args);
-  }
-  getWithMetadata(key, ...args) {
-    this.#ops.reads.push(String(key));
-    if (this.#fails("get", key)) return Promise.reject(new Error("KV GET failed: 503 Service Unavailable"));
-    if (this.#expired(key)) return Promise.resolve({ value: null, metadata: null, cacheStatus: null });
-    return this.#inner.getWithMetadata(key, ...args);
-  }
-  async put(key, value, options = {}) {
-    this.#ops.writes++;
-    if (this.#fails("put", key)) throw new Error("KV PUT failed: 429 Too Many Requests");
-    await this.#inner.put(key, value, options);
-    const { expiration, expirationTtl } = options ?? {};
-    if (expirationTtl != null) this.#expires.set(String(key), Date.now() + Number(expirationTtl) * 1000);
-    else if (expiration != null) this.#expires.set(String(key), Number(expiration) * 1000);
-    else this.#expires.delete(String(key));
-  }
-  async delete(key) {
-    await this.#inner.delete(key);
-    this.#expires.delete(String(key));
-  }
-  async list(...args) {
-    const page = await this.#inner.list(...args);
-    return { ...page, keys: page.keys.filter((k) => !this.#expired(k.name)) };
+  list(...args) {
+    return this.#inner.list(...args);
   }
 }
 
 export class R2Bucket {
   #inner;
-  #failing = { put: [] };
   constructor(inner) {
     this.#inner = inner;
-  }
-  // Writes (put) of keys under these prefixes fail ("" is every key).
-  fail({ put = [] } = {}) {
-    this.#failing = { put: [...put] };
-  }
-  #fails(op, key) {
-    return this.#failing[op].some((prefix) => String(key).startsWith(prefix));
   }
   head(...args) {
     return this.#inner.head(...args);
@@ -510,9 +360,8 @@ export class R2Bucket {
   get(...args) {
     return this.#inner.get(...args);
   }
-  put(key, ...args) {
-    if (this.#fails("put", key)) return Promise.reject(new Error("put: We encountered an internal error. Please try again. (10001)"));
-    return this.#inner.put(key, ...args);
+  put(...args) {
+    return this.#inner.put(...args);
   }
   delete(...args) {
     return this.#inner.delete(...args);
@@ -522,5 +371,23 @@ export class R2Bucket {
   }
   createMultipartUpload(...args) {
     return this.#inner.createMultipartUpload(...args);
+  }
+}
+
+// The AI binding: the models of worker/local/ai_models.mjs (what the local stand-in serves on
+// workerd) behind an object named like workerd's class. `run`'s third argument (AI Gateway,
+// raw responses, ...) is refused as the stand-in refuses it.
+export class Ai {
+  #models;
+  constructor(models) {
+    this.#models = models;
+  }
+  async run(model, inputs, options) {
+    checkRunOptions(options);
+    return this.#models.run(model, inputs);
+  }
+  // A copy of the entries, as RPC hands the caller on workerd.
+  async models(params) {
+    return structuredClone(await this.#models.models(params));
   }
 }

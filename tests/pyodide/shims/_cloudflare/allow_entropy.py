@@ -1,5 +1,5 @@
 """Entropy at import time is restricted in workerd only while it takes the deploy-time
-memory snapshot; the host takes no snapshot, so the allowance is a no-op."""
+memory snapshot; the Pyodide harness takes no snapshot, so the allowance is a no-op."""
 
 from contextlib import contextmanager
 from typing import Iterator

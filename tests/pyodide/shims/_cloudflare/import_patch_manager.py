@@ -2,11 +2,12 @@
 
 ``register_exec_patch(name)`` registers a context manager that receives the module and wraps
 its execution: code before ``yield`` runs before the module body, code after it runs once
-the module is initialised. ``register_create_patch`` wraps module creation (the host runs
-it around execution too). As in workerd, patches apply only to imports made before the
-first request: :func:`before_first_request` (called by the host once the entry module is
-imported) removes the import hook and runs the callbacks registered for that moment, so a
-module first imported during a request is left unpatched here as it is on Cloudflare.
+the module is initialised. ``register_create_patch`` wraps module creation (here it runs
+around execution too). As in workerd, patches apply only to imports made before the first
+request: :func:`before_first_request` removes the import hook and runs the callbacks
+registered for that moment, so that a module first imported afterwards is left unpatched as
+it is on Cloudflare. (The Pyodide harness imports no entry module and so never calls it:
+every import a case makes is patched.)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def register_before_first_request(name: str) -> Callable[[Any], Any]:
 
 
 def register_after_snapshot(_name: str) -> Callable[[Any], Any]:
-    """Accepted and ignored: these check state across a snapshot, which the host never takes."""
+    """Accepted and ignored: these check state across a snapshot, which the harness never takes."""
     return lambda function: function
 
 

@@ -1,0 +1,60 @@
+// `npm run worker`: the Worker as deployed, on real workerd, offline: `wrangler dev --local`
+// on the project's wrangler.toml (through the local overlay: AI -> the stand-in of ./ai.mjs)
+// and the workerd that scripts/prepare_workerd.py prepares. Options after `--` go to
+// `wrangler dev` (`npm run worker -- --port 8788`).
+//
+// Secrets: wrangler's own `.dev.vars` when there is one; otherwise ADMIN_TOKEN and
+// URL_SIGNING_KEYS from the environment, and without URL_SIGNING_KEYS one generated once and
+// kept in .wrangler/fluxgate/ (0600). With CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN set,
+// the stand-in calls the Workers AI REST API (real models) instead of drawing placeholders.
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, STANDIN_CONFIG, writeOverlay } from "./overlay.mjs";
+
+const STATE = join(ROOT, ".wrangler", "fluxgate");
+mkdirSync(STATE, { recursive: true, mode: 0o700 });
+
+const python = process.env.PYTHON ?? "python3";
+const run = (script) => execFileSync(python, [join(ROOT, "scripts", script)], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+run("vendor_worker.py");
+const workerd = run("prepare_workerd.py");
+const config = writeOverlay();
+
+// A file of NAME=VALUE lines only this user can read.
+const secretFile = (path, values) => {
+  const text = Object.entries(values).map(([name, value]) => `${name}=${value}\n`).join("");
+  writeFileSync(path, text, { mode: 0o600 });
+  return path;
+};
+
+const args = ["dev", "-c", config];
+if (!existsSync(join(ROOT, ".dev.vars"))) {
+  const keys = join(STATE, "url-signing-keys");
+  if (!process.env.URL_SIGNING_KEYS && !existsSync(keys)) secretFile(keys, { URL_SIGNING_KEYS: `dev=${randomBytes(32).toString("base64url")}` });
+  const generated = existsSync(keys) ? readFileSync(keys, "utf8").trim().split("=").slice(1).join("=") : undefined;
+  const secrets = { URL_SIGNING_KEYS: process.env.URL_SIGNING_KEYS ?? generated };
+  if (process.env.ADMIN_TOKEN) secrets.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
+  args.push("--env-file", secretFile(join(STATE, "secrets.env"), secrets));
+}
+
+// The stand-in, from its own folder unless it gets REST credentials: then a copy of its
+// config next to a .dev.vars holding them, both in .wrangler/fluxgate/.
+let standin = STANDIN_CONFIG;
+const { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token } = process.env;
+if (account && token) {
+  const folder = join(STATE, "standin");
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  const main = join(ROOT, "worker", "local", "ai.mjs");
+  standin = join(folder, "wrangler.toml");
+  writeFileSync(standin, readFileSync(STANDIN_CONFIG, "utf8").replace(/^main = .*$/m, `main = ${JSON.stringify(main)}`));
+  secretFile(join(folder, ".dev.vars"), { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token });
+}
+args.push("-c", standin, "--local", "--ip", "127.0.0.1", "--port", "8787", "--persist-to", join(ROOT, ".wrangler", "state"), ...process.argv.slice(2));
+
+const env = { ...process.env, MINIFLARE_WORKERD_PATH: workerd, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
+for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
+const wrangler = spawn(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args], { cwd: ROOT, env, stdio: "inherit" });
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => wrangler.kill(signal));
+wrangler.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

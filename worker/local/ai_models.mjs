@@ -1,15 +1,29 @@
-// A JavaScript double of workerd's AI binding, for the FLUX.2 family (multipart models:
-// flux-2-dev, flux-2-klein-4b, flux-2-klein-9b), for Llama Guard (the JSON chat model
-// the gateway moderates prompts with) and for Llama 4 Scout (the vision chat model the
-// gateway classifies its generated images with: output moderation).
+// The models the local AI stand-in serves, and their contracts: the doubles of the FLUX.2
+// family (multipart models: flux-2-dev, flux-2-klein-4b, flux-2-klein-9b), of Llama Guard (the
+// JSON chat model the gateway moderates prompts with) and of Llama 4 Scout (the vision chat
+// model the gateway classifies its generated images with: output moderation), the catalog
+// `AI.models()` answers, and the same calls sent to the Workers AI REST API instead. Never
+// deployed.
 //
-// It accepts what the real binding accepts and nothing else: `inputs` must be a plain
-// object `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`.
-// The body is parsed with the platform's own multipart parser. Each model has its own
-// field rules: the klein models are distilled with a fixed 4-step schedule and refuse a
-// `steps` field (Cloudflare changelog, 2026-01-15 and 2026-01-28). Failures are thrown as
-// InferenceUpstreamError("<code>: <message>"), as on Cloudflare; a model it does not serve
-// is "5007: No such model <id>".
+// One copy of the contract, used twice: worker/local/ai.mjs serves it on workerd as the
+// Python Worker's `AI` binding (a WorkerEntrypoint reached over RPC), and the Pyodide unit
+// harness (tests/pyodide/harness.mjs) binds it in process in Node. So this module imports
+// nothing but what both have: node:buffer, node:crypto and node:zlib (workerd: nodejs_compat),
+// and the platform's Response, ReadableStream and fetch.
+//
+// It accepts what the real binding accepts and nothing else: `inputs` must be a plain object
+// `{multipart: {body: ReadableStream, contentType: "multipart/form-data; boundary=…"}}`; the
+// body is parsed with the platform's own multipart parser (`Response.formData()`: workerd's,
+// or Node's). Each model has its own field rules: the klein models are distilled with a fixed
+// 4-step schedule and refuse a `steps` field (Cloudflare changelog, 2026-01-15 and
+// 2026-01-28). Failures are thrown as InferenceUpstreamError("<code>: <message>"), as on
+// Cloudflare; a model it does not serve is "5007: No such model <id>".
+//
+// The scripting methods (failNext, setLatency, setRealistic, guard.script, scout.script) and
+// what they read back (stats) check their arguments and throw errors carrying an HTTP
+// `status` (400 for a bad argument, 409 for what the REST backend cannot script), which the
+// stand-in's control routes answer with.
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { encodePng, imageSize, noisyPng } from "./png.mjs";
 
@@ -39,6 +53,12 @@ export class InferenceUpstreamError extends Error {
 
 const invalid = (message) => new InferenceUpstreamError(`5006: ${message}`);
 
+// Objects that come over RPC are rebuilt in the stand-in's isolate, so a plain object sent by
+// the Python Worker has that isolate's Object.prototype, and anything else (a FormData, a
+// Map, a class instance) is told apart as it would be on Cloudflare. (In the harness the
+// Python side's objects are made in the same realm, Node's, and told apart the same way.)
+export const isPlainObject = (value) => value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+
 function intField(fields, name, fallback, lo, hi) {
   if (!(name in fields)) return fallback;
   const value = Number(fields[name]);
@@ -47,15 +67,23 @@ function intField(fields, name, fallback, lo, hi) {
   return value;
 }
 
+// A `steps` field sent to a model with a fixed schedule (the klein models).
+function refuseFixedSteps(model, spec, hasSteps) {
+  if (spec.fixedSteps !== null && hasSteps) {
+    throw invalid(`'/steps' cannot be set for ${model}: the steps parameter is fixed at ${spec.fixedSteps} for this model`);
+  }
+}
+
 // The model catalog as `AI.models()` describes it (workers-types' AiModelsSearchObject):
 // what the doubles serve. The klein entries are Cloudflare's catalog data; flux-2-dev's
 // description is abridged from its model page.
 const TEXT_TO_IMAGE = { id: "3d6e1f35-341b-4915-a6c8-9a7142a9033a", name: "Text-to-Image", description: "Generates images from input text." };
+const TEXT_GENERATION = { id: "c329a1f9-323d-4e91-b2aa-582dd4188d34", name: "Text Generation", description: "Family of generative text models." };
 const BFL_PROPERTIES = [
   { property_id: "partner", value: "true" },
   { property_id: "terms", value: "https://bfl.ai/legal/terms-of-service" },
 ];
-const CATALOG = [
+export const CATALOG = [
   {
     id: "6a4b7e1c-0d52-4f9e-9b1a-2f0c1d5e7a01",
     source: 1,
@@ -90,7 +118,7 @@ const CATALOG = [
     source: 1,
     name: GUARD,
     description: "Llama Guard 3 is a Llama-3.1-8B pretrained model, fine-tuned for content safety classification.",
-    task: { id: "c329a1f9-323d-4e91-b2aa-582dd4188d34", name: "Text Generation", description: "Family of generative text models." },
+    task: TEXT_GENERATION,
     tags: [],
     properties: [],
   },
@@ -100,14 +128,16 @@ const CATALOG = [
     name: SCOUT,
     description:
       "Meta's Llama 4 Scout is a 17 billion parameter model with 16 experts that is natively multimodal. These models leverage a mixture-of-experts architecture to offer industry-leading performance in text and image understanding.",
-    task: { id: "c329a1f9-323d-4e91-b2aa-582dd4188d34", name: "Text Generation", description: "Family of generative text models." },
+    task: TEXT_GENERATION,
     tags: [],
     properties: [],
   },
 ];
 
 // `AI.models(params?)`: the catalog filtered by `search` (name or description) and `task`.
-async function catalogModels(params) {
+// The entries themselves are returned: RPC serialises the answer on workerd, so the caller
+// gets its own copy there; an in-process binding must copy them.
+export async function catalogModels(params) {
   if (params !== undefined && !isPlainObject(params)) throw new TypeError("models() takes an optional plain object of search parameters");
   const search = String(params?.search ?? "").toLowerCase();
   const task = params?.task === undefined ? null : String(params.task).toLowerCase();
@@ -115,39 +145,29 @@ async function catalogModels(params) {
     (model) =>
       (!search || model.name.toLowerCase().includes(search) || model.description.toLowerCase().includes(search)) &&
       (task === null || model.task.name.toLowerCase() === task),
-  ).map((model) => structuredClone(model));
+  );
 }
 
-// The binding object, named like workerd's class (the Workers SDK wraps bindings by class).
-class Ai {
-  #run;
-  #models;
-  constructor(run, models = catalogModels) {
-    this.#run = run;
-    this.#models = models;
-  }
-  run(model, inputs, options) {
-    return this.#run(model, inputs, options);
-  }
-  models(params) {
-    return this.#models(params);
-  }
+// A control route's failure, answered with its HTTP status and {error: message}.
+export const controlError = (status, message) => Object.assign(new Error(message), { status });
+export const badBody = (message) => controlError(400, message);
+
+// The checks on scripted answers: a test that sends a typo gets a 400, not a script that
+// silently does nothing.
+function onlyKeys(body, keys) {
+  const unknown = Object.keys(body).filter((key) => !keys.includes(key));
+  if (unknown.length) throw badBody(`unknown field(s) ${unknown.join(", ")}; expected ${keys.join(", ")}`);
 }
-
-const isPlainObject = (value) => value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
-
-// A `steps` field sent to a model with a fixed schedule (the klein models).
-function refuseFixedSteps(model, spec, hasSteps) {
-  if (spec.fixedSteps !== null && hasSteps) {
-    throw invalid(`'/steps' cannot be set for ${model}: the steps parameter is fixed at ${spec.fixedSteps} for this model`);
-  }
+function stringList(value, name) {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) throw badBody(`${name} must be a list of strings`);
+  return [...value];
 }
 
 // Llama Guard 3: `{messages: [{role, content}, ...]}` in; asked for JSON it answers
 // `{response: {safe, categories}}`, otherwise the text form `{response: "unsafe\nS1,S10"}`.
 // Which words are unsafe (and in which category) is scripted, as are failures; `calls`
 // counts the calls that passed the contract checks.
-function createGuard() {
+export function createGuard() {
   const state = { unsafe: {}, failures: [], calls: 0, answerText: false };
   async function run(inputs) {
     if (!isPlainObject(inputs)) throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
@@ -165,10 +185,17 @@ function createGuard() {
   return {
     run,
     // {unsafe?: {word: category}, failures?: [message], answer_text?: bool}: what is given is replaced.
-    script({ unsafe, failures, answer_text: answerText }) {
+    script(body) {
+      onlyKeys(body, ["unsafe", "failures", "answer_text"]);
+      const { unsafe, failures, answer_text: answerText } = body;
+      if (unsafe !== undefined && !(isPlainObject(unsafe) && Object.values(unsafe).every((c) => typeof c === "string"))) {
+        throw badBody("unsafe must be an object of word: category");
+      }
+      if (answerText !== undefined && typeof answerText !== "boolean") throw badBody("answer_text must be true or false");
+      const scripted = failures === undefined ? undefined : stringList(failures, "failures");
       if (unsafe !== undefined) state.unsafe = { ...unsafe };
-      if (failures !== undefined) state.failures = [...failures];
-      if (answerText !== undefined) state.answerText = Boolean(answerText);
+      if (scripted !== undefined) state.failures = scripted;
+      if (answerText !== undefined) state.answerText = answerText;
     },
     stats: () => ({ calls: state.calls, unsafe: state.unsafe, failures: state.failures, answer_text: state.answerText }),
     reset() {
@@ -191,6 +218,7 @@ const IMAGE_MAGIC = {
   "image/jpeg": (b) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff,
   "image/webp": (b) => b.length > 12 && b.toString("latin1", 0, 4) === "RIFF" && b.toString("latin1", 8, 12) === "WEBP",
 };
+const SCOUT_FORMS = ["object", "json_text", "text"];
 
 function scoutImage(inputs) {
   if (!isPlainObject(inputs)) throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
@@ -223,7 +251,7 @@ function scoutImage(inputs) {
   return { format: match[1], size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
 }
 
-function createScout() {
+export function createScout() {
   const state = { verdicts: [], failures: [], calls: 0, seen: [], form: "object" };
   async function run(inputs) {
     const image = scoutImage(inputs);
@@ -238,11 +266,19 @@ function createScout() {
   }
   return {
     run,
-    // {verdicts?: [{safe, categories}], failures?: [message], form?}: what is given is replaced.
-    script({ verdicts, failures, form }) {
-      if (verdicts !== undefined) state.verdicts = verdicts.map((v) => ({ safe: Boolean(v.safe), categories: [...(v.categories ?? [])] }));
-      if (failures !== undefined) state.failures = [...failures];
-      if (form !== undefined) state.form = String(form);
+    // {verdicts?: [{safe, categories?}], failures?: [message], form?}: what is given is replaced.
+    script(body) {
+      onlyKeys(body, ["verdicts", "failures", "form"]);
+      const { verdicts, failures, form } = body;
+      if (verdicts !== undefined && !(Array.isArray(verdicts) && verdicts.every(isPlainObject))) {
+        throw badBody("verdicts must be a list of {safe, categories}");
+      }
+      if (form !== undefined && !SCOUT_FORMS.includes(form)) throw badBody(`form must be one of ${SCOUT_FORMS.join(", ")}`);
+      const queued = verdicts?.map((v) => ({ safe: Boolean(v.safe), categories: stringList(v.categories ?? [], "a verdict's categories") }));
+      const scripted = failures === undefined ? undefined : stringList(failures, "failures");
+      if (queued !== undefined) state.verdicts = queued;
+      if (scripted !== undefined) state.failures = scripted;
+      if (form !== undefined) state.form = form;
     },
     stats: () => ({ calls: state.calls, seen: state.seen, verdicts: state.verdicts, failures: state.failures, form: state.form }),
     reset() {
@@ -251,6 +287,7 @@ function createScout() {
   };
 }
 
+// The offline models: placeholder pictures, scripted failures and latency.
 export function createAI() {
   // `calls`: every call that passed the contract checks; `answered`: those that got an image.
   // `realistic`: answer images the size of real ones (~1.2 MB at 1024x768), not flat ones.
@@ -263,13 +300,11 @@ export function createAI() {
     if (model === SCOUT) return scout.run(inputs);
     const spec = imageModel(model);
     if (!spec) throw new InferenceUpstreamError(`5007: No such model ${model}`);
-    if (inputs === null || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) {
-      throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
-    }
+    if (!isPlainObject(inputs)) throw invalid(`inputs must be a plain object, got ${inputs?.constructor?.name}`);
     const multipart = inputs.multipart;
-    if (!multipart || typeof multipart !== "object" || Object.getPrototypeOf(multipart) !== Object.prototype) {
-      throw invalid("this model requires {multipart: {body, contentType}}");
-    }
+    if (!isPlainObject(multipart)) throw invalid("this model requires {multipart: {body, contentType}}");
+    // A stream sent over RPC arrives as a ReadableStream of this isolate; a body sent as
+    // bytes, a string or a Blob arrives as that, and is refused as on Cloudflare.
     if (!(multipart.body instanceof ReadableStream)) {
       throw invalid(`multipart.body must be a ReadableStream, got ${multipart.body?.constructor?.name}`);
     }
@@ -315,26 +350,29 @@ export function createAI() {
   }
 
   return {
-    binding: new Ai(run),
-    state,
+    run,
+    models: catalogModels,
     guard,
     scout,
-    failNext(message) {
+    failNext({ message }) {
+      if (typeof message !== "string") throw badBody("message must be a string, e.g. \"3040: Capacity temporarily exceeded\"");
       state.failures.push(message);
     },
+    setLatency({ seconds }) {
+      if (typeof seconds !== "number" || !(seconds >= 0) || !Number.isFinite(seconds)) throw badBody("seconds must be a number >= 0");
+      state.latencyMs = seconds * 1000;
+    },
+    setRealistic({ on }) {
+      if (typeof on !== "boolean") throw badBody("on must be true or false");
+      state.realistic = on;
+    },
+    // The last call that passed the contract checks, as recorded: {model, fields, files,
+    // contentType, raw}, each reference image with its bytes. In process only (the harness).
     lastCall() {
       return state.calls.at(-1) ?? null;
     },
-    callCount() {
-      return state.calls.length;
-    },
-    setLatency(seconds) {
-      state.latencyMs = seconds * 1000;
-    },
-    setRealistic(on) {
-      state.realistic = Boolean(on);
-    },
-    // What a test may read back: every call's text fields and reference images (no bytes).
+    // What a test may read back: the images answered, and every call's text fields, raw
+    // body (base64) and reference images (their metadata, not their bytes).
     stats() {
       return {
         calls: state.answered,
@@ -343,8 +381,8 @@ export function createAI() {
           model,
           fields,
           contentType,
-          body: Buffer.from(raw).toString("base64"),
-          files: Object.fromEntries(Object.entries(files).map(([k, { bytes, ...meta }]) => [k, meta])),
+          body: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64"),
+          files: Object.fromEntries(Object.entries(files).map(([field, { bytes, ...meta }]) => [field, meta])),
         })),
       };
     },
@@ -360,22 +398,25 @@ export function createAI() {
   };
 }
 
-// The AI binding backed by the Workers AI REST API (POST /accounts/{id}/ai/run/{model}),
-// for running the host against the real model. Multipart models get the same body the
-// binding would send; errors come back as InferenceUpstreamError("<code>: <message>").
+// The models behind the Workers AI REST API (POST /accounts/{id}/ai/run/{model}), for running
+// the Worker locally against the real models. Multipart models get the same body the binding
+// would send; errors come back as InferenceUpstreamError("<code>: <message>"). Nothing can be
+// scripted: those control routes answer 409.
 export function createRestAI(accountId, apiToken) {
   const calls = [];
+  const api = `https://api.cloudflare.com/client/v4/accounts/${accountId}/ai`;
+  const unscriptable = (what) => () => {
+    throw controlError(409, `the stand-in calls the Workers AI REST API (CLOUDFLARE_ACCOUNT_ID is set): ${what} cannot be scripted`);
+  };
   async function run(model, inputs) {
-    const url = `https://api.cloudflare.com/client/v4/accounts/${accountId}/ai/run/${model}`;
     const multipart = inputs?.multipart;
-    const response = await fetch(url, {
+    const response = await fetch(`${api}/run/${model}`, {
       method: "POST",
       headers: {
         authorization: `Bearer ${apiToken}`,
         "content-type": multipart ? multipart.contentType : "application/json",
       },
       body: multipart ? multipart.body : JSON.stringify(inputs),
-      duplex: "half",
     });
     calls.push(model);
     const payload = await response.json().catch(() => null);
@@ -387,33 +428,25 @@ export function createRestAI(accountId, apiToken) {
   }
   async function models(params) {
     const query = new URLSearchParams(params?.search ? { search: String(params.search) } : {});
-    const url = `https://api.cloudflare.com/client/v4/accounts/${accountId}/ai/models/search?${query}`;
-    const response = await fetch(url, { headers: { authorization: `Bearer ${apiToken}` } });
+    const response = await fetch(`${api}/models/search?${query}`, { headers: { authorization: `Bearer ${apiToken}` } });
     const payload = await response.json().catch(() => null);
     if (!response.ok || !payload?.success) throw new Error(`models search failed: HTTP ${response.status}`);
     return payload.result;
   }
   return {
-    binding: new Ai(run, models),
-    failNext() {
-      throw new Error("the REST-backed AI binding cannot script failures");
-    },
-    setLatency() {},
-    setRealistic() {},
+    run,
+    models,
+    failNext: unscriptable("failures"),
+    setLatency: unscriptable("latency"),
+    setRealistic: unscriptable("image sizes"),
     stats: () => ({ calls: calls.length, latency_seconds: 0, inputs: [] }),
     guard: {
-      script() {
-        throw new Error("the REST-backed AI binding cannot script Llama Guard");
-      },
+      script: unscriptable("Llama Guard"),
       stats: () => ({ calls: calls.filter((model) => model === GUARD).length }),
-      reset() {},
     },
     scout: {
-      script() {
-        throw new Error("the REST-backed AI binding cannot script the output classifier");
-      },
+      script: unscriptable("the output classifier"),
       stats: () => ({ calls: calls.filter((model) => model === SCOUT).length, seen: [] }),
-      reset() {},
     },
     reset() {
       calls.length = 0;
@@ -421,59 +454,10 @@ export function createRestAI(accountId, apiToken) {
   };
 }
 
-// The names of a multipart body's parts, read from each part's headers (cheaper than
-// parsing the form: the boundary cannot occur inside a part, so this finds only headers).
-function partNames(body, contentType) {
-  const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  if (!boundary) throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(contentType)}`);
-  const delimiter = Buffer.from(`--${boundary[1] ?? boundary[2]}\r\n`);
-  const names = new Set();
-  for (let at = body.indexOf(delimiter); at !== -1; ) {
-    const start = at + delimiter.length;
-    const end = body.indexOf("\r\n\r\n", start);
-    if (end === -1) break;
-    const name = /;\s*name="([^"]*)"/i.exec(body.toString("latin1", start, end));
-    if (name) names.add(name[1]);
-    at = body.indexOf(delimiter, end);
+// `run`'s third argument (AI Gateway, raw responses, ...): the gateway passes none, and the
+// doubles do not pretend to honour one.
+export function checkRunOptions(options) {
+  if (options !== undefined && !(isPlainObject(options) && !Object.keys(options).length)) {
+    throw new TypeError("the local AI stand-in does not support run() options");
   }
-  return names;
-}
-
-// The AI binding for benchmarks: the same contract checks on `inputs`, the body read to its
-// end as the service would, then an answer at once with the next of `encoded` (base64
-// images made beforehand), so that nothing the double does per call is counted as the
-// Worker's work beyond what the real binding also costs the caller. For a model with a
-// fixed schedule (klein), the parts' names are read so that a `steps` field is refused.
-export function createFixedAI(encoded) {
-  let next = 0;
-  let calls = 0;
-  let classified = 0;
-  async function run(model, inputs) {
-    if (model === SCOUT) {
-      // The output classifier, for a moderated miss: the input's shape is checked, not its
-      // image (decoding 1.6 MB of base64 here would be charged to the Worker's CPU).
-      const parts = isPlainObject(inputs) && Array.isArray(inputs.messages) ? inputs.messages.flatMap((m) => (Array.isArray(m?.content) ? m.content : [])) : [];
-      const urls = parts.filter((part) => part?.type === "image_url").map((part) => part.image_url?.url);
-      if (!isPlainObject(inputs?.response_format) || urls.length !== 1 || typeof urls[0] !== "string" || !urls[0].startsWith("data:image/")) {
-        throw invalid("the classifier takes messages with one image_url data URI and a response_format");
-      }
-      classified++;
-      return { response: { safe: true, categories: [] }, usage: { prompt_tokens: 1200, completion_tokens: 12, total_tokens: 1212 } };
-    }
-    const spec = imageModel(model);
-    if (!spec) throw new InferenceUpstreamError(`5007: No such model ${model}`);
-    const multipart = isPlainObject(inputs) ? inputs.multipart : undefined;
-    if (!isPlainObject(multipart) || !(multipart.body instanceof ReadableStream)) {
-      throw invalid("this model requires {multipart: {body: ReadableStream, contentType}}");
-    }
-    if (typeof multipart.contentType !== "string" || !/^multipart\/form-data;.*boundary=/i.test(multipart.contentType)) {
-      throw invalid(`multipart.contentType must carry a boundary, got ${JSON.stringify(multipart.contentType)}`);
-    }
-    const chunks = [];
-    for await (const chunk of multipart.body) if (spec.fixedSteps !== null) chunks.push(chunk);
-    if (spec.fixedSteps !== null) refuseFixedSteps(model, spec, partNames(Buffer.concat(chunks), multipart.contentType).has("steps"));
-    calls++;
-    return { image: encoded[next++ % encoded.length] };
-  }
-  return { binding: new Ai(run), stats: () => ({ calls, classified }) };
 }

@@ -20,6 +20,7 @@ reused; a changed binary, Pyodide or configuration rebuilds it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import stat
@@ -71,7 +72,7 @@ def config_release(config: Path, releases: list[Release]) -> Release:
 def _write(path: Path, data: bytes, mode: int | None = None) -> None:
     """Atomically: a half-written binary or bundle is never left where workerd looks."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     if mode is not None:
         tmp.chmod(mode)
@@ -116,6 +117,14 @@ exec "{binary}" "$@"
 
 
 def prepare(config: Path) -> Prepared:
+    """Everything above, once at a time on this machine (parallel tests start stacks)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "prepare.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        return _prepare(config)
+
+
+def _prepare(config: Path) -> Prepared:
     original = original_binary()
     release = config_release(config, read_releases(original))
     if not PYODIDE.is_dir():

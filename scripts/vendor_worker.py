@@ -46,6 +46,8 @@ so the ``.pth`` file must be vendored too (it is). ``workers/workflows.js`` ship
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import shutil
 import sys
 import zipfile
@@ -122,12 +124,37 @@ def vendor(wheels: Path = DEFAULT_DEST, dest: Path = VENDOR_DIR, lock: Path = LO
     return {"packages": len(entries), "files": files, "bytes": size, "dest": dest}
 
 
+STAMP = ROOT / ".cache" / "vendored-lock.sha256"
+
+
+def vendored_from(lock: Path, dest: Path) -> str:
+    """What a vendored folder was made from: the lock's digest and the folder."""
+    return f"{hashlib.sha256(lock.read_bytes()).hexdigest()} {dest.resolve()}\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheels", type=Path, default=DEFAULT_DEST, help="wheel cache folder")
     parser.add_argument("--dest", type=Path, default=VENDOR_DIR, help="vendor folder (rebuilt)")
+    parser.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="keep the folder when it was vendored from this very lock (`npm run worker`, the"
+        " tests: a Worker starting elsewhere may be reading it)",
+    )
     args = parser.parse_args()
-    result = vendor(args.wheels, args.dest)
+    STAMP.parent.mkdir(parents=True, exist_ok=True)
+    # One vendoring at a time on this machine: parallel test processes and servers share it.
+    with (STAMP.parent / "vendor.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        made_from = vendored_from(LOCK, args.dest)
+        current = STAMP.read_text() if STAMP.is_file() else ""
+        if args.if_changed and current == made_from and (args.dest / "pyvenv.cfg").is_file():
+            print(f"python_modules is vendored from {LOCK.relative_to(ROOT)} already")
+            return 0
+        STAMP.unlink(missing_ok=True)
+        result = vendor(args.wheels, args.dest)
+        STAMP.write_text(made_from)
     try:
         shown = result["dest"].relative_to(ROOT)
     except ValueError:

@@ -1,9 +1,10 @@
 """Running a Pyodide unit harness of tests/pyodide/ once per session: the Worker's adapters
 in the Python Workers runtime's interpreter (the locked wheels, loaded into Pyodide in Node
-by ``tests/pyodide/isolate.mjs``), one case at a time. Not the Worker: that runs on workerd.
+by ``tests/pyodide/isolate.mjs``), one case at a time, against binding doubles. A unit-test
+harness, not the Worker: the Worker runs on workerd (``tests/runtimes.py``).
 
-A harness prints one JSON line per case (``{"case", "ok", "detail", ...}``) among the
-Worker's own log lines, and exits 2 when it could not start.
+A harness prints one JSON line per case (``{"case", "ok", "detail", ...}``) among the log
+lines of the code under test (access, audit), and exits 2 when it could not start.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run_harness(script: str, packages: tuple[str, ...]) -> dict[str, dict[str, A
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             record = json.loads(line)
-            if "case" in record:  # not the Worker's own log lines (access, audit)
+            if "case" in record:  # not a log line of the code under test (access, audit)
                 results[record["case"]] = record
     if proc.returncode == 2 or not results:
         pytest.fail(f"harness did not run (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

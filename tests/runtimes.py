@@ -20,8 +20,6 @@ of those runs on the local runtime only, saying so (``local_only``).
 from __future__ import annotations
 
 import base64
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -37,8 +35,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "worker" / "local" / "stack.mjs"
-BUILD_LOCK = ROOT / ".cache" / "workerd.lock"
-VENDOR_STAMP = ROOT / "python_modules" / ".fluxgate-lock-sha256"
 
 
 class WorkerdUnavailable(RuntimeError):
@@ -70,16 +66,10 @@ def _run(*args: str) -> str:
 
 
 def prepare_workerd() -> str:
-    """Vendor ``python_modules`` from the lock (when the lock changed) and prepare workerd;
-    returns ``MINIFLARE_WORKERD_PATH``. Test processes run in parallel: one at a time."""
-    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with BUILD_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        wanted = hashlib.sha256((ROOT / "worker" / "requirements.lock").read_bytes()).hexdigest()
-        if not VENDOR_STAMP.is_file() or VENDOR_STAMP.read_text() != wanted:
-            _run("scripts/vendor_worker.py")
-            VENDOR_STAMP.write_text(wanted)
-        return _run("scripts/prepare_workerd.py")
+    """Vendor ``python_modules`` from the lock (unless it already is) and prepare workerd;
+    returns ``MINIFLARE_WORKERD_PATH``. Both are safe to run from parallel processes."""
+    _run("scripts/vendor_worker.py", "--if-changed")
+    return _run("scripts/prepare_workerd.py")
 
 
 def stack_environment(workerd: str) -> dict[str, str]:
@@ -184,9 +174,15 @@ class Workerd:
     def reset(self) -> None:
         self.call("POST", "/reset")
 
+    def console(self) -> list[dict[str, str]]:
+        """The Worker's console since the last reset: ``{"level", "message"}`` each, the
+        level as Workers Logs records it (``log``, ``warn``, ``error``)."""
+        entries: list[dict[str, str]] = self.call("GET", "/logs")
+        return entries
+
     def log_since_reset(self) -> str:
         """What the Worker wrote to its console since the last reset, one entry a line."""
-        return "\n".join(str(entry["message"]) for entry in self.call("GET", "/logs"))
+        return "\n".join(str(entry["message"]) for entry in self.console())
 
     def close(self) -> None:
         self._http.close()

@@ -101,8 +101,11 @@ def serve(runtime: str, tmp: Path, **settings: str) -> Iterator[Server]:
 
 
 @contextmanager
-def worker_server(tmp: Path, **settings: str) -> Iterator[Server]:
-    """The Worker on workerd with the given [vars]."""
+def worker_server(
+    tmp: Path, *, workerd_args: tuple[str, ...] = (), **settings: str
+) -> Iterator[Server]:
+    """The Worker on workerd with the given [vars]; ``workerd_args``: more flags for
+    ``workerd serve`` (the memory-snapshot ones, see :class:`runtimes.Workerd`)."""
     reason = workerd_prerequisites()
     if reason is not None:
         if os.environ.get("CI"):
@@ -113,7 +116,7 @@ def worker_server(tmp: Path, **settings: str) -> Iterator[Server]:
     # The deployer sizes the [[ratelimits]] binding to match.
     limits = {"RATE_LIMIT_STANDARD": (int(rate), 60)} if rate is not None else {}
     vars_ = {name.upper(): value for name, value in settings.items()}
-    stack = Workerd(tmp, secrets, vars_, ratelimits=limits)
+    stack = Workerd(tmp, secrets, vars_, ratelimits=limits, workerd_args=workerd_args)
     try:
         yield Server(stack.base, {**os.environ, **secrets}, stack.output, _admin_key(stack.base))
     finally:

@@ -57,3 +57,17 @@ def test_prompts_are_logged_only_when_allowed(client, auth, audit_lines, allowed
         assert audit_lines()[-1]["prompt"] == "a secret plan"
     else:
         assert "prompt" not in audit_lines()[-1] and "prompt_sha256" in audit_lines()[-1]
+
+
+def test_on_workers_audit_lines_reach_workers_logs_as_log_not_error(workerd):
+    """workerd reports a Worker's stderr at level ``error``; an audit line is information
+    (a key made, a request refused), so it goes to ``console.log``."""
+    import httpx
+
+    with httpx.Client(base_url=workerd.base, timeout=60) as client:
+        client.post("/v1/admin/keys", json={"name": "a"}, headers=ADMIN)
+        client.get("/v1/usage", headers={"Authorization": "Bearer fgk_wrong"})
+    audit = [e for e in workerd.console() if '"type":"audit"' in e["message"].replace(" ", "")]
+    assert [json.loads(e["message"])["action"] for e in audit] == ["key.create", "request.refused"]
+    assert {e["level"] for e in audit} == {"log"}
+    assert not [e for e in workerd.console() if e["level"] == "error"]

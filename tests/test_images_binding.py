@@ -1,10 +1,11 @@
 """The Workers side of variants: ``WorkersImageTransformer`` (src/fluxgate/edge/images.py)
-in real Pyodide over the Worker host's double of the Cloudflare Images binding
-(host/images.mjs, encoding with sharp), and the double's contract as workerd's client
-(src/cloudflare/internal/images-api.ts) and Cloudflare's service present it.
+in real Pyodide over the Pyodide harness's double of the Cloudflare Images binding
+(tests/pyodide/images_double.mjs, encoding with sharp), and the double's contract as
+workerd's client (src/cloudflare/internal/images-api.ts) and Cloudflare's service present it.
 
-tests/pyodide/images_harness.mjs runs the cases of tests/pyodide/images_cases.py once per
-session; the variants they made come back as bytes and are decoded here with Pillow.
+tests/pyodide/images_harness.mjs (a unit-test harness, not the Worker) runs the cases of
+tests/pyodide/images_cases.py once per session; the variants they made come back as bytes
+and are decoded here with Pillow.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """The Workers adapters in real Pyodide: runs tests/pyodide/harness.mjs and reports each case.
 
-The harness loads the Python Workers runtime the Worker deploys to (Pyodide 314.0.4 from the
-npm package, with the wheels of ``worker/requirements.lock``, among them the Workers SDK)
-through the Worker host's ``loadIsolate`` (``host/worker.mjs``), and drives the adapters
-against Miniflare's KV and R2 simulators and the host's binding doubles. One pytest test per
-``case_*`` in ``tests/pyodide/cases.py``; the Node process runs once per session.
+The Pyodide unit harness (a unit-test harness, not the Worker, which runs on workerd) loads
+the interpreter of the Python Workers runtime the Worker deploys to (Pyodide from the npm
+package, with the wheels of ``worker/requirements.lock``, among them the Workers SDK) with
+``loadIsolate`` (``tests/pyodide/isolate.mjs``), and drives the adapters one case at a time
+against Miniflare's KV and R2 simulators and binding doubles (``tests/pyodide/bindings.mjs``,
+``tests/pyodide/queues.mjs``, and the AI models of ``worker/local/ai_models.mjs``, those the
+local AI stand-in serves on workerd). One pytest test per ``case_*`` in
+``tests/pyodide/cases.py``; the Node process runs once per session.
 """
 
 import pytest

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-UNLIMITED = 2**62
+# "No budget", as a limit in micro-USD: JavaScript's largest safe integer (about nine billion
+# dollars a day). The limit is bound into workerd's SqlStorage, which takes only what a
+# double holds exactly: the 2**62 this once was made every request of an unlimited tier a
+# 500 on Workers.
+UNLIMITED = 2**53 - 1
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS spend ("

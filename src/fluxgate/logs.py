@@ -1,8 +1,9 @@
-"""Where Fluxgate's log lines go, on both runtimes: stderr, one line each, as written.
+"""Where the local runtime's log lines go: stderr, one line each, as written.
 
 Python's ``logging`` has no handler by default and its last-resort handler drops INFO, so
 without this the audit log (INFO, one JSON line per event) would never leave the process.
-Locally stderr is the terminal; on Workers the runtime forwards it to Workers Logs.
+(On Workers, stderr would reach Workers Logs at level ``error``: the Worker writes to the
+JavaScript console instead, ``fluxgate.edge.console_log``.)
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ async def case_kv_delete():
 async def case_sdk_wraps_the_bindings_as_in_production():
     from workers.rpc import _BindingWrapper, _DurableObjectNamespaceWrapper
 
-    # The host's doubles carry workerd's class names, so the adapters above get the SDK's
+    # The harness's doubles carry workerd's class names, so the adapters above get the SDK's
     # wrappers, not the raw objects (which would skip the conversions production has).
     for name in ("KV", "IMAGES", "AI", "RATE_LIMIT_STANDARD", "JOB_QUEUE"):
         assert type(getattr(worker_env, name)) is _BindingWrapper, name
@@ -220,7 +220,7 @@ async def case_ai_reference_images_arrive_as_typed_blobs_with_their_bytes():
 
 
 async def case_ai_errors_carry_the_workers_ai_code():
-    ai.failNext("3040: Capacity temporarily exceeded, please try again.")
+    ai.failNext(js_obj({"message": "3040: Capacity temporarily exceeded, please try again."}))
     exc = await raises(
         UpstreamError,
         WorkersImageModel(worker_env.AI).generate(
@@ -551,7 +551,7 @@ async def case_queue_producer_sends_json_with_a_delay():
         {"contentType": "json", "delaySeconds": None},
         {"contentType": "json", "delaySeconds": 30},
     ], sent
-    # What the queue holds (the host's Queue: the body as the consumer will get it).
+    # What the queue holds (the harness's Queue: the body as the consumer will get it).
     held = [(m.body.to_py(), m.visibleAt - m.timestamp.getTime()) for m in jobQueue.pending]
     assert held[-2:] == [
         ({"type": "job", "job_id": "job_x"}, 0),

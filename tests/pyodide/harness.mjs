@@ -1,7 +1,10 @@
-// Runs Fluxgate's Workers adapters in the Python Workers runtime the Worker deploys to
-// (Pyodide 314, the wheels of worker/requirements.lock), loaded by the Worker host's
-// `loadIsolate` (host/worker.mjs), inside Node, against Miniflare's KV and R2 simulators
-// and the host's binding doubles (host/ai.mjs, host/bindings.mjs).
+// The Pyodide unit harness: runs Fluxgate's Workers adapters one case at a time in the
+// Python Workers runtime's interpreter (the Pyodide of the release the Worker deploys to, the
+// wheels of worker/requirements.lock), loaded by `loadIsolate` (./isolate.mjs) inside Node,
+// against Miniflare's KV and R2 simulators and binding doubles: the AI models of
+// worker/local/ai_models.mjs (those the local stand-in serves on workerd), ./bindings.mjs and
+// ./queues.mjs. A unit harness, not the Worker: the Worker itself runs on workerd
+// (worker/local/stack.mjs).
 //
 //   node tests/pyodide/harness.mjs [--wheels .cache/worker-wheels] [--config wrangler.toml]
 //                                  [--only case_name ...]
@@ -14,8 +17,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { parse as parseToml } from "smol-toml";
-import { createAI } from "../../host/ai.mjs";
+import { createAI } from "../../worker/local/ai_models.mjs";
 import {
+  Ai,
   AnalyticsEngine,
   CacheDouble,
   KvNamespace,
@@ -24,9 +28,9 @@ import {
   createBatch,
   createDurableObjectNamespace,
   createReceiver,
-} from "../../host/bindings.mjs";
-import { Queue } from "../../host/queues.mjs";
-import { ExecutionContext, loadIsolate } from "../../host/worker.mjs";
+} from "./bindings.mjs";
+import { ExecutionContext, loadIsolate } from "./isolate.mjs";
+import { Queue } from "./queues.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
@@ -81,8 +85,8 @@ async function main() {
     r2Buckets: ["IMAGES"],
   });
   const ai = createAI();
-  // The host's Queue (producer only here); `sent` records the options of each send.
-  const queue = new Queue("fluxgate-jobs", null, { log });
+  // The Queue (a producer); `sent` records the options of each send.
+  const queue = new Queue("fluxgate-jobs");
   const producer = queue.binding();
   const jobQueue = {
     sent: [],
@@ -99,16 +103,16 @@ async function main() {
     // workerd's class names, so that the Workers SDK wraps them as it does in production.
     KV: new KvNamespace(await mf.getKVNamespace("KV")),
     IMAGES: new R2Bucket(await mf.getR2Bucket("IMAGES")),
-    AI: ai.binding,
+    AI: new Ai(ai),
     RATE_LIMIT_STANDARD: new Ratelimit({ limit: 3, period: 60 }),
     USAGE_EVENTS: new AnalyticsEngine("fluxgate_usage"),
     URL_SIGNING_KEYS: SIGNING_KEYS,
     CACHE_TTL_SECONDS: "3600",
     JOB_QUEUE: producer,
   });
-  // Durable Objects are called as workerd calls them (the host's dispatch: the SDK's RPC
-  // conversions, methods called strictly).
-  const { call: dispatch } = py.pyimport("_host_dispatch");
+  // Durable Objects are called as workerd calls them (shims/_workerd_dispatch.py: the SDK's
+  // RPC conversions, methods called strictly).
+  const { call: dispatch } = py.pyimport("_workerd_dispatch");
   for (const [name, module, cls] of [
     ["BUDGETS", "fluxgate.edge.ledger", "BudgetLedgerObject"],
     ["JOBS", "fluxgate.edge.jobs", "JobObject"],

@@ -1,6 +1,7 @@
-// A double of the Cloudflare Images binding (wrangler.toml `[images] binding = ...`), encoding
-// for real with sharp (libvips: the same codecs family Cloudflare's service uses, and what
-// Miniflare's own local Images emulation runs on).
+// The Pyodide harness's double of the Cloudflare Images binding (wrangler.toml
+// `[images] binding = ...`; tests/pyodide/images_harness.mjs binds it), encoding for real
+// with sharp (libvips: the same codecs family Cloudflare's service uses, and what Miniflare's
+// own local Images emulation runs on).
 //
 // Two halves, as in production:
 // - The client, ported from workerd's src/cloudflare/internal/images-api.ts (checked at
@@ -29,11 +30,11 @@
 //   Metadata: the binding has no `metadata` option; Cloudflare keeps only JPEG metadata by
 //   default (and of it the copyright fields) and discards other formats'. The double writes
 //   none at all (sharp's default), JPEG included.
-//   Not modelled (a clear host error, never a silent no-op): draw(), text(), `hosted`,
+//   Not modelled (a clear NotModelled error, never a silent no-op): draw(), text(), `hosted`,
 //   rgb/rgba output, and the transform options other than width, height, fit, rotate, flip,
 //   blur and background.
 //
-// The host's own: stats() (calls and what each asked), fail({code, message, count}) (the
+// The double's own: stats() (calls and what each asked), fail({code, message, count}) (the
 // next calls answer that error, as an outage would), reset().
 import sharp from "sharp";
 
@@ -66,7 +67,7 @@ class ServiceError extends Error {
 
 class NotModelled extends Error {
   constructor(what) {
-    super(`${what} is not modelled by the Worker host's Images double (host/images.mjs)`);
+    super(`${what} is not modelled by the Images double (tests/pyodide/images_double.mjs)`);
   }
 }
 
@@ -347,7 +348,7 @@ export class ImagesBindingImpl {
   text() {
     throw new NotModelled("text()");
   }
-  // The host's own (not part of the binding).
+  // The double's own (not part of the binding).
   stats() {
     return this.#service.stats();
   }

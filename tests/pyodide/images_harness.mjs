@@ -1,7 +1,8 @@
-// Runs the Workers side of variants (src/fluxgate/edge/images.py) in the Python Workers
-// runtime (Pyodide 314 and the locked wheels, loaded by the Worker host's `loadIsolate`)
-// against the host's double of the Cloudflare Images binding (host/images.mjs), bound under
-// the name wrangler.toml gives it. The cases are tests/pyodide/images_cases.py.
+// The Pyodide unit harness of variants: runs the Workers side (src/fluxgate/edge/images.py)
+// in the Python Workers runtime's interpreter (Pyodide and the locked wheels, loaded by
+// `loadIsolate`, ./isolate.mjs) against the double of the Cloudflare Images binding
+// (./images_double.mjs), bound under the name wrangler.toml gives it. The cases are
+// tests/pyodide/images_cases.py.
 //
 //   node tests/pyodide/images_harness.mjs [--wheels .cache/worker-wheels] [--config wrangler.toml]
 //
@@ -13,8 +14,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
-import { ImagesBindingImpl } from "../../host/images.mjs";
-import { ExecutionContext, loadIsolate } from "../../host/worker.mjs";
+import { ImagesBindingImpl } from "./images_double.mjs";
+import { ExecutionContext, loadIsolate } from "./isolate.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");

@@ -1,9 +1,10 @@
 // One Pyodide "isolate" for the unit harnesses of tests/pyodide/ (not the Worker: that runs
 // on workerd): the Pyodide of the Python Workers runtime the Worker deploys to (the npm
-// package `pyodide`, the release wrangler.toml's flags select), the wheels pinned in
-// worker/requirements.lock as its python_modules, src/ as its module root, and the runtime
-// modules workerd provides (src/pyodide/python-entrypoint-helper.ts in workerd) restated, so
-// that the Workers SDK behaves in it as it does on workerd. The cases call handlers through
+// package `pyodide` package.json pins, from which scripts/prepare_workerd.py also builds
+// workerd's Python bundle), the wheels pinned in worker/requirements.lock as its
+// python_modules, src/ as its module root, and the runtime modules workerd provides
+// (src/pyodide/python-entrypoint-helper.ts in workerd) restated, so that the Workers SDK
+// behaves in it as it does on workerd. The cases call handlers through
 // ./shims/_workerd_dispatch.py, workerd's dispatch (internal/introspection.py) restated.
 import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";

@@ -3,13 +3,13 @@
 // and the workerd that scripts/prepare_workerd.py prepares. Options after `--` go to
 // `wrangler dev` (`npm run worker -- --port 8788`).
 //
-// Secrets: wrangler's own `.dev.vars` when there is one; otherwise ADMIN_TOKEN and
-// URL_SIGNING_KEYS from the environment, and without URL_SIGNING_KEYS one generated once and
-// kept in .wrangler/fluxgate/ (0600). With CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN set,
+// Secrets: ADMIN_TOKEN and URL_SIGNING_KEYS from the environment when either is set, else
+// wrangler's own `.dev.vars` when there is one; without URL_SIGNING_KEYS, one generated once
+// and kept in .wrangler/fluxgate/ (0600). With CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN set,
 // the stand-in calls the Workers AI REST API (real models) instead of drawing placeholders.
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, STANDIN_CONFIG, writeOverlay } from "./overlay.mjs";
 
@@ -17,8 +17,8 @@ const STATE = join(ROOT, ".wrangler", "fluxgate");
 mkdirSync(STATE, { recursive: true, mode: 0o700 });
 
 const python = process.env.PYTHON ?? "python3";
-const run = (script) => execFileSync(python, [join(ROOT, "scripts", script)], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
-run("vendor_worker.py");
+const run = (script, ...options) => execFileSync(python, [join(ROOT, "scripts", script), ...options], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+run("vendor_worker.py", "--if-changed");
 const workerd = run("prepare_workerd.py");
 const config = writeOverlay();
 
@@ -29,14 +29,19 @@ const secretFile = (path, values) => {
   return path;
 };
 
+// Secrets from the environment win (the tests pass theirs so); else wrangler's .dev.vars.
 const args = ["dev", "-c", config];
-if (!existsSync(join(ROOT, ".dev.vars"))) {
+const fromEnvironment = process.env.ADMIN_TOKEN || process.env.URL_SIGNING_KEYS;
+let secretsFile = null;
+if (fromEnvironment || !existsSync(join(ROOT, ".dev.vars"))) {
   const keys = join(STATE, "url-signing-keys");
   if (!process.env.URL_SIGNING_KEYS && !existsSync(keys)) secretFile(keys, { URL_SIGNING_KEYS: `dev=${randomBytes(32).toString("base64url")}` });
   const generated = existsSync(keys) ? readFileSync(keys, "utf8").trim().split("=").slice(1).join("=") : undefined;
   const secrets = { URL_SIGNING_KEYS: process.env.URL_SIGNING_KEYS ?? generated };
   if (process.env.ADMIN_TOKEN) secrets.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
-  args.push("--env-file", secretFile(join(STATE, "secrets.env"), secrets));
+  // One file per process: parallel servers (the tests') each have their own secrets.
+  secretsFile = secretFile(join(STATE, `secrets-${process.pid}.env`), secrets);
+  args.push("--env-file", secretsFile);
 }
 
 // The stand-in, from its own folder unless it gets REST credentials: then a copy of its
@@ -51,10 +56,19 @@ if (account && token) {
   writeFileSync(standin, readFileSync(STANDIN_CONFIG, "utf8").replace(/^main = .*$/m, `main = ${JSON.stringify(main)}`));
   secretFile(join(folder, ".dev.vars"), { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token });
 }
-args.push("-c", standin, "--local", "--ip", "127.0.0.1", "--port", "8787", "--persist-to", join(ROOT, ".wrangler", "state"), ...process.argv.slice(2));
+// Defaults the caller's own options (after `--`) may replace.
+const extra = process.argv.slice(2);
+const given = (option) => extra.some((arg) => arg === option || arg.startsWith(`${option}=`));
+args.push("-c", standin, "--local", "--ip", "127.0.0.1");
+if (!given("--port")) args.push("--port", "8787");
+if (!given("--persist-to")) args.push("--persist-to", join(ROOT, ".wrangler", "state"));
+args.push(...extra);
 
 const env = { ...process.env, MINIFLARE_WORKERD_PATH: workerd, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
 for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
 const wrangler = spawn(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args], { cwd: ROOT, env, stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => wrangler.kill(signal));
-wrangler.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+wrangler.on("exit", (code, signal) => {
+  if (secretsFile) rmSync(secretsFile, { force: true });
+  process.exit(code ?? (signal ? 1 : 0));
+});

@@ -1,7 +1,8 @@
-// PNG bytes for the local AI stand-in (worker/local/ai.mjs): a minimal encoder (RGB, 8 bits,
-// no interlace) so that it answers with real images, and a reader of an image's dimensions
-// (PNG, JPEG, WebP) for its checks on reference images. Runs on workerd with nodejs_compat
-// (Buffer, node:crypto, node:zlib); never deployed.
+// PNG bytes for the AI model doubles (worker/local/ai_models.mjs): a minimal encoder (RGB, 8
+// bits, no interlace) so that they answer with real images, and a reader of an image's
+// dimensions (PNG, JPEG, WebP) for their checks on reference images. Runs on workerd with
+// nodejs_compat (the stand-in, worker/local/ai.mjs) and in Node (the Pyodide unit harness):
+// Buffer, node:crypto and node:zlib only. Never deployed.
 import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { deflateSync } from "node:zlib";
@@ -37,8 +38,8 @@ export function encodePng(width, height, [r, g, b]) {
 }
 
 // A PNG the size of a real generation (about 1.2 MB at 1024x768): half of each row noise,
-// which deflate cannot shrink, half smooth gradients. Randomness is only available while a
-// request is handled on workerd, which is the only place this runs.
+// which deflate cannot shrink, half smooth gradients. On workerd randomness is only available
+// while a request is handled, which is when the stand-in calls this.
 export function noisyPng(width, height) {
   return encodePngRows(width, height, (y) => {
     const row = randomBytes(1 + width * 3);

@@ -17,7 +17,6 @@ from ..api.request_body import payload_too_large
 from ..errors import INTERNAL_ERROR, ApiError
 from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..generation import Outcome
-from ..logs import send_to_stderr
 from ..moderation import GuardModerator
 from ..output_moderation import ScoutImageModerator
 from ..ratelimit import FailedAttempts
@@ -31,6 +30,7 @@ from .body import within_limit
 from .catalog import WorkersCatalog
 from .coalesce import DurableCoalescer
 from .config import env_settings, env_text, signer_from_env
+from .console_log import send_to_console
 from .ffi import js_object, js_text
 from .files import error_response
 from .idempotency import idempotency_from_env
@@ -44,7 +44,7 @@ from .ratelimit import WorkersRateLimiter
 
 log = logging.getLogger("fluxgate.edge")
 
-send_to_stderr()  # the audit log reaches Workers Logs
+send_to_console()  # the audit log reaches Workers Logs, at its own level
 
 _gateway: Gateway | None = None
 

@@ -1,8 +1,7 @@
-"""Coalescing across Workers isolates: one Durable Object per cache key.
+"""Coalescing on Workers: one Durable Object per cache key, for every concurrent request.
 
-Within an isolate, :class:`~fluxgate.coalesce.InflightCoalescer` already shares a model
-call. Requests for the same key can land on other isolates, though, in other locations.
-``CoalescerObject`` (one per cache key, by ``idFromName``) elects the first caller leader;
+Requests for the same key can land on any isolate, in any location. ``CoalescerObject``
+(one per cache key, by ``idFromName``) elects the first caller leader;
 later callers wait inside the object until the leader reports the generation record (or
 the error of the work), then answer like a cache hit. A leader refused for itself (its
 rate limit, its budget: :class:`~fluxgate.coalesce.NotShared`) reports ``retry``, and the
@@ -12,6 +11,13 @@ Trade-off: a miss pays one Durable Object round trip (the object lives in one lo
 so far-away callers pay the distance), in exchange for exactly one model call (~$0.04 and
 seconds) per concurrent key worldwide. Hits never reach the object. If a leader dies
 without reporting, waiters give up after ``wait_seconds`` and generate themselves.
+
+Requests in the same isolate go through the object too, not through the in-process
+:class:`~fluxgate.coalesce.InflightCoalescer`: a waiter resumed by a Python future that
+another request resolves continues in that request's I/O context on workerd, and the
+``Response`` it then builds belongs to the other request ("Cannot perform I/O on behalf of
+a different request"; the waiter's client got a 500). A waiter must resume from a promise
+of its own request: the answer of its own call to the object is one.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from pyodide.ffi import to_js
 from workers import DurableObject
 
-from ..coalesce import InflightCoalescer
+from ..coalesce import NotShared
 from ..errors import ApiError
 from .ffi import py_value, unwrap
 
@@ -60,7 +66,7 @@ class CoalescerObject(DurableObject):
 
 
 class DurableCoalescer:
-    """The gateway's coalescer on Workers: in-isolate first, then the key's object.
+    """The gateway's coalescer on Workers: the key's object, for every caller.
 
     ``encode``/``decode`` turn the pipeline's outcome into the JSON the object passes on
     (the record, never image bytes).
@@ -75,24 +81,17 @@ class DurableCoalescer:
         wait_seconds: float = WAIT_SECONDS,
     ) -> None:
         self._namespace = unwrap(namespace)
-        self._local = InflightCoalescer()
         self._encode = encode
         self._decode = decode
         self._wait = wait_seconds
 
     async def run(self, key: str, work: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
-        result, leader = await self._local.run(key, lambda: self._across_isolates(key, work))
-        if isinstance(result, _Shared):  # another isolate's leader made it
-            return result.outcome, False
-        return result, leader
-
-    async def _across_isolates(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
         stub = self._namespace.get(self._namespace.idFromName(key))
         role = py_value(await stub.join(self._wait))
         while role[0] == "retry":  # the leader was refused for itself: elect another
             role = py_value(await stub.join(self._wait))
         if role[0] == "done":
-            return _Shared(self._decode(role[1]))
+            return self._decode(role[1]), False
         if role[0] == "failed":
             error = json.loads(role[1])
             raise ApiError(
@@ -104,7 +103,7 @@ class DurableCoalescer:
             )
         if role[0] == "timeout":
             log.warning("coalescing leader did not report in time; generating")
-            return await work()
+            return await work(), True
         try:
             result = await work()
         except ApiError as exc:  # a failure of the work itself: every waiter gets it
@@ -117,17 +116,13 @@ class DurableCoalescer:
             }
             await stub.finish(to_js(["failed", json.dumps(failure)]))
             raise
+        except NotShared as exc:  # the leader's own refusal: its caller gets the error
+            await stub.finish(to_js(["retry"]))
+            raise exc.error from exc.error.__cause__
         except BaseException:
-            # The leader's own refusal (NotShared), a bug or a cancellation: nothing to
-            # share, and nothing that names the leader; the waiters run for themselves.
+            # A bug or a cancellation: nothing to share, and nothing that names the
+            # leader; the waiters run for themselves.
             await stub.finish(to_js(["retry"]))
             raise
         await stub.finish(to_js(["done", self._encode(result)]))
-        return result
-
-
-class _Shared:
-    """Marks a result produced by a leader in another isolate."""
-
-    def __init__(self, outcome: Any) -> None:
-        self.outcome = outcome
+        return result, True

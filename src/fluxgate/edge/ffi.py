@@ -74,10 +74,29 @@ def wait_until(ctx: Any, work: Any) -> None:
     ctx.waitUntil(proxy)
 
 
+MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None:
+        return jsnull
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise OverflowError("a SQL binding is outside JavaScript's safe integers")
+        if abs(value) == MAX_SAFE_INTEGER:
+            # Pyodide hands this one over as a BigInt (it converts only |x| < 2**53 - 1 to
+            # a Number), which SqlStorage refuses; as a double it is exact.
+            return float(value)
+    return value
+
+
 def sql_bindings(params: Any) -> list[Any]:
-    """Bindings for ``SqlStorage.exec``: Python ``None`` would arrive as ``undefined``, which
-    is not a SQL value; SQL NULL is JS ``null``."""
-    return [jsnull if value is None else value for value in params]
+    """Bindings for ``SqlStorage.exec``. Python ``None`` would arrive as ``undefined``, which
+    is not a SQL value; SQL NULL is JS ``null``. workerd binds JS numbers and refuses a
+    BigInt with a bare ``TypeError`` ("Cannot convert a BigInt value to a number"): an
+    integer a double cannot hold is refused here, where the bug is made, and the largest
+    safe one goes over as the exact double it is."""
+    return [_sql_value(value) for value in params]
 
 
 def py_value(value: Any) -> Any:

@@ -94,6 +94,11 @@ LOCAL_ONLY_FIXTURES = {
     "usage_events": "reads Analytics Engine data points back; Miniflare's dataset keeps none",
 }
 RUNTIMES = ("local", "worker")
+# Why a black-box test runs on the local runtime only (``local_only(reason=...)``): what it
+# needs is something workerd lets nobody do from outside.
+MOVES_CLOCK = "moves the clock; workerd's cannot be moved from outside"
+FAILS_STORE = "makes KV or R2 fail; workerd's bindings cannot be made to fail from outside"
+HOLDS_QUEUE = "pauses or drains the job queue's consumer; workerd gives no handle on it"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,5 @@
 """A real server process on a free loopback port, for the end-to-end tests: `fluxgate serve`
-(the local runtime) or the Worker on workerd (`worker/local/stack.mjs`)."""
+(the local runtime) or the Worker on workerd as `npm run worker` serves it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from typing import IO
 import httpx
 import pytest
 
-from .runtimes import Workerd, workerd_prerequisites
+from .runtimes import ROOT, node, prepare_workerd, stack_environment, workerd_prerequisites
+
+DEV = ROOT / "worker" / "local" / "dev.mjs"
 
 ADMIN = "local-admin-token-0123456789abcdef"
 SIGNING_KEYS = "e2e=" + "k" * 40
@@ -104,23 +106,64 @@ def serve(runtime: str, tmp: Path, **settings: str) -> Iterator[Server]:
 def worker_server(
     tmp: Path, *, workerd_args: tuple[str, ...] = (), **settings: str
 ) -> Iterator[Server]:
-    """The Worker on workerd with the given [vars]; ``workerd_args``: more flags for
-    ``workerd serve`` (the memory-snapshot ones, see :class:`runtimes.Workerd`)."""
+    """``npm run worker`` (``wrangler dev`` on the prepared workerd) with the given [vars]
+    and its own state folder; ``workerd_args``: more flags for ``workerd serve`` (the
+    memory-snapshot ones). Unlike the tests' pooled stacks (wrangler's test harness, which
+    sends the Worker's outbound ``fetch`` through Node's), this is workerd's own network."""
     reason = workerd_prerequisites()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"the Worker cannot run on workerd in CI: {reason}")
         pytest.skip(f"the Worker cannot run on workerd here: {reason}")
+    prepare_workerd()  # vendoring and the bundle, before the clock of the start below runs
+    port = free_port()
+    env = stack_environment("")
+    env.pop("MINIFLARE_WORKERD_PATH")  # dev.mjs prepares and sets it, as for a user
     secrets = {"ADMIN_TOKEN": ADMIN, "URL_SIGNING_KEYS": SIGNING_KEYS}
+    env.update(secrets, FLUXGATE_WORKERD_ARGS=" ".join(workerd_args), PYTHON=sys.executable)
+    args = [node() or "node", str(DEV), "--port", str(port), "--persist-to", str(tmp / "state")]
+    args += ["--inspector-port", str(free_port()), "--show-interactive-dev-session=false"]
     rate = settings.get("rate_limit_per_minute")
-    # The deployer sizes the [[ratelimits]] binding to match.
-    limits = {"RATE_LIMIT_STANDARD": (int(rate), 60)} if rate is not None else {}
-    vars_ = {name.upper(): value for name, value in settings.items()}
-    stack = Workerd(tmp, secrets, vars_, ratelimits=limits, workerd_args=workerd_args)
+    if rate is not None:  # the deployer sizes the [[ratelimits]] binding to match
+        args += ["--ratelimit", f"RATE_LIMIT_STANDARD={rate}/60"]
+    for name, value in settings.items():
+        args += ["--var", f"{name.upper()}:{value}"]
+    log = (tmp / "wrangler-dev.log").open("w+")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield Server(stack.base, {**os.environ, **secrets}, stack.output, _admin_key(stack.base))
+        # wrangler's "Ready on", not a request: a test of a cold isolate sees its first one.
+        _wait_for_line(f"Ready on {base}", proc, log, timeout=180)
+        yield Server(base, {**os.environ, **secrets}, _read(log), _admin_key(base))
     finally:
-        stack.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _wait_for_line(line: str, proc: subprocess.Popen[bytes], log: IO[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in _read(log)():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            pytest.fail(f"server did not start:\n{_read(log)()}")
+        time.sleep(0.1)
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: IO[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"server did not start:\n{log.read()}")
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -154,17 +197,7 @@ def local_server(tmp: Path, *, log_level: str = "info", **settings: str) -> Iter
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server did not start:\n{log.read()}")
-            time.sleep(0.1)
+        _wait_healthy(base, proc, log, timeout=30)
         yield Server(base, env, _read(log), _cli_key(data_dir, env))
     finally:
         proc.terminate()

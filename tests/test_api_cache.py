@@ -5,7 +5,7 @@ import pytest
 from fluxgate.cache import CacheMode
 
 from .bodies import generate, generation
-from .conftest import new_key
+from .conftest import MOVES_CLOCK, new_key
 
 PROMPT = generation("a red fox in snow", square=512, steps=4)
 
@@ -115,6 +115,7 @@ def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, storage
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2 and "b64_json" in r.json()["data"][0]
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 @pytest.mark.settings(cache_ttl_seconds=60)
 def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock):
     generate(client, auth, PROMPT)

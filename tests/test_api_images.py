@@ -1,8 +1,11 @@
 """GET /v1/images/{id}: a generation's metadata, owned by the caller."""
 
-from .conftest import just_now, new_key
+import pytest
+
+from .conftest import MOVES_CLOCK, just_now, new_key
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_returns_the_generation_with_a_fresh_url(client, auth, clock):
     made = client.post(
         "/v1/images/generations",

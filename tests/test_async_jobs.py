@@ -7,7 +7,7 @@ import pytest
 from fluxgate.webhooks import WebhookVerificationError, verify
 
 from .bodies import generate, generation
-from .conftest import new_key, origin
+from .conftest import HOLDS_QUEUE, new_key, origin
 from .doubles import image_bytes
 from .polling import finished, wait_for
 from .receiver import Receiver
@@ -75,6 +75,7 @@ def test_jobs_belong_to_their_key(client, auth):
     assert client.get("/v1/jobs/job_" + "0" * 24, headers=auth).status_code == 404
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_reference_images_travel_with_the_job(client, auth, ai, storage, jobs):
     files = {"input_image_0": ("a.png", image_bytes("PNG", 100, 80), "image/png")}
     jobs.pause()  # the staged input can be seen while the job waits
@@ -132,6 +133,7 @@ def test_a_failing_receiver_is_retried_with_the_same_idempotency_id(client, auth
     assert state["attempts"] == 3 and state["last_status"] == 200
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_a_duplicate_queue_delivery_runs_nothing_twice(client, jobs, auth, ai, receiver):
     job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
     finished(client, auth, job)
@@ -172,6 +174,7 @@ def test_persistent_capacity_errors_fail_the_job_after_the_attempts(client, auth
     assert len(ai.inputs) == 3  # job_max_attempts
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_a_revoked_key_fails_its_queued_job(client, jobs, auth, admin):
     jobs.pause()  # nothing consumes until we say so
     job = submit(client, auth).json()

@@ -14,7 +14,7 @@ from fluxgate.local.runtime import build_gateway
 from fluxgate.ratelimit import AUTH_FAILURES_LIMIT
 from fluxgate.settings import ConfigError
 
-from .conftest import ADMIN_TOKEN, new_key, put_policy
+from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key, put_policy
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 _client_ips = itertools.count(1)
@@ -135,6 +135,7 @@ def test_an_immediate_rotation_ends_the_old_keys_client_tokens(client):
     assert client.get("/v1/usage", headers=_mint(client, new)).status_code == 200
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_client_tokens_end_with_the_old_keys_grace_period(client, clock):
     made = create(client).json()
     old = {"Authorization": f"Bearer {made['key']}"}

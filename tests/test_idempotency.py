@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from .bodies import GENERATIONS, generate, generation
-from .conftest import new_key, put_policy
+from .conftest import MOVES_CLOCK, new_key, put_policy
 from .doubles import image_bytes
 
 BODY = generation("a tin robot on a swing", square=256, seed=11)
@@ -92,6 +92,7 @@ def test_a_refusal_is_replayed_but_a_retryable_failure_is_not_stored(client, aut
     assert ai.calls == 1
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_a_key_is_remembered_for_24_hours(client, auth, ai, clock):
     headers = keyed(auth)
     assert generate(client, headers, BODY).status_code == 200

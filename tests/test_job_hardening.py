@@ -19,7 +19,7 @@ from fluxgate.upstream import is_transient, is_work_failure
 from fluxgate.webhooks import WebhookVerificationError, signed_headers, verify
 
 from .bodies import generation
-from .conftest import new_key, put_policy
+from .conftest import HOLDS_QUEUE, MOVES_CLOCK, new_key, put_policy
 from .doubles import image_bytes
 from .polling import finished, wait_for
 from .receiver import Receiver
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_bas
 # -- item 5: jobs that share a reference image ---------------------------------------------
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_jobs_sharing_a_reference_image_all_succeed(client, async_client, jobs, storage):
     keys = [new_key(client, "tenant-a"), new_key(client, "tenant-b")]
     reference = image_bytes("PNG", 100, 80)
@@ -65,6 +66,7 @@ def test_jobs_sharing_a_reference_image_all_succeed(client, async_client, jobs, 
 # -- item 6: a crash mid-generation charges once --------------------------------------------
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 @pytest.mark.parametrize("cache_control", ["no-cache", None])
 def test_a_job_rerun_after_a_crash_is_charged_once(client, auth, ai, jobs, clock, cache_control):
     """The first consumer reserves the budget and then hangs in the model call, as a
@@ -94,6 +96,7 @@ def budget(client, usd):
     put_policy(client, tiers={"standard": {"daily_budget_usd": usd}})
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_a_failed_job_releases_its_reservation_once(client, auth, ai, jobs):
     ai.fail_next("5006: Error: bad input")
     job = client.post("/v1/images/generations", json=BODY, headers={**auth, **ASYNC}).json()
@@ -194,6 +197,7 @@ def test_only_model_and_storage_failures_are_shared():
 # -- item 8: retries by code, not by status -------------------------------------------------
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_a_job_over_budget_fails_at_once(client, auth, jobs):
     budget(client, COST / 2)
     job = client.post("/v1/images/generations", json=BODY, headers={**auth, **ASYNC}).json()

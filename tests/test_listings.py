@@ -20,7 +20,7 @@ from fluxgate.catalog import (
 )
 
 from .bodies import generate, generation
-from .conftest import just_now, new_key
+from .conftest import HOLDS_QUEUE, MOVES_CLOCK, just_now, new_key
 from .polling import finished, wait_for
 
 ASYNC = {"Prefer": "respond-async"}
@@ -90,6 +90,7 @@ def mint(client, auth, subject):
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_images_are_listed_newest_first_with_fresh_urls(client, auth, clock):
     first = made(client, auth, "a boat")
     clock.advance(5)
@@ -107,6 +108,7 @@ def test_images_are_listed_newest_first_with_fresh_urls(client, auth, clock):
     assert client.get(item["url"]).status_code == 200
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_a_cursor_walks_every_image_exactly_once(client, auth, clock):
     made_ids = []
     for n in range(7):
@@ -155,6 +157,7 @@ def test_a_hit_on_another_keys_image_is_the_callers_own_generation(client, auth)
     assert ids(listed(client, auth)) == [first["id"]]
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_jobs_are_listed_with_their_current_status(client, auth, ai, jobs):
     jobs.pause()
     ok = generate(client, auth, generation("a slow sunset", square=256, steps=2), headers=ASYNC)

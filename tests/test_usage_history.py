@@ -11,7 +11,7 @@ from fluxgate.ledger import RETENTION_DAYS, Ledger
 from fluxgate.usage_events import BLOBS, DOUBLES, UsageEvent, check_data_point
 
 from .bodies import generate, generation
-from .conftest import ADMIN_TOKEN, new_key
+from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key
 from .polling import finished
 
 BODY = generation("a lighthouse at dusk", square=512, steps=10)
@@ -49,6 +49,7 @@ def test_the_default_range_is_today_and_todays_fields_stay(client, auth, clock):
         assert field in body
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_spend_on_two_days_with_the_days_between_as_zeros(client, auth, clock):
     first = today(clock)
     ok(client, auth, {**BODY, "seed": 1})
@@ -151,6 +152,7 @@ def test_a_client_token_reads_today_but_not_the_keys_history(client, auth, clock
 # -- GET /v1/admin/usage ---------------------------------------------------------------------
 
 
+@pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_admin_usage_pages_through_every_key(client, clock):
     keys = {name: new_key(client, name) for name in ("alpha", "beta", "gamma")}
     ok(client, keys["alpha"], {**BODY, "seed": 1})

@@ -20,6 +20,7 @@ from PIL import Image
 from fluxgate.files import object_path
 
 from .bodies import generate, generation
+from .conftest import HOLDS_QUEUE
 from .doubles import image_bytes
 from .exiftool import exiftool_path
 
@@ -268,6 +269,7 @@ def test_multipart_and_edits_take_variants(client, auth):
     assert (image.format, image.width) == ("AVIF", 512)
 
 
+@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_an_async_job_keeps_its_variants(client, auth, jobs):
     body = generation("a harbour", variants=["256.webp"])
     r = generate(client, auth, body, headers={"Prefer": "respond-async"})

@@ -1,7 +1,8 @@
 // `npm run worker`: the Worker as deployed, on real workerd, offline: `wrangler dev --local`
 // on the project's wrangler.toml (through the local overlay: AI -> the stand-in of ./ai.mjs)
 // and the workerd that scripts/prepare_workerd.py prepares. Options after `--` go to
-// `wrangler dev` (`npm run worker -- --port 8788`).
+// `wrangler dev` (`npm run worker -- --port 8788 --var CACHE_SCOPE:global`), except
+// `--ratelimit RATE_LIMIT_STANDARD=1000/60`, which resizes a rate-limit binding.
 //
 // Secrets: ADMIN_TOKEN and URL_SIGNING_KEYS from the environment when either is set, else
 // wrangler's own `.dev.vars` when there is one; without URL_SIGNING_KEYS, one generated once
@@ -11,7 +12,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, STANDIN_CONFIG, writeOverlay } from "./overlay.mjs";
+import { ROOT, STANDIN_CONFIG, parseRatelimits, writeOverlay } from "./overlay.mjs";
 
 const STATE = join(ROOT, ".wrangler", "fluxgate");
 mkdirSync(STATE, { recursive: true, mode: 0o700 });
@@ -20,7 +21,15 @@ const python = process.env.PYTHON ?? "python3";
 const run = (script, ...options) => execFileSync(python, [join(ROOT, "scripts", script), ...options], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
 run("vendor_worker.py", "--if-changed");
 const workerd = run("prepare_workerd.py");
-const config = writeOverlay();
+// `--ratelimit BINDING=LIMIT/PERIOD` (ours, repeatable) sizes a rate-limit binding; every
+// other option goes to `wrangler dev`.
+const extra = [];
+const rules = [];
+for (let at = 2; at < process.argv.length; at++) {
+  if (process.argv[at] === "--ratelimit") rules.push(process.argv[++at]);
+  else extra.push(process.argv[at]);
+}
+const config = writeOverlay({ ratelimits: parseRatelimits(rules) });
 
 // A file of NAME=VALUE lines only this user can read.
 const secretFile = (path, values) => {
@@ -57,7 +66,6 @@ if (account && token) {
   secretFile(join(folder, ".dev.vars"), { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token });
 }
 // Defaults the caller's own options (after `--`) may replace.
-const extra = process.argv.slice(2);
 const given = (option) => extra.some((arg) => arg === option || arg.startsWith(`${option}=`));
 args.push("-c", standin, "--local", "--ip", "127.0.0.1");
 if (!given("--port")) args.push("--port", "8787");

@@ -3,6 +3,7 @@
 // binding to the stand-in Worker of ./ai.mjs. Written next to wrangler.toml, because wrangler
 // finds `main` and python_modules/ relative to the configuration file.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parse, stringify } from "smol-toml";
 
@@ -13,8 +14,13 @@ export const STANDIN_CONFIG = join(ROOT, "worker", "local", "ai.toml");
 // `without`: top-level tables left out, as a deployment without those bindings
 // (["images"]: no Images binding). `ratelimits`: {BINDING: {limit, period}}, each replacing
 // or adding a [[ratelimits]] binding, as a deployer sizes one per policy rule. Returns the
-// path of the file written (atomically: parallel test processes write the same files).
-export function writeOverlay({ without = [], ratelimits = {}, name = "wrangler.local.toml" } = {}) {
+// path of the file written: wrangler.local.toml, or for a variant a name of its own
+// (servers running side by side must not rewrite each other's configuration, which
+// `wrangler dev` watches); written atomically, as parallel processes write the same files.
+export function writeOverlay({ without = [], ratelimits = {} } = {}) {
+  const differs = JSON.stringify([[...without].sort(), Object.entries(ratelimits).sort()]);
+  const variant = differs === "[[],[]]" ? "" : `.${createHash("sha256").update(differs).digest("hex").slice(0, 8)}`;
+  const name = `wrangler.local${variant}.toml`;
   const config = parse(readFileSync(join(ROOT, "wrangler.toml"), "utf8"));
   if (config.ai?.binding !== "AI") throw new Error('wrangler.toml has no [ai] binding = "AI"');
   delete config.ai;
@@ -37,4 +43,15 @@ export function writeOverlay({ without = [], ratelimits = {}, name = "wrangler.l
   writeFileSync(temporary, header + stringify(config) + "\n");
   renameSync(temporary, path);
   return path;
+}
+
+// `--ratelimit BINDING=LIMIT/PERIOD` values as writeOverlay's `ratelimits`.
+export function parseRatelimits(rules) {
+  const ratelimits = {};
+  for (const rule of rules) {
+    const match = /^(RATE_LIMIT_[A-Z0-9_]+)=(\d+)\/(\d+)$/.exec(rule);
+    if (!match) throw new Error(`--ratelimit ${rule}: expected RATE_LIMIT_NAME=LIMIT/PERIOD`);
+    ratelimits[match[1]] = { limit: Number(match[2]), period: Number(match[3]) };
+  }
+  return ratelimits;
 }

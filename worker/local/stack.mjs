@@ -14,10 +14,9 @@
 // outside (move its clock, fail a binding, pause a queue's consumer, count KV reads) is not
 // offered: those routes answer 501, and the tests that need them run on the local runtime.
 import { createServer } from "node:http";
-import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import { createTestHarness } from "wrangler";
-import { ROOT, STANDIN, STANDIN_CONFIG, writeOverlay } from "./overlay.mjs";
+import { ROOT, STANDIN, STANDIN_CONFIG, parseRatelimits, writeOverlay } from "./overlay.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -41,17 +40,7 @@ for (const pair of args.var) {
   } else vars[name] = value;
 }
 
-const without = [...args.without].sort();
-const ratelimits = {};
-for (const rule of args.ratelimit) {
-  const match = /^(RATE_LIMIT_[A-Z0-9_]+)=(\d+)\/(\d+)$/.exec(rule);
-  if (!match) throw new Error(`--ratelimit ${rule}: expected RATE_LIMIT_NAME=LIMIT/PERIOD`);
-  ratelimits[match[1]] = { limit: Number(match[2]), period: Number(match[3]) };
-}
-// One overlay file per variant of the configuration, named by what differs.
-const differs = JSON.stringify([without, Object.entries(ratelimits).sort()]);
-const variant = differs === "[[],[]]" ? "" : `.${createHash("sha256").update(differs).digest("hex").slice(0, 8)}`;
-const config = writeOverlay({ without, ratelimits, name: `wrangler.local${variant}.toml` });
+const config = writeOverlay({ without: args.without, ratelimits: parseRatelimits(args.ratelimit) });
 
 const server = createTestHarness({
   root: ROOT,

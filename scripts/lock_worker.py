@@ -3,7 +3,7 @@
 The Worker runs on the Python 3.14 Workers runtime (Pyodide 314, ABI
 ``pyemscripten_2026_0_wasm32``), so its packages are resolved for that platform, not for the
 CPython that runs this script. The lock pins every wheel by version and SHA-256; it is what
-``scripts/worker_wheels.py`` downloads (hashes enforced), what the Worker host loads and what
+``scripts/worker_wheels.py`` downloads (hashes enforced), what the Worker on workerd loads and what
 is vendored into ``python_modules`` for a deploy. Re-run after changing the requirements.
 """
 

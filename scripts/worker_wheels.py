@@ -1,7 +1,7 @@
 """Download the Worker's locked wheels (``worker/requirements.lock``) into a folder.
 
 pip checks every wheel against the lock's SHA-256 (``--require-hashes``), and resolves for
-the Python 3.14 Workers runtime's platform, so what lands is exactly what the Worker host
+the Python 3.14 Workers runtime's platform, so what lands is exactly what the Worker on workerd
 loads and what a deploy vendors. Wheels already present are reused (pip verifies them).
 
     python3 scripts/worker_wheels.py [--dest .cache/worker-wheels]
@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "worker" / "requirements.lock"
 DEFAULT_DEST = ROOT / ".cache" / "worker-wheels"
 
-# Pyodide 314.0.4 (workerd's python_workers_20260610) is CPython 3.14 on this ABI.
+# Pyodide 314.0.6 (workerd's python_workers_314, the release wrangler.toml selects) is
+# CPython 3.14 on this ABI.
 PIP_PLATFORM_ARGS = [
     "--only-binary=:all:",
     "--platform",

@@ -186,7 +186,14 @@ def runtime(request: pytest.FixtureRequest) -> str:
 def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPool]:
     # Policy changes through the admin API must be seen at once, as the local gateway's
     # policy store (cache_seconds=0) sees them.
-    pool = WorkerdPool(tmp_path_factory.mktemp("workerd"), SECRETS, {"POLICY_CACHE_SECONDS": 0})
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # all processes'
+    pool = WorkerdPool(
+        tmp_path_factory.mktemp("workerd"),
+        SECRETS,
+        {"POLICY_CACHE_SECONDS": 0},
+        snapshots=shared / "workerd-pool-snapshot",
+    )
     yield pool
     pool.close()
 

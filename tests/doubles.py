@@ -203,7 +203,7 @@ class HeldLedger:
 
 class CountingTransformer:
     """An image transformer (Pillow locally) that counts the images it made, as the
-    Worker host's Images double reports its ``output()`` calls."""
+    Images binding double of the Pyodide unit harness reports its ``output()`` calls."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner

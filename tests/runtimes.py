@@ -20,6 +20,7 @@ of those runs on the local runtime only, saying so (``local_only``).
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -202,15 +203,63 @@ def _var_value(value: Any) -> str:
     return str(value)
 
 
+SNAPSHOT = "snapshot.bin"
+
+
+def save_snapshot(folder: Path) -> tuple[str, ...]:
+    """``workerd serve`` flags: take a dedicated snapshot into ``folder``, as a deploy does
+    (workerd writes ``snapshot.bin`` while the Worker starts, after its top level ran)."""
+    return ("--python-save-snapshot", "--python-snapshot-dir", str(folder))
+
+
+def load_snapshot(folder: Path) -> tuple[str, ...]:
+    """``workerd serve`` flags: restore the snapshot in ``folder``, as every cold start of a
+    deployed Worker does."""
+    return ("--python-load-snapshot", SNAPSHOT, "--python-snapshot-dir", str(folder))
+
+
 class WorkerdPool:
     """One stack per distinct settings and secrets, started on first use, stopped at the
-    end. ``get``'s secrets override the pool's; a ``None`` value leaves one unset."""
+    end. ``get``'s secrets override the pool's; a ``None`` value leaves one unset.
 
-    def __init__(self, tmp: Path, secrets: Mapping[str, str], base: Mapping[str, Any]) -> None:
+    Every stack restores the Worker from a deploy-style memory snapshot, as each cold start
+    on Cloudflare does: the snapshot is taken once per session (by whichever test process
+    gets there first; ``snapshots`` is shared by all of them) from a stack of the base
+    settings. The top level reads no ``env``, so one snapshot serves every configuration.
+    At most ``keep`` stacks run at once per process; the least recently used one stops."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        secrets: Mapping[str, str],
+        base: Mapping[str, Any],
+        snapshots: Path,
+        keep: int = 4,
+    ) -> None:
         self._tmp = tmp
         self._secrets: dict[str, str | None] = dict(secrets)
         self._base = dict(base)
+        self._snapshots = snapshots
+        self._keep = keep
         self._stacks: dict[str, Workerd] = {}
+        self._started = 0
+
+    def _restore_flags(self) -> tuple[str, ...]:
+        self._snapshots.mkdir(parents=True, exist_ok=True)
+        with (self._snapshots / "take.lock").open("w") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            if not (self._snapshots / SNAPSHOT).is_file():
+                folder = self._tmp / "snapshot-taker"
+                folder.mkdir()
+                taker = Workerd(
+                    folder, self._secrets, self._base, workerd_args=save_snapshot(self._snapshots)
+                )
+                taker.close()
+                if not (self._snapshots / SNAPSHOT).is_file():
+                    raise WorkerdUnavailable(
+                        f"no snapshot was written:\n{taker.log_path.read_text()}"
+                    )
+        return load_snapshot(self._snapshots)
 
     def get(
         self,
@@ -225,11 +274,17 @@ class WorkerdPool:
         keys = {**self._secrets, **(secrets or {})}
         limits = dict(ratelimits or {})
         key = json.dumps([merged, keys, sorted(without), limits], sort_keys=True, default=str)
-        stack = self._stacks.get(key)
+        stack = self._stacks.pop(key, None)
         if stack is None:
-            folder = self._tmp / f"workerd-{len(self._stacks)}"
+            if len(self._stacks) >= self._keep:
+                oldest = next(iter(self._stacks))
+                self._stacks.pop(oldest).close()
+            folder = self._tmp / f"workerd-{self._started}"
             folder.mkdir()
-            stack = self._stacks[key] = Workerd(folder, keys, merged, without, limits)
+            self._started += 1
+            restore = self._restore_flags()
+            stack = Workerd(folder, keys, merged, without, limits, workerd_args=restore)
+        self._stacks[key] = stack  # the most recently used last
         return stack
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ def with_query(url, **changes):
 
 
 def max_age(response):
-    """The response's max-age; a real clock (the Worker host's) may tick once in between."""
+    """The response's max-age; a real clock (workerd's) may tick once in between."""
     directive, value = response.headers["cache-control"].split(", ")
     assert directive == "private" and value.startswith("max-age=")
     return int(value.removeprefix("max-age="))

@@ -300,7 +300,7 @@ def test_a_person_generates_synchronously_and_asynchronously(browser, server, ru
     health = httpx.get(f"{server.base}/healthz", timeout=30).json()
     page.until(lambda: page.text("server").startswith("Model "), "no /healthz line")
     assert page.visible("placeholder-banner") == health["model"].startswith("placeholder")
-    if runtime == "local":  # the Worker cannot tell that the host's AI is a double
+    if runtime == "local":  # the Worker cannot tell that its AI is the stand-in
         banner = page.el("placeholder-banner").text
         assert "Placeholder mode: images are offline placeholders, not FLUX.2" in banner
 

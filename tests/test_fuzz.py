@@ -1,7 +1,7 @@
-"""Property-based fuzzing of every request parser: no input is a 5xx (issue 11, item 1).
+"""Property-based fuzzing of every request parser: no input is a 5xx.
 
 Each property sends Hypothesis-made requests to the runtime under test, over HTTP on the
-Worker host, and asserts that the answer is never a server error, and that every refusal
+Worker on workerd, and asserts that the answer is never a server error, and that every refusal
 is the API's JSON error with a stable code. ``derandomize=True`` makes every run (and CI)
 explore the same examples; the example counts keep this file within about a minute per
 runtime. The admin bodies are fuzzed with the admin API's own tests.

@@ -1,4 +1,4 @@
-"""Both runtimes end to end on a real socket (`fluxgate serve`, the Worker host), driven like
+"""Both runtimes end to end on a real socket (`fluxgate serve`, `npm run worker`), driven like
 curl would; and the local CLI."""
 
 import os
@@ -22,7 +22,7 @@ def server(runtime: str, tmp_path: Path):
 
 def test_a_curl_session_against_a_real_server(server, runtime):
     # Offline, `fluxgate serve` names its placeholder model; the Worker calls the AI binding
-    # for flux-2-dev and cannot tell that the host's double answers in its place.
+    # for flux-2-dev and cannot tell that the stand-in answers in its place.
     model = "placeholder/flux-2-dev" if runtime == "local" else FLUX_MODEL_ID
     base = server.base
     key = server.new_key("laptop")

@@ -41,7 +41,7 @@ from .ffi import js_bytes, js_object
 @cache
 def _base64_builtins() -> tuple[Any, Any]:
     """``Uint8Array.fromBase64`` and ``Uint8Array.prototype.toBase64`` (ES2026: in workerd;
-    in Node 24 behind ``--js-base-64``, which the Worker host passes), or ``None``."""
+    in Node 24 behind ``--js-base-64``, which the Pyodide unit harness passes), or ``None``."""
     return getattr(Uint8Array, "fromBase64", None), getattr(Uint8Array.prototype, "toBase64", None)
 
 

@@ -536,6 +536,11 @@ class LocalJobs:
 
         self._portal.call(start)
 
+    def deliver(self, message: dict[str, Any]) -> None:
+        """The consumer's delivery of ``message`` (a redelivery, say), once handled."""
+        self.send(message)
+        self.drain()
+
     def drain(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while self._queue.pending():
@@ -549,8 +554,9 @@ class LocalJobs:
 
 @pytest.fixture
 def jobs(client: httpx.Client, request: pytest.FixtureRequest) -> LocalJobs | WorkerdJobs:
-    """The runtime's job queue (send a message; in process also pause and resume its
-    consumer, wait until it is drained) and its job records, as the gateway stores them."""
+    """The runtime's job queue (send a message, or have one delivered and handled; in
+    process also pause and resume its consumer, wait until it is drained) and its job
+    records, as the gateway stores them."""
     if _runtime(request) == "worker":
         return WorkerdJobs(request.getfixturevalue("workerd"))
     runtime: LocalRuntime = request.getfixturevalue("local_runtime")

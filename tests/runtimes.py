@@ -443,6 +443,13 @@ class WorkerdJobs:
     def send(self, message: Mapping[str, Any]) -> None:
         self._stack.call("POST", "/queues/send", {"body": dict(message)})
 
+    def deliver(self, message: Mapping[str, Any]) -> None:
+        """The consumer's delivery of ``message`` (a redelivery, say), once handled."""
+        result = self._stack.call("POST", "/queues/deliver", {"body": dict(message)})
+        # The handler ran to its end and acknowledged the message (it acks each one it
+        # has dealt with, and retries those it could not).
+        assert result["outcome"] == "ok" and result["explicitAcks"] == [result["id"]], result
+
     def record(self, job_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._stack.call("POST", "/jobs/get", {"job_id": job_id})
         return result

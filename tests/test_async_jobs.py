@@ -133,14 +133,12 @@ def test_a_failing_receiver_is_retried_with_the_same_idempotency_id(client, auth
     assert state["attempts"] == 3 and state["last_status"] == 200
 
 
-@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_a_duplicate_queue_delivery_runs_nothing_twice(client, jobs, auth, ai, receiver):
     job = submit(client, auth, {**BODY, "webhook_url": receiver.url}).json()
     finished(client, auth, job)
     wait_for(lambda: receiver.deliveries)
-    jobs.send({"type": "job", "job_id": job["id"]})
-    jobs.send({"type": "webhook", "job_id": job["id"]})
-    jobs.drain()
+    jobs.deliver({"type": "job", "job_id": job["id"]})
+    jobs.deliver({"type": "webhook", "job_id": job["id"]})
     assert ai.calls == 1 and len(receiver.deliveries) == 1
 
 

@@ -96,13 +96,11 @@ def budget(client, usd):
     put_policy(client, tiers={"standard": {"daily_budget_usd": usd}})
 
 
-@pytest.mark.local_only(reason=HOLDS_QUEUE)
 def test_a_failed_job_releases_its_reservation_once(client, auth, ai, jobs):
     ai.fail_next("5006: Error: bad input")
     job = client.post("/v1/images/generations", json=BODY, headers={**auth, **ASYNC}).json()
     assert finished(client, auth, job["id"])["status"] == "failed"
-    jobs.send({"type": "job", "job_id": job["id"]})  # a duplicate of a finished job
-    jobs.drain()
+    jobs.deliver({"type": "job", "job_id": job["id"]})  # a duplicate of a finished job
     usage = client.get("/v1/usage", headers=auth).json()
     assert usage["requests"] == 0 and usage["spent_usd"] == 0
 

@@ -14,7 +14,9 @@
 // outside (move its clock, fail a binding, pause a queue's consumer, count KV reads) is not
 // offered: those routes answer 501, and the tests that need them run on the local runtime.
 import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { parse } from "smol-toml";
 import { createTestHarness } from "wrangler";
 import { ROOT, STANDIN, STANDIN_CONFIG, parseRatelimits, writeOverlay } from "./overlay.mjs";
 
@@ -42,6 +44,7 @@ for (const pair of args.var) {
 
 const config = writeOverlay({ without: args.without, ratelimits: parseRatelimits(args.ratelimit) });
 
+const consumedQueue = parse(readFileSync(config, "utf8")).queues.consumers[0].queue;
 const server = createTestHarness({
   root: ROOT,
   workers: [
@@ -117,6 +120,15 @@ const routes = {
   "POST /r2/list": async (body) => listAll(env.IMAGES, body.prefix ?? ""),
   // A message as a producer sends one (a redelivery, say).
   "POST /queues/send": async (body) => (await env.JOB_QUEUE.send(body.body, { contentType: "json" }), {}),
+  // One message handed to the Worker's queue handler as the consumer delivers it, answered
+  // when the handler is done: a redelivery whose effects (or their absence) can be read
+  // right after. Where workerd's queue sends its own deliveries is not reachable.
+  "POST /queues/deliver": async (body) => {
+    const handler = await worker.getExport();
+    const message = { id: crypto.randomUUID(), timestamp: new Date(), body: body.body, attempts: body.attempts ?? 1 };
+    const result = await handler.queue(consumedQueue, [message]);
+    return { id: message.id, outcome: result.outcome, ackAll: result.ackAll, explicitAcks: result.explicitAcks, retryMessages: result.retryMessages };
+  },
   // A job's record, read through the JOBS Durable Object's own method.
   "POST /jobs/get": async (body) => {
     const raw = await env.JOBS.getByName(body.job_id).get(body.job_id);

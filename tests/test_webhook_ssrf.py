@@ -343,7 +343,9 @@ def webhook_state(client, auth, job, *states):
         hook = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["webhook"]
         return hook if hook["state"] in states else None
 
-    return wait_for(settled)
+    # Each attempt is a queue delivery (batched for up to a second, then retried): on a
+    # busy machine a few of them take a while.
+    return wait_for(settled, timeout=60)
 
 
 @pytest.mark.parametrize(

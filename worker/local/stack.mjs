@@ -14,7 +14,8 @@
 // outside (move its clock, fail a binding, pause a queue's consumer, count KV reads) is not
 // offered: those routes answer 501, and the tests that need them run on the local runtime.
 import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parse } from "smol-toml";
 import { createTestHarness } from "wrangler";
@@ -42,6 +43,11 @@ for (const pair of args.var) {
   } else vars[name] = value;
 }
 
+// wrangler's harness reads the project's .dev.vars under the secrets given here: a secret
+// meant to be unset would come from there instead.
+if (unset.size && existsSync(join(ROOT, ".dev.vars"))) {
+  throw new Error(`.dev.vars would set ${[...unset].join(", ")}, which this Worker must run without: move it aside to run these tests`);
+}
 const config = writeOverlay({ without: args.without, ratelimits: parseRatelimits(args.ratelimit) });
 
 const consumedQueue = parse(readFileSync(config, "utf8")).queues.consumers[0].queue;

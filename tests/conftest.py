@@ -152,7 +152,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 skipped.append(f"{report.nodeid}: {report.longrepr[-1]}")
     if not counts:
         return
-    terminalreporter.section("API tests per runtime")
+    terminalreporter.section("API tests per runtime (worker: the Worker on workerd)")
     for runtime in RUNTIMES:
         parts = ", ".join(
             f"{counts[(runtime, o)]} {o}"

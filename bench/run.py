@@ -3,12 +3,14 @@
     .venv/bin/python bench/run.py                  # full run, writes docs/benchmarks.md
     .venv/bin/python bench/run.py --quick --output /tmp/bench.md   # CI: does it still work
 
-The Worker: bench/worker.mjs, CPU per request in Pyodide 314 in the Worker host, against
-a one-route FastAPI floor in the same isolate (bench/worker_report.py renders it). The
-local runtime: real `uvicorn` processes on 127.0.0.1 (bench/server.py) with the
-placeholder AI double (the binding's contract, real PNGs) plus a sleep of `--ai-latency`
-seconds, and, for file delivery, a plain static file server on the same stack; the client
-is httpx in this process. Nothing here is asserted: CI only checks the script runs;
+The Worker: CPU per request of the workerd processes serving it (wrangler's test harness
+on real workerd, offline), beside a JS floor and a one-route FastAPI floor in the same stack
+and run, and its cold start with and without a memory snapshot (bench/workerd_bench.py,
+bench/workerd_cold.py; bench/workerd_report.py renders it). The local runtime: real
+`uvicorn` processes on 127.0.0.1 (bench/server.py) with the placeholder AI double (the
+binding's contract, real PNGs) plus a sleep of `--ai-latency` seconds, and, for file
+delivery, a plain static file server on the same stack; the client is httpx in this
+process. Nothing here is asserted: CI only checks the script runs;
 docs/benchmarks.md records the numbers of the last full run.
 """
 
@@ -33,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from worker_report import load_before, run_worker_bench, worker_section
+from workerd_bench import run_worker_bench
+from workerd_report import worker_section
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -359,14 +362,14 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         "# Benchmarks",
         "",
         f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on this project's machine "
-        f"({os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"({machine()}, Python {platform.python_version()}, "
         f"{'quick mode' if cfg.quick else 'full run'}). Reproduce with "
         "`.venv/bin/python bench/run.py` (after `bash .ci/run`); it rewrites this page. "
         "Every comparison is measured side by side in the same run. The local runtime runs "
         "in real uvicorn servers on 127.0.0.1 with an AI double (the binding's multipart "
         f"contract, real PNGs) that sleeps {cfg.ai_latency:g} s per call.",
         "",
-        *worker_section(results["worker"], load_before()),
+        *worker_section(results["worker"]),
         "",
         "## The local runtime (CPython)",
         "",
@@ -432,6 +435,19 @@ def report(cfg: Config, results: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> str:
+    """The processor, its cores and the memory, as Linux reports them."""
+    info = Path("/proc/cpuinfo")
+    models = [
+        line.split(":", 1)[1].strip()
+        for line in (info.read_text().splitlines() if info.exists() else [])
+        if line.startswith("model name")
+    ]
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = f"{models[0]}, " if models else ""
+    return f"{cpu}{os.cpu_count()} cores, {memory:.0f} GiB, Linux {platform.release()}"
+
+
 def goal_lines(
     c: dict, hit: dict, floor: dict, over: dict, small: dict, fluxgate: dict, static: dict
 ) -> list[str]:
@@ -454,7 +470,7 @@ def goal_lines(
 
 
 async def run(cfg: Config) -> dict[str, object]:
-    print("0/5 the Worker in Pyodide (bench/worker.mjs)", file=sys.stderr)
+    print("0/5 the Worker on workerd (bench/workerd_bench.py)", file=sys.stderr)
     worker = run_worker_bench(cfg.quick)
     with tempfile.TemporaryDirectory(prefix="fluxgate-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -11,8 +11,6 @@ is counted.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -30,10 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "node_modules" / "node" / "bin" / "node"
 RUNNER = ROOT / "bench" / "workerd_stack.mjs"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
-# The same lock and stamp as tests/runtimes.py: the test processes and this one may prepare
-# the same python_modules and workerd at once.
-BUILD_LOCK = ROOT / ".cache" / "workerd.lock"
-VENDOR_STAMP = ROOT / "python_modules" / ".fluxgate-lock-sha256"
 
 
 @dataclass(frozen=True)
@@ -56,15 +50,10 @@ def _script(*args: str) -> str:
 
 
 def prepare() -> Prepared:
-    """Vendor ``python_modules`` when the lock changed and prepare workerd (both offline)."""
-    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with BUILD_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        wanted = hashlib.sha256((ROOT / "worker" / "requirements.lock").read_bytes()).hexdigest()
-        if not VENDOR_STAMP.is_file() or VENDOR_STAMP.read_text() != wanted:
-            _script("scripts/vendor_worker.py")
-            VENDOR_STAMP.write_text(wanted)
-        info = json.loads(_script("scripts/prepare_workerd.py", "--json"))
+    """Vendor ``python_modules`` unless it is vendored from this lock already, and prepare
+    workerd (both offline; both safe beside test processes doing the same)."""
+    _script("scripts/vendor_worker.py", "--if-changed")
+    info = json.loads(_script("scripts/prepare_workerd.py", "--json"))
     version = subprocess.run(
         [info["command"], "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()

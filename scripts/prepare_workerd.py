@@ -104,10 +104,12 @@ def _launcher(binary: Path, bundles: Path) -> Path:
     script = CACHE / "workerd"
     text = f"""#!/bin/sh
 # Written by scripts/prepare_workerd.py: workerd with the Pyodide bundle built offline.
-# FLUXGATE_WORKERD_ARGS adds serve flags (the memory-snapshot ones).
+# FLUXGATE_WORKERD_ARGS adds serve flags (the memory-snapshot ones, an async trace); "{{pid}}"
+# in them becomes the process's id (a stack runs two workerd processes: one file each).
 if [ "$1" = serve ]; then
   shift
-  exec "{binary}" serve --pyodide-bundle-disk-cache-dir "{bundles}" $FLUXGATE_WORKERD_ARGS "$@"
+  extra=$(printf '%s' "$FLUXGATE_WORKERD_ARGS" | sed "s/{{pid}}/$$/g")
+  exec "{binary}" serve --pyodide-bundle-disk-cache-dir "{bundles}" $extra "$@"
 fi
 exec "{binary}" "$@"
 """

@@ -1,22 +1,80 @@
-"""What the Worker promises as deployed, checked on workerd: bodies refused before they are
-read, and the edge cache of downloads (only where the Cache API works)."""
+"""What the Worker promises as deployed, checked on workerd: the cost of a warm hit in KV
+reads, bodies refused before they are read, and the edge cache of downloads (only where the
+Cache API works)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from .bodies import generation
-from .conftest import new_key
+from .conftest import ADMIN_TOKEN, SIGNING_KEYS, new_key
 from .polling import wait_for
+from .runtimes import Workerd
 from .servers import serve
 
 BODY = generation("a brass compass", square=256, steps=2, seed=7)
 DECLARED = 50 * 1024 * 1024  # 50 MB, far over MAX_BODY_BYTES (6 MiB)
+
+
+WORKER = ("core:user:fluxgate", None)  # the Worker's own requests (no Durable Object's)
+
+
+def binding_operations(trace_files: list[Path]) -> list[list[dict[str, str]]]:
+    """Each request the Worker served, in order, as the binding operations workerd's async
+    trace (``--async-trace``) recorded in its I/O context: ``{"op", ...annotations}``."""
+    requests: list[list[dict[str, str]]] = []
+    for path in trace_files:
+        worker_of: dict[int, tuple[str, str | None]] = {}
+        operations: dict[int, dict[str, str]] = {}
+        by_context: dict[int, list[dict[str, str]]] = {}
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event["e"] == "ctx":
+                worker_of[event["ctx"]] = (event["worker"], event["actor"])
+            elif event["e"] == "init" and worker_of.get(event["ctx"]) == (
+                "core:user:fluxgate",
+                None,
+            ):
+                if event["kind"] == "request":
+                    by_context[event["ctx"]] = requests_ops = []
+                    requests.append(requests_ops)
+                elif event["kind"] == "operation" and event["name"].startswith(("kv_", "r2_")):
+                    operations[event["id"]] = {"op": event["name"]}
+                    by_context[event["ctx"]].append(operations[event["id"]])
+            elif event["e"] == "annotate" and event["id"] in operations:
+                operations[event["id"]][event["k"]] = event["v"]
+    return requests
+
+
+def test_a_warm_cache_hit_reads_kv_exactly_twice(tmp_path):
+    """The key record and the cache entry, nothing else: the policy document stays cached in
+    the isolate (POLICY_CACHE_SECONDS as deployed), which holds only because the gateway is
+    built once per isolate although the SDK wraps ``env`` anew for every event; no R2, no
+    write. Counted by workerd itself (its async trace of each request's I/O)."""
+    secrets = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS": SIGNING_KEYS}
+    trace = ("--async-trace", str(tmp_path / "trace-{pid}.jsonl"))
+    stack = Workerd(tmp_path, secrets, {"POLICY_CACHE_SECONDS": 30}, workerd_args=trace)
+    try:
+        with httpx.Client(base_url=stack.base, timeout=60) as client:
+            auth = new_key(client)
+            assert client.post("/v1/images/generations", json=BODY, headers=auth).status_code == 200
+            warm = client.post("/v1/images/generations", json=BODY, headers=auth)
+            assert warm.headers["x-cache"] == "HIT"
+            hit = client.post("/v1/images/generations", json=BODY, headers=auth)
+        assert hit.status_code == 200 and hit.headers["x-cache"] == "HIT"
+    finally:
+        stack.close()  # workerd has written the whole trace
+    *_, last = binding_operations(sorted(tmp_path.glob("trace-*.jsonl")))
+    assert [op["op"] for op in last] == ["kv_get", "kv_get"], last
+    keys = [op["cloudflare.kv.query.keys"].split(":")[0] for op in last]
+    assert keys == ["apikey", "cache"]
 
 
 def _raw_exchange(base: str, head: bytes, first_body_bytes: bytes) -> tuple[bytes, float]:

@@ -11,8 +11,9 @@
 // beside the Worker, never the Worker's own URL space: the stand-in's script and counters,
 // the KV namespace and R2 bucket as stored, the job queue's producer, a job's record in its
 // Durable Object, and the runtime's console. What workerd does not let anyone do from
-// outside (move its clock, fail a binding, pause a queue's consumer, count KV reads) is not
-// offered: those routes answer 501, and the tests that need them run on the local runtime.
+// outside (move its clock, fail a binding, pause a queue's consumer) is not offered: those
+// routes answer 501, and the tests that need them run on the local runtime. (What a request
+// did with its bindings is in workerd's own --async-trace, which a test can ask for.)
 import { createServer } from "node:http";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -151,7 +152,6 @@ const routes = {
   "POST /clock/advance": unsupported("move the Worker's clock"),
   "POST /kv/fail": unsupported("make a KV namespace fail"),
   "POST /r2/fail": unsupported("make an R2 bucket fail"),
-  "GET /kv": unsupported("count a KV namespace's reads"),
   "POST /queues/pause": unsupported("pause a queue's consumer"),
   "GET /analytics": unsupported("read Analytics Engine data points (Miniflare's dataset keeps none)"),
 };

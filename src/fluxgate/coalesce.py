@@ -5,9 +5,9 @@ the generation; requests for the same key that arrive while it runs wait for its
 instead of paying again. A failure of the work (the model's, the store's) reaches every
 waiter and nothing is cached (the leader's pipeline caches only successes). A failure that
 is the leader's own (its rate limit, its budget: :class:`NotShared`) reaches the leader
-only; the waiters then run again for themselves, one of them as the new leader. Within a
-process (or Workers isolate) this is a map of in-flight futures; across isolates the
-Workers runtime adds a Durable Object per cache key (``fluxgate.edge.coalesce``).
+only; the waiters then run again for themselves, one of them as the new leader. Locally
+this is a map of in-flight futures; on Workers, where a request must not resume from
+another request's future, it is a Durable Object per cache key (``fluxgate.edge.coalesce``).
 
 Pydantic-free: the Workers adapter builds on it.
 """

@@ -14,6 +14,7 @@ from workers import Request
 from ..api.app import create_app
 from ..api.direct import DirectAnswer, DirectPath, DirectRequest, may_be_direct
 from ..api.request_body import payload_too_large
+from ..coalesce import Coalescer, NoCoalescing
 from ..errors import INTERNAL_ERROR, ApiError
 from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..generation import Outcome
@@ -54,7 +55,7 @@ def gateway_from_env(env: Any) -> Gateway:
 
     Bindings, vars and secrets are fixed for an isolate's life (a new deploy or secret
     starts new isolates), so the settings, the signer, the policy-document cache and the
-    in-isolate coalescer are made once. The key cannot be ``env`` itself: the Workers SDK
+    coalescer are made once. The key cannot be ``env`` itself: the Workers SDK
     wraps ``env`` in a new object for every event.
     """
     global _gateway
@@ -104,11 +105,15 @@ def jobs_from_env(env: Any) -> JobPorts | None:
     return JobPorts(WorkersJobStore(namespace), WorkersQueue(queue), FetchPoster())
 
 
-def coalescer_from_env(env: Any) -> DurableCoalescer | None:
-    """Across isolates when the COALESCER binding exists; else within the isolate."""
+def coalescer_from_env(env: Any) -> Coalescer:
+    """Through the key's Durable Object when the COALESCER binding exists; else none at all.
+
+    Not the in-process coalescer the local runtime uses: on workerd a waiter resumed by
+    another request's future answers from that request's I/O context (see
+    :mod:`fluxgate.edge.coalesce`), so without the binding each request generates alone."""
     namespace = getattr(env, "COALESCER", None)
     if namespace is None:
-        return None
+        return NoCoalescing()
     return DurableCoalescer(
         namespace,
         encode=lambda outcome: outcome.record.to_json(),

@@ -103,7 +103,10 @@ class DurableCoalescer:
             )
         if role[0] == "timeout":
             log.warning("coalescing leader did not report in time; generating")
-            return await work(), True
+            try:
+                return await work(), True
+            except NotShared as exc:  # its own refusal, as a leader's below
+                raise exc.error from exc.error.__cause__
         try:
             result = await work()
         except ApiError as exc:  # a failure of the work itself: every waiter gets it

@@ -14,6 +14,8 @@ from js import console
 
 
 class ConsoleHandler(logging.Handler):
+    """One console call per record, at the record's level."""
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)

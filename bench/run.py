@@ -407,7 +407,7 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         "",
         "1. **Coalescing.** Identical requests in flight share one model call "
         "(`fluxgate.coalesce`); the naive run is the same server with coalescing off. On "
-        "Workers, requests on other isolates join through a Durable Object per cache key.",
+        "Workers, concurrent requests of every isolate join through a Durable Object per cache key.",
         "2. **Cache hit.** A hit is one KV read for the key, one for the entry, and one HMAC "
         "to sign the URL: no R2 round trip, no model call, no image bytes. The floor is a "
         "route of the same server that returns a constant JSON, so the ratio is what "

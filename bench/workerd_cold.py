@@ -26,7 +26,10 @@ def first_response(prepared: Prepared, log: Path, workerd_args: str = "") -> dic
     """One cold start: seconds from spawning the stack and from the runtime process's start
     to the first 200, and the CPU each workerd process had used by then."""
     with Stack(prepared, log, workerd_args=workerd_args) as stack, httpx.Client() as client:
+        deadline = time.monotonic() + 180
         while True:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no 200 from /healthz within 180 s:\n{log.read_text()[-4000:]}")
             try:
                 if client.get(f"{stack.url}/healthz", timeout=60).status_code == 200:
                     break

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import stat
@@ -83,9 +84,13 @@ def _patched_binary(original: Path, release: Release, built: str) -> Path:
     """A copy of ``original`` that expects ``built`` where it expected the release's checksum.
 
     The development release's entry can share the checksum string; every occurrence names the
-    same bytes, so all are replaced. Reused when a previous run made the same copy."""
-    target = CACHE / f"workerd-{built[7:15].replace('/', '_').replace('+', '-')}"
-    if target.is_file() and target.stat().st_mtime >= original.stat().st_mtime:
+    same bytes, so all are replaced. Reused when a previous run made the same copy: the
+    copy's name stands for the original (its size, time and inode), the checksum replaced
+    and the one put in its place."""
+    made = original.stat()
+    identity = f"{made.st_size}:{made.st_mtime_ns}:{made.st_ino}:{release.integrity}:{built}"
+    target = CACHE / f"workerd-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    if target.is_file():
         return target
     blob = original.read_bytes()
     old, new = release.integrity.encode(), built.encode()
@@ -93,10 +98,14 @@ def _patched_binary(original: Path, release: Release, built: str) -> Path:
         raise SystemExit(f"{original}: the checksum {release.integrity} is not in the binary")
     mode = original.stat().st_mode | stat.S_IXUSR
     _write(target, blob.replace(old, new), mode)
-    for stale in CACHE.glob("workerd-*"):  # copies for other bundles: 100 MB each
-        if stale != target:
-            stale.unlink()
     return target
+
+
+def _sweep(keep: set[Path]) -> None:
+    """Copies of the binary and bundles this configuration no longer uses (100 MB each)."""
+    for stale in [*CACHE.glob("workerd-*"), *(CACHE / "bundles").glob("*.capnp.bin")]:
+        if stale not in keep:
+            stale.unlink(missing_ok=True)
 
 
 def _launcher(binary: Path, bundles: Path) -> Path:
@@ -145,6 +154,7 @@ def _prepare(config: Path) -> Prepared:
         _write(bundle, body)
     reproduced = built == release.integrity or not release.checked
     binary = original if reproduced else _patched_binary(original, release, built)
+    _sweep({binary, bundle})
     return Prepared(
         command=str(_launcher(binary, bundles)),
         binary=str(binary),

@@ -88,7 +88,7 @@ IN_PROCESS = frozenset(
     {"gateway", "kv", "objects", "ledger", "coalescer", "catalog", "make_runtime"}
 )
 # Black-box fixtures that workerd cannot offer from outside: a test asking for one runs on
-# the local runtime only, for this reason (listed in the report's summary).
+# the local runtime only, for this reason.
 LOCAL_ONLY_FIXTURES = {
     "images": "counts or fails the image transformer; Miniflare's Images binding does neither",
     "usage_events": "reads Analytics Engine data points back; Miniflare's dataset keeps none",

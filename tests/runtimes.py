@@ -20,10 +20,13 @@ of those runs on the local runtime only, saying so (``local_only``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -66,9 +69,11 @@ def _run(*args: str) -> str:
     return done.stdout.strip()
 
 
+@functools.cache
 def prepare_workerd() -> str:
     """Vendor ``python_modules`` from the lock (unless it already is) and prepare workerd;
-    returns ``MINIFLARE_WORKERD_PATH``. Both are safe to run from parallel processes."""
+    returns ``MINIFLARE_WORKERD_PATH``. Both are safe to run from parallel processes; once
+    per test process is enough."""
     _run("scripts/vendor_worker.py", "--if-changed")
     return _run("scripts/prepare_workerd.py")
 
@@ -112,7 +117,7 @@ class Workerd:
         self.log_path = tmp / "workerd.log"
         self._log: IO[str] = self.log_path.open("w+")
         env = stack_environment(prepare_workerd())
-        env["FLUXGATE_WORKERD_ARGS"] = " ".join(workerd_args)
+        env["FLUXGATE_WORKERD_ARGS"] = workerd_arguments(workerd_args)
         args = [node() or "node", str(STACK), "--control-port", "0"]
         for table in without:
             args += ["--without", table]
@@ -125,8 +130,15 @@ class Workerd:
                 args += ["--var", f"{name}="]
             else:
                 env[name] = value
+        # A process group of its own: closing it stops Miniflare's workerd processes too.
         self._proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            start_new_session=True,
         )
         ready = self._wait_ready()
         self.base: str = ready["url"]
@@ -149,7 +161,7 @@ class Workerd:
                 continue
             if isinstance(event, dict) and event.get("event") == "ready":
                 return event
-        self._proc.kill()
+        stop_group(self._proc)
         self._log.flush()
         raise WorkerdUnavailable(
             f"the Worker did not start on workerd:\n{self.log_path.read_text()}"
@@ -187,12 +199,29 @@ class Workerd:
 
     def close(self) -> None:
         self._http.close()
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
+        stop_group(self._proc)
         self._log.close()
+
+
+def stop_group(proc: subprocess.Popen[Any]) -> None:
+    """Stop a process started in a session of its own, and everything it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def workerd_arguments(args: tuple[str, ...]) -> str:
+    """``FLUXGATE_WORKERD_ARGS``: the launcher splits it on white space, so no argument may
+    hold any (the tests' temporary folders do not)."""
+    for arg in args:
+        if not arg or any(c.isspace() for c in arg):
+            raise ValueError(f"workerd argument {arg!r} is empty or holds white space")
+    return " ".join(args)
 
 
 def _var_value(value: Any) -> str:
@@ -203,6 +232,7 @@ def _var_value(value: Any) -> str:
     return str(value)
 
 
+# What workerd names the snapshot it saves (src/pyodide/internal/snapshot.ts).
 SNAPSHOT = "snapshot.bin"
 
 
@@ -250,7 +280,7 @@ class WorkerdPool:
             fcntl.flock(guard, fcntl.LOCK_EX)
             if not (self._snapshots / SNAPSHOT).is_file():
                 folder = self._tmp / "snapshot-taker"
-                folder.mkdir()
+                folder.mkdir(exist_ok=True)
                 taker = Workerd(
                     folder, self._secrets, self._base, workerd_args=save_snapshot(self._snapshots)
                 )

@@ -17,7 +17,15 @@ from typing import IO
 import httpx
 import pytest
 
-from .runtimes import ROOT, node, prepare_workerd, stack_environment, workerd_prerequisites
+from .runtimes import (
+    ROOT,
+    node,
+    prepare_workerd,
+    stack_environment,
+    stop_group,
+    workerd_arguments,
+    workerd_prerequisites,
+)
 
 DEV = ROOT / "worker" / "local" / "dev.mjs"
 
@@ -120,7 +128,8 @@ def worker_server(
     env = stack_environment("")
     env.pop("MINIFLARE_WORKERD_PATH")  # dev.mjs prepares and sets it, as for a user
     secrets = {"ADMIN_TOKEN": ADMIN, "URL_SIGNING_KEYS": SIGNING_KEYS}
-    env.update(secrets, FLUXGATE_WORKERD_ARGS=" ".join(workerd_args), PYTHON=sys.executable)
+    env.update(secrets, FLUXGATE_WORKERD_ARGS=workerd_arguments(workerd_args))
+    env["PYTHON"] = sys.executable
     args = [node() or "node", str(DEV), "--port", str(port), "--persist-to", str(tmp / "state")]
     args += ["--inspector-port", str(free_port()), "--show-interactive-dev-session=false"]
     rate = settings.get("rate_limit_per_minute")
@@ -129,18 +138,16 @@ def worker_server(
     for name, value in settings.items():
         args += ["--var", f"{name.upper()}:{value}"]
     log = (tmp / "wrangler-dev.log").open("w+")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         # wrangler's "Ready on", not a request: a test of a cold isolate sees its first one.
         _wait_for_line(f"Ready on {base}", proc, log, timeout=180)
         yield Server(base, {**os.environ, **secrets}, _read(log), _admin_key(base))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)  # dev.mjs, wrangler and Miniflare's workerd processes
         log.close()
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import pytest
 
 from .conftest import ADMIN_TOKEN, put_policy
@@ -62,8 +63,6 @@ def test_prompts_are_logged_only_when_allowed(client, auth, audit_lines, allowed
 def test_on_workers_audit_lines_reach_workers_logs_as_log_not_error(workerd):
     """workerd reports a Worker's stderr at level ``error``; an audit line is information
     (a key made, a request refused), so it goes to ``console.log``."""
-    import httpx
-
     with httpx.Client(base_url=workerd.base, timeout=60) as client:
         client.post("/v1/admin/keys", json={"name": "a"}, headers=ADMIN)
         client.get("/v1/usage", headers={"Authorization": "Bearer fgk_wrong"})

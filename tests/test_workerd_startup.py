@@ -68,31 +68,25 @@ import pytest
 
 from .bodies import generate, generation
 from .polling import finished
-from .runtimes import ROOT, node, prepare_workerd, stack_environment, workerd_prerequisites
+from .runtimes import (
+    ROOT,
+    SNAPSHOT,
+    load_snapshot,
+    node,
+    prepare_workerd,
+    save_snapshot,
+    stack_environment,
+    workerd_prerequisites,
+)
 from .servers import Server, worker_server
 from .test_readme import run_session
-
-# One xdist worker for the whole module under --dist loadgroup (no effect under load).
-pytestmark = pytest.mark.xdist_group("workerd-startup")
 
 SRC = ROOT / "src"
 PYTHON_MODULES = ROOT / "python_modules"
 
-# What workerd names the snapshot it saves (src/pyodide/internal/snapshot.ts).
-SNAPSHOT = "snapshot.bin"
 # What workerd hands Python for randomness while a Worker starts, where it allows any at all
 # (topLevelEntropy/lib.ts fills the buffer with 43s): a value made of it was drawn too early.
 POISON = bytes([43]).hex()
-
-
-def save_snapshot(folder: Path) -> tuple[str, ...]:
-    """``workerd serve`` flags: take a dedicated snapshot into ``folder``, as a deploy does."""
-    return ("--python-save-snapshot", "--python-snapshot-dir", str(folder))
-
-
-def load_snapshot(folder: Path) -> tuple[str, ...]:
-    """``workerd serve`` flags: restore the snapshot in ``folder``, as every cold start does."""
-    return ("--python-load-snapshot", SNAPSHOT, "--python-snapshot-dir", str(folder))
 
 
 def request_id_prefix(response: httpx.Response) -> str:
@@ -573,7 +567,7 @@ def test_restored_isolates_draw_their_own_random_values(
     ids start with a prefix of its own, unlike those of the isolate that took the snapshot."""
     prefixes = [
         request_id_prefix(httpx.get(f"{restored(name).base}/healthz", timeout=60))
-        for name in ("cold", "readme")
+        for name in ("other", "readme")  # not "cold": its first request is another test's
     ]
     prefixes.append(deploy_snapshot[1]["saver_prefix"])
     assert len(set(prefixes)) == 3, prefixes

@@ -442,7 +442,7 @@ async def case_coalescer_object_shares_one_run_across_isolates():
         await asyncio.sleep(0.05)
         return {"record": "r1"}
 
-    # Two "isolates": two coalescers, each with its own in-memory map, one object per key.
+    # Two "isolates": two coalescers, one object per key.
     first, second = coalescer(), coalescer()
     results = await asyncio.gather(*[c.run(key, work) for c in (first, second, first, second)])
     assert len(runs) == 1, runs

@@ -117,9 +117,12 @@ export async function loadIsolate({ root, wheelDir, compatibilityDate, compatFla
     py.FS.mkdirTree(target);
     py.mountNodeFS(target, realpathSync(source));
   }
-  // workerd: the module root, then python_modules ahead of site-packages; .pth files in
-  // python_modules are processed only under python_process_pth_files. The harness's shims
-  // (workerd's internal _cloudflare package, the dispatch) come last.
+  // The module root, then python_modules, ahead of site-packages. Not workerd's order
+  // (there the standard library and python_modules come before the module root; the
+  // startup tests check it on workerd): no module of src/ shadows another, so the order
+  // does not change what is imported here. .pth files in python_modules are processed only
+  // under python_process_pth_files. The harness's shims (workerd's internal _cloudflare
+  // package, the dispatch) come last.
   py.runPython(`
 import site, sys
 sys.path[:0] = ["/session/metadata", "${vendor}"]

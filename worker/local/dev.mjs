@@ -10,7 +10,7 @@
 // the stand-in calls the Workers AI REST API (real models) instead of drawing placeholders.
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, STANDIN_CONFIG, parseRatelimits, writeOverlay } from "./overlay.mjs";
 
@@ -31,26 +31,40 @@ for (let at = 2; at < process.argv.length; at++) {
 }
 const config = writeOverlay({ ratelimits: parseRatelimits(rules) });
 
-// A file of NAME=VALUE lines only this user can read.
-const secretFile = (path, values) => {
+// A file of NAME=VALUE lines only this user can read (also when it existed before).
+const written = [];
+const secretFile = (path, values, { keep = false } = {}) => {
   const text = Object.entries(values).map(([name, value]) => `${name}=${value}\n`).join("");
   writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  if (!keep) written.push(path);
   return path;
 };
+// Secrets files of servers that did not get to remove theirs (killed outright).
+for (const name of readdirSync(STATE)) {
+  const pid = /^secrets-(\d+)\.env$/.exec(name)?.[1];
+  if (pid && !isRunning(Number(pid))) rmSync(join(STATE, name), { force: true });
+}
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === "EPERM";
+  }
+}
 
 // Secrets from the environment win (the tests pass theirs so); else wrangler's .dev.vars.
 const args = ["dev", "-c", config];
 const fromEnvironment = process.env.ADMIN_TOKEN || process.env.URL_SIGNING_KEYS;
-let secretsFile = null;
 if (fromEnvironment || !existsSync(join(ROOT, ".dev.vars"))) {
   const keys = join(STATE, "url-signing-keys");
-  if (!process.env.URL_SIGNING_KEYS && !existsSync(keys)) secretFile(keys, { URL_SIGNING_KEYS: `dev=${randomBytes(32).toString("base64url")}` });
+  if (!process.env.URL_SIGNING_KEYS && !existsSync(keys)) secretFile(keys, { URL_SIGNING_KEYS: `dev=${randomBytes(32).toString("base64url")}` }, { keep: true });
   const generated = existsSync(keys) ? readFileSync(keys, "utf8").trim().split("=").slice(1).join("=") : undefined;
   const secrets = { URL_SIGNING_KEYS: process.env.URL_SIGNING_KEYS ?? generated };
   if (process.env.ADMIN_TOKEN) secrets.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
   // One file per process: parallel servers (the tests') each have their own secrets.
-  secretsFile = secretFile(join(STATE, `secrets-${process.pid}.env`), secrets);
-  args.push("--env-file", secretsFile);
+  args.push("--env-file", secretFile(join(STATE, `secrets-${process.pid}.env`), secrets));
 }
 
 // The stand-in, from its own folder unless it gets REST credentials: then a copy of its
@@ -75,8 +89,12 @@ args.push(...extra);
 const env = { ...process.env, MINIFLARE_WORKERD_PATH: workerd, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
 for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
 const wrangler = spawn(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args], { cwd: ROOT, env, stdio: "inherit" });
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => wrangler.kill(signal));
-wrangler.on("exit", (code, signal) => {
-  if (secretsFile) rmSync(secretsFile, { force: true });
-  process.exit(code ?? (signal ? 1 : 0));
+// The secrets written for this run (the API token among them) go when it ends, however.
+const forget = () => written.forEach((path) => rmSync(path, { force: true }));
+process.on("exit", forget);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => wrangler.kill(signal));
+wrangler.on("error", (error) => {
+  console.error(`wrangler did not start: ${error.message}`);
+  process.exit(1);
 });
+wrangler.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -2,7 +2,7 @@
 // the AI binding (remote-only: wrangler cannot run Workers AI locally) becomes a service
 // binding to the stand-in Worker of ./ai.mjs. Written next to wrangler.toml, because wrangler
 // finds `main` and python_modules/ relative to the configuration file.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parse, stringify } from "smol-toml";
@@ -39,8 +39,11 @@ export function writeOverlay({ without = [], ratelimits = {} } = {}) {
   config.ratelimits = declared;
   const path = join(ROOT, name);
   const header = "# Written by worker/local/overlay.mjs from wrangler.toml (AI -> the local stand-in). Do not edit.\n";
+  const text = header + stringify(config) + "\n";
+  // Unchanged, it is left alone: `wrangler dev` watches it and would reload every server.
+  if (existsSync(path) && readFileSync(path, "utf8") === text) return path;
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, header + stringify(config) + "\n");
+  writeFileSync(temporary, text);
   renameSync(temporary, path);
   return path;
 }

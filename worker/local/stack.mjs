@@ -37,6 +37,7 @@ const unset = new Set();
 for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS"]) if (process.env[name]) secrets[name] = process.env[name];
 for (const pair of args.var) {
   const at = pair.indexOf("=");
+  if (at < 1) throw new Error(`--var ${pair}: expected NAME=VALUE`);
   const [name, value] = [pair.slice(0, at), pair.slice(at + 1)];
   if (name in secrets || name === "ADMIN_TOKEN" || name === "URL_SIGNING_KEYS") {
     if (value === "") (delete secrets[name], unset.add(name));
@@ -44,10 +45,11 @@ for (const pair of args.var) {
   } else vars[name] = value;
 }
 
-// wrangler's harness reads the project's .dev.vars under the secrets given here: a secret
-// meant to be unset would come from there instead.
-if (unset.size && existsSync(join(ROOT, ".dev.vars"))) {
-  throw new Error(`.dev.vars would set ${[...unset].join(", ")}, which this Worker must run without: move it aside to run these tests`);
+// wrangler's harness binds every key of the project's .dev.vars (or, without one, .env and
+// .env.local) under the secrets given here: a developer's settings or tokens would reach
+// the tests' Worker and a secret meant to be unset would come from there.
+for (const file of [".dev.vars", ".env", ".env.local"]) {
+  if (existsSync(join(ROOT, file))) throw new Error(`${file} would leak into the tests' Worker: move it aside to run the tests`);
 }
 const config = writeOverlay({ without: args.without, ratelimits: parseRatelimits(args.ratelimit) });
 

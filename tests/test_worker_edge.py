@@ -27,8 +27,9 @@ WORKER = ("core:user:fluxgate", None)  # the Worker's own requests (no Durable O
 
 
 def binding_operations(trace_files: list[Path]) -> list[list[dict[str, str]]]:
-    """Each request the Worker served, in order, as the binding operations workerd's async
-    trace (``--async-trace``) recorded in its I/O context: ``{"op", ...annotations}``."""
+    """Each request the Worker served, in order, as every operation workerd's async trace
+    (``--async-trace``) recorded in its I/O context (bindings, subrequests, Durable Object
+    calls, the cache): ``{"op", ...annotations}``."""
     requests: list[list[dict[str, str]]] = []
     for path in trace_files:
         worker_of: dict[int, tuple[str, str | None]] = {}
@@ -45,7 +46,7 @@ def binding_operations(trace_files: list[Path]) -> list[list[dict[str, str]]]:
                 if event["kind"] == "request":
                     by_context[event["ctx"]] = requests_ops = []
                     requests.append(requests_ops)
-                elif event["kind"] == "operation" and event["name"].startswith(("kv_", "r2_")):
+                elif event["kind"] == "operation":
                     operations[event["id"]] = {"op": event["name"]}
                     by_context[event["ctx"]].append(operations[event["id"]])
             elif event["e"] == "annotate" and event["id"] in operations:

@@ -486,10 +486,19 @@ class WorkerdJobs:
 
 
 class WorkerdClock:
-    """workerd's wall clock, read as the Worker reads it: it cannot be moved."""
+    """workerd's wall clock, read as the Worker reads it. It cannot be moved, only waited
+    for: ``advance`` lets a second or two really pass (a test that needs more runs
+    locally, ``MOVES_CLOCK``)."""
 
     def __call__(self) -> float:
         return time.time()
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 2:
+            raise ValueError(
+                f"workerd's clock cannot be moved by {seconds} s: wait, or run locally"
+            )
+        time.sleep(seconds)
 
 
 def workerd_client(stack: Workerd) -> Iterator[httpx.Client]:

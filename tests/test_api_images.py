@@ -5,6 +5,20 @@ import pytest
 from .conftest import MOVES_CLOCK, just_now, new_key
 
 
+def test_returns_the_generation_with_a_url_signed_now(client, auth, clock):
+    made = client.post(
+        "/v1/images/generations",
+        headers=auth,
+        json={"prompt": "a boat", "width": 256, "height": 256},
+    ).json()
+    r = client.get(f"/v1/images/{made['id']}", headers=auth)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["id"] == made["id"] and body["sha256"] == made["sha256"]
+    assert body["data"][0]["expires_at"] in just_now(clock, 3600)
+    assert client.get(body["data"][0]["url"]).status_code == 200
+
+
 @pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_returns_the_generation_with_a_fresh_url(client, auth, clock):
     made = client.post(

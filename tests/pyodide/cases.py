@@ -772,6 +772,84 @@ async def case_js_image_url_is_a_js_object_that_survives_js_object():
     assert inputs.messages[0].content[0].image_url.url == expected
 
 
+# -- the whole Worker: a real-size image never becomes a Python object -------------------
+
+# Far below one copy of a real-size image (~1.2 MB at 1024x768) or of its base64 (~1.6 MB):
+# had the miss read ``result.image``, decoded, hashed or copied it for R2 in Python, or a
+# ``b64_json`` hit built its body in Python, Python's peak would hold at least one copy.
+MOST_PYTHON_MAY_HOLD = 256 * 1024
+REAL_SIZE = {"prompt": "a harbour at night, in the rain", "width": 1024, "height": 768}
+
+
+async def worker_post(path, body, token):
+    """A JSON POST through the Worker's entry, as :func:`worker_fetch` sends a GET; the JS
+    ``Response``, its ``waitUntil`` work done."""
+    from fluxgate.edge.worker import Default
+
+    text = json.dumps(body)
+    headers = {
+        "content-type": "application/json",
+        "content-length": str(len(text.encode())),  # as a request from the network has it
+        "authorization": f"Bearer {token}",
+    }
+    init = {"method": "POST", "headers": headers, "body": text}
+    request = Request.new(f"https://fluxgate.test{path}", js_obj(init))
+    response = await call(Default(ctx, env), "fetch", request, None, None)
+    await settle()
+    return response
+
+
+async def answer(response):
+    """The status and JSON body of a JS ``Response`` (read here: the client's part)."""
+    return int(response.status), json.loads(await response.text())
+
+
+async def python_peak(request):
+    """What a request made Python hold at its peak (``tracemalloc``), and its response;
+    the body is read by the caller afterwards, as a client reads it, outside the count."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        response = await request
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, response
+
+
+async def case_a_real_size_miss_and_b64_json_hit_keep_the_image_out_of_python():
+    import base64
+
+    keys = await worker_post("/v1/admin/keys", {"name": unique("bytes")}, env.ADMIN_TOKEN)
+    status, made = await answer(keys)
+    assert status == 201, made
+    ai.setRealistic(js_obj({"on": True}))
+    try:
+        body = {**REAL_SIZE, "seed": time.time_ns() % 2**31}
+        peak, response = await python_peak(worker_post(PATH, body, made["key"]))
+        status, miss = await answer(response)
+        assert status == 200, miss
+        assert miss["cached"] is False and miss["bytes"] > 1_000_000  # a realistic image
+        stored = await WorkersR2(worker_env.IMAGES).get(f"images/{miss['sha256']}.png")
+        data = await read_all(stored)
+        assert hashlib.sha256(data).hexdigest() == miss["sha256"]  # hashed in JS, correctly
+        assert peak < MOST_PYTHON_MAY_HOLD, f"Python held {peak} bytes during the miss"
+
+        ask = {**body, "response_format": "b64_json"}
+        peak, response = await python_peak(worker_post(PATH, ask, made["key"]))
+        status, hit = await answer(response)
+        assert status == 200 and hit["cached"] is True, hit
+        image = base64.b64decode(hit["data"][0]["b64_json"])
+        assert hashlib.sha256(image).hexdigest() == miss["sha256"]
+        assert peak < MOST_PYTHON_MAY_HOLD, f"Python held {peak} bytes during the hit"
+    finally:
+        ai.setRealistic(js_obj({"on": False}))
+
+
+PATH = "/v1/images/generations"
+
+
 async def run(only=()):
     results = []
     for name, case in [(n, f) for n, f in globals().items() if n.startswith("case_")]:

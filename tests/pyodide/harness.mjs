@@ -107,6 +107,7 @@ async function main() {
     RATE_LIMIT_STANDARD: new Ratelimit({ limit: 3, period: 60 }),
     USAGE_EVENTS: new AnalyticsEngine("fluxgate_usage"),
     URL_SIGNING_KEYS: SIGNING_KEYS,
+    ADMIN_TOKEN: "admin-token-for-the-unit-harness-0123",
     CACHE_TTL_SECONDS: "3600",
     JOB_QUEUE: producer,
   });

@@ -5,34 +5,32 @@ import pytest
 from .conftest import MOVES_CLOCK, just_now, new_key
 
 
-def test_returns_the_generation_with_a_url_signed_now(client, auth, clock):
-    made = client.post(
-        "/v1/images/generations",
-        headers=auth,
-        json={"prompt": "a boat", "width": 256, "height": 256},
-    ).json()
+def generated(client, auth):
+    body = {"prompt": "a boat", "width": 256, "height": 256}
+    return client.post("/v1/images/generations", headers=auth, json=body).json()
+
+
+def looked_up_with_a_url_signed_now(client, auth, clock, made):
+    """``GET /v1/images/{id}`` of ``made``: the same image, with a URL that works and
+    expires an hour from now."""
     r = client.get(f"/v1/images/{made['id']}", headers=auth)
     assert r.status_code == 200
     body = r.json()
     assert body["id"] == made["id"] and body["sha256"] == made["sha256"]
     assert body["data"][0]["expires_at"] in just_now(clock, 3600)
     assert client.get(body["data"][0]["url"]).status_code == 200
+    return body
+
+
+def test_returns_the_generation_with_a_url_signed_now(client, auth, clock):
+    looked_up_with_a_url_signed_now(client, auth, clock, generated(client, auth))
 
 
 @pytest.mark.local_only(reason=MOVES_CLOCK)
 def test_returns_the_generation_with_a_fresh_url(client, auth, clock):
-    made = client.post(
-        "/v1/images/generations",
-        headers=auth,
-        json={"prompt": "a boat", "width": 256, "height": 256},
-    ).json()
+    made = generated(client, auth)
     clock.advance(4000)  # the first URL has expired by now
-    r = client.get(f"/v1/images/{made['id']}", headers=auth)
-    assert r.status_code == 200
-    body = r.json()
-    assert body["id"] == made["id"] and body["sha256"] == made["sha256"]
-    assert body["data"][0]["expires_at"] in just_now(clock, 3600)
-    assert client.get(body["data"][0]["url"]).status_code == 200
+    looked_up_with_a_url_signed_now(client, auth, clock, made)
     assert client.get(made["data"][0]["url"]).status_code == 403
 
 

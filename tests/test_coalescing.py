@@ -48,7 +48,10 @@ async def test_followers_asking_for_b64_get_the_bytes(async_client, ai, auth):
 
 
 async def test_a_failure_reaches_every_waiter_and_nothing_is_cached(client, async_client, ai, auth):
-    ai.latency = 0.05
+    # A request that arrives after the failure is a new request and may generate (nothing
+    # was cached): the model takes a second here, so that all ten wait on the first call
+    # even on a busy machine, where each joins through a Durable Object round trip.
+    ai.latency = 1.0
     ai.fail_next("3040: Capacity temporarily exceeded")
     responses = await burst(async_client, [auth] * 10, [BODY] * 10)
     assert ai.calls == 0  # the failed call is not counted as a generation

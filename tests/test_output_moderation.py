@@ -275,7 +275,7 @@ async def test_coalesced_waiters_of_a_blocked_leader_get_the_422_uncharged(
 ):
     output_moderation(client, "block")
     scout.verdicts = [UNSAFE]
-    ai.latency = 0.1
+    ai.latency = 1.0  # all eight join the first call, even on a busy machine
     async with async_client() as http:
         responses = await asyncio.gather(
             *[http.post(GENERATIONS, json=BODY, headers=auth) for _ in range(8)]
@@ -300,10 +300,10 @@ async def test_waiters_who_may_keep_a_refused_image_share_one_new_generation(
         new_key(client, f"flags-{i}", overrides={"output_moderation": "flag"}) for i in range(4)
     ]
     scout.verdicts = [UNSAFE]  # the first image; the second is safe
-    ai.latency = 0.3
+    ai.latency = 1.5  # the leader is still at the model when the others join, even when busy
     async with async_client() as http:
         lead = asyncio.ensure_future(http.post(GENERATIONS, json=BODY, headers=blocking))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         waiters = await asyncio.gather(
             *[http.post(GENERATIONS, json=BODY, headers=auth) for auth in flagging]
         )

@@ -153,8 +153,8 @@ def test_client_tokens_end_with_the_old_keys_grace_period(client, clock):
 # -- item 10: failed attempts are throttled ------------------------------------------------
 
 
-def test_repeated_failed_api_key_attempts_are_throttled(client, auth):
-    ip = fresh_ip()
+def _shut_out(client, ip):
+    """Make ``ip`` fail authentication until it is refused with 429."""
     for i in range(AUTH_FAILURES_LIMIT):
         r = client.get("/v1/usage", headers={**ip, "Authorization": f"Bearer fgk_guess{i}"})
         assert r.status_code == 401, r.text
@@ -162,9 +162,34 @@ def test_repeated_failed_api_key_attempts_are_throttled(client, auth):
     assert r.status_code == 429, r.text
     assert r.json()["error"]["code"] == "too_many_failed_attempts"
     assert int(r.headers["Retry-After"]) >= 1
-    # Shut out: not even a right credential (or the admin token) is checked any more.
-    assert client.get("/v1/usage", headers={**ip, **auth}).status_code == 429
-    assert client.get("/v1/admin/keys", headers={**ip, **ADMIN}).status_code == 429
+
+
+def test_repeated_failed_api_key_attempts_are_throttled(client):
+    ip = fresh_ip()
+    _shut_out(client, ip)
+    # Every further failure from that address is refused too, whatever it presents.
+    for bad in ("fgk_another-guess", "fgt_forged.token", "not-the-admin-token"):
+        r = client.get("/v1/usage", headers={**ip, "Authorization": f"Bearer {bad}"})
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "too_many_failed_attempts"
+        assert int(r.headers["Retry-After"]) >= 1
+    r = client.get("/v1/admin/keys", headers={**ip, "Authorization": "Bearer wrong"})
+    assert r.status_code == 429, r.text
+
+
+def test_a_shut_out_address_still_lets_valid_credentials_through(client, auth):
+    """One address is often many clients (a carrier NAT, the servers behind a proxy): the
+    guesses of one do not lock the others out."""
+    token = _mint(client, auth)
+    ip = fresh_ip()
+    _shut_out(client, ip)
+    assert client.get("/v1/usage", headers={**ip, **auth}).status_code == 200
+    assert client.get("/v1/usage", headers={**ip, **token}).status_code == 200
+    assert client.get("/v1/admin/keys", headers={**ip, **ADMIN}).status_code == 200
+    # ... while the guesser is still refused.
+    r = client.get("/v1/usage", headers={**ip, "Authorization": "Bearer fgk_guess-again"})
+    assert r.status_code == 429, r.text
+    assert int(r.headers["Retry-After"]) >= 1
 
 
 def test_repeated_failed_admin_attempts_are_throttled(client):

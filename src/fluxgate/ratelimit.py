@@ -78,10 +78,10 @@ class FailedAttempts:
     """Which clients are shut out after too many failed authentication attempts.
 
     The count lives in the limiter (shared across isolates on Workers); the verdict is
-    remembered here, in memory, so that a blocked client is refused *before* its credential
-    is checked: otherwise a guess that happens to be right would still tell itself apart
-    from the 429s. Counting only failures keeps the hot path free: a request with a valid
-    credential costs one dictionary lookup.
+    remembered here, in memory, so that a shut-out client's further failures are answered
+    without another count. Only failures reach it (the credential is checked first, see
+    :func:`fluxgate.api.deps.throttled`): one address is often many clients, and a valid
+    credential from it is never refused, nor does it cost the throttle anything.
     """
 
     def __init__(self, max_clients: int = 10_000) -> None:

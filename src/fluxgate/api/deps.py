@@ -127,23 +127,30 @@ Gw = Annotated[Gateway, Depends(gateway)]
 
 
 async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable[T]]) -> T:
-    """Run a credential check for a client that has not been shut out; count it if it
-    fails as a guess would (a credential that does not exist), and answer
-    ``429 too_many_failed_attempts`` once the client is over the limit.
+    """Run a credential check; count it if it fails as a guess would (a credential that
+    does not exist), and answer ``429 too_many_failed_attempts`` once the client is over
+    the limit.
+
+    The credential is checked *first*: one that checks out always passes, however many
+    failures its address has made, since one address is often many clients (a carrier
+    NAT, the servers behind a proxy). A valid request so costs the throttle nothing. Only
+    failures meet the throttle: a client already shut out gets the 429 (with the time left)
+    without another count; the others are counted. Guessing stays hopeless rather than
+    merely slow: API keys carry 256 random bits, client tokens an HMAC and the admin
+    token at least 32 characters; what the throttle bounds is what a guesser costs (limiter
+    calls, audit lines) and the 429 tells it to stop.
 
     The client is the peer address locally and ``CF-Connecting-IP`` on Workers (the app's
     ``client_address``); requests without credentials are neither checked nor counted.
     """
-    if request.headers.get("authorization") is None:
-        return await check()
-    attempts: FailedAttempts = request.app.state.failed_attempts
-    client: str = request.app.state.client_address(request)
-    attempts.check(client, gw.clock())
     try:
         return await check()
     except ApiError as error:
-        if error.code not in GUESSES:
+        if error.code not in GUESSES or request.headers.get("authorization") is None:
             raise
+        attempts: FailedAttempts = request.app.state.failed_attempts
+        client: str = request.app.state.client_address(request)
+        attempts.check(client, gw.clock())  # already shut out: the 429, not counted again
         blocked = await attempts.failed(gw.limiter, client, gw.clock())
         if blocked is not None:
             raise blocked from None

@@ -7,7 +7,9 @@
   moderated on its first hit afterwards.
 - :meth:`Controls.before_model`: the rate limit, moderation and the daily budget, only on
   the way to the model, so a cache hit costs no extra store read. It returns the
-  :class:`Charge` that a failure refunds.
+  :class:`Charge` that a failure refunds. A synchronous request's charge is a *hold* with a
+  lease (:mod:`fluxgate.ledger`): :meth:`Controls.settle` keeps it once the image is kept;
+  a request that dies before either is refunded when the lease lapses.
 - :meth:`Controls.before_queue`: an async submission is the model-bound request, so its
   rate limit is counted when it is submitted (and refused synchronously); the job's run
   then passes its id to ``before_model``, which moderates and reserves once per job.
@@ -18,8 +20,10 @@ read on the hot path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -104,9 +108,17 @@ class Charge:
     account: str
     day: str
     micro_usd: int
-    reservation: str | None = None  # a job's: held until the job ends (see ``release``)
+    reservation: str | None = None  # a job's (held until the job ends) or a request's hold
     moderated: bool = False
+    leased: bool = False  # ``reservation`` is a request's hold: settled, released or lapsed
     pace: Mapping[str, str] = field(default_factory=dict)  # RateLimit-* of the call
+
+
+def retry_hold(scope: str, idempotency_key: str) -> str:
+    """The hold of a request sent with an ``Idempotency-Key``: the same for every retry, so
+    a retry of a request that died takes its hold over instead of being charged again."""
+    digest = hashlib.sha256(f"{scope}\n{idempotency_key}".encode()).hexdigest()
+    return f"idem:{digest[:32]}"
 
 
 def utc_day(now: float) -> str:
@@ -126,12 +138,16 @@ class Controls:
         ledger: BudgetLedger,
         moderator: Moderator,
         clock: Callable[[], float] = time.time,
+        lease_seconds: float = 600,
     ) -> None:
+        """``lease_seconds``: how long a synchronous request may hold its charge without
+        settling it before the request is presumed dead and the charge refunded."""
         self._policies = policies
         self._limiter = limiter
         self._ledger = ledger
         self._moderator = moderator
         self._clock = clock
+        self._lease = lease_seconds
         self._resolved: dict[tuple[int, str, str], CallerPolicy] = {}
 
     async def for_caller(self, principal: Principal) -> CallerPolicy:
@@ -175,17 +191,29 @@ class Controls:
         return await self._rate_limit(admission)
 
     async def before_model(
-        self, admission: Admission, cost: CostEstimate, *, job: str | None = None
+        self,
+        admission: Admission,
+        cost: CostEstimate,
+        *,
+        job: str | None = None,
+        hold: str | None = None,
     ) -> Charge:
         """Rate limit, moderation and budget, in that order (the cheapest refusal first).
 
         ``job``: the id of the async job this call runs. Its rate limit was counted at
         submission, and its reservation carries its id: a re-run after a crash finds it
-        already made and is not charged again.
+        already made and is not charged again. Otherwise the charge is a hold on a lease:
+        ``hold`` names it (:func:`retry_hold`), or it gets an id of its own.
         """
         pace = await self._rate_limit(admission) if job is None else {}
         moderated = await self._moderate(admission)
-        charge = await self._reserve(admission, cost, reservation=job, moderated=moderated)
+        if job is not None:
+            charge = await self._reserve(admission, cost, reservation=job, moderated=moderated)
+        else:
+            held = hold or f"req:{secrets.token_hex(16)}"
+            charge = await self._reserve(
+                admission, cost, reservation=held, moderated=moderated, leased=True
+            )
         return replace(charge, pace=pace) if pace else charge
 
     async def _rate_limit(self, admission: Admission) -> Mapping[str, str]:
@@ -246,21 +274,32 @@ class Controls:
         admission: Admission,
         cost: CostEstimate,
         *,
-        reservation: str | None,
+        reservation: str,
         moderated: bool,
+        leased: bool = False,
     ) -> Charge:
         """Reserve the cost against the key's daily budget, or raise ``budget_exceeded``.
 
-        With a ``reservation`` id (a job's) the reservation is idempotent.
+        The reservation is idempotent: a job's id, or a request's hold (``leased``).
         """
         now = self._clock()
         budget = admission.policy.limits.daily_budget_usd
         limit = UNLIMITED if budget is None else to_micro(budget)
         charge = Charge(
-            admission.principal.key.id, utc_day(now), to_micro(cost.usd), reservation, moderated
+            admission.principal.key.id,
+            utc_day(now),
+            to_micro(cost.usd),
+            reservation,
+            moderated,
+            leased=leased,
         )
         booked = await self._ledger.reserve(
-            charge.account, charge.day, charge.micro_usd, limit, reservation
+            charge.account,
+            charge.day,
+            charge.micro_usd,
+            limit,
+            reservation,
+            self._lease if leased else None,
         )
         if not booked.accepted:
             wait = seconds_to_next_day(now)
@@ -279,13 +318,28 @@ class Controls:
 
         A job's reservation is not refunded here: the job settles it when it ends
         (:meth:`release`), since this attempt may be retried (and reserve nothing more), or
-        may have lost its lease to another attempt that succeeds."""
-        if charge.reservation is not None:
-            return
+        may have lost its lease to another attempt that succeeds. A request's hold is
+        released (once: a refund that fails here happens when the lease lapses)."""
         try:
-            await self._ledger.refund(charge.account, charge.day, charge.micro_usd)
+            if charge.leased and charge.reservation is not None:
+                await self._ledger.release(charge.account, charge.reservation)
+            elif charge.reservation is None:
+                await self._ledger.refund(charge.account, charge.day, charge.micro_usd)
         except Exception as exc:  # the request already failed; do not mask its error
             log.error("budget refund failed for %s: %s", charge.account, type(exc).__name__)
+
+    async def settle(self, charge: Charge) -> None:
+        """The request's image is kept (or was made and refused): its charge stands.
+
+        A settle that fails leaves the hold to lapse, and so to be refunded: the image is
+        then free, which errs on the client's side, never on a second charge."""
+        if not charge.leased or charge.reservation is None:
+            return
+        try:
+            if not await self._ledger.settle(charge.account, charge.reservation):
+                log.warning("a generation outlived its hold's lease; it was not charged")
+        except Exception as exc:
+            log.error("budget settle failed for %s: %s", charge.account, type(exc).__name__)
 
     async def release(self, account: str, reservation: str) -> None:
         """Refund a job's reservation, if one was made: the job failed, or an attempt

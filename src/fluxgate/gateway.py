@@ -147,6 +147,7 @@ def assemble(ports: Ports) -> Gateway:
         ledger=ports.ledger,
         moderator=ports.moderator,
         clock=clock,
+        lease_seconds=settings.generation_lease_seconds,
     )
     generator = Generator(
         kv=ports.kv,

@@ -59,6 +59,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Payer:
+    """Whose reservation a miss charges: an async job's (``job``), or a synchronous
+    request's hold (``hold``, named for an ``Idempotency-Key`` retry; else a fresh one)."""
+
+    job: str | None = None
+    hold: str | None = None
+
+
+@dataclass(frozen=True)
 class CachePolicy:
     """How generations are cached: per key (``key``) or shared (``global``), for how long."""
 
@@ -116,12 +125,14 @@ class Generator:
         *,
         want_bytes: bool = False,
         job: str | None = None,
+        hold: str | None = None,
     ) -> Outcome:
         """``want_bytes``: the answer carries the image (``b64_json``). ``job``: the id of
         the async job this runs (see :meth:`Controls.before_model`); its budget is settled
-        by the job when it ends, not refunded here."""
+        by the job when it ends, not refunded here. ``hold``: the name of a synchronous
+        request's charge (:func:`~fluxgate.controls.retry_hold`)."""
         admission = await self.admit(principal, params)
-        return await self.serve(admission, params, mode, want_bytes=want_bytes, job=job)
+        return await self.serve(admission, params, mode, want_bytes=want_bytes, job=job, hold=hold)
 
     async def serve(
         self,
@@ -131,11 +142,12 @@ class Generator:
         *,
         want_bytes: bool = False,
         job: str | None = None,
+        hold: str | None = None,
     ) -> Outcome:
         """:meth:`generate` for a request already admitted (:meth:`admit`); the usage
         event of what it served is recorded (never failing it)."""
         started = time.perf_counter()
-        outcome = await self._serve(admission, params, mode, want_bytes, job)
+        outcome = await self._serve(admission, params, mode, want_bytes, Payer(job, hold))
         queued = job is not None
         await self._usage.served(
             admission.principal, outcome.record, outcome.cache, queued=queued, started=started
@@ -148,14 +160,14 @@ class Generator:
         params: GenerationParams,
         mode: CacheMode,
         want_bytes: bool,
-        job: str | None,
+        payer: Payer,
     ) -> Outcome:
         key = self._cache_key(admission, params)
         if mode is not CacheMode.NORMAL:
-            return await self._miss(admission, params, key, mode, job)
+            return await self._miss(admission, params, key, mode, payer)
         hit = await self._lookup(key, admission, want_bytes)
         if hit is None:
-            hit = await self._coalesced(admission, params, key, want_bytes, job)
+            hit = await self._coalesced(admission, params, key, want_bytes, payer)
         return hit  # a hit, a coalesced follower's, or this request's own miss
 
     async def cached(self, admission: Admission, params: GenerationParams) -> Outcome | None:
@@ -179,7 +191,7 @@ class Generator:
         params: GenerationParams,
         key: str,
         want_bytes: bool,
-        job: str | None,
+        payer: Payer,
     ) -> Outcome:
         """Concurrent identical requests share one model call; the others are served like
         cache hits from the leader's result.
@@ -196,7 +208,7 @@ class Generator:
             # Waiters share the model's and the store's outcome, never the leader's own
             # refusal (its rate limit, budget or moderation): they run for themselves.
             try:
-                return await self._miss(admission, params, key, CacheMode.NORMAL, job)
+                return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
             except Exception as exc:
                 if is_work_failure(exc) or is_rejection(exc):
                     raise
@@ -214,12 +226,12 @@ class Generator:
             except ApiError as again:
                 if led or not is_rejection(again):
                     raise
-                return await self._miss(admission, params, key, CacheMode.NORMAL, job)
+                return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
         if leader:
             return outcome
         hit = await self._as_hit(outcome, admission, want_bytes, key)
         if hit is None:  # the shared image vanished in between: generate for ourselves
-            return await self._miss(admission, params, key, CacheMode.NORMAL, job)
+            return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
         return hit
 
     # -- the miss path, step by step ------------------------------------------------------
@@ -230,9 +242,11 @@ class Generator:
         params: GenerationParams,
         key: str,
         mode: CacheMode,
-        job: str | None,
+        payer: Payer,
     ) -> Outcome:
-        charge = await self._controls.before_model(admission, params.cost(), job=job)
+        charge = await self._controls.before_model(
+            admission, params.cost(), job=payer.job, hold=payer.hold
+        )
         seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
         created = int(self._clock())
         image = await self._call_model(
@@ -246,6 +260,7 @@ class Generator:
         record = replace(record, output_moderation=verdict)
         await self._store(record, image, charge)
         await self._index(record, key, mode)
+        await self._controls.settle(charge)  # the image is kept: its charge stands
         status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
         return Outcome(record, status, image.data, model_ms=image.upstream_ms, pace=charge.pace)
 
@@ -280,6 +295,7 @@ class Generator:
             raise
         if mode == "block" and verdict is not None and verdict["verdict"] == "flagged":
             log.info("generated image refused by output moderation: %s", verdict["categories"])
+            await self._controls.settle(charge)  # the model ran: the charge stands
         self._output.enforce(mode, verdict)
         return verdict
 

@@ -76,6 +76,9 @@ class Settings(BaseModel):
     webhook_retry_base_seconds: float = Field(5.0, ge=0, le=600)
     webhook_max_attempts: int = Field(6, ge=1, le=20)
     job_max_attempts: int = Field(3, ge=1, le=10)
+    # How long a synchronous generation may hold its charge (and its Idempotency-Key) before
+    # its request is presumed dead: the charge is then refunded and a retry may run.
+    generation_lease_seconds: int = Field(600, ge=1, le=3600)
     # /docs and /redoc (Swagger UI, ReDoc) load their scripts from a CDN: off unless asked.
     api_docs: bool = False
     # Browser origins allowed to call the API (cors.py): "*", or a comma-separated list.

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from ..cache import CacheMode
 from ..catalog import IMAGE
+from ..controls import retry_hold
 from ..errors import ApiError
 from ..gateway import Gateway
 from ..generation import Outcome
@@ -107,13 +108,17 @@ async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit
     mode = CacheMode.from_header(request.headers.get("cache-control"))
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
 
+    key = request.headers.get("idempotency-key")
+    # A retry of a request that died takes its charge over (the same hold), so the two are
+    # charged once; without the header each request holds its own.
+    hold = None if key is None else retry_hold(principal.scope_id, checked_key(key))
+
     async def answer() -> Answer:
         if body.run_async or prefer_async:
             hook = body.webhook_url
             return await _submit(request, gw, principal, params, mode, hook, prefer_async, variants)
-        return await _sync(request, gw, principal, params, mode, body, variants)
+        return await _sync(request, gw, principal, params, mode, body, variants, hold)
 
-    key = request.headers.get("idempotency-key")
     if key is None:
         return response(await answer())
     asked = {
@@ -139,6 +144,7 @@ async def _sync(
     mode: CacheMode,
     body: GenerationRequest,
     variants: tuple[Variant, ...],
+    hold: str | None,
 ) -> Answer:
     if body.webhook_url is not None:
         raise ApiError(
@@ -148,7 +154,7 @@ async def _sync(
             param="webhook_url",
         )
     want_bytes = body.response_format == "b64_json"
-    outcome = await gw.generator.generate(principal, params, mode, want_bytes=want_bytes)
+    outcome = await gw.generator.generate(principal, params, mode, want_bytes=want_bytes, hold=hold)
     image = outcome.image if want_bytes else None
     generation = gw.presenter.generation(
         outcome.record,

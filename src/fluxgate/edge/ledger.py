@@ -24,16 +24,32 @@ class BudgetLedgerObject(DurableObject):
         self._ledger = Ledger(sql_executor(self.ctx.storage))
 
     async def reserve(
-        self, account: str, day: str, micro_usd: int, limit: int, reservation: str = ""
+        self,
+        account: str,
+        day: str,
+        micro_usd: int,
+        limit: int,
+        reservation: str = "",
+        lease_seconds: float = 0,
     ) -> list[Any]:
-        """``reservation``: a job's id ("" for none: RPC carries no Python ``None``)."""
+        """``reservation``: a job's id or a request's hold ("" for none, and a lease of 0
+        for none: RPC carries no Python ``None``). The statements of one call commit
+        together (no ``await`` between them)."""
         result = self._ledger.reserve(
-            account, day, int(micro_usd), int(limit), str(reservation or "") or None
+            account,
+            day,
+            int(micro_usd),
+            int(limit),
+            str(reservation or "") or None,
+            float(lease_seconds) or None,
         )
         return [result.accepted, result.usage.micro_usd, result.usage.requests]
 
     async def release(self, account: str, reservation: str) -> None:
         self._ledger.release(account, str(reservation))
+
+    async def settle(self, account: str, hold: str) -> bool:
+        return self._ledger.settle(account, str(hold))
 
     async def refund(self, account: str, day: str, micro_usd: int) -> list[int]:
         usage = self._ledger.refund(account, day, int(micro_usd))
@@ -60,15 +76,26 @@ class WorkersLedger:
         return self._namespace.get(self._namespace.idFromName(account))
 
     async def reserve(
-        self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
+        self,
+        account: str,
+        day: str,
+        micro_usd: int,
+        limit: int,
+        reservation: str | None = None,
+        lease_seconds: float | None = None,
     ) -> Reservation:
         accepted, spent, requests = py_value(
-            await self._stub(account).reserve(account, day, micro_usd, limit, reservation or "")
+            await self._stub(account).reserve(
+                account, day, micro_usd, limit, reservation or "", lease_seconds or 0
+            )
         )
         return Reservation(bool(accepted), Usage(int(spent), int(requests)))
 
     async def release(self, account: str, reservation: str) -> None:
         await self._stub(account).release(account, reservation)
+
+    async def settle(self, account: str, hold: str) -> bool:
+        return bool(await self._stub(account).settle(account, hold))
 
     async def refund(self, account: str, day: str, micro_usd: int) -> None:
         await self._stub(account).refund(account, day, micro_usd)

@@ -1,9 +1,15 @@
-"""The ledger on a local SQLite file: transactional across threads and processes."""
+"""The ledger on a local SQLite file: transactional across threads and processes.
+
+Each ledger operation runs in one ``BEGIN IMMEDIATE`` transaction, as a Durable Object's
+method commits its statements together: a process killed between a hold and its charge (or
+a refund and the hold it deletes) leaves neither, never one without the other.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,40 +21,51 @@ T = TypeVar("T")
 
 
 class SqliteLedger:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
         self._db = connect(path)
         self._lock = threading.Lock()
-        self._ledger = Ledger(self._execute)
+        self._ledger = Ledger(self._execute, clock)
 
     def _execute(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
         # BEGIN IMMEDIATE takes the write lock up front, so another process sharing the file
-        # cannot interleave between this statement's read and its write.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = self._db.execute(sql, tuple(params)).fetchall()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return rows
+        # cannot interleave between an operation's reads and its writes.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(*args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return result
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(*args)
-
-        return await asyncio.to_thread(locked)
+        return await asyncio.to_thread(self._transaction, fn, *args)
 
     async def reserve(
-        self, account: str, day: str, micro_usd: int, limit: int, reservation: str | None = None
+        self,
+        account: str,
+        day: str,
+        micro_usd: int,
+        limit: int,
+        reservation: str | None = None,
+        lease_seconds: float | None = None,
     ) -> Reservation:
-        return await self._run(self._ledger.reserve, account, day, micro_usd, limit, reservation)
+        return await self._run(
+            self._ledger.reserve, account, day, micro_usd, limit, reservation, lease_seconds
+        )
 
     async def refund(self, account: str, day: str, micro_usd: int) -> None:
         await self._run(self._ledger.refund, account, day, micro_usd)
 
     async def release(self, account: str, reservation: str) -> None:
         await self._run(self._ledger.release, account, reservation)
+
+    async def settle(self, account: str, hold: str) -> bool:
+        return await self._run(self._ledger.settle, account, hold)
 
     async def usage(self, account: str, day: str) -> Usage:
         return await self._run(self._ledger.usage, account, day)

@@ -211,6 +211,29 @@ def test_client_tokens_cannot_read_the_webhook_secret(client, auth):
     assert r.status_code == 403
 
 
+def test_a_rotated_out_key_cannot_read_the_new_webhook_secret(client, admin):
+    """The new secret outlives the old key's grace period: from the rotation on, only the
+    new key reads it, while the old key still generates."""
+    made = client.post("/v1/admin/keys", json={"name": "rotating"}, headers=admin).json()
+    old = {"Authorization": f"Bearer {made['key']}"}
+    before = client.get("/v1/webhooks/secret", headers=old).json()["secret"]
+    rotated = client.post(
+        f"/v1/admin/keys/{made['id']}/rotate", json={"grace_seconds": 3600}, headers=admin
+    )
+    assert rotated.status_code == 201, rotated.text
+    new = {"Authorization": f"Bearer {rotated.json()['key']}"}
+
+    r = client.get("/v1/webhooks/secret", headers=old)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "rotated_api_key"
+    assert before not in r.text
+    assert client.get("/v1/usage", headers=old).status_code == 200  # still in its grace
+
+    r = client.get("/v1/webhooks/secret", headers=new)
+    assert r.status_code == 200, r.text
+    assert r.json()["secret"] != before
+
+
 # -- the receiver's helper ---------------------------------------------------------------------
 
 

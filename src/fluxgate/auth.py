@@ -93,6 +93,9 @@ class Principal:
     subject: str | None = None
     via_token: bool = False
     credential: str | None = None  # SHA-256 of the API key presented (None for tokens)
+    # A rotated-out API key in its grace period: when the grace ends. It still generates,
+    # but reads nothing that outlives it (the new webhook secret).
+    grace_until: int | None = None
 
     def as_end_user(self, user: str | None) -> Principal:
         """An API-key caller acting for one of its end users (OpenAI's ``user`` field).
@@ -100,7 +103,13 @@ class Principal:
         A client token already names its end user; ``user`` cannot change it."""
         if user is None or self.via_token:
             return self
-        return Principal(self.key, self.scopes, subject=user, credential=self.credential)
+        return Principal(
+            self.key,
+            self.scopes,
+            subject=user,
+            credential=self.credential,
+            grace_until=self.grace_until,
+        )
 
     @property
     def minter(self) -> str | None:
@@ -118,6 +127,17 @@ class Principal:
         return owner == self.scope_id or (
             self.subject is None and owner.startswith(self.key.id + "/")
         )
+
+    def require_current_key(self, what: str) -> None:
+        """Refuse a rotated-out API key (in its grace period) what would outlive it:
+        ``403 rotated_api_key``. The grace lets old deployments keep generating while the
+        new key rolls out; it does not hand the old key the new key's secrets."""
+        if self.grace_until is not None:
+            raise ApiError(
+                403,
+                "rotated_api_key",
+                f"This API key was rotated; only the new key can read {what}.",
+            )
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -233,7 +253,12 @@ class KeyStore:
                 "This key was rotated and its grace period has ended; use the new key.",
                 invalid_token=True,
             )
-        return Principal(record, frozenset(record.scopes), credential=digest(token))
+        return Principal(
+            record,
+            frozenset(record.scopes),
+            credential=digest(token),
+            grace_until=None if token_expires_at is None else int(token_expires_at),
+        )
 
     async def principal_for(
         self, key_id: str, scopes: Iterable[str], subject: str | None

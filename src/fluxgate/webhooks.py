@@ -20,6 +20,9 @@ leaked it. Decision for the grace period: deliveries are signed with the new sec
 from the rotation on; the old API key's grace does not extend to its webhook secret. The
 secret is not a credential a client presents, so there is nothing to phase out: a receiver
 fetches the new secret (``GET /v1/webhooks/secret``) with the new key when it switches.
+Only the new key can: the old one, in its grace, is refused it (``403 rotated_api_key``,
+:meth:`~fluxgate.auth.Principal.require_current_key`), since the new secret outlives the
+grace and a leaked old key must not carry it past.
 The Standard Webhooks header takes several signatures, and :func:`signed_headers` signs
 with every secret it is given (one per URL-signing key, during a keyring rotation), so
 signing with the old secret too during the grace needs only the old rotation's time and

@@ -38,6 +38,8 @@ async def get_job(request: Request, job_id: str, gw: Gw, principal: Caller) -> J
 async def webhook_secret(gw: Gw, principal: Caller) -> WebhookSecrets:
     if principal.via_token:
         raise ApiError(403, "insufficient_scope", "Client tokens cannot read webhook secrets.")
+    # The new secret outlives the old key's grace: a leaked old key must not learn it.
+    principal.require_current_key("the webhook secret")
     secrets = secrets_for_key(gw.signer, principal.key.id, principal.key.rotated_at)
     return WebhookSecrets(secret=secrets[0], all=secrets)
 

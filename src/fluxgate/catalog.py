@@ -16,8 +16,11 @@ row carries its status; it is updated as the job moves (an upsert that never goe
 time, nor out of a final status).
 
 Retention: a key keeps its newest :data:`KEEP_PER_KEY` rows of each kind and none older
-than :data:`MAX_AGE_DAYS` (pruned as rows are added). Pydantic-free: the Durable Object
-imports it.
+than :data:`MAX_AGE_DAYS` (pruned as rows are added). With an image retention
+(``IMAGE_RETENTION_DAYS``), image rows older than it are no longer listed (their images
+are gone: R2's lifecycle rule, or the local sweep, deleted them) and the local sweep
+removes them. A deleted image's row is removed with it (:meth:`CatalogTable.delete`).
+Pydantic-free: the Durable Object imports it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import binascii
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,6 +71,8 @@ PRUNE_MANY = (
     "DELETE FROM catalog WHERE seq IN (SELECT seq FROM catalog WHERE account = ? AND kind = ?"
     " ORDER BY created DESC, seq DESC LIMIT -1 OFFSET ?)"
 )
+DELETE_ONE = "DELETE FROM catalog WHERE kind = ? AND id = ? AND account = ?"
+EXPIRE = "DELETE FROM catalog WHERE kind = ? AND created < ?"
 _COLUMNS = "seq, id, end_user, created, updated, status, summary"
 
 Exec = Callable[[str, Sequence[Any]], list[Sequence[Any]]]
@@ -212,11 +218,19 @@ class CatalogTable:
         keep: int = KEEP_PER_KEY,
         max_age_days: int = MAX_AGE_DAYS,
         prune_every: int = PRUNE_EVERY,
+        image_retention_days: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``image_retention_days``: image rows older than this are not listed (the
+        images themselves are deleted at that age); ``clock`` tells their age."""
         self._exec = execute
         self._keep = keep
         self._max_age = max_age_days * 86400
         self._prune_every = prune_every
+        self._image_retention = (
+            None if image_retention_days is None else image_retention_days * 86400
+        )
+        self._clock = clock
         self._exec(SCHEMA, ())
         for index in INDEXES:
             self._exec(index, ())
@@ -259,6 +273,9 @@ class CatalogTable:
         if after is not None:
             where.append("(created < ? OR (created = ? AND seq < ?))")
             params += [after.created, after.created, after.seq]
+        if kind == IMAGE and self._image_retention is not None:
+            where.append("created >= ?")
+            params.append(int(self._clock()) - self._image_retention)
         # Only the fixed fragments above are joined; every value is bound.
         query = f"SELECT {_COLUMNS} FROM catalog WHERE {' AND '.join(where)}"  # noqa: S608
         rows = self._exec(query + " ORDER BY created DESC, seq DESC LIMIT ?", (*params, limit + 1))
@@ -268,6 +285,16 @@ class CatalogTable:
             [entry for _, entry in found],
             Position(found[-1][1].created, found[-1][0]) if more else None,
         )
+
+    def delete(self, kind: str, entry_id: str, account: str) -> bool:
+        """Remove one row of ``account`` (``False``: there was none; deleting is
+        idempotent, so that a deletion retried after a failure completes)."""
+        return bool(self._exec(DELETE_ONE + " RETURNING seq", (kind, entry_id, account)))
+
+    def expire(self, kind: str, before: int) -> int:
+        """Remove every account's rows of ``kind`` created before ``before`` (the local
+        retention sweep); how many went."""
+        return len(self._exec(EXPIRE + " RETURNING seq", (kind, before)))
 
 
 class Catalog(Protocol):
@@ -279,6 +306,10 @@ class Catalog(Protocol):
         self, account: str, kind: str, user: str | None, limit: int, after: Position | None
     ) -> Page: ...
 
+    async def delete(self, kind: str, entry_id: str, account: str) -> None:
+        """Remove a row, waited for: a deletion's answer says whether it happened."""
+        ...
+
 
 class CatalogWriter:
     """The write side as the generation and job paths use it: a catalog failure never fails
@@ -288,6 +319,12 @@ class CatalogWriter:
 
     def __init__(self, catalog: Catalog | None) -> None:
         self._catalog = catalog
+
+    async def remove(self, kind: str, entry_id: str, account: str) -> None:
+        """Remove a row, unlike :meth:`put` raising when the catalog fails: a deletion
+        that leaves its image listed must say so (and be retried)."""
+        if self._catalog is not None:
+            await self._catalog.delete(kind, entry_id, account)
 
     async def put(self, entry: Entry) -> None:
         if self._catalog is None:

@@ -36,6 +36,7 @@ from .policy_store import PolicyStore
 from .ratelimit import RateLimiter
 from .readiness import Readiness
 from .request_context import note_caller
+from .retention import retained
 from .settings import Settings
 from .signing import UrlSigner
 from .storage import KVStore, ObjectStore
@@ -150,7 +151,7 @@ def assemble(ports: Ports) -> Gateway:
         lease_seconds=settings.generation_lease_seconds,
     )
     generator = Generator(
-        kv=ports.kv,
+        kv=retained(ports.kv, settings.image_retention_days),  # image entries expire
         objects=ports.objects,
         model=ports.model,
         controls=controls,

@@ -28,7 +28,7 @@ from typing import Any
 
 from .auth import Principal
 from .cache import CacheMode, cache_key
-from .catalog import CatalogWriter, image_entry
+from .catalog import IMAGE, CatalogWriter, image_entry, split_owner
 from .coalesce import Coalescer, NotShared
 from .controls import Admission, Charge, Controls
 from .disclosure import DisclosureError, mark
@@ -42,6 +42,7 @@ from .records import GenerationRecord, is_generation_id, new_generation_id
 from .storage import KVStore, ObjectStore
 from .upstream import UpstreamError, error_from_upstream, is_work_failure
 from .usage_events import UsageEvents, UsageRecorder
+from .variants import VARIANTS_PREFIX, original_digest
 
 log = logging.getLogger("fluxgate.generation")
 
@@ -496,20 +497,85 @@ class Generator:
     async def record(self, generation_id: str, principal: Principal) -> GenerationRecord:
         """A generation the caller may read (:meth:`Principal.owns`); someone else's is
         indistinguishable from none."""
-        if not is_generation_id(generation_id):
-            raise not_found("image")
-        raw = await self._kv.get(f"gen:{generation_id}")
-        if raw is None:
-            raise not_found("image")
-        record = GenerationRecord.from_json(raw)
-        if not principal.owns(record.owner):
+        record = await self._stored(generation_id)
+        if record is None or not principal.owns(record.owner):
             raise not_found("image")
         return record
 
-    async def forget(self, cache_entry: str) -> None:
+    async def _stored(self, generation_id: str) -> GenerationRecord | None:
+        if not is_generation_id(generation_id):
+            return None
+        raw = await self._kv.get(f"gen:{generation_id}")
+        return None if raw is None else GenerationRecord.from_json(raw)
+
+    async def forget(self, cache_entry: str, *, quiet: bool = True) -> None:
         """Drop a cache entry whose image is gone, so that the next identical request
-        regenerates instead of handing out a dead link."""
+        regenerates instead of handing out a dead link. ``quiet``: a KV failure is only
+        logged (the file route's cleanup); a deletion passes ``False`` and is told."""
         try:
             await self._kv.delete(cache_entry)
         except Exception as exc:
+            if not quiet:
+                raise
             log.warning("could not drop stale cache entry: %s", type(exc).__name__)
+
+    # -- deletion -------------------------------------------------------------------------
+
+    async def delete(self, generation_id: str, principal: Principal | None) -> GenerationRecord:
+        """Delete a generation the caller owns (``principal``; ``None``: the admin, any
+        key's): its object and variants, the cache entry pointing at them, its listing row,
+        then its record. Someone else's is not found, like a deleted one.
+
+        The record goes last, so that a deletion a store failed (``503
+        deletion_incomplete``) is found again by its retry, which redoes every step (each
+        is idempotent) and completes it.
+        """
+        record = await self._stored(generation_id)
+        if record is None or (principal is not None and not principal.owns(record.owner)):
+            raise not_found("image")
+        try:
+            await self._erase(record, admin=principal is None)
+        except Exception as exc:
+            log.error("deletion of %s incomplete: %s", record.id, type(exc).__name__)
+            raise ApiError(
+                503,
+                "deletion_incomplete",
+                "The image was only partly deleted (a store failed). Retry the DELETE: it "
+                "completes the deletion.",
+                headers={"Retry-After": "1"},
+            ) from exc
+        return record
+
+    async def _erase(self, record: GenerationRecord, *, admin: bool) -> None:
+        """The image's bytes belong to the key that paid for them (the object's ``owner``
+        metadata). A record another key got from a shared (``global``) cache entry is
+        deleted alone, the bytes kept for their owner, unless the admin deletes it."""
+        account, _ = split_owner(record.owner)
+        info = await self._objects.head(record.object_key)
+        owner = account if info is None else info.custom_metadata.get("owner", account)
+        if admin or owner == account:
+            # The original first: once it is gone, no download can make a variant again.
+            await self._objects.delete(record.object_key)
+            digest = original_digest(record.object_key)
+            if digest is not None:
+                made = await self._objects.list(f"{VARIANTS_PREFIX}{digest}/")
+                await asyncio.gather(*(self._objects.delete(v.key) for v in made))
+            await self._forget_entry(record)
+        await self._catalog.remove(IMAGE, record.id, account)
+        await self._kv.delete(f"gen:{record.id}")
+
+    async def _forget_entry(self, record: GenerationRecord) -> None:
+        """The cache entry, if it still points at these bytes (a later ``no-cache``
+        generation may have replaced it with another image, which stays cached)."""
+        if not record.cache_key:
+            return
+        entry = f"cache:{record.cache_key}"
+        raw = await self._kv.get(entry)
+        if raw is None:
+            return
+        try:
+            cached = GenerationRecord.from_json(raw).object_key
+        except Exception:
+            cached = record.object_key  # a damaged entry is no use to anyone
+        if cached == record.object_key:
+            await self.forget(entry, quiet=False)

@@ -22,7 +22,7 @@ from .policy_document import (
     compile_patterns,
     default_document,
 )
-from .storage import KV_MIN_TTL_SECONDS
+from .storage import KV_MIN_TTL_SECONDS, MAX_RETENTION_DAYS
 
 
 class ConfigError(ValueError):
@@ -86,6 +86,10 @@ class Settings(BaseModel):
     # AI disclosure (disclosure.py): an IPTC "trainedAlgorithmicMedia" XMP packet in every
     # stored image, originals and variants. Off: the model's bytes are stored as they are.
     ai_disclosure: bool = True
+    # Retention: images (their objects, variants, records, cache entries and listing rows)
+    # are deleted this many days after they were made; unset: kept until deleted. On
+    # Workers an R2 lifecycle rule deletes the objects (README "Retention"), locally the sweep.
+    image_retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod

@@ -20,6 +20,9 @@ KV_MAX_METADATA_BYTES = 1024
 KV_MIN_TTL_SECONDS = 60
 R2_MAX_KEY_BYTES = 1024
 R2_MAX_CUSTOM_METADATA_BYTES = 2048
+# ``IMAGE_RETENTION_DAYS`` at most (ten years; KV's expirations and R2's lifecycle rules
+# take far more, but a larger value is a typo for "off").
+MAX_RETENTION_DAYS = 3650
 
 
 class StorageError(Exception):
@@ -136,6 +139,12 @@ class ObjectStore(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order (R2 lists in pages:
+        the implementation follows them all). For bounded prefixes: an image's variants,
+        or a local sweep."""
+        ...
 
 
 async def read_all(body: ObjectBody) -> bytes:

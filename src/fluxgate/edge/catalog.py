@@ -16,6 +16,7 @@ from typing import Any
 from workers import DurableObject
 
 from ..catalog import CatalogTable, Entry, Page, Position, entry_from_row
+from .config import retention_days
 from .ffi import py_value, sql_executor, unwrap
 
 
@@ -24,7 +25,9 @@ class CatalogObject(DurableObject):
 
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
-        self._table = CatalogTable(sql_executor(self.ctx.storage))
+        self._table = CatalogTable(
+            sql_executor(self.ctx.storage), image_retention_days=retention_days(env)
+        )
 
     async def put(
         self,
@@ -53,6 +56,9 @@ class CatalogObject(DurableObject):
         ]
         following = page.next or Position(-1, -1)
         return [following.created, following.seq, rows]
+
+    async def delete(self, kind: str, entry_id: str, account: str) -> bool:
+        return self._table.delete(str(kind), str(entry_id), str(account))
 
 
 class WorkersCatalog:
@@ -88,3 +94,6 @@ class WorkersCatalog:
         entries = [entry_from_row(kind, account, *row) for row in rows]
         following = Position(int(next_created), int(next_seq)) if int(next_seq) > 0 else None
         return Page(entries, following)
+
+    async def delete(self, kind: str, entry_id: str, account: str) -> None:
+        await self._stub(account).delete(kind, entry_id, account)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..signing import UrlSigner, parse_signing_keys
+from ..storage import MAX_RETENTION_DAYS
 
 SETTING_NAMES = (
     "CACHE_SCOPE",
@@ -35,6 +36,7 @@ SETTING_NAMES = (
     "API_DOCS",
     "CORS_ALLOWED_ORIGINS",
     "AI_DISCLOSURE",
+    "IMAGE_RETENTION_DAYS",
 )
 
 _signers: dict[str, UrlSigner] = {}
@@ -55,6 +57,14 @@ def env_flag(env: Any, name: str, *, default: bool) -> bool:
     unset or unreadable: ``default``."""
     text = (env_text(env, name) or "").strip().lower()
     return True if text in _TRUE else False if text in _FALSE else default
+
+
+def retention_days(env: Any) -> int | None:
+    """``IMAGE_RETENTION_DAYS`` read without pydantic (the catalog's Durable Object's): a
+    whole number of days, else ``None`` (off; a value ``Settings`` refuses makes the API
+    answer 503 anyway)."""
+    text = (env_text(env, "IMAGE_RETENTION_DAYS") or "").strip()
+    return int(text) if text.isdigit() and 0 < int(text) <= MAX_RETENTION_DAYS else None
 
 
 def env_settings(env: Any) -> dict[str, str]:

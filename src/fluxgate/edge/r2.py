@@ -76,3 +76,21 @@ class WorkersR2:
 
     async def delete(self, key: str) -> None:
         await self.bucket.delete(key)
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every page of R2's listing under ``prefix``, with each object's metadata (R2
+        lists metadata only when asked to ``include`` it)."""
+        found: list[ObjectInfo] = []
+        cursor: str | None = None
+        while True:
+            options: dict[str, Any] = {
+                "prefix": prefix,
+                "include": ["httpMetadata", "customMetadata"],
+            }
+            if cursor is not None:
+                options["cursor"] = cursor
+            page = await self.bucket.list(js_object(options))
+            found += [object_info(obj) for obj in page.objects]
+            if not page.truncated:
+                return found
+            cursor = str(page.cursor)

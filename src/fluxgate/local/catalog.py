@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,12 +26,23 @@ log = logging.getLogger("fluxgate.catalog")
 
 
 class SqliteCatalog:
-    def __init__(self, path: Path | str, **limits: int) -> None:
-        """``limits``: :class:`~fluxgate.catalog.CatalogTable`'s retention (tests)."""
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        image_retention_days: int | None = None,
+        clock: Callable[[], float] = time.time,
+        **limits: int,
+    ) -> None:
+        """``limits``: :class:`~fluxgate.catalog.CatalogTable`'s row caps (tests);
+        ``image_retention_days``: image rows older than this are not listed."""
         self._db = connect(path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         self._table = CatalogTable(
-            lambda sql, params: self._db.execute(sql, tuple(params)).fetchall(), **limits
+            lambda sql, params: self._db.execute(sql, tuple(params)).fetchall(),
+            image_retention_days=image_retention_days,
+            clock=clock,
+            **limits,
         )
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -43,6 +55,14 @@ class SqliteCatalog:
         self, account: str, kind: str, user: str | None, limit: int, after: Position | None
     ) -> Page:
         return await self._run(self._table.page, account, kind, user, limit, after)
+
+    async def delete(self, kind: str, entry_id: str, account: str) -> None:
+        """Waited for, unlike :meth:`put`: a deletion answers only once its row is gone."""
+        await self._run(self._table.delete, kind, entry_id, account)
+
+    async def expire(self, kind: str, before: int) -> int:
+        """Every key's rows of ``kind`` created before ``before`` removed (the sweep)."""
+        return await self._run(self._table.expire, kind, before)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -123,3 +123,24 @@ class DirectoryObjects:
             path.with_name(path.name + ".meta.json").unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
+
+    def _list(self, prefix: str) -> list[ObjectInfo]:
+        if ".." in prefix.split("/"):
+            raise StorageError(f"object prefix {prefix!r} is not allowed in the local store")
+        # Only the directory the prefix names is walked (``variants/<sha256>/``: one image's).
+        folder = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if path.name.endswith(".meta.json") or path.name.startswith(".tmp-"):
+                continue
+            if key.startswith(prefix) and path.is_file():
+                info = self._head(key)
+                if info is not None:
+                    found.append(info)
+        return sorted(found, key=lambda info: info.key)
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        return await asyncio.to_thread(self._list, prefix)

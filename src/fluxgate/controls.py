@@ -190,6 +190,14 @@ class Controls:
         Returns the ``RateLimit-*`` headers of the count."""
         return await self._rate_limit(admission)
 
+    async def count_request(self, principal: Principal) -> Mapping[str, str]:
+        """Count one request against the caller's rate limit, as a model-bound one is: an
+        ``Idempotency-Key`` answer that was not (a cache hit, a refusal) still stores a row,
+        so it is counted before it is kept. Raises ``429 rate_limited``; returns the
+        ``RateLimit-*`` headers of the count."""
+        policy = await self.for_caller(principal)
+        return await self._rate_limit(Admission(principal, policy, ""))
+
     async def before_model(
         self,
         admission: Admission,

@@ -24,6 +24,37 @@ _VARIANT_PATH = re.compile(r"^(images/[0-9a-f]{64}\.(?:png|jpg|webp))/([^/]+)$")
 MAX_CLIENT_CACHE_SECONDS = 86400
 
 
+# WHATWG URL path parsing: what workerd (and Cloudflare's edge) makes of a request's path
+# before a Worker sees it. The local runtime applies the same, so that one request line
+# gets one answer on both.
+_SINGLE_DOT = frozenset({".", "%2e"})
+_DOUBLE_DOT = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+
+
+def url_path(raw_path: str) -> str:
+    """A path as sent (percent-encoding kept) as the URL Standard parses it: a backslash is
+    a slash, ``.`` and ``..`` segments (``%2e`` spelled or not, either case) are resolved.
+    Nothing else changes: ``%2F`` stays data, not a separator, and any other
+    percent-encoding stays as sent, so that every spelling but the signed one fails its
+    signature."""
+    if not raw_path.startswith(("/", "\\")):
+        return raw_path
+    kept: list[str] = []
+    segments = raw_path[1:].replace("\\", "/").split("/")
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        lowered = segment.lower()
+        if lowered in _DOUBLE_DOT:
+            if kept:
+                kept.pop()
+        elif lowered not in _SINGLE_DOT:
+            kept.append(segment)
+            continue
+        if last:  # "/a/.." is "/", "/a/." is "/a/": a directory, with its slash
+            kept.append("")
+    return "/" + "/".join(kept)
+
+
 def object_path(object_key: str) -> str:
     return FILES_PREFIX + object_key
 

@@ -5,9 +5,17 @@ The local runtime serves them here. On Workers the same URLs are answered before
 is involved (:mod:`fluxgate.edge.files`); both read their rules from :mod:`fluxgate.files`.
 A variant is made on its first request (:class:`~fluxgate.variants.VariantMaker`) and then
 served like an original: the same Range, HEAD and conditional requests.
+
+The signature is checked over the path as the client sent it (:func:`wire_path`), never
+over the path the server decoded: uvicorn percent-decodes ``scope["path"]``, so
+``.../<sha>.png%2F256.webp`` would read as the signed ``.../<sha>.png/256.webp`` and a
+``%3F`` or ``%23`` suffix would end up outside the path. One spelling, the one signed, is
+accepted, as on the Worker (which is handed the URL as workerd parsed it: dot segments
+resolved, percent-encoding kept).
 """
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -53,7 +61,7 @@ router = APIRouter(tags=["images"])
 async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
     now = gw.clock()
     target, expires = files.authorize(
-        request.url.path, request.query_params, request.method, gw.signer, now
+        wire_path(request), request.query_params, request.method, gw.signer, now
     )
     if target.variant is not None and gw.variants is None:
         raise unavailable()
@@ -92,6 +100,19 @@ async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
     return StreamingResponse(
         obj.chunks, status_code=206, headers=headers, media_type=info.content_type
     )
+
+
+def wire_path(request: Request) -> str:
+    """The request's path as it was on the wire (the ASGI ``raw_path``: percent-encoding
+    kept, no query, which uvicorn, Starlette's test client and httpx's ASGI transport all
+    give), parsed as workerd parses a Worker's URL (:func:`~fluxgate.files.url_path`: dot
+    segments resolved, nothing decoded). A server that gives no ``raw_path`` gets the
+    decoded path re-encoded: a ``%3F`` or ``%23`` spelling still fails its signature, only
+    a ``%2F`` could not be told from a ``/``."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes):
+        return files.url_path(raw.partition(b"?")[0].decode("latin-1"))
+    return quote(request.scope.get("root_path", "") + request.scope["path"], safe="/")
 
 
 async def _made(gw: Gateway, target: files.FileTarget) -> bool:

@@ -94,6 +94,8 @@ LOCAL_ONLY_FIXTURES = {
     "usage_events": "reads Analytics Engine data points back; Miniflare's dataset keeps none",
 }
 RUNTIMES = ("local", "worker")
+# A report's user property: how the Worker's isolate died during the test (one per way).
+ISOLATE_CRASH = "worker_isolate_crash"
 # Why a black-box test runs on the local runtime only (``local_only(reason=...)``): what it
 # needs is something workerd lets nobody do from outside.
 MOVES_CLOCK = "moves the clock; workerd's cannot be moved from outside"
@@ -162,6 +164,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{runtime}: {parts or 'none'}")
     for line in skipped:
         terminalreporter.write_line(f"skipped on the Worker: {line}")
+    crashes = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == ISOLATE_CRASH and getattr(report, "when", None) == "teardown"
+    ]
+    if counts[("worker", "passed")] or crashes:
+        terminalreporter.write_line(
+            "Worker isolate crashes: "
+            + ("none (checked after every test on workerd)" if not crashes else str(len(crashes)))
+        )
+    for line in crashes:
+        terminalreporter.write_line(f"isolate crashed: {line}")
     shots = sorted(
         {
             str(value)
@@ -195,7 +211,9 @@ def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPo
         snapshots=shared / "workerd-pool-snapshot",
     )
     yield pool
-    pool.close()
+    crashes = pool.close()
+    if crashes:  # e.g. in work a test left running after its last answer
+        pytest.fail("the Worker's isolate crashed on workerd:\n" + "\n".join(crashes))
 
 
 def setting_vars(settings: Settings) -> dict[str, Any]:
@@ -211,8 +229,12 @@ def workerd(
     settings: Settings,
     secrets: dict[str, str | None],
     unbound: tuple[str, ...],
-) -> Workerd:
-    """The Worker on workerd for this test's settings and secrets, with empty stores."""
+) -> Iterator[Workerd]:
+    """The Worker on workerd for this test's settings and secrets, with empty stores.
+
+    The test fails if the Worker's isolate died while it ran (:class:`IsolateHistory`: a
+    fatal error on the console, workerd restarting, or a new isolate replacing the one
+    that served before), even if every answer looked right."""
     reason = workerd_prerequisites()
     if reason is not None:
         if os.environ.get("CI"):
@@ -224,7 +246,13 @@ def workerd(
     }
     stack = workerd_pool.get(setting_vars(settings), secrets, unbound, bindings)
     stack.reset()
-    return stack
+    before = stack.isolates()
+    yield stack
+    crashes = stack.isolates().crashes_since(before)
+    if crashes:  # the answers may have looked right, but a request killed the isolate
+        for crash in crashes:
+            request.node.user_properties.append((ISOLATE_CRASH, crash))
+        pytest.fail("the Worker's isolate crashed during this test:\n" + "\n".join(crashes))
 
 
 class Clock:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -95,6 +96,34 @@ def stack_environment(workerd: str) -> dict[str, str]:
         NO_COLOR="1",
     )
     return env
+
+
+# What wrangler writes to the stack's stderr when workerd itself dies and is restarted.
+RUNTIME_CRASHED = "The Workers runtime crashed"
+
+
+@dataclasses.dataclass(frozen=True)
+class IsolateHistory:
+    """What a stack's Worker went through since the stack started: ``started``, the isolates
+    that served an event (each writes one line on its first; ``src/fluxgate/edge/worker.py``),
+    ``fatal``, the console lines only a dying isolate writes (Pyodide's fatal error, a
+    stack overflow), and ``restarts``, wrangler's lines about workerd restarting."""
+
+    started: int = 0
+    fatal: tuple[str, ...] = ()
+    restarts: int = 0
+
+    def crashes_since(self, earlier: IsolateHistory) -> list[str]:
+        """How the Worker died since ``earlier``, one line each (none: it never did). The
+        first isolate of a stack is its start, not a crash; any later one replaced a dead
+        one."""
+        found = [f"fatal error on the console: {line}" for line in self.fatal[len(earlier.fatal) :]]
+        if self.restarts > earlier.restarts:
+            found.append(f"workerd crashed and restarted ({self.restarts - earlier.restarts}x)")
+        replaced = self.started - max(earlier.started, 1)
+        if replaced > 0:
+            found.append(f"{replaced} new isolate(s) started: the one serving before died")
+        return found
 
 
 class Workerd:
@@ -197,10 +226,23 @@ class Workerd:
         """What the Worker wrote to its console since the last reset, one entry a line."""
         return "\n".join(str(entry["message"]) for entry in self.console())
 
-    def close(self) -> None:
+    def isolates(self) -> IsolateHistory:
+        """The Worker's isolates since the stack started (see :class:`IsolateHistory`)."""
+        counts = self.call("GET", "/isolates")
+        self._log.flush()
+        restarts = self.log_path.read_text().count(RUNTIME_CRASHED)
+        return IsolateHistory(counts["started"], tuple(counts["fatal"]), restarts)
+
+    def close(self) -> list[str]:
+        """Stop the stack; how its Worker's isolates died over its life, if they did."""
+        crashes: list[str] = []
+        if self._proc.poll() is None:
+            with contextlib.suppress(httpx.HTTPError, AssertionError):
+                crashes = self.isolates().crashes_since(IsolateHistory())
         self._http.close()
         stop_group(self._proc)
         self._log.close()
+        return crashes
 
 
 def stop_group(proc: subprocess.Popen[Any]) -> None:
@@ -273,6 +315,7 @@ class WorkerdPool:
         self._keep = keep
         self._stacks: dict[str, Workerd] = {}
         self._started = 0
+        self._retired: list[str] = []  # crashes of the stacks stopped to make room
 
     def _restore_flags(self) -> tuple[str, ...]:
         self._snapshots.mkdir(parents=True, exist_ok=True)
@@ -308,7 +351,7 @@ class WorkerdPool:
         if stack is None:
             if len(self._stacks) >= self._keep:
                 oldest = next(iter(self._stacks))
-                self._stacks.pop(oldest).close()
+                self._retired += self._stacks.pop(oldest).close()
             folder = self._tmp / f"workerd-{self._started}"
             folder.mkdir()
             self._started += 1
@@ -317,9 +360,13 @@ class WorkerdPool:
         self._stacks[key] = stack  # the most recently used last
         return stack
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Stop every stack; how their Workers' isolates died over their lives, if they
+        did (see :meth:`IsolateHistory.crashes_since`)."""
+        crashes, self._retired = self._retired, []
         for stack in self._stacks.values():
-            stack.close()
+            crashes += stack.close()
+        return crashes
 
 
 class WorkerdAI:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from fluxgate.api.request_body import MAX_JSON_DEPTH, json_depth, parse_json
+from fluxgate.api.json_text import MAX_JSON_DEPTH, json_depth, parse_json
 from fluxgate.errors import ApiError, error_type
 from fluxgate.files import parse_range
 from fluxgate.images import ImageFormatError, check_complete, inspect_image
@@ -157,9 +157,9 @@ def test_a_multipart_integer_over_the_int_string_limit_names_its_field(client, a
 
 
 def test_json_depth_is_measured_without_parsing():
-    assert json_depth(b'{"a": [1, {"b": "[[[["}]}') == 3
-    assert json_depth(b'"\\"[[[" [[]]') == 2
-    assert json_depth(b"[" * 10 + b'"unclosed [[[[') == 10
+    assert json_depth('{"a": [1, {"b": "[[[["}]}') == 3
+    assert json_depth('"\\"[[[" [[]]') == 2
+    assert json_depth("[" * 10 + '"unclosed [[[[') == 10
     with pytest.raises(ApiError) as exc:
         parse_json(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
     assert exc.value.code == "invalid_json"

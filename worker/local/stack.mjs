@@ -66,6 +66,23 @@ const worker = server.getWorker();
 const env = await worker.getEnv();
 const standin = server.getWorker(STANDIN);
 
+// Whether the Worker's isolate ever died, over the stack's life (the console is cleared at
+// each reset; these counts are not). The Worker writes ISOLATE_STARTED on the first event
+// of each isolate (src/fluxgate/edge/worker.py): a second one means the first died. A
+// fatal error leaves its own lines on the console as well.
+const ISOLATE_STARTED = "fluxgate: isolate started";
+const FATAL = [/Pyodide has suffered a fatal error/, /Maximum call stack size exceeded/, /Out of memory/i];
+const isolates = { started: 0, fatal: [] };
+let tallied = 0;
+function tally() {
+  const logs = server.getLogs();
+  for (const { message } of logs.slice(tallied)) {
+    if (message === ISOLATE_STARTED) isolates.started += 1;
+    else if (FATAL.some((pattern) => pattern.test(message))) isolates.fatal.push(String(message).slice(0, 500));
+  }
+  tallied = logs.length;
+}
+
 const unsupported = (what) => () => {
   throw Object.assign(new Error(`workerd offers no way to ${what} from outside`), { status: 501 });
 };
@@ -113,6 +130,8 @@ const routes = {
   "POST /scout": toStandin("POST", "/scout"),
   // The runtime's console since the last reset (what Workers Logs would collect).
   "GET /logs": () => server.getLogs().map((entry) => ({ level: entry.level, message: entry.message })),
+  // Isolates started and fatal console lines since the stack started: {started, fatal}.
+  "GET /isolates": () => (tally(), isolates),
   // Every key of the namespace with its value and metadata, as stored.
   "POST /kv/dump": async () =>
     Promise.all(
@@ -156,7 +175,9 @@ const routes = {
     const objects = await listAll(env.IMAGES);
     for (let at = 0; at < objects.length; at += 1000) await env.IMAGES.delete(objects.slice(at, at + 1000));
     await toStandin("POST", "/reset")({});
+    tally();
     server.clearLogs();
+    tallied = 0;
     return {};
   },
   "POST /clock/advance": unsupported("move the Worker's clock"),

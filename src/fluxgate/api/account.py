@@ -11,8 +11,8 @@ from ..models import DEFAULT_MODEL, MODELS, ModelSpec
 from ..policy_document import EffectivePolicy
 from ..tokens import ClientToken, mint
 from ..usage_history import MAX_KEY_DAYS, day_range
+from .body_route import CallerBodyRoute
 from .deps import ERRORS, Caller, Gw
-from .request_body import JsonBodyRoute
 from .schemas import (
     ModelCapabilities,
     ModelCard,
@@ -23,7 +23,7 @@ from .schemas import (
     UsageReport,
 )
 
-router = APIRouter(tags=["account"], responses=ERRORS, route_class=JsonBodyRoute)
+router = APIRouter(tags=["account"], responses=ERRORS, route_class=CallerBodyRoute)
 
 
 @router.get(

@@ -13,9 +13,9 @@ from ..errors import ApiError
 from ..gateway import Gateway
 from ..policy_document import PolicyDocument
 from ..usage_history import MAX_ADMIN_DAYS, day_range
+from .body_route import AdminBodyRoute
 from .deps import ADMIN_ERRORS, Admin, AdminActor, Gw
 from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, Limit, listing
-from .request_body import JsonBodyRoute
 from .schemas import (
     DayUsage,
     ImageList,
@@ -28,7 +28,7 @@ from .schemas import (
 )
 
 router = APIRouter(
-    prefix="/v1/admin", tags=["admin"], responses=ADMIN_ERRORS, route_class=JsonBodyRoute
+    prefix="/v1/admin", tags=["admin"], responses=ADMIN_ERRORS, route_class=AdminBodyRoute
 )
 
 MAX_PAGE = 100

@@ -170,7 +170,14 @@ async def caller(
     gw: Gw,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    return await authenticated(request, gw)
+    checked: Principal | None = getattr(request.state, "checked_caller", None)
+    return checked if checked is not None else await authenticated(request, gw)
+
+
+async def caller_checked(request: Request) -> None:
+    """``caller``, run by a body route before it reads the body (``api/body_route.py``);
+    the dependency then reuses the result, so the credential is checked and counted once."""
+    request.state.checked_caller = await authenticated(request, await gateway(request))
 
 
 Caller = Annotated[Principal, Depends(caller)]
@@ -193,7 +200,16 @@ async def admin(
     gw: Gw,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_scheme)],
 ) -> AdminActor:
+    checked: AdminActor | None = getattr(request.state, "checked_admin", None)
+    if checked is not None:
+        return checked
     return await throttled(request, gw, lambda: _admin_actor(request, gw))
+
+
+async def admin_checked(request: Request) -> None:
+    """``admin``, run by a body route before it reads the body (``api/body_route.py``)."""
+    gw = await gateway(request)
+    request.state.checked_admin = await throttled(request, gw, lambda: _admin_actor(request, gw))
 
 
 async def _admin_actor(request: Request, gw: Gateway) -> AdminActor:

@@ -9,21 +9,15 @@ being buffered whole.
 
 from __future__ import annotations
 
-import json
-import math
-import operator
 import re
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
-from itertools import accumulate, repeat
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
-from starlette.responses import Response
 
 from ..errors import ApiError
 from ..models import (
@@ -37,6 +31,7 @@ from ..models import (
 from ..params import GenerationParams, ReferenceImage
 from ..references import check_references, decode_image_string, reference_index, too_many
 from ..signing import is_decimal
+from .json_text import invalid_json, parse_json
 from .schemas import GenerationRequest
 
 _OPENAI_IMAGE = re.compile(r"^image(\[[0-9]*\])?$")
@@ -45,16 +40,6 @@ _OPENAI_IMAGE = re.compile(r"^image(\[[0-9]*\])?$")
 _FORM_FIELDS = frozenset(GenerationRequest.model_fields) | {
     f.alias for f in GenerationRequest.model_fields.values() if f.alias
 }
-
-# Deeper than any body of this API (the policy document is 4 levels deep). The limit is
-# checked before parsing: on Workers, json.loads of ~100,000 nested arrays overflows the
-# WebAssembly stack, a fatal error for the whole isolate rather than a RecursionError.
-MAX_JSON_DEPTH = 64
-# A JSON string, closed or not (an unclosed one runs to the end). Possessive, so it never
-# backtracks: stripping the strings of any body takes one linear pass.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # +1 / -1, offset by one
 
 
 def payload_too_large(limit: int) -> ApiError:
@@ -70,87 +55,6 @@ def declared_length(header: str | None) -> int | None:
     if len(value) > 19 or not is_decimal(value):
         return None
     return int(value)
-
-
-def invalid_json(why: str) -> ApiError:
-    return ApiError(400, "invalid_json", f"The body is not valid JSON: {why}.")
-
-
-def json_depth(body: bytes) -> int:
-    """How deeply arrays and objects nest in ``body``, without parsing it.
-
-    Strings are dropped first (brackets inside them do not count), then every bracket
-    becomes a step of +1 or -1 and the deepest running total is the depth. Each step is
-    C code (regex, ``bytes.translate``, ``itertools.accumulate``), so this costs a fraction
-    of ``json.loads`` on the same bytes, however the body is shaped.
-    """
-    steps = _JSON_STRING.sub(b"", body).translate(_DEPTH_STEPS, _NOT_BRACKETS)
-    return max(accumulate(map(operator.sub, steps, repeat(1))), default=0)
-
-
-class _NotJson(ValueError):
-    """A value Python's parser accepts but JSON (or a float) does not; safe to show."""
-
-
-def _refuse_constant(name: str) -> float:
-    raise _NotJson(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _NotJson("a number overflows a 64-bit float")
-    return value
-
-
-def parse_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON, or raise ``400 invalid_json``.
-
-    Every failure is the client's: nesting deeper than :data:`MAX_JSON_DEPTH` (refused
-    before parsing), bad syntax or encoding, ``NaN``/``Infinity`` (not JSON), a number that
-    overflows a float, an integer over Python's int-string limit (4300 digits).
-    """
-    if json_depth(body) > MAX_JSON_DEPTH:
-        raise invalid_json(f"it nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
-    except RecursionError:
-        raise invalid_json("it nests too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise invalid_json(exc.msg) from None
-    except _NotJson as exc:
-        raise invalid_json(str(exc)) from None
-    except ValueError:  # UnicodeDecodeError, or an integer over the int-string limit
-        raise invalid_json("it is not UTF-8, or an integer has over 4300 digits") from None
-
-
-def is_json(content_type: str | None) -> bool:
-    """``application/json`` or ``application/*+json``, as FastAPI decides to parse a body."""
-    media = (content_type or "").split(";")[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-class JsonBodyRoute(APIRoute):
-    """An ``APIRoute`` whose JSON body is checked by :func:`parse_json` before FastAPI
-    parses it: FastAPI's own parsing lets a deep body crash a Worker isolate and answers
-    other bad JSON with a generic ``400 http_error``. Routers whose routes take a JSON body
-    use it as ``APIRouter(route_class=JsonBodyRoute)``; the body is read once (Starlette
-    keeps it for FastAPI), and bodies that pass are parsed again by FastAPI as before.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def checked(request: Request) -> Response:
-            if is_json(request.headers.get("content-type")):
-                body = await request.body()
-                if body:
-                    parse_json(body)
-            return await handler(request)
-
-        return checked
 
 
 async def read_capped(request: Request, limit: int) -> bytes:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..errors import ApiError
 from ..models import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from ..policy_document import LimitOverrides
 from ..tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 from ..variants import FORMATS, MAX_REQUESTED, WIDTHS
+from .json_text import parse_json_text
 
 MAX_SEED = 2**53 - 1
 _SIZE = re.compile(r"^(auto|[0-9]{3,4}x[0-9]{3,4})$")
@@ -121,9 +122,9 @@ class GenerationRequest(BaseModel):
             return value
         text = value.strip()
         if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError:
+            try:  # a form field is request input: parsed as bodies are (depth first)
+                return parse_json_text(text)
+            except ApiError:  # not a list: named as such by the field's own check
                 return value
         return [name.strip() for name in text.split(",")] if text else []
 

@@ -7,9 +7,11 @@ scope runs once per deploy, not per cold start.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
+from js import console
 from workers import WorkerEntrypoint
 
 from ..files import FILES_PREFIX, FILES_ROUTE
@@ -33,8 +35,23 @@ __all__ = [
 ]
 
 
+# Written to the console by each isolate on its first event. An isolate that dies (a fatal
+# error, such as the stack overflow a deeply nested body once caused) is replaced by a new
+# one, which writes it again: the tests count these lines to prove no request crashed one.
+ISOLATE_STARTED = "fluxgate: isolate started"
+
+
+@functools.cache
+def isolate_started() -> None:
+    """Write :data:`ISOLATE_STARTED`, once per isolate. On the first event, never at import:
+    the top level runs once at deploy into the memory snapshot that every isolate starts
+    from, so a line written there would be written by none of them."""
+    console.log(ISOLATE_STARTED)
+
+
 class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:
+        isolate_started()
         raw, env = request.js_object, raw_env(self.env)
         path = urlsplit(str(raw.url)).path
         if path.startswith(FILES_PREFIX):
@@ -56,6 +73,7 @@ class Default(WorkerEntrypoint):
         ``(batch, env, ctx)``; for a class entrypoint the last two are ``undefined`` (they
         are ``self.env`` and ``self.ctx``), but they are passed all the same.
         """
+        isolate_started()
         from .app import gateway_from_env
         from .jobs import consume
 

@@ -76,11 +76,13 @@ class FlakyKV:
 
 
 class FlakyObjects:
-    """An object store whose writes can be made to fail."""
+    """An object store whose writes (``fail_puts``) or deletions (``fail_deletes``) can be
+    made to fail."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.fail_puts = False
+        self.fail_deletes = False
         self.calls: list[str] = []
 
     async def put(self, key: str, data: bytes, **kwargs: Any) -> Any:
@@ -101,7 +103,12 @@ class FlakyObjects:
         return await self.inner.read_image(key)
 
     async def delete(self, key: str) -> None:
+        if self.fail_deletes:
+            raise StorageError("R2 DELETE failed: 500 We encountered an internal error")
         await self.inner.delete(key)
+
+    async def list(self, prefix: str) -> Any:
+        return await self.inner.list(prefix)
 
 
 def image_bytes(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import ApiError
 
-ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH"
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 ALLOWED_HEADERS = (
     "Authorization, Content-Type, Cache-Control, Prefer, Idempotency-Key, X-Request-Id, "
     "If-None-Match, Range"

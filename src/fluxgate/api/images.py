@@ -1,9 +1,10 @@
-"""Image routes: generate (synchronously or as a job), edit, read or list generations."""
+"""Image routes: generate (synchronously or as a job), edit, read, list or delete generations."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from ..auth import SCOPE_GENERATE, SCOPE_READ, Principal
 from ..cache import CacheMode
@@ -18,7 +19,16 @@ from ..params import GenerationParams, ReferenceImage
 from ..prompt_policy import audit_prompt
 from ..request_context import note_generation
 from ..variants import Variant, parse_variants, unavailable, variants_query
-from .deps import ERRORS, Caller, Gw, authenticated, error_responses, gateway
+from .deps import (
+    ADMIN_ERRORS,
+    ERRORS,
+    Admin,
+    Caller,
+    Gw,
+    authenticated,
+    error_responses,
+    gateway,
+)
 from .idempotent import Answer, idempotently, replayed, response
 from .listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
 from .request_body import generation_params, parse_generation, requested_model
@@ -321,3 +331,52 @@ async def list_images(
     principal.require(SCOPE_READ)
     principal = principal.as_end_user(user)
     return await listing(request, gw, IMAGE, principal.key.id, principal.subject, limit, cursor)
+
+
+class ImageDeleted(BaseModel):
+    """The answer to a deletion (OpenAI's shape for deleted objects)."""
+
+    id: str
+    object: str = "image"
+    deleted: bool = True
+
+
+_DELETE_ERRORS = error_responses(
+    {
+        404: "No such image: never made, already deleted, or not the caller's",
+        503: "deletion_incomplete: a store failed part way (Retry-After); retry the DELETE",
+    }
+)
+
+
+@router.delete(
+    "/v1/images/{image_id}",
+    response_model=ImageDeleted,
+    responses={**ERRORS, **_DELETE_ERRORS},
+    summary="Delete a generation: its image, variants, cache entry, listing row and record",
+)
+async def delete_image(image_id: str, gw: Gw, principal: Caller) -> JSONResponse:
+    """The caller's own generation (an API key: its end users' too; a client token: its
+    end user's only). Deleting is writing: it needs ``images:generate``. Every signed URL
+    of the image answers 404 afterwards; a second DELETE answers 404 too."""
+    principal.require(SCOPE_GENERATE)
+    record = await gw.generator.delete(image_id, principal)
+    return _deleted(record.id)
+
+
+@router.delete(
+    "/v1/admin/images/{image_id}",
+    response_model=ImageDeleted,
+    tags=["admin"],
+    responses={**ADMIN_ERRORS, **_DELETE_ERRORS},
+    summary="Delete any key's generation (audited)",
+)
+async def admin_delete_image(image_id: str, gw: Gw, actor: Admin) -> JSONResponse:
+    record = await gw.generator.delete(image_id, None)
+    actor.audit("image.delete", target=record.id, owner=record.owner)
+    return _deleted(record.id)
+
+
+def _deleted(image_id: str) -> JSONResponse:
+    body = ImageDeleted(id=image_id).model_dump()
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -4,7 +4,9 @@ Handled before FastAPI is involved: a download needs neither pydantic nor the ap
 the image bytes never enter Python. Full downloads go through the Workers Cache API, keyed
 by the object (not the signature), so every signed URL of a popular image is served from
 the edge after the first; the cached copy is public and immutable (the key is the content
-hash) while the client gets ``private`` caching bounded by its URL. ``Range`` requests go
+hash) while the client gets ``private`` caching bounded by its URL. A cached copy is served
+only while R2 still holds the object (one ``head``): a deleted image is gone from every
+location's cache at once, which no purge (one location's) could promise. ``Range`` requests go
 to R2 directly (which reads the header itself); ``If-None-Match`` is answered from the
 path alone.
 
@@ -12,7 +14,9 @@ A variant (``.../images/<sha256>.<ext>/<width>.<format>``) is served the same wa
 own key (``variants/<sha256>/<width>.<format>``), cached at the edge under that key. When
 R2 does not have it yet, a :class:`~fluxgate.variants.VariantMaker` makes it
 through the Images binding (the bytes stay in JS) and stores it, then it is served; a
-Worker without the binding answers ``501 variants_unavailable``.
+Worker without the binding answers ``501 variants_unavailable``. Concurrent first
+downloads of one variant share one transformation through the variant's Durable Object
+(the ``COALESCER`` namespace, the generations' own: :func:`variant_coalescer`).
 """
 
 from __future__ import annotations
@@ -25,15 +29,20 @@ from urllib.parse import parse_qsl, urlsplit
 from js import Response, caches
 
 from .. import files
+from ..coalesce import Coalescer, PollingCoalescer
 from ..errors import INTERNAL_ERROR, ApiError, not_found
 from ..signing import SigningConfigError
 from ..variants import VariantMaker, unavailable
+from .coalesce import DurableCoalescer
 from .config import env_flag, signer_from_env
 from .ffi import is_nullish, js_object, js_text, unwrap, wait_until
 from .images import transformer_from_env
 from .r2 import WorkersR2
 
 log = logging.getLogger("fluxgate.edge.files")
+
+# Without the COALESCER binding: first downloads share a transformation within the isolate.
+_IN_ISOLATE = PollingCoalescer()
 
 
 def error_response(error: ApiError) -> Any:
@@ -110,6 +119,13 @@ async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any
     else:
         if cache_url is not None:
             cached = await caches.default.match(cache_url)
+            # A deleted (or expired) image must not outlive its object in any location's
+            # cache, and a purge reaches only the location it runs in: a cached copy is
+            # served only while R2 still has the object (a HEAD, no body).
+            if not is_nullish(cached) and is_nullish(await bucket.head(key)):
+                await caches.default.delete(cache_url)
+                await _drop_stale_entry(env, query)
+                return error_response(not_found("file"))
             if not is_nullish(cached):
                 headers["Content-Type"] = js_text(cached.headers.get("content-type")) or ""
                 headers["Content-Length"] = js_text(cached.headers.get("content-length")) or ""
@@ -163,7 +179,24 @@ def _variant_maker(env: Any, bucket_name: str) -> VariantMaker | None:
         return None
     bucket = WorkersR2(unwrap(getattr(env, bucket_name)))
     disclose = env_flag(env, "AI_DISCLOSURE", default=True)
-    return VariantMaker(bucket, transformer, disclose=disclose)
+    return VariantMaker(bucket, transformer, disclose=disclose, coalescer=variant_coalescer(env))
+
+
+def variant_coalescer(env: Any) -> Coalescer:
+    """One transformation per variant in flight, across isolates: the variant's Durable
+    Object (``variant:<key>`` in the ``COALESCER`` namespace) elects the first download
+    leader and holds the others until it reports. Only a download that finds no variant
+    in R2 asks (once per variant, ever, barring failures), and a Durable Object request
+    costs a fraction of a billed transformation; the leader's R2 write is what the
+    waiters then serve. Without the binding, within the isolate."""
+    namespace = getattr(env, "COALESCER", None)
+    if namespace is None:
+        return _IN_ISOLATE
+    return DurableCoalescer(
+        namespace,
+        encode=lambda made: "made" if made else "gone",
+        decode=lambda raw: raw == "made",
+    )
 
 
 async def _made(maker: VariantMaker | None, target: files.FileTarget) -> bool:
@@ -171,7 +204,7 @@ async def _made(maker: VariantMaker | None, target: files.FileTarget) -> bool:
     or when the original is gone (then nothing is made)."""
     if maker is None or target.variant is None:
         return False
-    return await maker.ensure(target.original_key, target.variant) is not None
+    return await maker.ensure(target.original_key, target.variant)
 
 
 async def _serve_range(

@@ -35,6 +35,7 @@ from ..signing import SigningConfigError
 from .runtime import (
     DATA_DIR_VARIABLE,
     DEFAULT_DATA_DIR,
+    ENV_PREFIX,
     build_gateway,
     build_runtime,
     data_dir_from,
@@ -53,6 +54,7 @@ examples:
   fluxgate keys show KEY_ID
   fluxgate keys rotate KEY_ID --grace-seconds 3600
   fluxgate keys revoke KEY_ID
+  fluxgate sweep                              delete images older than the retention
 
 Every command uses the data directory of --data-dir, else ${DATA_DIR_VARIABLE}, else
 ./{DEFAULT_DATA_DIR}, and prints which one on stderr: give the keys commands the server's.
@@ -324,6 +326,23 @@ def _keys(args: argparse.Namespace) -> int:
     return command(args, gateway, AdminActor(None, actor="cli"))
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    """One retention sweep (``fluxgate serve`` sweeps by itself; this is for a data
+    directory no server runs on, from cron say)."""
+    sweeper = build_runtime(_data_dir(args)).sweeper
+    if sweeper is None:
+        _say(f"fluxgate sweep: {ENV_PREFIX}IMAGE_RETENTION_DAYS is not set; nothing expires")
+        return 0
+    swept = asyncio.run(sweeper.sweep())
+    _say(f"swept: {swept.images} images and {swept.rows} listing rows deleted")
+    return 0
+
+
+def _sweep_command(sub: Subparsers) -> None:
+    sweep = _command(sub, "sweep", "delete the images older than the retention, once")
+    sweep.set_defaults(run=_sweep)
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -448,6 +467,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_command(sub)
     _keys_commands(sub)
+    _sweep_command(sub)
     return root
 
 

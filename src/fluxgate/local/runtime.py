@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from .placeholder import (
     PlaceholderVisionAI,
 )
 from .ratelimit import WindowRateLimiter
+from .sweep import Sweeper
 from .transform import pillow_transformer
 from .usage_events import SqliteUsageEvents
 
@@ -120,7 +122,9 @@ def local_ports(
         image_moderator=image_moderator,
         admin_token=admin_token,
         jobs=local_jobs(data_dir),
-        catalog=SqliteCatalog(data_dir / "catalog.sqlite3"),
+        catalog=SqliteCatalog(
+            data_dir / "catalog.sqlite3", image_retention_days=settings.image_retention_days
+        ),
         usage_events=SqliteUsageEvents(data_dir / "usage_events.sqlite3"),
         idempotency=SqliteIdempotency(data_dir / "idempotency.sqlite3"),
         transformer=pillow_transformer(),
@@ -138,10 +142,12 @@ def local_jobs(data_dir: Path, poster: HttpPoster | None = None) -> JobPorts:
 
 @dataclass(frozen=True)
 class LocalRuntime:
-    """A gateway and the embedded consumer of its job queue (run by the app's lifespan)."""
+    """A gateway, the embedded consumer of its job queue and, with a retention, its sweep
+    (both run by the app's lifespan)."""
 
     gateway: Gateway
     worker: QueueWorker | None
+    sweeper: Sweeper | None = None
 
     @classmethod
     def of(cls, ports: Ports) -> LocalRuntime:
@@ -152,19 +158,35 @@ class LocalRuntime:
             if not isinstance(queue, SqliteQueue):
                 raise TypeError("the local queue consumer reads a SqliteQueue")
             worker = QueueWorker(queue, gateway.job_runner.process)
-        return cls(gateway, worker)
+        return cls(gateway, worker, retention_sweeper(ports))
 
     @asynccontextmanager
     async def background_jobs(self) -> AsyncIterator[None]:
-        """The app's lifespan: run the embedded queue consumer while the server runs."""
-        if self.worker is None:
-            yield
-            return
-        self.worker.start()
+        """The app's lifespan: run the embedded queue consumer, and the retention sweep
+        (at start, then periodically), while the server runs."""
+        sweeping = (
+            None if self.sweeper is None else asyncio.create_task(self.sweeper.periodically())
+        )
+        if self.worker is not None:
+            self.worker.start()
         try:
             yield
         finally:
-            await self.worker.stop()
+            if sweeping is not None:
+                sweeping.cancel()
+                with suppress(asyncio.CancelledError):
+                    await sweeping
+            if self.worker is not None:
+                await self.worker.stop()
+
+
+def retention_sweeper(ports: Ports) -> Sweeper | None:
+    """The sweep of ``IMAGE_RETENTION_DAYS`` over these ports (none without a retention)."""
+    days = ports.settings.image_retention_days
+    if days is None:
+        return None
+    catalog = ports.catalog if isinstance(ports.catalog, SqliteCatalog) else None
+    return Sweeper(ports.objects, catalog, days, ports.clock)
 
 
 def build_runtime(

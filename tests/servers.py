@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +58,7 @@ class Server:
     env: dict[str, str]
     output: Callable[[], str]  # what the server process wrote (its log)
     make_key: Callable[[str, tuple[str, ...]], str]
+    crash: Callable[[], None]  # kill -9, with every process it started: nothing runs on
 
     def new_key(self, name: str = "test", *scopes: str) -> str:
         return self.make_key(name, scopes)
@@ -100,19 +103,30 @@ def _read(log: IO[str]) -> Callable[[], str]:
 
 
 @contextmanager
-def serve(runtime: str, tmp: Path, **settings: str) -> Iterator[Server]:
-    """A server of either runtime, with the placeholder model and the admin token set."""
+def serve(runtime: str, tmp: Path, *, latency: float = 0, **settings: str) -> Iterator[Server]:
+    """A server of either runtime, with the placeholder model and the admin token set;
+    ``latency``: seconds each placeholder image takes. The same ``tmp`` again is the same
+    server after a restart: its stores are kept there."""
     if runtime == "worker":
-        with worker_server(tmp, **settings) as server:
+        with worker_server(tmp, latency=latency, **settings) as server:
             yield server
     else:
-        with local_server(tmp, **settings) as server:
+        with local_server(tmp, latency=latency, **settings) as server:
             yield server
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    def crash() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    return crash
 
 
 @contextmanager
 def worker_server(
-    tmp: Path, *, workerd_args: tuple[str, ...] = (), **settings: str
+    tmp: Path, *, workerd_args: tuple[str, ...] = (), latency: float = 0, **settings: str
 ) -> Iterator[Server]:
     """``npm run worker`` (``wrangler dev`` on the prepared workerd) with the given [vars]
     and its own state folder; ``workerd_args``: more flags for ``workerd serve`` (the
@@ -129,6 +143,8 @@ def worker_server(
     env.pop("MINIFLARE_WORKERD_PATH")  # dev.mjs prepares and sets it, as for a user
     secrets = {"ADMIN_TOKEN": ADMIN, "URL_SIGNING_KEYS": SIGNING_KEYS}
     env.update(secrets, FLUXGATE_WORKERD_ARGS=workerd_arguments(workerd_args))
+    if latency:
+        env["FLUXGATE_PLACEHOLDER_LATENCY_SECONDS"] = str(latency)
     env["PYTHON"] = sys.executable
     args = [node() or "node", str(DEV), "--port", str(port), "--persist-to", str(tmp / "state")]
     args += ["--inspector-port", str(free_port()), "--show-interactive-dev-session=false"]
@@ -145,7 +161,9 @@ def worker_server(
     try:
         # wrangler's "Ready on", not a request: a test of a cold isolate sees its first one.
         _wait_for_line(f"Ready on {base}", proc, log, timeout=180)
-        yield Server(base, {**os.environ, **secrets}, _read(log), _admin_key(base))
+        yield Server(
+            base, {**os.environ, **secrets}, _read(log), _admin_key(base), _kill_group(proc)
+        )
     finally:
         stop_group(proc)  # dev.mjs, wrangler and Miniflare's workerd processes
         log.close()
@@ -174,7 +192,9 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: IO[str], timeou
 
 
 @contextmanager
-def local_server(tmp: Path, *, log_level: str = "info", **settings: str) -> Iterator[Server]:
+def local_server(
+    tmp: Path, *, log_level: str = "info", latency: float = 0, **settings: str
+) -> Iterator[Server]:
     """Start `fluxgate serve` (placeholder model, admin token set); stop it afterwards."""
     port = free_port()
     env = {
@@ -182,6 +202,8 @@ def local_server(tmp: Path, *, log_level: str = "info", **settings: str) -> Iter
         "FLUXGATE_ADMIN_TOKEN": ADMIN,
         **{f"FLUXGATE_{k.upper()}": v for k, v in settings.items()},
     }
+    if latency:
+        env["FLUXGATE_PLACEHOLDER_LATENCY_SECONDS"] = str(latency)
     env.pop("CLOUDFLARE_API_TOKEN", None)
     data_dir = tmp / "data"
     log = (tmp / "server.log").open("w+")
@@ -205,7 +227,7 @@ def local_server(tmp: Path, *, log_level: str = "info", **settings: str) -> Iter
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log, timeout=30)
-        yield Server(base, env, _read(log), _cli_key(data_dir, env))
+        yield Server(base, env, _read(log), _cli_key(data_dir, env), proc.kill)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

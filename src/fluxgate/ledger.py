@@ -140,7 +140,8 @@ class Ledger:
 
     def history(self, account: str, first: str, last: str) -> list[DaySpend]:
         """The days from ``first`` to ``last`` (inclusive, ``YYYY-MM-DD``) that have a row,
-        in order."""
+        in order, after refunding the account's lapsed holds."""
+        self._lapse(account)
         rows = self._exec(HISTORY, (account, first, last))
         return [DaySpend(str(day), int(micro), int(requests)) for day, micro, requests in rows]
 

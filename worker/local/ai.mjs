@@ -23,7 +23,14 @@ import { badBody, checkRunOptions, controlError, createAI, createRestAI, isPlain
 // is fixed by this Worker's env (the same for every call), read on the first call.
 const placeholder = createAI();
 let rest = null;
+let configured = false;
 function backend(env) {
+  if (!configured) {
+    // LATENCY_SECONDS (npm run worker sets it from FLUXGATE_PLACEHOLDER_LATENCY_SECONDS): the
+    // placeholders take as long as a real model would, until a test's control route says not.
+    configured = true;
+    if (env.LATENCY_SECONDS) placeholder.setLatency({ seconds: Number(env.LATENCY_SECONDS) });
+  }
   if (!env.CLOUDFLARE_ACCOUNT_ID || !env.CLOUDFLARE_API_TOKEN) return placeholder;
   rest ??= createRestAI(env.CLOUDFLARE_ACCOUNT_ID, env.CLOUDFLARE_API_TOKEN);
   return rest;

@@ -40,10 +40,11 @@ const secretFile = (path, values, { keep = false } = {}) => {
   if (!keep) written.push(path);
   return path;
 };
-// Secrets files of servers that did not get to remove theirs (killed outright).
+// Secrets files (and stand-in folders) of servers that did not get to remove theirs (killed
+// outright).
 for (const name of readdirSync(STATE)) {
-  const pid = /^secrets-(\d+)\.env$/.exec(name)?.[1];
-  if (pid && !isRunning(Number(pid))) rmSync(join(STATE, name), { force: true });
+  const pid = /^(?:secrets-(\d+)\.env|standin-(\d+))$/.exec(name)?.slice(1).find(Boolean);
+  if (pid && !isRunning(Number(pid))) rmSync(join(STATE, name), { force: true, recursive: true });
 }
 function isRunning(pid) {
   try {
@@ -67,17 +68,22 @@ if (fromEnvironment || !existsSync(join(ROOT, ".dev.vars"))) {
   args.push("--env-file", secretFile(join(STATE, `secrets-${process.pid}.env`), secrets));
 }
 
-// The stand-in, from its own folder unless it gets REST credentials: then a copy of its
-// config next to a .dev.vars holding them, both in .wrangler/fluxgate/.
+// The stand-in, from its own folder unless it gets REST credentials or a latency: then a
+// copy of its config (with the latency as a var) next to a .dev.vars holding the
+// credentials, in a folder of this process's own in .wrangler/fluxgate/.
 let standin = STANDIN_CONFIG;
 const { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token } = process.env;
-if (account && token) {
-  const folder = join(STATE, "standin");
+const latency = process.env.FLUXGATE_PLACEHOLDER_LATENCY_SECONDS;
+if ((account && token) || latency) {
+  const folder = join(STATE, `standin-${process.pid}`);
   mkdirSync(folder, { recursive: true, mode: 0o700 });
+  written.push(folder);
   const main = join(ROOT, "worker", "local", "ai.mjs");
   standin = join(folder, "wrangler.toml");
-  writeFileSync(standin, readFileSync(STANDIN_CONFIG, "utf8").replace(/^main = .*$/m, `main = ${JSON.stringify(main)}`));
-  secretFile(join(folder, ".dev.vars"), { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token });
+  let config = readFileSync(STANDIN_CONFIG, "utf8").replace(/^main = .*$/m, `main = ${JSON.stringify(main)}`);
+  if (latency) config += `\n[vars]\nLATENCY_SECONDS = ${JSON.stringify(latency)}\n`;
+  writeFileSync(standin, config);
+  if (account && token) secretFile(join(folder, ".dev.vars"), { CLOUDFLARE_ACCOUNT_ID: account, CLOUDFLARE_API_TOKEN: token });
 }
 // Defaults the caller's own options (after `--`) may replace.
 const given = (option) => extra.some((arg) => arg === option || arg.startsWith(`${option}=`));
@@ -90,7 +96,7 @@ const env = { ...process.env, MINIFLARE_WORKERD_PATH: workerd, CLOUDFLARE_CF_FET
 for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
 const wrangler = spawn(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args], { cwd: ROOT, env, stdio: "inherit" });
 // The secrets written for this run (the API token among them) go when it ends, however.
-const forget = () => written.forEach((path) => rmSync(path, { force: true }));
+const forget = () => written.forEach((path) => rmSync(path, { force: true, recursive: true }));
 process.on("exit", forget);
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => wrangler.kill(signal));
 wrangler.on("error", (error) => {

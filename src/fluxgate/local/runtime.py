@@ -14,7 +14,7 @@ from ..gateway import Gateway, JobPorts, Ports, assemble
 from ..image_model import ImageModel, MultipartImageModel
 from ..moderation import GuardModerator, Moderator
 from ..output_moderation import ImageModerator, ScoutImageModerator
-from ..settings import Settings, admin_token_from
+from ..settings import ConfigError, Settings, admin_token_from
 from ..signing import UrlSigner, parse_signing_keys
 from ..webhooks import HttpPoster
 from .catalog import SqliteCatalog
@@ -83,6 +83,23 @@ def signing_keys(data_dir: Path, environ: Mapping[str, str]) -> str:
     return path.read_text().strip()
 
 
+def placeholder_latency(environ: Mapping[str, str]) -> float:
+    """``FLUXGATE_PLACEHOLDER_LATENCY_SECONDS``: how long the offline image models take per
+    image (0 by default). A real FLUX.2 call takes seconds; this lets timeouts, async jobs and
+    what a crash in the middle of a generation does be tried offline (``npm run worker``'s
+    stand-in honours the same variable)."""
+    text = environ.get(ENV_PREFIX + "PLACEHOLDER_LATENCY_SECONDS", "").strip()
+    try:
+        seconds = float(text) if text else 0.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 600:
+        raise ConfigError(
+            f"{ENV_PREFIX}PLACEHOLDER_LATENCY_SECONDS must be a number of seconds from 0 to 600"
+        )
+    return seconds
+
+
 def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator, ImageModerator]:
     """The real models through the REST API with credentials, else offline placeholders:
     the image model, the prompt classifier, the output (image) classifier."""
@@ -93,7 +110,7 @@ def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator, Ima
         rest = RestAI(account, token)
         return MultipartImageModel(rest), GuardModerator(rest), ScoutImageModerator(rest)
     return (
-        MultipartImageModel(PlaceholderAI(), stand_in=True),
+        MultipartImageModel(PlaceholderAI(placeholder_latency(environ)), stand_in=True),
         PlaceholderModerator(),
         ScoutImageModerator(PlaceholderVisionAI(), name=PLACEHOLDER_CLASSIFIER),
     )

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from _workerd_dispatch import call
 from harness import ai, ctx, env, settle
-from js import Object, Request
+from js import Object, Request, caches
 from pyodide.ffi import JsProxy, to_js
 from workers import WorkerEntrypoint
 
@@ -24,7 +24,7 @@ from fluxgate import FLUX_MODEL_ID
 from fluxgate.edge.ai import WorkersImageModel
 from fluxgate.edge.kv import WorkersKV
 from fluxgate.edge.r2 import WorkersR2
-from fluxgate.files import object_path
+from fluxgate.files import edge_cache_url, object_path
 from fluxgate.image_model import ModelInput
 from fluxgate.images import inspect_image
 from fluxgate.local.placeholder import render_png
@@ -161,6 +161,19 @@ async def case_r2_get_returns_python_bytes_and_info():
     assert await read_all(body) == data
     head = await r2.head(key)
     assert head.size == len(data) and head.content_type == "image/png"
+
+
+async def case_r2_list_follows_every_page_with_metadata():
+    r2, prefix = WorkersR2(worker_env.IMAGES), unique("variants/list") + "/"
+    for n in range(3):
+        meta = {"n": str(n)}
+        await r2.put(f"{prefix}{n}.webp", b"x", content_type="image/webp", custom_metadata=meta)
+    beside = prefix.rstrip("/") + "x/other"  # shares the prefix's text, not its folder
+    await r2.put(beside, b"x", content_type="text/plain", custom_metadata={})
+    found = await r2.list(prefix)
+    assert [info.key for info in found] == [f"{prefix}{n}.webp" for n in range(3)]
+    assert [info.custom_metadata for info in found] == [{"n": str(n)} for n in range(3)]
+    assert found[0].content_type == "image/webp"
 
 
 async def case_r2_delete():
@@ -370,6 +383,11 @@ async def case_catalog_object_pages_a_keys_rows_newest_first():
     (job,) = (await catalog.page(account, JOB, None, 10, None)).entries
     assert job.status == "succeeded" and job.summary == done and job.updated == 1_001
     assert (await catalog.page(unique("other"), IMAGE, None, 10, None)).entries == []
+    await catalog.delete(IMAGE, "img_4", unique("other"))  # another key's row: not touched
+    await catalog.delete(IMAGE, "img_4", account)
+    await catalog.delete(IMAGE, "img_4", account)  # again: nothing to do, no error
+    left = await catalog.page(account, IMAGE, None, 10, None)
+    assert [e.id for e in left.entries] == ["img_3", "img_2", "img_1", "img_0"]
 
 
 # -- idempotency keys ----------------------------------------------------------------------
@@ -658,12 +676,21 @@ async def case_file_route_serves_repeat_downloads_from_the_edge_cache_by_object(
     key, data, sha = await stored_image()
     first = await worker_fetch(signed_url(key, ttl=300))
     assert (await first.arrayBuffer()).to_bytes() == data
-    await WorkersR2(worker_env.IMAGES).delete(key)  # from now on only the edge cache has it
     again = await worker_fetch(signed_url(key, ttl=600))  # another signature, same object
     assert again.status == 200 and again.headers.get("x-edge-cache") == "HIT"
     assert again.headers.get("cache-control").startswith("private, max-age=")
     assert again.headers.get("etag") == f'"{sha}"'
     assert (await again.arrayBuffer()).to_bytes() == data
+
+
+async def case_file_route_serves_no_cached_copy_of_a_deleted_object():
+    key, data, _ = await stored_image()
+    first = await worker_fetch(signed_url(key))
+    assert (await first.arrayBuffer()).to_bytes() == data  # now in the edge cache
+    await WorkersR2(worker_env.IMAGES).delete(key)  # deleted: only the edge cache has it
+    gone = await worker_fetch(signed_url(key))
+    assert gone.status == 404 and not gone.headers.has("x-edge-cache")
+    assert await caches.default.match(edge_cache_url("https://fluxgate.test", key)) is None
 
 
 async def case_file_route_answers_range_requests_from_r2():

@@ -163,7 +163,7 @@ async def case_r2_get_returns_python_bytes_and_info():
     assert head.size == len(data) and head.content_type == "image/png"
 
 
-async def case_r2_list_follows_every_page_with_metadata():
+async def case_r2_list_follows_every_page_with_metadata() -> None:
     r2, prefix = WorkersR2(worker_env.IMAGES), unique("variants/list") + "/"
     for n in range(3):
         meta = {"n": str(n)}
@@ -683,7 +683,7 @@ async def case_file_route_serves_repeat_downloads_from_the_edge_cache_by_object(
     assert (await again.arrayBuffer()).to_bytes() == data
 
 
-async def case_file_route_serves_no_cached_copy_of_a_deleted_object():
+async def case_file_route_serves_no_cached_copy_of_a_deleted_object() -> None:
     key, data, _ = await stored_image()
     first = await worker_fetch(signed_url(key))
     assert (await first.arrayBuffer()).to_bytes() == data  # now in the edge cache

@@ -298,6 +298,24 @@ async def case_budget_object_reserves_exactly_under_concurrency():
     assert (usage.micro_usd, usage.requests) == (70, 10) and type(usage.micro_usd) is int
 
 
+async def case_budget_object_holds_settle_release_renew_and_lapse():
+    import asyncio
+
+    from fluxgate.edge.ledger import WorkersLedger
+
+    ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
+    assert (await ledger.reserve(account, "d1", 10, 100, "req:kept", 60)).accepted
+    assert await ledger.settle(account, "req:kept") is True
+    assert (await ledger.reserve(account, "d1", 20, 100, "req:failed", 60)).accepted
+    await ledger.release(account, "req:failed")
+    assert (await ledger.reserve(account, "d1", 30, 100, "idem:retry", 60)).accepted
+    assert (await ledger.reserve(account, "d1", 30, 100, "idem:retry", 60)).accepted  # taken over
+    assert (await ledger.usage(account, "d1")).micro_usd == 40
+    assert (await ledger.reserve(account, "d1", 5, 100, "req:dies", 0.05)).accepted
+    await asyncio.sleep(0.2)
+    assert (await ledger.usage(account, "d1")).micro_usd == 40  # the lapsed hold refunded
+
+
 async def case_budget_object_refunds_and_keeps_accounts_and_days_apart():
     from fluxgate.edge.ledger import WorkersLedger
 

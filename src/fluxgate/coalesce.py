@@ -8,6 +8,8 @@ is the leader's own (its rate limit, its budget: :class:`NotShared`) reaches the
 only; the waiters then run again for themselves, one of them as the new leader. Locally
 this is a map of in-flight futures; on Workers, where a request must not resume from
 another request's future, it is a Durable Object per cache key (``fluxgate.edge.coalesce``).
+:class:`PollingCoalescer` coalesces within one process on either runtime without that
+hazard (variant downloads, output moderation of cache hits).
 
 Pydantic-free: the Workers adapter builds on it.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -90,3 +93,74 @@ class NoCoalescing:
             return await work(), True
         except NotShared as exc:
             raise exc.error from exc.error.__cause__
+
+
+@dataclass
+class _Flight:
+    """One run of ``work`` that others may wait for: its outcome once ``done``."""
+
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class PollingCoalescer:
+    """Coalescing within one process whose waiters never resume from another request.
+
+    On workerd a waiter resumed by a future that another request resolves continues in
+    that request's I/O context (see :mod:`fluxgate.edge.coalesce`). Here the leader only
+    writes its outcome into a table, and each waiter looks at it on timers of its own
+    (every ``poll_seconds``), so it always resumes in its own request. For work that takes
+    far longer than a poll (a paid model call, an image transformation), the delay is
+    small. Safe on CPython too. A leader that never reports (its isolate torn down mid-way)
+    is waited for ``wait_seconds`` at most; then the waiter runs the work itself.
+    """
+
+    def __init__(self, poll_seconds: float = 0.05, wait_seconds: float = 120.0) -> None:
+        self._poll = poll_seconds
+        self._wait = wait_seconds
+        self._inflight: dict[str, _Flight] = {}
+
+    def __len__(self) -> int:
+        return len(self._inflight)
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        waited = 0.0
+        while True:
+            flight = self._inflight.get(key)
+            if flight is None:
+                return await self._lead(key, work), True
+            while not flight.done and waited < self._wait:
+                await asyncio.sleep(self._poll)
+                waited += self._poll
+            if not flight.done:  # the leader never reported: run alone
+                try:
+                    return await work(), True
+                except NotShared as exc:
+                    raise exc.error from exc.error.__cause__
+            if isinstance(flight.error, NotShared):
+                continue  # the leader's own refusal: run again, perhaps as the leader
+            if flight.error is not None:
+                raise flight.error
+            result: T = flight.result
+            return result, False
+
+    async def _lead(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        flight = _Flight()
+        self._inflight[key] = flight
+        try:
+            result = await work()
+        except NotShared as exc:
+            flight.error = exc
+            raise exc.error from exc.error.__cause__
+        except BaseException as exc:
+            # A leader that was cancelled (its client went away) leaves nothing to share.
+            flight.error = exc if isinstance(exc, Exception) else NotShared(exc)
+            raise
+        else:
+            flight.result = result
+            return result
+        finally:
+            flight.done = True
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]

@@ -17,14 +17,15 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from .coalesce import Coalescer, PollingCoalescer
 from .disclosure import DisclosureError, mark
 from .errors import ApiError
 from .image_bytes import ImageBytes
 from .images import ImageFormatError, inspect_image
-from .storage import ObjectInfo, ObjectStore
+from .storage import ObjectStore
 
 log = logging.getLogger("fluxgate.variants")
 
@@ -152,8 +153,7 @@ def variant_etag(original_key: str, variant: Variant) -> str:
 
     Under one key exactly one representation is ever stored: the original is content
     addressed, and the variant is made from it by a fixed recipe (width, format, quality,
-    and the original's own disclosure fields), so every making gives the same image. Two
-    first requests racing may both make it; each writes that same image.
+    and the original's own disclosure fields), so every making gives the same image.
     """
     return f'"{original_digest(original_key)}-{variant.name}"'
 
@@ -228,43 +228,57 @@ _FAILURES = RecentFailures()
 class VariantMaker:
     """Makes a variant the first time it is asked for and keeps it beside its original.
 
-    ``ensure`` is idempotent, not exclusive: two first requests at once may both make the
-    variant (there is no lock across isolates, and taking one would cost more than the
-    rare duplicate encode); each writes the same image under the same key, so the second
-    write changes nothing a client can see.
+    One transformation per variant at a time: concurrent first downloads of one variant
+    share one (``coalescer``, keyed by the variant's object key), and every one of them is
+    then served the stored variant. Locally and per isolate that is a
+    :class:`~fluxgate.coalesce.PollingCoalescer`; the Worker passes its Durable Object
+    coalescer, so the first downloads share one transformation across isolates too. The
+    leader looks for the variant again before making it: a request that missed it just
+    before another stored it makes nothing.
     """
 
     objects: ObjectStore
     transformer: ImageTransformer
     disclose: bool = True  # mark each variant as AI-generated (the ``ai_disclosure`` setting)
     failures: RecentFailures = _FAILURES
+    coalescer: Coalescer = field(default_factory=PollingCoalescer)
 
-    async def ensure(self, original_key: str, variant: Variant) -> ObjectInfo | None:
-        """The variant's stored info, made now if missing; ``None`` when the original is
-        gone (then nothing is made). Raises ``502 variant_failed`` when the transformer
+    async def ensure(self, original_key: str, variant: Variant) -> bool:
+        """Whether the variant is stored now, made if missing; ``False`` when the original
+        is gone (then nothing is made). Raises ``502 variant_failed`` when the transformer
         (or the marking of its output) fails."""
         key = variant_key(original_key, variant)
-        existing = await self.objects.head(key)
-        if existing is not None:
-            return existing
+        if await self.objects.head(key) is not None:
+            return True
         if self.failures.recent(key):
             raise variant_failed()
+        try:
+            made, _ = await self.coalescer.run(
+                f"variant:{key}", lambda: self._make_once(original_key, variant, key)
+            )
+        except ApiError:
+            self.failures.remember(key)  # every waiter remembers: no retry at once anywhere
+            raise
+        return bool(made)
+
+    async def _make_once(self, original_key: str, variant: Variant, key: str) -> bool:
+        """The leader's part: make and store the variant unless it is there by now."""
+        if await self.objects.head(key) is not None:
+            return True
         source = await self.objects.head(original_key)
         image = None if source is None else await self.objects.read_image(original_key)
         if source is None or image is None:
-            return None
-        try:
-            made = await self._make(image, variant, source.custom_metadata)
-        except ApiError:
-            self.failures.remember(key)
-            raise
+            return False
+        log.info("transforming %s", key)  # one line per transformation (billed on Workers)
+        made = await self._make(image, variant, source.custom_metadata)
         metadata = {"original": original_key, "variant": variant.name}
         for name in ("model", "created"):
             if name in source.custom_metadata:
                 metadata[name] = source.custom_metadata[name]
-        return await self.objects.put(
+        await self.objects.put(
             key, made, content_type=variant.content_type, custom_metadata=metadata
         )
+        return True
 
     async def _make(
         self, image: ImageBytes, variant: Variant, metadata: Mapping[str, str]

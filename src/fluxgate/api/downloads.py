@@ -120,7 +120,7 @@ async def _made(gw: Gateway, target: files.FileTarget) -> bool:
     make) or when the original is gone."""
     if target.variant is None or gw.variants is None:
         return False
-    return await gw.variants.ensure(target.original_key, target.variant) is not None
+    return await gw.variants.ensure(target.original_key, target.variant)
 
 
 async def _drop_stale_entry(gw: Gateway, request: Request) -> None:

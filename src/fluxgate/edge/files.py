@@ -14,7 +14,9 @@ A variant (``.../images/<sha256>.<ext>/<width>.<format>``) is served the same wa
 own key (``variants/<sha256>/<width>.<format>``), cached at the edge under that key. When
 R2 does not have it yet, a :class:`~fluxgate.variants.VariantMaker` makes it
 through the Images binding (the bytes stay in JS) and stores it, then it is served; a
-Worker without the binding answers ``501 variants_unavailable``.
+Worker without the binding answers ``501 variants_unavailable``. Concurrent first
+downloads of one variant share one transformation through the variant's Durable Object
+(the ``COALESCER`` namespace, the generations' own: :func:`variant_coalescer`).
 """
 
 from __future__ import annotations
@@ -27,15 +29,20 @@ from urllib.parse import parse_qsl, urlsplit
 from js import Response, caches
 
 from .. import files
+from ..coalesce import Coalescer, PollingCoalescer
 from ..errors import INTERNAL_ERROR, ApiError, not_found
 from ..signing import SigningConfigError
 from ..variants import VariantMaker, unavailable
+from .coalesce import DurableCoalescer
 from .config import env_flag, signer_from_env
 from .ffi import is_nullish, js_object, js_text, unwrap, wait_until
 from .images import transformer_from_env
 from .r2 import WorkersR2
 
 log = logging.getLogger("fluxgate.edge.files")
+
+# Without the COALESCER binding: first downloads share a transformation within the isolate.
+_IN_ISOLATE = PollingCoalescer()
 
 
 def error_response(error: ApiError) -> Any:
@@ -172,7 +179,24 @@ def _variant_maker(env: Any, bucket_name: str) -> VariantMaker | None:
         return None
     bucket = WorkersR2(unwrap(getattr(env, bucket_name)))
     disclose = env_flag(env, "AI_DISCLOSURE", default=True)
-    return VariantMaker(bucket, transformer, disclose=disclose)
+    return VariantMaker(bucket, transformer, disclose=disclose, coalescer=variant_coalescer(env))
+
+
+def variant_coalescer(env: Any) -> Coalescer:
+    """One transformation per variant in flight, across isolates: the variant's Durable
+    Object (``variant:<key>`` in the ``COALESCER`` namespace) elects the first download
+    leader and holds the others until it reports. Only a download that finds no variant
+    in R2 asks (once per variant, ever, barring failures), and a Durable Object request
+    costs a fraction of a billed transformation; the leader's R2 write is what the
+    waiters then serve. Without the binding, within the isolate."""
+    namespace = getattr(env, "COALESCER", None)
+    if namespace is None:
+        return _IN_ISOLATE
+    return DurableCoalescer(
+        namespace,
+        encode=lambda made: "made" if made else "gone",
+        decode=lambda raw: raw == "made",
+    )
 
 
 async def _made(maker: VariantMaker | None, target: files.FileTarget) -> bool:
@@ -180,7 +204,7 @@ async def _made(maker: VariantMaker | None, target: files.FileTarget) -> bool:
     or when the original is gone (then nothing is made)."""
     if maker is None or target.variant is None:
         return False
-    return await maker.ensure(target.original_key, target.variant) is not None
+    return await maker.ensure(target.original_key, target.variant)
 
 
 async def _serve_range(

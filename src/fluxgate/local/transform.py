@@ -3,8 +3,11 @@
 Pillow is part of the ``local`` extra, not of the Worker (which uses the Images binding):
 it is imported on first use, and a server without it simply has no variants
 (:func:`pillow_transformer` returns ``None``; requests naming variants answer
-``501 variants_unavailable``). Decoding and encoding take tens of milliseconds of CPU, so
-they run in a thread, never on the event loop.
+``501 variants_unavailable``). Decoding and encoding take tens of milliseconds of CPU
+(hundreds for AVIF), so they run in a thread, never on the event loop, and on a small pool
+of their own (:data:`ENCODE_THREADS`): on the default executor they would queue the SQLite
+stores' calls (every authenticated request's key lookup, ledger, usage) behind a burst of
+encodes. Past the pool's threads, encodes wait their turn in its queue.
 
 The recipe is fixed (Lanczos resampling, one quality per format, no metadata carried
 over), so the same original always gives the same variant: what makes the variant's
@@ -16,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..image_bytes import ImageBytes, InProcessImage
@@ -33,7 +38,9 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
 _MAX_PIXELS = 4096 * 4096
 
 
-def _encode(data: bytes, width: int, fmt: str) -> bytes:
+def encode_variant(data: bytes, width: int, fmt: str) -> bytes:
+    """``data`` (an original) scaled down to ``width`` and encoded as ``fmt``: CPU-bound,
+    run on the transformer's pool."""
     from PIL import Image
 
     try:
@@ -56,14 +63,27 @@ def _encode(data: bytes, width: int, fmt: str) -> bytes:
     return out.getvalue()
 
 
+# Half the cores (one on two): encodes never take every core from the event loop and the
+# stores' threads. Pillow releases the GIL while it resamples and encodes.
+ENCODE_THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))
+THREAD_PREFIX = "fluxgate-pillow"
+
+
 class PillowTransformer:
-    """The :class:`~fluxgate.variants.ImageTransformer` of the local runtime."""
+    """The :class:`~fluxgate.variants.ImageTransformer` of the local runtime, encoding on a
+    pool of its own (threads start on the first encode, not before)."""
+
+    def __init__(self, threads: int = ENCODE_THREADS) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=THREAD_PREFIX)
 
     async def transform(self, original: ImageBytes, width: int, fmt: str) -> ImageBytes:
         if fmt not in FORMATS:
             raise TransformError(f"unknown format {fmt!r}")
         data = original.python_bytes()
-        return InProcessImage(await asyncio.to_thread(_encode, data, width, fmt))
+        loop = asyncio.get_running_loop()
+        return InProcessImage(
+            await loop.run_in_executor(self._pool, encode_variant, data, width, fmt)
+        )
 
 
 def pillow_transformer() -> PillowTransformer | None:

@@ -252,6 +252,7 @@ def workerd(
     if crashes:  # the answers may have looked right, but a request killed the isolate
         for crash in crashes:
             request.node.user_properties.append((ISOLATE_CRASH, crash))
+        workerd_pool.discard(stack)
         pytest.fail("the Worker's isolate crashed during this test:\n" + "\n".join(crashes))
 
 

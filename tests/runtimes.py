@@ -360,6 +360,13 @@ class WorkerdPool:
         self._stacks[key] = stack  # the most recently used last
         return stack
 
+    def discard(self, stack: Workerd) -> None:
+        """Stop ``stack`` (its Worker crashed, which was reported): workerd restarted, which
+        leaves the stack's handles on its bindings unusable, so the next test gets a new
+        one."""
+        self._stacks = {key: kept for key, kept in self._stacks.items() if kept is not stack}
+        stack.close()
+
     def close(self) -> list[str]:
         """Stop every stack; how their Workers' isolates died over their lives, if they
         did (see :meth:`IsolateHistory.crashes_since`)."""

@@ -10,6 +10,7 @@ model's input contract on each: ``tests/doubles.FakeScoutAI``,
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from fluxgate.local.placeholder import (
 )
 from fluxgate.moderation import ModerationUnavailable
 from fluxgate.output_moderation import (
+    FAILURE_MEMORY_SECONDS,
     OUTPUT_MODERATION_MODEL,
     OutputScreen,
     OutputVerdict,
@@ -32,7 +34,7 @@ from fluxgate.output_moderation import (
 from fluxgate.records import GenerationRecord
 
 from .bodies import generation
-from .conftest import new_key, put_policy
+from .conftest import MOVES_CLOCK, new_key, put_policy
 from .doubles import FakeScoutAI, image_bytes
 from .polling import finished
 
@@ -312,6 +314,83 @@ async def test_waiters_who_may_keep_a_refused_image_share_one_new_generation(
     assert {r.status_code for r in waiters} == {200}
     assert len({r.json()["sha256"] for r in waiters}) == 1
     assert ai.calls == 2 and scout.calls == 2
+
+
+# -- one classification per image: bursts of hits, and outages ------------------------------
+
+
+def unchecked_image(client: Any, auth: dict[str, str]) -> None:
+    """A kept image no classifier has seen (made under ``off``), then a moderating tier."""
+    first = client.post(GENERATIONS, json=BODY, headers=auth)
+    assert first.status_code == 200 and first.json()["output_moderation"] is None
+
+
+async def hits(async_client: Any, auth: dict[str, str], count: int) -> list[Any]:
+    async with async_client() as http:
+        return list(
+            await asyncio.gather(
+                *[http.post(GENERATIONS, json=BODY, headers=auth) for _ in range(count)]
+            )
+        )
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_hits_on_an_unchecked_image_is_classified_once(
+    client: Any, async_client: Any, auth: dict[str, str], scout: Any, ai: Any
+) -> None:
+    unchecked_image(client, auth)
+    output_moderation(client, "flag")
+    responses = await hits(async_client, auth, 30)
+    assert {r.status_code for r in responses} == {200}
+    assert {r.headers["x-cache"] for r in responses} == {"HIT"}
+    assert {r.json()["output_moderation"]["verdict"] for r in responses} == {"safe"}
+    assert scout.calls == 1 and ai.calls == 1
+
+
+@pytest.mark.anyio
+async def test_an_outage_under_a_burst_is_one_call_and_is_remembered(
+    client: Any, async_client: Any, auth: dict[str, str], scout: Any
+) -> None:
+    """Failing closed: every hit of the burst gets the 503 of one failed call, and the hits
+    after it get it at once, for a while, without calling again."""
+    unchecked_image(client, auth)
+    output_moderation(client, "block")
+    scout.failures = ["3040: Capacity temporarily exceeded"] * 40
+    responses = await hits(async_client, auth, 30)
+    assert {r.status_code for r in responses} == {503}
+    assert {r.json()["error"]["code"] for r in responses} == {"output_moderation_unavailable"}
+    assert scout.calls == 1
+    later = [client.post(GENERATIONS, json=BODY, headers=auth) for _ in range(3)]
+    assert {r.status_code for r in later} == {503} and scout.calls == 1
+
+
+def test_failing_open_an_outage_is_not_asked_again_on_every_hit(
+    client: Any, auth: dict[str, str], scout: Any
+) -> None:
+    unchecked_image(client, auth)
+    output_moderation(client, "flag", "fail_open")
+    scout.failures = ["3007: timeout"] * 5
+    later = [client.post(GENERATIONS, json=BODY, headers=auth) for _ in range(5)]
+    assert {r.status_code for r in later} == {200}
+    assert {str(r.json()["output_moderation"]) for r in later} == {"None"}
+    assert scout.calls == 1
+
+
+@pytest.mark.local_only(reason=MOVES_CLOCK)
+def test_a_remembered_failure_is_tried_again_after_a_while(
+    client: Any, auth: dict[str, str], scout: Any, clock: Any
+) -> None:
+    unchecked_image(client, auth)
+    output_moderation(client, "flag", "fail_open")
+    scout.failures = ["3007: timeout"]
+    assert client.post(GENERATIONS, json=BODY, headers=auth).json()["output_moderation"] is None
+    clock.advance(FAILURE_MEMORY_SECONDS - 1)  # the classifier is back, the failure remembered
+    assert client.post(GENERATIONS, json=BODY, headers=auth).json()["output_moderation"] is None
+    assert scout.calls == 1
+    clock.advance(2)
+    r = client.post(GENERATIONS, json=BODY, headers=auth)
+    assert r.json()["output_moderation"]["verdict"] == "safe"
+    assert scout.calls == 2
 
 
 # -- idempotency and async jobs -------------------------------------------------------------

@@ -159,7 +159,7 @@ def assemble(ports: Ports) -> Gateway:
         cache=CachePolicy(settings.cache_scope, settings.cache_ttl_seconds),
         catalog=catalog,
         events=ports.usage_events,
-        output=OutputScreen(ports.image_moderator),
+        output=OutputScreen(ports.image_moderator, clock=clock),
         clock=clock,
         disclose=settings.ai_disclosure,
     )

@@ -35,10 +35,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .coalesce import Coalescer, PollingCoalescer
 from .errors import ApiError
 from .image_bytes import ImageBytes
 from .image_model import AIRunner
@@ -254,11 +256,63 @@ def is_flagged(recorded: Mapping[str, Any] | None) -> bool:
     return recorded is not None and recorded.get("verdict") == "flagged"
 
 
-class OutputScreen:
-    """Applies a tier's output moderation to an image: classify, then keep, flag or refuse."""
+# How long a classifier failure on an image is remembered (per process; on Workers, per
+# isolate): hits on it meanwhile act on the failure at once instead of calling again.
+FAILURE_MEMORY_SECONDS = 30.0
+# How long a verdict is remembered in memory, so that hits which read the image's record
+# before its verdict was written do not ask again; the record keeps it after that.
+VERDICT_MEMORY_SECONDS = 60.0
 
-    def __init__(self, moderator: ImageModerator | None) -> None:
+
+class RecentOutcomes:
+    """What the classifier said (or that it failed) about an image lately, in memory,
+    bounded (the oldest go first) and expiring after ``seconds``."""
+
+    def __init__(self, clock: Callable[[], float], limit: int = 1024) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._kept: dict[str, tuple[float, OutputVerdict | None]] = {}
+
+    def get(self, key: str) -> tuple[bool, OutputVerdict | None]:
+        """``(True, verdict)``, ``(True, None)`` for a failure, ``(False, None)`` for
+        nothing remembered."""
+        kept = self._kept.get(key)
+        if kept is None:
+            return False, None
+        if self._clock() < kept[0]:
+            return True, kept[1]
+        del self._kept[key]
+        return False, None
+
+    def put(self, key: str, verdict: OutputVerdict | None, seconds: float) -> None:
+        self._kept.pop(key, None)
+        self._kept[key] = (self._clock() + seconds, verdict)
+        while len(self._kept) > self._limit:
+            del self._kept[next(iter(self._kept))]
+
+
+class OutputScreen:
+    """Applies a tier's output moderation to an image: classify, then keep, flag or refuse.
+
+    One classification per image at a time: concurrent requests for one image (cache hits
+    on an image never checked, say) share one classifier call (a
+    :class:`~fluxgate.coalesce.PollingCoalescer`, safe on workerd, per isolate there), keyed
+    by the image's SHA-256 and the classifier. Its outcome is remembered for a while: a
+    failure for :data:`FAILURE_MEMORY_SECONDS` (during an outage each image costs one call
+    per period, not one per hit; each request then applies its own tier's
+    ``output_moderation_failure``), a verdict for :data:`VERDICT_MEMORY_SECONDS`.
+    """
+
+    def __init__(
+        self,
+        moderator: ImageModerator | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        coalescer: Coalescer | None = None,
+    ) -> None:
         self._moderator = moderator
+        self._inflight = coalescer or PollingCoalescer()
+        self._recent = RecentOutcomes(clock)
 
     async def screen(
         self, mode: str, failure: str, image: ImageBytes, content_type: str
@@ -272,7 +326,7 @@ class OutputScreen:
         try:
             if self._moderator is None:
                 raise ModerationUnavailable("no image classifier is configured")
-            verdict = await self._moderator.classify(image, content_type)
+            verdict = await self._classified(self._moderator, image, content_type)
             classifier = self._moderator.name
         except ModerationUnavailable as exc:
             if failure == "fail_open":
@@ -280,6 +334,23 @@ class OutputScreen:
                 return None
             raise output_moderation_unavailable() from exc
         return verdict.recorded(classifier)
+
+    async def _classified(
+        self, moderator: ImageModerator, image: ImageBytes, content_type: str
+    ) -> OutputVerdict:
+        key = f"{moderator.name}:{await image.sha256()}"
+        known, verdict = self._recent.get(key)
+        if known:
+            if verdict is None:
+                raise ModerationUnavailable("the classifier failed on this image moments ago")
+            return verdict
+        try:
+            said, _ = await self._inflight.run(key, lambda: moderator.classify(image, content_type))
+        except ModerationUnavailable:
+            self._recent.put(key, None, FAILURE_MEMORY_SECONDS)
+            raise
+        self._recent.put(key, said, VERDICT_MEMORY_SECONDS)
+        return said
 
     def stands(self, recorded: Mapping[str, Any] | None) -> bool:
         """Whether a kept verdict counts here: not when the image was never checked, nor

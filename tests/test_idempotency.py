@@ -225,3 +225,95 @@ def test_without_a_working_store_the_header_is_refused_not_ignored(
         assert r.json()["error"]["param"] == "Idempotency-Key"
         assert generate(http, auth, BODY).status_code == 200  # without the header: as ever
     assert ai.calls == 1
+
+
+# -- bounded: caps per API key, counted against the rate limit ----------------------------
+
+
+def hit(client, auth, key: str | None = None, **body):
+    """An idempotent request answered from the cache (the test seeds it first)."""
+    return generate(client, {**auth, "Idempotency-Key": key or str(uuid.uuid4())}, {**BODY, **body})
+
+
+@pytest.mark.settings(idempotency_max_keys=3)
+def test_an_api_key_holds_at_most_idempotency_max_keys(client, auth, ai):
+    """Every new key stores an answer for a day, even a free cache hit: each API key may
+    hold so many, then a new one is refused until the oldest expires. Stored keys still
+    replay, and other API keys are not affected."""
+    assert generate(client, auth, BODY).status_code == 200  # the cache entry
+    first = str(uuid.uuid4())
+    assert hit(client, auth, first).status_code == 200
+    assert hit(client, auth).status_code == 200
+    assert hit(client, auth).status_code == 200
+
+    r = hit(client, auth)
+    assert r.status_code == 429, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["param"]) == ("idempotency_keys_exhausted", "Idempotency-Key")
+    assert 1 <= int(r.headers["Retry-After"]) <= 24 * 3600
+    # end users of the key count against the same API key
+    assert hit(client, auth, user="alice").json()["error"]["code"] == "idempotency_keys_exhausted"
+
+    again = hit(client, auth, first)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert generate(client, auth, BODY).status_code == 200  # without the header: as ever
+    assert hit(client, new_key(client, "another app")).status_code == 200
+    assert ai.calls == 2  # the first entry, and the other app's own (the cache is per key)
+
+
+@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.settings(idempotency_max_keys=1)
+def test_a_new_key_is_stored_again_once_the_oldest_expires(client, auth, clock):
+    assert generate(client, auth, BODY).status_code == 200
+    assert hit(client, auth).status_code == 200
+    refused = hit(client, auth)
+    assert refused.status_code == 429
+    clock.advance(int(refused.headers["Retry-After"]))
+    assert hit(client, auth).status_code == 200
+
+
+@pytest.mark.settings(idempotency_max_bytes=16 * 1024)
+def test_an_api_key_holds_at_most_idempotency_max_bytes(client, auth):
+    """The bytes are bounded too (a running request holds 4 KiB for its answer)."""
+    assert generate(client, auth, BODY).status_code == 200
+    answers = [hit(client, auth) for _ in range(16)]
+    statuses = [a.status_code for a in answers]
+    stored = statuses.index(429)
+    assert stored > 1 and set(statuses[:stored]) == {200}
+    assert answers[stored].json()["error"]["code"] == "idempotency_keys_exhausted"
+
+
+def _two_a_minute():
+    return pytest.mark.rate_limits({"standard": {"limit": 2, "period": 60}})
+
+
+@_two_a_minute()
+def test_a_stored_cache_hit_counts_against_the_rate_limit(client, auth, ai, rate_limit_rules):
+    """A cache hit is free, but not one that stores a new key: it counts as a model-bound
+    request does, so keys cannot be stored faster than the caller may generate. A replay
+    stores nothing and counts nothing."""
+    rate_limit_rules()
+    assert generate(client, auth, BODY).status_code == 200  # a miss: counted (1 of 2)
+    first = str(uuid.uuid4())
+    counted = hit(client, auth, first)  # 2 of 2
+    assert counted.status_code == 200 and counted.headers["x-cache"] == "HIT"
+    assert counted.headers["ratelimit-limit"] == "2"
+
+    r = hit(client, auth)
+    assert r.status_code == 429, r.text
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert int(r.headers["Retry-After"]) >= 1
+
+    assert generate(client, auth, BODY).status_code == 200  # a plain hit is still free
+    again = hit(client, auth, first)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert ai.calls == 1
+
+
+@_two_a_minute()
+def test_a_stored_refusal_counts_against_the_rate_limit(client, auth, rate_limit_rules):
+    rate_limit_rules(deny_terms=["swing"])
+    for _ in range(2):
+        assert hit(client, auth).status_code == 400  # prompt_rejected, kept: counted
+    r = hit(client, auth)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"

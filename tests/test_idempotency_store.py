@@ -10,13 +10,19 @@ from pathlib import Path
 import pytest
 
 from fluxgate.idempotency_store import (
+    ANSWER_RESERVE,
     LEASE_SECONDS,
+    READ,
     RETENTION_SECONDS,
+    UNCAPPED,
+    Caps,
     Claim,
     IdempotencyTable,
     StoredResponse,
+    answer_size,
     claim_fields,
     claim_from_fields,
+    claim_size,
 )
 from fluxgate.local.idempotency import SqliteIdempotency
 from fluxgate.local.sqlite import connect
@@ -123,7 +129,7 @@ def test_claims_prune_expired_rows_a_bounded_batch_at_a_time(tmp_path):
     )
     for n in range(10):
         table.claim("key_1", f"k{n}", "fp", "t", NOW + n)
-    count = "SELECT COUNT(*) FROM idempotency"
+    count = "SELECT COUNT(*) FROM idempotency_keys"
     later = NOW + RETENTION_SECONDS + 100
     table.claim("key_2", "fresh", "fp", "t", later)
     assert db.execute(count).fetchone()[0] == 10 - 4 + 1
@@ -133,11 +139,11 @@ def test_claims_prune_expired_rows_a_bounded_batch_at_a_time(tmp_path):
     plan = " ".join(
         str(row)
         for row in db.execute(
-            "EXPLAIN QUERY PLAN SELECT rowid FROM idempotency "
+            "EXPLAIN QUERY PLAN SELECT rowid FROM idempotency_keys "
             "WHERE expires <= 1 ORDER BY expires LIMIT 4"
         )
     )
-    assert "idempotency_by_expiry" in plan
+    assert "idempotency_keys_by_expiry" in plan
 
 
 def test_a_row_released_between_the_upsert_and_the_read_is_claimed_again(tmp_path):
@@ -146,9 +152,9 @@ def test_a_row_released_between_the_upsert_and_the_read_is_claimed_again(tmp_pat
     raced: list[str] = []
 
     def execute(sql, params):
-        if sql.startswith("SELECT") and not raced:
+        if sql == READ and not raced:
             raced.append(sql)
-            db.execute("DELETE FROM idempotency")
+            db.execute("DELETE FROM idempotency_keys")
         return db.execute(sql, tuple(params)).fetchall()
 
     table = IdempotencyTable(execute)
@@ -184,7 +190,7 @@ def test_twenty_threads_claiming_one_key_start_it_once(tmp_path):
     def claimer(n: int) -> None:
         store = stores[n % len(stores)]
         barrier.wait()
-        claim = asyncio.run(store.claim("key_1", "key_1", "k", "fp", f"t{n}", NOW))
+        claim = asyncio.run(store.claim("key_1", "key_1", "k", "fp", f"t{n}", NOW, UNCAPPED))
         states.append(claim.state)
 
     threads = [threading.Thread(target=claimer, args=(n,)) for n in range(20)]
@@ -202,16 +208,18 @@ async def test_twenty_tasks_on_one_store_start_it_once(tmp_path):
     store = SqliteIdempotency(tmp_path / "tasks.sqlite3")
     try:
         claims = await asyncio.gather(
-            *(store.claim("key_1", "key_1", "k", "fp", f"t{n}", NOW) for n in range(20))
+            *(store.claim("key_1", "key_1", "k", "fp", f"t{n}", NOW, UNCAPPED) for n in range(20))
         )
         assert sorted(c.state for c in claims) == ["running"] * 19 + ["started"]
         (winner,) = [n for n, c in enumerate(claims) if c.state == "started"]
         assert not await store.complete("key_1", "key_1", "k", "t-none", ANSWER, NOW)
         assert await store.complete("key_1", "key_1", "k", f"t{winner}", ANSWER, NOW + 1)
-        replay = await store.claim("key_1", "key_1", "k", "fp", "t-late", NOW + 2)
+        replay = await store.claim("key_1", "key_1", "k", "fp", "t-late", NOW + 2, UNCAPPED)
         assert replay == Claim("done", ANSWER)
         await store.release("key_1", "key_1", "k", f"t{winner}")  # done: kept
-        assert (await store.claim("key_1", "key_1", "k", "fp", "t", NOW + 3)).state == "done"
+        assert (
+            await store.claim("key_1", "key_1", "k", "fp", "t", NOW + 3, UNCAPPED)
+        ).state == "done"
     finally:
         store.close()
 
@@ -223,7 +231,9 @@ async def test_two_stores_on_one_file_see_one_claim(tmp_path):
     try:
         claims = await asyncio.gather(
             *(
-                (first if n % 2 else second).claim("key_1", "key_1", "k", "fp", f"t{n}", NOW)
+                (first if n % 2 else second).claim(
+                    "key_1", "key_1", "k", "fp", f"t{n}", NOW, UNCAPPED
+                )
                 for n in range(20)
             )
         )
@@ -234,7 +244,7 @@ async def test_two_stores_on_one_file_see_one_claim(tmp_path):
         )
         assert (
             await (second if winner % 2 else first).claim(
-                "key_1", "key_1", "k", "fp", "t-other", NOW + 2
+                "key_1", "key_1", "k", "fp", "t-other", NOW + 2, UNCAPPED
             )
         ) == Claim("done", ANSWER)
     finally:
@@ -246,12 +256,15 @@ def test_processes_sharing_the_file_start_each_key_once(tmp_path):
     """Across processes: three claim the same 50 keys; each key is started exactly once."""
     script = (
         "import asyncio, sys\n"
+        "from fluxgate.idempotency_store import UNCAPPED\n"
         "from fluxgate.local.idempotency import SqliteIdempotency\n"
         "async def main():\n"
         "    store = SqliteIdempotency(sys.argv[1])\n"
         "    started = 0\n"
         "    for n in range(50):\n"
-        "        claim = await store.claim('a', 'key_1', f'k{n}', 'fp', sys.argv[2], 1.0e9)\n"
+        "        claim = await store.claim(\n"
+        "            'a', 'key_1', f'k{n}', 'fp', sys.argv[2], 1.0e9, UNCAPPED\n"
+        "        )\n"
         "        started += claim.state == 'started'\n"
         "    print(started)\n"
         "asyncio.run(main())\n"
@@ -265,3 +278,108 @@ def test_processes_sharing_the_file_start_each_key_once(tmp_path):
         for n in range(3)
     ]
     assert sum(int(p.communicate(timeout=60)[0]) for p in procs) == 50
+
+
+# -- caps per API key ----------------------------------------------------------------------
+
+
+def usage(table_db, account="key_1"):
+    row = table_db.execute(
+        "SELECT rows, bytes FROM idempotency_usage WHERE account = ?", (account,)
+    ).fetchone()
+    return tuple(row) if row else (0, 0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(tmp_path / "caps.sqlite3", isolation_level=None)
+
+
+def capped(db: sqlite3.Connection) -> IdempotencyTable:
+    return IdempotencyTable(lambda sql, params: db.execute(sql, tuple(params)).fetchall())
+
+
+def test_an_account_holds_at_most_its_rows(db):
+    table, caps = capped(db), Caps(rows=2, bytes=10**9)
+    for n, scope in enumerate(("key_1", "key_1/alice")):  # end users count for their key
+        claim = table.claim(scope, f"k{n}", "fp", "t", NOW + n, account="key_1", caps=caps)
+        assert claim.state == "started"
+    full = table.claim("key_1", "k2", "fp", "t", NOW + 10, account="key_1", caps=caps)
+    assert full == Claim("full", retry_after=RETENTION_SECONDS - 10)  # the oldest's expiry
+    # a stored key still answers; another account has caps of its own
+    assert table.claim("key_1", "k0", "fp", "t2", NOW + 10, account="key_1", caps=caps).state == (
+        "running"
+    )
+    assert table.claim("key_2", "k2", "fp", "t", NOW, account="key_2", caps=caps).state == (
+        "started"
+    )
+    # once the oldest expires there is room again
+    later = NOW + RETENTION_SECONDS + 0.5
+    assert table.claim("key_1", "k2", "fp", "t", later, account="key_1", caps=caps).state == (
+        "started"
+    )
+    assert usage(db)[0] == 2
+
+
+def test_an_account_holds_at_most_its_bytes_running_claims_reserving_their_answer(db):
+    table = capped(db)
+    one = claim_size("key_1", "k0", "fp", "t")
+    caps = Caps(rows=100, bytes=2 * one)
+    assert table.claim("key_1", "k0", "fp", "t", NOW, account="key_1", caps=caps).state == (
+        "started"
+    )
+    assert table.claim("key_1", "k1", "fp", "t", NOW, account="key_1", caps=caps).state == (
+        "started"
+    )
+    assert table.claim("key_1", "k2", "fp", "t", NOW, account="key_1", caps=caps).state == "full"
+    assert usage(db) == (2, 2 * one)
+    # a stored answer takes its own size, not the reserve: room for the next claim
+    assert table.complete("key_1", "k0", "t", ANSWER, NOW + 1)
+    assert usage(db) == (2, 2 * one - ANSWER_RESERVE + answer_size(ANSWER))
+    assert table.complete("key_1", "k1", "t", ANSWER, NOW + 1)
+    assert table.claim("key_1", "k2", "fp", "t", NOW, account="key_1", caps=caps).state == (
+        "started"
+    )
+
+
+def test_the_counts_follow_releases_take_overs_and_prunes(db):
+    table = capped(db)
+    caps = Caps(rows=1, bytes=10**9)
+    assert table.claim("key_1", "k", "fp", "t1", NOW, account="key_1", caps=caps).state == (
+        "started"
+    )
+    table.release("key_1", "k", "t1")
+    assert usage(db) == (0, 0)
+    assert table.claim("key_1", "k", "fp", "t2", NOW, account="key_1", caps=caps).state == (
+        "started"
+    )
+    later = NOW + LEASE_SECONDS + 1  # its request died: taken over, still one row
+    assert table.claim("key_1", "k", "fp", "t3", later, account="key_1", caps=caps).state == (
+        "started"
+    )
+    assert usage(db) == (1, claim_size("key_1", "k", "fp", "t3"))
+    gone = later + RETENTION_SECONDS
+    table.claim("key_2", "x", "fp", "t", gone, account="key_2", caps=caps)
+    assert usage(db) == (0, 0)  # pruned by another account's claim
+
+
+def test_rows_of_the_uncapped_table_move_over_to_their_accounts(db):
+    db.execute(
+        "CREATE TABLE idempotency (scope TEXT NOT NULL, idem_key TEXT NOT NULL,"
+        " fingerprint TEXT NOT NULL, token TEXT NOT NULL, state TEXT NOT NULL,"
+        " created REAL NOT NULL, expires REAL NOT NULL, lease_until REAL NOT NULL,"
+        " status INTEGER, body TEXT, headers TEXT, image_key TEXT,"
+        " PRIMARY KEY (scope, idem_key))"
+    )
+    for scope in ("key_1", "key_1/alice"):
+        db.execute(
+            "INSERT INTO idempotency VALUES"
+            " (?, 'k', 'fp', 't', 'done', ?, ?, ?, 200, ?, '{}', NULL)",
+            (scope, NOW, NOW + RETENTION_SECONDS, NOW + LEASE_SECONDS, ANSWER.body),
+        )
+    table = capped(db)
+    assert usage(db)[0] == 2
+    assert table.claim("key_1/alice", "k", "fp", "t2", NOW + 1).state == "done"
+    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'idempotency'").fetchall()
+    capped(db)  # a second start finds nothing to move
+    assert usage(db)[0] == 2

@@ -23,7 +23,7 @@ from .coalesce import Coalescer, InflightCoalescer
 from .controls import Controls
 from .generation import CachePolicy, Generator
 from .idempotency import Idempotency
-from .idempotency_store import IdempotencyStore
+from .idempotency_store import Caps, IdempotencyStore
 from .image_model import ImageModel
 from .job_runner import JobRunner, RetryPolicy
 from .job_service import Jobs
@@ -215,7 +215,11 @@ def assemble(ports: Ports) -> Gateway:
         jobs=jobs,
         job_runner=runner,
         readiness=Readiness(kv=ports.kv, objects=ports.objects, model=ports.model),
-        idempotency=Idempotency(ports.idempotency, clock=clock),
+        idempotency=Idempotency(
+            ports.idempotency,
+            clock=clock,
+            caps=Caps(settings.idempotency_max_keys, settings.idempotency_max_bytes),
+        ),
         catalog=ports.catalog,
         variants=variant_maker(ports),
         clock=clock,

@@ -18,6 +18,13 @@ The semantics are Stripe's and the IETF draft's (draft-ietf-httpapi-idempotency-
   would be refused again). Not stored, so that a retry runs: a 5xx (an upstream or storage
   failure), ``429`` (a rate limit or a spent budget: the caller is told to come back) and
   ``409``. A request that fails so releases its claim.
+- Bounded: a key stores a row for a day, so each API key holds at most
+  ``IDEMPOTENCY_MAX_KEYS`` rows and ``IDEMPOTENCY_MAX_BYTES`` bytes (:class:`Caps`, checked
+  in the claim itself); past them a new key is ``429 idempotency_keys_exhausted`` with
+  ``Retry-After`` until the oldest row expires. Replays and retries of a stored key still
+  work. And every stored answer has been counted against the caller's rate limit (the
+  route counts one that was not: a cache hit, a refusal), so a client cannot store rows
+  faster than it may generate.
 
 The claim is taken in a store that is exact under concurrency (one SQLite Durable Object
 per API key on Workers, SQLite locally): of twenty concurrent identical requests one runs,
@@ -38,7 +45,7 @@ from typing import Any
 
 from .auth import Principal
 from .errors import ApiError
-from .idempotency_store import Claim, IdempotencyStore, StoredResponse
+from .idempotency_store import UNCAPPED, Caps, Claim, IdempotencyStore, StoredResponse
 from .params import GenerationParams
 
 log = logging.getLogger("fluxgate.idempotency")
@@ -94,10 +101,31 @@ def stored(status: int) -> bool:
 class Attempt:
     """A claimed key: this request runs, and completes or releases the claim."""
 
-    account: str
-    scope: str
+    principal: Principal
     key: str
     token: str
+
+    @property
+    def account(self) -> str:
+        return self.principal.key.id
+
+    @property
+    def scope(self) -> str:
+        return self.principal.scope_id
+
+
+def keys_exhausted(retry_after: int) -> ApiError:
+    """``429 idempotency_keys_exhausted``: the API key holds as many idempotency keys (or
+    bytes of answers) as it may; a new one can be stored once the oldest expires."""
+    wait = max(1, retry_after)
+    return ApiError(
+        429,
+        "idempotency_keys_exhausted",
+        f"This API key holds as many {HEADER}s as it may for 24 hours; a new one can be "
+        f"stored in {wait} s (retries of stored keys still replay).",
+        param=HEADER,
+        headers={"Retry-After": str(wait)},
+    )
 
 
 class Unavailable:
@@ -106,7 +134,14 @@ class Unavailable:
     would be charged twice without knowing."""
 
     async def claim(
-        self, account: str, scope: str, key: str, fingerprint: str, token: str, now: float
+        self,
+        account: str,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        token: str,
+        now: float,
+        caps: Caps,
     ) -> Claim:
         raise ApiError(
             501,
@@ -140,8 +175,10 @@ class Idempotency:
         clock: Callable[[], float] = time.time,
         wait_seconds: float = WAIT_SECONDS,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        caps: Caps = UNCAPPED,
     ) -> None:
         self._store: IdempotencyStore = store or Unavailable()
+        self._caps = caps
         self._clock = clock
         self._wait = wait_seconds
         self._sleep = sleep
@@ -151,8 +188,9 @@ class Idempotency:
     ) -> Attempt | StoredResponse:
         """Claim ``key`` for this request (an :class:`Attempt`), or return the answer to
         replay. Raises 422 (another request's key), 409 (still running after the wait),
-        501 (no store) or 503 (the store failed: the request is not run unprotected)."""
-        attempt = Attempt(principal.key.id, principal.scope_id, key, secrets.token_hex(16))
+        429 (the API key's caps are reached), 501 (no store) or 503 (the store failed: the
+        request is not run unprotected)."""
+        attempt = Attempt(principal, key, secrets.token_hex(16))
         deadline = time.monotonic() + self._wait
         pause = _FIRST_POLL
         while True:
@@ -169,6 +207,8 @@ class Idempotency:
                 )
             if claim.state == "done" and claim.response is not None:
                 return claim.response
+            if claim.state == "full":
+                raise keys_exhausted(claim.retry_after)
             if time.monotonic() + pause > deadline:
                 retry = min(max(claim.retry_after, 1), IN_PROGRESS_RETRY_AFTER)
                 raise ApiError(
@@ -190,6 +230,7 @@ class Idempotency:
                 request_hash,
                 attempt.token,
                 self._clock(),
+                self._caps,
             )
         except ApiError:
             raise

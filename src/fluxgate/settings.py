@@ -79,6 +79,11 @@ class Settings(BaseModel):
     # How long a synchronous generation may hold its charge (and its Idempotency-Key) before
     # its request is presumed dead: the charge is then refunded and a retry may run.
     generation_lease_seconds: int = Field(600, ge=1, le=3600)
+    # Idempotency-Key answers are stored for 24 h: at most this many per API key, and this
+    # many bytes (idempotency_store.py); past either a new key is 429. The defaults hold a
+    # day of the default rate limit (60 a minute) of keyed requests.
+    idempotency_max_keys: int = Field(100_000, ge=1, le=10_000_000)
+    idempotency_max_bytes: int = Field(128 * 1024 * 1024, ge=8192, le=8 * 1024**3)
     # /docs and /redoc (Swagger UI, ReDoc) load their scripts from a CDN: off unless asked.
     api_docs: bool = False
     # Browser origins allowed to call the API (cors.py): "*", or a comma-separated list.

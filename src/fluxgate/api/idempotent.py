@@ -4,21 +4,29 @@
 the HTTP side: an :class:`Answer` becomes the response, and the text kept for a replay is
 the same JSON rendered the same way, so a replay is byte for byte the first body. A
 ``b64_json`` answer is kept without its image (it may be megabytes): the replay reads the
-stored image back and puts its base64 where it was.
+stored image back and puts its base64 where it was. What a row keeps is so about a
+kilobyte: the body (a few hundred bytes of JSON with its signed URL), the headers that
+describe it, the key and the request's hash.
+
+Every answer kept has been counted against the caller's rate limit: a model-bound one was
+(its ``RateLimit-*`` headers say so), and one that was not (a cache hit, a refusal) is
+counted here before it is kept, so that new keys cannot be stored faster than the caller
+may generate. Over the limit, the claim is released and the answer is ``429
+rate_limited``. A replay counts nothing: it stores nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi.responses import Response
 
 from ..errors import ApiError, storage_unavailable
 from ..gateway import Gateway
-from ..idempotency import REPLAYED, Attempt
+from ..idempotency import REPLAYED, Attempt, stored
 from ..idempotency_store import StoredResponse
 
 # The headers a replay repeats: what describes the answer, not the request that made it
@@ -106,14 +114,34 @@ async def replayed(gw: Gateway, stored: StoredResponse) -> Response:
 async def idempotently(
     gw: Gateway, attempt: Attempt, answer: Callable[[], Awaitable[Answer]]
 ) -> Response:
-    """Run the claimed request, keep (or release) its answer, and return it."""
+    """Run the claimed request, count it if it was not, keep (or release) its answer, and
+    return it."""
     try:
         made = await answer()
     except ApiError as error:  # a refusal: kept if the same request would be refused again
+        await _counted(gw, attempt, error.status, error.headers)
         await gw.idempotency.finish(attempt, kept_refusal(error))
         raise
     except BaseException:
         await gw.idempotency.release(attempt)
         raise
+    pace = await _counted(gw, attempt, made.status, made.headers)
+    if pace:
+        made = replace(made, headers={**made.headers, **pace})
     await gw.idempotency.finish(attempt, kept(made))
     return response(made)
+
+
+async def _counted(
+    gw: Gateway, attempt: Attempt, status: int, headers: Mapping[str, str]
+) -> Mapping[str, str]:
+    """Count an answer about to be kept that the rate limit has not seen (see the module
+    docstring): its ``RateLimit-*`` headers. Over the limit the claim is released and the
+    ``429`` raised."""
+    if not stored(status) or any(name.lower() == "ratelimit-policy" for name in headers):
+        return {}
+    try:
+        return await gw.controls.count_request(attempt.principal)
+    except BaseException:
+        await gw.idempotency.release(attempt)
+        raise

@@ -16,6 +16,7 @@ from typing import Any
 from workers import DurableObject
 
 from ..idempotency_store import (
+    Caps,
     Claim,
     IdempotencyTable,
     StoredResponse,
@@ -36,11 +37,27 @@ class IdempotencyObject(DurableObject):
         self._table = IdempotencyTable(sql_executor(self.ctx.storage))
 
     async def claim(
-        self, scope: str, key: str, fingerprint: str, token: str, now: float
+        self,
+        account: str,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        token: str,
+        now: float,
+        max_rows: int,
+        max_bytes: int,
     ) -> list[Any]:
         """``[state, retry_after, status, body, headers, image_key]`` (see
         :func:`~fluxgate.idempotency_store.claim_fields`)."""
-        claim = self._table.claim(str(scope), str(key), str(fingerprint), str(token), float(now))
+        claim = self._table.claim(
+            str(scope),
+            str(key),
+            str(fingerprint),
+            str(token),
+            float(now),
+            account=str(account),
+            caps=Caps(int(max_rows), int(max_bytes)),
+        )
         return claim_fields(claim)
 
     async def complete(
@@ -72,10 +89,20 @@ class WorkersIdempotency:
         return self._namespace.get(self._namespace.idFromName(account))
 
     async def claim(
-        self, account: str, scope: str, key: str, fingerprint: str, token: str, now: float
+        self,
+        account: str,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        token: str,
+        now: float,
+        caps: Caps,
     ) -> Claim:
-        fields = py_value(await self._stub(account).claim(scope, key, fingerprint, token, now))
-        return claim_from_fields(fields)
+        stub = self._stub(account)
+        claimed = await stub.claim(
+            account, scope, key, fingerprint, token, now, caps.rows, caps.bytes
+        )
+        return claim_from_fields(py_value(claimed))
 
     async def complete(
         self,

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..idempotency_store import Claim, IdempotencyTable, StoredResponse
+from ..idempotency_store import Caps, Claim, IdempotencyTable, StoredResponse
 from .sqlite import connect
 
 T = TypeVar("T")
 
 
 class SqliteIdempotency:
-    """:class:`~fluxgate.idempotency_store.IdempotencyStore` locally (``account`` unused:
-    rows are keyed by scope, which names the key)."""
+    """:class:`~fluxgate.idempotency_store.IdempotencyStore` locally (one table for every
+    API key: ``account`` is a column, which the caps count by)."""
 
     def __init__(self, path: Path | str) -> None:
         self._db = connect(path)
@@ -47,9 +48,23 @@ class SqliteIdempotency:
         return await asyncio.to_thread(self._transaction, fn, *args)
 
     async def claim(
-        self, account: str, scope: str, key: str, fingerprint: str, token: str, now: float
+        self,
+        account: str,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        token: str,
+        now: float,
+        caps: Caps,
     ) -> Claim:
-        return await self._run(self._table.claim, scope, key, fingerprint, token, now)
+        return await self._run(
+            partial(self._table.claim, account=account, caps=caps),
+            scope,
+            key,
+            fingerprint,
+            token,
+            now,
+        )
 
     async def complete(
         self,

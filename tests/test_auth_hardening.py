@@ -14,6 +14,7 @@ from fluxgate.local.runtime import build_gateway
 from fluxgate.ratelimit import AUTH_FAILURES_LIMIT
 from fluxgate.settings import ConfigError
 
+from .bodies import generate, generation
 from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key, put_policy
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -186,6 +187,8 @@ def test_a_shut_out_address_still_lets_valid_credentials_through(client, auth):
     assert client.get("/v1/usage", headers={**ip, **auth}).status_code == 200
     assert client.get("/v1/usage", headers={**ip, **token}).status_code == 200
     assert client.get("/v1/admin/keys", headers={**ip, **ADMIN}).status_code == 200
+    made = generate(client, {**ip, **auth}, generation("a lamp", square=256))  # the hot path
+    assert made.status_code == 200, made.text
     # ... while the guesser is still refused.
     r = client.get("/v1/usage", headers={**ip, "Authorization": "Bearer fgk_guess-again"})
     assert r.status_code == 429, r.text

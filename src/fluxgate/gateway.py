@@ -218,7 +218,11 @@ def assemble(ports: Ports) -> Gateway:
         idempotency=Idempotency(
             ports.idempotency,
             clock=clock,
-            caps=Caps(settings.idempotency_max_keys, settings.idempotency_max_bytes),
+            caps=Caps(
+                settings.idempotency_max_keys,
+                settings.idempotency_max_bytes,
+                settings.generation_lease_seconds,
+            ),
         ),
         catalog=ports.catalog,
         variants=variant_maker(ports),

@@ -170,11 +170,14 @@ class Claim:
 
 @dataclass(frozen=True)
 class Caps:
-    """What one API key's rows may add up to (``IDEMPOTENCY_MAX_KEYS``,
-    ``IDEMPOTENCY_MAX_BYTES``)."""
+    """The terms a claim is made on: what one API key's rows may add up to
+    (``IDEMPOTENCY_MAX_KEYS``, ``IDEMPOTENCY_MAX_BYTES``), and how long a running claim
+    holds before its request is presumed dead (``GENERATION_LEASE_SECONDS``: the same lease
+    as the request's charge, so a retry that takes the claim over takes the charge over)."""
 
     rows: int
     bytes: int
+    lease_seconds: float = LEASE_SECONDS
 
 
 UNCAPPED = Caps(2**62, 2**62)
@@ -270,7 +273,7 @@ class IdempotencyTable:
         row = (account, scope, key, fingerprint, token, RUNNING, now, now + RETENTION_SECONDS)
         limits = (account, caps.rows, size, caps.bytes)
         for _ in range(CLAIM_ATTEMPTS):
-            if self._exec(CLAIM, (*row, now + LEASE_SECONDS, size, *limits)):
+            if self._exec(CLAIM, (*row, now + caps.lease_seconds, size, *limits)):
                 return Claim("started")
             found = self._exec(READ, (scope, key))
             if not found:
@@ -285,7 +288,7 @@ class IdempotencyTable:
             if state == DONE:
                 return Claim("done", response_from_row(status, body, headers, image_key))
             wait = math.ceil(float(lease_until) - now)
-            return Claim("running", retry_after=min(LEASE_SECONDS, max(1, wait)))
+            return Claim("running", retry_after=max(1, min(math.ceil(caps.lease_seconds), wait)))
         return Claim("running", retry_after=1)  # contended beyond reason: let the client retry
 
     def _until_room(self, account: str, now: float) -> int:

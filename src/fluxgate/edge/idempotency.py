@@ -46,6 +46,7 @@ class IdempotencyObject(DurableObject):
         now: float,
         max_rows: int,
         max_bytes: int,
+        lease_seconds: float,
     ) -> list[Any]:
         """``[state, retry_after, status, body, headers, image_key]`` (see
         :func:`~fluxgate.idempotency_store.claim_fields`)."""
@@ -56,7 +57,7 @@ class IdempotencyObject(DurableObject):
             str(token),
             float(now),
             account=str(account),
-            caps=Caps(int(max_rows), int(max_bytes)),
+            caps=Caps(int(max_rows), int(max_bytes), float(lease_seconds)),
         )
         return claim_fields(claim)
 
@@ -100,7 +101,7 @@ class WorkersIdempotency:
     ) -> Claim:
         stub = self._stub(account)
         claimed = await stub.claim(
-            account, scope, key, fingerprint, token, now, caps.rows, caps.bytes
+            account, scope, key, fingerprint, token, now, caps.rows, caps.bytes, caps.lease_seconds
         )
         return claim_from_fields(py_value(claimed))
 

@@ -35,7 +35,7 @@ def test_openapi_documents_every_endpoint_and_both_body_encodings(client):
 def test_unknown_routes_and_methods_are_json(client):
     r = client.get("/v2/nothing")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-    r = client.delete("/v1/images/generations")
+    r = client.put("/v1/images/generations")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 

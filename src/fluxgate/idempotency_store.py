@@ -2,13 +2,13 @@
 
 A client that lost a response retries with the same key; it must get the first answer,
 not a second (paid) generation. So a key is *claimed* before the work starts, and only one
-of any number of concurrent claimers may start it: the claim is one upsert whose ``WHERE``
-replaces an existing row only when it is dead (past its retention, or an in-progress claim
-whose lease ran out because its request crashed), and ``RETURNING`` tells the claimer
-whether it won. The others read the row: the stored answer, "still running", or "this key
-was used for another request". The same SQL runs in one Durable Object per API key on
-Workers (a single writer) and in a local SQLite file (under ``BEGIN IMMEDIATE``: exact
-across processes too).
+of any number of concurrent claimers may start it: a dead row is deleted first (past its
+retention, or an in-progress claim whose lease ran out because its request crashed), then
+the claim is one ``INSERT ... ON CONFLICT DO NOTHING`` whose ``RETURNING`` tells the
+claimer whether it won. The others read the row: the stored answer, "still running", or
+"this key was used for another request". A claim's statements run as one: in one Durable
+Object per API key on Workers (a single writer, one synchronous call) and in a local SQLite
+file (under ``BEGIN IMMEDIATE``: exact across processes too).
 
 Only the current holder's token completes or releases a claim, so a request that lost its
 lease never overwrites the answer of the request that took over. Rows are remembered for

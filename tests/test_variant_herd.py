@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from fluxgate.local import transform
+from fluxgate.variants import MAX_MAKING
 
 from .bodies import generate, generation
 
@@ -80,6 +81,27 @@ async def test_a_burst_on_a_failing_variant_makes_one_attempt(
     assert client.get(path).status_code == 502 and images.made == 1
 
 
+DISTINCT = [f"{width}.{fmt}" for fmt in ("webp", "png", "jpeg") for width in (128, 256, 512, 1024)]
+
+
+def hold_encodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[threading.Event, set[str], asyncio.Event]:
+    """Pillow's encodes wait until ``release`` is set; ``threads``: the threads they ran
+    on; ``started`` is set by the first."""
+    release, threads, started = threading.Event(), set[str](), asyncio.Event()
+    encode, loop = transform.encode_variant, asyncio.get_running_loop()
+
+    def held(data: bytes, width: int, fmt: str) -> bytes:
+        threads.add(threading.current_thread().name)
+        loop.call_soon_threadsafe(started.set)
+        release.wait(60)
+        return encode(data, width, fmt)
+
+    monkeypatch.setattr(transform, "encode_variant", held)
+    return release, threads, started
+
+
 @pytest.mark.anyio
 async def test_encodes_never_hold_up_the_stores(
     client: Any,
@@ -91,19 +113,9 @@ async def test_encodes_never_hold_up_the_stores(
     """Locally, Pillow encodes on a bounded pool of its own: while every one of its threads
     is busy (held here), an authenticated request, which reads the SQLite stores on the
     default executor, is answered. The Worker has no threads: the Images binding encodes."""
-    names = ["128.webp", "256.webp", "512.webp", "128.png", "256.png", "512.png", "128.jpeg"]
-    names += ["256.jpeg", "512.jpeg", "1024.jpeg"]
+    names = DISTINCT[:MAX_MAKING]  # more than the default executor's threads on 2 cores
     _, paths = variant_url(client, auth, *names)
-    release, threads, started = threading.Event(), set(), asyncio.Event()
-    encode, loop = transform.encode_variant, asyncio.get_running_loop()
-
-    def held(data: bytes, width: int, fmt: str) -> bytes:
-        threads.add(threading.current_thread().name)
-        loop.call_soon_threadsafe(started.set)
-        release.wait(60)
-        return encode(data, width, fmt)
-
-    monkeypatch.setattr(transform, "encode_variant", held)
+    release, threads, started = hold_encodes(monkeypatch)
     async with async_client() as http:
         downloads = [asyncio.ensure_future(http.get(path)) for path in paths]
         with anyio.fail_after(30):  # a deadlock guard, not a measurement
@@ -115,3 +127,35 @@ async def test_encodes_never_hold_up_the_stores(
     assert [r.status_code for r in answers] == [200] * len(names)
     assert threads and all(name.startswith(transform.THREAD_PREFIX) for name in threads)
     assert len(threads) <= transform.ENCODE_THREADS
+
+
+@pytest.mark.anyio
+async def test_too_many_variants_at_once_is_503_with_retry_after(
+    client: Any,
+    async_client: Any,
+    auth: dict[str, str],
+    images: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most ``MAX_MAKING`` variants are made at once per process (per isolate on
+    Workers): past that a first download is refused at once, not queued holding its
+    original in memory, and nothing is remembered against the variant."""
+    names = DISTINCT[: MAX_MAKING + 2]
+    _, paths = variant_url(client, auth, *names)
+    release, _, started = hold_encodes(monkeypatch)
+    async with async_client() as http:
+        downloads = [asyncio.ensure_future(http.get(path)) for path in paths]
+        with anyio.fail_after(30):  # a deadlock guard, not a measurement
+            await started.wait()
+            while sum(task.done() for task in downloads) < 2:
+                await asyncio.wait(downloads, return_when=asyncio.FIRST_COMPLETED)
+        refused = [task.result() for task in downloads if task.done()]
+        release.set()
+        answers = await asyncio.gather(*downloads)
+        assert [r.status_code for r in refused] == [503, 503]
+        assert {r.json()["error"]["code"] for r in refused} == {"variants_busy"}
+        assert all(int(r.headers["retry-after"]) > 0 for r in refused)
+        assert sorted(r.status_code for r in answers) == [200] * MAX_MAKING + [503, 503]
+        retried = [await http.get(paths[answers.index(r)]) for r in refused]
+    assert [r.status_code for r in retried] == [200, 200]
+    assert images.made == MAX_MAKING + 2

@@ -133,6 +133,19 @@ def variant_failed() -> ApiError:
     return ApiError(502, "variant_failed", "The image service could not make this variant.")
 
 
+BUSY_RETRY_SECONDS = 5
+
+
+def variants_busy() -> ApiError:
+    """Too many variants are being made at once here: retry shortly (nothing is remembered)."""
+    return ApiError(
+        503,
+        "variants_busy",
+        "Too many image variants are being made at the moment; retry shortly.",
+        headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+    )
+
+
 def original_digest(original_key: str) -> str | None:
     """The SHA-256 an original's key names (``images/<sha256>.<ext>``), else ``None``."""
     match = _ORIGINAL_KEY.match(original_key)
@@ -224,6 +237,30 @@ FAILURE_MEMORY_SECONDS = 600
 _FAILURES = RecentFailures()
 
 
+class TransformSlots:
+    """How many variants this process (on Workers, this isolate) is making at once, at most
+    ``limit``: each holds its original in memory (up to a few MB) while it waits for the
+    encoder, so a burst over many distinct variants is refused (``503 variants_busy``,
+    ``Retry-After``) rather than queued without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken = 0
+
+    def take(self) -> None:
+        """Raise ``503 variants_busy`` when every slot is taken."""
+        if self._taken >= self.limit:
+            raise variants_busy()
+        self._taken += 1
+
+    def give_back(self) -> None:
+        self._taken -= 1
+
+
+MAX_MAKING = 8
+_SLOTS = TransformSlots(MAX_MAKING)
+
+
 @dataclass(frozen=True)
 class VariantMaker:
     """Makes a variant the first time it is asked for and keeps it beside its original.
@@ -242,11 +279,13 @@ class VariantMaker:
     disclose: bool = True  # mark each variant as AI-generated (the ``ai_disclosure`` setting)
     failures: RecentFailures = _FAILURES
     coalescer: Coalescer = field(default_factory=PollingCoalescer)
+    slots: TransformSlots = _SLOTS
 
     async def ensure(self, original_key: str, variant: Variant) -> bool:
         """Whether the variant is stored now, made if missing; ``False`` when the original
         is gone (then nothing is made). Raises ``502 variant_failed`` when the transformer
-        (or the marking of its output) fails."""
+        (or the marking of its output) fails, ``503 variants_busy`` when :data:`MAX_MAKING`
+        other variants are being made here."""
         key = variant_key(original_key, variant)
         if await self.objects.head(key) is not None:
             return True
@@ -256,8 +295,9 @@ class VariantMaker:
             made, _ = await self.coalescer.run(
                 f"variant:{key}", lambda: self._make_once(original_key, variant, key)
             )
-        except ApiError:
-            self.failures.remember(key)  # every waiter remembers: no retry at once anywhere
+        except ApiError as exc:
+            if exc.code == "variant_failed":  # every waiter remembers: no retry at once
+                self.failures.remember(key)
             raise
         return bool(made)
 
@@ -265,6 +305,13 @@ class VariantMaker:
         """The leader's part: make and store the variant unless it is there by now."""
         if await self.objects.head(key) is not None:
             return True
+        self.slots.take()
+        try:
+            return await self._make_and_store(original_key, variant, key)
+        finally:
+            self.slots.give_back()
+
+    async def _make_and_store(self, original_key: str, variant: Variant, key: str) -> bool:
         source = await self.objects.head(original_key)
         image = None if source is None else await self.objects.read_image(original_key)
         if source is None or image is None:

@@ -40,7 +40,11 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     416: {"model": ErrorBody, "description": "Range outside the file"},
     501: {"model": ErrorBody, "description": "Variants are not available on this deployment"},
     502: {"model": ErrorBody, "description": "The variant could not be made"},
-    503: {"model": ErrorBody, "description": "File access not configured"},
+    503: {
+        "model": ErrorBody,
+        "description": "File access not configured, or too many variants being made at once "
+        "(`variants_busy`, with `Retry-After`)",
+    },
 }
 
 

@@ -6,14 +6,20 @@ IMAGE_RETENTION_DAYS are deleted by themselves.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.runtime import LocalRuntime
 from fluxgate.signing import UrlSigner
 
@@ -21,6 +27,7 @@ from .bodies import generate, generation
 from .conftest import FAILS_STORE, MOVES_CLOCK, new_key
 from .doubles import FlakyObjects
 from .polling import finished, wait_for
+from .servers import cli
 
 VARIANT = "256.webp"
 
@@ -275,3 +282,44 @@ def test_images_older_than_the_retention_are_swept(
     assert len(stored_objects(storage, young)) == 2
     again = generate(client, auth, generation("a paper crane", square=256))
     assert again.headers["x-cache"] == "MISS"
+
+
+@pytest.mark.settings(image_retention_days=1)
+def test_under_a_retention_a_young_image_is_served_listed_and_deletable(
+    client: httpx.Client, auth: dict[str, str], storage: Any
+) -> None:
+    """What a retention changes for an image younger than it: nothing (on the Worker the
+    catalog's Durable Objects read the setting too); it goes on deletion as always."""
+    body = made(client, auth)
+    assert client.get(f"/v1/images/{body['id']}", headers=auth).status_code == 200
+    assert listed(client, auth) == [body["id"]]
+    assert delete(client, auth, body["id"]).status_code == 200
+    assert_gone(client, auth, storage, body)
+
+
+def test_fluxgate_sweep_deletes_the_images_older_than_the_retention(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    objects = DirectoryObjects(data / "objects")
+    now = int(time.time())
+    old, young = f"images/{'a' * 64}.png", f"images/{'b' * 64}.png"
+    for key, created in ((old, now - 3 * 86400), (young, now - 3600)):
+        meta = {"created": str(created)}
+        put = partial(objects.put, key, b"png", content_type="image/png", custom_metadata=meta)
+        anyio.run(put)
+    put = partial(
+        objects.put,
+        f"variants/{'a' * 64}/256.webp",
+        b"webp",
+        content_type="image/webp",
+        custom_metadata={},
+    )
+    anyio.run(put)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXGATE_")}
+
+    run = cli("sweep", "--data-dir", str(data), env={**env, "FLUXGATE_IMAGE_RETENTION_DAYS": "2"})
+
+    assert run.returncode == 0, run.stderr
+    assert "swept: 1 images" in run.stderr
+    assert [info.key for info in anyio.run(objects.list, "")] == [young]
+    off = cli("sweep", "--data-dir", str(data), env=env)
+    assert off.returncode == 0 and "IMAGE_RETENTION_DAYS is not set" in off.stderr

@@ -415,43 +415,51 @@ async def case_idempotency_object_starts_a_key_once_and_replays_its_answer():
     import asyncio
 
     from fluxgate.edge.idempotency import WorkersIdempotency, idempotency_from_env
-    from fluxgate.idempotency_store import LEASE_SECONDS, Claim, StoredResponse
+    from fluxgate.idempotency_store import LEASE_SECONDS, Caps, Claim, StoredResponse
 
     store, account = idempotency_from_env(worker_env), unique("key")
     assert isinstance(store, WorkersIdempotency)
     assert idempotency_from_env(object()) is None
     now = time.time()  # a float crosses the RPC as a JS number
+    caps = Caps(rows=100, bytes=10**7)
     claims = await asyncio.gather(
-        *(store.claim(account, account, "k", "fp", f"t{n}", now) for n in range(8))
+        *(store.claim(account, account, "k", "fp", f"t{n}", now, caps) for n in range(8))
     )
     assert sorted(c.state for c in claims) == ["running"] * 7 + ["started"], claims
     (winner,) = [n for n, c in enumerate(claims) if c.state == "started"]
     waiting = next(c for c in claims if c.state == "running")
     assert type(waiting.retry_after) is int and 1 <= waiting.retry_after <= LEASE_SECONDS
-    assert await store.claim(account, account, "k", "other", "t", now) == Claim("mismatch")
+    assert await store.claim(account, account, "k", "other", "t", now, caps) == Claim("mismatch")
     answer = StoredResponse(200, '{"id":"img_1","é":"✓"}', {"X-Cache": "MISS"}, None)
     stored = await store.complete(account, account, "k", "not-mine", answer, now + 1)
     assert stored is False
     stored = await store.complete(account, account, "k", f"t{winner}", answer, now + 1)
     assert stored is True
-    done = await store.claim(account, account, "k", "fp", "t-late", now + 2)
+    done = await store.claim(account, account, "k", "fp", "t-late", now + 2, caps)
     assert done == Claim("done", answer), done
     assert type(done.response.status) is int and type(done.response.headers) is dict
     # b64_json: an image key goes through; a released claim starts again
     spliced = StoredResponse(200, "{}", {}, "images/abc.png")
-    assert (await store.claim(account, account, "b", "fp", "t1", now)).state == "started"
+    assert (await store.claim(account, account, "b", "fp", "t1", now, caps)).state == "started"
     await store.release(account, account, "b", "t1")
-    assert (await store.claim(account, account, "b", "fp", "t2", now)).state == "started"
+    assert (await store.claim(account, account, "b", "fp", "t2", now, caps)).state == "started"
     assert await store.complete(account, account, "b", "t2", spliced, now)
-    assert (await store.claim(account, account, "b", "fp", "t3", now)).response == spliced
+    assert (await store.claim(account, account, "b", "fp", "t3", now, caps)).response == spliced
     # a crashed claim's lease runs out: taken over, and its holder can no longer store
     later = now + LEASE_SECONDS
-    assert (await store.claim(account, account, "c", "fp", "old", now)).state == "started"
-    assert (await store.claim(account, account, "c", "fp", "new", later)).state == "started"
+    assert (await store.claim(account, account, "c", "fp", "old", now, caps)).state == "started"
+    assert (await store.claim(account, account, "c", "fp", "new", later, caps)).state == "started"
     assert not await store.complete(account, account, "c", "old", answer, later)
     # another account is another object
     other = unique("other")
-    assert (await store.claim(other, account, "k", "fp", "t", now)).state == "started"
+    assert (await store.claim(other, account, "k", "fp", "t", now, caps)).state == "started"
+    # an account's caps are checked in its object: past them a new key is "full"
+    capped = unique("capped")
+    one = Caps(rows=1, bytes=10**7)
+    assert (await store.claim(capped, capped, "k1", "fp", "t", now, one)).state == "started"
+    full = await store.claim(capped, capped, "k2", "fp", "t", now + 5, one)
+    assert full.state == "full" and type(full.retry_after) is int, full
+    assert 1 <= full.retry_after <= 24 * 3600
 
 
 # -- coalescing across isolates ------------------------------------------------------------

@@ -96,6 +96,7 @@ LOCAL_ONLY_FIXTURES = {
 RUNTIMES = ("local", "worker")
 # A report's user property: how the Worker's isolate died during the test (one per way).
 ISOLATE_CRASH = "worker_isolate_crash"
+ISOLATE_CHECKED = "worker_isolate_checked"  # the test ran on a stack that was checked
 # Why a black-box test runs on the local runtime only (``local_only(reason=...)``): what it
 # needs is something workerd lets nobody do from outside.
 MOVES_CLOCK = "moves the clock; workerd's cannot be moved from outside"
@@ -164,17 +165,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{runtime}: {parts or 'none'}")
     for line in skipped:
         terminalreporter.write_line(f"skipped on the Worker: {line}")
-    crashes = [
-        f"{report.nodeid}: {value}"
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        for name, value in getattr(report, "user_properties", ())
-        if name == ISOLATE_CRASH and getattr(report, "when", None) == "teardown"
-    ]
-    if counts[("worker", "passed")] or crashes:
+    crashes: list[str] = []
+    checked: set[str] = set()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "teardown":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == ISOLATE_CRASH:
+                    crashes.append(f"{report.nodeid}: {value}")
+                elif name == ISOLATE_CHECKED:
+                    checked.add(report.nodeid)
+    if checked:
         terminalreporter.write_line(
-            "Worker isolate crashes: "
-            + ("none (checked after every test on workerd)" if not crashes else str(len(crashes)))
+            f"Worker isolate crashes: {len(crashes) or 'none'} "
+            f"(checked after each of {len(checked)} tests on the tests' workerd stacks)"
         )
     for line in crashes:
         terminalreporter.write_line(f"isolate crashed: {line}")
@@ -247,6 +252,7 @@ def workerd(
     stack = workerd_pool.get(setting_vars(settings), secrets, unbound, bindings)
     stack.reset()
     before = stack.isolates()
+    request.node.user_properties.append((ISOLATE_CHECKED, True))
     yield stack
     crashes = stack.isolates().crashes_since(before)
     if crashes:  # the answers may have looked right, but a request killed the isolate

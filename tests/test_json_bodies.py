@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from starlette.requests import Request
 
 from fluxgate.api.app import create_app
 from fluxgate.api.body_route import JsonBodyRoute
 from fluxgate.api.json_text import MAX_JSON_DEPTH
+from fluxgate.gateway import Gateway
 
-from .runtimes import Workerd
+from .doubles import ScriptedAI
+from .runtimes import Workerd, WorkerdAI
 
+Headers = dict[str, str]
 DEPTH = 100_000
 
 
@@ -106,8 +110,16 @@ def alive(client: httpx.Client, isolates: Callable[[], int]) -> Iterator[None]:
     ("method", "path", "credential", "status", "code"), ALL_ROUTES, ids=ROUTE_IDS
 )
 def test_a_body_nested_100000_deep_in_any_encoding_is_refused_and_the_isolate_lives(
-    client, auth, admin, alive, method, path, credential, status, code
-):
+    client: httpx.Client,
+    auth: Headers,
+    admin: Headers,
+    alive: None,
+    method: str,
+    path: str,
+    credential: str,
+    status: int,
+    code: str,
+) -> None:
     headers = admin if credential == "admin" else auth
     for text, encoding in itertools.product((DEEP, JUST_TOO_DEEP), ENCODINGS):
         r = send(client, method, path, text.encode(encoding), headers)
@@ -118,24 +130,32 @@ def test_a_body_nested_100000_deep_in_any_encoding_is_refused_and_the_isolate_li
     ("method", "path", "credential", "status", "code"), ALL_ROUTES, ids=ROUTE_IDS
 )
 def test_without_a_valid_credential_no_body_is_read_the_answer_is_401(
-    client, admin, alive, method, path, credential, status, code
-):
+    client: httpx.Client,
+    admin: Headers,
+    alive: None,
+    method: str,
+    path: str,
+    credential: str,
+    status: int,
+    code: str,
+) -> None:
     for encoding in ENCODINGS:
         r = send(client, method, path, DEEP.encode(encoding), {})
         assert r.status_code == 401, (encoding, r.text)
     for bad in ("Bearer fgk_not_a_key", "Bearer not-the-admin-token"):
         r = send(client, method, path, b"{" * 100, {"Authorization": bad, **own_address()})
         assert r.status_code == 401, (bad, r.text)
-    # An API key is not the admin credential: 403 on the admin routes, still before the body.
-    new = client.post("/v1/admin/keys", json={"name": "plain"}, headers=admin)
-    key = {"Authorization": f"Bearer {new.json()['key']}"}
-    if credential == "admin":
+    if credential == "admin":  # an API key without the admin scope: 403, before the body
+        new = client.post("/v1/admin/keys", json={"name": "plain"}, headers=admin)
+        key = {"Authorization": f"Bearer {new.json()['key']}"}
         r = send(client, method, path, DEEP.encode("utf-16-le"), key)
         assert r.status_code == 403 and error_of(r)["code"] == "insufficient_scope", r.text
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
-def test_json_that_is_not_utf8_is_400_invalid_json_even_when_shallow(client, admin, encoding):
+def test_json_that_is_not_utf8_is_400_invalid_json_even_when_shallow(
+    client: httpx.Client, admin: Headers, encoding: str
+) -> None:
     text = json.dumps({"name": "\u2200 shallow"}, ensure_ascii=False)
     r = client.post("/v1/admin/keys", content=text.encode(encoding), headers={**JSON, **admin})
     error = error_of(r)
@@ -143,7 +163,9 @@ def test_json_that_is_not_utf8_is_400_invalid_json_even_when_shallow(client, adm
     assert "UTF-8" in error["message"]
 
 
-def test_a_utf8_byte_order_mark_is_ignored_but_invalid_utf8_is_refused(client, admin):
+def test_a_utf8_byte_order_mark_is_ignored_but_invalid_utf8_is_refused(
+    client: httpx.Client, admin: Headers
+) -> None:
     ok = client.post(
         "/v1/admin/keys",
         content=b"\xef\xbb\xbf" + json.dumps({"name": "bom"}).encode(),
@@ -155,7 +177,9 @@ def test_a_utf8_byte_order_mark_is_ignored_but_invalid_utf8_is_refused(client, a
         assert (r.status_code, error_of(r)["code"]) == (400, "invalid_json"), (body, r.text)
 
 
-def test_a_generation_in_utf16_is_refused_not_generated(client, auth, ai, alive):
+def test_a_generation_in_utf16_is_refused_not_generated(
+    client: httpx.Client, auth: Headers, ai: ScriptedAI | WorkerdAI, alive: None
+) -> None:
     """Small enough for the direct path (which declines it), then refused by the route."""
     body = json.dumps({"prompt": "a lighthouse \u2200"}).encode("utf-16")
     r = client.post("/v1/images/generations", content=body, headers={**JSON, **auth})
@@ -163,7 +187,9 @@ def test_a_generation_in_utf16_is_refused_not_generated(client, auth, ai, alive)
     assert ai.calls == 0
 
 
-def test_a_form_field_of_json_nested_100000_deep_is_a_field_error(client, auth, ai, alive):
+def test_a_form_field_of_json_nested_100000_deep_is_a_field_error(
+    client: httpx.Client, auth: Headers, ai: ScriptedAI | WorkerdAI, alive: None
+) -> None:
     files = {"prompt": (None, "a lighthouse"), "variants": (None, "[" * DEPTH + "]" * DEPTH)}
     r = client.post("/v1/images/generations", files=files, headers=auth)
     error = error_of(r)
@@ -171,7 +197,11 @@ def test_a_form_field_of_json_nested_100000_deep_is_a_field_error(client, auth, 
     assert ai.calls == 0
 
 
-def _api_routes(routes: list[object]) -> Iterator[APIRoute]:
+def _unresolved(_request: Request) -> Gateway:
+    raise AssertionError("the app's routes are read, no request is served")
+
+
+def _api_routes(routes: Sequence[object]) -> Iterator[APIRoute]:
     for route in routes:
         if isinstance(route, APIRoute):
             yield route
@@ -180,12 +210,14 @@ def _api_routes(routes: list[object]) -> Iterator[APIRoute]:
             yield from _api_routes(included.routes)
 
 
-def test_every_route_that_may_take_a_body_is_tested_here_and_reads_it_after_the_credential():
-    routes = list(_api_routes(create_app(lambda _request: None).routes))  # type: ignore[arg-type,return-value]
+def test_every_route_that_may_take_a_body_is_tested_here_and_reads_it_after_the_credential() -> (
+    None
+):
+    routes = list(_api_routes(create_app(_unresolved).routes))
     with_body = {
         (method, route.path)
         for route in routes
-        for method in route.methods
+        for method in route.methods or ()
         if method in ("POST", "PUT", "PATCH")
     }
     assert with_body == {(method, path) for method, path, *_ in ALL_ROUTES}

@@ -127,6 +127,17 @@ def test_the_owner_deletes_an_image_and_everything_that_pointed_at_it(
     assert again.headers["x-cache"] == "MISS"
 
 
+@pytest.mark.settings(cors_allowed_origins="https://app.example.com")
+def test_a_browser_app_may_delete(client: httpx.Client, auth: dict[str, str]) -> None:
+    """A page on an allowed origin (with a client token, say) is let through the preflight
+    of a DELETE."""
+    asked = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"}
+    answer = client.options("/v1/images/img_" + "0" * 24, headers=asked)
+    assert answer.status_code == 204
+    methods = answer.headers["access-control-allow-methods"]
+    assert "DELETE" in {m.strip() for m in methods.split(",")}
+
+
 def test_deleting_twice_answers_404_the_second_time(
     client: httpx.Client, auth: dict[str, str]
 ) -> None:

@@ -169,6 +169,27 @@ def test_another_keys_image_is_not_found_and_stays(
     assert all(client.get(url).status_code == 200 for url in urls(body))
 
 
+@pytest.mark.settings(cache_scope="global")
+def test_under_a_global_cache_the_bytes_belong_to_the_key_that_paid(
+    client: httpx.Client, auth: dict[str, str], storage: Any
+) -> None:
+    """Another key served the image from the shared cache deletes its own record only;
+    the key that made (and paid for) it deletes the bytes, for everyone."""
+    body = made(client, auth)
+    other = new_key(client, "other")
+    hit = generate(client, other, generation("a paper crane", square=256, variants=[VARIANT]))
+    assert hit.headers["x-cache"] == "HIT" and hit.json()["id"] != body["id"]
+
+    assert delete(client, other, hit.json()["id"]).status_code == 200
+
+    assert client.get(f"/v1/images/{hit.json()['id']}", headers=other).status_code == 404
+    assert hit.json()["id"] not in listed(client, other)
+    assert all(client.get(url).status_code == 200 for url in urls(body))
+    assert len(stored_objects(storage, body)) == 2
+    assert delete(client, auth, body["id"]).status_code == 200
+    assert_gone(client, auth, storage, body)
+
+
 def test_a_key_without_the_generate_scope_may_not_delete(
     client: httpx.Client, auth: dict[str, str], admin: dict[str, str]
 ) -> None:

@@ -355,3 +355,24 @@ def test_fluxgate_sweep_deletes_the_images_older_than_the_retention(tmp_path: Pa
     assert [info.key for info in anyio.run(objects.list, "")] == [young]
     off = cli("sweep", "--data-dir", str(data), env=env)
     assert off.returncode == 0 and "IMAGE_RETENTION_DAYS is not set" in off.stderr
+
+
+@pytest.mark.settings(image_retention_days=1)
+def test_the_local_server_sweeps_as_it_starts(
+    make_runtime: Callable[..., LocalRuntime], objects: FlakyObjects, clock: Any
+) -> None:
+    key = f"images/{'c' * 64}.png"
+    created = {"created": str(int(clock()) - 2 * 86400)}
+    put = partial(objects.put, key, b"png", content_type="image/png", custom_metadata=created)
+    anyio.run(put)
+    runtime = make_runtime()
+
+    async def serve_until_swept() -> bool:
+        async with runtime.background_jobs():  # what `fluxgate serve` runs around the app
+            for _ in range(500):
+                if await objects.head(key) is None:
+                    return True
+                await anyio.sleep(0.01)
+        return False
+
+    assert anyio.run(serve_until_swept)

@@ -210,7 +210,10 @@ _IDEMPOTENCY: dict[str, Any] = {
             "replays the first answer (`Idempotent-Replayed: true`), with no model call, "
             "charge or job; with another request, `422 idempotency_key_reused`; while the "
             "first still runs, the retry waits for it (up to 30 s, then "
-            "`409 idempotency_key_in_progress`). Scoped to the caller. 1-255 printable ASCII.",
+            "`409 idempotency_key_in_progress`). Scoped to the caller. 1-255 printable ASCII. "
+            "Each API key keeps at most IDEMPOTENCY_MAX_KEYS keys (and IDEMPOTENCY_MAX_BYTES) "
+            "for 24 h: past that, a new key is `429 idempotency_keys_exhausted` (Retry-After). "
+            "A request killed mid-generation and retried with its key is charged once.",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
         }
     ]

@@ -8,17 +8,11 @@ even with another process sharing the file.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
 
 from ..idempotency_store import Caps, Claim, IdempotencyTable, StoredResponse
-from .sqlite import connect
-
-T = TypeVar("T")
+from .sqlite import TransactionalFile
 
 
 class SqliteIdempotency:
@@ -26,26 +20,9 @@ class SqliteIdempotency:
     API key: ``account`` is a column, which the caps count by)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._db = connect(path)
-        self._lock = threading.Lock()
-        self._table = IdempotencyTable(
-            lambda sql, params: self._db.execute(sql, tuple(params)).fetchall()
-        )
-
-    def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        # BEGIN IMMEDIATE takes the write lock up front: no other process interleaves.
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(*args)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return result
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(self._transaction, fn, *args)
+        self._file = TransactionalFile(path)
+        self._table = IdempotencyTable(self._file.execute)
+        self._run = self._file.run
 
     async def claim(
         self,
@@ -81,4 +58,4 @@ class SqliteIdempotency:
         await self._run(self._table.release, scope, key, token)
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()

@@ -7,43 +7,19 @@ a refund and the hold it deletes) leaves neither, never one without the other.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 from ..ledger import DaySpend, Ledger, Reservation, Usage
-from .sqlite import connect
-
-T = TypeVar("T")
+from .sqlite import TransactionalFile
 
 
 class SqliteLedger:
     def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
-        self._db = connect(path)
-        self._lock = threading.Lock()
-        self._ledger = Ledger(self._execute, clock)
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        return self._db.execute(sql, tuple(params)).fetchall()
-
-    def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        # BEGIN IMMEDIATE takes the write lock up front, so another process sharing the file
-        # cannot interleave between an operation's reads and its writes.
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(*args)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return result
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(self._transaction, fn, *args)
+        self._file = TransactionalFile(path)
+        self._ledger = Ledger(self._file.execute, clock)
+        self._run = self._file.run
 
     async def reserve(
         self,
@@ -74,4 +50,4 @@ class SqliteLedger:
         return await self._run(self._ledger.history, account, first, last)
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -32,3 +35,36 @@ class SqliteFile:
 
     def close(self) -> None:
         self.db.close()
+
+
+class TransactionalFile:
+    """A connection whose operations each run whole in one ``BEGIN IMMEDIATE`` transaction,
+    off the event loop: what a Durable Object's method is to its storage (its statements
+    commit together, and no other writer, thread or process, interleaves with them).
+
+    ``execute`` runs one statement inside the operation :meth:`run` has opened."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = connect(path)
+        self._lock = threading.Lock()
+
+    def execute(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock up front
+            try:
+                result = fn(*args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return result
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in one transaction, on a worker thread."""
+        return await asyncio.to_thread(self._transaction, fn, *args)
+
+    def close(self) -> None:
+        self._db.close()

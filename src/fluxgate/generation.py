@@ -554,7 +554,8 @@ class Generator:
         info = await self._objects.head(record.object_key)
         owner = account if info is None else info.custom_metadata.get("owner", account)
         if admin or owner == account:
-            # The original first: once it is gone, no download can make a variant again.
+            # The original first, then the listing: a variant being made meanwhile is either
+            # listed here, or dropped by its maker, which checks the original once stored.
             await self._objects.delete(record.object_key)
             digest = original_digest(record.object_key)
             if digest is not None:

@@ -283,9 +283,9 @@ class VariantMaker:
 
     async def ensure(self, original_key: str, variant: Variant) -> bool:
         """Whether the variant is stored now, made if missing; ``False`` when the original
-        is gone (then nothing is made). Raises ``502 variant_failed`` when the transformer
-        (or the marking of its output) fails, ``503 variants_busy`` when :data:`MAX_MAKING`
-        other variants are being made here."""
+        is gone (then nothing is made, or what was made while it went is dropped). Raises
+        ``502 variant_failed`` when the transformer (or the marking of its output) fails,
+        ``503 variants_busy`` when :data:`MAX_MAKING` other variants are being made here."""
         key = variant_key(original_key, variant)
         if await self.objects.head(key) is not None:
             return True
@@ -325,7 +325,21 @@ class VariantMaker:
         await self.objects.put(
             key, made, content_type=variant.content_type, custom_metadata=metadata
         )
-        return True
+        return await self._still_wanted(original_key, key)
+
+    async def _still_wanted(self, original_key: str, key: str) -> bool:
+        """Whether the variant just stored may stay: only while its original does. An image
+        deleted while this variant was being made (its original read before the deletion,
+        its variant written after the deletion listed ``variants/<sha256>/``) would leave a
+        variant no deletion can find again. The deletion removes the original before it
+        lists the variants, so one of the two sees the other: its listing this variant, or
+        this HEAD the original gone (then the variant goes, and the download is a 404).
+        One HEAD per variant made, none per download."""
+        if await self.objects.head(original_key) is not None:
+            return True
+        log.info("%s: its original was deleted meanwhile; dropping it", key)
+        await self.objects.delete(key)
+        return False
 
     async def _make(
         self, image: ImageBytes, variant: Variant, metadata: Mapping[str, str]

@@ -50,13 +50,19 @@ def read_xmp(data: bytes, tmp_path: Path) -> dict[str, Any]:
     return found
 
 
-def assert_disclosed(data: bytes, tmp_path: Path, generator: str, created: int) -> None:
+def assert_disclosed(
+    data: bytes, tmp_path: Path, generator: str, created: int, generation: str | None = None
+) -> None:
+    """The packet, as exiftool reads it; ``generation``: an original names the generation
+    it is (``xmpMM:InstanceID``), so no two generations share bytes."""
     xmp = read_xmp(data, tmp_path)
     when = datetime.fromtimestamp(created, UTC).strftime("%Y:%m:%d %H:%M:%SZ")
+    instance = {"XMP-xmpMM:InstanceID": f"xmp.iid:{generation}"} if generation else {}
     assert xmp == {
         "XMP-iptcExt:DigitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
         "XMP-xmp:CreatorTool": generator,
         "XMP-xmp:CreateDate": when,
+        **instance,
     }
 
 
@@ -356,7 +362,7 @@ def test_a_generation_is_stored_marked_and_described_by_its_sha256(client, auth,
     assert hashlib.sha256(data).hexdigest() == body["sha256"]
     assert len(data) == body["bytes"] == int(download.headers["content-length"])
     assert download.headers["etag"] == f'"{body["sha256"]}"'
-    assert_disclosed(data, tmp_path, body["model"], body["created"])
+    assert_disclosed(data, tmp_path, body["model"], body["created"], body["id"])
     assert pixels(data)[1] == (256, 256)
 
 
@@ -364,7 +370,7 @@ def test_a_b64_json_answer_is_the_marked_image(client, auth, tmp_path):
     ask = generation("a lighthouse at dusk", square=256, response_format="b64_json")
     first = generate(client, auth, ask).json()
     data = base64.b64decode(first["data"][0]["b64_json"])
-    assert_disclosed(data, tmp_path, first["model"], first["created"])
+    assert_disclosed(data, tmp_path, first["model"], first["created"], first["id"])
     assert hashlib.sha256(data).hexdigest() == first["sha256"]
     again = generate(client, auth, ask)  # a cache hit reads the stored object
     assert again.headers["x-cache"] == "HIT"

@@ -376,3 +376,36 @@ def test_the_local_server_sweeps_as_it_starts(
         return False
 
     assert anyio.run(serve_until_swept)
+
+
+# -- what a deletion must not take from anyone else, or leave revalidatable -----------------
+
+
+def test_identical_requests_of_two_keys_are_two_files_and_one_delete_takes_only_its_own(
+    client, auth
+):
+    """The same prompt, size and seed draw the same pixels for two keys (and for one key's
+    ``no-cache`` re-run): each generation's file names the generation it is, so each is its
+    own object, and deleting one leaves the other whole."""
+    other = new_key(client, "other tenant")
+    ask = generation("a twin crane", square=256, seed=11)
+    mine, theirs = generate(client, auth, ask).json(), generate(client, other, ask).json()
+    rerun = generate(client, auth, ask, headers={"Cache-Control": "no-cache"}).json()
+    assert len({mine["sha256"], theirs["sha256"], rerun["sha256"]}) == 3
+    assert delete(client, other, theirs["id"]).status_code == 200
+    assert client.get(mine["data"][0]["url"]).status_code == 200
+    assert client.get(rerun["data"][0]["url"]).status_code == 200
+    assert delete(client, auth, rerun["id"]).status_code == 200
+    assert client.get(mine["data"][0]["url"]).status_code == 200
+
+
+def test_a_deleted_image_is_not_revalidated(client, auth):
+    """A client that kept an ETag does not get ``304 Not Modified`` for what was deleted:
+    its copy is no longer the resource."""
+    body = made(client, auth, "a crane to revalidate")
+    tags = {url: client.get(url).headers["etag"] for url in urls(body)}
+    for url, etag in tags.items():
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert delete(client, auth, body["id"]).status_code == 200
+    for url, etag in tags.items():
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 404

@@ -133,7 +133,7 @@ def test_conditional_range_and_head_work_on_variants(client, auth, images):
     body = variant_urls(client, auth, "512.webp")
     url = path_of(body["data"][0]["variants"]["512.webp"])
     etag = f'"{body["sha256"]}-512.webp"'
-    # The ETag is known from the path: a 304 needs no storage read, and makes nothing.
+    # The ETag is known from the path: a 304 reads only the original's head, makes nothing.
     r = client.get(url, headers={"If-None-Match": etag})
     assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == etag
     assert images.made == 0

@@ -55,23 +55,31 @@ class DisclosureError(ValueError):
     """The container cannot be parsed (or safely rewritten) to carry the XMP packet."""
 
 
-def xmp_packet(generator: str | None, created: int | None) -> bytes:
+def xmp_packet(generator: str | None, created: int | None, instance: str | None = None) -> bytes:
     """The XMP packet (RDF/XML, UTF-8): the digital source type, and when known the
-    generator (``xmp:CreatorTool``) and the creation time (``xmp:CreateDate``, ISO 8601
-    UTC)."""
+    generator (``xmp:CreatorTool``), the creation time (``xmp:CreateDate``, ISO 8601 UTC)
+    and the generation this file is (``xmpMM:InstanceID``).
+
+    The instance id makes every generation's file its own bytes: objects are stored by
+    their SHA-256, and two generations that drew the same pixels (another key's identical
+    request, a ``no-cache`` re-run) would otherwise share one object, which deleting either
+    of them would take from the other."""
     fields = [f"   Iptc4xmpExt:DigitalSourceType={quoteattr(TRAINED_ALGORITHMIC_MEDIA)}"]
     if generator:
         fields.append(f"   xmp:CreatorTool={quoteattr(generator)}")
     if created is not None:
         when = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         fields.append(f"   xmp:CreateDate={quoteattr(when)}")
+    if instance:
+        fields.append(f"   xmpMM:InstanceID={quoteattr('xmp.iid:' + instance)}")
     text = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
         ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
         '  <rdf:Description rdf:about=""\n'
         '   xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"\n'
-        '   xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n' + "\n".join(fields) + "/>\n"
+        '   xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+        '   xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/"\n' + "\n".join(fields) + "/>\n"
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
         '<?xpacket end="r"?>'
@@ -80,12 +88,17 @@ def xmp_packet(generator: str | None, created: int | None) -> bytes:
 
 
 async def mark(
-    image: ImageBytes, fmt: str, generator: str | None, created: int | None
+    image: ImageBytes,
+    fmt: str,
+    generator: str | None,
+    created: int | None,
+    instance: str | None = None,
 ) -> ImageBytes:
     """``image`` with the disclosure packet embedded (same runtime kind as ``image``)."""
     if fmt not in FORMATS:
         raise DisclosureError(f"cannot mark a {fmt!r} image")
-    plan = splice_plan(fmt, _reader(image), image.size, xmp_packet(generator, created))
+    packet = xmp_packet(generator, created, instance)
+    plan = splice_plan(fmt, _reader(image), image.size, packet)
     return image.splice(plan)
 
 

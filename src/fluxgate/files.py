@@ -3,7 +3,8 @@
 A signed path names an original (``images/<sha256>.<ext>``) or one of its variants
 (``images/<sha256>.<ext>/<width>.<format>``, stored under ``variants/<sha256>/...``: see
 :mod:`fluxgate.variants`). Both are content-addressed, so the ETag is known from the path
-alone: a conditional request is answered with 304 before any storage read.
+alone: a conditional request is answered with 304 after a HEAD only (no body read), which
+also sees that a deleted image is gone.
 Pydantic-free: the Workers file route imports this without loading FastAPI.
 """
 

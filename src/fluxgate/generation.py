@@ -255,10 +255,12 @@ class Generator:
         )
         # Output moderation: before anything keeps or returns the image (issue 16, part 3).
         verdict = await self._inspect(admission, image, charge)
-        # AI disclosure: the bytes stored, hashed and returned are the marked ones (part 2).
-        image, digest = await self._disclose(image, params.spec, created, charge)
+        # AI disclosure: the bytes stored, hashed and returned are the marked ones (part 2),
+        # naming this generation (so its bytes are its own: see disclosure.xmp_packet).
+        generation = new_generation_id()
+        image, digest = await self._disclose(image, params.spec, created, generation, charge)
         record = self._new_record(admission, params, key, seed, image, charge, digest, created)
-        record = replace(record, output_moderation=verdict)
+        record = replace(record, id=generation, output_moderation=verdict)
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         await self._controls.settle(charge)  # the image is kept: its charge stands
@@ -301,7 +303,12 @@ class Generator:
         return verdict
 
     async def _disclose(
-        self, image: GeneratedImage, spec: ModelSpec, created: int, charge: Charge
+        self,
+        image: GeneratedImage,
+        spec: ModelSpec,
+        created: int,
+        generation: str,
+        charge: Charge,
     ) -> tuple[GeneratedImage, str]:
         """The image as stored (with the AI-disclosure XMP, :mod:`fluxgate.disclosure`,
         unless ``AI_DISCLOSURE`` is off), and its SHA-256: the object key, the ETag, the
@@ -316,7 +323,7 @@ class Generator:
             if self._disclose_images:
                 try:
                     marked = await mark(
-                        image.data, image.info.format, self.served_name(spec), created
+                        image.data, image.info.format, self.served_name(spec), created, generation
                     )
                     image = replace(image, data=marked)
                 except DisclosureError as exc:

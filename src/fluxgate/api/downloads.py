@@ -71,7 +71,12 @@ async def get_file(request: Request, object_key: str, gw: Gw) -> Response:
         raise unavailable()
     key = target.object_key
     headers = files.response_headers(target, expires, now)
-    if files.matches_if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
+    # A 304 says "your copy is still the resource": only while its original is stored (a
+    # deleted image must not be revalidated; a variant can always be made again). A HEAD.
+    revalidating = files.matches_if_none_match(
+        request.headers.get("if-none-match"), headers["ETag"]
+    )
+    if revalidating and await gw.objects.head(target.original_key) is not None:
         return Response(status_code=304, headers=headers)
     range_header = request.headers.get("range")
     if request.method == "GET" and not range_header:  # the common case: one storage call

@@ -100,10 +100,14 @@ async def _serve_file(request: Any, env: Any, ctx: Any, bucket_name: str) -> Any
         return error_response(unavailable())
     key = target.object_key
     headers = files.response_headers(target, expires, now)
-    if files.matches_if_none_match(js_text(request.headers.get("if-none-match")), headers["ETag"]):
+    bucket = unwrap(getattr(env, bucket_name))
+    # A 304 only while the original is stored (a HEAD): a deleted image is not revalidated.
+    revalidating = files.matches_if_none_match(
+        js_text(request.headers.get("if-none-match")), headers["ETag"]
+    )
+    if revalidating and not is_nullish(await bucket.head(target.original_key)):
         return _respond(None, 304, headers)
 
-    bucket = unwrap(getattr(env, bucket_name))
     range_header = js_text(request.headers.get("range"))
     cache_url = (
         files.edge_cache_url(f"{url.scheme}://{url.netloc}", key)

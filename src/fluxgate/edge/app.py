@@ -211,7 +211,10 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
         limit = gateway_from_env(env).settings.max_body_bytes
     except ApiError:  # misconfigured: the app answers 503 server_misconfigured, within limits
         limit = Settings.model_fields["max_body_bytes"].default
-    checked = await within_limit(request, limit)
+    try:
+        checked = await within_limit(request, limit)
+    except ApiError as exc:
+        return error_response(exc)
     if checked is None:
         return error_response(payload_too_large(limit))
     return await asgi.fetch(APP, checked, env, ctx)

@@ -10,6 +10,8 @@ the limit.
 
 from __future__ import annotations
 
+import logging
+from contextlib import suppress
 from typing import Any
 
 from js import Array, Blob
@@ -17,12 +19,20 @@ from js import Request as JsRequest
 from workers import Request
 
 from ..api.request_body import declared_length
+from ..errors import ApiError
 from .ffi import is_nullish, js_object, js_text
+
+log = logging.getLogger("fluxgate.edge.body")
+
+BODY_INCOMPLETE = ApiError(
+    400, "body_incomplete", "The request body ended before it was complete; send it again."
+)
 
 
 async def within_limit(request: Request, limit: int) -> Request | None:
     """The request to hand to the app (re-built when its body had to be read), or ``None``
-    when its body is over ``limit`` bytes."""
+    when its body is over ``limit`` bytes. Raises ``400 body_incomplete`` when the body's
+    stream breaks off (the client disconnected)."""
     raw = request.js_object
     declared = declared_length(js_text(raw.headers.get("content-length")))
     if declared is not None:
@@ -34,12 +44,17 @@ async def within_limit(request: Request, limit: int) -> Request | None:
     size = 0
     reader = stream.getReader()
     while True:
-        step = await reader.read()
+        try:
+            step = await reader.read()
+        except Exception as exc:  # the client went away mid-body: not a server error
+            log.info("request body broke off after %d bytes: %s", size, type(exc).__name__)
+            raise BODY_INCOMPLETE from exc
         if step.done:
             break
         size += int(step.value.byteLength)
         if size > limit:
-            await reader.cancel()
+            with suppress(Exception):  # the 413 stands whether or not the stream cancels
+                await reader.cancel()
             return None
         chunks.push(step.value)
     return Request(JsRequest.new(raw, js_object({"body": Blob.new(chunks)})))

@@ -253,9 +253,9 @@ class Generator:
         image = await self._call_model(
             ModelInput.for_params(params, admission.prompt, seed), charge
         )
-        # Output moderation: before anything keeps or returns the image (issue 16, part 3).
+        # Output moderation: before anything keeps or returns the image.
         verdict = await self._inspect(admission, image, charge)
-        # AI disclosure: the bytes stored, hashed and returned are the marked ones (part 2),
+        # AI disclosure: the bytes stored, hashed and returned are the marked ones,
         # naming this generation (so its bytes are its own: see disclosure.xmp_packet).
         generation = new_generation_id()
         image, digest = await self._disclose(image, params.spec, created, generation, charge)

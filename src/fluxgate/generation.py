@@ -48,6 +48,9 @@ log = logging.getLogger("fluxgate.generation")
 
 # KV's edge cache for hot keys (cache entries, key records): KV's minimum cacheTtl is 30 s.
 HOT_KEY_CACHE_TTL = 60
+# How long a deletion holds its id (Generator.delete): far longer than any deletion takes,
+# short enough that one whose request was cancelled part way does not hold it for long.
+DELETION_CLAIM_SECONDS = 60
 
 
 @dataclass
@@ -106,6 +109,7 @@ class Generator:
         self._coalescer = coalescer
         self._cache = cache
         self._clock = clock
+        self._deleting: dict[str, float] = {}  # id -> when its deletion began (delete)
 
     def served_name(self, spec: ModelSpec) -> str:
         """What records and responses name when ``spec`` runs here (a placeholder's name
@@ -536,7 +540,27 @@ class Generator:
         The record goes last, so that a deletion a store failed (``503
         deletion_incomplete``) is found again by its retry, which redoes every step (each
         is idempotent) and completes it.
+
+        One deletion of an id at a time (in this process, as the Worker's isolate or the
+        local server): a DELETE arriving while another of the same id is under way answers
+        404 at once, as a second DELETE does, rather than all of them answering 200 (every
+        step is idempotent). It does not wait for the first: on Workers a request must not
+        await another's work. A claim older than :data:`DELETION_CLAIM_SECONDS` is stale (a
+        Worker request cancelled part way never releases its own); a failed deletion
+        releases it, so its retry completes it.
         """
+        now = self._clock()
+        began = self._deleting.get(generation_id)
+        if began is not None and now - began < DELETION_CLAIM_SECONDS:
+            raise not_found("image")
+        self._deleting[generation_id] = now
+        try:
+            return await self._delete(generation_id, principal)
+        finally:
+            if self._deleting.get(generation_id) == now:
+                del self._deleting[generation_id]
+
+    async def _delete(self, generation_id: str, principal: Principal | None) -> GenerationRecord:
         record = await self._stored(generation_id)
         if record is None or (principal is not None and not principal.owns(record.owner)):
             raise not_found("image")

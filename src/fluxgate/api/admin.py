@@ -1,6 +1,7 @@
 """Admin routes: API keys and the policy document. Every action is audited."""
 
 import asyncio
+import re
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -33,6 +34,10 @@ router = APIRouter(
 
 MAX_PAGE = 100
 MAX_KEY_CURSOR = 4096  # KV's cursors are far shorter; anything longer is not one
+# A KV cursor (the Worker's opaque token, the local store's last key) is printable ASCII:
+# anything else (``%FF``) is refused as the images listing refuses a malformed cursor,
+# rather than read by each store its own way (an empty page here, the first page there).
+_KEY_CURSOR_TEXT = re.compile(r"[!-~]+")
 
 
 class KeyPage(KeyList):
@@ -119,7 +124,9 @@ async def _page_of_keys(
     one reading of ``limit`` and ``cursor``, so that both refuse the same ones with a 400
     naming the parameter (never a 422 or a 5xx from the store)."""
     size = _page_size(limit)
-    if cursor is not None and len(cursor) > MAX_KEY_CURSOR:
+    if cursor is not None and (
+        len(cursor) > MAX_KEY_CURSOR or not _KEY_CURSOR_TEXT.fullmatch(cursor)
+    ):
         raise invalid_field("cursor", "not a cursor this listing returned")
     return await gw.keys.page(size, cursor or None)
 

@@ -199,9 +199,22 @@ class DirectPath:
         return DirectAnswer(200, headers, prefix, suffix, image)
 
 
+def one_authorization(scope: Any) -> Any:
+    """``scope`` with its repeated ``Authorization`` headers joined into one, as the
+    Worker's request has them (the Fetch standard joins with ``", "``): a request with two
+    credentials is refused for an invalid one on both runtimes, never authenticated by
+    whichever comes first. Done here, in front of the app, so that the direct path and the
+    routes' dependencies read the same single value."""
+    values = [v for k, v in scope["headers"] if k == b"authorization"]
+    others = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+    return {**scope, "headers": [*others, (b"authorization", b", ".join(values))]}
+
+
 class DirectMiddleware:
     """:class:`DirectPath` in front of the app under ASGI (the local server). The body is
-    read once; a request the direct path declines reaches the app with the same body."""
+    read once; a request the direct path declines reaches the app with the same body. It
+    is also where the local server's request joins a repeated ``Authorization`` as the
+    Worker's does (:func:`one_authorization`)."""
 
     def __init__(
         self, app: Any, *, direct: DirectPath, resolve: Resolver, client_address: ClientAddress
@@ -219,6 +232,10 @@ class DirectMiddleware:
             return
         request = Request(scope, receive)
         headers = request.headers
+        if len(headers.getlist("authorization")) > 1:
+            scope = one_authorization(scope)
+            request = Request(scope, receive)
+            headers = request.headers
         if not may_be_direct(scope["method"], scope["path"], headers.get):
             await self._app(scope, receive, send)
             return

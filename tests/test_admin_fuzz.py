@@ -1,7 +1,7 @@
-"""Property-based fuzzing of the admin and token bodies (issue 11, item 1): whatever the
-body of POST/PATCH /v1/admin/keys, a rotation, PUT /v1/admin/policy or POST /v1/tokens,
-the answer is never a 5xx. Derandomized (the same examples every run) and sized to stay
-well under a minute per runtime."""
+"""Property-based fuzzing of the admin and token bodies: whatever the body of POST/PATCH
+/v1/admin/keys, a rotation, PUT /v1/admin/policy or POST /v1/tokens, the answer is never a
+5xx. Derandomized (the same examples every run) and sized to stay well under a minute per
+runtime."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Issue 11, items 1 and 10 on both runtimes: admin inputs that reached a 500 (KV metadata,
-far-future expiries, budgets the ledger cannot hold), client tokens that outlived a
-rotation, unthrottled credential guessing, CDN-loaded docs, unpaginated key listing and
-weak admin tokens."""
+"""Credentials and admin input, hardened, on both runtimes: admin inputs that reached a
+500 (KV metadata, far-future expiries, budgets the ledger cannot hold), client tokens that
+outlived a rotation, unthrottled credential guessing, CDN-loaded docs, unpaginated key
+listing and weak admin tokens."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def create(client, **fields):
     return client.post("/v1/admin/keys", json={"name": "k", **fields}, headers=ADMIN)
 
 
-# -- item 1: admin inputs ------------------------------------------------------------------
+# -- admin inputs --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_a_reserved_or_malformed_rule_name_is_refused(client):
         assert r.status_code == 400, r.text
 
 
-# -- item 10: rotation ends client tokens ------------------------------------------------
+# -- rotation ends client tokens -----------------------------------------------------------
 
 
 def _mint(client, key):
@@ -151,7 +151,7 @@ def test_client_tokens_end_with_the_old_keys_grace_period(client, clock):
     assert client.get("/v1/usage", headers=newer).status_code == 200
 
 
-# -- item 10: failed attempts are throttled ------------------------------------------------
+# -- failed attempts are throttled ---------------------------------------------------------
 
 
 def _shut_out(client, ip):
@@ -211,7 +211,7 @@ def test_valid_credentials_are_never_counted(client, auth):
         assert client.get("/v1/usage", headers={**ip, **auth}).status_code == 200
 
 
-# -- item 10: /docs, listing, admin token ------------------------------------------------
+# -- /docs, listing, admin token -----------------------------------------------------------
 
 
 def test_docs_pages_are_off_by_default(client):

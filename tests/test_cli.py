@@ -1,8 +1,7 @@
-"""The local CLI and runtime (issue 11, items 10 and 12): the data directory it uses,
-one validation with the HTTP API, audit lines, private data files, a minimum admin token
-and signed URLs kept out of the JSON access log; help that states every default, the key
-commands (list, show, rotate, revoke) for people and for scripts, and a start banner that
-says where everything is."""
+"""The local CLI and runtime: the data directory it uses, one validation with the HTTP API,
+audit lines, private data files, a minimum admin token and signed URLs kept out of the JSON
+access log; help that states every default, the key commands (list, show, rotate, revoke)
+for people and for scripts, and a start banner that says where everything is."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Abusive input gets a 4xx with a stable code, never a 5xx (issue 11, items 1, 10, 11).
+"""Abusive input gets a 4xx with a stable code, never a 5xx.
 
 Each test names the class of input it covers; the fuzz tests (``test_fuzz.py``) explore
 the same parsers at random.
@@ -43,7 +43,7 @@ def requery(url, **changes):
     return f"{parts.path}?{urlencode({**dict(parse_qsl(parts.query)), **changes})}"
 
 
-# -- signed-URL parameters (item 1) ---------------------------------------------------------
+# -- signed-URL parameters -----------------------------------------------------------------
 
 
 def test_signed_url_parameters_in_any_spelling_are_403_not_500(client, image):
@@ -68,7 +68,7 @@ def test_signed_url_parameters_in_any_spelling_are_403_not_500(client, image):
         assert r.status_code == 403 and error_of(r)["code"] == "invalid_signature"
 
 
-# -- Range (item 1) -------------------------------------------------------------------------
+# -- Range ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_range_positions_are_read_without_int_overflow():
     assert exc.value.status == 416
 
 
-# -- JSON bodies (item 1) -------------------------------------------------------------------
+# -- JSON bodies ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_a_client_token_whose_payload_nests_deeply_is_401(client):
     assert r.status_code == 401 and error_of(r)["code"] == "invalid_token"
 
 
-# -- reference images (item 10) -------------------------------------------------------------
+# -- reference images ----------------------------------------------------------------------
 
 
 def truncations(data: bytes) -> list[bytes]:
@@ -249,7 +249,7 @@ def test_non_canonical_reference_names_are_unknown_in_both_encodings(client, aut
     assert ai.calls == 0
 
 
-# -- the error contract (item 11) -----------------------------------------------------------
+# -- the error contract --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ COST = estimate(512, 512, 4).usd
 pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
 
 
-# -- item 5: jobs that share a reference image ---------------------------------------------
+# -- jobs that share a reference image -----------------------------------------------------
 
 
 @pytest.mark.local_only(reason=HOLDS_QUEUE)
@@ -63,7 +63,7 @@ def test_jobs_sharing_a_reference_image_all_succeed(client, async_client, jobs, 
         assert not storage.object_exists(f"inputs/{job_id}/0.png")
 
 
-# -- item 6: a crash mid-generation charges once --------------------------------------------
+# -- a crash mid-generation charges once ---------------------------------------------------
 
 
 @pytest.mark.local_only(reason=MOVES_CLOCK)
@@ -129,7 +129,7 @@ def test_ledger_reservations_with_an_id_are_idempotent(ledger):
     asyncio.run(scenario())
 
 
-# -- item 7: coalescing shares outcomes, not refusals --------------------------------------
+# -- coalescing shares outcomes, not refusals ----------------------------------------------
 
 
 @pytest.mark.anyio
@@ -192,7 +192,7 @@ def test_only_model_and_storage_failures_are_shared():
     assert not is_work_failure(RuntimeError("bug"))
 
 
-# -- item 8: retries by code, not by status -------------------------------------------------
+# -- retries by code, not by status --------------------------------------------------------
 
 
 def test_a_job_over_budget_fails_at_once(client, auth, jobs):
@@ -211,7 +211,7 @@ def test_retries_are_decided_by_code():
     assert is_transient(ApiError(503, "storage_unavailable", "x"))
 
 
-# -- item 9: verify raises WebhookVerificationError and nothing else ------------------------
+# -- verify raises WebhookVerificationError and nothing else -------------------------------
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NOW = 1_700_000_000
@@ -311,7 +311,7 @@ def test_the_readme_receiver_answers_400_never_500():
     assert json.loads(body) == receive(headers, body)[1]
 
 
-# -- item 10: the webhook secret rotates with the key -----------------------------------------
+# -- the webhook secret rotates with the key -----------------------------------------------
 
 
 @pytest.mark.parametrize("grace", [0, 3600])

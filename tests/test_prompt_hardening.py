@@ -1,9 +1,9 @@
-"""Issue 11, items 2 and 4: a prompt cannot stall the server, nor slip past a deny rule.
+"""A prompt cannot stall the server, nor slip past a deny rule.
 
-Item 2: a prompt that expands under NFKC (U+FDFA becomes 18 characters) is refused on its
-raw length, before it is normalised. Item 4: deny rules match on a skeleton, so look-alike
-letters, invisible characters and combining marks do not bypass them, while ordinary
-words and non-Latin prompts still pass.
+Bounded cost: a prompt that expands under NFKC (U+FDFA becomes 18 characters) is refused on
+its raw length, before it is normalised. Skeletons: deny rules match on a skeleton, so
+look-alike letters, invisible characters and combining marks do not bypass them, while
+ordinary words and non-Latin prompts still pass.
 """
 
 import json
@@ -38,7 +38,7 @@ def reason_of(policy: PromptPolicy, prompt: str) -> str | None:
     return None
 
 
-# -- item 2: bounded cost -------------------------------------------------------------------
+# -- bounded cost --------------------------------------------------------------------------
 
 
 def test_an_oversized_prompt_is_refused_before_it_is_normalised(monkeypatch):
@@ -138,7 +138,7 @@ def test_the_api_never_normalises_an_oversized_prompt(client, auth, monkeypatch)
     assert r.json()["error"]["reason"] == "too_long"
 
 
-# -- item 4: skeletons ----------------------------------------------------------------------
+# -- skeletons -----------------------------------------------------------------------------
 
 LOOKALIKES = {
     "cyrillic o and ie": "g\u043er\u0435",

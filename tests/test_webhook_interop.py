@@ -1,8 +1,8 @@
-"""Fluxgate's webhooks are Standard Webhooks (issue 14, item 11), checked against the
-official library, ``standardwebhooks``: what Fluxgate signs, the library verifies; what the
-library signs, Fluxgate's ``verify`` accepts; during a rotation a receiver holding only the
-old secret, or only the new one, verifies; a tampered delivery fails in both. End to end,
-real deliveries from both runtimes verify with the library alone."""
+"""Fluxgate's webhooks are Standard Webhooks, checked against the official library,
+``standardwebhooks``: what Fluxgate signs, the library verifies; what the library signs,
+Fluxgate's ``verify`` accepts; during a rotation a receiver holding only the old secret, or
+only the new one, verifies; a tampered delivery fails in both. End to end, real deliveries
+from both runtimes verify with the library alone."""
 
 from __future__ import annotations
 

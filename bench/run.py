@@ -269,9 +269,9 @@ async def bench_small_image_misses(cfg: Config, tmp: Path) -> dict[str, float]:
 
 
 async def bench_delivery(cfg: Config, tmp: Path) -> dict[str, dict[str, float]]:
-    from fluxgate.files import object_path
+    from fluxgate.delivery.files import object_path
+    from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
     from fluxgate.local.objects_dir import DirectoryObjects
-    from fluxgate.signing import UrlSigner, parse_signing_keys
 
     data = tmp / "delivery"
     payload = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(cfg.image_bytes)  # incompressible
@@ -341,7 +341,9 @@ def bench_imports(cfg: Config) -> dict[str, float]:
         "worker_entry": import_ms(
             "import runpy; runpy.run_path('src/entry.py')", cfg.import_runs, stubs=True
         ),
-        "file_route_only": import_ms("import fluxgate.edge.worker", cfg.import_runs, stubs=True),
+        "file_route_only": import_ms(
+            "import fluxgate.edge.front.worker", cfg.import_runs, stubs=True
+        ),
         "app": import_ms("import fluxgate.api.app", cfg.import_runs),
         "json_stdlib": import_ms("import json", cfg.import_runs),
     }
@@ -396,7 +398,7 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         f"| {fluxgate['rps'] / static['rps']:.2f}× | ≥ 0.8× |",
         f"| 5 | import of the Worker entry (CPython, JS modules stubbed) | "
         f"{i['worker_entry']:.0f} ms | `import json`: {i['json_stdlib']:.1f} ms | | |",
-        f"| 5 | import of the file route alone (`fluxgate.edge.worker`) | "
+        f"| 5 | import of the file route alone (`fluxgate.edge.front.worker`) | "
         f"{i['file_route_only']:.0f} ms | the FastAPI app (`fluxgate.api.app`): {i['app']:.0f} ms | | |",
         "",
         "## Against the goals",
@@ -406,7 +408,7 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         "## What the numbers mean",
         "",
         "1. **Coalescing.** Identical requests in flight share one model call "
-        "(`fluxgate.coalesce`); the naive run is the same server with coalescing off. On "
+        "(`fluxgate.model.coalesce`); the naive run is the same server with coalescing off. On "
         "Workers, concurrent requests of every isolate join through a Durable Object per cache key.",
         "2. **Cache hit.** A hit is one KV read for the key, one for the entry, and one HMAC "
         "to sign the URL: no R2 round trip, no model call, no image bytes. The floor is a "

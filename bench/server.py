@@ -68,9 +68,9 @@ def realistic_ai(latency: float):
 
 def gateway_app(args: argparse.Namespace):
     from fluxgate.api.app import create_app
-    from fluxgate.coalesce import NoCoalescing
-    from fluxgate.image_model import MultipartImageModel
     from fluxgate.local.runtime import LocalRuntime, local_ports
+    from fluxgate.model.coalesce import NoCoalescing
+    from fluxgate.model.port import MultipartImageModel
 
     if args.placeholder_images:
         from fluxgate.local.placeholder import PlaceholderAI

@@ -121,7 +121,7 @@ def canonical(name):
 
 
 # src/ is uploaded as Python modules beside the entry point.
-for rel in ("entry.py", "fluxgate/edge/worker.py", "fluxgate/edge/app.py"):
+for rel in ("entry.py", "fluxgate/edge/front/worker.py", "fluxgate/edge/front/serve.py"):
     if not (out / rel).is_file():
         problems.append(f"{rel} not in the bundle")
 

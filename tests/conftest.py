@@ -38,24 +38,24 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fluxgate.api.app import create_app
-from fluxgate.coalesce import Coalescer, InflightCoalescer
-from fluxgate.gateway import Gateway, JobPorts, Ports
-from fluxgate.image_model import MultipartImageModel
-from fluxgate.local.catalog import SqliteCatalog
-from fluxgate.local.idempotency import SqliteIdempotency
-from fluxgate.local.jobs import QueueWorker, SqliteQueue
+from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
+from fluxgate.listings.usage_events import BLOBS, DOUBLES
+from fluxgate.local.answers_sqlite import SqliteIdempotency
+from fluxgate.local.catalog_sqlite import SqliteCatalog
+from fluxgate.local.jobs_sqlite import QueueWorker, SqliteQueue
 from fluxgate.local.kv_sqlite import SqliteKV
-from fluxgate.local.ledger import SqliteLedger
+from fluxgate.local.ledger_sqlite import SqliteLedger
 from fluxgate.local.objects_dir import DirectoryObjects
-from fluxgate.local.ratelimit import WindowRateLimiter
+from fluxgate.local.pillow_transform import PillowTransformer
 from fluxgate.local.runtime import LocalRuntime, local_jobs
-from fluxgate.local.transform import PillowTransformer
-from fluxgate.local.usage_events import SqliteUsageEvents
-from fluxgate.moderation import GuardModerator
-from fluxgate.output_moderation import ScoutImageModerator
-from fluxgate.settings import Settings
-from fluxgate.signing import UrlSigner, parse_signing_keys
-from fluxgate.usage_events import BLOBS, DOUBLES
+from fluxgate.local.usage_sqlite import SqliteUsageEvents
+from fluxgate.local.window_limiter import WindowRateLimiter
+from fluxgate.model.coalesce import Coalescer, InflightCoalescer
+from fluxgate.model.port import MultipartImageModel
+from fluxgate.policy.output_moderation import ScoutImageModerator
+from fluxgate.policy.prompt_moderation import GuardModerator
+from fluxgate.service.gateway import Gateway, JobPorts, Ports
+from fluxgate.service.settings import Settings
 
 from .doubles import (
     CountingTransformer,
@@ -646,7 +646,7 @@ def usage_event_store(tmp_path: Path) -> Iterator[SqliteUsageEvents]:
 
 
 def usage_event(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """One usage event: the names of ``fluxgate.usage_events``'s layout, blobs as text
+    """One usage event: the names of ``fluxgate.listings.usage_events``'s layout, blobs as text
     (``""`` for none), doubles as floats (as Analytics Engine would give them back)."""
     blobs = {name: "" if fields[name] is None else str(fields[name]) for name in BLOBS}
     return {**blobs, **{name: float(fields[name]) for name in DOUBLES}}
@@ -674,7 +674,7 @@ class LocalUsageEvents:
 @pytest.fixture
 def usage_events(usage_event_store: SqliteUsageEvents, tmp_path: Path) -> LocalUsageEvents:
     """The usage events the local runtime recorded (``events()``: one dict per event, the
-    fields of ``fluxgate.usage_events``), and ``fail()``: every later write fails."""
+    fields of ``fluxgate.listings.usage_events``), and ``fail()``: every later write fails."""
     return LocalUsageEvents(tmp_path / "usage_events.sqlite3", usage_event_store)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
+from fluxgate.delivery.variants import TransformError
 from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI, vision_image
-from fluxgate.storage import StorageError
-from fluxgate.variants import TransformError
+from fluxgate.store.ports import StorageError
 
 
 class ScriptedAI(PlaceholderAI):

@@ -105,7 +105,7 @@ RUNTIME_CRASHED = "The Workers runtime crashed"
 @dataclasses.dataclass(frozen=True)
 class IsolateHistory:
     """What a stack's Worker went through since the stack started: ``started``, the isolates
-    that served an event (each writes one line on its first; ``src/fluxgate/edge/worker.py``),
+    that served an event (each writes one line on its first; ``src/fluxgate/edge/front/worker.py``),
     ``fatal``, the console lines only a dying isolate writes (Pyodide's fatal error, a
     stack overflow), and ``restarts``, wrangler's lines about workerd restarting."""
 

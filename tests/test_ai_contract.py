@@ -5,10 +5,10 @@ import base64
 import pytest
 
 from fluxgate import FLUX_MODEL_ID
-from fluxgate.images import inspect_image
+from fluxgate.imaging.formats import inspect_image
 from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI
-from fluxgate.models import FLUX_2_DEV, FLUX_2_KLEIN_4B, FLUX_2_KLEIN_9B, MODEL_IDS
-from fluxgate.multipart import FilePart, encode_form
+from fluxgate.model.family import FLUX_2_DEV, FLUX_2_KLEIN_4B, FLUX_2_KLEIN_9B, MODEL_IDS
+from fluxgate.model.multipart import FilePart, encode_form
 
 from .doubles import image_bytes
 

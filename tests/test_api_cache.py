@@ -2,7 +2,7 @@
 
 import pytest
 
-from fluxgate.cache import CacheMode
+from fluxgate.store.cache_keys import CacheMode
 
 from .bodies import generate, generation
 from .conftest import MOVES_CLOCK, new_key

@@ -5,7 +5,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from fluxgate.signing import UrlSigner, parse_signing_keys
+from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
 
 from .bodies import generate, generation
 from .conftest import SIGNING_KEYS
@@ -96,7 +96,7 @@ def test_expired_urls_get_403(client, image, signer, clock):
 
 
 def test_a_signed_url_for_a_missing_object_is_404(client, signer, clock):
-    from fluxgate.files import object_path
+    from fluxgate.delivery.files import object_path
 
     path = object_path("images/" + "0" * 64 + ".png")
     query = signer.sign(path, int(clock()) + 60)

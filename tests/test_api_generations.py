@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fluxgate import FLUX_MODEL_ID
-from fluxgate.images import inspect_image
+from fluxgate.imaging.formats import inspect_image
 
 from .bodies import generate, generation
 from .conftest import FAILS_STORE, just_now, origin, put_policy

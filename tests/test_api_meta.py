@@ -66,9 +66,9 @@ def test_in_placeholder_mode_the_models_say_what_will_run(make_runtime):
     """A local server without Cloudflare credentials draws placeholders: ``/v1/models``
     lists a placeholder for each model (``placeholder/<short name>``, standing in for it),
     not the models themselves, and requests naming either get the placeholder's image."""
-    from fluxgate.image_model import MultipartImageModel
     from fluxgate.local.placeholder import PlaceholderAI
-    from fluxgate.models import MODELS
+    from fluxgate.model.family import MODELS
+    from fluxgate.model.port import MultipartImageModel
 
     from .conftest import new_key
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fluxgate.webhooks import WebhookVerificationError, verify
+from fluxgate.jobs.webhooks import WebhookVerificationError, verify
 
 from .bodies import generate, generation
 from .conftest import HOLDS_QUEUE, new_key, origin
@@ -241,7 +241,7 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def signed(body=b'{"type":"x"}', now=1_700_000_000, secret=SECRET):
-    from fluxgate.webhooks import signed_headers
+    from fluxgate.jobs.webhooks import signed_headers
 
     return signed_headers([secret], "msg_1", body, now=now), body
 
@@ -275,7 +275,7 @@ def test_verify_refuses_old_timestamps_and_other_secrets():
 
 
 def test_during_rotation_every_secret_signs():
-    from fluxgate.webhooks import signed_headers
+    from fluxgate.jobs.webhooks import signed_headers
 
     old, new = SECRET, "whsec_" + "B" * 32
     headers = signed_headers([new, old], "m", b"{}", now=5)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fluxgate.access.rate_limits import AUTH_FAILURES_LIMIT
 from fluxgate.local.runtime import build_gateway
-from fluxgate.ratelimit import AUTH_FAILURES_LIMIT
-from fluxgate.settings import ConfigError
+from fluxgate.service.settings import ConfigError
 
 from .bodies import generate, generation
 from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key, put_policy

@@ -123,7 +123,7 @@ def test_two_processes_sharing_the_ledger_file_never_overspend(tmp_path):
 
     script = (
         "import asyncio, sys\n"
-        "from fluxgate.local.ledger import SqliteLedger\n"
+        "from fluxgate.local.ledger_sqlite import SqliteLedger\n"
         "async def main():\n"
         "    ledger = SqliteLedger(sys.argv[1])\n"
         "    ok = 0\n"

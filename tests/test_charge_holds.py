@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fluxgate.ledger import Ledger
+from fluxgate.access.ledger import Ledger
 
 from .bodies import generate, generation
 from .conftest import put_policy

@@ -18,7 +18,7 @@ import fluxgate
 from fluxgate.errors import ApiError
 from fluxgate.local.cli import key_status, key_table, main, start_banner
 from fluxgate.local.runtime import build_gateway
-from fluxgate.settings import Settings
+from fluxgate.service.settings import Settings
 
 from .polling import wait_for
 from .servers import cli, local_server

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from fluxgate.tokens import mint as mint_token
-from fluxgate.tokens import verify
+from fluxgate.access.tokens import mint as mint_token
+from fluxgate.access.tokens import verify
 
 from .bodies import generation
 from .conftest import ADMIN_TOKEN, MOVES_CLOCK, just_now, new_key

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from fluxgate.coalesce import InflightCoalescer, NoCoalescing
+from fluxgate.model.coalesce import InflightCoalescer, NoCoalescing
 
 from .bodies import generation
 from .conftest import new_key

@@ -3,8 +3,8 @@ headers a client paces and debugs with exposed; never credentials mode."""
 
 import pytest
 
-from fluxgate.cors import CorsConfigError, parse_origins
-from fluxgate.settings import ConfigError, Settings
+from fluxgate.access.cors import CorsConfigError, parse_origins
+from fluxgate.service.settings import ConfigError, Settings
 
 from .bodies import generation
 

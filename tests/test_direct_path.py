@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from fluxgate.access.rate_limits import FailedAttempts
 from fluxgate.api.direct import DirectPath, DirectRequest
-from fluxgate.ratelimit import FailedAttempts
 
 from .bodies import generate, generation
 from .conftest import new_key, put_policy

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from PIL import Image, PngImagePlugin
 
-from fluxgate.disclosure import TRAINED_ALGORITHMIC_MEDIA, DisclosureError, mark
-from fluxgate.image_bytes import InProcessImage
+from fluxgate.delivery.disclosure import TRAINED_ALGORITHMIC_MEDIA, DisclosureError, mark
+from fluxgate.imaging.image_bytes import InProcessImage
 
 from .bodies import generate, generation
 from .exiftool import exiftool_path

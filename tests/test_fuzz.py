@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fluxgate.webhooks import WebhookVerificationError, sign, verify
+from fluxgate.jobs.webhooks import WebhookVerificationError, sign, verify
 
 from .bodies import generate, generation
 from .doubles import image_bytes

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxgate.idempotency_store import (
+from fluxgate.local.answers_sqlite import SqliteIdempotency
+from fluxgate.local.sqlite import connect
+from fluxgate.store.answers import (
     ANSWER_RESERVE,
     LEASE_SECONDS,
     READ,
@@ -24,8 +26,6 @@ from fluxgate.idempotency_store import (
     claim_from_fields,
     claim_size,
 )
-from fluxgate.local.idempotency import SqliteIdempotency
-from fluxgate.local.sqlite import connect
 
 NOW = 1_800_000_000.0
 ANSWER = StoredResponse(200, '{"id":"img_1"}', {"X-Cache": "MISS", "X-Request-Id": "req_1"})
@@ -256,8 +256,8 @@ def test_processes_sharing_the_file_start_each_key_once(tmp_path):
     """Across processes: three claim the same 50 keys; each key is started exactly once."""
     script = (
         "import asyncio, sys\n"
-        "from fluxgate.idempotency_store import UNCAPPED\n"
-        "from fluxgate.local.idempotency import SqliteIdempotency\n"
+        "from fluxgate.store.answers import UNCAPPED\n"
+        "from fluxgate.local.answers_sqlite import SqliteIdempotency\n"
         "async def main():\n"
         "    store = SqliteIdempotency(sys.argv[1])\n"
         "    started = 0\n"

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from fluxgate.delivery.signing import UrlSigner
 from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.runtime import LocalRuntime
-from fluxgate.signing import UrlSigner
 
 from .bodies import generate, generation
 from .conftest import FAILS_STORE, MOVES_CLOCK, new_key

@@ -1,6 +1,6 @@
 import pytest
 
-from fluxgate.images import ImageFormatError, inspect_image
+from fluxgate.imaging.formats import ImageFormatError, inspect_image
 from fluxgate.local.placeholder import render_png
 
 from .doubles import image_bytes

@@ -1,4 +1,5 @@
-"""The Workers side of variants: ``WorkersImageTransformer`` (src/fluxgate/edge/images.py)
+"""The Workers side of variants: ``WorkersImageTransformer``
+(src/fluxgate/edge/bindings/images_binding.py)
 in real Pyodide over the Pyodide harness's double of the Cloudflare Images binding
 (tests/pyodide/images_double.mjs, encoding with sharp), and the double's contract as
 workerd's client (src/cloudflare/internal/images-api.ts) and Cloudflare's service present it.

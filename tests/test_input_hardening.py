@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 from fluxgate.api.json_text import MAX_JSON_DEPTH, json_depth, parse_json
+from fluxgate.delivery.files import parse_range
 from fluxgate.errors import ApiError, error_type
-from fluxgate.files import parse_range
-from fluxgate.images import ImageFormatError, check_complete, inspect_image
+from fluxgate.imaging.formats import ImageFormatError, check_complete, inspect_image
 
 from .bodies import generate, generation
 from .doubles import image_bytes

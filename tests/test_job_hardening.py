@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fluxgate.coalesce import InflightCoalescer, NotShared
 from fluxgate.errors import ApiError
-from fluxgate.job_table import LEASE_SECONDS
-from fluxgate.pricing import estimate
-from fluxgate.upstream import is_transient, is_work_failure
-from fluxgate.webhooks import WebhookVerificationError, signed_headers, verify
+from fluxgate.jobs.table import LEASE_SECONDS
+from fluxgate.jobs.webhooks import WebhookVerificationError, signed_headers, verify
+from fluxgate.model.coalesce import InflightCoalescer, NotShared
+from fluxgate.model.pricing import estimate
+from fluxgate.model.upstream import is_transient, is_work_failure
 
 from .bodies import generation
 from .conftest import HOLDS_QUEUE, MOVES_CLOCK, new_key, put_policy

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from fluxgate.job_table import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobTable
+from fluxgate.jobs.table import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobTable
 
 
 @pytest.fixture

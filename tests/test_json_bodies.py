@@ -8,7 +8,7 @@ anything else is ``400 invalid_json``; the nesting is measured on that text befo
 parsed; and a route reads no body before it has checked the credential (``401``).
 
 On workerd each test here also shows the isolate survived: the Worker writes one console
-line on the first event of each isolate (``src/fluxgate/edge/worker.py``), so the count of
+line on the first event of each isolate (``src/fluxgate/edge/front/worker.py``), so the count of
 those lines stays put unless a request killed the isolate serving it. (``conftest.py``
 checks the same after every test on workerd.)
 """
@@ -27,7 +27,7 @@ from starlette.requests import Request
 from fluxgate.api.app import create_app
 from fluxgate.api.body_route import JsonBodyRoute
 from fluxgate.api.json_text import MAX_JSON_DEPTH
-from fluxgate.gateway import Gateway
+from fluxgate.service.gateway import Gateway
 
 from .doubles import ScriptedAI
 from .runtimes import Workerd, WorkerdAI

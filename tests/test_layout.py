@@ -1,115 +1,182 @@
-"""Architecture rules that keep both runtimes honest, checked on the source itself."""
+"""Architecture rules that keep both runtimes honest, checked on the source itself.
+
+Modules are named by their full dotted path (``fluxgate.edge.front.downloads``), never by
+file stem, and no module is exempt from a rule.
+"""
 
 import ast
 import tomllib
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "src" / "fluxgate"
+SRC = ROOT / "src"
+PACKAGE = SRC / "fluxgate"
 
 
-def imports(path: Path) -> set[str]:
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def resolve(path: Path, node: ast.ImportFrom) -> str:
+    """The absolute module an ``ImportFrom`` names."""
+    if node.level == 0:
+        return node.module or ""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+@cache
+def imported(name: str, module_level_only: bool = False) -> frozenset[str]:
+    """Every module ``name`` imports, by full path (``from pkg import mod`` names ``pkg.mod``)."""
+    path = MODULES[name]
     tree = ast.parse(path.read_text())
-    names: set[str] = set()
-    for node in ast.walk(tree):
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = resolve(path, node)
+            found.add(base)
+            found.update(
+                f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES
+            )
+    return frozenset(found)
 
 
-def relative_imports(path: Path) -> set[str]:
-    """Module-level relative imports (what importing the module loads)."""
-    tree = ast.parse(path.read_text())
-    return {
-        node.module or ""
-        for node in tree.body
-        if isinstance(node, ast.ImportFrom) and node.level > 0
-    }
+def internal(name: str, module_level_only: bool = False) -> set[str]:
+    return {m for m in imported(name, module_level_only) if m in MODULES and m != "fluxgate"}
 
 
-CORE = [p for p in PACKAGE.rglob("*.py") if "edge" not in p.parts]
+def external(name: str) -> set[str]:
+    return {m.split(".")[0] for m in imported(name)} - {"fluxgate"}
 
 
-@pytest.mark.parametrize("path", CORE, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_the_core_and_local_runtime_never_import_js(path):
-    assert not imports(path) & {"js", "pyodide", "workers"}
+# The layers, lowest first: a module imports only from its own layer or those below it.
+# The domains are ordered among themselves too, so that none of them forms a cycle.
+LAYERS = [
+    ("fluxgate.errors", "fluxgate.request_context"),
+    ("fluxgate.imaging",),
+    ("fluxgate.model",),
+    ("fluxgate.store",),
+    ("fluxgate.delivery",),
+    ("fluxgate.access",),
+    ("fluxgate.policy",),
+    ("fluxgate.jobs",),
+    ("fluxgate.listings",),
+    ("fluxgate.service",),
+    ("fluxgate.api",),
+    ("fluxgate.composition",),
+]
+# The runtimes sit on top; each may use the layers, never the other runtime. The Workers
+# bindings are adapters of the core's ports: the API layer is not theirs to use.
+RUNTIMES = {
+    "fluxgate.edge.ffi": "fluxgate.service",
+    "fluxgate.edge.bindings": "fluxgate.service",
+    "fluxgate.edge.front": "fluxgate.composition",
+    "fluxgate.local": "fluxgate.composition",
+}
 
 
-# What the Worker's file route and the adapters load must work without pydantic.
-PYDANTIC_FREE = [
-    "edge/ffi.py",
-    "edge/kv.py",
-    "edge/r2.py",
-    "edge/ai.py",
-    "models.py",
-    "idempotency.py",
-    "edge/files.py",
-    "edge/config.py",
-    "edge/worker.py",
-    "edge/jobs.py",
-    "job_table.py",
-    "webhooks.py",
-    "auth.py",
-    "tokens.py",
-    "edge/coalesce.py",
-    "edge/ledger.py",
-    "edge/catalog.py",
-    "catalog.py",
-    "edge/idempotency.py",
-    "idempotency_store.py",
-    "edge/ratelimit.py",
-    "coalesce.py",
-    "ledger.py",
-    "usage_events.py",
-    "usage_history.py",
-    "edge/analytics.py",
-    "ratelimit.py",
-    "files.py",
-    "variants.py",
-    "disclosure.py",
-    "edge/images.py",
-    "signing.py",
-    "errors.py",
-    "request_context.py",
-    "cors.py",
-    "edge/envelope.py",
-    "storage.py",
-    "b64.py",
-    "image_model.py",
-    "image_bytes.py",
-    "edge/image_buffer.py",
-    "params.py",
-    "pricing.py",
-    "records.py",
-    "images.py",
-    "multipart.py",
-    "upstream.py",
-    "__init__.py",
+def owner(name: str, groups: object) -> str | None:
+    """The longest prefix in ``groups`` that ``name`` is, or is inside of."""
+    matches = [g for g in groups if name == g or name.startswith(g + ".")]
+    return max(matches, key=len, default=None)
+
+
+def rank(name: str) -> int:
+    for index, layer in enumerate(LAYERS):
+        if owner(name, layer) is not None:
+            return index
+    raise AssertionError(f"{name} is in no layer: add it to LAYERS or RUNTIMES")
+
+
+def test_every_module_has_a_place():
+    for name in MODULES:
+        if (
+            name != "fluxgate"
+            and owner(name, RUNTIMES) is None
+            and owner(name, ["fluxgate.edge"]) != name
+        ):
+            rank(name)
+
+
+CORE = [
+    n for n in MODULES if n != "fluxgate" and owner(n, RUNTIMES) is None and n != "fluxgate.edge"
 ]
 
 
-@pytest.mark.parametrize("name", PYDANTIC_FREE)
-def test_worker_adapters_and_file_route_stay_pydantic_free(name):
-    path = PACKAGE / name
-    assert not imports(path) & {"pydantic", "fastapi", "starlette"}
-    local = {m.split(".")[-1] for m in relative_imports(path)} - {""}
-    allowed = {Path(n).stem for n in PYDANTIC_FREE} | {"ffi", "config", "kv", "r2", "ai"}
-    assert local <= allowed, f"{name} imports {local - allowed}"
+@pytest.mark.parametrize("name", CORE)
+def test_the_layers_import_only_downwards(name):
+    mine = rank(name)
+    upward = {m for m in internal(name) if owner(m, RUNTIMES) or rank(m) > mine}
+    assert upward == set(), f"{name} (layer {mine}) imports from above: {sorted(upward)}"
 
 
-# The core: every module at the package root. ``gateway`` is the composition root, the one
-# that wires the API layer's presenter into the webhook sender.
-CORE_ROOT = [p for p in PACKAGE.glob("*.py") if p.name != "gateway.py"]
+@pytest.mark.parametrize("name", CORE)
+def test_the_core_never_imports_js_or_the_web_framework(name):
+    banned = {"js", "pyodide", "workers"}
+    if rank(name) < rank("fluxgate.api"):
+        banned |= {"fastapi", "starlette"}
+    assert not external(name) & banned
 
 
-@pytest.mark.parametrize("path", CORE_ROOT, ids=lambda p: p.name)
-def test_the_core_never_imports_the_http_layer(path):
-    local = {m.split(".")[0] for m in relative_imports(path)}
-    assert "api" not in local and not imports(path) & {"fastapi", "starlette"}
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if owner(n, RUNTIMES)))
+def test_the_runtimes_stay_in_their_lanes(name):
+    ceiling = rank(RUNTIMES[owner(name, RUNTIMES)])
+    other = "fluxgate.local" if name.startswith("fluxgate.edge") else "fluxgate.edge"
+    for imported_name in internal(name):
+        if owner(imported_name, RUNTIMES) is None:
+            assert rank(imported_name) <= ceiling, f"{name} imports {imported_name}"
+        else:
+            assert owner(imported_name, [other]) is None, f"{name} imports {imported_name}"
+    if name.startswith("fluxgate.local"):
+        assert not external(name) & {"js", "pyodide", "workers"}
+
+
+@cache
+def loads(name: str) -> frozenset[str]:
+    """What importing ``name`` loads of the package: its module-level imports, transitively,
+    with each package's ``__init__`` on the way."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        parts = current.split(".")
+        todo.extend(
+            ".".join(parts[:i]) for i in range(2, len(parts)) if ".".join(parts[:i]) in MODULES
+        )
+        todo.extend(internal(current, module_level_only=True))
+    return frozenset(seen)
+
+
+# What the Worker loads for a signed download and for its Durable Objects and queue
+# consumer must work without pydantic: those paths never import the web framework.
+PYDANTIC_FREE_ROOTS = [
+    "fluxgate.edge.front.worker",
+    "fluxgate.edge.front.downloads",
+    "fluxgate.edge.front.config",
+    *sorted(n for n in MODULES if n.startswith("fluxgate.edge.bindings")),
+]
+
+
+@pytest.mark.parametrize("root", PYDANTIC_FREE_ROOTS)
+def test_the_workers_download_path_and_adapters_load_no_pydantic(root):
+    heavy = {m: external(m) & {"pydantic", "fastapi", "starlette"} for m in loads(root)}
+    assert {m: libs for m, libs in heavy.items() if libs} == {}
 
 
 def private_imports(path: Path) -> list[str]:
@@ -124,11 +191,19 @@ def private_imports(path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(
-    "path", list(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
-)
-def test_no_module_imports_another_modules_private_name(path):
-    assert private_imports(path) == []
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_imports_another_modules_private_name(name):
+    assert private_imports(MODULES[name]) == []
+
+
+def test_no_two_modules_share_a_name():
+    """``images``, ``api/images`` and ``edge/images`` were three things: a name says which."""
+    stems: dict[str, list[str]] = {}
+    for name, path in MODULES.items():
+        if path.name != "__init__.py":
+            stems.setdefault(path.stem, []).append(name)
+    shared = {stem: names for stem, names in stems.items() if len(names) > 1}
+    assert shared == {}
 
 
 def test_wrangler_toml_declares_the_bindings():
@@ -142,10 +217,10 @@ def test_wrangler_toml_declares_the_bindings():
 
 def test_worker_vars_are_known_settings():
     config = tomllib.loads((ROOT / "wrangler.toml").read_text())
-    text = (PACKAGE / "edge" / "config.py").read_text()
+    text = (PACKAGE / "edge" / "front" / "config.py").read_text()
     for name in config["vars"]:
         assert f'"{name}"' in text, f"[vars] {name} is not read by the Worker"
-    from fluxgate.settings import Settings
+    from fluxgate.service.settings import Settings
 
     for name in config["vars"]:
         assert name.lower() in Settings.model_fields

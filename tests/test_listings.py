@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fluxgate.api.app import create_app
-from fluxgate.catalog import (
+from fluxgate.listings.catalog import (
     IMAGE,
     JOB,
     CatalogTable,
@@ -295,7 +295,7 @@ def test_without_a_catalog_listings_answer_501_and_generations_work(make_runtime
 
 def test_a_catalog_failure_never_fails_a_paid_generation(make_runtime, caplog):
     runtime = make_runtime(catalog=BrokenCatalog())
-    caplog.set_level(logging.ERROR, logger="fluxgate.catalog")
+    caplog.set_level(logging.ERROR, logger="fluxgate.listings.catalog")
     with TestClient(create_app(lambda _request: runtime.gateway)) as client:
         auth = new_key(client)
         body = made(client, auth, "a boat")

@@ -3,7 +3,7 @@
 import pytest
 
 from fluxgate.local.kv_sqlite import SqliteKV
-from fluxgate.storage import KVLimitError
+from fluxgate.store.ports import KVLimitError
 
 from .conftest import Clock
 

@@ -1,7 +1,7 @@
 import pytest
 
 from fluxgate.local.objects_dir import DirectoryObjects
-from fluxgate.storage import StorageError, read_all
+from fluxgate.store.ports import StorageError, read_all
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fluxgate.moderation import ModerationUnavailable, Verdict, parse_guard_output
+from fluxgate.policy.prompt_moderation import ModerationUnavailable, Verdict, parse_guard_output
 
 from .bodies import generation
 from .conftest import put_policy

@@ -14,15 +14,14 @@ from typing import Any
 
 import pytest
 
-from fluxgate.image_bytes import InProcessImage
+from fluxgate.imaging.image_bytes import InProcessImage
 from fluxgate.local.placeholder import (
     PLACEHOLDER_CLASSIFIER,
     InferenceUpstreamError,
     PlaceholderVisionAI,
     vision_image,
 )
-from fluxgate.moderation import ModerationUnavailable
-from fluxgate.output_moderation import (
+from fluxgate.policy.output_moderation import (
     FAILURE_MEMORY_SECONDS,
     OUTPUT_MODERATION_MODEL,
     OutputScreen,
@@ -31,7 +30,8 @@ from fluxgate.output_moderation import (
     parse_scout_output,
     scout_inputs,
 )
-from fluxgate.records import GenerationRecord
+from fluxgate.policy.prompt_moderation import ModerationUnavailable
+from fluxgate.store.records import GenerationRecord
 
 from .bodies import generation
 from .conftest import MOVES_CLOCK, new_key, put_policy

@@ -3,10 +3,10 @@
 import json
 from dataclasses import replace
 
-from fluxgate.cache import cache_key
-from fluxgate.images import inspect_image
+from fluxgate.imaging.formats import inspect_image
 from fluxgate.local.placeholder import render_png
-from fluxgate.params import GenerationParams, ReferenceImage
+from fluxgate.model.params import GenerationParams, ReferenceImage
+from fluxgate.store.cache_keys import cache_key
 
 
 def reference() -> ReferenceImage:
@@ -38,8 +38,8 @@ def test_a_job_payload_round_trips_through_json_to_the_same_cache_key():
 def test_a_job_names_its_model_and_runs_under_the_name_served_when_it_runs():
     """The payload carries the model's Workers AI id; the served name (a placeholder's,
     or the real id) is the backend's when the job runs."""
-    from fluxgate.models import FLUX_2_DEV, FLUX_2_KLEIN_4B
-    from fluxgate.params import job_model
+    from fluxgate.model.family import FLUX_2_DEV, FLUX_2_KLEIN_4B
+    from fluxgate.model.params import job_model
 
     klein = replace(params(), model="placeholder/flux-2-klein-4b")
     stored = klein.to_dict()

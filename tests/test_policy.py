@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from fluxgate.prompt_policy import PolicyViolation, PromptPolicy, normalize_prompt
+from fluxgate.policy.prompts import PolicyViolation, PromptPolicy, normalize_prompt
 
 
 def test_normalisation_is_nfkc_with_whitespace_collapsed():

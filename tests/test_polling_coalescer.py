@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from fluxgate.coalesce import NotShared, PollingCoalescer
 from fluxgate.errors import ApiError
+from fluxgate.model.coalesce import NotShared, PollingCoalescer
 
 pytestmark = pytest.mark.anyio
 

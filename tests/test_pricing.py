@@ -1,6 +1,6 @@
 import pytest
 
-from fluxgate.pricing import estimate, tiles
+from fluxgate.model.pricing import estimate, tiles
 
 
 @pytest.mark.parametrize(

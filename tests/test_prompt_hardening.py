@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fluxgate import prompt_policy as policy_module
-from fluxgate.prompt_policy import (
+from fluxgate.policy import prompts as policy_module
+from fluxgate.policy.prompts import (
     RAW_LENGTH_FACTOR,
     PolicyViolation,
     PromptPolicy,
@@ -23,7 +23,7 @@ from fluxgate.prompt_policy import (
     normalize_prompt,
     raw_length_limit,
 )
-from fluxgate.skeleton import MAX_NON_STARTERS, skeleton
+from fluxgate.policy.skeleton import MAX_NON_STARTERS, skeleton
 
 from .conftest import put_policy
 

@@ -53,7 +53,7 @@ def test_the_model_is_asked_once_per_half_minute():
     is reused for 30 s, while KV and R2 are asked every time."""
     import anyio
 
-    from fluxgate.readiness import Readiness
+    from fluxgate.service.readiness import Readiness
 
     class Counting:
         name = "counting"

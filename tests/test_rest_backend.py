@@ -6,10 +6,10 @@ import json
 import httpx
 import pytest
 
-from fluxgate.image_model import ModelInput, MultipartImageModel
 from fluxgate.local.placeholder import parse_multipart
 from fluxgate.local.rest import RestAI
-from fluxgate.upstream import UpstreamError
+from fluxgate.model.port import ModelInput, MultipartImageModel
+from fluxgate.model.upstream import UpstreamError
 
 from .doubles import image_bytes
 

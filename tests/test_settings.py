@@ -1,6 +1,6 @@
 import pytest
 
-from fluxgate.settings import ConfigError, Settings
+from fluxgate.service.settings import ConfigError, Settings
 
 
 def test_defaults():

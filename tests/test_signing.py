@@ -2,7 +2,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from fluxgate.signing import SignatureError, SigningConfigError, UrlSigner, parse_signing_keys
+from fluxgate.delivery.signing import (
+    SignatureError,
+    SigningConfigError,
+    UrlSigner,
+    parse_signing_keys,
+)
 
 NEW = "new=" + "n" * 40
 OLD = "old=" + "o" * 40

@@ -1,6 +1,6 @@
 import pytest
 
-from fluxgate.upstream import error_from_upstream, parse_upstream_message
+from fluxgate.model.upstream import error_from_upstream, parse_upstream_message
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from fluxgate.ledger import RETENTION_DAYS, Ledger
-from fluxgate.usage_events import BLOBS, DOUBLES, UsageEvent, check_data_point
+from fluxgate.access.ledger import RETENTION_DAYS, Ledger
+from fluxgate.listings.usage_events import BLOBS, DOUBLES, UsageEvent, check_data_point
 
 from .bodies import generate, generation
 from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import anyio
 import pytest
 
+from fluxgate.delivery.variants import MAX_MAKING
 from fluxgate.local import transform
-from fluxgate.variants import MAX_MAKING
 
 from .bodies import generate, generation
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from PIL import Image
 
-from fluxgate.files import object_path
+from fluxgate.delivery.files import object_path
 
 from .bodies import generate, generation
 from .doubles import image_bytes

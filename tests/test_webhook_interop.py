@@ -15,8 +15,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks import WebhookVerificationError as LibraryVerificationError
 
-from fluxgate.signing import UrlSigner, parse_signing_keys
-from fluxgate.webhooks import (
+from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
+from fluxgate.jobs.webhooks import (
     WebhookVerificationError,
     secrets_for_key,
     sign,

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fluxgate.errors import ApiError
-from fluxgate.local.jobs import HttpxPoster
-from fluxgate.webhooks import DELIVERY_ERRORS, DeliveryError, check_url, parse_webhook_url
+from fluxgate.jobs.webhooks import DELIVERY_ERRORS, DeliveryError, check_url, parse_webhook_url
+from fluxgate.local.jobs_sqlite import HttpxPoster
 
 from .bodies import generate, generation
 from .polling import wait_for

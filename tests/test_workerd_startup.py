@@ -279,7 +279,7 @@ def test_importing_the_worker_draws_no_randomness() -> None:
     assert report["refused"] == [], "\n".join(r["stack"] for r in report["refused"])
     assert report["failures"] == {}, "\n".join(report["failures"].values())
     # What the deploy-time snapshot holds: the entry point and the app behind it.
-    assert {"entry", "fluxgate.edge.app", "fluxgate.api.direct"} <= set(report["at_start"])
+    assert {"entry", "fluxgate.edge.front.serve", "fluxgate.api.direct"} <= set(report["at_start"])
 
 
 def test_the_import_check_catches_a_random_value_made_at_import(tmp_path: Path) -> None:

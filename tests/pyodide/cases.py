@@ -21,17 +21,17 @@ from pyodide.ffi import JsProxy, to_js
 from workers import WorkerEntrypoint
 
 from fluxgate import FLUX_MODEL_ID
-from fluxgate.edge.ai import WorkersImageModel
-from fluxgate.edge.kv import WorkersKV
-from fluxgate.edge.r2 import WorkersR2
-from fluxgate.files import edge_cache_url, object_path
-from fluxgate.image_model import ModelInput
-from fluxgate.images import inspect_image
+from fluxgate.delivery.files import edge_cache_url, object_path
+from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
+from fluxgate.edge.bindings.ai import WorkersImageModel
+from fluxgate.edge.bindings.kv import WorkersKV
+from fluxgate.edge.bindings.r2 import WorkersR2
+from fluxgate.imaging.formats import inspect_image
 from fluxgate.local.placeholder import render_png
-from fluxgate.params import ReferenceImage
-from fluxgate.signing import UrlSigner, parse_signing_keys
-from fluxgate.storage import read_all
-from fluxgate.upstream import UpstreamError
+from fluxgate.model.params import ReferenceImage
+from fluxgate.model.port import ModelInput
+from fluxgate.model.upstream import UpstreamError
+from fluxgate.store.ports import read_all
 
 # env as an entrypoint (or a Durable Object) sees it: WorkerEntrypoint.__init__ wraps it.
 worker_env = WorkerEntrypoint(ctx, env).env
@@ -207,7 +207,7 @@ async def case_ai_sends_a_multipart_stream_with_its_boundary():
 
 
 async def case_ai_klein_runs_its_own_model_without_steps():
-    from fluxgate.models import FLUX_2_DEV, FLUX_2_KLEIN_9B
+    from fluxgate.model.family import FLUX_2_DEV, FLUX_2_KLEIN_9B
 
     model = WorkersImageModel(worker_env.AI)
     assert model.served_name(FLUX_2_KLEIN_9B) == FLUX_2_KLEIN_9B.id
@@ -255,7 +255,7 @@ async def case_ai_contract_violations_surface_as_5006():
 
 
 async def case_ai_json_runner_sends_a_plain_object_to_the_binding():
-    from fluxgate.edge.ai import WorkersAIRunner
+    from fluxgate.edge.bindings.ai import WorkersAIRunner
 
     runner = WorkersAIRunner(worker_env.AI)
     exc = await raises(Exception, runner.run(FLUX_MODEL_ID, {"prompt": "x"}))
@@ -266,7 +266,7 @@ async def case_ai_json_runner_sends_a_plain_object_to_the_binding():
 
 
 async def case_rate_limiter_counts_per_key_through_the_binding():
-    from fluxgate.edge.ratelimit import WorkersRateLimiter
+    from fluxgate.edge.bindings.rate_limiting import WorkersRateLimiter
 
     limiter, key = WorkersRateLimiter(worker_env), unique("rl")
     decisions = [await limiter.hit("standard", 3, 60, key) for _ in range(4)]
@@ -277,7 +277,7 @@ async def case_rate_limiter_counts_per_key_through_the_binding():
 
 
 async def case_rate_limiter_without_its_binding_lets_requests_through():
-    from fluxgate.edge.ratelimit import WorkersRateLimiter
+    from fluxgate.edge.bindings.rate_limiting import WorkersRateLimiter
 
     decision = await WorkersRateLimiter(worker_env).hit("burst", 5, 10, "k")
     assert decision.allowed is True and decision.limit == 5
@@ -286,7 +286,7 @@ async def case_rate_limiter_without_its_binding_lets_requests_through():
 async def case_budget_object_reserves_exactly_under_concurrency():
     import asyncio
 
-    from fluxgate.edge.ledger import WorkersLedger
+    from fluxgate.edge.bindings.ledger_object import WorkersLedger
 
     ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
     results = await asyncio.gather(
@@ -301,7 +301,7 @@ async def case_budget_object_reserves_exactly_under_concurrency():
 async def case_budget_object_holds_settle_release_renew_and_lapse():
     import asyncio
 
-    from fluxgate.edge.ledger import WorkersLedger
+    from fluxgate.edge.bindings.ledger_object import WorkersLedger
 
     ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
     assert (await ledger.reserve(account, "d1", 10, 100, "req:kept", 60)).accepted
@@ -317,7 +317,7 @@ async def case_budget_object_holds_settle_release_renew_and_lapse():
 
 
 async def case_budget_object_refunds_and_keeps_accounts_and_days_apart():
-    from fluxgate.edge.ledger import WorkersLedger
+    from fluxgate.edge.bindings.ledger_object import WorkersLedger
 
     ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
     assert (await ledger.reserve(account, "d1", 50, 60)).accepted
@@ -329,7 +329,7 @@ async def case_budget_object_refunds_and_keeps_accounts_and_days_apart():
 
 
 async def case_budget_object_reads_a_range_of_days_back():
-    from fluxgate.edge.ledger import WorkersLedger
+    from fluxgate.edge.bindings.ledger_object import WorkersLedger
 
     ledger, account = WorkersLedger(worker_env.BUDGETS), unique("key")
     for day, micro in (("2026-11-20", 5), ("2026-11-22", 7), ("2026-11-22", 7), ("2026-12-01", 9)):
@@ -341,8 +341,8 @@ async def case_budget_object_reads_a_range_of_days_back():
 
 
 async def case_usage_events_are_analytics_engine_data_points():
-    from fluxgate.edge.analytics import AnalyticsEngineEvents, usage_events_from_env
-    from fluxgate.usage_events import UsageEvent
+    from fluxgate.edge.bindings.analytics_engine import AnalyticsEngineEvents, usage_events_from_env
+    from fluxgate.listings.usage_events import UsageEvent
 
     events = usage_events_from_env(worker_env)
     assert isinstance(events, AnalyticsEngineEvents)
@@ -374,8 +374,8 @@ async def case_usage_events_are_analytics_engine_data_points():
 
 
 async def case_catalog_object_pages_a_keys_rows_newest_first():
-    from fluxgate.catalog import IMAGE, JOB, Entry
-    from fluxgate.edge.catalog import WorkersCatalog
+    from fluxgate.edge.bindings.catalog_object import WorkersCatalog
+    from fluxgate.listings.catalog import IMAGE, JOB, Entry
 
     catalog, account = WorkersCatalog(worker_env.CATALOG), unique("key")
     for n in range(5):
@@ -414,8 +414,8 @@ async def case_catalog_object_pages_a_keys_rows_newest_first():
 async def case_idempotency_object_starts_a_key_once_and_replays_its_answer():
     import asyncio
 
-    from fluxgate.edge.idempotency import WorkersIdempotency, idempotency_from_env
-    from fluxgate.idempotency_store import LEASE_SECONDS, Caps, Claim, StoredResponse
+    from fluxgate.edge.bindings.answers_object import WorkersIdempotency, idempotency_from_env
+    from fluxgate.store.answers import LEASE_SECONDS, Caps, Claim, StoredResponse
 
     store, account = idempotency_from_env(worker_env), unique("key")
     assert isinstance(store, WorkersIdempotency)
@@ -466,7 +466,7 @@ async def case_idempotency_object_starts_a_key_once_and_replays_its_answer():
 
 
 def coalescer():
-    from fluxgate.edge.coalesce import DurableCoalescer
+    from fluxgate.edge.bindings.coalescer_object import DurableCoalescer
 
     return DurableCoalescer(
         worker_env.COALESCER,
@@ -517,8 +517,8 @@ async def case_coalescer_object_passes_a_failure_to_every_waiter():
 async def case_coalescer_object_never_hands_a_leaders_refusal_to_a_waiter():
     import asyncio
 
-    from fluxgate.coalesce import NotShared
     from fluxgate.errors import ApiError
+    from fluxgate.model.coalesce import NotShared
 
     key, calls = unique("ck-refusal"), []
 
@@ -545,7 +545,7 @@ async def case_coalescer_object_never_hands_a_leaders_refusal_to_a_waiter():
 
 
 def new_job(job_id):
-    from fluxgate.job_table import QUEUED, Job
+    from fluxgate.jobs.table import QUEUED, Job
 
     return Job(
         job_id,
@@ -563,8 +563,8 @@ def new_job(job_id):
 
 
 async def case_job_object_runs_the_state_machine_over_rpc():
-    from fluxgate.edge.jobs import WorkersJobStore
-    from fluxgate.job_table import new_job_id
+    from fluxgate.edge.bindings.job_objects import WorkersJobStore
+    from fluxgate.jobs.table import new_job_id
 
     store, job_id = WorkersJobStore(worker_env.JOBS), new_job_id()
     assert await store.get(job_id) is None
@@ -585,7 +585,7 @@ async def case_job_object_runs_the_state_machine_over_rpc():
 async def case_queue_producer_sends_json_with_a_delay():
     from harness import jobQueue
 
-    from fluxgate.edge.jobs import WorkersQueue
+    from fluxgate.edge.bindings.job_objects import WorkersQueue
 
     queue = WorkersQueue(worker_env.JOB_QUEUE)
     await queue.send({"type": "job", "job_id": "job_x"})
@@ -606,8 +606,8 @@ async def case_queue_producer_sends_json_with_a_delay():
 async def case_queue_consumer_acks_and_retries_per_message():
     from harness import createBatch
 
-    from fluxgate.edge.jobs import consume
-    from fluxgate.job_table import ACK, Disposition
+    from fluxgate.edge.bindings.job_objects import consume
+    from fluxgate.jobs.table import ACK, Disposition
 
     seen = []
 
@@ -641,7 +641,7 @@ def js_obj_list(items):
 async def case_fetch_poster_posts_to_a_real_http_server():
     from harness import receiver
 
-    from fluxgate.edge.jobs import FetchPoster
+    from fluxgate.edge.bindings.job_objects import FetchPoster
 
     body = b'{"type":"image.generation.succeeded"}'
     headers = {"content-type": "application/json", "webhook-id": "job_1.succeeded"}
@@ -676,7 +676,7 @@ def signed_url(key, ttl=300):
 async def worker_fetch(url, method="GET", headers=None):
     """Through the Worker's entry class (src/entry.py re-exports it), called as workerd
     calls ``fetch``: a new instance per event, the JS Request converted by the SDK."""
-    from fluxgate.edge.worker import Default
+    from fluxgate.edge.front.worker import Default
 
     js_request = Request.new(url, js_obj({"method": method, "headers": headers or {}}))
     response = await call(Default(ctx, env), "fetch", js_request, None, None)
@@ -792,10 +792,10 @@ async def case_worker_file_route_does_not_import_pydantic_or_fastapi():
 
 
 async def case_js_image_splice_marks_in_js_as_in_python():
-    from fluxgate.disclosure import mark
+    from fluxgate.delivery.disclosure import mark
+    from fluxgate.edge.bindings.image_buffer import JsImage
     from fluxgate.edge.ffi import js_bytes
-    from fluxgate.edge.image_buffer import JsImage
-    from fluxgate.image_bytes import InProcessImage
+    from fluxgate.imaging.image_bytes import InProcessImage
 
     data = render_png(64, 48, hashlib.sha256(b"splice").digest())
     marked = await mark(JsImage(js_bytes(data)), "png", "gen/x", 1_700_000_000)
@@ -811,8 +811,8 @@ async def case_js_image_splice_marks_in_js_as_in_python():
 async def case_js_image_url_is_a_js_object_that_survives_js_object():
     import base64
 
+    from fluxgate.edge.bindings.image_buffer import JsImage
     from fluxgate.edge.ffi import js_bytes, js_object
-    from fluxgate.edge.image_buffer import JsImage
 
     data = render_png(32, 32, hashlib.sha256(b"url").digest())
     url = JsImage(js_bytes(data)).image_url("image/png")
@@ -837,7 +837,7 @@ REAL_SIZE = {"prompt": "a harbour at night, in the rain", "width": 1024, "height
 async def worker_post(path, body, token):
     """A JSON POST through the Worker's entry, as :func:`worker_fetch` sends a GET; the JS
     ``Response``, its ``waitUntil`` work done."""
-    from fluxgate.edge.worker import Default
+    from fluxgate.edge.front.worker import Default
 
     text = json.dumps(body)
     headers = {

@@ -115,11 +115,11 @@ async function main() {
   // RPC conversions, methods called strictly).
   const { call: dispatch } = py.pyimport("_workerd_dispatch");
   for (const [name, module, cls] of [
-    ["BUDGETS", "fluxgate.edge.ledger", "BudgetLedgerObject"],
-    ["JOBS", "fluxgate.edge.jobs", "JobObject"],
-    ["COALESCER", "fluxgate.edge.coalesce", "CoalescerObject"],
-    ["CATALOG", "fluxgate.edge.catalog", "CatalogObject"],
-    ["IDEMPOTENCY", "fluxgate.edge.idempotency", "IdempotencyObject"],
+    ["BUDGETS", "fluxgate.edge.bindings.ledger_object", "BudgetLedgerObject"],
+    ["JOBS", "fluxgate.edge.bindings.job_objects", "JobObject"],
+    ["COALESCER", "fluxgate.edge.bindings.coalescer_object", "CoalescerObject"],
+    ["CATALOG", "fluxgate.edge.bindings.catalog_object", "CatalogObject"],
+    ["IDEMPOTENCY", "fluxgate.edge.bindings.answers_object", "IdempotencyObject"],
   ]) {
     const construct = py.pyimport(module)[cls];
     env[name] = await createDurableObjectNamespace((state, e) => construct(state, e), env, dispatch);

@@ -20,11 +20,11 @@ from js import Blob, Object
 from pyodide.ffi import JsException, to_js
 from workers import WorkerEntrypoint
 
+from fluxgate.delivery.variants import FORMATS, TransformError
+from fluxgate.edge.bindings.image_buffer import JsImage
+from fluxgate.edge.bindings.images_binding import WorkersImageTransformer, transformer_from_env
 from fluxgate.edge.ffi import js_bytes
-from fluxgate.edge.image_buffer import JsImage
-from fluxgate.edge.images import WorkersImageTransformer, transformer_from_env
 from fluxgate.local.placeholder import render_png
-from fluxgate.variants import FORMATS, TransformError
 
 worker_env = WorkerEntrypoint(ctx, env).env
 raw = getattr(env, binding)

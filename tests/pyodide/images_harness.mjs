@@ -1,4 +1,4 @@
-// The Pyodide unit harness of variants: runs the Workers side (src/fluxgate/edge/images.py)
+// The Pyodide unit harness of variants: runs the Workers side (src/fluxgate/edge/bindings/images_binding.py)
 // in the Python Workers runtime's interpreter (Pyodide and the locked wheels, loaded by
 // `loadIsolate`, ./isolate.mjs) against the double of the Cloudflare Images binding
 // (./images_double.mjs), bound under the name wrangler.toml gives it. The cases are

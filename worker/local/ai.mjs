@@ -7,7 +7,7 @@
 // module the Pyodide unit harness binds in Node). Failures are thrown as
 // InferenceUpstreamError("<code>: <message>"); RPC hands the caller an instance of Error, not
 // of that class, that keeps its name and message ("InferenceUpstreamError: 3040: ..." as
-// text, as from the real binding), which is all the gateway reads: src/fluxgate/upstream.py
+// text, as from the real binding), which is all the gateway reads: src/fluxgate/model/upstream.py
 // finds "<code>: <message>" anywhere in the text.
 //
 // Its `fetch` is the tests' control surface (the Python Worker never calls it): script

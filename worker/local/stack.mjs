@@ -68,7 +68,7 @@ const standin = server.getWorker(STANDIN);
 
 // Whether the Worker's isolate ever died, over the stack's life (the console is cleared at
 // each reset; these counts are not). The Worker writes ISOLATE_STARTED on the first event
-// of each isolate (src/fluxgate/edge/worker.py): a second one means the first died. A
+// of each isolate (src/fluxgate/edge/front/worker.py): a second one means the first died. A
 // fatal error leaves its own lines on the console as well.
 const ISOLATE_STARTED = "fluxgate: isolate started";
 const FATAL = [/Pyodide has suffered a fatal error/, /Maximum call stack size exceeded/, /Out of memory/i];

@@ -9,7 +9,6 @@ import hashlib
 import logging
 import re
 import warnings
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,14 +19,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..access.rate_limits import FailedAttempts
 from ..errors import INTERNAL_ERROR, ApiError, not_found
-from ..ratelimit import FailedAttempts
-from ..readiness import misconfigured
-from . import account, admin, console, downloads, images, jobs
+from ..service.readiness import misconfigured
+from . import console
+from .asgi_envelope import Envelope
 from .deps import ClientAddress, Gw, Resolver, audit_refusal, error_response, gateway
 from .direct import DirectMiddleware, DirectPath
-from .envelope import Envelope
 from .request_body import validation_error
+from .routes import account, admin, downloads, generations, jobs
 from .schemas import GenerationRequest, Health, ReadinessCheck
 from .schemas import Readiness as ReadinessBody
 
@@ -62,20 +62,10 @@ def _docs_page() -> HTMLResponse:
 
 
 _PAGE_HEADERS = {
-    "Content-Security-Policy": console.CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "public, max-age=300",
 }
-
-
-def _asset(content: str | bytes, media_type: str) -> Callable[[], Awaitable[Response]]:
-    """The route of one of the console's files: a constant, with the page's headers."""
-
-    async def serve() -> Response:
-        return Response(content, media_type=media_type, headers=_PAGE_HEADERS)
-
-    return serve
 
 
 def _audit_refusal(request: Request, error: ApiError) -> None:
@@ -195,21 +185,14 @@ def create_app(
             raise not_found("page")
         return _docs_page()
 
-    @app.get("/", include_in_schema=False)
-    @app.get("/console", include_in_schema=False)
-    @app.get("/playground", include_in_schema=False)  # the console's former name
-    async def console_page(request: Request) -> HTMLResponse:
-        try:
-            public_base_url = (await gateway(request)).settings.public_base_url
-        except ApiError:  # a misconfigured Worker: the page still loads, the API says why
-            public_base_url = None
-        csp = console.page_csp(public_base_url)
-        return HTMLResponse(console.PAGE, headers={**_PAGE_HEADERS, "Content-Security-Policy": csp})
+    # The console (/, /console, /playground and its files) is static (``console.py``): on
+    # Workers Cloudflare's asset server answers it in front of the Worker; here the same
+    # files answer in front of the whole app (added last: outermost, before the envelope).
+    site = console.load()
+    if site is not None:
+        app.add_middleware(console.StaticConsole, site=site)
 
-    for path, content, media_type in console.ASSETS:
-        app.add_api_route(path, _asset(content, media_type), include_in_schema=False)
-
-    for module in (images, downloads, account, jobs, admin):
+    for module in (generations, downloads, account, jobs, admin):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -11,11 +11,11 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..audit import audit
-from ..auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
+from ..access.audit import audit
+from ..access.auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
+from ..access.rate_limits import GUESSES, FailedAttempts
 from ..errors import ApiError, unauthorized
-from ..gateway import Gateway
-from ..ratelimit import GUESSES, FailedAttempts
+from ..service.gateway import Gateway
 from .schemas import ErrorBody
 
 T = TypeVar("T")

@@ -31,18 +31,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..auth import SCOPE_GENERATE, Principal
-from ..cache import CacheMode
+from ..access.auth import SCOPE_GENERATE, Principal
+from ..access.rate_limits import FailedAttempts
+from ..delivery.variants import Variant
 from ..errors import INTERNAL_ERROR, ApiError
-from ..gateway import Gateway
-from ..generation import Outcome
-from ..image_bytes import ImageBytes
-from ..prompt_policy import audit_prompt
-from ..ratelimit import FailedAttempts
-from ..variants import Variant
+from ..imaging.image_bytes import ImageBytes
+from ..policy.prompts import audit_prompt
+from ..service.gateway import Gateway
+from ..service.generation import Outcome
+from ..store.cache_keys import CacheMode
 from .deps import ClientAddress, Resolver, audit_refusal
-from .images import generation_answered, requested_variants, resolved_params
+from .present import presenter
 from .request_body import declared_length, media_type, parse_json_generation
+from .routes.generations import generation_answered, requested_variants, resolved_params
 from .schemas import GenerationRequest
 
 log = logging.getLogger("fluxgate.direct")
@@ -180,7 +181,7 @@ class DirectPath:
     def _present(gw: Gateway, outcome: Outcome, admitted: _Admitted, base_url: str) -> DirectAnswer:
         body = admitted.body
         image = outcome.image if body.response_format == "b64_json" else None
-        generation = gw.presenter.generation(
+        generation = presenter(gw).generation(
             outcome.record,
             base_url=base_url,
             cached=outcome.cache == "HIT",

@@ -1,6 +1,6 @@
 """The generation routes' answers, kept and replayed under ``Idempotency-Key``.
 
-:mod:`fluxgate.idempotency` decides (claim, wait, replay, what is kept); this module is
+:mod:`fluxgate.service.idempotency` decides (claim, wait, replay, what is kept); this module is
 the HTTP side: an :class:`Answer` becomes the response, and the text kept for a replay is
 the same JSON rendered the same way, so a replay is byte for byte the first body. A
 ``b64_json`` answer is kept without its image (it may be megabytes): the replay reads the
@@ -25,9 +25,9 @@ from typing import Any
 from fastapi.responses import Response
 
 from ..errors import ApiError, storage_unavailable
-from ..gateway import Gateway
-from ..idempotency import REPLAYED, Attempt, stored
-from ..idempotency_store import StoredResponse
+from ..service.gateway import Gateway
+from ..service.idempotency import REPLAYED, Attempt, stored
+from ..store.answers import StoredResponse
 
 # The headers a replay repeats: what describes the answer, not the request that made it
 # (no RateLimit-*, no Server-Timing: a replay counts against nothing and calls no model).

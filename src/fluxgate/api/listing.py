@@ -1,7 +1,7 @@
 """Listings (``GET /v1/images``, ``GET /v1/jobs``, an admin's ``GET
 /v1/admin/keys/{id}/images``): one page of a key's catalog, newest first.
 
-The catalog (:mod:`fluxgate.catalog`) is per API key; a listing reads the rows of one key,
+The catalog (:mod:`fluxgate.listings.catalog`) is per API key; a listing reads the rows of one key,
 or of one of its end users. The cursor is opaque to clients and positions a caller within
 its own rows only.
 """
@@ -11,12 +11,13 @@ from typing import Annotated
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
-from ..auth import invalid_field
-from ..catalog import IMAGE, Catalog, Position, decode_cursor, encode_cursor
+from ..access.auth import invalid_field
+from ..access.tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 from ..errors import ApiError
-from ..gateway import Gateway
-from ..tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
+from ..listings.catalog import IMAGE, Catalog, Position, decode_cursor, encode_cursor
+from ..service.gateway import Gateway
 from .deps import error_responses
+from .present import presenter
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 MAX_CURSOR = 64
@@ -73,7 +74,7 @@ async def listing(
     after = position(kind, cursor)
     page = await catalog_of(gw).page(account, kind, user, limit, after)
     base_url = str(request.base_url)
-    item = gw.presenter.image_item if kind == IMAGE else gw.presenter.job_item
+    item = presenter(gw).image_item if kind == IMAGE else presenter(gw).job_item
     body = {
         "object": "list",
         "data": [item(entry, base_url) for entry in page.entries],

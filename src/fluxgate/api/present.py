@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..catalog import Entry
-from ..files import object_path, variant_path
-from ..job_table import Job
-from ..records import GenerationRecord
-from ..settings import Settings
-from ..signing import UrlSigner
-from ..variants import Variant, parse_variants
+from ..delivery.files import object_path, variant_path
+from ..delivery.signing import UrlSigner
+from ..delivery.variants import Variant, parse_variants
+from ..jobs.table import Job
+from ..listings.catalog import Entry
+from ..service.gateway import Gateway
+from ..service.settings import Settings
+from ..store.records import GenerationRecord
 from .schemas import Cost, Generation, ImageData, OutputModeration
 
 
@@ -170,3 +171,9 @@ def _verdict(record: GenerationRecord) -> OutputModeration | None:
     """The record's output moderation verdict (null when unchecked, or an older record)."""
     found = record.output_moderation
     return None if found is None else OutputModeration.model_validate(found)
+
+
+def presenter(gw: Gateway) -> Presenter:
+    """The API's view of ``gw``'s records. Made per answer: it holds three references, and
+    the gateway below knows nothing of the API's bodies."""
+    return Presenter(gw.settings, gw.signer, gw.clock)

@@ -2,7 +2,7 @@
 
 Both encodings end in the same :class:`GenerationRequest` plus a list of reference image
 bytes, and :func:`generation_params` resolves the two into the core's one
-:class:`~fluxgate.params.GenerationParams`, so every rule after this point is written
+:class:`~fluxgate.model.params.GenerationParams`, so every rule after this point is written
 once. The body is counted while it streams in, so an oversize upload is refused without
 being buffered whole.
 """
@@ -19,8 +19,9 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from ..delivery.signing import is_decimal
 from ..errors import ApiError
-from ..models import (
+from ..model.family import (
     DEFAULT_HEIGHT,
     DEFAULT_MODEL,
     DEFAULT_WIDTH,
@@ -28,9 +29,8 @@ from ..models import (
     MODELS,
     ModelSpec,
 )
-from ..params import GenerationParams, ReferenceImage
-from ..references import check_references, decode_image_string, reference_index, too_many
-from ..signing import is_decimal
+from ..model.params import GenerationParams, ReferenceImage
+from ..model.references import check_references, decode_image_string, reference_index, too_many
 from .json_text import invalid_json, parse_json
 from .schemas import GenerationRequest
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..access.tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
+from ..delivery.variants import FORMATS, MAX_REQUESTED, WIDTHS
 from ..errors import ApiError
-from ..models import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_SIZE, MAX_STEPS, MIN_SIZE
-from ..policy_document import LimitOverrides
-from ..tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
-from ..variants import FORMATS, MAX_REQUESTED, WIDTHS
+from ..model.family import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from ..policy.document import LimitOverrides
 from .json_text import parse_json_text
 
 MAX_SEED = 2**53 - 1

@@ -4,7 +4,7 @@ Every command names the data directory it uses (stderr): a key made in the wrong
 is a key the server has never heard of. Data goes to stdout, messages to stderr, so that
 ``fluxgate keys create`` can be captured (``KEY=$(fluxgate keys create --name x)``) and
 ``--json`` output piped. The key commands go through the same functions as the HTTP admin
-API (:mod:`fluxgate.api.admin`): the same checks, the same audit lines.
+API (:mod:`fluxgate.api.routes.admin`): the same checks, the same audit lines.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
-from ..api.admin import create_key, revoke_key_as, rotate_key_as
+from ..access.auth import ALL_SCOPES, DEFAULT_SCOPES, KeyRecord
 from ..api.deps import AdminActor
 from ..api.request_body import validation_error
+from ..api.routes.admin import create_key, revoke_key_as, rotate_key_as
 from ..api.schemas import KeyCreate, KeyRotate
-from ..auth import ALL_SCOPES, DEFAULT_SCOPES, KeyRecord
-from ..gateway import Gateway
-from ..logs import send_to_stderr
-from ..models import is_placeholder
-from ..settings import ConfigError, Settings
-from ..signing import SigningConfigError
+from ..delivery.signing import SigningConfigError
+from ..model.family import is_placeholder
+from ..service.gateway import Gateway
+from ..service.settings import ConfigError, Settings
+from .logs import send_to_stderr
 from .runtime import (
     DATA_DIR_VARIABLE,
     DEFAULT_DATA_DIR,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..storage import KVEntry, KVLimitError, KVPage, check_kv_key, check_kv_write
+from ..store.ports import KVEntry, KVLimitError, KVPage, check_kv_key, check_kv_write
 from .sqlite import connect
 
 _SCHEMA = """

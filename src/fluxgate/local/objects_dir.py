@@ -14,8 +14,8 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from ..image_bytes import ImageBytes, InProcessImage, as_python_bytes
-from ..storage import ObjectBody, ObjectInfo, StorageError, check_object_write, read_all
+from ..imaging.image_bytes import ImageBytes, InProcessImage, as_python_bytes
+from ..store.ports import ObjectBody, ObjectInfo, StorageError, check_object_write, read_all
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 CHUNK = 256 * 1024

@@ -1,7 +1,7 @@
 """An offline stand-in for the AI binding, held to each model's contract.
 
 ``PlaceholderAI.run`` accepts exactly what ``env.AI.run`` accepts for the FLUX.2 models the
-gateway serves (:data:`fluxgate.models.MODELS`: flux-2-dev, flux-2-klein-4b and
+gateway serves (:data:`fluxgate.model.family.MODELS`: flux-2-dev, flux-2-klein-4b and
 flux-2-klein-9b): a ``{"multipart": {"body", "contentType"}}`` whose content type carries
 the boundary, the model's form fields and nothing else, sizes in range, at most four
 PNG/JPEG/WebP reference images under 512x512. ``steps`` (1-50) is a field of flux-2-dev
@@ -29,10 +29,10 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from .. import b64
-from ..images import ImageFormatError, inspect_image
-from ..models import MAX_REFERENCE_SIDE, MAX_SIZE, MAX_STEPS, MIN_SIZE, MODELS, ModelSpec
-from ..moderation import Verdict
+from ..imaging import b64
+from ..imaging.formats import ImageFormatError, inspect_image
+from ..model.family import MAX_REFERENCE_SIDE, MAX_SIZE, MAX_STEPS, MIN_SIZE, MODELS, ModelSpec
+from ..policy.prompt_moderation import Verdict
 
 PLACEHOLDER_NAME = "placeholder"
 TEXT_FIELDS = {"prompt", "width", "height", "steps", "guidance", "seed"}
@@ -224,7 +224,7 @@ VISION_MIMES = ("image/png", "image/jpeg", "image/webp")
 
 def vision_image(inputs: Any) -> tuple[str, bytes]:
     """The one image of a Llama 4 Scout chat input, held to the model's contract (see
-    :mod:`fluxgate.output_moderation`): a plain object with ``messages`` and a
+    :mod:`fluxgate.policy.output_moderation`): a plain object with ``messages`` and a
     ``response_format``; a user message whose ``content`` array has a text part and exactly
     one ``image_url`` part, a base64 data URI (no HTTP URL) of a PNG, JPEG or WebP whose
     bytes really are that format. Returns its MIME type and bytes; raises ``5006``."""

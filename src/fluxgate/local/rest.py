@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ..upstream import UpstreamError
+from ..model.upstream import UpstreamError
 
 API_BASE = "https://api.cloudflare.com/client/v4"
 

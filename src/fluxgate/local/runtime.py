@@ -10,29 +10,30 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..gateway import Gateway, JobPorts, Ports, assemble
-from ..image_model import ImageModel, MultipartImageModel
-from ..moderation import GuardModerator, Moderator
-from ..output_moderation import ImageModerator, ScoutImageModerator
-from ..settings import ConfigError, Settings, admin_token_from
-from ..signing import UrlSigner, parse_signing_keys
-from ..webhooks import HttpPoster
-from .catalog import SqliteCatalog
-from .idempotency import SqliteIdempotency
-from .jobs import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
+from ..composition import assemble
+from ..delivery.signing import UrlSigner, parse_signing_keys
+from ..jobs.webhooks import HttpPoster
+from ..model.port import ImageModel, MultipartImageModel
+from ..policy.output_moderation import ImageModerator, ScoutImageModerator
+from ..policy.prompt_moderation import GuardModerator, Moderator
+from ..service.gateway import Gateway, JobPorts, Ports
+from ..service.settings import ConfigError, Settings, admin_token_from
+from .answers_sqlite import SqliteIdempotency
+from .catalog_sqlite import SqliteCatalog
+from .jobs_sqlite import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
 from .kv_sqlite import SqliteKV
-from .ledger import SqliteLedger
+from .ledger_sqlite import SqliteLedger
 from .objects_dir import DirectoryObjects
+from .pillow_transform import pillow_transformer
 from .placeholder import (
     PLACEHOLDER_CLASSIFIER,
     PlaceholderAI,
     PlaceholderModerator,
     PlaceholderVisionAI,
 )
-from .ratelimit import WindowRateLimiter
 from .sweep import Sweeper
-from .transform import pillow_transformer
-from .usage_events import SqliteUsageEvents
+from .usage_sqlite import SqliteUsageEvents
+from .window_limiter import WindowRateLimiter
 
 ENV_PREFIX = "FLUXGATE_"
 DEFAULT_DATA_DIR = ".fluxgate"

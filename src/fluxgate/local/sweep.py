@@ -3,7 +3,7 @@
 With ``FLUXGATE_IMAGE_RETENTION_DAYS`` set, an image older than the retention is deleted:
 its original and variants (the object store), and every key's listing rows of that age
 (the catalog). Its record and cache entry need nothing: they were written to expire
-within the retention (:class:`~fluxgate.retention.RetainedKV`), and an expired KV entry
+within the retention (:class:`~fluxgate.delivery.retention.RetainedKV`), and an expired KV entry
 is never read again. ``fluxgate serve`` sweeps at start and every :data:`SWEEP_EVERY`
 seconds; ``fluxgate sweep`` sweeps once (for a data directory no server runs on).
 
@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..catalog import IMAGE
-from ..retention import DAY
-from ..storage import ObjectInfo, ObjectStore
-from ..variants import VARIANTS_PREFIX, original_digest
-from .catalog import SqliteCatalog
+from ..delivery.retention import DAY
+from ..delivery.variants import VARIANTS_PREFIX, original_digest
+from ..listings.catalog import IMAGE
+from ..store.ports import ObjectInfo, ObjectStore
+from .catalog_sqlite import SqliteCatalog
 
-log = logging.getLogger("fluxgate.retention")
+log = logging.getLogger("fluxgate.delivery.retention")
 
 SWEEP_EVERY = 3600.0
 ORIGINALS_PREFIX = "images/"

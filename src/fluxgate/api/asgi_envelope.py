@@ -1,0 +1,115 @@
+"""The outermost ASGI layer: request id, CORS, the JSON access log.
+
+Every response leaves through here, whichever layer made it (a route, an error handler,
+the direct path): it gets its ``X-Request-Id`` and, for an allowed origin, its CORS
+headers, and the request gets its one access-log line. A preflight is answered here,
+before any route (none of them takes ``OPTIONS``).
+
+The local runtime runs it in front of the app. The Worker does the same in JS around all
+of its paths (``edge/envelope.py``), since two of them answer before the ASGI bridge; its
+app runs this layer with ``outermost=False``, which only tells the exchange which route
+matched. An unexpected exception is answered here as ``500 internal_error``: Starlette's
+own last-resort handler sits outside every middleware and would answer without the id.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..access.cors import NO_CORS, ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
+from ..errors import INTERNAL_ERROR, ApiError
+from ..request_context import REQUEST_ID_HEADER, Exchange, begin, end, note_route
+from .deps import Resolver, error_response, resolved
+
+access_log = logging.getLogger("fluxgate.access")
+app_log = logging.getLogger("fluxgate.app")
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's path template, once the router has run."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
+class Envelope:
+    def __init__(self, app: ASGIApp, *, resolve: Resolver, outermost: bool = True) -> None:
+        self.app = app
+        self._resolve = resolve
+        self._outermost = outermost
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self._outermost:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                template = route_template(scope)
+                if template is not None:
+                    note_route(template)
+            return
+        headers = Headers(scope=scope)
+        exchange, token = begin(scope["method"], scope["path"], headers.get("x-request-id"))
+        try:
+            await self._exchange(exchange, scope, receive, send, headers)
+        finally:
+            end(token)
+
+    async def _cors(self, scope: Scope) -> CorsPolicy:
+        try:
+            gw = await resolved(self._resolve, Request(scope))
+            return policy_for(gw.settings.cors_allowed_origins)
+        except ApiError:  # misconfigured: the app answers 503 itself, with no CORS
+            return NO_CORS
+
+    async def _exchange(
+        self, exchange: Exchange, scope: Scope, receive: Receive, send: Send, headers: Headers
+    ) -> None:
+        origin = headers.get("origin")
+        cors = await self._cors(scope)
+        preflight = is_preflight(scope["method"], headers.get)
+        status = 500
+        started = False
+        extra = {REQUEST_ID_HEADER: exchange.request_id}
+        if not preflight:  # a preflight's answer carries its own CORS headers
+            extra.update(cors.response_headers(origin))
+
+        async def stamped(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = int(message["status"]), True
+                out = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    if name == "Vary":
+                        out.add_vary_header(value)
+                    else:
+                        out[name] = value
+            await send(message)
+
+        try:
+            if preflight:
+                answer = cors.preflight(origin, headers.get("access-control-request-headers"))
+                response = (
+                    Response(status_code=204, headers=answer.headers)
+                    if answer.status == 204
+                    else error_response(ORIGIN_REFUSED)
+                )
+                await response(scope, receive, stamped)
+                return
+            try:
+                await self.app(scope, receive, stamped)
+            except Exception:
+                app_log.exception("unhandled error")
+                if started:  # the status line is out: nothing else can be said
+                    raise
+                await error_response(INTERNAL_ERROR)(scope, receive, stamped)
+        finally:
+            exchange.route = route_template(scope)
+            access_log.info(exchange.access_line(status))

@@ -1,0 +1,1 @@
+"""The FastAPI routers, one per group of endpoints."""

@@ -1,0 +1,135 @@
+"""The composition root: one :class:`~fluxgate.service.gateway.Gateway`, wired from a
+runtime's :class:`~fluxgate.service.gateway.Ports`.
+
+Everything above the ports is built here and nowhere else, so both runtimes run the same
+objects wired the same way, and nothing is attached to the gateway after it is built. It
+sits above the API layer because one wire crosses it: a job's webhook carries the body of
+``GET /v1/jobs/{id}``, so the webhook sender is given the API's presenter.
+"""
+
+from __future__ import annotations
+
+from .access.auth import KeyStore
+from .api.present import Presenter
+from .delivery.retention import retained
+from .delivery.variants import RecentFailures, VariantMaker
+from .jobs.webhooks import WebhookPolicy, WebhookSender
+from .listings.catalog import CatalogWriter
+from .model.coalesce import InflightCoalescer
+from .policy.document_store import PolicyStore
+from .policy.output_moderation import OutputScreen
+from .service.async_jobs import Jobs
+from .service.controls import Controls
+from .service.gateway import Gateway, Ports
+from .service.generation import CachePolicy, Generator
+from .service.idempotency import Idempotency
+from .service.job_runner import JobRunner, RetryPolicy
+from .service.readiness import Readiness
+from .store.answers import Caps
+
+__all__ = ["assemble", "variant_maker"]
+
+
+def assemble(ports: Ports) -> Gateway:
+    settings, clock = ports.settings, ports.clock
+    catalog = CatalogWriter(ports.catalog)  # listings: written on a miss and as jobs move
+    keys = KeyStore(ports.kv, clock=clock)
+    policies = PolicyStore(
+        ports.kv, settings.default_policy(), cache_seconds=settings.policy_cache_seconds
+    )
+    controls = Controls(
+        policies=policies,
+        limiter=ports.limiter,
+        ledger=ports.ledger,
+        moderator=ports.moderator,
+        clock=clock,
+        lease_seconds=settings.generation_lease_seconds,
+    )
+    generator = Generator(
+        kv=retained(ports.kv, settings.image_retention_days),  # image entries expire
+        objects=ports.objects,
+        model=ports.model,
+        controls=controls,
+        coalescer=ports.coalescer or InflightCoalescer(),
+        cache=CachePolicy(settings.cache_scope, settings.cache_ttl_seconds),
+        catalog=catalog,
+        events=ports.usage_events,
+        output=OutputScreen(ports.image_moderator, clock=clock),
+        clock=clock,
+        disclose=settings.ai_disclosure,
+    )
+    describe_job = Presenter(settings, ports.signer, clock).job
+    jobs, runner = None, None
+    if ports.jobs is not None:
+        webhooks = WebhookSender(
+            store=ports.jobs.store,
+            queue=ports.jobs.queue,
+            keys=keys,
+            signer=ports.signer,
+            poster=ports.jobs.poster,
+            describe=describe_job,
+            policy=WebhookPolicy(
+                allow_loopback=settings.webhook_allow_loopback,
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                max_attempts=settings.webhook_max_attempts,
+            ),
+            clock=clock,
+        )
+        jobs = Jobs(
+            generator=generator,
+            controls=controls,
+            objects=ports.objects,
+            store=ports.jobs.store,
+            queue=ports.jobs.queue,
+            webhooks=webhooks,
+            catalog=catalog,
+            clock=clock,
+        )
+        runner = JobRunner(
+            generator=generator,
+            controls=controls,
+            keys=keys,
+            objects=ports.objects,
+            store=ports.jobs.store,
+            webhooks=webhooks,
+            retry=RetryPolicy(settings.job_max_attempts, settings.webhook_retry_base_seconds),
+            catalog=catalog,
+            clock=clock,
+        )
+    return Gateway(
+        settings=settings,
+        keys=keys,
+        policies=policies,
+        controls=controls,
+        generator=generator,
+        objects=ports.objects,
+        signer=ports.signer,
+        limiter=ports.limiter,
+        admin_token=ports.admin_token,
+        jobs=jobs,
+        job_runner=runner,
+        readiness=Readiness(kv=ports.kv, objects=ports.objects, model=ports.model),
+        idempotency=Idempotency(
+            ports.idempotency,
+            clock=clock,
+            caps=Caps(
+                settings.idempotency_max_keys,
+                settings.idempotency_max_bytes,
+                settings.generation_lease_seconds,
+            ),
+        ),
+        catalog=ports.catalog,
+        variants=variant_maker(ports),
+        clock=clock,
+    )
+
+
+def variant_maker(ports: Ports) -> VariantMaker | None:
+    if ports.transformer is None:
+        return None
+    return VariantMaker(
+        ports.objects,
+        ports.transformer,
+        disclose=ports.settings.ai_disclosure,
+        failures=RecentFailures(ports.clock),
+    )

@@ -1,0 +1,222 @@
+"""The Worker's HTTP side: the direct path, then the FastAPI app, wired to ``env``."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPMethod
+from typing import Any
+from urllib.parse import urlsplit
+
+from js import Request as JsRequest
+from js import Response
+from workers import Request
+
+from ...access.rate_limits import FailedAttempts
+from ...api.app import create_app
+from ...api.direct import DirectAnswer, DirectPath, DirectRequest, may_be_direct
+from ...api.request_body import payload_too_large
+from ...composition import assemble
+from ...delivery.signing import SigningConfigError
+from ...errors import INTERNAL_ERROR, ApiError
+from ...model.coalesce import Coalescer, NoCoalescing
+from ...policy.output_moderation import ScoutImageModerator
+from ...policy.prompt_moderation import GuardModerator
+from ...service.gateway import Gateway, JobPorts, Ports
+from ...service.generation import Outcome
+from ...service.settings import ConfigError, Settings, admin_token_from
+from ...store.records import GenerationRecord
+from ..bindings.ai import WorkersAIRunner, WorkersImageModel
+from ..bindings.analytics_engine import usage_events_from_env
+from ..bindings.answers_object import idempotency_from_env
+from ..bindings.catalog_object import WorkersCatalog
+from ..bindings.coalescer_object import DurableCoalescer
+from ..bindings.image_buffer import JsImage, json_around
+from ..bindings.images_binding import transformer_from_env
+from ..bindings.job_objects import FetchPoster, WorkersJobStore, WorkersQueue
+from ..bindings.kv import WorkersKV
+from ..bindings.ledger_object import WorkersLedger
+from ..bindings.r2 import WorkersR2
+from ..bindings.rate_limiting import WorkersRateLimiter
+from ..ffi import js_object, js_text
+from .asgi import asgi
+from .body import within_limit
+from .config import env_settings, env_text, signer_from_env
+from .console_log import send_to_console
+from .downloads import error_response
+
+log = logging.getLogger("fluxgate.edge")
+
+send_to_console()  # the audit log reaches Workers Logs, at its own level
+
+_gateway: Gateway | None = None
+
+
+def gateway_from_env(env: Any) -> Gateway:
+    """One gateway per isolate, built on the first event.
+
+    Bindings, vars and secrets are fixed for an isolate's life (a new deploy or secret
+    starts new isolates), so the settings, the signer, the policy-document cache and the
+    coalescer are made once. The key cannot be ``env`` itself: the Workers SDK
+    wraps ``env`` in a new object for every event.
+    """
+    global _gateway
+    if _gateway is None:
+        try:
+            _gateway = assemble(ports_from_env(env))
+        except (ConfigError, SigningConfigError) as exc:
+            # The message names the variable, never its value.
+            raise ApiError(503, "server_misconfigured", str(exc)) from exc
+    return _gateway
+
+
+def ports_from_env(env: Any) -> Ports:
+    """The Worker's ports: its bindings, vars and secrets."""
+    settings = Settings.from_mapping(env_settings(env))
+    return Ports(
+        settings=settings,
+        kv=WorkersKV(env.KV),
+        objects=WorkersR2(env.IMAGES),
+        model=WorkersImageModel(env.AI),
+        signer=signer_from_env(env),
+        limiter=WorkersRateLimiter(env),
+        ledger=WorkersLedger(env.BUDGETS),
+        moderator=GuardModerator(WorkersAIRunner(env.AI)),
+        image_moderator=ScoutImageModerator(WorkersAIRunner(env.AI)),
+        admin_token=admin_token_from(env_text(env, "ADMIN_TOKEN")),
+        coalescer=coalescer_from_env(env),
+        jobs=jobs_from_env(env),
+        catalog=catalog_from_env(env),
+        usage_events=usage_events_from_env(env),
+        idempotency=idempotency_from_env(env),
+        transformer=transformer_from_env(env),
+    )
+
+
+def catalog_from_env(env: Any) -> WorkersCatalog | None:
+    """Listings when the CATALOG objects are bound (else they answer 501)."""
+    namespace = getattr(env, "CATALOG", None)
+    return None if namespace is None else WorkersCatalog(namespace)
+
+
+def jobs_from_env(env: Any) -> JobPorts | None:
+    """Async jobs when both the JOBS objects and the JOB_QUEUE producer are bound."""
+    namespace, queue = getattr(env, "JOBS", None), getattr(env, "JOB_QUEUE", None)
+    if namespace is None or queue is None:
+        return None
+    return JobPorts(WorkersJobStore(namespace), WorkersQueue(queue), FetchPoster())
+
+
+def coalescer_from_env(env: Any) -> Coalescer:
+    """Through the key's Durable Object when the COALESCER binding exists; else none at all.
+
+    Not the in-process coalescer the local runtime uses: on workerd a waiter resumed by
+    another request's future answers from that request's I/O context (see
+    :mod:`fluxgate.edge.bindings.coalescer_object`), so without the binding each request generates
+    alone."""
+    namespace = getattr(env, "COALESCER", None)
+    if namespace is None:
+        return NoCoalescing()
+    return DurableCoalescer(
+        namespace,
+        encode=lambda outcome: outcome.record.to_json(),
+        decode=lambda raw: Outcome(GenerationRecord.from_json(raw), "MISS"),
+    )
+
+
+def connecting_ip(request: Any) -> str:
+    """The client, as Cloudflare names it: ``CF-Connecting-IP`` is set by the edge (a value
+    a client sends is replaced), so it is safe to throttle by."""
+    return str(request.headers.get("cf-connecting-ip") or "unknown")
+
+
+# The app, its routes and its OpenAPI schema are built at import: on Workers that is deploy
+# time, into the memory snapshot, not the first request of every isolate. The failed-
+# authentication throttle is shared by the app and the direct path in front of it.
+_attempts = FailedAttempts()
+_direct = DirectPath(_attempts)
+APP = create_app(
+    lambda request: gateway_from_env(request.scope["env"]),
+    client_address=connecting_ip,
+    attempts=_attempts,
+    direct_in_front=False,  # handle() offers JSON generations before the ASGI bridge
+    envelope_in_front=False,  # the Worker's entry runs it around every path (envelope.py)
+)
+APP.openapi()
+
+
+async def _offer_direct(request: Request, env: Any) -> tuple[Any, Request]:
+    """A JSON generation offered to the direct path (``api/direct.py``), its body read
+    once: the JS response, or ``None`` and the request rebuilt around the same body."""
+    raw = request.js_object
+    buffer = await raw.arrayBuffer()
+
+    def declined() -> tuple[Any, Request]:
+        return None, Request(JsRequest.new(raw, js_object({"body": buffer})))
+
+    try:
+        gw = gateway_from_env(env)
+    except ApiError:  # misconfigured: the app answers it
+        return declined()
+
+    def header(name: str) -> str | None:
+        return js_text(raw.headers.get(name))
+
+    url = urlsplit(str(raw.url))
+    host = header("host") or url.netloc  # as the ASGI bridge gives the route its base URL
+    asked = DirectRequest(
+        header,
+        bytes(buffer.to_bytes()),
+        f"{url.scheme}://{host}/",
+        header("cf-connecting-ip") or "unknown",
+    )
+    answer = await _direct.answer(gw, asked)
+    return declined() if answer is None else (await direct_response(answer), request)
+
+
+async def direct_response(answer: DirectAnswer) -> Any:
+    """The JS response; a ``b64_json`` body is assembled in JS when the runtime can."""
+    body: Any = answer.prefix
+    if answer.image is not None:
+        spliced = None
+        if isinstance(answer.image, JsImage):
+            spliced = json_around(answer.prefix, answer.image, answer.suffix)
+        if spliced is None:  # no toBase64 here: the base64 goes through Python once
+            spliced = answer.prefix + await answer.image.base64() + answer.suffix
+        body = spliced
+    return Response.new(body, js_object({"status": answer.status, "headers": answer.headers}))
+
+
+async def handle(request: Any, env: Any, ctx: Any) -> Any:
+    """Serve ``request``: a JSON generation by the direct path (``api/direct.py``) unless
+    it declines, anything else with the FastAPI app once its body is known to be within
+    limits (the direct path reads only bodies that declare at most 16 KiB).
+
+    A method outside Python's ``HTTPMethod`` (``QUERY``, ``PROPFIND`` …) is refused here:
+    the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
+    No route of the app accepts one anyway.
+    """
+    raw = request.js_object
+    method = str(raw.method)
+    if method not in HTTPMethod.__members__:  # case-sensitive, as the SDK
+        return error_response(
+            ApiError(405, "method_not_allowed", f"The method {method} is not allowed.")
+        )
+    if may_be_direct(method, urlsplit(str(raw.url)).path, lambda n: js_text(raw.headers.get(n))):
+        try:
+            answered, request = await _offer_direct(request, env)
+        except Exception:  # a fault past the direct path's own handling: the app's 500
+            log.exception("unhandled error")
+            return error_response(INTERNAL_ERROR)
+        if answered is not None:
+            return answered
+    try:
+        limit = gateway_from_env(env).settings.max_body_bytes
+    except ApiError:  # misconfigured: the app answers 503 server_misconfigured, within limits
+        limit = Settings.model_fields["max_body_bytes"].default
+    try:
+        checked = await within_limit(request, limit)
+    except ApiError as exc:
+        return error_response(exc)
+    if checked is None:
+        return error_response(payload_too_large(limit))
+    return await asgi.fetch(APP, checked, env, ctx)

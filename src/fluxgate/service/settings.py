@@ -3,6 +3,12 @@
 The same names are read from ``[vars]`` on Workers (``CACHE_TTL_SECONDS``) and from the
 environment locally, prefixed (``FLUXGATE_CACHE_TTL_SECONDS``). A bad value stops start-up
 with a message naming the variable, instead of surfacing later as a 500.
+
+``FAST_PATH`` (default true): JSON generations are answered by the one generation handler
+(``api/generate.py``) in front of the web framework, chosen from the request line and
+headers alone, since on Workers the framework's routing and ASGI bridge cost as much CPU as
+a cache hit. The answer is the same either way; false sends every request through FastAPI,
+which calls the same handler (to rule the fast path out when something looks wrong).
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ class Settings(BaseModel):
     # are deleted this many days after they were made; unset: kept until deleted. On
     # Workers an R2 lifecycle rule deletes the objects (README "Retention"), locally the sweep.
     image_retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+    # JSON generations answered in front of the web framework (see the module docstring).
+    fast_path: bool = True
 
     @field_validator("deny_terms", "deny_patterns", mode="before")
     @classmethod

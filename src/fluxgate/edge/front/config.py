@@ -39,6 +39,7 @@ SETTING_NAMES = (
     "CORS_ALLOWED_ORIGINS",
     "AI_DISCLOSURE",
     "IMAGE_RETENTION_DAYS",
+    "FAST_PATH",
 )
 
 _signers: dict[str, UrlSigner] = {}

@@ -15,8 +15,10 @@ import os
 import re
 import shutil
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +30,7 @@ from fluxgate import FLUX_MODEL_ID
 from fluxgate.api import console
 
 from .doubles import image_bytes
+from .runtimes import ROOT
 from .servers import ADMIN, Server, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,7 +52,33 @@ def server(runtime: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         yield running
 
 
-# ---- the files and their policy (no browser) --------------------------------------------
+# ---- the files, their headers and their policy (no browser) ----------------------------
+
+# What the page may load, on both runtimes: its own script, stylesheet and images; nothing
+# inline, nothing from elsewhere, never in a frame.
+POLICY = {
+    "default-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' blob: data:",
+    "connect-src": "'self'",
+    "base-uri": "'none'",
+    "form-action": "'none'",
+    "frame-ancestors": "'none'",
+}
+# Each path the console answers, the file it answers with and that file's media type.
+FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console": ("index.html", "text/html; charset=utf-8"),
+    "/playground": ("index.html", "text/html; charset=utf-8"),  # the console's former name
+    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console.css": ("console.css", "text/css; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    "/favicon.ico": ("favicon.ico", "image/vnd.microsoft.icon"),
+}
+PAGE = (console.DIRECTORY / "index.html").read_text()
+SCRIPT = (console.DIRECTORY / "console.js").read_text()
+STYLES = (console.DIRECTORY / "console.css").read_text()
 
 
 def directives(csp: str) -> dict[str, str]:
@@ -60,70 +89,190 @@ def directives(csp: str) -> dict[str, str]:
     }
 
 
-def test_the_console_and_its_files_are_served_under_a_strict_policy(server):
-    with httpx.Client(base_url=server.base, timeout=30) as client:
-        check_files_and_policy(client)
+def assert_console_headers(answer: httpx.Response) -> None:
+    """The headers of console/_headers, on every answer of the console's paths."""
+    assert directives(answer.headers["content-security-policy"]) == POLICY
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["cache-control"] == "no-cache"
 
 
-def check_files_and_policy(client: httpx.Client) -> None:
-    for path in ("/", "/console", "/playground"):
-        page = client.get(path)
-        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert '<script src="console.js" defer></script>' in page.text
-        assert '<link rel="stylesheet" href="console.css">' in page.text
-        assert '<link rel="icon" href="favicon.svg"' in page.text
-        policy = directives(page.headers["content-security-policy"])
-        assert policy == {
-            "default-src": "'none'",
-            "script-src": "'self'",
-            "style-src": "'self'",
-            "img-src": "'self' blob: data:",
-            "connect-src": "'self'",
-            "base-uri": "'none'",
-            "form-action": "'none'",
-            "frame-ancestors": "'none'",
-        }
-        assert page.headers["x-content-type-options"] == "nosniff"
-        assert page.headers["referrer-policy"] == "no-referrer"
-    # nothing inline for the policy to allow, and nothing from elsewhere
-    assert "<style" not in console.PAGE and " style=" not in console.PAGE
-    assert re.findall(r"<script(?![^>]*\bsrc=)", console.PAGE) == []
-    assert re.findall(r"\bon[a-z]+=", console.PAGE) == []
-    assert re.findall(r"https?://", console.PAGE + console.STYLES) == []
-
-    files = {
-        "/console.js": "text/javascript",
-        "/console.css": "text/css",
-        "/favicon.svg": "image/svg+xml",
-        "/favicon.ico": "image/x-icon",
-    }
-    for path, media_type in files.items():
+def test_the_console_is_static_files_under_a_strict_policy(client):
+    """Each path answers its file from console/, byte for byte, with its media type and the
+    policy; the same with PUBLIC_BASE_URL set (below) or not."""
+    for path, (name, media_type) in FILES.items():
         answer = client.get(path)
         assert answer.status_code == 200, path
-        assert answer.headers["content-type"].startswith(media_type), path
-        assert answer.headers["x-content-type-options"] == "nosniff"
-    script = client.get("/console.js").text
-    # credentials in memory only; server text never parsed as HTML
-    for forbidden in ("localStorage", "sessionStorage", "indexedDB", "document.cookie"):
-        assert forbidden not in script
-    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
-    assert "eval(" not in script and "new Function" not in script
-    assert ".style." not in script and 'setAttribute("style"' not in script
-    assert client.get("/favicon.svg").text.startswith("<svg")
-    assert client.get("/favicon.ico").content.startswith(b"\x00\x00\x01\x00")
+        assert answer.headers["content-type"] == media_type, path
+        assert answer.content == (console.DIRECTORY / name).read_bytes(), path
+        assert_console_headers(answer)
+        assert answer.headers["etag"].startswith('"'), path
 
 
 @pytest.mark.settings(public_base_url="https://images.example.com/fluxgate")
-def test_images_may_come_from_the_public_base_url(client):
+def test_the_policy_does_not_depend_on_the_public_base_url(client):
+    """Signed URLs then carry another origin, but the page shows their images through its
+    own (see the browser test below): img-src stays 'self'."""
     policy = directives(client.get("/console").headers["content-security-policy"])
-    assert policy["img-src"] == "'self' https://images.example.com blob: data:"
-    assert policy["connect-src"] == "'self'"  # jobs are polled on the page's own origin
+    assert policy == POLICY
 
 
-def test_only_a_plain_origin_is_added_to_the_policy():
-    assert console.page_csp(None) == console.CSP
-    assert console.page_csp("http://127.0.0.1:8787") != console.CSP
-    assert console.page_csp("https://a.example; script-src *") == console.CSP
+def test_the_console_is_answered_in_front_of_the_api(client):
+    """As Cloudflare's static assets answer it in front of the Worker: no request id, and
+    the asset server's own answers (405, 304, 307) rather than the API's; any other path
+    is the API's."""
+    page = client.get("/console")
+    assert "x-request-id" not in page.headers
+    assert "x-request-id" in client.get("/healthz").headers  # the API's answers have one
+
+    # revalidation: the ETag again is a 304 without a body
+    for path in FILES:
+        first = client.get(path)
+        again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b"", path
+        assert again.headers["etag"] == first.headers["etag"]
+        assert_console_headers(again)
+
+    # HEAD: the headers without the body
+    head = client.head("/console.js")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert_console_headers(head)
+
+    # any other method: 405, no body (Cloudflare's asset server answers it, not the API)
+    for method in ("POST", "PUT", "DELETE"):
+        refused = client.request(method, "/console.js")
+        assert refused.status_code == 405 and refused.content == b"", method
+        assert_console_headers(refused)
+
+    # the page's file name moves to its path, keeping the query
+    for path, location in (("/index.html", "/"), ("/index", "/"), ("/index.html?a=1", "/?a=1")):
+        moved = client.get(path, follow_redirects=False)
+        assert moved.status_code == 307 and moved.headers["location"] == location, path
+        assert_console_headers(moved)
+
+    # the configuration files are not served, and nothing else is the console's
+    for path in ("/_headers", "/_redirects", "/console.js/", "/console/", "/missing.js"):
+        missing = client.get(path)
+        assert missing.status_code == 404, path
+        assert missing.json()["error"]["code"] == "not_found", path
+
+
+def test_the_worker_serves_the_directory_as_static_assets():
+    """wrangler.toml's [assets]: console/ itself, no binding (the Worker never reads it) and
+    no Worker in front of it."""
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    assets = config["assets"]
+    assert (ROOT / assets["directory"]).resolve() == console.DIRECTORY
+    assert "binding" not in assets and not assets.get("run_worker_first", False)
+    # nothing of the console in the Worker's Python bundle (src/ is uploaded as it is)
+    assert not console.DIRECTORY.resolve().is_relative_to((ROOT / "src").resolve())
+
+
+def test_the_page_parses_and_references_only_files_it_has():
+    """The page is well formed, its ids are unique, and what it loads are files of console/
+    (the API contract link is the API's); nothing inline for the policy to allow."""
+    page = PageParser()
+    page.feed(PAGE)
+    page.close()
+    assert page.open == [], f"elements left open: {page.open}"
+    assert len(page.ids) == len(set(page.ids)), "an id is used twice"
+    loaded = {ref for tag, attr, ref in page.refs if (tag, attr) != ("a", "href")}
+    assert loaded == {"favicon.svg", "console.css", "console.js"}
+    for ref in loaded:
+        assert (console.DIRECTORY / ref).is_file(), ref
+    assert {ref for tag, attr, ref in page.refs if tag == "a"} == {"openapi.json"}
+    assert '<script src="console.js" defer></script>' in PAGE
+    assert "<style" not in PAGE and " style=" not in PAGE
+    assert re.findall(r"<script(?![^>]*\bsrc=)", PAGE) == []
+    assert re.findall(r"\bon[a-z]+=", PAGE) == []
+    assert re.findall(r"https?://", PAGE + STYLES) == []
+
+
+def test_every_element_the_script_uses_is_in_the_page_with_its_type():
+    """The script looks elements up by id, with the type it expects (byId): each one is in
+    the page, as that element."""
+    page = PageParser()
+    page.feed(PAGE)
+    tags = dict(page.tagged)
+    kinds = {"$": None, "input": "input", "select": "select", "button": "button"}
+    lookup = re.compile(r"(?<![\w.$])(\$|input|select|button)\(\"([\w-]+)\"\)")
+    used = [(kinds[f], i) for f, i in lookup.findall(SCRIPT)]
+    types = {"HTMLImageElement": "img", "HTMLAnchorElement": "a", "HTMLTextAreaElement": "textarea"}
+    used += [(types[t], i) for i, t in re.findall(r"byId\(\"([\w-]+)\", (\w+)\)", SCRIPT)]
+    assert len(used) > 50
+    for tag, id_ in used:
+        assert id_ in tags, f"#{id_} is not in the page"
+        assert tag is None or tags[id_] == tag, f"#{id_} is a <{tags[id_]}>, not a <{tag}>"
+
+
+def test_the_script_keeps_credentials_in_memory_and_text_out_of_html():
+    """What eslint.config.mjs also enforces (npm run lint:js), checked on the file served."""
+    for forbidden in ("localStorage", "sessionStorage", "indexedDB", "document.cookie"):
+        assert forbidden not in SCRIPT
+    assert "innerHTML" not in SCRIPT and "insertAdjacentHTML" not in SCRIPT
+    assert "eval(" not in SCRIPT and "new Function" not in SCRIPT
+    assert ".style." not in SCRIPT and 'setAttribute("style"' not in SCRIPT
+    assert (console.DIRECTORY / "favicon.svg").read_text().startswith("<svg")
+    assert (console.DIRECTORY / "favicon.ico").read_bytes().startswith(b"\x00\x00\x01\x00")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("_redirects", "/old /console 301\n", "only '/path /path 200'"),
+        ("_redirects", "/a/* /index.html 200\n", "only '/path /path 200'"),
+        ("_redirects", "/elsewhere /nothing.js 200\n", "not a file served here"),
+        ("_headers", "/:name\n  X-A: b\n", "only a path or 'prefix*'"),
+        ("_headers", "/*\n  ! X-Removed\n", "expected 'Name: value'"),
+        ("_headers", "  X-A: b\n", "expected 'Name: value' under a path"),
+        ("picture.png", "", "no media type"),
+        ("about.html", "", "only index.html"),
+    ],
+)
+def test_the_local_server_refuses_what_it_would_not_serve_as_cloudflare_does(
+    tmp_path: Path, name: str, content: str, problem: str
+):
+    """Anything in console/ beyond what console.py implements of Cloudflare's asset
+    serving stops the local server at startup, instead of answering differently."""
+    for file in ("index.html", "console.js"):
+        (tmp_path / file).write_text("x")
+    (tmp_path / name).write_text(content)
+    with pytest.raises(console.ConsoleConfigError, match=re.escape(problem)):
+        console.load(tmp_path)
+
+
+def test_without_the_directory_the_app_has_no_console(tmp_path: Path):
+    """The Worker's bundle has no console/ (Cloudflare serves it there): nothing to load."""
+    assert console.load(tmp_path / "absent") is None
+
+
+class PageParser(HTMLParser):
+    """The page's structure: elements still open, ids (with their tags) and references."""
+
+    VOID = frozenset({"meta", "link", "img", "input", "br", "hr", "source", "col", "wbr"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.ids: list[str] = []
+        self.tagged: list[tuple[str, str]] = []
+        self.refs: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if "id" in values:
+            self.ids.append(values["id"])
+            self.tagged.append((values["id"], tag))
+        for attr in ("src", "href"):
+            if attr in values:
+                self.refs.append((tag, attr, values[attr]))
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1:]}>"
+        self.open.pop()
 
 
 # ---- the browser ------------------------------------------------------------------------
@@ -401,6 +550,36 @@ def test_a_person_generates_synchronously_and_asynchronously(browser, server, ru
     # credentials stay in memory: not in storage, cookies or the address bar
     assert page.storage_is_empty() and key not in browser.current_url
     assert page.problems() == []
+
+
+def test_a_signed_url_of_another_origin_shows_through_the_pages_own(
+    browser, runtime, tmp_path_factory
+):
+    """With PUBLIC_BASE_URL on another origin and under a path (a custom domain in front of
+    the server), the page still shows the image and follows the job: the same signed path
+    through its own origin, under a policy that never names PUBLIC_BASE_URL. The URL to
+    copy is the signed one, as the API gave it."""
+    public = "https://images.example.com/fluxgate"
+    folder = tmp_path_factory.mktemp(f"console-public-{runtime}")
+    with serve(runtime, folder, public_base_url=public) as server:
+        page = Console(browser, server.base)
+        page.fill(key=server.new_key("console-public"), prompt=unique("a harbour at dawn"))
+        page.fill(width=512, height=384, steps=4, seed=5)
+        page.generate()
+        page.wait_for_result()
+        url = page.el("url").get_attribute("value")
+        assert url.startswith(f"{public}/v1/files/images/") and "sig=" in url
+        shown = page.el("image").get_attribute("src")
+        assert shown == server.base + url.removeprefix(public)
+        assert page.el("download").get_attribute("href") == shown
+
+        page.el("async").click()
+        page.fill(seed=6)
+        page.generate()
+        page.until(lambda: "succeeded in" in page.text("status"), "the job did not succeed")
+        page.wait_for_result()
+        assert page.el("url").get_attribute("value").startswith(f"{public}/v1/files/")
+        assert page.problems() == []
 
 
 SHORT_NAMES = ["flux-2-dev", "flux-2-klein-4b", "flux-2-klein-9b"]

@@ -295,7 +295,7 @@ def test_without_a_catalog_listings_answer_501_and_generations_work(make_runtime
 
 def test_a_catalog_failure_never_fails_a_paid_generation(make_runtime, caplog):
     runtime = make_runtime(catalog=BrokenCatalog())
-    caplog.set_level(logging.ERROR, logger="fluxgate.listings.catalog")
+    caplog.set_level(logging.ERROR, logger="fluxgate.catalog")
     with TestClient(create_app(lambda _request: runtime.gateway)) as client:
         auth = new_key(client)
         body = made(client, auth, "a boat")

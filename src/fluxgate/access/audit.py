@@ -1,6 +1,6 @@
 """The audit log: one JSON line per refusal and per admin action.
 
-Lines go to the ``fluxgate.access.audit`` logger (Workers Logs on Cloudflare, stderr locally).
+Lines go to the ``fluxgate.audit`` logger (Workers Logs on Cloudflare, stderr locally).
 They name the key id, never the key, and carry the prompt only as a SHA-256 unless the
 operator opts in with ``AUDIT_LOG_PROMPTS``.
 """
@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-audit_logger = logging.getLogger("fluxgate.access.audit")
+audit_logger = logging.getLogger("fluxgate.audit")
 
 
 def audit(

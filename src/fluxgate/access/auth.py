@@ -26,6 +26,7 @@ from typing import Any
 
 from ..delivery.signing import UrlSigner
 from ..errors import BEARER_REALM, ApiError, unauthorized
+from ..store import keyspace
 from ..store.ports import KVStore
 from .tokens import TOKEN_PREFIX as CLIENT_TOKEN_PREFIX
 from .tokens import ClientToken
@@ -237,7 +238,7 @@ class KeyStore:
 
         # A token of absurd length cannot be a key; refuse it without touching KV.
         raw = (
-            await self._kv.get(f"apikey:{digest(token)}", cache_ttl=KEY_CACHE_TTL)
+            await self._kv.get(keyspace.api_key(digest(token)), cache_ttl=KEY_CACHE_TTL)
             if len(token) < 256
             else None
         )
@@ -275,7 +276,7 @@ class KeyStore:
     async def _index(self, key_id: str) -> dict[str, Any] | None:
         if not key_id.startswith("key_") or len(key_id) > 64:
             return None
-        raw = await self._kv.get(f"apikeyid:{key_id}")
+        raw = await self._kv.get(keyspace.api_key_id(key_id))
         return None if raw is None else json.loads(raw)
 
     async def get(self, key_id: str) -> KeyRecord | None:
@@ -297,7 +298,7 @@ class KeyStore:
         """Up to ``limit`` keys in id order, and the cursor of the next page (``None`` at
         the end). The cursor is KV's own; one the store refuses is a 400 on ``cursor``."""
         try:
-            page = await self._kv.list("apikeyid:", limit=limit, cursor=cursor)
+            page = await self._kv.list(keyspace.API_KEY_ID, limit=limit, cursor=cursor)
         except Exception as exc:  # an invalid cursor: Workers KV throws, whatever the cause
             if cursor is None:
                 raise
@@ -312,10 +313,12 @@ class KeyStore:
         now = self._clock()
         live = [t for t in tokens if t.get("expires_at") is None or t["expires_at"] > now]
         index = {"record": asdict(record), "tokens": live}
-        await self._kv.put(f"apikeyid:{record.id}", json.dumps(index), metadata=record.summary())
+        await self._kv.put(
+            keyspace.api_key_id(record.id), json.dumps(index), metadata=record.summary()
+        )
         for entry in live:
             value = {**asdict(record), "token_expires_at": entry.get("expires_at")}
-            await self._kv.put(f"apikey:{entry['hash']}", json.dumps(value))
+            await self._kv.put(keyspace.api_key(entry["hash"]), json.dumps(value))
 
     async def create(
         self,
@@ -381,7 +384,7 @@ class KeyStore:
                 entry["expires_at"] = until
         for entry in tokens:
             if entry["expires_at"] <= self._clock():
-                await self._kv.delete(f"apikey:{entry['hash']}")
+                await self._kv.delete(keyspace.api_key(entry["hash"]))
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record.rotated_at = int(self._clock())
         await self._save(record, [*tokens, {"hash": digest(token), "expires_at": None}])

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import ApiError
+from ..store import keyspace
 from .signing import UrlSigner, is_decimal
 from .variants import Variant, variant_etag, variant_key
 
@@ -125,7 +126,7 @@ def authorize(
 def signed_cache_entry(query: Mapping[str, str]) -> str | None:
     """The KV cache key a verified URL was made from (to drop it when the object is gone)."""
     value = query.get("c") or ""
-    return f"cache:{value}" if _CACHE_KEY.match(value) else None
+    return keyspace.cache_entry(value) if _CACHE_KEY.match(value) else None
 
 
 def etag_for(object_key: str) -> str:

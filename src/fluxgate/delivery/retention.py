@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..store.keyspace import IMAGE_ENTRIES
 from ..store.ports import KVPage, KVStore
 
 DAY = 86400
-# The KV entries that describe an image: its record by id, and the cache entry.
-IMAGE_ENTRIES = ("gen:", "cache:")
 
 
 class RetainedKV:

@@ -27,7 +27,7 @@ from ..model.coalesce import Coalescer, PollingCoalescer
 from ..store.ports import ObjectStore
 from .disclosure import DisclosureError, mark
 
-log = logging.getLogger("fluxgate.delivery.variants")
+log = logging.getLogger("fluxgate.variants")
 
 WIDTHS = (128, 256, 512, 1024)
 FORMATS = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}

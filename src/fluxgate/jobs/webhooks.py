@@ -65,7 +65,7 @@ from ..errors import ApiError
 from ..imaging.b64 import urlsafe_decode
 from .table import ACK, FAILED, SUCCEEDED, Disposition, Job, JobQueue, JobStore, backoff
 
-log = logging.getLogger("fluxgate.jobs.webhooks")
+log = logging.getLogger("fluxgate.webhooks")
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of the format
 TOLERANCE_SECONDS = 300

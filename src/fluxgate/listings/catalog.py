@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from ..jobs.table import FAILED, SUCCEEDED, Job
 from ..store.records import GenerationRecord
 
-log = logging.getLogger("fluxgate.listings.catalog")
+log = logging.getLogger("fluxgate.catalog")
 
 IMAGE, JOB = "image", "job"
 KINDS = (IMAGE, JOB)

@@ -28,7 +28,7 @@ from ..access.auth import Principal
 from ..access.ledger import to_micro
 from ..store.records import GenerationRecord
 
-log = logging.getLogger("fluxgate.listings.usage_events")
+log = logging.getLogger("fluxgate.usage_events")
 
 # The layout of an Analytics Engine data point: blobN / doubleN in the SQL API are these,
 # in this order (1-based). Append only: reordering would change the meaning of stored data.

@@ -22,7 +22,7 @@ from ..listings.catalog import CatalogTable, Entry, Page, Position
 from .sqlite import connect
 
 T = TypeVar("T")
-log = logging.getLogger("fluxgate.listings.catalog")
+log = logging.getLogger("fluxgate.catalog")
 
 
 class SqliteCatalog:

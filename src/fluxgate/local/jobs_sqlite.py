@@ -34,7 +34,7 @@ from ..jobs.webhooks import (
 )
 from .sqlite import SqliteFile
 
-log = logging.getLogger("fluxgate.local.jobs_sqlite")
+log = logging.getLogger("fluxgate.local.jobs")
 
 
 class SqliteJobStore:

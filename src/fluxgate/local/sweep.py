@@ -27,7 +27,7 @@ from ..listings.catalog import IMAGE
 from ..store.ports import ObjectInfo, ObjectStore
 from .catalog_sqlite import SqliteCatalog
 
-log = logging.getLogger("fluxgate.delivery.retention")
+log = logging.getLogger("fluxgate.retention")
 
 SWEEP_EVERY = 3600.0
 ORIGINALS_PREFIX = "images/"

@@ -61,7 +61,7 @@ _INSERT = "INSERT INTO usage_events ({}) VALUES ({})".format(  # noqa: S608
 _PRUNE = "DELETE FROM usage_events WHERE time < ?"
 
 
-log = logging.getLogger("fluxgate.listings.usage_events")
+log = logging.getLogger("fluxgate.usage_events")
 
 
 class SqliteUsageEvents:

@@ -39,13 +39,12 @@ from ..model.family import (
     ModelSpec,
     find_model,
 )
+from .output_moderation import OutputModerationFailure, OutputModerationMode
+from .prompt_moderation import ModerationMode
 from .prompts import PromptPolicy
 
 log = logging.getLogger("fluxgate.policy")
 
-ModerationMode = Literal["off", "fail_open", "fail_closed"]
-OutputModerationMode = Literal["off", "flag", "block"]
-OutputModerationFailure = Literal["fail_open", "fail_closed"]
 _NAME = r"^[a-z][a-z0-9_]{0,31}$"
 
 # The ledger counts integer micro-dollars in SQLite's signed 64-bit integers (its

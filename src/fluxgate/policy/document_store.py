@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from ..errors import ApiError
+from ..store import keyspace
 from ..store.ports import KVStore
 from .document import PolicyDocument, Tier
 from .prompts import PromptPolicy
 
-POLICY_KEY = "policy:current"
+POLICY_KEY = keyspace.POLICY
 
 
 class PolicyStore:

@@ -38,7 +38,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import ApiError
 from ..imaging.image_bytes import ImageBytes
@@ -46,7 +46,12 @@ from ..model.coalesce import Coalescer, PollingCoalescer
 from ..model.port import AIRunner
 from .prompt_moderation import CATEGORIES, ModerationUnavailable, category_names
 
-log = logging.getLogger("fluxgate.policy.output_moderation")
+# A tier's output moderation: none, record a flag, or refuse a flagged image; and what a
+# classifier that cannot answer means: serve the image unchecked, or refuse it.
+OutputModerationMode = Literal["off", "flag", "block"]
+OutputModerationFailure = Literal["fail_open", "fail_closed"]
+
+log = logging.getLogger("fluxgate.output_moderation")
 
 OUTPUT_MODERATION_MODEL = "@cf/meta/llama-4-scout-17b-16e-instruct"
 # The name prefix of offline stand-ins (``placeholder/image-classifier``): their verdicts
@@ -316,7 +321,11 @@ class OutputScreen:
         self._recent = RecentOutcomes(clock)
 
     async def screen(
-        self, mode: str, failure: str, image: ImageBytes, content_type: str
+        self,
+        mode: OutputModerationMode,
+        failure: OutputModerationFailure,
+        image: ImageBytes,
+        content_type: str,
     ) -> dict[str, Any] | None:
         """The record's ``output_moderation`` for this image: ``None`` when unchecked (the
         tier is ``off``, or the classifier failed open). Raises
@@ -367,7 +376,7 @@ class OutputScreen:
         return not (by_placeholder and real_now)
 
     @staticmethod
-    def enforce(mode: str, recorded: Mapping[str, Any] | None) -> None:
+    def enforce(mode: OutputModerationMode, recorded: Mapping[str, Any] | None) -> None:
         """Refuse a flagged image to a ``block`` tier (``422 output_rejected``): a fresh one,
         or a kept one (kept for the tier that made it, never handed to this one)."""
         if mode == "block" and is_flagged(recorded):

@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..model.port import AIRunner
 
-log = logging.getLogger("fluxgate.policy.prompt_moderation")
+log = logging.getLogger("fluxgate.moderation")
+
+# A tier's prompt moderation: none, or a classifier whose failure lets the prompt through
+# (``fail_open``) or refuses it (``fail_closed``).
+ModerationMode = Literal["off", "fail_open", "fail_closed"]
 
 MODERATION_MODEL = "@cf/meta/llama-guard-3-8b"
 

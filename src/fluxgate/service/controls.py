@@ -46,10 +46,16 @@ from ..policy.document import (
     model_limits,
 )
 from ..policy.document_store import PolicyStore
-from ..policy.prompt_moderation import ModerationUnavailable, Moderator, category_names
+from ..policy.output_moderation import OutputModerationFailure, OutputModerationMode
+from ..policy.prompt_moderation import (
+    ModerationMode,
+    ModerationUnavailable,
+    Moderator,
+    category_names,
+)
 from ..policy.prompts import PolicyViolation, PromptPolicy
 
-log = logging.getLogger("fluxgate.service.controls")
+log = logging.getLogger("fluxgate.controls")
 
 
 @dataclass(frozen=True)
@@ -86,16 +92,16 @@ class Admission:
     prompt: str
 
     @property
-    def moderation(self) -> str:
+    def moderation(self) -> ModerationMode:
         return self.policy.limits.moderation
 
     @property
-    def output_moderation(self) -> str:
+    def output_moderation(self) -> OutputModerationMode:
         """``off``, ``flag`` or ``block``: what the generated image's verdict does."""
         return self.policy.limits.output_moderation
 
     @property
-    def output_moderation_failure(self) -> str:
+    def output_moderation_failure(self) -> OutputModerationFailure:
         """``fail_open`` or ``fail_closed``: what an output classifier outage does."""
         return self.policy.limits.output_moderation_failure
 

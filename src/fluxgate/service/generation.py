@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from ..access.auth import Principal
 from ..delivery.disclosure import DisclosureError, mark
@@ -39,12 +39,13 @@ from ..model.params import GenerationParams
 from ..model.port import GeneratedImage, ImageModel, ModelInput
 from ..model.upstream import UpstreamError, error_from_upstream, is_work_failure
 from ..policy.output_moderation import OutputScreen, is_rejection
-from ..store.cache_keys import CacheMode, cache_key
+from ..store import keyspace
+from ..store.cache_keys import CacheMode, CacheScope, cache_key
 from ..store.ports import KVStore, ObjectStore
 from ..store.records import GenerationRecord, is_generation_id, new_generation_id
 from .controls import Admission, Charge, Controls
 
-log = logging.getLogger("fluxgate.service.generation")
+log = logging.getLogger("fluxgate.generation")
 
 # KV's edge cache for hot keys (cache entries, key records): KV's minimum cacheTtl is 30 s.
 HOT_KEY_CACHE_TTL = 60
@@ -53,10 +54,14 @@ HOT_KEY_CACHE_TTL = 60
 DELETION_CLAIM_SECONDS = 60
 
 
+# The answer's ``X-Cache``: served from the cache, generated, or generated past it.
+CacheStatus = Literal["HIT", "MISS", "BYPASS"]
+
+
 @dataclass
 class Outcome:
     record: GenerationRecord
-    cache: str  # HIT | MISS | BYPASS
+    cache: CacheStatus
     image: ImageBytes | None = None  # for b64_json answers only
     model_ms: float | None = None  # time spent in the model call, for Server-Timing
     pace: Mapping[str, str] = field(default_factory=dict)  # RateLimit-* of a model call
@@ -75,7 +80,7 @@ class Payer:
 class CachePolicy:
     """How generations are cached: per key (``key``) or shared (``global``), for how long."""
 
-    scope: str = "key"
+    scope: CacheScope = "key"
     ttl_seconds: int | None = None
 
 
@@ -268,7 +273,7 @@ class Generator:
         await self._store(record, image, charge)
         await self._index(record, key, mode)
         await self._controls.settle(charge)  # the image is kept: its charge stands
-        status = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
+        status: CacheStatus = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
         return Outcome(record, status, image.data, model_ms=image.upstream_ms, pace=charge.pace)
 
     async def _call_model(self, model_input: ModelInput, charge: Charge) -> GeneratedImage:
@@ -354,13 +359,13 @@ class Generator:
             created=created,  # also the image's XMP CreateDate
             prompt=admission.prompt,
             seed=seed,
-            object_key=f"images/{digest}.{image.info.extension}",
+            object_key=keyspace.image_object(digest, image.info.extension),
             content_type=image.info.mime,
             size=image.data.size,
             sha256=digest,
             policy_version=admission.policy.document.version,
             moderated=charge.moderated,
-            cache_key=key.removeprefix("cache:"),
+            cache_key=keyspace.cache_digest(key),
         )
 
     async def _store(self, record: GenerationRecord, image: GeneratedImage, charge: Charge) -> None:
@@ -393,7 +398,7 @@ class Generator:
         writes, made concurrently; none of them fails the request."""
         value = record.to_json()
         writes = [
-            self._put_quietly(f"gen:{record.id}", value, None),
+            self._put_quietly(keyspace.generation(record.id), value, None),
             self._catalog.put(image_entry(record)),
         ]
         if mode is not CacheMode.NO_STORE:
@@ -460,7 +465,7 @@ class Generator:
                 created=int(self._clock()),
             )
             await asyncio.gather(
-                self._put_quietly(f"gen:{record.id}", record.to_json(), None),
+                self._put_quietly(keyspace.generation(record.id), record.to_json(), None),
                 self._catalog.put(image_entry(record)),
             )
         elif found.cache != "HIT":  # a coalesced follower of our own key: not charged again
@@ -489,7 +494,7 @@ class Generator:
             if verdict is not None:
                 record = replace(record, output_moderation=verdict)
                 await asyncio.gather(
-                    self._put_quietly(f"gen:{record.id}", record.to_json(), None),
+                    self._put_quietly(keyspace.generation(record.id), record.to_json(), None),
                     self._put_quietly(key, record.to_json(), self._cache.ttl_seconds),
                     self._catalog.put(image_entry(record)),
                 )
@@ -516,7 +521,7 @@ class Generator:
     async def _stored(self, generation_id: str) -> GenerationRecord | None:
         if not is_generation_id(generation_id):
             return None
-        raw = await self._kv.get(f"gen:{generation_id}")
+        raw = await self._kv.get(keyspace.generation(generation_id))
         return None if raw is None else GenerationRecord.from_json(raw)
 
     async def forget(self, cache_entry: str, *, quiet: bool = True) -> None:
@@ -594,14 +599,14 @@ class Generator:
                 await asyncio.gather(*(self._objects.delete(v.key) for v in made))
             await self._forget_entry(record)
         await self._catalog.remove(IMAGE, record.id, account)
-        await self._kv.delete(f"gen:{record.id}")
+        await self._kv.delete(keyspace.generation(record.id))
 
     async def _forget_entry(self, record: GenerationRecord) -> None:
         """The cache entry, if it still points at these bytes (a later ``no-cache``
         generation may have replaced it with another image, which stays cached)."""
         if not record.cache_key:
             return
-        entry = f"cache:{record.cache_key}"
+        entry = keyspace.cache_entry(record.cache_key)
         raw = await self._kv.get(entry)
         if raw is None:
             return

@@ -48,7 +48,7 @@ from ..errors import ApiError
 from ..model.params import GenerationParams
 from ..store.answers import UNCAPPED, Caps, Claim, IdempotencyStore, StoredResponse
 
-log = logging.getLogger("fluxgate.service.idempotency")
+log = logging.getLogger("fluxgate.idempotency")
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

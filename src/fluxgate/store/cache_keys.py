@@ -11,8 +11,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from typing import Literal
 
 from ..model.params import GenerationParams
+from . import keyspace
 
 
 class CacheMode(enum.Enum):
@@ -28,6 +30,10 @@ class CacheMode(enum.Enum):
         if "no-cache" in directives:
             return cls.REFRESH
         return cls.NORMAL
+
+
+# Who shares a cache entry: the key that made it (``key``) or every key (``global``).
+CacheScope = Literal["key", "global"]
 
 
 def cache_key(params: GenerationParams, prompt: str, scope: str) -> str:
@@ -46,4 +52,4 @@ def cache_key(params: GenerationParams, prompt: str, scope: str) -> str:
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    return "cache:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return keyspace.cache_entry(hashlib.sha256(canonical.encode()).hexdigest())

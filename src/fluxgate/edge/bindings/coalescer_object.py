@@ -35,7 +35,7 @@ from ...errors import ApiError
 from ...model.coalesce import NotShared
 from ..ffi import py_value, unwrap
 
-log = logging.getLogger("fluxgate.edge.bindings.coalescer_object")
+log = logging.getLogger("fluxgate.edge.coalesce")
 
 WAIT_SECONDS = 120.0
 

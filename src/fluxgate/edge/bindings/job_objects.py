@@ -19,7 +19,7 @@ from ...jobs.table import Claim, Consumer, Job, JobTable
 from ...jobs.webhooks import DeliveryError
 from ..ffi import js_object, js_text, py_value, sql_executor, unwrap
 
-log = logging.getLogger("fluxgate.edge.bindings.job_objects")
+log = logging.getLogger("fluxgate.edge.jobs")
 
 
 class JobObject(DurableObject):

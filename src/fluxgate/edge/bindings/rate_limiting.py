@@ -15,7 +15,7 @@ from typing import Any
 from ...access.rate_limits import RateDecision
 from ..ffi import js_object, unwrap
 
-log = logging.getLogger("fluxgate.edge.bindings.rate_limiting")
+log = logging.getLogger("fluxgate.edge.ratelimit")
 
 
 def binding_name(rule: str) -> str:

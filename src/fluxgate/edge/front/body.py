@@ -22,7 +22,7 @@ from ...api.request_body import declared_length
 from ...errors import ApiError
 from ..ffi import is_nullish, js_object, js_text
 
-log = logging.getLogger("fluxgate.edge.front.body")
+log = logging.getLogger("fluxgate.edge.body")
 
 BODY_INCOMPLETE = ApiError(
     400, "body_incomplete", "The request body ended before it was complete; send it again."

@@ -39,7 +39,7 @@ from ..bindings.r2 import WorkersR2
 from ..ffi import is_nullish, js_object, js_text, unwrap, wait_until
 from .config import env_flag, signer_from_env
 
-log = logging.getLogger("fluxgate.edge.front.downloads")
+log = logging.getLogger("fluxgate.edge.files")
 
 # Without the COALESCER binding: first downloads share a transformation within the isolate.
 _IN_ISOLATE = PollingCoalescer()

@@ -6,7 +6,8 @@
 # 1. vendors python_modules/ from worker/requirements.lock (scripts/vendor_worker.py);
 # 2. runs `wrangler deploy --dry-run --outdir OUTDIR` on the Node pinned in package.json
 #    (node_modules/node/bin/node: wrangler needs Node >= 22.12, whatever Node runs npm);
-# 3. checks the dry run lists every binding (KV, R2, AI, Durable Objects, queue, rate limits);
+# 3. checks the dry run lists every binding (KV, R2, AI, Durable Objects, queue, rate limits)
+#    and reads the console's static assets (console/, wrangler.toml's [assets]);
 # 4. checks OUTDIR holds the Python Worker as wrangler uploads it: src/ as modules next to
 #    entry.py, and python_modules/ with exactly the locked packages (one .dist-info each),
 #    FastAPI, pydantic, pydantic_core's WebAssembly .so and the workers SDK with its .pth;
@@ -100,6 +101,15 @@ for name in $ratelimits; do check_binding "$name" "Rate Limit"; done
 ((${#missing[@]} == 0)) || fail "dry run does not list: ${missing[*]}"
 bindings=$((11 + $(wc -w <<<"$ratelimits")))
 
+echo "== static assets (the console)"
+# wrangler prints "Read N files from the assets directory DIR"; the console's five files and
+# its _headers and _redirects (parsed, not served) at least.
+assets="$(grep -oE "Read [0-9]+ files? from the assets directory .*" "$log" || true)"
+[ -n "$assets" ] || fail "the dry run read no assets directory (wrangler.toml [assets])"
+[[ "$assets" == *" $ROOT/console" ]] || fail "assets from elsewhere than console/: $assets"
+(( $(awk '{print $2}' <<<"$assets") >= 7 )) || fail "console/ is incomplete: $assets"
+echo "ok   $assets"
+
 echo "== bundle contents and size"
 size_file="$(mktemp)"
 trap 'rm -f "$size_file"' EXIT
@@ -160,6 +170,10 @@ if not so:
 elif so[0].read_bytes()[:4] != b"\0asm":
     problems.append(f"{so[0].name} is not WebAssembly")
 pyc = [p for p in out.rglob("*.pyc")]
+# The console is static assets, uploaded beside the Worker, never a module of it.
+for name in ("index.html", "console.js", "console.css"):
+    if any("python_modules" not in p.parts for p in out.rglob(name)):
+        problems.append(f"{name} is in the Worker bundle (the console is [assets] only)")
 if pyc:
     problems.append(f"{len(pyc)} .pyc files in the bundle (e.g. {pyc[0].relative_to(out)})")
 

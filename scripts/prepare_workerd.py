@@ -7,8 +7,8 @@ builds that bundle from npm ``pyodide`` (``package.json`` pins the exact version
 release ``wrangler.toml`` selects) into ``.cache/workerd/bundles/``, where workerd finds it
 with ``--pyodide-bundle-disk-cache-dir``. workerd checks the bundle against the SHA-256
 compiled into it for the release; the bundle built here is not byte-identical to
-Cloudflare's (see the README, *The Worker on workerd*), so unless it is, a copy of the binary
-expecting the built bundle's checksum is written to ``.cache/workerd/`` (the same-length
+Cloudflare's (see docs/operations.md, *The Worker on workerd*), so unless it is, a copy of
+the binary expecting the built bundle's checksum is written to ``.cache/workerd/`` (the same-length
 checksum string replaced; nothing else differs). Nothing is written into ``node_modules``.
 
 It writes ``.cache/workerd/workerd``, a script that runs that binary and adds the bundle

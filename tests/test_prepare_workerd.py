@@ -78,7 +78,7 @@ def test_prepare_builds_the_bundle_of_the_projects_release_and_a_binary_that_acc
     assert prepared.release == "pythonWorkers314" and prepared.pyodide == "314.0.6"
     assert Path(prepared.bundle).name == "pyodide_314.0.6_2026-08-17_11.capnp.bin"
     binary = Path(prepared.binary).read_bytes()
-    # Not Cloudflare's bytes (see the README): the copy expects the built bundle's checksum.
+    # Not Cloudflare's bytes (docs/operations.md): the copy expects the built bundle's checksum.
     assert prepared.reproduced is False
     assert prepared.built_integrity.encode() in binary
     assert prepared.release_integrity.encode() not in binary

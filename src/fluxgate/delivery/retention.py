@@ -8,8 +8,8 @@ own means, so that nothing has to run at the deadline:
   retention (:class:`RetainedKV`, wrapped around the generator's KV); KV drops them itself.
 - The catalog: rows older than the retention are not listed (``CatalogTable.page``).
 - Objects: on Workers an R2 lifecycle rule per prefix (``images/``, ``variants/``),
-  set once with ``wrangler r2 bucket lifecycle add`` (README "Retention"); locally the
-  sweep (:func:`fluxgate.local.sweep.sweep`), which also removes the expired rows.
+  set once with ``wrangler r2 bucket lifecycle add`` (docs/operations.md, "Retention");
+  locally the sweep (:func:`fluxgate.local.sweep.sweep`), which also removes the expired rows.
 
 Pydantic-free and runtime-agnostic.
 """

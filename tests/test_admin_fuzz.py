@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import ADMIN_TOKEN
+from .support.config import ADMIN_TOKEN
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json"}
 FUZZ = settings(

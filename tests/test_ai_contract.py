@@ -10,7 +10,7 @@ from fluxgate.local.placeholder import InferenceUpstreamError, PlaceholderAI
 from fluxgate.model.family import FLUX_2_DEV, FLUX_2_KLEIN_4B, FLUX_2_KLEIN_9B, MODEL_IDS
 from fluxgate.model.multipart import FilePart, encode_form
 
-from .doubles import image_bytes
+from .support.image_files import image_bytes
 
 pytestmark = pytest.mark.anyio
 

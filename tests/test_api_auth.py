@@ -2,8 +2,11 @@
 
 import pytest
 
-from .bodies import generation
-from .conftest import ADMIN_TOKEN, new_key
+from .support.admin import new_key
+from .support.bodies import generation
+from .support.config import ADMIN_TOKEN
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("x", square=256)
 

@@ -4,8 +4,11 @@ import pytest
 
 from fluxgate.store.cache_keys import CacheMode
 
-from .bodies import generate, generation
-from .conftest import MOVES_CLOCK, new_key
+from .support.admin import new_key
+from .support.bodies import generate, generation
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 PROMPT = generation("a red fox in snow", square=512, steps=4)
 
@@ -115,7 +118,7 @@ def test_a_b64_json_hit_whose_object_is_gone_is_a_miss(client, auth, ai, storage
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2 and "b64_json" in r.json()["data"][0]
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 @pytest.mark.settings(cache_ttl_seconds=60)
 def test_cache_entries_expire_after_the_ttl(client, auth, ai, clock):
     generate(client, auth, PROMPT)
@@ -137,6 +140,7 @@ def test_cache_control_parsing(header, mode):
     assert CacheMode.from_header(header) is mode
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.settings(policy_cache_seconds=30)
 def test_a_hit_reads_the_key_and_the_entry_and_nothing_else(client, auth, kv, objects):
     generate(client, auth, PROMPT)

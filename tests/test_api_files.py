@@ -7,8 +7,10 @@ import pytest
 
 from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
 
-from .bodies import generate, generation
-from .conftest import SIGNING_KEYS
+from .support.bodies import generate, generation
+from .support.config import SIGNING_KEYS
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 
 @pytest.fixture

@@ -9,9 +9,14 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.imaging.formats import inspect_image
 
-from .bodies import generate, generation
-from .conftest import FAILS_STORE, just_now, origin, put_policy
-from .doubles import image_bytes
+from .support.admin import put_policy
+from .support.bodies import generate, generation
+from .support.clients import origin
+from .support.clock import just_now
+from .support.image_files import image_bytes
+from .support.runtimes import FAILS_STORE
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 PROMPT = generation("a lighthouse at dawn")
 
@@ -299,7 +304,7 @@ def test_model_errors_map_to_statuses_and_store_nothing(
 # -- storage failing ------------------------------------------------------------------------
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_an_object_write_failure_is_503_and_leaves_no_cache_entry(client, auth, storage, ai):
     storage.fail(object_writes=True)
     r = generate(client, auth, PROMPT)
@@ -309,7 +314,7 @@ def test_an_object_write_failure_is_503_and_leaves_no_cache_entry(client, auth, 
     assert r.headers["x-cache"] == "MISS" and ai.calls == 2
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_a_kv_write_failure_still_returns_the_image(client, auth, storage):
     storage.fail(kv_writes=("cache:", "gen:"))
     r = generate(client, auth, PROMPT)
@@ -319,7 +324,7 @@ def test_a_kv_write_failure_still_returns_the_image(client, auth, storage):
     assert generate(client, auth, PROMPT).headers["x-cache"] == "MISS"
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_a_kv_read_failure_degrades_to_a_miss(client, auth, storage):
     generate(client, auth, PROMPT)
     storage.fail(kv_reads=("cache:",))

@@ -2,7 +2,11 @@
 
 import pytest
 
-from .conftest import MOVES_CLOCK, just_now, new_key
+from .support.admin import new_key
+from .support.clock import just_now
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 
 def generated(client, auth):
@@ -26,7 +30,7 @@ def test_returns_the_generation_with_a_url_signed_now(client, auth, clock):
     looked_up_with_a_url_signed_now(client, auth, clock, generated(client, auth))
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_returns_the_generation_with_a_fresh_url(client, auth, clock):
     made = generated(client, auth)
     clock.advance(4000)  # the first URL has expired by now

@@ -6,6 +6,8 @@ from fastapi.testclient import TestClient
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.api.app import create_app
 
+pytestmark = pytest.mark.runtimes("local", "worker")
+
 
 def test_healthz_names_the_model(client):
     r = client.get("/healthz")

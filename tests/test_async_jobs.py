@@ -75,7 +75,7 @@ def test_jobs_belong_to_their_key(client, auth):
     assert client.get("/v1/jobs/job_" + "0" * 24, headers=auth).status_code == 404
 
 
-@pytest.mark.local_only(reason=HOLDS_QUEUE)
+@pytest.mark.runtimes("local", reason=HOLDS_QUEUE)
 def test_reference_images_travel_with_the_job(client, auth, ai, storage, jobs):
     files = {"input_image_0": ("a.png", image_bytes("PNG", 100, 80), "image/png")}
     jobs.pause()  # the staged input can be seen while the job waits
@@ -172,7 +172,7 @@ def test_persistent_capacity_errors_fail_the_job_after_the_attempts(client, auth
     assert len(ai.inputs) == 3  # job_max_attempts
 
 
-@pytest.mark.local_only(reason=HOLDS_QUEUE)
+@pytest.mark.runtimes("local", reason=HOLDS_QUEUE)
 def test_a_revoked_key_fails_its_queued_job(client, jobs, auth, admin):
     jobs.pause()  # nothing consumes until we say so
     job = submit(client, auth).json()

@@ -5,7 +5,10 @@ import json
 import httpx
 import pytest
 
-from .conftest import ADMIN_TOKEN, put_policy
+from .support.admin import put_policy
+from .support.config import ADMIN_TOKEN
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

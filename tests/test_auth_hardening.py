@@ -14,8 +14,12 @@ from fluxgate.access.rate_limits import AUTH_FAILURES_LIMIT
 from fluxgate.local.runtime import build_gateway
 from fluxgate.service.settings import ConfigError
 
-from .bodies import generate, generation
-from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key, put_policy
+from .support.admin import new_key, put_policy
+from .support.bodies import generate, generation
+from .support.config import ADMIN_TOKEN
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 _client_ips = itertools.count(1)
@@ -136,7 +140,7 @@ def test_an_immediate_rotation_ends_the_old_keys_client_tokens(client):
     assert client.get("/v1/usage", headers=_mint(client, new)).status_code == 200
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_client_tokens_end_with_the_old_keys_grace_period(client, clock):
     made = create(client).json()
     old = {"Authorization": f"Bearer {made['key']}"}

@@ -6,8 +6,11 @@ import time
 
 import pytest
 
-from .bodies import generate, generation
-from .conftest import FAILS_STORE, MOVES_CLOCK, new_key, put_policy
+from .support.admin import new_key, put_policy
+from .support.bodies import generate, generation
+from .support.runtimes import FAILS_STORE, MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a lighthouse", square=512, steps=10)
 COST = 10 * 1 * 0.00041  # one output tile, ten steps
@@ -62,7 +65,7 @@ def test_a_failed_model_call_is_refunded(client, auth, ai):
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_a_failed_storage_write_is_refunded(client, auth, storage):
     budget(client, COST)
     storage.fail(object_writes=True)
@@ -70,7 +73,7 @@ def test_a_failed_storage_write_is_refunded(client, auth, storage):
     assert client.get("/v1/usage", headers=auth).json()["requests"] == 0
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_budgets_reset_each_utc_day(client, auth, clock):
     budget(client, COST)
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200

@@ -20,8 +20,8 @@ from fluxgate.local.cli import key_status, key_table, main, start_banner
 from fluxgate.local.runtime import build_gateway
 from fluxgate.service.settings import Settings
 
-from .polling import wait_for
-from .servers import cli, local_server
+from .support.polling import wait_for
+from .support.servers import cli, local_server
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -7,8 +7,13 @@ import pytest
 from fluxgate.access.tokens import mint as mint_token
 from fluxgate.access.tokens import verify
 
-from .bodies import generation
-from .conftest import ADMIN_TOKEN, MOVES_CLOCK, just_now, new_key
+from .support.admin import new_key
+from .support.bodies import generation
+from .support.clock import just_now
+from .support.config import ADMIN_TOKEN
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a beach hut", square=256, steps=2)
 
@@ -36,7 +41,7 @@ def test_token_lifetime_is_capped_at_an_hour(client, auth, clock):
     assert mint(client, auth, ttl_seconds=86400)["expires_at"] in just_now(clock, 3600)
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_an_expired_token_is_401(client, auth, clock):
     token = mint(client, auth, ttl_seconds=60)
     clock.advance(60)

@@ -6,10 +6,10 @@ import pytest
 
 from fluxgate.model.coalesce import InflightCoalescer, NoCoalescing
 
-from .bodies import generation
-from .conftest import new_key
+from .support.admin import new_key
+from .support.bodies import generation
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.runtimes("local", "worker")]
 
 BODY = generation("a glass teapot", square=512, steps=4)
 
@@ -62,6 +62,7 @@ async def test_a_failure_reaches_every_waiter_and_nothing_is_cached(client, asyn
     assert again.status_code == 200 and again.headers["x-cache"] == "MISS"
 
 
+@pytest.mark.runtimes("local")
 async def test_a_failed_call_leaves_nothing_in_flight(coalescer, async_client, ai, auth):
     ai.fail_next("3040: Capacity temporarily exceeded")
     await burst(async_client, [auth] * 3, [BODY] * 3)
@@ -76,6 +77,7 @@ async def test_different_keys_do_not_share_with_a_per_key_cache(client, async_cl
 
 
 # the benchmark's baseline; no deployment runs it
+@pytest.mark.runtimes("local")
 @pytest.mark.parametrize("coalescer", [NoCoalescing()], ids=["no-coalescing"])
 async def test_without_coalescing_every_request_pays(coalescer, async_client, ai, auth):
     ai.latency = 0.05

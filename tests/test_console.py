@@ -29,9 +29,11 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.api import console
 
-from .doubles import image_bytes
-from .runtimes import ROOT
-from .servers import ADMIN, Server, serve
+from .support.image_files import image_bytes
+from .support.servers import ADMIN, Server, serve
+from .support.workerd import ROOT
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

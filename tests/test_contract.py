@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .servers import ADMIN, serve
+from .support.servers import ADMIN, serve
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 CHECKS = ",".join(
     [

@@ -6,7 +6,9 @@ import pytest
 from fluxgate.access.cors import CorsConfigError, parse_origins
 from fluxgate.service.settings import ConfigError, Settings
 
-from .bodies import generation
+from .support.bodies import generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 APP = "https://app.example.com"
 OTHER = "https://evil.example.net"

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from .servers import Server, serve
+from .support.servers import Server, serve
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 LEASE = 8  # GENERATION_LEASE_SECONDS of both servers: what a dead request holds its charge
 LATENCY = 30  # each image takes this long before the crash: every request is in the model

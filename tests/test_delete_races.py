@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from .bodies import generation
-from .doubles import CountingTransformer
+from .support.bodies import generation
+from .support.transformer import CountingTransformer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.runtimes("local", "worker")]
 
 VARIANT = "1024.png"
 
@@ -40,6 +40,7 @@ async def assert_no_variant_left(http: httpx.AsyncClient, storage: Any, body: An
     assert storage.object_keys(f"variants/{body['sha256']}/") == []
 
 
+@pytest.mark.runtimes("local")
 async def test_a_variant_being_made_when_its_image_is_deleted_is_dropped(
     async_client: Callable[..., Any],
     auth: dict[str, str],

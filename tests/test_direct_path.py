@@ -8,8 +8,10 @@ import pytest
 from fluxgate.access.rate_limits import FailedAttempts
 from fluxgate.api.direct import DirectPath, DirectRequest
 
-from .bodies import generate, generation
-from .conftest import new_key, put_policy
+from .support.admin import new_key, put_policy
+from .support.bodies import generate, generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a kite over the dunes", square=512, steps=4)
 
@@ -25,6 +27,7 @@ async def kv_keys(kv) -> list[str]:
     return [entry.name for entry in (await kv.list("")).keys]
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 async def test_a_miss_then_a_hit_are_answered_without_the_route(client, gateway, ai):
     direct = DirectPath(FailedAttempts())
@@ -39,6 +42,7 @@ async def test_a_miss_then_a_hit_are_answered_without_the_route(client, gateway,
     assert ai.calls == 1
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 async def test_b64_json_is_left_to_the_runtime_to_splice(client, gateway):
     direct = DirectPath(FailedAttempts())
@@ -50,6 +54,7 @@ async def test_b64_json_is_left_to_the_runtime_to_splice(client, gateway):
     assert body["data"][0]["b64_json"] and "url" not in body["data"][0]
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "case",
@@ -73,6 +78,7 @@ async def test_it_declines_before_any_side_effect(client, gateway, kv, ai, case)
     assert await kv_keys(kv) == before and ai.calls == 0
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 async def test_a_moderated_tier_is_left_to_the_route(client, gateway, ai):
     put_policy(client, tiers={"standard": {"moderation": "fail_closed"}})

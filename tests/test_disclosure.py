@@ -26,9 +26,11 @@ from PIL import Image, PngImagePlugin
 from fluxgate.delivery.disclosure import TRAINED_ALGORITHMIC_MEDIA, DisclosureError, mark
 from fluxgate.imaging.image_bytes import InProcessImage
 
-from .bodies import generate, generation
-from .exiftool import exiftool_path
-from .runtimes import node
+from .support.bodies import generate, generation
+from .support.exiftool import exiftool_path
+from .support.workerd import node
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = "@cf/black-forest-labs/flux-2-dev"

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .servers import ADMIN, serve
+from .support.servers import ADMIN, serve
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 

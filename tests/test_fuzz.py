@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 
 from fluxgate.jobs.webhooks import WebhookVerificationError, sign, verify
 
-from .bodies import generate, generation
-from .doubles import image_bytes
+from .support.bodies import generate, generation
+from .support.image_files import image_bytes
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 FUZZ = settings(
     max_examples=150,

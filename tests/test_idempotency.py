@@ -5,9 +5,12 @@ import uuid
 
 import pytest
 
-from .bodies import GENERATIONS, generate, generation
-from .conftest import MOVES_CLOCK, new_key, put_policy
-from .doubles import image_bytes
+from .support.admin import new_key, put_policy
+from .support.bodies import GENERATIONS, generate, generation
+from .support.image_files import image_bytes
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a tin robot on a swing", square=256, seed=11)
 # Bypass the cache: without the key every retry of these would call the model again.
@@ -92,7 +95,7 @@ def test_a_refusal_is_replayed_but_a_retryable_failure_is_not_stored(client, aut
     assert ai.calls == 1
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_a_key_is_remembered_for_24_hours(client, auth, ai, clock):
     headers = keyed(auth)
     assert generate(client, headers, BODY).status_code == 200
@@ -261,7 +264,7 @@ def test_an_api_key_holds_at_most_idempotency_max_keys(client, auth, ai):
     assert ai.calls == 2  # the first entry, and the other app's own (the cache is per key)
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 @pytest.mark.settings(idempotency_max_keys=1)
 def test_a_new_key_is_stored_again_once_the_oldest_expires(client, auth, clock):
     assert generate(client, auth, BODY).status_code == 200

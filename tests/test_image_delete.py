@@ -23,11 +23,14 @@ from fluxgate.delivery.signing import UrlSigner
 from fluxgate.local.objects_dir import DirectoryObjects
 from fluxgate.local.runtime import LocalRuntime
 
-from .bodies import generate, generation
-from .conftest import FAILS_STORE, MOVES_CLOCK, new_key
-from .doubles import FlakyObjects
-from .polling import finished, wait_for
-from .servers import cli
+from .support.admin import new_key
+from .support.bodies import generate, generation
+from .support.polling import finished, wait_for
+from .support.runtimes import FAILS_STORE, MOVES_CLOCK
+from .support.servers import cli
+from .support.storage import FlakyObjects
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 VARIANT = "256.webp"
 
@@ -271,7 +274,7 @@ def test_a_finished_job_still_shows_its_deleted_image_whose_url_is_gone(
     assert client.get(after["result"]["data"][0]["url"]).status_code == 404
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_a_failed_store_answers_503_and_a_retry_completes_the_deletion(
     client: httpx.Client, auth: dict[str, str], storage: Any, objects: FlakyObjects
 ) -> None:
@@ -288,7 +291,7 @@ def test_a_failed_store_answers_503_and_a_retry_completes_the_deletion(
     assert_gone(client, auth, storage, body)
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 @pytest.mark.settings(image_retention_days=2)
 def test_images_older_than_the_retention_are_swept(
     client: httpx.Client,

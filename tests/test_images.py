@@ -3,7 +3,7 @@ import pytest
 from fluxgate.imaging.formats import ImageFormatError, inspect_image
 from fluxgate.local.placeholder import render_png
 
-from .doubles import image_bytes
+from .support.image_files import image_bytes
 
 
 @pytest.mark.parametrize(

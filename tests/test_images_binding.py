@@ -17,7 +17,7 @@ import io
 import pytest
 from PIL import Image
 
-from .pyodide_runner import cases, run_harness
+from .support.pyodide_runner import cases, run_harness
 
 NODE_PACKAGES = ("pyodide", "sharp", "smol-toml")
 CASES = cases("images_cases.py")

@@ -15,8 +15,10 @@ from fluxgate.delivery.files import parse_range
 from fluxgate.errors import ApiError, error_type
 from fluxgate.imaging.formats import ImageFormatError, check_complete, inspect_image
 
-from .bodies import generate, generation
-from .doubles import image_bytes
+from .support.bodies import generate, generation
+from .support.image_files import image_bytes
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 JSON = {"content-type": "application/json"}

@@ -66,7 +66,7 @@ def test_jobs_sharing_a_reference_image_all_succeed(client, async_client, jobs, 
 # -- a crash mid-generation charges once ---------------------------------------------------
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 @pytest.mark.parametrize("cache_control", ["no-cache", None])
 def test_a_job_rerun_after_a_crash_is_charged_once(client, auth, ai, jobs, clock, cache_control):
     """The first consumer reserves the budget and then hangs in the model call, as a
@@ -132,6 +132,7 @@ def test_ledger_reservations_with_an_id_are_idempotent(ledger):
 # -- coalescing shares outcomes, not refusals ----------------------------------------------
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 @pytest.mark.settings(cache_scope="global")
 async def test_a_waiter_never_receives_its_leaders_budget_refusal(ledger, client, ai):

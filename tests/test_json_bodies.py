@@ -29,8 +29,10 @@ from fluxgate.api.body_route import JsonBodyRoute
 from fluxgate.api.json_text import MAX_JSON_DEPTH
 from fluxgate.service.gateway import Gateway
 
-from .doubles import ScriptedAI
-from .runtimes import Workerd, WorkerdAI
+from .support.model import ScriptedAI, WorkerdAI
+from .support.workerd import Workerd
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 Headers = dict[str, str]
 DEPTH = 100_000

@@ -2,8 +2,13 @@
 
 import pytest
 
-from .bodies import generation
-from .conftest import ADMIN_TOKEN, MOVES_CLOCK, just_now, new_key
+from .support.admin import new_key
+from .support.bodies import generation
+from .support.clock import just_now
+from .support.config import ADMIN_TOKEN
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BODY = generation("a kite", square=256, steps=2)
@@ -55,7 +60,7 @@ def test_unknown_or_empty_scopes_are_refused(client, scopes):
     assert r.status_code == 400
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_an_expired_key_is_401(client, clock):
     key = create(client, expires_in_seconds=60)
     assert key["expires_at"] in just_now(clock, 60)
@@ -66,14 +71,14 @@ def test_an_expired_key_is_401(client, clock):
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_an_absolute_expiry_is_kept(client, clock):
     key = create(client, expires_at=int(clock()) + 10)
     clock.advance(11)
     assert client.get("/v1/usage", headers=bearer(key)).status_code == 401
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_rotation_keeps_the_old_key_valid_for_the_grace_period(client, clock):
     old = create(client)
     r = client.post(

@@ -19,9 +19,13 @@ from fluxgate.listings.catalog import (
     encode_cursor,
 )
 
-from .bodies import generate, generation
-from .conftest import HOLDS_QUEUE, just_now, new_key
-from .polling import finished, wait_for
+from .support.admin import new_key
+from .support.bodies import generate, generation
+from .support.clock import just_now
+from .support.polling import finished, wait_for
+from .support.runtimes import HOLDS_QUEUE
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ASYNC = {"Prefer": "respond-async"}
 IMAGE_FIELDS = {
@@ -155,7 +159,7 @@ def test_a_hit_on_another_keys_image_is_the_callers_own_generation(client, auth)
     assert ids(listed(client, auth)) == [first["id"]]
 
 
-@pytest.mark.local_only(reason=HOLDS_QUEUE)
+@pytest.mark.runtimes("local", reason=HOLDS_QUEUE)
 def test_jobs_are_listed_with_their_current_status(client, auth, ai, jobs):
     jobs.pause()
     ok = generate(client, auth, generation("a slow sunset", square=256, steps=2), headers=ASYNC)

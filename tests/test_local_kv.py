@@ -5,7 +5,7 @@ import pytest
 from fluxgate.local.kv_sqlite import SqliteKV
 from fluxgate.store.ports import KVLimitError
 
-from .conftest import Clock
+from .support.clock import Clock
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,9 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.local.cli import main
 
-from .servers import ADMIN, cli, serve
+from .support.servers import ADMIN, cli, serve
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 
 @pytest.fixture

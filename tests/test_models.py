@@ -7,10 +7,12 @@ import pytest
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.local.placeholder import parse_multipart
 
-from .bodies import generate, generation
-from .conftest import new_key, put_policy
-from .doubles import image_bytes
-from .polling import finished
+from .support.admin import new_key, put_policy
+from .support.bodies import generate, generation
+from .support.image_files import image_bytes
+from .support.polling import finished
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 KLEIN_4B = "@cf/black-forest-labs/flux-2-klein-4b"
 KLEIN_9B = "@cf/black-forest-labs/flux-2-klein-9b"

@@ -6,8 +6,10 @@ import pytest
 
 from fluxgate.policy.prompt_moderation import ModerationUnavailable, Verdict, parse_guard_output
 
-from .bodies import generation
-from .conftest import put_policy
+from .support.admin import put_policy
+from .support.bodies import generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a knight with a sword", square=256, steps=2)
 

@@ -9,10 +9,10 @@ import pytest
 
 from fluxgate import FLUX_MODEL_ID
 
-from .conftest import origin
-from .doubles import image_bytes
+from .support.clients import origin
+from .support.image_files import image_bytes
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.runtimes("local", "worker")]
 
 
 @pytest.fixture

@@ -33,10 +33,14 @@ from fluxgate.policy.output_moderation import (
 from fluxgate.policy.prompt_moderation import ModerationUnavailable
 from fluxgate.store.records import GenerationRecord
 
-from .bodies import generation
-from .conftest import MOVES_CLOCK, new_key, put_policy
-from .doubles import FakeScoutAI, image_bytes
-from .polling import finished
+from .support.admin import new_key, put_policy
+from .support.bodies import generation
+from .support.image_files import image_bytes
+from .support.polling import finished
+from .support.runtimes import MOVES_CLOCK
+from .support.scout import FakeScoutAI
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a lighthouse at dusk", square=256, steps=2)
 UNSAFE = {"safe": False, "categories": ["S1"]}
@@ -376,7 +380,7 @@ def test_failing_open_an_outage_is_not_asked_again_on_every_hit(
     assert scout.calls == 1
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_a_remembered_failure_is_tried_again_after_a_while(
     client: Any, auth: dict[str, str], scout: Any, clock: Any
 ) -> None:

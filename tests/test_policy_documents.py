@@ -2,8 +2,11 @@
 
 import pytest
 
-from .bodies import generation
-from .conftest import ADMIN_TOKEN, new_key, put_policy
+from .support.admin import new_key, put_policy
+from .support.bodies import generation
+from .support.config import ADMIN_TOKEN
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BODY = generation("a dragon over a castle", square=256, steps=2)

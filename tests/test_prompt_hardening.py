@@ -25,7 +25,9 @@ from fluxgate.policy.prompts import (
 )
 from fluxgate.policy.skeleton import MAX_NON_STARTERS, skeleton
 
-from .conftest import put_policy
+from .support.admin import put_policy
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 EXPANDING = "\ufdfa"  # ARABIC LIGATURE SALLALLAHOU ALAYHE WASALLAM: 18 characters in NFKC
 
@@ -121,7 +123,7 @@ def test_a_huge_expanding_prompt_is_refused_on_its_raw_length(client, auth, ai):
     assert ai.calls == 0
 
 
-@pytest.mark.local_only(reason="watches normalisation inside the in-process app")
+@pytest.mark.runtimes("local", reason="watches normalisation inside the in-process app")
 def test_the_api_never_normalises_an_oversized_prompt(client, auth, monkeypatch):
     """The whole request path (not only the policy) refuses before normalising: no
     caller may normalise the raw prompt ahead of the policy's raw-length check."""

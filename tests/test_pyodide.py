@@ -12,7 +12,7 @@ local AI stand-in serves on workerd). One pytest test per ``case_*`` in
 
 import pytest
 
-from .pyodide_runner import cases, run_harness
+from .support.pyodide_runner import cases, run_harness
 
 NODE_PACKAGES = ("pyodide", "miniflare", "smol-toml", "sql.js")
 CASES = cases("cases.py")

@@ -2,7 +2,9 @@
 
 import pytest
 
-from .bodies import generate, generation
+from .support.bodies import generate, generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a lamp", square=256, steps=1)
 
@@ -64,7 +66,7 @@ def test_successful_model_calls_tell_the_client_how_to_pace_itself(
 
 
 @tight(limit=1, period=10)
-@pytest.mark.local_only(reason="moves the clock past the window; workerd's cannot be moved")
+@pytest.mark.runtimes("local", reason="moves the clock past the window; workerd's cannot be moved")
 def test_the_window_resets(client, auth, clock, rate_limit_rules):
     rate_limit_rules()
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200

@@ -5,7 +5,9 @@ import pytest
 
 from fluxgate import FLUX_MODEL_ID
 
-from .conftest import FAILS_STORE
+from .support.runtimes import FAILS_STORE
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 
 def test_a_working_deployment_is_ready(client):
@@ -19,7 +21,7 @@ def test_a_working_deployment_is_ready(client):
     assert answer.headers["cache-control"] == "no-store"
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_a_kv_outage_makes_it_unready_but_not_unhealthy(client, storage):
     storage.fail(kv_reads=("readyz",))
     answer = client.get("/readyz")
@@ -31,7 +33,7 @@ def test_a_kv_outage_makes_it_unready_but_not_unhealthy(client, storage):
     assert client.get("/healthz").status_code == 200
 
 
-@pytest.mark.local_only(reason=FAILS_STORE)
+@pytest.mark.runtimes("local", reason=FAILS_STORE)
 def test_readiness_needs_no_credentials_and_reveals_no_details(client, storage):
     storage.fail(kv_reads=("readyz",))
     text = client.get("/readyz").text

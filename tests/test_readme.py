@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .servers import ADMIN, serve
+from .support.servers import ADMIN, serve
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

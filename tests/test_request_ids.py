@@ -5,7 +5,9 @@ import re
 
 import pytest
 
-from .bodies import generation
+from .support.bodies import generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 GENERATED = re.compile(r"req_[0-9a-f]{24}")
 

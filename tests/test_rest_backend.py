@@ -11,7 +11,7 @@ from fluxgate.local.rest import RestAI
 from fluxgate.model.port import ModelInput, MultipartImageModel
 from fluxgate.model.upstream import UpstreamError
 
-from .doubles import image_bytes
+from .support.image_files import image_bytes
 
 pytestmark = pytest.mark.anyio
 

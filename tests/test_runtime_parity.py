@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from .bodies import generate, generation
-from .conftest import ADMIN_TOKEN
+from .support.bodies import generate, generation
+from .support.config import ADMIN_TOKEN
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 
 def test_of_racing_deletes_of_one_image_exactly_one_deletes_it(

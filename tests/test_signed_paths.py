@@ -25,7 +25,9 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import pytest
 
-from .bodies import generate, generation
+from .support.bodies import generate, generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 
 def raw_get(client: Any, runtime: str, request: pytest.FixtureRequest, target: str) -> Any:

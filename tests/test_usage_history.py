@@ -10,9 +10,13 @@ import pytest
 from fluxgate.access.ledger import RETENTION_DAYS, Ledger
 from fluxgate.listings.usage_events import BLOBS, DOUBLES, UsageEvent, check_data_point
 
-from .bodies import generate, generation
-from .conftest import ADMIN_TOKEN, MOVES_CLOCK, new_key
-from .polling import finished
+from .support.admin import new_key
+from .support.bodies import generate, generation
+from .support.config import ADMIN_TOKEN
+from .support.polling import finished
+from .support.runtimes import MOVES_CLOCK
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a lighthouse at dusk", square=512, steps=10)
 COST = 10 * 1 * 0.00041  # one output tile, ten steps
@@ -49,7 +53,7 @@ def test_the_default_range_is_today_and_todays_fields_stay(client, auth, clock):
         assert field in body
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_spend_on_two_days_with_the_days_between_as_zeros(client, auth, clock):
     first = today(clock)
     ok(client, auth, {**BODY, "seed": 1})
@@ -152,7 +156,7 @@ def test_a_client_token_reads_today_but_not_the_keys_history(client, auth, clock
 # -- GET /v1/admin/usage ---------------------------------------------------------------------
 
 
-@pytest.mark.local_only(reason=MOVES_CLOCK)
+@pytest.mark.runtimes("local", reason=MOVES_CLOCK)
 def test_admin_usage_pages_through_every_key(client, clock):
     keys = {name: new_key(client, name) for name in ("alpha", "beta", "gamma")}
     ok(client, keys["alpha"], {**BODY, "seed": 1})
@@ -253,6 +257,7 @@ def test_admin_usage_is_for_admins_only(client, auth):
 # -- usage events ----------------------------------------------------------------------------
 
 
+@pytest.mark.runtimes("local")
 def test_every_generation_served_records_a_usage_event(client, auth, usage_events):
     ok(client, auth, {**BODY, "seed": 1, "user": "user-42"})  # a miss, for an end user
     ok(client, auth, {**BODY, "seed": 1, "user": "user-42"})  # its hit
@@ -286,6 +291,7 @@ def test_every_generation_served_records_a_usage_event(client, auth, usage_event
     assert all(e["duration_ms"] >= 0 for e in events)
 
 
+@pytest.mark.runtimes("local")
 def test_a_failing_event_store_never_fails_the_request(client, auth, usage_events):
     usage_events.fail()
     r = ok(client, auth, {**BODY, "seed": 1})

@@ -20,9 +20,11 @@ import anyio
 import pytest
 
 from fluxgate.delivery.variants import MAX_MAKING
-from fluxgate.local import transform
+from fluxgate.local import pillow_transform as transform
 
-from .bodies import generate, generation
+from .support.bodies import generate, generation
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BURST = 50
 
@@ -67,6 +69,7 @@ async def test_a_burst_of_first_downloads_makes_one_transformation(
     assert made(f"variants/{sha}/256.webp") == 1
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 async def test_a_burst_on_a_failing_variant_makes_one_attempt(
     client: Any, async_client: Any, auth: dict[str, str], images: Any
@@ -102,6 +105,7 @@ def hold_encodes(
     return release, threads, started
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 async def test_encodes_never_hold_up_the_stores(
     client: Any,
@@ -129,6 +133,7 @@ async def test_encodes_never_hold_up_the_stores(
     assert len(threads) <= transform.ENCODE_THREADS
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.anyio
 async def test_too_many_variants_at_once_is_503_with_retry_after(
     client: Any,

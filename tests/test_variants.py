@@ -19,10 +19,12 @@ from PIL import Image
 
 from fluxgate.delivery.files import object_path
 
-from .bodies import generate, generation
-from .doubles import image_bytes
-from .exiftool import exiftool_path
-from .polling import finished
+from .support.bodies import generate, generation
+from .support.exiftool import exiftool_path
+from .support.image_files import image_bytes
+from .support.polling import finished
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 PIL_FORMATS = {"webp": "WEBP", "avif": "AVIF", "jpeg": "JPEG", "png": "PNG"}
 CONTENT_TYPES = {fmt: f"image/{fmt}" for fmt in PIL_FORMATS}
@@ -110,6 +112,7 @@ def test_the_answer_signs_each_variant_once_expiring_with_the_image(client, auth
         assert dict(parse_qsl(parts.query))["exp"] == str(item["expires_at"])
 
 
+@pytest.mark.runtimes("local")
 def test_a_variant_is_made_once(client, auth, images, storage):
     body = variant_urls(client, auth, "256.webp")
     url = path_of(body["data"][0]["variants"]["256.webp"])
@@ -129,6 +132,7 @@ def test_a_variant_is_made_once(client, auth, images, storage):
     assert images.made == 1
 
 
+@pytest.mark.runtimes("local")
 def test_conditional_range_and_head_work_on_variants(client, auth, images):
     body = variant_urls(client, auth, "512.webp")
     url = path_of(body["data"][0]["variants"]["512.webp"])
@@ -152,6 +156,7 @@ def test_conditional_range_and_head_work_on_variants(client, auth, images):
     assert images.made == 1
 
 
+@pytest.mark.runtimes("local")
 def test_a_range_request_may_be_the_first(client, auth, images):
     body = variant_urls(client, auth, "128.png")
     url = path_of(body["data"][0]["variants"]["128.png"])
@@ -165,6 +170,7 @@ def with_query(url: str, **changes: str) -> str:
     return f"{parts.path}?{urlencode({**dict(parse_qsl(parts.query)), **changes})}"
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -182,6 +188,7 @@ def test_tampered_variant_urls_get_403(client, auth, images, tamper):
     assert images.made == 0
 
 
+@pytest.mark.runtimes("local")
 @pytest.mark.parametrize("name", ["300.webp", "256.gif", "0256.webp", "256.WEBP", "256"])
 def test_a_signed_path_naming_no_variant_is_404(client, auth, signer, clock, images, name):
     """The gateway never signs such a path; one signed all the same names nothing."""
@@ -193,6 +200,7 @@ def test_a_signed_path_naming_no_variant_is_404(client, auth, signer, clock, ima
     assert images.made == 0
 
 
+@pytest.mark.runtimes("local")
 def test_a_variant_of_a_missing_original_is_404_and_not_made(client, auth, images, storage):
     body = variant_urls(client, auth, "256.webp")
     ext = body["content_type"].split("/")[1]
@@ -226,6 +234,7 @@ def test_an_avif_variant_keeps_within_the_avif_side_limit(client, auth):
     assert (webp.format, webp.size) == ("WEBP", (1024, 1920))
 
 
+@pytest.mark.runtimes("local")
 def test_get_image_signs_variants_on_request(client, auth, images):
     body = variant_urls(client, auth)
     assert "variants" not in body["data"][0]
@@ -324,6 +333,7 @@ def test_without_a_transformer_variants_are_501(client, auth, signer, clock, ai)
     assert r.status_code == 501 and r.json()["error"]["code"] == "variants_unavailable"
 
 
+@pytest.mark.runtimes("local")
 def test_a_variant_that_cannot_be_made_is_502_and_not_retried_at_once(
     client, auth, images, storage
 ):

@@ -24,11 +24,13 @@ from fluxgate.jobs.webhooks import (
     verify,
 )
 
-from .bodies import generate, generation
-from .conftest import ADMIN_TOKEN, Clock
-from .polling import wait_for
-from .receiver import Receiver
-from .runtimes import WorkerdClock
+from .support.bodies import generate, generation
+from .support.clock import Clock, WorkerdClock
+from .support.config import ADMIN_TOKEN
+from .support.polling import wait_for
+from .support.receiver import Receiver
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 KEY_ID = "key_0123456789abcdef"
 OLD_SIGNING_KEY = "old=" + "o" * 40

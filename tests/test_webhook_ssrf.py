@@ -16,10 +16,12 @@ from fluxgate.errors import ApiError
 from fluxgate.jobs.webhooks import DELIVERY_ERRORS, DeliveryError, check_url, parse_webhook_url
 from fluxgate.local.jobs_sqlite import HttpxPoster
 
-from .bodies import generate, generation
-from .polling import wait_for
-from .receiver import Receiver
-from .servers import serve
+from .support.bodies import generate, generation
+from .support.polling import wait_for
+from .support.receiver import Receiver
+from .support.servers import serve
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a slow sunset", square=512, steps=4)
 ASYNC = {"Prefer": "respond-async"}

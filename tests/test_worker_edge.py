@@ -13,11 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .bodies import generation
-from .conftest import ADMIN_TOKEN, SIGNING_KEYS, new_key
-from .polling import wait_for
-from .runtimes import Workerd
-from .servers import serve
+from .support.admin import new_key
+from .support.bodies import generation
+from .support.config import ADMIN_TOKEN, SIGNING_KEYS
+from .support.polling import wait_for
+from .support.servers import serve
+from .support.workerd import Workerd
+
+pytestmark = pytest.mark.runtimes("local", "worker")
 
 BODY = generation("a brass compass", square=256, steps=2, seed=7)
 DECLARED = 50 * 1024 * 1024  # 50 MB, far over MAX_BODY_BYTES (6 MiB)

@@ -66,9 +66,10 @@ from typing import Any
 import httpx
 import pytest
 
-from .bodies import generate, generation
-from .polling import finished
-from .runtimes import (
+from .support.bodies import generate, generation
+from .support.polling import finished
+from .support.servers import Server, worker_server
+from .support.workerd import (
     ROOT,
     SNAPSHOT,
     load_snapshot,
@@ -78,7 +79,6 @@ from .runtimes import (
     stack_environment,
     workerd_prerequisites,
 )
-from .servers import Server, worker_server
 from .test_readme import run_session
 
 SRC = ROOT / "src"

@@ -19,7 +19,7 @@ from typing import IO
 import httpx
 import pytest
 
-from .runtimes import (
+from .workerd import (
     ROOT,
     node,
     prepare_workerd,

@@ -14,12 +14,15 @@ The control port reaches what is beside the Worker, never into it: the stand-in'
 KV namespace and R2 bucket as stored, the job queue's producer, a job's record through its
 Durable Object, the runtime's console. workerd offers no way to move its clock, make a
 binding fail, pause a queue's consumer or count KV reads from outside; a test that needs one
-of those runs on the local runtime only, saying so (``local_only``).
+of those runs on the local runtime only, saying so (``runtimes("local", reason=...)``).
+
+The doubles that reach the stand-in and the stores through the control port sit beside
+their in-process counterparts (``WorkerdAI`` in :mod:`.model`, ``WorkerdStorage`` in
+:mod:`.storage`, ...); the fixtures here give a test its stack.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import fcntl
@@ -37,8 +40,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from fluxgate.service.settings import Settings
+
+from .config import SECRETS, rate_limit_rules_of, setting_vars
+
+ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "worker" / "local" / "stack.mjs"
 
 
@@ -98,6 +106,10 @@ def stack_environment(workerd: str) -> dict[str, str]:
     return env
 
 
+# A report's user properties: how the Worker's isolate died during the test (one per way),
+# and that the test ran on a stack that was checked (for the terminal summary).
+ISOLATE_CRASH = "worker_isolate_crash"
+ISOLATE_CHECKED = "worker_isolate_checked"
 # What wrangler writes to the stack's stderr when workerd itself dies and is restarted.
 RUNTIME_CRASHED = "The Workers runtime crashed"
 
@@ -376,185 +388,54 @@ class WorkerdPool:
         return crashes
 
 
-class WorkerdAI:
-    """The AI stand-in (``worker/local/ai.mjs``), seen like the in-process ``ScriptedAI``."""
-
-    def __init__(self, stack: Workerd) -> None:
-        self._stack = stack
-
-    @property
-    def calls(self) -> int:
-        return int(self._stack.call("GET", "/ai")["calls"])
-
-    @property
-    def inputs(self) -> list[dict[str, Any]]:
-        """Each call's inputs as the binding received them: ``{"multipart": {body,
-        contentType}}`` with the raw body bytes."""
-        return [
-            {"multipart": {"body": base64.b64decode(i["body"]), "contentType": i["contentType"]}}
-            for i in self._stack.call("GET", "/ai")["inputs"]
-        ]
-
-    @property
-    def called_models(self) -> list[str]:
-        """The model id of each call, in order."""
-        return [str(i["model"]) for i in self._stack.call("GET", "/ai")["inputs"]]
-
-    def fail_next(self, message: str) -> None:
-        self._stack.call("POST", "/ai/fail", {"message": message})
-
-    @property
-    def latency(self) -> float:
-        return float(self._stack.call("GET", "/ai")["latency_seconds"])
-
-    @latency.setter
-    def latency(self, seconds: float) -> None:
-        self._stack.call("POST", "/ai/latency", {"seconds": seconds})
+@pytest.fixture(scope="session")
+def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPool]:
+    # Policy changes through the admin API must be seen at once, as the local gateway's
+    # policy store (cache_seconds=0) sees them.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # all processes'
+    pool = WorkerdPool(
+        tmp_path_factory.mktemp("workerd"),
+        {name: value for name, value in SECRETS.items() if value is not None},
+        {"POLICY_CACHE_SECONDS": 0},
+        snapshots=shared / "workerd-pool-snapshot",
+    )
+    yield pool
+    crashes = pool.close()
+    if crashes:  # e.g. in work a test left running after its last answer
+        pytest.fail("the Worker's isolate crashed on workerd:\n" + "\n".join(crashes))
 
 
-class WorkerdGuard:
-    """Llama Guard behind the stand-in, seen like the in-process ``FakeGuardAI``:
-    ``unsafe`` words (and their categories), queued ``failures``, the ``answer_text`` form,
-    and the number of ``calls``."""
+@pytest.fixture
+def workerd(
+    request: pytest.FixtureRequest,
+    workerd_pool: WorkerdPool,
+    settings: Settings,
+    secrets: dict[str, str | None],
+    unbound: tuple[str, ...],
+) -> Iterator[Workerd]:
+    """The Worker on workerd for this test's settings and secrets, with empty stores.
 
-    def __init__(self, stack: Workerd) -> None:
-        self._stack = stack
-
-    def _get(self, field: str) -> Any:
-        return self._stack.call("GET", "/guard")[field]
-
-    @property
-    def calls(self) -> int:
-        return int(self._get("calls"))
-
-    @property
-    def unsafe(self) -> dict[str, str]:
-        return dict(self._get("unsafe"))
-
-    @unsafe.setter
-    def unsafe(self, words: Mapping[str, str]) -> None:
-        self._stack.call("POST", "/guard", {"unsafe": dict(words)})
-
-    @property
-    def failures(self) -> list[str]:
-        return list(self._get("failures"))
-
-    @failures.setter
-    def failures(self, messages: list[str]) -> None:
-        self._stack.call("POST", "/guard", {"failures": list(messages)})
-
-    @property
-    def answer_text(self) -> bool:
-        return bool(self._get("answer_text"))
-
-    @answer_text.setter
-    def answer_text(self, value: bool) -> None:
-        self._stack.call("POST", "/guard", {"answer_text": value})
-
-
-class WorkerdScout:
-    """Llama 4 Scout (the output classifier) behind the stand-in, seen like the in-process
-    ``FakeScoutAI``: queued ``verdicts`` and ``failures``, the answer ``form``, the
-    ``calls`` and the images ``seen``."""
-
-    def __init__(self, stack: Workerd) -> None:
-        self._stack = stack
-
-    def _get(self, field: str) -> Any:
-        return self._stack.call("GET", "/scout")[field]
-
-    @property
-    def calls(self) -> int:
-        return int(self._get("calls"))
-
-    @property
-    def seen(self) -> list[dict[str, Any]]:
-        return list(self._get("seen"))
-
-    @property
-    def verdicts(self) -> list[dict[str, Any]]:
-        return list(self._get("verdicts"))
-
-    @verdicts.setter
-    def verdicts(self, verdicts: list[dict[str, Any]]) -> None:
-        self._stack.call("POST", "/scout", {"verdicts": list(verdicts)})
-
-    @property
-    def failures(self) -> list[str]:
-        return list(self._get("failures"))
-
-    @failures.setter
-    def failures(self, messages: list[str]) -> None:
-        self._stack.call("POST", "/scout", {"failures": list(messages)})
-
-    @property
-    def form(self) -> str:
-        return str(self._get("form"))
-
-    @form.setter
-    def form(self, value: str) -> None:
-        self._stack.call("POST", "/scout", {"form": value})
-
-
-class WorkerdStorage:
-    """Miniflare's KV namespace and R2 bucket behind the Worker, seen from outside
-    (``conftest.LocalStorage`` is the same on the local stores)."""
-
-    def __init__(self, stack: Workerd) -> None:
-        self._stack = stack
-
-    def kv_dump(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._stack.call("POST", "/kv/dump")
-        return result
-
-    def object_exists(self, key: str) -> bool:
-        return self._stack.call("POST", "/r2/head", {"key": key}) is not None
-
-    def delete_object(self, key: str) -> None:
-        self._stack.call("POST", "/r2/delete", {"key": key})
-
-    def object_keys(self, prefix: str = "") -> list[str]:
-        """Every object key under ``prefix``, sorted."""
-        return sorted(self._stack.call("POST", "/r2/list", {"prefix": prefix}))
-
-
-class WorkerdJobs:
-    """The job queue's producer and the job records (``conftest.LocalJobs`` locally)."""
-
-    def __init__(self, stack: Workerd) -> None:
-        self._stack = stack
-
-    def send(self, message: Mapping[str, Any]) -> None:
-        self._stack.call("POST", "/queues/send", {"body": dict(message)})
-
-    def deliver(self, message: Mapping[str, Any]) -> None:
-        """The consumer's delivery of ``message`` (a redelivery, say), once handled."""
-        result = self._stack.call("POST", "/queues/deliver", {"body": dict(message)})
-        # The handler ran to its end and acknowledged the message (it acks each one it
-        # has dealt with, and retries those it could not).
-        assert result["outcome"] == "ok" and result["explicitAcks"] == [result["id"]], result
-
-    def record(self, job_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._stack.call("POST", "/jobs/get", {"job_id": job_id})
-        return result
-
-
-class WorkerdClock:
-    """workerd's wall clock, read as the Worker reads it. It cannot be moved, only waited
-    for: ``advance`` lets a second or two really pass (a test that needs more runs
-    locally, ``MOVES_CLOCK``)."""
-
-    def __call__(self) -> float:
-        return time.time()
-
-    def advance(self, seconds: float) -> None:
-        if seconds > 2:
-            raise ValueError(
-                f"workerd's clock cannot be moved by {seconds} s: wait, or run locally"
-            )
-        time.sleep(seconds)
-
-
-def workerd_client(stack: Workerd) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.base, timeout=60) as client:
-        yield client
+    The test fails if the Worker's isolate died while it ran (:class:`IsolateHistory`: a
+    fatal error on the console, workerd restarting, or a new isolate replacing the one
+    that served before), even if every answer looked right."""
+    reason = workerd_prerequisites()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Worker cannot run on workerd in CI: {reason}")
+        pytest.skip(f"the Worker cannot run on workerd here: {reason}")
+    bindings = {
+        f"RATE_LIMIT_{name.upper()}": (rule["limit"], rule["period"])
+        for name, rule in rate_limit_rules_of(request).items()
+    }
+    stack = workerd_pool.get(setting_vars(settings), secrets, unbound, bindings)
+    stack.reset()
+    before = stack.isolates()
+    request.node.user_properties.append((ISOLATE_CHECKED, True))
+    yield stack
+    crashes = stack.isolates().crashes_since(before)
+    if crashes:  # the answers may have looked right, but a request killed the isolate
+        for crash in crashes:
+            request.node.user_properties.append((ISOLATE_CRASH, crash))
+        workerd_pool.discard(stack)
+        pytest.fail("the Worker's isolate crashed during this test:\n" + "\n".join(crashes))

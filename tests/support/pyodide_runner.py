@@ -1,7 +1,7 @@
 """Running a Pyodide unit harness of tests/pyodide/ once per session: the Worker's adapters
 in the Python Workers runtime's interpreter (the locked wheels, loaded into Pyodide in Node
 by ``tests/pyodide/isolate.mjs``), one case at a time, against binding doubles. A unit-test
-harness, not the Worker: the Worker runs on workerd (``tests/runtimes.py``).
+harness, not the Worker: the Worker runs on workerd (``tests/support/workerd.py``).
 
 A harness prints one JSON line per case (``{"case", "ok", "detail", ...}``) among the log
 lines of the code under test (access, audit), and exits 2 when it could not start.
@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from .runtimes import node as node_binary
+from .workerd import node as node_binary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "tests" / "pyodide"
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -6,17 +6,22 @@ import pytest
 
 from fluxgate.jobs.webhooks import WebhookVerificationError, verify
 
-from .bodies import generate, generation
-from .conftest import HOLDS_QUEUE, new_key, origin
-from .doubles import image_bytes
-from .polling import finished, wait_for
-from .receiver import Receiver
+from .support.admin import new_key
+from .support.bodies import generate, generation
+from .support.clients import origin
+from .support.image_files import image_bytes
+from .support.polling import finished, wait_for
+from .support.receiver import Receiver
+from .support.runtimes import HOLDS_QUEUE
 
 BODY = generation("a slow sunset", square=512, steps=4)
 ASYNC = {"Prefer": "respond-async"}
 
 # Webhooks go to a receiver on 127.0.0.1, and retries are quick.
-pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
+pytestmark = [
+    pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01),
+    pytest.mark.runtimes("local", "worker"),
+]
 
 
 @pytest.fixture

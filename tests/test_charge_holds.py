@@ -14,13 +14,16 @@ import pytest
 
 from fluxgate.access.ledger import Ledger
 
-from .bodies import generate, generation
-from .conftest import put_policy
+from .support.admin import put_policy
+from .support.bodies import generate, generation
 
 LEASE = 1  # GENERATION_LEASE_SECONDS of these tests: a second, then the hold would lapse
 BODY = generation("a lighthouse", square=256, steps=4)
 
-pytestmark = pytest.mark.settings(generation_lease_seconds=LEASE)
+pytestmark = [
+    pytest.mark.settings(generation_lease_seconds=LEASE),
+    pytest.mark.runtimes("local", "worker"),
+]
 
 
 def spent(client, auth) -> tuple[float, int]:

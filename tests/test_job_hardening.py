@@ -18,23 +18,27 @@ from fluxgate.model.coalesce import InflightCoalescer, NotShared
 from fluxgate.model.pricing import estimate
 from fluxgate.model.upstream import is_transient, is_work_failure
 
-from .bodies import generation
-from .conftest import HOLDS_QUEUE, MOVES_CLOCK, new_key, put_policy
-from .doubles import image_bytes
-from .polling import finished, wait_for
-from .receiver import Receiver
+from .support.admin import new_key, put_policy
+from .support.bodies import generation
+from .support.image_files import image_bytes
+from .support.polling import finished, wait_for
+from .support.receiver import Receiver
+from .support.runtimes import HOLDS_QUEUE, MOVES_CLOCK
 
 BODY = generation("a slow sunset", square=512, steps=4)
 ASYNC = {"Prefer": "respond-async"}
 COST = estimate(512, 512, 4).usd
 
-pytestmark = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01)
+pytestmark = [
+    pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_seconds=0.01),
+    pytest.mark.runtimes("local", "worker"),
+]
 
 
 # -- jobs that share a reference image -----------------------------------------------------
 
 
-@pytest.mark.local_only(reason=HOLDS_QUEUE)
+@pytest.mark.runtimes("local", reason=HOLDS_QUEUE)
 def test_jobs_sharing_a_reference_image_all_succeed(client, async_client, jobs, storage):
     keys = [new_key(client, "tenant-a"), new_key(client, "tenant-b")]
     reference = image_bytes("PNG", 100, 80)

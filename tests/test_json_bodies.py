@@ -29,7 +29,7 @@ from fluxgate.api.body_route import JsonBodyRoute
 from fluxgate.api.json_text import MAX_JSON_DEPTH
 from fluxgate.service.gateway import Gateway
 
-from .support.model import ScriptedAI, WorkerdAI
+from .support.model import ModelDouble
 from .support.workerd import Workerd
 
 pytestmark = pytest.mark.runtimes("local", "worker")
@@ -180,7 +180,7 @@ def test_a_utf8_byte_order_mark_is_ignored_but_invalid_utf8_is_refused(
 
 
 def test_a_generation_in_utf16_is_refused_not_generated(
-    client: httpx.Client, auth: Headers, ai: ScriptedAI | WorkerdAI, alive: None
+    client: httpx.Client, auth: Headers, ai: ModelDouble, alive: None
 ) -> None:
     """Small enough for the direct path (which declines it), then refused by the route."""
     body = json.dumps({"prompt": "a lighthouse \u2200"}).encode("utf-16")
@@ -190,7 +190,7 @@ def test_a_generation_in_utf16_is_refused_not_generated(
 
 
 def test_a_form_field_of_json_nested_100000_deep_is_a_field_error(
-    client: httpx.Client, auth: Headers, ai: ScriptedAI | WorkerdAI, alive: None
+    client: httpx.Client, auth: Headers, ai: ModelDouble, alive: None
 ) -> None:
     files = {"prompt": (None, "a lighthouse"), "variants": (None, "[" * DEPTH + "]" * DEPTH)}
     r = client.post("/v1/images/generations", files=files, headers=auth)

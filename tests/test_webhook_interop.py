@@ -25,7 +25,7 @@ from fluxgate.jobs.webhooks import (
 )
 
 from .support.bodies import generate, generation
-from .support.clock import Clock, WorkerdClock
+from .support.clock import Clock, ClockDouble, WorkerdClock
 from .support.config import ADMIN_TOKEN
 from .support.polling import wait_for
 from .support.receiver import Receiver
@@ -205,7 +205,7 @@ E2E = pytest.mark.settings(webhook_allow_loopback=True, webhook_retry_base_secon
 
 
 @pytest.fixture
-def clock(runtime: str) -> Clock | WorkerdClock:
+def clock(runtime: str) -> ClockDouble:
     """Wall time on both runtimes: the library checks a delivery's timestamp against the
     wall clock, while the local runtime's default test clock is set years ahead."""
     if runtime == "worker":

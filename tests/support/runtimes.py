@@ -65,6 +65,11 @@ def runtimes_of(metafunc: pytest.Metafunc) -> tuple[str, ...]:
     """The runtimes the test states, checked against what it asks for; a collection error
     (``CollectError``) when they do not fit."""
     node = metafunc.definition
+    if node.get_closest_marker("local_only") is not None:
+        raise pytest.Collector.CollectError(
+            f"{node.nodeid}: @pytest.mark.local_only(reason=...) is now"
+            f' @pytest.mark.{MARKER}("local", reason=...)'
+        )
     marker = node.get_closest_marker(MARKER)
     asks = [name for name in ON_A_RUNTIME if name in metafunc.fixturenames]
     if not asks:

@@ -165,7 +165,7 @@ class Workerd:
         for binding, (limit, period) in (ratelimits or {}).items():
             args += ["--ratelimit", f"{binding}={limit}/{period}"]
         for name, value in settings.items():
-            args += ["--var", f"{name.upper()}={_var_value(value)}"]
+            args += ["--var", f"{name.upper()}={var_value(value)}"]
         for name, value in secrets.items():
             if value is None:
                 args += ["--var", f"{name}="]
@@ -278,7 +278,8 @@ def workerd_arguments(args: tuple[str, ...]) -> str:
     return " ".join(args)
 
 
-def _var_value(value: Any) -> str:
+def var_value(value: Any) -> str:
+    """A setting as a ``[vars]`` value on wrangler's command line (``FAST_PATH=false``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):

@@ -160,6 +160,18 @@ def test_the_console_is_answered_in_front_of_the_api(client):
         assert missing.json()["error"]["code"] == "not_found", path
 
 
+def test_the_api_never_sees_a_request_for_the_console(client, access_lines):
+    """Every request the API answers writes one access line (on Workers, to Workers Logs);
+    the console's write none: they never reach the Worker (locally, the app)."""
+    for path in FILES:
+        assert client.get(path).status_code == 200, path
+    assert client.get("/index.html", follow_redirects=False).status_code == 307
+    assert client.post("/console.js").status_code == 405
+    assert client.get("/healthz").status_code == 200
+    routes = [line["route"] for line in access_lines()]
+    assert routes == ["/healthz"]
+
+
 def test_the_worker_serves_the_directory_as_static_assets():
     """wrangler.toml's [assets]: console/ itself, no binding (the Worker never reads it) and
     no Worker in front of it."""

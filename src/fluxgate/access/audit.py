@@ -13,6 +13,9 @@ import logging
 import time
 from typing import Any
 
+from ..errors import ApiError
+from .auth import Principal
+
 audit_logger = logging.getLogger("fluxgate.audit")
 
 
@@ -47,3 +50,33 @@ def audit(
     entry.update({k: v for k, v in details.items() if v is not None})
     audit_logger.info(json.dumps(entry, separators=(",", ":"), ensure_ascii=False))
     return entry
+
+
+# Refusals worth an audit line: not typos of a path (404/405) and not our own faults (5xx).
+_AUDITED = {400, 401, 403, 409, 413, 415, 429}
+# Refusals audited whatever their status: a generated image output moderation refused.
+_AUDITED_CODES = {"output_rejected"}
+
+
+def audit_refusal(
+    error: ApiError,
+    *,
+    principal: Principal | None,
+    prompt: str | None,
+    include_prompt: bool,
+    path: str,
+) -> None:
+    """The audit line of a refused request (the app's error handlers, the generation handler)."""
+    if error.status not in _AUDITED and error.code not in _AUDITED_CODES:
+        return
+    audit(
+        "request.refused",
+        key_id=principal.key.id if principal else None,
+        subject=principal.subject if principal else None,
+        reason=error.extra.get("reason") or error.code,
+        status=error.status,
+        prompt=prompt,
+        include_prompt=include_prompt,
+        path=path,
+        categories=error.extra.get("categories"),
+    )

@@ -19,17 +19,21 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..access.audit import audit_refusal
 from ..access.rate_limits import FailedAttempts
 from ..errors import INTERNAL_ERROR, ApiError, not_found
 from ..service.readiness import misconfigured
 from . import console
 from .asgi_envelope import Envelope
-from .deps import ClientAddress, Gw, Resolver, audit_refusal, error_response, gateway
-from .direct import DirectMiddleware, DirectPath
+from .deps import ClientAddress, Gw, Resolver, error_response, gateway
+from .fast_path import FastPathMiddleware
+from .generate import GenerationHandler
 from .request_body import validation_error
-from .routes import account, admin, downloads, generations, jobs
+from .routes import account, admin, downloads, jobs
+from .routes import generations as generation_routes
 from .schemas import GenerationRequest, Health, ReadinessCheck
 from .schemas import Readiness as ReadinessBody
+from .starlette_view import form_parts
 
 log = logging.getLogger("fluxgate.app")
 
@@ -84,16 +88,17 @@ def create_app(
     lifespan: Any = None,
     client_address: ClientAddress = peer_address,
     *,
-    attempts: FailedAttempts | None = None,
-    direct_in_front: bool = True,
+    generations: GenerationHandler | None = None,
+    fast_path_in_front: bool = True,
     envelope_in_front: bool = True,
 ) -> FastAPI:
     """``lifespan``: the local runtime starts its embedded queue consumer there.
     ``client_address``: who a request comes from, for throttling failed authentication
-    (the peer locally, ``CF-Connecting-IP`` on Workers). ``attempts``: that throttle's
-    memory, shared with a direct path (``api/direct.py``) the caller runs itself (the
-    Worker, before the ASGI bridge: ``direct_in_front=False``); otherwise the app puts one
-    in front of itself. ``envelope_in_front``: the request id, CORS and access log layer
+    (the peer locally, ``CF-Connecting-IP`` on Workers). ``generations``: the generation
+    handler (``api/generate.py``) of the generation routes, and its throttle's memory the
+    app's; given by a caller that runs the fast path itself (the Worker, before the ASGI
+    bridge: ``fast_path_in_front=False``), otherwise made here and put in front of the app
+    as well (``api/fast_path.py``). ``envelope_in_front``: the request id, CORS and access log layer
     (``api/envelope.py``) runs here, outermost; the Worker runs it in JS around all of its
     paths instead (``False``)."""
     app = FastAPI(
@@ -107,11 +112,14 @@ def create_app(
 
     app.state.resolve = resolve
     app.state.client_address = client_address
-    app.state.failed_attempts = attempts = attempts or FailedAttempts()
-    if direct_in_front:
+    if generations is None:
+        generations = GenerationHandler(FailedAttempts(), form_parts)
+    app.state.generations = generations
+    app.state.failed_attempts = generations.attempts
+    if fast_path_in_front:
         app.add_middleware(
-            DirectMiddleware,
-            direct=DirectPath(attempts),
+            FastPathMiddleware,
+            generations=generations,
             resolve=resolve,
             client_address=client_address,
         )
@@ -192,7 +200,7 @@ def create_app(
     if site is not None:
         app.add_middleware(console.StaticConsole, site=site)
 
-    for module in (generations, downloads, account, jobs, admin):
+    for module in (generation_routes, downloads, account, jobs, admin):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

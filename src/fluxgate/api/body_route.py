@@ -69,7 +69,7 @@ class JsonBodyRoute(APIRoute):
         async def checked(request: Request) -> Response:
             await self.credential(request)  # 401/403/429 before the body is read
             limit = (await gateway(request)).settings.max_body_bytes
-            body = await read_capped(request, limit)
+            body = await read_capped(request.stream(), request.headers.get("content-length"), limit)
             read = ReadBody(request.scope, request.receive, body)
             if body and is_json(request.headers.get("content-type")):
                 read = ReadBody(request.scope, request.receive, body, parse_json(body))

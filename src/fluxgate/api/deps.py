@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..access.audit import audit
 from ..access.auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
-from ..access.rate_limits import GUESSES, FailedAttempts
+from ..access.rate_limits import FailedAttempts
 from ..errors import ApiError, unauthorized
 from ..service.gateway import Gateway
 from .schemas import ErrorBody
@@ -79,36 +79,6 @@ def error_response(error: ApiError) -> Response:
     )
 
 
-# Refusals worth an audit line: not typos of a path (404/405) and not our own faults (5xx).
-_AUDITED = {400, 401, 403, 409, 413, 415, 429}
-# Refusals audited whatever their status: a generated image output moderation refused.
-_AUDITED_CODES = {"output_rejected"}
-
-
-def audit_refusal(
-    error: ApiError,
-    *,
-    principal: Principal | None,
-    prompt: str | None,
-    include_prompt: bool,
-    path: str,
-) -> None:
-    """The audit line of a refused request (the app's error handlers, the direct path)."""
-    if error.status not in _AUDITED and error.code not in _AUDITED_CODES:
-        return
-    audit(
-        "request.refused",
-        key_id=principal.key.id if principal else None,
-        subject=principal.subject if principal else None,
-        reason=error.extra.get("reason") or error.code,
-        status=error.status,
-        prompt=prompt,
-        include_prompt=include_prompt,
-        path=path,
-        categories=error.extra.get("categories"),
-    )
-
-
 async def resolved(resolve: Resolver, request: Request) -> Gateway:
     """The gateway for ``request`` (the local runtime's is fixed; the Worker's is built
     from ``env`` on first use). Raises ``server_misconfigured`` when it cannot be."""
@@ -127,34 +97,16 @@ Gw = Annotated[Gateway, Depends(gateway)]
 
 
 async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable[T]]) -> T:
-    """Run a credential check; count it if it fails as a guess would (a credential that
-    does not exist), and answer ``429 too_many_failed_attempts`` once the client is over
-    the limit.
-
-    The credential is checked *first*: one that checks out always passes, however many
-    failures its address has made, since one address is often many clients (a carrier
-    NAT, the servers behind a proxy). A valid request so costs the throttle nothing. Only
-    failures meet the throttle: a client already shut out gets the 429 (with the time left)
-    without another count; the others are counted. Guessing stays hopeless rather than
-    merely slow: API keys carry 256 random bits, client tokens an HMAC and the admin
-    token at least 32 characters; what the throttle bounds is what a guesser costs (limiter
-    calls, audit lines) and the 429 tells it to stop.
-
-    The client is the peer address locally and ``CF-Connecting-IP`` on Workers (the app's
-    ``client_address``); requests without credentials are neither checked nor counted.
-    """
-    try:
-        return await check()
-    except ApiError as error:
-        if error.code not in GUESSES or request.headers.get("authorization") is None:
-            raise
-        attempts: FailedAttempts = request.app.state.failed_attempts
-        client: str = request.app.state.client_address(request)
-        attempts.check(client, gw.clock())  # already shut out: the 429, not counted again
-        blocked = await attempts.failed(gw.limiter, client, gw.clock())
-        if blocked is not None:
-            raise blocked from None
-        raise
+    """Run a credential check behind the failed-authentication throttle
+    (:meth:`FailedAttempts.screened`); the client is the app's ``client_address``."""
+    attempts: FailedAttempts = request.app.state.failed_attempts
+    return await attempts.screened(
+        check,
+        credential_sent=request.headers.get("authorization") is not None,
+        client=lambda: str(request.app.state.client_address(request)),
+        limiter=gw.limiter,
+        clock=gw.clock,
+    )
 
 
 async def authenticated(request: Request, gw: Gateway) -> Principal:

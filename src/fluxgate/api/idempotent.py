@@ -1,10 +1,11 @@
 """The generation routes' answers, kept and replayed under ``Idempotency-Key``.
 
 :mod:`fluxgate.service.idempotency` decides (claim, wait, replay, what is kept); this module is
-the HTTP side: an :class:`Answer` becomes the response, and the text kept for a replay is
-the same JSON rendered the same way, so a replay is byte for byte the first body. A
-``b64_json`` answer is kept without its image (it may be megabytes): the replay reads the
-stored image back and puts its base64 where it was. What a row keeps is so about a
+the HTTP side: an :class:`Answer` becomes the :class:`~.reply.Reply`, and the text kept for a
+replay is the same JSON rendered the same way, so a replay is byte for byte the first body.
+A ``b64_json`` answer is kept without its image (it may be megabytes): the replay reads the
+stored image back and hands it to the runtime to splice in where it was, as the first
+answer did. What a row keeps is so about a
 kilobyte: the body (a few hundred bytes of JSON with its signed URL), the headers that
 describe it, the key and the request's hash.
 
@@ -22,12 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fastapi.responses import Response
-
 from ..errors import ApiError, storage_unavailable
+from ..imaging.image_bytes import ImageBytes
 from ..service.gateway import Gateway
 from ..service.idempotency import REPLAYED, Attempt, stored
 from ..store.answers import StoredResponse
+from .reply import Reply, b64_mark, json_reply, render
 
 # The headers a replay repeats: what describes the answer, not the request that made it
 # (no RateLimit-*, no Server-Timing: a replay counts against nothing and calls no model).
@@ -46,28 +47,19 @@ _KEPT_HEADERS = frozenset(
 
 @dataclass(frozen=True)
 class Answer:
-    """A generation route's answer. ``image_key``: ``content``'s ``data[0].b64_json`` is
-    the base64 of this stored object."""
+    """A generation route's answer. With ``image`` (a ``b64_json`` answer), ``content``'s
+    ``data[0].b64_json`` is :func:`~.reply.b64_mark` and ``image_key`` the image's stored
+    object."""
 
     status: int
     content: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    image: ImageBytes | None = None
     image_key: str | None = None
 
-
-def render(content: dict[str, Any]) -> str:
-    """As Starlette's ``JSONResponse`` renders a body."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def response(answer: Answer) -> Response:
-    """The answer as sent."""
-    return Response(
-        render(answer.content),
-        status_code=answer.status,
-        headers=answer.headers,
-        media_type="application/json",
-    )
+    def reply(self) -> Reply:
+        """The answer as sent."""
+        return json_reply(self.status, self.content, self.headers, self.image)
 
 
 def kept(answer: Answer) -> StoredResponse:
@@ -85,35 +77,30 @@ def kept_refusal(error: ApiError) -> StoredResponse:
     return StoredResponse(error.status, error.to_json(), dict(error.headers))
 
 
-async def replayed(gw: Gateway, stored: StoredResponse) -> Response:
+async def replayed(gw: Gateway, stored: StoredResponse) -> Reply:
     """The first answer again, marked ``Idempotent-Replayed: true``."""
-    body = stored.body
-    if stored.image_key is not None:
-        try:
-            image = await gw.objects.read_image(stored.image_key)
-        except Exception as exc:
-            raise storage_unavailable("the first answer's image could not be read") from exc
-        if image is None:
-            raise ApiError(
-                410,
-                "image_gone",
-                "The image of the first answer is no longer stored; send the request again "
-                "with a new Idempotency-Key.",
-            )
-        content = json.loads(body)
-        content["data"][0]["b64_json"] = await image.base64()
-        body = render(content)
-    return Response(
-        body,
-        status_code=stored.status,
-        headers={**stored.headers, REPLAYED: "true"},
-        media_type="application/json",
-    )
+    headers = {**stored.headers, REPLAYED: "true"}
+    if stored.image_key is None:
+        return Reply(stored.status, {**headers, "content-type": "application/json"}, stored.body)
+    try:
+        image = await gw.objects.read_image(stored.image_key)
+    except Exception as exc:
+        raise storage_unavailable("the first answer's image could not be read") from exc
+    if image is None:
+        raise ApiError(
+            410,
+            "image_gone",
+            "The image of the first answer is no longer stored; send the request again "
+            "with a new Idempotency-Key.",
+        )
+    content = json.loads(stored.body)
+    content["data"][0]["b64_json"] = b64_mark()
+    return json_reply(stored.status, content, headers, image)
 
 
 async def idempotently(
     gw: Gateway, attempt: Attempt, answer: Callable[[], Awaitable[Answer]]
-) -> Response:
+) -> Answer:
     """Run the claimed request, count it if it was not, keep (or release) its answer, and
     return it."""
     try:
@@ -129,7 +116,7 @@ async def idempotently(
     if pace:
         made = replace(made, headers={**made.headers, **pace})
     await gw.idempotency.finish(attempt, kept(made))
-    return response(made)
+    return made
 
 
 async def _counted(

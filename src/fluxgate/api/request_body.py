@@ -5,19 +5,20 @@ bytes, and :func:`generation_params` resolves the two into the core's one
 :class:`~fluxgate.model.params.GenerationParams`, so every rule after this point is written
 once. The body is counted while it streams in, so an oversize upload is refused without
 being buffered whole.
+
+Framework-free, like the generation handler that reads bodies through it: a runtime hands
+over the body as chunks (:func:`read_capped`) and, for multipart, the parts its own form
+parser found (:data:`FormParser`); what the parts mean is decided here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 from python_multipart.multipart import parse_options_header
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
 
 from ..delivery.signing import is_decimal
 from ..errors import ApiError
@@ -42,6 +43,15 @@ _FORM_FIELDS = frozenset(GenerationRequest.model_fields) | {
 }
 
 
+# A multipart body's parts, in order, as a runtime's form parser found them: a text field's
+# value as ``str``, a file part's content as ``bytes``. Called with the ``Content-Type``
+# header, the body and the largest part allowed; a malformed body is ``400
+# invalid_multipart`` (``too_many`` past the reference images' count).
+FormParser = Callable[[str, bytes, int], Awaitable[list[tuple[str, str | bytes]]]]
+# The whole body, read on demand: ``413 payload_too_large`` past the limit given.
+BodyReader = Callable[[int], Awaitable[bytes]]
+
+
 def payload_too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
 
@@ -57,13 +67,18 @@ def declared_length(header: str | None) -> int | None:
     return int(value)
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    declared = declared_length(request.headers.get("content-length"))
+async def read_capped(
+    stream: AsyncIterable[bytes], content_length: str | None, limit: int
+) -> bytes:
+    """The body whose ``Content-Length`` header is ``content_length``, from its chunks:
+    refused from the header alone when it declares more than ``limit`` bytes, and as soon
+    as the chunks pass ``limit`` when it declares nothing."""
+    declared = declared_length(content_length)
     if declared is not None and declared > limit:
         raise payload_too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
             raise payload_too_large(limit)
@@ -184,10 +199,6 @@ def is_complete_multipart(content_type: str, body: bytes) -> bool:
     return body.startswith(close) or b"\r\n" + close in body
 
 
-async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
-    yield body
-
-
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
@@ -209,77 +220,76 @@ def parse_json_generation(
     return parsed, check_references(images, max_image)
 
 
+def unsupported_media_type(allowed: tuple[str, ...]) -> ApiError:
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        f"Send {' or '.join(allowed)}.",
+        headers={"Accept-Post": ", ".join(allowed)},
+    )
+
+
 async def parse_generation(
-    request: Request, *, max_body: int, max_image: int, edit: bool = False
+    content_type: str | None,
+    read: BodyReader,
+    forms: FormParser,
+    *,
+    max_body: int,
+    max_image: int,
+    edit: bool = False,
 ) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
     """Parse a generation (``edit=False``) or an OpenAI-style edit (multipart with ``image``
-    parts, at least one)."""
-    content_type = media_type(request.headers.get("content-type"))
+    parts, at least one), whose ``Content-Type`` header is ``content_type``."""
+    media = media_type(content_type)
     allowed = ("multipart/form-data",) if edit else ("application/json", "multipart/form-data")
-    if content_type not in allowed:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"Send {' or '.join(allowed)}.",
-            headers={"Accept-Post": ", ".join(allowed)},
-        )
-    body = await read_capped(request, max_body)
-    if content_type == "application/json":
+    if media not in allowed:
+        raise unsupported_media_type(allowed)
+    body = await read(max_body)
+    if media == "application/json":
         return parse_json_generation(body, max_image)
-
-    images: list[tuple[str, bytes]] = []
-
-    if not is_complete_multipart(request.headers.get("content-type", ""), body):
+    if not is_complete_multipart(content_type or "", body):
         raise ApiError(
             400,
             "invalid_multipart",
             "Malformed multipart body: it ends before its closing boundary (truncated?).",
         )
-    parser = MultiPartParser(
-        request.headers,
-        _once(body),
-        max_files=MAX_REFERENCE_IMAGES + 1,
-        max_fields=32,
-        max_part_size=max_body,
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        if "files" in str(exc).lower():
-            raise too_many() from None
-        raise ApiError(400, "invalid_multipart", f"Malformed multipart body: {exc}") from None
+    return form_generation(await forms(content_type or "", body, max_body), max_image, edit)
+
+
+def form_generation(
+    parts: Sequence[tuple[str, str | bytes]], max_image: int, edit: bool
+) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
+    """A multipart generation from its parts (text values are parsed as their JSON types)."""
+    images: list[tuple[str, bytes]] = []
     fields: dict[str, Any] = {}
-    try:
-        for name, value in form.multi_items():
-            if edit and _OPENAI_IMAGE.match(name):
-                # OpenAI's edits send image / image[] parts: they become input_image_N in order.
-                name = f"input_image_{len(images)}"
-            elif edit and name == "mask":
+    for name, value in parts:
+        if edit and _OPENAI_IMAGE.match(name):
+            # OpenAI's edits send image / image[] parts: they become input_image_N in order.
+            name = f"input_image_{len(images)}"
+        elif edit and name == "mask":
+            raise ApiError(
+                400,
+                "unsupported_parameter",
+                "Masks are not supported by the FLUX.2 models.",
+                param="mask",
+            )
+        if name in fields or any(name == n for n, _ in images):
+            raise ApiError(400, "invalid_request", f"Field '{name}' is repeated.", param=name)
+        index = reference_index(name)
+        if index is not None and index >= MAX_REFERENCE_IMAGES:
+            raise too_many()
+        if isinstance(value, bytes):
+            if index is None and name not in _FORM_FIELDS:
+                raise unknown_parameter(name)
+            if index is None:
                 raise ApiError(
-                    400,
-                    "unsupported_parameter",
-                    "Masks are not supported by the FLUX.2 models.",
-                    param="mask",
+                    400, "invalid_request", f"Field '{name}' must not be a file.", param=name
                 )
-            if name in fields or any(name == n for n, _ in images):
-                raise ApiError(400, "invalid_request", f"Field '{name}' is repeated.", param=name)
-            index = reference_index(name)
-            if index is not None and index >= MAX_REFERENCE_IMAGES:
-                raise too_many()
-            if isinstance(value, UploadFile):
-                if index is None and name not in _FORM_FIELDS:
-                    raise unknown_parameter(name)
-                if index is None:
-                    raise ApiError(
-                        400, "invalid_request", f"Field '{name}' must not be a file.", param=name
-                    )
-                images.append((name, await value.read()))
-            elif index is not None:
-                images.append((name, decode_image_string(name, value, max_image)))
-            else:
-                fields[name] = value
-    finally:
-        await form.close()
+            images.append((name, value))
+        elif index is not None:
+            images.append((name, decode_image_string(name, value, max_image)))
+        else:
+            fields[name] = value
     if edit and not images:
         raise ApiError(400, "invalid_request", "An edit needs at least one image.", param="image")
     return _validate(fields, strict=False), check_references(images, max_image)

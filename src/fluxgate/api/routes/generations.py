@@ -1,4 +1,8 @@
-"""Image routes: generate (synchronously or as a job), edit, read, list or delete generations."""
+"""Image routes: generate (synchronously or as a job), edit, read, list or delete generations.
+
+Generating and editing are thin wrappers of the one generation handler (``api/generate.py``);
+this module gives them their OpenAPI description.
+"""
 
 from typing import Annotated, Any
 
@@ -6,25 +10,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from ...access.auth import SCOPE_GENERATE, SCOPE_READ, Principal
-from ...delivery.variants import Variant, parse_variants, unavailable, variants_query
-from ...errors import ApiError
+from ...access.auth import SCOPE_GENERATE, SCOPE_READ
+from ...delivery.variants import unavailable, variants_query
 from ...listings.catalog import IMAGE
-from ...model.params import GenerationParams, ReferenceImage
-from ...policy.prompts import audit_prompt
-from ...request_context import note_generation
-from ...service.controls import retry_hold
-from ...service.gateway import Gateway
-from ...service.generation import Outcome
-from ...service.idempotency import checked_key, fingerprint
-from ...store.answers import StoredResponse
-from ...store.cache_keys import CacheMode
-from ..deps import ADMIN_ERRORS, ERRORS, Admin, Caller, Gw, authenticated, error_responses, gateway
-from ..idempotent import Answer, idempotently, replayed, response
+from ..deps import ADMIN_ERRORS, ERRORS, Admin, Caller, Gw, error_responses, gateway
+from ..generate import GenerationHandler
 from ..listing import DEFAULT_LIMIT, LISTING_ERRORS, Cursor, EndUser, Limit, listing
 from ..present import presenter
-from ..request_body import generation_params, parse_generation, requested_model
 from ..schemas import Generation, GenerationRequest, ImageList, JobBody
+from ..starlette_view import request_view, response
 
 router = APIRouter(tags=["images"], responses=ERRORS)
 
@@ -75,123 +69,6 @@ EDIT_BODY = {
 }
 
 
-def resolved_params(
-    body: GenerationRequest, references: tuple[ReferenceImage, ...], gw: Gateway
-) -> GenerationParams:
-    """The request's model and parameters (this route's and the direct path's)."""
-    spec = requested_model(body, gw.find_model)
-    return generation_params(body, references, spec, gw.served_name(spec))
-
-
-def requested_variants(body: GenerationRequest, gw: Gateway) -> tuple[Variant, ...]:
-    """The variants a request asks for (this route's and the direct path's): validated
-    (``400 invalid_variant``), repeats dropped, and refused with ``501
-    variants_unavailable`` where they could not be made, before anything is generated."""
-    variants = parse_variants(body.variants or ())
-    if variants and gw.variants is None:
-        raise unavailable()
-    return variants
-
-
-async def _generate(request: Request, gw: Gateway, principal: Principal, *, edit: bool) -> Response:
-    principal.require(SCOPE_GENERATE)
-    body, references = await parse_generation(
-        request,
-        max_body=gw.settings.max_body_bytes,
-        max_image=gw.settings.max_reference_image_bytes,
-        edit=edit,
-    )
-    params = resolved_params(body, references, gw)
-    variants = requested_variants(body, gw)
-    principal = principal.as_end_user(body.end_user)
-    request.state.principal = principal
-    # for the audit log of refusals: raw and bounded; the policy normalises it, once
-    request.state.prompt = audit_prompt(body.prompt, gw.settings.max_prompt_length)
-    mode = CacheMode.from_header(request.headers.get("cache-control"))
-    prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
-
-    key = request.headers.get("idempotency-key")
-    # A retry of a request that died takes its charge over (the same hold), so the two are
-    # charged once; without the header each request holds its own.
-    hold = None if key is None else retry_hold(principal.scope_id, checked_key(key))
-
-    async def answer() -> Answer:
-        if body.run_async or prefer_async:
-            hook = body.webhook_url
-            return await _submit(request, gw, principal, params, mode, hook, prefer_async, variants)
-        return await _sync(request, gw, principal, params, mode, body, variants, hold)
-
-    if key is None:
-        return response(await answer())
-    asked = {
-        "response_format": body.response_format,
-        "url_ttl_seconds": body.url_ttl_seconds,
-        "async": body.run_async or prefer_async,
-        "webhook_url": body.webhook_url,
-        "cache": mode.value,
-        "variants": [v.name for v in variants],
-    }
-    request_hash = fingerprint("edits" if edit else "generations", params, asked)
-    begun = await gw.idempotency.begin(principal, checked_key(key), request_hash)
-    if isinstance(begun, StoredResponse):
-        return await replayed(gw, begun)
-    return await idempotently(gw, begun, answer)
-
-
-async def _sync(
-    request: Request,
-    gw: Gateway,
-    principal: Principal,
-    params: GenerationParams,
-    mode: CacheMode,
-    body: GenerationRequest,
-    variants: tuple[Variant, ...],
-    hold: str | None,
-) -> Answer:
-    if body.webhook_url is not None:
-        raise ApiError(
-            400,
-            "webhook_requires_async",
-            "webhook_url needs an async request ('async': true or 'Prefer: respond-async').",
-            param="webhook_url",
-        )
-    want_bytes = body.response_format == "b64_json"
-    outcome = await gw.generator.generate(principal, params, mode, want_bytes=want_bytes, hold=hold)
-    image = outcome.image if want_bytes else None
-    generation = presenter(gw).generation(
-        outcome.record,
-        base_url=str(request.base_url),
-        cached=outcome.cache == "HIT",
-        url_ttl=body.url_ttl_seconds,
-        b64_json=await image.base64() if image is not None else None,
-        variants=variants,
-    )
-    return Answer(
-        200,
-        generation.to_json(),
-        generation_answered(outcome),
-        outcome.record.object_key if image is not None else None,
-    )
-
-
-def generation_answered(outcome: Outcome) -> dict[str, str]:
-    """A synchronous generation's headers (this route's and the direct path's), its facts
-    noted for the request's access-log line. A model-bound answer tells the client how it
-    stands against its rate limit (``RateLimit-*``, as far as the runtime knows)."""
-    record = outcome.record
-    charged = record.cost().usd if record.charged and outcome.cache != "HIT" else 0.0
-    note_generation(outcome.cache, charged, outcome.model_ms)
-    headers = {
-        "X-Cache": outcome.cache,
-        "X-Fluxgate-Model": record.model,
-        "Cache-Control": "no-store",
-        **outcome.pace,
-    }
-    if outcome.model_ms is not None and outcome.cache != "HIT":
-        headers["Server-Timing"] = f"model;dur={outcome.model_ms:.1f}"
-    return headers
-
-
 _IDEMPOTENCY: dict[str, Any] = {
     "parameters": [
         {
@@ -220,34 +97,10 @@ _IDEMPOTENCY_ERRORS = error_responses(
     }
 )
 
-# The generation routes resolve gateway and caller themselves rather than through FastAPI's
-# dependency injection: they are the hot path (a cache hit), and DI costs ~0.2 ms a request.
+# The generation routes resolve gateway and caller themselves (in the handler) rather than
+# through FastAPI's dependency injection: they are the hot path (a cache hit), and DI costs
+# ~0.2 ms a request.
 _BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
-
-
-async def _submit(
-    request: Request,
-    gw: Gateway,
-    principal: Principal,
-    params: GenerationParams,
-    mode: CacheMode,
-    webhook_url: str | None,
-    prefer_async: bool,
-    variants: tuple[Variant, ...],
-) -> Answer:
-    if gw.jobs is None:
-        raise ApiError(501, "async_unavailable", "Async generations are not configured here.")
-    base_url = str(request.base_url)
-    job, pace = await gw.jobs.submit(
-        principal, params, mode, webhook_url, base_url=base_url, variants=variants
-    )
-    body = presenter(gw).job(job, base_url)
-    headers = {"Location": body["status_url"], "Cache-Control": "no-store", **pace}
-    if prefer_async:
-        headers["Preference-Applied"] = "respond-async"
-    if not job.done:
-        headers["Retry-After"] = "2"
-    return Answer(202, body, headers)
 
 
 @router.post(
@@ -262,8 +115,7 @@ async def _submit(
     },
 )
 async def generate(request: Request) -> Response:
-    gw = await gateway(request)
-    return await _generate(request, gw, await authenticated(request, gw), edit=False)
+    return await _handled(request)
 
 
 @router.post(
@@ -274,8 +126,16 @@ async def generate(request: Request) -> Response:
     summary="OpenAI-style edit: generate from up to 4 reference images (`image` parts)",
 )
 async def edit(request: Request) -> Response:
+    return await _handled(request)
+
+
+async def _handled(request: Request) -> Response:
+    """The request answered by the one generation handler (``api/generate.py``), which the
+    fast path in front of the app calls too."""
     gw = await gateway(request)
-    return await _generate(request, gw, await authenticated(request, gw), edit=True)
+    handler: GenerationHandler = request.app.state.generations
+    view = request_view(request, request.app.state.client_address(request))
+    return await response(await handler.handle(gw, view))
 
 
 _VARIANTS_QUERY = Query(

@@ -1,4 +1,4 @@
-"""The Worker's HTTP side: the direct path, then the FastAPI app, wired to ``env``."""
+"""The Worker's HTTP side: the fast path, then the FastAPI app, wired to ``env``."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from http import HTTPMethod
 from typing import Any
 from urllib.parse import urlsplit
 
-from js import Request as JsRequest
 from js import Response
-from workers import Request
 
 from ...access.rate_limits import FailedAttempts
 from ...api.app import create_app
-from ...api.direct import DirectAnswer, DirectPath, DirectRequest, may_be_direct
+from ...api.generate import GenerationHandler, RequestView, takes_fast_path
+from ...api.reply import Reply
 from ...api.request_body import payload_too_large
+from ...api.starlette_view import form_parts
 from ...composition import assemble
 from ...delivery.signing import SigningConfigError
-from ...errors import INTERNAL_ERROR, ApiError
+from ...errors import ApiError
 from ...model.coalesce import Coalescer, NoCoalescing
 from ...policy.output_moderation import ScoutImageModerator
 from ...policy.prompt_moderation import GuardModerator
@@ -39,7 +39,7 @@ from ..bindings.r2 import WorkersR2
 from ..bindings.rate_limiting import WorkersRateLimiter
 from ..ffi import js_object, js_text
 from .asgi import asgi
-from .body import within_limit
+from .body import BODY_INCOMPLETE, within_limit
 from .config import env_settings, env_text, signer_from_env
 from .console_log import send_to_console
 from .downloads import error_response
@@ -130,66 +130,74 @@ def connecting_ip(request: Any) -> str:
 
 
 # The app, its routes and its OpenAPI schema are built at import: on Workers that is deploy
-# time, into the memory snapshot, not the first request of every isolate. The failed-
-# authentication throttle is shared by the app and the direct path in front of it.
-_attempts = FailedAttempts()
-_direct = DirectPath(_attempts)
+# time, into the memory snapshot, not the first request of every isolate. The generation
+# handler (and its failed-authentication throttle) is the app's and the fast path's.
+_generations = GenerationHandler(FailedAttempts(), form_parts)
 APP = create_app(
     lambda request: gateway_from_env(request.scope["env"]),
     client_address=connecting_ip,
-    attempts=_attempts,
-    direct_in_front=False,  # handle() offers JSON generations before the ASGI bridge
+    generations=_generations,
+    fast_path_in_front=False,  # handle() runs it, before the ASGI bridge
     envelope_in_front=False,  # the Worker's entry runs it around every path (envelope.py)
 )
 APP.openapi()
 
 
-async def _offer_direct(request: Request, env: Any) -> tuple[Any, Request]:
-    """A JSON generation offered to the direct path (``api/direct.py``), its body read
-    once: the JS response, or ``None`` and the request rebuilt around the same body."""
-    raw = request.js_object
-    buffer = await raw.arrayBuffer()
-
-    def declined() -> tuple[Any, Request]:
-        return None, Request(JsRequest.new(raw, js_object({"body": buffer})))
-
+async def fast_path(raw: Any, method: str, env: Any) -> Any:
+    """The JS response of the generation handler (``api/generate.py``) to the JS request
+    ``raw`` when its head says it takes the fast path (:func:`takes_fast_path`); else
+    ``None``, with nothing read or counted."""
     try:
         gw = gateway_from_env(env)
-    except ApiError:  # misconfigured: the app answers it
-        return declined()
+    except ApiError:  # misconfigured: the app answers 503 server_misconfigured
+        return None
 
     def header(name: str) -> str | None:
         return js_text(raw.headers.get(name))
 
     url = urlsplit(str(raw.url))
+    if not takes_fast_path(gw.settings, method, url.path, header):
+        return None
+
+    async def body(limit: int) -> bytes:
+        try:
+            buffer = await raw.arrayBuffer()
+        except Exception as exc:  # the client went away mid-body: not a server error
+            log.info("request body broke off: %s", type(exc).__name__)
+            raise BODY_INCOMPLETE from exc
+        if int(buffer.byteLength) > limit:
+            raise payload_too_large(limit)
+        return bytes(buffer.to_bytes())
+
     host = header("host") or url.netloc  # as the ASGI bridge gives the route its base URL
-    asked = DirectRequest(
-        header,
-        bytes(buffer.to_bytes()),
-        f"{url.scheme}://{host}/",
-        header("cf-connecting-ip") or "unknown",
+    view = RequestView(
+        method=method,
+        path=url.path,
+        header=header,
+        body=body,
+        client=header("cf-connecting-ip") or "unknown",
+        base_url=f"{url.scheme}://{host}/",
     )
-    answer = await _direct.answer(gw, asked)
-    return declined() if answer is None else (await direct_response(answer), request)
+    return await js_reply(await _generations.handle(gw, view))
 
 
-async def direct_response(answer: DirectAnswer) -> Any:
+async def js_reply(reply: Reply) -> Any:
     """The JS response; a ``b64_json`` body is assembled in JS when the runtime can."""
-    body: Any = answer.prefix
-    if answer.image is not None:
+    body: Any = reply.prefix
+    if reply.image is not None:
         spliced = None
-        if isinstance(answer.image, JsImage):
-            spliced = json_around(answer.prefix, answer.image, answer.suffix)
+        if isinstance(reply.image, JsImage):
+            spliced = json_around(reply.prefix, reply.image, reply.suffix)
         if spliced is None:  # no toBase64 here: the base64 goes through Python once
-            spliced = answer.prefix + await answer.image.base64() + answer.suffix
+            spliced = await reply.text()
         body = spliced
-    return Response.new(body, js_object({"status": answer.status, "headers": answer.headers}))
+    return Response.new(body, js_object({"status": reply.status, "headers": reply.headers}))
 
 
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
-    """Serve ``request``: a JSON generation by the direct path (``api/direct.py``) unless
-    it declines, anything else with the FastAPI app once its body is known to be within
-    limits (the direct path reads only bodies that declare at most 16 KiB).
+    """Serve ``request``: a JSON generation by the fast path (:func:`fast_path`) when its
+    head says so, which answers it completely; anything else with the FastAPI app once its
+    body is known to be within limits.
 
     A method outside Python's ``HTTPMethod`` (``QUERY``, ``PROPFIND`` …) is refused here:
     the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
@@ -201,14 +209,9 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
         return error_response(
             ApiError(405, "method_not_allowed", f"The method {method} is not allowed.")
         )
-    if may_be_direct(method, urlsplit(str(raw.url)).path, lambda n: js_text(raw.headers.get(n))):
-        try:
-            answered, request = await _offer_direct(request, env)
-        except Exception:  # a fault past the direct path's own handling: the app's 500
-            log.exception("unhandled error")
-            return error_response(INTERNAL_ERROR)
-        if answered is not None:
-            return answered
+    answered = await fast_path(raw, method, env)  # a fault: the envelope's 500
+    if answered is not None:
+        return answered
     try:
         limit = gateway_from_env(env).settings.max_body_bytes
     except ApiError:  # misconfigured: the app answers 503 server_misconfigured, within limits

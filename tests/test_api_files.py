@@ -167,3 +167,44 @@ def test_a_range_past_the_end_is_416(client, image):
     assert r.status_code == 416
     assert r.headers["content-range"] == f"bytes */{image['bytes']}"
     assert r.json()["error"]["code"] == "range_not_satisfiable"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_file_url_takes_get_and_head_only(client, image, method):
+    r = client.request(method, image["data"][0]["url"])
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert r.json()["error"] == {
+        "code": "method_not_allowed",
+        "message": "Files support GET and HEAD only.",
+        "type": "invalid_request_error",
+        "param": None,
+        "request_id": r.headers["x-request-id"],
+    }
+
+
+def test_a_refusal_is_the_one_json_error_body(client, image, signer, clock):
+    expired = signed_again(image["data"][0]["url"], signer, int(clock()) - 1)
+    r = client.get(expired)
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {
+        "error": {
+            "code": "url_expired",
+            "message": r.json()["error"]["message"],
+            "type": "permission_error",
+            "param": None,
+            "request_id": r.headers["x-request-id"],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Range": "bytes=0-9"}, {"If-None-Match": '"' + "0" * 64 + '"'}], ids=str
+)
+def test_a_missing_object_is_404_whatever_the_request(client, signer, clock, headers):
+    from fluxgate.delivery.files import object_path
+
+    path = object_path("images/" + "0" * 64 + ".png")
+    url = f"{path}?{signer.sign(path, int(clock()) + 60)}"
+    r = client.get(url, headers=headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert client.head(url).status_code == 404

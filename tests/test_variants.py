@@ -349,3 +349,30 @@ def test_a_variant_that_cannot_be_made_is_502_and_not_retried_at_once(
     assert client.get(url).status_code == 502 and client.head(url).status_code == 502
     assert images.made == made + 1  # one attempt, then the remembered failure
     assert not storage.object_exists(f"variants/{body['sha256']}/512.jpeg")
+
+
+def test_a_variant_url_is_answered_as_an_image_url_is(client, auth):
+    """What a client sees of a variant's URL, on both runtimes: a 304 before it is made,
+    a HEAD that makes it, the bytes, a range of them, 416 past them, 403 for a bad
+    signature, 405 for another method."""
+    body = variant_urls(client, auth, "512.webp")
+    url = path_of(body["data"][0]["variants"]["512.webp"])
+    etag = f'"{body["sha256"]}-512.webp"'
+    r = client.get(url, headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == etag
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "image/webp" and head.headers["etag"] == etag
+    size = int(head.headers["content-length"])
+    full = client.get(url).content
+    assert len(full) == size and full[8:12] == b"WEBP"
+    r = client.get(url, headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == full[10:20]
+    assert r.headers["content-range"] == f"bytes 10-19/{size}"
+    r = client.get(url, headers={"Range": f"bytes={size}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+    r = client.get(with_query(url, sig="A" * 43))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "invalid_signature"
+    r = client.post(url)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert r.json()["error"]["message"] == "Files support GET and HEAD only."

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from .access.auth import KeyStore
 from .api.present import Presenter
+from .delivery.downloads import NO_EDGE_CACHE, FilePorts
 from .delivery.retention import retained
 from .delivery.variants import RecentFailures, VariantMaker
 from .jobs.webhooks import WebhookPolicy, WebhookSender
 from .listings.catalog import CatalogWriter
-from .model.coalesce import InflightCoalescer
+from .model.coalesce import InflightCoalescer, PollingCoalescer
 from .policy.document_store import PolicyStore
 from .policy.output_moderation import OutputScreen
 from .service.async_jobs import Jobs
@@ -96,6 +97,7 @@ def assemble(ports: Ports) -> Gateway:
             catalog=catalog,
             clock=clock,
         )
+    variants = variant_maker(ports)
     return Gateway(
         settings=settings,
         keys=keys,
@@ -119,7 +121,15 @@ def assemble(ports: Ports) -> Gateway:
             ),
         ),
         catalog=ports.catalog,
-        variants=variant_maker(ports),
+        variants=variants,
+        downloads=FilePorts(
+            signer=ports.signer,
+            objects=ports.objects,
+            variants=variants,
+            edge=ports.edge_cache or NO_EDGE_CACHE,
+            forget=generator.forget,
+            clock=clock,
+        ),
         clock=clock,
     )
 
@@ -132,4 +142,5 @@ def variant_maker(ports: Ports) -> VariantMaker | None:
         ports.transformer,
         disclose=ports.settings.ai_disclosure,
         failures=RecentFailures(ports.clock),
+        coalescer=ports.variant_coalescer or PollingCoalescer(),
     )

@@ -3,13 +3,19 @@
 Every failure a client can see is an :class:`ApiError`. The JSON shape is
 ``{"error": {"code", "message", "type", "param", ...}}``: ``code`` is the stable identifier
 clients branch on, and the ``type``/``param`` pair keeps the body compatible with the
-OpenAI error shape many image clients already parse. This module is pydantic-free because
-the Workers file route imports it.
+OpenAI error shape many image clients already parse.
+
+An error becomes a response in one place, :func:`rendered` (status, headers, body), which
+each runtime only wraps in its own response type; and a fault nothing handled is turned into
+the one ``500`` by :func:`unhandled`, called by each runtime's outermost layer only, so both
+runtimes log it and answer it identically.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from .request_context import current_request_id
@@ -91,6 +97,34 @@ def unauthorized(code: str, message: str, *, invalid_token: bool) -> ApiError:
 
 # A bug: the details go to the server log only.
 INTERNAL_ERROR = ApiError(500, "internal_error", "Internal error.")
+
+log = logging.getLogger("fluxgate.app")
+
+
+@dataclass(frozen=True)
+class RenderedError:
+    """An error as a response, in no runtime's types: header names in lower case (as ASGI
+    requires; the Fetch API's headers ignore case)."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+def rendered(error: ApiError) -> RenderedError:
+    """The one rendering of an :class:`ApiError`: its status, its own headers and the JSON
+    content type, its JSON body (with the request id, read now)."""
+    headers = {name.lower(): value for name, value in error.headers.items()}
+    headers["content-type"] = "application/json"
+    return RenderedError(error.status, headers, error.to_json())
+
+
+def unhandled(exc: BaseException) -> ApiError:
+    """A fault no handler took, at a runtime's outermost layer: one log line with its
+    traceback (server side only), and the ``500 internal_error`` the client gets. Inner
+    layers let faults propagate to it, so that both runtimes say the same once."""
+    log.error("unhandled error", exc_info=exc)
+    return INTERNAL_ERROR
 
 
 def not_found(what: str = "resource") -> ApiError:

@@ -777,12 +777,12 @@ async def case_file_route_404_for_a_signed_url_to_a_missing_object():
     assert json.loads(await response.text())["error"]["code"] == "not_found"
 
 
-async def case_worker_file_route_does_not_import_pydantic_or_fastapi():
-    import sys
-
-    await worker_fetch(signed_url("images/" + "1" * 64 + ".png"))
-    loaded = {name.split(".")[0] for name in sys.modules}
-    assert not loaded & {"pydantic", "fastapi", "starlette"}, loaded & {"pydantic", "fastapi"}
+async def case_file_route_refuses_other_methods_with_json_405():
+    key, _, _ = await stored_image()
+    response = await worker_fetch(signed_url(key), method="POST")
+    assert response.status == 405 and response.headers.get("allow") == "GET, HEAD"
+    assert response.headers.get("content-type") == "application/json"
+    assert json.loads(await response.text())["error"]["code"] == "method_not_allowed"
 
 
 # -- runner -----------------------------------------------------------------------------

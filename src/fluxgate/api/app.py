@@ -6,7 +6,6 @@ local runtime passes a fixed one; the Worker builds one from ``env`` on first us
 
 import base64
 import hashlib
-import logging
 import re
 import warnings
 from typing import Any
@@ -21,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..access.audit import audit_refusal
 from ..access.rate_limits import FailedAttempts
-from ..errors import INTERNAL_ERROR, ApiError, not_found
+from ..errors import ApiError, not_found
 from ..service.readiness import misconfigured
 from . import console
 from .asgi_envelope import Envelope
@@ -29,14 +28,11 @@ from .deps import ClientAddress, Gw, Resolver, error_response, gateway
 from .fast_path import FastPathMiddleware
 from .generate import GenerationHandler
 from .request_body import validation_error
-from .routes import account, admin, downloads, jobs
+from .routes import account, admin, jobs, signed_files
 from .routes import generations as generation_routes
 from .schemas import GenerationRequest, Health, ReadinessCheck
 from .schemas import Readiness as ReadinessBody
 from .starlette_view import form_parts
-
-log = logging.getLogger("fluxgate.app")
-
 
 # Swagger UI is FastAPI's page: scripts and styles from jsDelivr, one inline script that
 # starts it. Served only with API_DOCS=true, under a CSP that allows exactly those.
@@ -150,8 +146,10 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return error_response(INTERNAL_ERROR)
+        """Not a handler: Starlette's last resort would answer a plain-text 500 itself.
+        Raised on, a fault reaches the runtime's one catch-all (the envelope, the ASGI
+        one locally, the JS one around the bridge on Workers), which logs and answers it."""
+        raise exc
 
     # Probed constantly: no dependency injection and no response-model pass (each costs a
     # measurable share of a request's CPU on Workers); the body is still a Health.
@@ -200,7 +198,7 @@ def create_app(
     if site is not None:
         app.add_middleware(console.StaticConsole, site=site)
 
-    for module in (generation_routes, downloads, account, jobs, admin):
+    for module in (generation_routes, signed_files, account, jobs, admin):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

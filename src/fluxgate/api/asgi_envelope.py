@@ -6,10 +6,12 @@ headers, and the request gets its one access-log line. A preflight is answered h
 before any route (none of them takes ``OPTIONS``).
 
 The local runtime runs it in front of the app. The Worker does the same in JS around all
-of its paths (``edge/envelope.py``), since two of them answer before the ASGI bridge; its
-app runs this layer with ``outermost=False``, which only tells the exchange which route
-matched. An unexpected exception is answered here as ``500 internal_error``: Starlette's
-own last-resort handler sits outside every middleware and would answer without the id.
+of its paths (``edge/front/js_envelope.py``), since two of them answer before the ASGI
+bridge; its app runs this layer with ``outermost=False``, which only tells the exchange
+which route matched. Outermost, it is the local runtime's one catch-all: a fault nothing
+handled is answered here as ``500 internal_error`` (:func:`~fluxgate.errors.unhandled`, as
+the Worker's envelope answers it); Starlette's own last-resort handler sits outside every
+middleware and would answer without the id.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..access.cors import NO_CORS, ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
-from ..errors import INTERNAL_ERROR, ApiError
+from ..errors import ApiError, unhandled
 from ..request_context import REQUEST_ID_HEADER, Exchange, begin, end, note_route
 from .deps import Resolver, error_response, resolved
 
 access_log = logging.getLogger("fluxgate.access")
-app_log = logging.getLogger("fluxgate.app")
 
 
 def route_template(scope: Scope) -> str | None:
@@ -105,11 +106,11 @@ class Envelope:
                 return
             try:
                 await self.app(scope, receive, stamped)
-            except Exception:
-                app_log.exception("unhandled error")
+            except Exception as exc:
+                error = unhandled(exc)
                 if started:  # the status line is out: nothing else can be said
                     raise
-                await error_response(INTERNAL_ERROR)(scope, receive, stamped)
+                await error_response(error)(scope, receive, stamped)
         finally:
             exchange.route = route_template(scope)
             access_log.info(exchange.access_line(status))

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..access.audit import audit
 from ..access.auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
 from ..access.rate_limits import FailedAttempts
-from ..errors import ApiError, unauthorized
+from ..errors import ApiError, rendered, unauthorized
 from ..service.gateway import Gateway
 from .schemas import ErrorBody
 
@@ -71,12 +71,9 @@ ADMIN_ERRORS = error_responses(
 
 
 def error_response(error: ApiError) -> Response:
-    return Response(
-        error.to_json(),
-        status_code=error.status,
-        headers=error.headers,
-        media_type="application/json",
-    )
+    """``error`` as a Starlette response: its one rendering (:func:`rendered`)."""
+    answer = rendered(error)
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 async def resolved(resolve: Resolver, request: Request) -> Gateway:

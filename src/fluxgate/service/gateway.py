@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..access.auth import KeyStore, Principal
 from ..access.ledger import BudgetLedger
 from ..access.rate_limits import RateLimiter
+from ..delivery.downloads import EdgeCache, FilePorts
 from ..delivery.signing import UrlSigner
 from ..delivery.variants import ImageTransformer, VariantMaker
 from ..jobs.table import JobQueue, JobStore
@@ -73,6 +74,9 @@ class Ports:
     # output finds it unavailable (and fails open or closed as it says).
     image_moderator: ImageModerator | None = None
     transformer: ImageTransformer | None = None  # image variants; none: 501 variants_unavailable
+    # One transformation per variant in flight; none: within the process.
+    variant_coalescer: Coalescer | None = None
+    edge_cache: EdgeCache | None = None  # in front of downloads; none: no cache
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -95,6 +99,7 @@ class Gateway:
     readiness: Readiness  # /readyz: the ports probed
     idempotency: Idempotency  # Idempotency-Key on the generation routes
     variants: VariantMaker | None  # makes variants on first download; none: unavailable
+    downloads: FilePorts  # what signed downloads use (delivery/downloads.py)
     clock: Callable[[], float]
 
     @property

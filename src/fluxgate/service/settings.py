@@ -1,8 +1,11 @@
 """Gateway settings, validated once at start-up.
 
 The same names are read from ``[vars]`` on Workers (``CACHE_TTL_SECONDS``) and from the
-environment locally, prefixed (``FLUXGATE_CACHE_TTL_SECONDS``). A bad value stops start-up
-with a message naming the variable, instead of surfacing later as a 500.
+environment locally, prefixed (``FLUXGATE_CACHE_TTL_SECONDS``), by one function,
+:meth:`Settings.from_mapping`, which takes each runtime's name → string lookup and reads
+every field from it: a field added here is read on both. A bad value stops start-up (the
+local server) or answers ``503 server_misconfigured`` (the Worker) with a message naming
+the variable, instead of surfacing later as a 500.
 
 ``FAST_PATH`` (default true): JSON generations are answered by the one generation handler
 (``api/generate.py``) in front of the web framework, chosen from the request line and
@@ -15,8 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,6 +29,13 @@ from ..store.ports import KV_MIN_TTL_SECONDS, MAX_RETENTION_DAYS
 
 class ConfigError(ValueError):
     pass
+
+
+class Variables(Protocol):
+    """Where settings are read from: a name → string lookup (``os.environ``, a ``dict``,
+    the Worker's ``env`` through ``edge/front/config.py``); ``None`` when unset."""
+
+    def get(self, name: str, /) -> str | None: ...
 
 
 MIN_ADMIN_TOKEN_LENGTH = 32
@@ -150,12 +159,13 @@ class Settings(BaseModel):
         )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, str | None], prefix: str = "") -> Settings:
-        """Read ``PREFIX + FIELD_NAME`` for each field; unknown variables are ignored."""
+    def from_mapping(cls, values: Variables, prefix: str = "") -> Settings:
+        """Read ``PREFIX + FIELD_NAME`` for each field (unset or empty: its default);
+        nothing else is read. Raises :class:`ConfigError` naming the variable."""
         raw = {
-            name: values[prefix + name.upper()]
+            name: value
             for name in cls.model_fields
-            if values.get(prefix + name.upper()) not in (None, "")
+            if (value := values.get(prefix + name.upper())) not in (None, "")
         }
         try:
             return cls.model_validate(raw)

@@ -8,7 +8,7 @@ Cloudflare's limits (checked here once, by :func:`check_kv_write` and
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -111,8 +111,14 @@ class ObjectInfo:
 
 @dataclass
 class ObjectBody:
+    """An object's bytes: ``chunks`` to read them in Python; ``stream()``, the runtime's
+    own stream of them (R2's ``ReadableStream`` on Workers), which a response passes on as
+    is, the bytes never entering Python; taken only by a response, since a body once taken
+    is spoken for. ``None`` where ``chunks`` is the only way (locally)."""
+
     info: ObjectInfo
     chunks: AsyncIterator[bytes]
+    stream: Callable[[], object] | None = None
 
 
 class ObjectStore(Protocol):

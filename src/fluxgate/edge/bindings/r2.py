@@ -25,6 +25,13 @@ def object_info(obj: Any) -> ObjectInfo:
     )
 
 
+async def body_chunks(body: Any) -> AsyncIterator[bytes]:
+    """The bytes of a JS body (an R2 object, a ``Response``) read into Python: for what
+    needs them there. A download passes the ``ReadableStream`` on instead (``stream``)."""
+    buffer = await body.arrayBuffer()
+    yield buffer.to_bytes()
+
+
 class WorkersR2:
     def __init__(self, binding: Any) -> None:
         self.bucket = unwrap(binding)
@@ -61,12 +68,7 @@ class WorkersR2:
         if is_nullish(result):
             return None
 
-        async def chunks() -> AsyncIterator[bytes]:
-            # Downloads (edge/files.py) and b64_json answers (read_image) never come here.
-            buffer = await result.arrayBuffer()
-            yield buffer.to_bytes()
-
-        return ObjectBody(object_info(result), chunks())
+        return ObjectBody(object_info(result), body_chunks(result), stream=lambda: result.body)
 
     async def read_image(self, key: str) -> JsImage | None:
         result = await self.bucket.get(key)

@@ -1,7 +1,10 @@
-"""Reading ``[vars]`` and secrets off the Workers ``env``, without pydantic.
+"""Reading ``[vars]`` and secrets off the Workers ``env``.
 
-Kept apart from the app wiring so that the file route can build its URL verifier without
-importing FastAPI or pydantic (cold-start cost, and testability in plain Pyodide).
+The settings are not read here: :class:`EnvVars` hands ``env`` to
+:meth:`~fluxgate.service.settings.Settings.from_mapping` as the name → string lookup it
+reads, the same code that reads the local runtime's ``FLUXGATE_*`` environment, so every
+field is read, and parsed, one way on both. Pydantic-free: the catalog's Durable Object
+reads its retention here (:func:`retention_days`) without loading the settings.
 """
 
 from __future__ import annotations
@@ -11,55 +14,21 @@ from typing import Any
 from ...delivery.signing import UrlSigner, parse_signing_keys
 from ...store.ports import MAX_RETENTION_DAYS
 
-SETTING_NAMES = (
-    "CACHE_SCOPE",
-    "CACHE_TTL_SECONDS",
-    "SIGNED_URL_TTL_SECONDS",
-    "SIGNED_URL_MAX_TTL_SECONDS",
-    "PUBLIC_BASE_URL",
-    "MAX_PROMPT_LENGTH",
-    "DENY_TERMS",
-    "DENY_PATTERNS",
-    "MAX_REFERENCE_IMAGE_BYTES",
-    "MAX_BODY_BYTES",
-    "DAILY_BUDGET_USD",
-    "RATE_LIMIT_PER_MINUTE",
-    "POLICY_CACHE_SECONDS",
-    "TOKEN_AUDIENCE",
-    "TOKEN_MAX_TTL_SECONDS",
-    "AUDIT_LOG_PROMPTS",
-    "WEBHOOK_ALLOW_LOOPBACK",
-    "WEBHOOK_RETRY_BASE_SECONDS",
-    "WEBHOOK_MAX_ATTEMPTS",
-    "JOB_MAX_ATTEMPTS",
-    "GENERATION_LEASE_SECONDS",
-    "IDEMPOTENCY_MAX_KEYS",
-    "IDEMPOTENCY_MAX_BYTES",
-    "API_DOCS",
-    "CORS_ALLOWED_ORIGINS",
-    "AI_DISCLOSURE",
-    "IMAGE_RETENTION_DAYS",
-    "FAST_PATH",
-)
-
-_signers: dict[str, UrlSigner] = {}
-
 
 def env_text(env: Any, name: str) -> str | None:
+    """A var or secret; ``None`` when unset, empty or not a string (a binding)."""
     value = getattr(env, name, None)
     return value if isinstance(value, str) and value else None
 
 
-# The spellings of a boolean setting that pydantic (``Settings``) accepts.
-_TRUE = {"1", "on", "t", "true", "y", "yes"}
-_FALSE = {"0", "off", "f", "false", "n", "no"}
+class EnvVars:
+    """``env`` as a name → string lookup (:func:`env_text` of each name asked for)."""
 
+    def __init__(self, env: Any) -> None:
+        self._env = env
 
-def env_flag(env: Any, name: str, *, default: bool) -> bool:
-    """A boolean var read without pydantic (the file route's), as ``Settings`` reads it;
-    unset or unreadable: ``default``."""
-    text = (env_text(env, name) or "").strip().lower()
-    return True if text in _TRUE else False if text in _FALSE else default
+    def get(self, name: str, /) -> str | None:
+        return env_text(self._env, name)
 
 
 def retention_days(env: Any) -> int | None:
@@ -70,16 +39,7 @@ def retention_days(env: Any) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) <= MAX_RETENTION_DAYS else None
 
 
-def env_settings(env: Any) -> dict[str, str]:
-    return {name: value for name in SETTING_NAMES if (value := env_text(env, name)) is not None}
-
-
 def signer_from_env(env: Any) -> UrlSigner:
-    """The URL signer for ``URL_SIGNING_KEYS``, parsed once per isolate and secret value."""
-    spec = env_text(env, "URL_SIGNING_KEYS") or ""
-    signer = _signers.get(spec)
-    if signer is None:
-        signer = UrlSigner(parse_signing_keys(spec))  # raises SigningConfigError if unset
-        _signers.clear()
-        _signers[spec] = signer
-    return signer
+    """The URL signer for ``URL_SIGNING_KEYS`` (raises ``SigningConfigError`` when unset
+    or invalid); made once per isolate, with its gateway."""
+    return UrlSigner(parse_signing_keys(env_text(env, "URL_SIGNING_KEYS") or ""))

@@ -1,27 +1,33 @@
 """The Worker's outermost layer: request id, CORS, the JSON access log, around every path.
 
-The peer of ``api/envelope.py`` (the local runtime's ASGI layer), in JS terms: the Worker
-answers signed downloads and JSON generations before the ASGI bridge, so the envelope
-wraps the entry point, not the app. Preflights are answered here, before FastAPI is even
-imported. Pydantic-free (the file route's cold path imports it).
+The peer of ``api/asgi_envelope.py`` (the local runtime's ASGI layer), in JS terms: the
+Worker answers signed downloads and JSON generations before the ASGI bridge, so the envelope
+wraps the entry point, not the app. Preflights are answered here, before FastAPI is
+involved. It is the Worker's one catch-all: a fault any path lets through becomes the
+``500 internal_error`` here (:func:`~fluxgate.errors.unhandled`), as the local runtime's
+envelope does it, and :func:`error_response` is how the Worker sends any error.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from js import Response, console
 
 from ...access.cors import ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
-from ...errors import INTERNAL_ERROR
+from ...errors import ApiError, rendered, unhandled
 from ...request_context import REQUEST_ID_HEADER, begin, end
 from ..ffi import js_object, js_text
 from .config import env_text
-from .downloads import error_response
 
-log = logging.getLogger("fluxgate.edge")
+
+def error_response(error: ApiError) -> Any:
+    """``error`` as a JS ``Response``: its one rendering (:func:`~fluxgate.errors.rendered`)."""
+    answer = rendered(error)
+    return Response.new(
+        answer.body, js_object({"status": answer.status, "headers": answer.headers})
+    )
 
 
 def _preflight(cors: CorsPolicy, origin: str | None, requested_headers: str | None) -> Any:
@@ -71,9 +77,8 @@ async def enveloped(raw: Any, env: Any, path: str, inner: Callable[[], Awaitable
             extra.update(cors.response_headers(origin))
             try:
                 response = await inner()
-            except Exception:  # a fault past every handler: the app's 500, with the id
-                log.exception("unhandled error")
-                response = error_response(INTERNAL_ERROR)
+            except Exception as exc:  # a fault past every handler: the one 500, with the id
+                response = error_response(unhandled(exc))
         response = _stamp(response, extra)
         status = int(response.status)
         return response

@@ -30,6 +30,7 @@ from ..bindings.analytics_engine import usage_events_from_env
 from ..bindings.answers_object import idempotency_from_env
 from ..bindings.catalog_object import WorkersCatalog
 from ..bindings.coalescer_object import DurableCoalescer
+from ..bindings.edge_cache import WorkersEdgeCache
 from ..bindings.image_buffer import JsImage, json_around
 from ..bindings.images_binding import transformer_from_env
 from ..bindings.job_objects import FetchPoster, WorkersJobStore, WorkersQueue
@@ -40,9 +41,9 @@ from ..bindings.rate_limiting import WorkersRateLimiter
 from ..ffi import js_object, js_text
 from .asgi import asgi
 from .body import BODY_INCOMPLETE, within_limit
-from .config import env_settings, env_text, signer_from_env
+from .config import EnvVars, env_text, signer_from_env
 from .console_log import send_to_console
-from .downloads import error_response
+from .js_envelope import error_response
 
 log = logging.getLogger("fluxgate.edge")
 
@@ -55,9 +56,10 @@ def gateway_from_env(env: Any) -> Gateway:
     """One gateway per isolate, built on the first event.
 
     Bindings, vars and secrets are fixed for an isolate's life (a new deploy or secret
-    starts new isolates), so the settings, the signer, the policy-document cache and the
-    coalescer are made once. The key cannot be ``env`` itself: the Workers SDK
-    wraps ``env`` in a new object for every event.
+    starts new isolates), so the settings, the signer, the variant maker, the
+    policy-document cache and the coalescers are made once, for the app, the direct path
+    and the file route alike. The key cannot be ``env`` itself: the Workers SDK wraps
+    ``env`` in a new object for every event.
     """
     global _gateway
     if _gateway is None:
@@ -70,8 +72,9 @@ def gateway_from_env(env: Any) -> Gateway:
 
 
 def ports_from_env(env: Any) -> Ports:
-    """The Worker's ports: its bindings, vars and secrets."""
-    settings = Settings.from_mapping(env_settings(env))
+    """The Worker's ports: its bindings, vars and secrets. The settings are read as the
+    local runtime reads its environment (:meth:`Settings.from_mapping`), off ``env``."""
+    settings = Settings.from_mapping(EnvVars(env))
     return Ports(
         settings=settings,
         kv=WorkersKV(env.KV),
@@ -89,6 +92,8 @@ def ports_from_env(env: Any) -> Ports:
         usage_events=usage_events_from_env(env),
         idempotency=idempotency_from_env(env),
         transformer=transformer_from_env(env),
+        variant_coalescer=variant_coalescer(env),
+        edge_cache=WorkersEdgeCache(),
     )
 
 
@@ -120,6 +125,23 @@ def coalescer_from_env(env: Any) -> Coalescer:
         namespace,
         encode=lambda outcome: outcome.record.to_json(),
         decode=lambda raw: Outcome(GenerationRecord.from_json(raw), "MISS"),
+    )
+
+
+def variant_coalescer(env: Any) -> Coalescer | None:
+    """One transformation per variant in flight, across isolates: the variant's Durable
+    Object (``variant:<key>`` in the ``COALESCER`` namespace) elects the first download
+    leader and holds the others until it reports. Only a download that finds no variant
+    in R2 asks (once per variant, ever, barring failures), and a Durable Object request
+    costs a fraction of a billed transformation; the leader's R2 write is what the
+    waiters then serve. Without the binding, ``None``: within the isolate."""
+    namespace = getattr(env, "COALESCER", None)
+    if namespace is None:
+        return None
+    return DurableCoalescer(
+        namespace,
+        encode=lambda made: "made" if made else "gone",
+        decode=lambda raw: raw == "made",
     )
 
 

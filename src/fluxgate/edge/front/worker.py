@@ -1,8 +1,9 @@
-"""The Worker's entry class and Durable Objects (pydantic-free).
+"""The Worker's entry class and Durable Objects.
 
 ``src/entry.py`` re-exports these and imports the FastAPI app at top level, so that it is
 part of the memory snapshot workerd takes at deploy time: on Python Workers the top-level
-scope runs once per deploy, not per cold start.
+scope runs once per deploy, not per cold start. The Durable Objects' own modules
+(``edge/bindings``) stay free of pydantic and FastAPI.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from ..bindings.coalescer_object import CoalescerObject
 from ..bindings.job_objects import JobObject
 from ..bindings.ledger_object import BudgetLedgerObject
 from ..ffi import raw_env
-from .downloads import serve_file
+from .file_route import serve_file
 from .js_envelope import enveloped
+from .serve import gateway_from_env, handle
 
 __all__ = [
     "BudgetLedgerObject",
@@ -62,8 +64,6 @@ class Default(WorkerEntrypoint):
 
             return await enveloped(raw, env, path, download)
 
-        from .serve import handle  # already imported by src/entry.py on Workers
-
         return await enveloped(raw, env, path, lambda: handle(request, self.env, self.ctx))
 
     async def queue(self, batch: Any, _env: Any = None, _ctx: Any = None) -> None:
@@ -75,7 +75,6 @@ class Default(WorkerEntrypoint):
         """
         isolate_started()
         from ..bindings.job_objects import consume
-        from .serve import gateway_from_env
 
         runner = gateway_from_env(self.env).job_runner
         if runner is None:  # the batch is retried, then dead-lettered: nothing is lost

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ApiError, storage_unavailable
+from ..errors import ApiError, rendered, storage_unavailable
 from ..imaging.image_bytes import ImageBytes
 from ..service.gateway import Gateway
 from ..service.idempotency import REPLAYED, Attempt, stored
@@ -73,8 +73,10 @@ def kept(answer: Answer) -> StoredResponse:
 
 
 def kept_refusal(error: ApiError) -> StoredResponse:
-    """A refusal as kept: its body (its request id included) and its headers."""
-    return StoredResponse(error.status, error.to_json(), dict(error.headers))
+    """A refusal as kept: as it was sent (:func:`~fluxgate.errors.rendered`), its body
+    with its request id."""
+    answer = rendered(error)
+    return StoredResponse(answer.status, answer.body, answer.headers)
 
 
 async def replayed(gw: Gateway, stored: StoredResponse) -> Reply:

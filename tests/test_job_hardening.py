@@ -301,7 +301,7 @@ def test_verify_fuzzed_timestamps_on_signed_deliveries(timestamp, body):
 
 
 def test_the_readme_receiver_answers_400_never_500():
-    """A receiver written as the README shows: catch WebhookVerificationError, answer 400."""
+    """A receiver written as docs/reference.md shows: catch WebhookVerificationError, answer 400."""
 
     def receive(headers, body):
         try:

@@ -170,8 +170,8 @@ def test_both_refuse_a_timestamp_more_than_five_minutes_off(age: int):
 
 
 def library_receiver(secret: str, headers: dict[str, str], body: bytes) -> int:
-    """A receiver on the library written as the README shows: 400 for a delivery that does
-    not verify, whatever is wrong with it, and never a 500."""
+    """A receiver on the library written as docs/reference.md shows: 400 for a delivery that
+    does not verify, whatever is wrong with it, and never a 500."""
     try:
         Webhook(secret).verify(body, headers)
     except (LibraryVerificationError, ValueError):

@@ -102,7 +102,8 @@ class Settings(BaseModel):
     ai_disclosure: bool = True
     # Retention: images (their objects, variants, records, cache entries and listing rows)
     # are deleted this many days after they were made; unset: kept until deleted. On
-    # Workers an R2 lifecycle rule deletes the objects (README "Retention"), locally the sweep.
+    # Workers an R2 lifecycle rule deletes the objects (docs/operations.md, "Retention"),
+    # locally the sweep.
     image_retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
     # JSON generations answered in front of the web framework (see the module docstring).
     fast_path: bool = True

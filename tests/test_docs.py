@@ -1,5 +1,6 @@
 """docs/api.md is executable: every ```bash block runs, in order, in one shell against a
-real `fluxgate serve`, and what the page says it prints is what it prints."""
+real server of each runtime (`fluxgate serve`, and the Worker on workerd as `npm run worker`
+serves it), and what the page says it prints is what it prints."""
 
 import os
 import re

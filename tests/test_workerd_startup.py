@@ -24,8 +24,8 @@ What this module pins down, from the cheapest check to the dearest:
   a Worker starts (``Randomness is not allowed while a Worker is starting``), and a value
   drawn then would be baked into the snapshot and shared by every isolate. Importing what
   the Worker imports, with every source of randomness refusing, must succeed; the same
-  check on a copy of ``src/`` with a module-level ``secrets.token_hex(16)`` (the bug of
-  ``fluxgate.api.direct``'s placeholder mark) must fail.
+  check on a copy of ``src/`` with a module-level ``secrets.token_hex(16)`` (the bug the
+  ``b64_json`` placeholder mark, ``fluxgate.api.reply.b64_mark``, once had) must fail.
 - *No module of ``src/`` is shadowed*: on workerd the standard library, ``python_modules/``
   and Pyodide's own packages come before the module root (``src/``) on ``sys.path``, the
   other way round from CPython, so no top-level name of ``src/`` may also be one of theirs.
@@ -279,21 +279,23 @@ def test_importing_the_worker_draws_no_randomness() -> None:
     assert report["refused"] == [], "\n".join(r["stack"] for r in report["refused"])
     assert report["failures"] == {}, "\n".join(report["failures"].values())
     # What the deploy-time snapshot holds: the entry point and the app behind it.
-    assert {"entry", "fluxgate.edge.front.serve", "fluxgate.api.direct"} <= set(report["at_start"])
+    assert {"entry", "fluxgate.edge.front.serve", "fluxgate.api.generate"} <= set(
+        report["at_start"]
+    )
 
 
 def test_the_import_check_catches_a_random_value_made_at_import(tmp_path: Path) -> None:
     """The check is worth having only if it fails on the bug it is for: a random value made
-    at a module's top level, as ``fluxgate.api.direct`` once made its placeholder mark."""
+    at a module's top level, as the ``b64_json`` placeholder mark once was."""
     copy = tmp_path / "src"
     shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    direct = copy / "fluxgate" / "api" / "direct.py"
-    direct.write_text(
-        direct.read_text() + "\nimport secrets as _secrets\n\n_B64_MARK = _secrets.token_hex(16)\n"
+    reply = copy / "fluxgate" / "api" / "reply.py"
+    reply.write_text(
+        reply.read_text() + "\nimport secrets as _secrets\n\n_B64_MARK = _secrets.token_hex(16)\n"
     )
     report = import_the_worker(copy)
     assert [(r["call"], r["module"]) for r in report["refused"]][:1] == [
-        ("secrets.token_hex", str(direct.resolve()))
+        ("secrets.token_hex", str(reply.resolve()))
     ]
     assert "entry" in report["failures"]
 
@@ -509,9 +511,9 @@ def test_a_restored_isolate_answers_a_b64_json_generation_first_then_the_rest(
     crane = generation("a paper crane at dawn", square=256, seed=7)
     inline = {**crane, "response_format": "b64_json"}
     with httpx.Client(base_url=cold.base, timeout=60) as client:
-        # 1. The very first request: a JSON generation asking for b64_json (the direct
+        # 1. The very first request: a JSON generation asking for b64_json (the fast
         #    path). No key can exist yet (KV starts empty, and keys are made through the
-        #    Worker), so it is refused, by the route the direct path leaves refusals to.
+        #    Worker), so it is refused, by the fast path itself.
         first = generate(client, {"Authorization": "Bearer fgk_" + "0" * 43}, inline)
         assert first.status_code == 401, first.text
         assert first.json()["error"]["code"] == "invalid_api_key"

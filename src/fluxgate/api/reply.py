@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import ApiError, rendered
 from ..imaging.image_bytes import ImageBytes
 
 JSON = "application/json"
@@ -75,6 +75,6 @@ def json_reply(
 
 
 def refused(error: ApiError) -> Reply:
-    """A refusal: the error's own body (:meth:`ApiError.to_json`) and headers."""
-    headers = {name.lower(): value for name, value in error.headers.items()}
-    return Reply(error.status, {**headers, "content-type": JSON}, error.to_json())
+    """A refusal, as every runtime renders one (:func:`~fluxgate.errors.rendered`)."""
+    answer = rendered(error)
+    return Reply(answer.status, answer.headers, answer.body)

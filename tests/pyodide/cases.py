@@ -10,6 +10,7 @@ are checked for Python types, not just truthiness.
 
 import hashlib
 import json
+import logging
 import time
 import traceback
 from urllib.parse import parse_qsl, urlsplit
@@ -783,6 +784,58 @@ async def case_file_route_refuses_other_methods_with_json_405():
     assert response.status == 405 and response.headers.get("allow") == "GET, HEAD"
     assert response.headers.get("content-type") == "application/json"
     assert json.loads(await response.text())["error"]["code"] == "method_not_allowed"
+
+
+class KeptRecords(logging.Handler):
+    """The log records of one logger, kept for a case to read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def case_a_fault_on_any_path_is_the_one_json_500_logged_once():
+    """A fault no handler takes, in the app or in the file route, reaches the Worker's
+    envelope: the local server's 500 body, with the request id, and one log line."""
+    from fluxgate.edge.front import file_route, serve
+
+    async def boom():
+        raise RuntimeError("secret internal detail")
+
+    async def download_boom(_request, _ports):
+        await boom()
+
+    serve.APP.add_api_route("/__cases/boom", boom)
+    kept = {name: KeptRecords() for name in ("fluxgate.app", "asgi")}
+    for name, handler in kept.items():
+        logging.getLogger(name).addHandler(handler)
+    download = file_route.download
+    file_route.download = download_boom
+    try:
+        app_fault = await worker_fetch("https://fluxgate.test/__cases/boom")
+        file_fault = await worker_fetch(signed_url("images/" + "1" * 64 + ".png"))
+    finally:
+        file_route.download = download
+        for name, handler in kept.items():
+            logging.getLogger(name).removeHandler(handler)
+    for response in (app_fault, file_fault):
+        assert response.status == 500, (response.status, await response.text())
+        assert response.headers.get("content-type") == "application/json"
+        assert json.loads(await response.text()) == {
+            "error": {
+                "code": "internal_error",
+                "message": "Internal error.",
+                "type": "api_error",
+                "param": None,
+                "request_id": response.headers.get("x-request-id"),
+            }
+        }
+    lines = [(r.getMessage(), r.exc_info is not None) for r in kept["fluxgate.app"].records]
+    assert lines == [("unhandled error", True)] * 2, lines
+    assert [r.getMessage() for r in kept["asgi"].records] == [], "the SDK logged it again"
 
 
 # -- runner -----------------------------------------------------------------------------

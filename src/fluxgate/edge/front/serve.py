@@ -49,6 +49,19 @@ log = logging.getLogger("fluxgate.edge")
 
 send_to_console()  # the audit log reaches Workers Logs, at its own level
 
+
+class PassedOn(logging.Filter):
+    """Drops the ASGI bridge's line for a fault it passes on to its caller ("ASGI request
+    failed", with the traceback): the envelope logs that fault itself, once, as the local
+    server does (:func:`~fluxgate.errors.unhandled`). The bridge's other lines stay (a
+    fault after the response started, which nothing above it sees)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI request failed"
+
+
+logging.getLogger("asgi").addFilter(PassedOn())  # the SDK's bridge logs as "asgi"
+
 _gateway: Gateway | None = None
 
 

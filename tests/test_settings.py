@@ -43,3 +43,34 @@ def test_invalid_values_name_the_variable(name, value):
     assert "Invalid configuration" in str(exc.value)
     if name != "SIGNED_URL_TTL_SECONDS":
         assert f"FLUXGATE_{name}" in str(exc.value)
+
+
+class WorkerEnv:
+    """A Worker's ``env``: vars and secrets as attributes, bindings as objects."""
+
+    def __init__(self, **values: object) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+def test_the_worker_reads_its_vars_as_the_local_runtime_reads_its_environment():
+    from fluxgate.edge.front.config import EnvVars
+
+    values = {"CACHE_SCOPE": "global", "FAST_PATH": "off", "AI_DISCLOSURE": "0"}
+    on_worker = Settings.from_mapping(EnvVars(WorkerEnv(**values, KV=object(), API_DOCS="")))
+    local = Settings.from_mapping({f"FLUXGATE_{k}": v for k, v in values.items()}, "FLUXGATE_")
+    assert on_worker == local
+    assert (on_worker.cache_scope, on_worker.fast_path, on_worker.ai_disclosure) == (
+        "global",
+        False,
+        False,
+    )
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_a_worker_var_that_does_not_validate_is_named(value):
+    from fluxgate.edge.front.config import EnvVars
+
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_mapping(EnvVars(WorkerEnv(AI_DISCLOSURE=value)))
+    assert "AI_DISCLOSURE" in str(exc.value)

@@ -9,8 +9,8 @@ parsed; and a route reads no body before it has checked the credential (``401``)
 
 On workerd each test here also shows the isolate survived: the Worker writes one console
 line on the first event of each isolate (``src/fluxgate/edge/front/worker.py``), so the count of
-those lines stays put unless a request killed the isolate serving it. (``conftest.py``
-checks the same after every test on workerd.)
+those lines stays put unless a request killed the isolate serving it. (the ``workerd``
+fixture checks the same after every test on workerd.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The done-criterion: a ``block`` tier never leaves a rejected image in the object store, in
 KV (record or cache entry), in the listings, in a response, an idempotent replay or an
 async job. Black-box tests run on both runtimes (the classifier double enforces the
-model's input contract on each: ``tests/doubles.FakeScoutAI``,
+model's input contract on each: ``tests/support/scout.py``,
 ``worker/local/ai_models.mjs``).
 """
 

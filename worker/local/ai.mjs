@@ -12,9 +12,10 @@
 //
 // Its `fetch` is the tests' control surface (the Python Worker never calls it): script
 // failures, latency, realistic image sizes, Llama Guard and Scout answers; read what each
-// model was given; reset. JSON in, JSON out; routes and shapes are those tests/runtimes.py
-// reads. With CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN set on this Worker, `run` and
-// `models` go to the Workers AI REST API instead, and the scripting routes answer 409.
+// model was given; reset. JSON in, JSON out; routes and shapes are those the tests' doubles
+// read (tests/support/model.py, guard.py, scout.py). With CLOUDFLARE_ACCOUNT_ID and
+// CLOUDFLARE_API_TOKEN set on this Worker, `run` and `models` go to the Workers AI REST API
+// instead, and the scripting routes answer 409.
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { badBody, checkRunOptions, controlError, createAI, createRestAI, isPlainObject } from "./ai_models.mjs";
 

@@ -106,7 +106,8 @@ class ObjectInfo:
     size: int
     etag: str
     content_type: str
-    custom_metadata: dict[str, str] = field(default_factory=dict)
+    # A mapping, not necessarily a dict: on Workers it is converted from JS only when read.
+    custom_metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from js import Uint8Array
@@ -21,8 +21,31 @@ def object_info(obj: Any) -> ObjectInfo:
         size=int(obj.size),
         etag=str(obj.etag),
         content_type=content_type or "application/octet-stream",
-        custom_metadata={k: str(v) for k, v in py_dict(obj.customMetadata).items()},
+        custom_metadata=JsMetadata(obj.customMetadata),
     )
+
+
+class JsMetadata(Mapping[str, str]):
+    """An object's ``customMetadata``, converted from JS on its first read: most reads of
+    an object (every download) never look at it."""
+
+    def __init__(self, js: Any) -> None:
+        self._js = js
+        self._values: dict[str, str] | None = None
+
+    def _converted(self) -> dict[str, str]:
+        if self._values is None:
+            self._values = {k: str(v) for k, v in py_dict(self._js).items()}
+        return self._values
+
+    def __getitem__(self, name: str) -> str:
+        return self._converted()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._converted())
+
+    def __len__(self) -> int:
+        return len(self._converted())
 
 
 async def body_chunks(body: Any) -> AsyncIterator[bytes]:

@@ -7,7 +7,8 @@ workerd (``tests/support/workerd.py``). The doubles it sees (``ai``, ``guard``, 
 ``clock``, ``storage``, ``jobs``, ``audit_lines``, ...) are each one module of
 ``tests/support``, a Protocol with each runtime's implementation; the fixture is typed by
 the Protocol. What only exists in process (``gateway``, ``kv``, ``ledger``, ...) is
-white-box, and a test asking for it runs locally only.
+white-box: a test asking for it is marked ``runtimes("local")``, and is a collection error
+if marked for ``worker``.
 
 Configuration is declared, never changed mid-test: ``@pytest.mark.settings(field=value)``,
 ``secrets``, ``unbound`` and ``rate_limits`` configure both runtimes

@@ -61,6 +61,7 @@ class LocalJobs:
         self._queue = ports.queue
         self._store = ports.store
         self._worker = worker
+        assert client.portal is not None, "the client's lifespan runs (inside its with block)"
         self._portal = client.portal
 
     def send(self, message: Mapping[str, Any]) -> None:

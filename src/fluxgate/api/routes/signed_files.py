@@ -15,11 +15,13 @@ accepted, as on the Worker (which is handed the URL as workerd parsed it: dot se
 resolved, percent-encoding kept).
 """
 
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -97,10 +99,17 @@ def file_request(request: Request) -> FileRequest:
 
 
 def response(answer: FileAnswer) -> Response:
-    """The answer as a Starlette response: the object's chunks streamed as read."""
+    """The answer as a Starlette response: the object's chunks streamed as read; work for
+    after it (``after``: an edge cache's write, none here) run once it is sent."""
+    after = None if answer.after is None else BackgroundTask(_finish, answer.after)
     if answer.body is None:
-        return Response(status_code=answer.status, headers=answer.headers)
-    return StreamingResponse(answer.body.chunks, answer.status, headers=answer.headers)
+        return Response(status_code=answer.status, headers=answer.headers, background=after)
+    chunks = answer.body.chunks
+    return StreamingResponse(chunks, answer.status, headers=answer.headers, background=after)
+
+
+async def _finish(work: Awaitable[Any]) -> None:
+    await work
 
 
 def wire_path(request: Request) -> str:

@@ -15,13 +15,17 @@ The parity tests send each request twice, once with its length declared and once
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from fluxgate.api.generate import takes_fast_path
+from fluxgate.access.rate_limits import FailedAttempts
+from fluxgate.api.generate import HEADERS, GenerationHandler, RequestView, takes_fast_path
+from fluxgate.api.starlette_view import form_parts
+from fluxgate.service.gateway import Gateway
 from fluxgate.service.settings import Settings
 
 from .support.admin import new_key
@@ -200,3 +204,72 @@ def test_an_async_request_is_the_same_either_way(client: httpx.Client, fast_path
     assert set(answer_of(declared)[1]) == set(answer_of(streamed)[1])
     assert declared.headers["preference-applied"] == "respond-async"
     assert set(declared.json()) == set(streamed.json())
+
+
+@pytest.mark.runtimes("local")
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"idempotency-key": "k1"}, {"prefer": "respond-async"}, {"cache-control": "no-cache"}],
+)
+async def test_the_handler_reads_no_header_but_those_it_names(
+    client: httpx.Client, gateway: Gateway, extra: dict[str, str]
+) -> None:
+    """A runtime may read ``HEADERS`` once, up front, and hand the handler a plain lookup
+    (the Worker does): the handler asks for no other header."""
+    raw = json.dumps(BODY).encode()
+    sent = {
+        **{k.lower(): v for k, v in new_key(client).items()},
+        "content-type": "application/json",
+        "content-length": str(len(raw)),
+        **extra,
+    }
+    asked: list[str] = []
+
+    def header(name: str) -> str | None:
+        asked.append(name)
+        return sent.get(name)
+
+    async def body(_limit: int) -> bytes:
+        return raw
+
+    view = RequestView("POST", PATH, header, body, "127.0.0.1", "http://testserver/")
+    reply = await GenerationHandler(FailedAttempts(), form_parts).handle(gateway, view)
+    assert reply.status in (200, 202), reply.prefix
+    assert takes_fast_path(gateway.settings, "POST", PATH, header)
+    assert set(asked) <= set(HEADERS), sorted(set(asked) - set(HEADERS))
+
+
+@pytest.mark.runtimes("local")
+def test_a_fault_is_the_one_500_logged_once_either_way(
+    client: httpx.Client,
+    gateway: Gateway,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not swallowed into a decline (and run again by the route): the runtime's one
+    catch-all logs it once, with its traceback, and answers ``500 internal_error``."""
+    auth = new_key(client)
+    calls: list[str] = []
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        calls.append("generate")
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gateway.generator, "generate", broken)
+    for streamed in (False, True):
+        caplog.clear()
+        calls.clear()
+        raw = json.dumps(BODY).encode()
+        with caplog.at_level(logging.WARNING):
+            r = client.post(
+                PATH,
+                content=chunked(raw) if streamed else raw,
+                headers={**JSON_HEADERS, **auth},
+            )
+        assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+        assert calls == ["generate"]
+        said = [
+            (rec.levelname, rec.getMessage(), rec.exc_info is not None) for rec in caplog.records
+        ]
+        assert said == [("ERROR", "unhandled error", True)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ..access.audit import audit_refusal
 from ..access.auth import SCOPE_GENERATE, Principal
@@ -55,6 +56,18 @@ from .schemas import GenerationRequest
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
+# Every header the fast-path decision and the handler read. A runtime may read exactly these
+# once, up front, and hand the handler a plain lookup (the Worker does: one call into JS
+# each, none back into the runtime per lookup).
+HEADERS = (
+    "authorization",
+    "cache-control",
+    "content-length",
+    "content-type",
+    "idempotency-key",
+    "prefer",
+    "transfer-encoding",
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,12 @@ class RequestView:
     base_url: str
 
 
+def on_fast_route(settings: Settings, method: str, path: str) -> bool:
+    """The request line's half of :func:`takes_fast_path`: a ``POST`` to the generations
+    path, with ``FAST_PATH`` on (a runtime reads no header of any other request)."""
+    return settings.fast_path and method == "POST" and path == GENERATIONS
+
+
 def takes_fast_path(
     settings: Settings, method: str, path: str, header: Callable[[str], str | None]
 ) -> bool:
@@ -80,7 +99,7 @@ def takes_fast_path(
     JSON ``POST`` to the generations path that declares its length, within
     ``max_body_bytes`` (a chunked or oversize body meets the runtime's own body limits
     first, as every other request does). ``FAST_PATH=false`` turns it off."""
-    if not settings.fast_path or method != "POST" or path != GENERATIONS:
+    if not on_fast_route(settings, method, path):
         return False
     if media_type(header("content-type")) != "application/json":
         return False
@@ -188,7 +207,7 @@ class GenerationHandler:
     async def _caller(self, gw: Gateway, view: RequestView) -> Principal:
         authorization = view.header("authorization")
         return await self.attempts.screened(
-            lambda: gw.authenticate(authorization),
+            partial(gw.authenticate, authorization),
             credential_sent=authorization is not None,
             client=lambda: view.client,
             limiter=gw.limiter,

@@ -11,7 +11,7 @@ from js import Response
 
 from ...access.rate_limits import FailedAttempts
 from ...api.app import create_app
-from ...api.generate import GenerationHandler, RequestView, takes_fast_path
+from ...api.generate import HEADERS, GenerationHandler, RequestView, on_fast_route, takes_fast_path
 from ...api.reply import Reply
 from ...api.request_body import payload_too_large
 from ...api.starlette_view import form_parts
@@ -187,10 +187,12 @@ async def fast_path(raw: Any, method: str, env: Any) -> Any:
     except ApiError:  # misconfigured: the app answers 503 server_misconfigured
         return None
 
-    def header(name: str) -> str | None:
-        return js_text(raw.headers.get(name))
-
     url = urlsplit(str(raw.url))
+    if not on_fast_route(gw.settings, method, url.path):
+        return None
+    js_headers = raw.headers  # read once each, so that the handler's lookups stay in Python
+    head = {n: value for n in HEADERS if (value := js_text(js_headers.get(n))) is not None}
+    header = head.get
     if not takes_fast_path(gw.settings, method, url.path, header):
         return None
 
@@ -204,13 +206,13 @@ async def fast_path(raw: Any, method: str, env: Any) -> Any:
             raise payload_too_large(limit)
         return bytes(buffer.to_bytes())
 
-    host = header("host") or url.netloc  # as the ASGI bridge gives the route its base URL
+    host = js_text(js_headers.get("host")) or url.netloc  # as the ASGI bridge has it
     view = RequestView(
         method=method,
         path=url.path,
         header=header,
         body=body,
-        client=header("cf-connecting-ip") or "unknown",
+        client=js_text(js_headers.get("cf-connecting-ip")) or "unknown",
         base_url=f"{url.scheme}://{host}/",
     )
     return await js_reply(await _generations.handle(gw, view))

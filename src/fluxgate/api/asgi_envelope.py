@@ -1,7 +1,7 @@
 """The outermost ASGI layer: request id, CORS, the JSON access log.
 
 Every response leaves through here, whichever layer made it (a route, an error handler,
-the direct path): it gets its ``X-Request-Id`` and, for an allowed origin, its CORS
+the fast path): it gets its ``X-Request-Id`` and, for an allowed origin, its CORS
 headers, and the request gets its one access-log line. A preflight is answered here,
 before any route (none of them takes ``OPTIONS``).
 

@@ -1,6 +1,6 @@
 """The one way a request's JSON is parsed: UTF-8 text, depth-checked, strict.
 
-Every JSON body (the generation routes, the direct path, the admin and account routes) and
+Every JSON body (the generation handler, the admin and account routes) and
 every JSON value inside a form field goes through :func:`parse_json` or
 :func:`parse_json_text`; JSON this service stored itself is not request input and is read
 with ``json.loads`` where it is stored.

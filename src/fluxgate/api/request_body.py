@@ -206,7 +206,7 @@ def media_type(content_type: str | None) -> str:
 def parse_json_generation(
     body: bytes, max_image: int
 ) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
-    """A JSON generation body, validated (the route's and the direct path's)."""
+    """A JSON generation body, validated."""
     data = parse_json(body)
     if not isinstance(data, dict):
         raise invalid_json("the body must be a JSON object")

@@ -70,7 +70,7 @@ def gateway_from_env(env: Any) -> Gateway:
 
     Bindings, vars and secrets are fixed for an isolate's life (a new deploy or secret
     starts new isolates), so the settings, the signer, the variant maker, the
-    policy-document cache and the coalescers are made once, for the app, the direct path
+    policy-document cache and the coalescers are made once, for the app, the fast path
     and the file route alike. The key cannot be ``env`` itself: the Workers SDK wraps
     ``env`` in a new object for every event.
     """

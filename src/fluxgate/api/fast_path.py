@@ -63,7 +63,7 @@ class FastPathMiddleware:
         except ApiError:  # misconfigured: the app answers 503 server_misconfigured
             await self._app(scope, receive, send)
             return
-        if not takes_fast_path(gw.settings, request.method, request.url.path, request.headers.get):
+        if not takes_fast_path(gw.settings, scope["method"], scope["path"], request.headers.get):
             await self._app(scope, receive, send)
             return
         view = request_view(request, self._client_address(request))

@@ -219,7 +219,7 @@ def notes(now: dict[str, Any]) -> list[str]:
             f"- **Warm hit, `url`**: {_ms(own)} of its own, of which its two KV reads cost "
             f"{_ms(reads)} from JS; the rest, {_ms(own - reads)} "
             f"({_ratio(own - reads, med['py_floor'] - js)} the Python floor's own), is the "
-            "Worker's: the direct path (no FastAPI), the key's hash, the entry's parsing, the "
+            "Worker's: the fast path (no FastAPI), the key's hash, the entry's parsing, the "
             "URL's HMAC, the JSON answer and the envelope (request id, access line)."
         )
     lines += [

@@ -1,6 +1,6 @@
 """The documentation holds together: the README stays a guide a newcomer reads in ten minutes
 and links to a page for everything else, every relative link (and the heading it names)
-exists, and no page or source comment cites an internal tracker's numbers, which mean
+and every repository path the pages name exists, and no page or source comment cites an internal tracker's numbers, which mean
 nothing to a reader of the code."""
 
 import re
@@ -18,6 +18,10 @@ HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", flags=re.MULTILINE)
 
 # A number after "issue" (or a list of "items" numbers), never a standard's "UTS #39".
 TRACKER = re.compile(r"\bissues? #?\d+|\bitems? \d+(?:, \d+)* (?:and|of)\b", re.IGNORECASE)
+# A path the docs name, in a code span: `src/...`, `tests/...`, `worker/local/...`.
+NAMED_PATH = re.compile(r"(?<![\w/.])(?:src|tests|scripts|bench|worker|docs|console)/[\w./-]*[\w/]")
+# Paths in workerd's source tree, which docs/operations.md cites; not this repository's.
+FOREIGN = {"src/pyodide/pyodide_extra.capnp", "src/pyodide/helpers.bzl"}
 SCANNED = ("src", "tests", "bench", "scripts", "worker", "docs")
 SUFFIXES = {".py", ".md", ".mjs", ".js", ".toml", ".sh"}
 SKIPPED = {"node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
@@ -81,6 +85,18 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist():
             elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved):
                 broken.append(f"{page.name}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+def test_every_path_the_pages_name_exists():
+    """A file moved or renamed takes its mentions with it."""
+    missing = [
+        f"{page.name}: {path}"
+        for page in [README, *PAGES]
+        for span in CODE_SPAN.findall(FENCE.sub("", page.read_text()))
+        for path in NAMED_PATH.findall(span)
+        if path not in FOREIGN and not (ROOT / path).exists()
+    ]
+    assert not missing, "\n".join(missing)
 
 
 def test_the_anchor_of_a_heading_is_githubs():

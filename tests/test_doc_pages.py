@@ -1,7 +1,7 @@
 """The documentation holds together: the README stays a guide a newcomer reads in ten minutes
-and links to a page for everything else, every relative link (and the heading it names)
-and every repository path the pages name exists, and no page or source comment cites an internal tracker's numbers, which mean
-nothing to a reader of the code."""
+and links to a page for everything else; every relative link (and the heading it names) and
+every repository path the pages name exists; and no page or source comment cites an
+internal tracker's numbers, which mean nothing to a reader of the code."""
 
 import re
 from collections.abc import Iterator

@@ -37,5 +37,5 @@ pytest_plugins = [
     "tests.support.usage",
     "tests.support.transformer",
     "tests.support.local",
-    "pytester",  # tests/test_runtime_markers.py runs small suites on these plugins
+    "pytester",  # tests/project/test_runtime_markers.py runs small suites on these plugins
 ]

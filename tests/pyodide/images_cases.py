@@ -1,7 +1,7 @@
 """Cases run inside Pyodide by images_harness.mjs: ``WorkersImageTransformer`` over the
 harness's double of the Images binding (images_double.mjs), reached as the Worker reaches it
 (``env`` as the Workers SDK wraps it for an entrypoint). Each ``case_*`` returns artifacts
-(encoded images, base64) that tests/test_images_binding.py decodes with Pillow under CPython.
+(encoded images, base64) that tests/edge/test_images_binding.py decodes with Pillow under CPython.
 """
 
 import base64

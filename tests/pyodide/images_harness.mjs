@@ -7,7 +7,7 @@
 //   node tests/pyodide/images_harness.mjs [--wheels .cache/worker-wheels] [--config wrangler.toml]
 //
 // Prints one JSON line per case ({"case", "ok", "seconds", "detail", "artifacts"}): the
-// artifacts (encoded variants, base64) are decoded by tests/test_images_binding.py with
+// artifacts (encoded variants, base64) are decoded by tests/edge/test_images_binding.py with
 // Pillow. Exits 1 if a case failed, 2 if the harness could not start.
 import { readFileSync, realpathSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";

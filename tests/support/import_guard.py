@@ -1,4 +1,4 @@
-"""The import check of ``tests/test_workerd_startup.py``, run in a fresh interpreter.
+"""The import check of ``tests/edge/test_workerd_startup.py``, run in a fresh interpreter.
 
 ``python -m tests.support.import_guard SRC`` imports what the Worker imports from ``SRC``
 with every source of randomness refusing, and prints the report as one JSON line. It is a

@@ -9,7 +9,7 @@ limiter (the daily budget already ignores them too).
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -83,7 +83,7 @@ class FailedAttempts:
     The count lives in the limiter (shared across isolates on Workers); the verdict is
     remembered here, in memory, so that a shut-out client's further failures are answered
     without another count. Only failures reach it (the credential is checked first, see
-    :meth:`screened`): one address is often many clients, and a valid credential from it is
+    :meth:`refusal`): one address is often many clients, and a valid credential from it is
     never refused, nor does it cost the throttle anything.
     """
 
@@ -115,40 +115,28 @@ class FailedAttempts:
         self._blocked[client] = now + decision.reset
         return too_many_failed_attempts(decision.reset)
 
-    async def screened(
-        self,
-        check: Callable[[], Awaitable[T]],
-        *,
-        credential_sent: bool,
-        client: Callable[[], str],
-        limiter: RateLimiter,
-        clock: Callable[[], float],
-    ) -> T:
-        """Run a credential check; count it if it fails as a guess would (a credential that
-        does not exist), and answer ``429 too_many_failed_attempts`` once the client is over
-        the limit.
+    async def refusal(
+        self, error: ApiError, *, client: str, limiter: RateLimiter, clock: Callable[[], float]
+    ) -> ApiError:
+        """What a request whose credential failed to check out (``error``) is answered:
+        ``error`` itself, or ``429 too_many_failed_attempts`` once its client is over the
+        limit. Only failures that look like guesses (a credential that does not exist) count.
 
-        The credential is checked *first*: one that checks out always passes, however many
-        failures its address has made, since one address is often many clients (a carrier
-        NAT, the servers behind a proxy). A valid request so costs the throttle nothing.
-        Only failures meet the throttle: a client already shut out gets the 429 (with the
-        time left) without another count; the others are counted. Guessing stays hopeless
-        rather than merely slow: API keys carry 256 random bits, client tokens an HMAC and
-        the admin token at least 32 characters; what the throttle bounds is what a guesser
-        costs (limiter calls, audit lines) and the 429 tells it to stop.
+        The credential is checked *first*, by the caller: one that checks out always passes,
+        however many failures its address has made, since one address is often many clients
+        (a carrier NAT, the servers behind a proxy). A valid request so costs the throttle
+        nothing. Only failures meet the throttle: a client already shut out gets the 429
+        (with the time left) without another count; the others are counted. Guessing stays
+        hopeless rather than merely slow: API keys carry 256 random bits, client tokens an
+        HMAC and the admin token at least 32 characters; what the throttle bounds is what a
+        guesser costs (limiter calls, audit lines) and the 429 tells it to stop.
 
         ``client``: who sent the request (the peer address locally, ``CF-Connecting-IP`` on
-        Workers), asked only on a failure; requests without credentials
-        (``credential_sent`` false) are neither checked here nor counted.
+        Workers). Requests without credentials are not the throttle's: callers let their
+        refusal through unasked.
         """
-        try:
-            return await check()
-        except ApiError as error:
-            if error.code not in GUESSES or not credential_sent:
-                raise
-            who = client()
-            self.check(who, clock())  # already shut out: the 429, not counted again
-            blocked = await self.failed(limiter, who, clock())
-            if blocked is not None:
-                raise blocked from None
-            raise
+        if error.code not in GUESSES:
+            return error
+        self.check(client, clock())  # already shut out: the 429, not counted again
+        blocked = await self.failed(limiter, client, clock())
+        return error if blocked is None else blocked

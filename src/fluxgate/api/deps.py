@@ -95,15 +95,17 @@ Gw = Annotated[Gateway, Depends(gateway)]
 
 async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable[T]]) -> T:
     """Run a credential check behind the failed-authentication throttle
-    (:meth:`FailedAttempts.screened`); the client is the app's ``client_address``."""
-    attempts: FailedAttempts = request.app.state.failed_attempts
-    return await attempts.screened(
-        check,
-        credential_sent=request.headers.get("authorization") is not None,
-        client=lambda: str(request.app.state.client_address(request)),
-        limiter=gw.limiter,
-        clock=gw.clock,
-    )
+    (:meth:`FailedAttempts.refusal`); the client is the app's ``client_address``."""
+    try:
+        return await check()
+    except ApiError as error:
+        if request.headers.get("authorization") is None:
+            raise
+        attempts: FailedAttempts = request.app.state.failed_attempts
+        client = str(request.app.state.client_address(request))
+        raise await attempts.refusal(
+            error, client=client, limiter=gw.limiter, clock=gw.clock
+        ) from None
 
 
 async def authenticated(request: Request, gw: Gateway) -> Principal:

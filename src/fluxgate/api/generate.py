@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 
 from ..access.audit import audit_refusal
 from ..access.auth import SCOPE_GENERATE, Principal
@@ -206,13 +205,14 @@ class GenerationHandler:
 
     async def _caller(self, gw: Gateway, view: RequestView) -> Principal:
         authorization = view.header("authorization")
-        return await self.attempts.screened(
-            partial(gw.authenticate, authorization),
-            credential_sent=authorization is not None,
-            client=lambda: view.client,
-            limiter=gw.limiter,
-            clock=gw.clock,
-        )
+        try:
+            return await gw.authenticate(authorization)
+        except ApiError as error:
+            if authorization is None:
+                raise
+            raise await self.attempts.refusal(
+                error, client=view.client, limiter=gw.limiter, clock=gw.clock
+            ) from None
 
     async def _idempotently(self, gw: Gateway, view: RequestView, asked: _Asked) -> Reply:
         """The answer; under an ``Idempotency-Key``, claimed, kept, or the first replayed."""

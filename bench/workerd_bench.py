@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 from workerd_cold import cold_starts
-from workerd_stack import TICK_MS, Stack, prepare
+from workerd_stack import TICK_MS, Stack, prepare, versions
 
 PROMPT = "a lighthouse at dusk, bench"
 GZIP = {"accept-encoding": "gzip"}
@@ -282,9 +282,7 @@ def run_worker_bench(quick: bool) -> dict[str, Any]:
             measured = measure(stack, plan)
         cold = cold_starts(prepared, tmp, plan.cold_runs)
     return {
-        "workerd": prepared.workerd,
-        "pyodide": prepared.pyodide,
-        "wrangler": prepared.wrangler,
+        **versions(prepared),
         "clock_tick_ms": TICK_MS,
         **measured,
         "cold": cold,

@@ -18,7 +18,8 @@ of those runs on the local runtime only, saying so (``runtimes("local", reason=.
 
 The doubles that reach the stand-in and the stores through the control port sit beside
 their in-process counterparts (``WorkerdAI`` in :mod:`.model`, ``WorkerdStorage`` in
-:mod:`.storage`, ...); the fixtures here give a test its stack.
+:mod:`.storage`, ...); the fixtures here give a test its stack. How a stack's runner is
+prepared for, started and stopped is :mod:`.stack_process`, shared with the benchmark.
 """
 
 from __future__ import annotations
@@ -26,18 +27,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -45,19 +39,14 @@ import pytest
 from fluxgate.service.settings import Settings
 
 from .config import SECRETS, rate_limit_rules_of, setting_vars
+from .stack_process import ROOT as ROOT
+from .stack_process import StackProcess, prepare
+from .stack_process import StackUnavailable as WorkerdUnavailable
+from .stack_process import node as node
+from .stack_process import stack_environment as stack_environment
+from .stack_process import stop_group as stop_group
 
-ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "worker" / "local" / "stack.mjs"
-
-
-class WorkerdUnavailable(RuntimeError):
-    """The Worker cannot run on workerd on this machine (no Node, no node_modules)."""
-
-
-def node() -> str | None:
-    """The Node that the npm scripts use (pinned in package.json), else the system's."""
-    pinned = ROOT / "node_modules" / "node" / "bin" / "node"
-    return str(pinned) if pinned.exists() else shutil.which("node")
 
 
 def workerd_prerequisites() -> str | None:
@@ -69,41 +58,10 @@ def workerd_prerequisites() -> str | None:
     return None
 
 
-def _run(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise WorkerdUnavailable(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout.strip()
-
-
-@functools.cache
 def prepare_workerd() -> str:
-    """Vendor ``python_modules`` from the lock (unless it already is) and prepare workerd;
-    returns ``MINIFLARE_WORKERD_PATH``. Both are safe to run from parallel processes; once
-    per test process is enough."""
-    _run("scripts/vendor_worker.py", "--if-changed")
-    return _run("scripts/prepare_workerd.py")
-
-
-def stack_environment(workerd: str) -> dict[str, str]:
-    """The environment wrangler needs offline, on the prepared workerd."""
-    env = dict(os.environ)
-    for name in (
-        "CLOUDFLARE_API_TOKEN",
-        "CLOUDFLARE_ACCOUNT_ID",
-        "ADMIN_TOKEN",
-        "URL_SIGNING_KEYS",
-    ):
-        env.pop(name, None)
-    env.update(
-        MINIFLARE_WORKERD_PATH=workerd,
-        CLOUDFLARE_CF_FETCH_ENABLED="false",
-        WRANGLER_SEND_METRICS="false",
-        NO_COLOR="1",
-    )
-    return env
+    """Vendor ``python_modules`` and prepare workerd (once per process, :func:`.prepare`);
+    returns ``MINIFLARE_WORKERD_PATH``."""
+    return prepare().launcher
 
 
 # A report's user properties: how the Worker's isolate died during the test (one per way),
@@ -139,7 +97,8 @@ class IsolateHistory:
 
 
 class Workerd:
-    """A running ``worker/local/stack.mjs`` on free loopback ports.
+    """A running ``worker/local/stack.mjs`` on free loopback ports (it has 180 s to start;
+    :class:`WorkerdUnavailable` with its log if it does not).
 
     ``secrets`` are the Worker's secrets; one whose value is ``None`` is not set at all."""
 
@@ -155,8 +114,6 @@ class Workerd:
         """``ratelimits``: ``{BINDING: (limit, period)}``, the ``[[ratelimits]]`` bindings a
         deployer declares for the policy's rules (replacing or adding to wrangler.toml's);
         ``workerd_args``: more flags for ``workerd serve`` (the memory-snapshot ones)."""
-        self.log_path = tmp / "workerd.log"
-        self._log: IO[str] = self.log_path.open("w+")
         env = stack_environment(prepare_workerd())
         env["FLUXGATE_WORKERD_ARGS"] = workerd_arguments(workerd_args)
         args = [node() or "node", str(STACK), "--control-port", "0"]
@@ -171,54 +128,19 @@ class Workerd:
                 args += ["--var", f"{name}="]
             else:
                 env[name] = value
-        # A process group of its own: closing it stops Miniflare's workerd processes too.
-        self._proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            start_new_session=True,
+        self.log_path = tmp / "workerd.log"
+        self._process = StackProcess(
+            args, env, self.log_path, name="the Worker on workerd", timeout=180
         )
-        ready = self._wait_ready()
-        self.base: str = ready["url"]
-        self.control: str = ready["control"]
+        self.base: str = self._process.ready["url"]
+        self.control: str = self._process.ready["control"]
         self._http = httpx.Client(base_url=self.control, timeout=60)
-        self._drain = threading.Thread(target=self._copy_stdout, daemon=True)
-        self._drain.start()
-
-    def _wait_ready(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = self._proc.stdout.readline()
-            if not line:
-                break
-            try:
-                event = json.loads(line)
-            except ValueError:
-                self._log.write(line)
-                continue
-            if isinstance(event, dict) and event.get("event") == "ready":
-                return event
-        stop_group(self._proc)
-        self._log.flush()
-        raise WorkerdUnavailable(
-            f"the Worker did not start on workerd:\n{self.log_path.read_text()}"
-        )
-
-    def _copy_stdout(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self._log.write(line)
 
     def output(self) -> str:
         """What the stack printed, then the Worker's console since the last reset (all of it
         for a stack never reset)."""
-        self._log.flush()
-        console = self.log_since_reset() if self._proc.poll() is None else ""
-        return self.log_path.read_text() + console
+        console = self.log_since_reset() if self._process.running() else ""
+        return self._process.output() + console
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         response = self._http.request(method, path, json=body)
@@ -241,32 +163,18 @@ class Workerd:
     def isolates(self) -> IsolateHistory:
         """The Worker's isolates since the stack started (see :class:`IsolateHistory`)."""
         counts = self.call("GET", "/isolates")
-        self._log.flush()
-        restarts = self.log_path.read_text().count(RUNTIME_CRASHED)
+        restarts = self._process.output().count(RUNTIME_CRASHED)
         return IsolateHistory(counts["started"], tuple(counts["fatal"]), restarts)
 
     def close(self) -> list[str]:
         """Stop the stack; how its Worker's isolates died over its life, if they did."""
         crashes: list[str] = []
-        if self._proc.poll() is None:
+        if self._process.running():
             with contextlib.suppress(httpx.HTTPError, AssertionError):
                 crashes = self.isolates().crashes_since(IsolateHistory())
         self._http.close()
-        stop_group(self._proc)
-        self._log.close()
+        self._process.stop()
         return crashes
-
-
-def stop_group(proc: subprocess.Popen[Any]) -> None:
-    """Stop a process started in a session of its own, and everything it started."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def workerd_arguments(args: tuple[str, ...]) -> str:

@@ -87,7 +87,7 @@ def test_cache_hits_do_not_count(client, auth, ai, rate_limit_rules):
 
 @tight(limit=1)
 def test_keys_are_limited_independently(client, auth, rate_limit_rules):
-    from .support.admin import new_key
+    from ..support.admin import new_key
 
     rate_limit_rules()
     assert generate(client, auth, {**BODY, "seed": 1}).status_code == 200
@@ -123,7 +123,7 @@ def test_a_tier_without_a_rate_limit_is_unlimited(client, auth, rate_limit_rules
     {"standard": {"limit": 1, "period": 60}, "burst": {"limit": 5, "period": 60}}
 )
 def test_a_key_override_selects_another_rule(client, rate_limit_rules):
-    from .support.admin import new_key
+    from ..support.admin import new_key
 
     rate_limit_rules()
     fast = new_key(client, "fast", overrides={"rate_limit": "burst"})
@@ -135,7 +135,7 @@ def test_a_key_override_selects_another_rule(client, rate_limit_rules):
 def test_a_rule_without_its_binding_on_workers_claims_no_limit(client, runtime):
     """A Worker deployed without a rule's ``RATE_LIMIT_<NAME>`` binding does not enforce
     it (logged; the budget still caps spend), so its answers do not advertise it either."""
-    from .support.admin import new_key, put_policy
+    from ..support.admin import new_key, put_policy
 
     if runtime == "local":
         pytest.skip("the local limiter counts every rule of the document")

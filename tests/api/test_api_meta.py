@@ -51,7 +51,7 @@ def test_an_unexpected_failure_is_a_json_500_without_details(make_runtime):
 
     gateway = make_runtime(model=Broken()).gateway
     with TestClient(create_app(lambda _r: gateway), raise_server_exceptions=False) as client:
-        from .support.admin import new_key
+        from ..support.admin import new_key
 
         r = client.post("/v1/images/generations", json={"prompt": "x"}, headers=new_key(client))
     assert r.status_code == 500
@@ -72,7 +72,7 @@ def test_in_placeholder_mode_the_models_say_what_will_run(make_runtime):
     from fluxgate.model.family import MODELS
     from fluxgate.model.port import MultipartImageModel
 
-    from .support.admin import new_key
+    from ..support.admin import new_key
 
     gateway = make_runtime(model=MultipartImageModel(PlaceholderAI(), stand_in=True)).gateway
     with TestClient(create_app(lambda _r: gateway)) as client:

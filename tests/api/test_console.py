@@ -256,6 +256,17 @@ def test_the_local_server_refuses_what_it_would_not_serve_as_cloudflare_does(
         console.load(tmp_path)
 
 
+def test_dotfiles_are_neither_served_nor_refused(tmp_path: Path):
+    """A file manager's .DS_Store in console/ does not stop the server; like Cloudflare
+    (console/.assetsignore), the local server does not serve it."""
+    (tmp_path / "index.html").write_text("x")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    site = console.load(tmp_path)
+    assert site is not None and "/.DS_Store" not in site.assets
+    ignored = (ROOT / "console" / ".assetsignore").read_text().splitlines()
+    assert ".*" in ignored
+
+
 def test_without_the_directory_the_app_has_no_console(tmp_path: Path):
     """The Worker's bundle has no console/ (Cloudflare serves it there): nothing to load."""
     assert console.load(tmp_path / "absent") is None

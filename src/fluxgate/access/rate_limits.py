@@ -11,11 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from ..errors import ApiError
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def _audit_refusal(request: Request, error: ApiError) -> None:
     audit_refusal(
         error,
         principal=getattr(request.state, "principal", None),
-        prompt=getattr(request.state, "prompt", None),
+        prompt=None,  # the generation handler audits its own refusals, prompt and all
         include_prompt=bool(gateway and gateway.settings.audit_log_prompts),
         path=request.url.path,
     )
@@ -95,7 +95,7 @@ def create_app(
     app's; given by a caller that runs the fast path itself (the Worker, before the ASGI
     bridge: ``fast_path_in_front=False``), otherwise made here and put in front of the app
     as well (``api/fast_path.py``). ``envelope_in_front``: the request id, CORS and access log layer
-    (``api/envelope.py``) runs here, outermost; the Worker runs it in JS around all of its
+    (``api/asgi_envelope.py``) runs here, outermost; the Worker runs it in JS around all of its
     paths instead (``False``)."""
     app = FastAPI(
         title="Fluxgate",
@@ -119,7 +119,8 @@ def create_app(
             resolve=resolve,
             client_address=client_address,
         )
-    # Added last: the outermost middleware, so every response leaves through it.
+    # Added after the API's other layers, so every API response leaves through it (the
+    # console's static files, added below, sit in front of it as Cloudflare's assets do).
     app.add_middleware(Envelope, resolve=resolve, outermost=envelope_in_front)
 
     @app.exception_handler(ApiError)

@@ -176,8 +176,8 @@ def load(directory: Path = DIRECTORY) -> Site | None:
     assets: dict[str, Asset] = {}
     redirects: dict[str, str] = {}
     for file in sorted(directory.iterdir()):
-        if file.name in CONFIG_FILES:
-            continue
+        if file.name in CONFIG_FILES or file.name.startswith("."):
+            continue  # dotfiles (.DS_Store) are not served, here as on Cloudflare (.assetsignore)
         if not file.is_file():
             raise ConsoleConfigError(f"{file}: only files, no folders, are served")
         media_type = MEDIA_TYPES.get(file.suffix)

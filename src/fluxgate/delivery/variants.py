@@ -233,7 +233,7 @@ class RecentFailures:
 
 
 FAILURE_MEMORY_SECONDS = 600
-# One memory per process: the Worker builds a maker per download (edge/files.py).
+# The memory of makers built without their own (the gateway's gets one: composition.py).
 _FAILURES = RecentFailures()
 
 

@@ -2,7 +2,7 @@
 
 On Workers a generated image (about 1.2 MB, 1.6 MB as the model's base64) costs ~8 ms of
 CPU just to become a Python ``str`` in Pyodide, then more to decode, hash and copy back
-into a JS buffer for R2. So there it stays a JS buffer (``edge/image_buffer.py``) and the
+into a JS buffer for R2. So there it stays a JS buffer (``edge/bindings/image_buffer.py``) and the
 core asks only for what it needs: its size, its first bytes (format and dimensions), its
 SHA-256, and base64 when an answer must carry it. Under CPython it is plain ``bytes``.
 

@@ -3,9 +3,9 @@
 Money stays with the ledger (:mod:`fluxgate.access.ledger`): exact, integer micro-dollars, one
 writer per key. A usage event is the other view of the same traffic: who generated what,
 how big, hit or miss, how long it took, what it cost. On Workers the events go to **Workers
-Analytics Engine** (``edge/analytics.py``: one data point per event, sampled by the service
-at high volume, kept three months); locally to a SQLite table in the data directory
-(``local/usage_events.py``).
+Analytics Engine** (``edge/bindings/analytics_engine.py``: one data point per event,
+sampled by the service at high volume, kept three months); locally to a SQLite table in
+the data directory (``local/usage_sqlite.py``).
 
 Which generations emit one: every generation the gateway *serves*, synchronous or async
 (the job's run), from the model (``MISS``, ``BYPASS``) or from the cache (``HIT``, charged

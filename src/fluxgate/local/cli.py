@@ -166,7 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
     for line in [*start_banner(args.host, args.port, gateway.settings), *start_warnings(gateway)]:
         _say(line)
     # uvicorn's own access log would print each URL, a signed URL's signature included; the
-    # app writes one JSON line per request instead (fluxgate.access, api/envelope.py).
+    # app writes one JSON line per request instead (fluxgate.access, api/asgi_envelope.py).
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=False
     )

@@ -151,6 +151,7 @@ async def case_r2_head_and_get_of_a_missing_key_are_none():
     r2 = WorkersR2(worker_env.IMAGES)
     assert await r2.head(unique("images/none")) is None
     assert await r2.get(unique("images/none")) is None
+    assert await r2.exists(unique("images/none")) is False
 
 
 async def case_r2_get_returns_python_bytes_and_info():
@@ -162,6 +163,7 @@ async def case_r2_get_returns_python_bytes_and_info():
     assert await read_all(body) == data
     head = await r2.head(key)
     assert head.size == len(data) and head.content_type == "image/png"
+    assert await r2.exists(key) is True
 
 
 async def case_r2_list_follows_every_page_with_metadata() -> None:

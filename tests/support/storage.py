@@ -105,6 +105,10 @@ class FlakyObjects:
         self.calls.append("head")
         return await self.inner.head(key)
 
+    async def exists(self, key: str) -> bool:
+        self.calls.append("head")  # what R2 is asked: a HEAD
+        return bool(await self.inner.exists(key))
+
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> Any:
         self.calls.append("get")
         return await self.inner.get(key, byte_range)

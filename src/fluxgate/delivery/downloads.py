@@ -127,7 +127,7 @@ async def download(request: FileRequest, ports: FilePorts) -> FileAnswer:
         raise unavailable()
     headers = files.response_headers(target, expires, now)
     revalidating = files.matches_if_none_match(request.if_none_match, headers["ETag"])
-    if revalidating and await ports.objects.head(target.original_key) is not None:
+    if revalidating and await ports.objects.exists(target.original_key):
         return FileAnswer(304, headers)
     if request.method.upper() == "GET" and not request.range:  # the common case
         return await _whole(request, ports, target, headers)
@@ -160,7 +160,7 @@ async def _whole(
         cache_url = files.edge_cache_url(request.origin, key)
         cached = await ports.edge.match(cache_url)
         if cached is not None:
-            if await ports.objects.head(key) is None:  # deleted: no copy outlives it
+            if not await ports.objects.exists(key):  # deleted: no copy outlives it
                 await ports.edge.delete(cache_url)
                 await _forget(request, ports)
                 raise not_found("file")

@@ -287,7 +287,7 @@ class VariantMaker:
         ``502 variant_failed`` when the transformer (or the marking of its output) fails,
         ``503 variants_busy`` when :data:`MAX_MAKING` other variants are being made here."""
         key = variant_key(original_key, variant)
-        if await self.objects.head(key) is not None:
+        if await self.objects.exists(key):
             return True
         if self.failures.recent(key):
             raise variant_failed()
@@ -303,7 +303,7 @@ class VariantMaker:
 
     async def _make_once(self, original_key: str, variant: Variant, key: str) -> bool:
         """The leader's part: make and store the variant unless it is there by now."""
-        if await self.objects.head(key) is not None:
+        if await self.objects.exists(key):
             return True
         self.slots.take()
         try:

@@ -84,6 +84,9 @@ class DirectoryObjects:
     async def head(self, key: str) -> ObjectInfo | None:
         return await asyncio.to_thread(self._head, key)
 
+    async def exists(self, key: str) -> bool:
+        return await self.head(key) is not None
+
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> ObjectBody | None:
         info = await self.head(key)
         if info is None:

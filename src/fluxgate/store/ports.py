@@ -140,6 +140,11 @@ class ObjectStore(Protocol):
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 
+    async def exists(self, key: str) -> bool:
+        """Whether the object is there, and nothing else: a download served from a cache
+        asks only this, and on Workers reading an object's fields costs JS round trips."""
+        ...
+
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> ObjectBody | None:
         """The object (or bytes ``start..end`` inclusive of it); ``info.size`` stays the
         whole object's size."""

@@ -81,6 +81,9 @@ class WorkersR2:
         result = await self.bucket.head(key)
         return None if is_nullish(result) else object_info(result)
 
+    async def exists(self, key: str) -> bool:
+        return not is_nullish(await self.bucket.head(key))
+
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> ObjectBody | None:
         if byte_range is None:
             result = await self.bucket.get(key)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from fluxgate.access.rate_limits import FailedAttempts
+from fluxgate.api.app import create_app
 from fluxgate.api.generate import HEADERS, GenerationHandler, RequestView, takes_fast_path
 from fluxgate.api.starlette_view import form_parts
 from fluxgate.service.gateway import Gateway
@@ -238,6 +240,40 @@ async def test_the_handler_reads_no_header_but_those_it_names(
     assert reply.status in (200, 202), reply.prefix
     assert takes_fast_path(Settings(), "POST", PATH, header)
     assert set(asked) <= set(HEADERS), sorted(set(asked) - set(HEADERS))
+
+
+@pytest.mark.runtimes("local")
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "fast_path",
+    [
+        pytest.param(True, marks=pytest.mark.settings(fast_path=True)),
+        pytest.param(False, marks=pytest.mark.settings(fast_path=False)),
+    ],
+)
+async def test_the_fast_path_answers_without_the_route(
+    client: httpx.Client, gateway: Gateway, fast_path: bool
+) -> None:
+    """The parity tests cannot tell which way a request went (that is their point): here
+    the FastAPI route's module is watched, and a declared-length JSON generation enters it
+    only with the fast path off."""
+    headers = {**new_key(client), **JSON_HEADERS}
+    entered: set[str] = set()
+
+    def profile(frame: Any, event: str, _arg: Any) -> None:
+        if event == "call":
+            entered.add(str(frame.f_globals.get("__name__")))
+
+    transport = httpx.ASGITransport(app=create_app(lambda _request: gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as local:
+        sys.setprofile(profile)
+        try:
+            answer = await local.post(PATH, content=json.dumps(BODY), headers=headers)
+        finally:
+            sys.setprofile(None)
+    assert answer.status_code == 200, answer.text
+    assert "fluxgate.api.generate" in entered
+    assert ("fluxgate.api.routes.generations" in entered) is not fast_path
 
 
 @pytest.mark.runtimes("local")

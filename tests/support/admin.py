@@ -7,12 +7,14 @@ runtimes and no test depends on another's state.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from .config import ADMIN_TOKEN, rate_limit_rules_of
+from .runtimes import on_worker
 
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -54,12 +56,27 @@ def rate_limit_rules(
 
     Locally the window limiter follows the document. On Workers each rule is a Rate Limiting
     binding, ``RATE_LIMIT_<NAME>``, whose limit is fixed by ``wrangler.toml``: the deployer
-    declares one per rule, and the test's stack on workerd is started with the same.
+    declares one per rule, and the test's stack on workerd is started with the same. Its
+    windows are fixed and aligned to the wall clock (Miniflare counts per
+    ``floor(now / period)``), and workerd's clock cannot be moved: a test that counts to a
+    limit there starts early in a window, so that its requests all fall in one.
     """
     rules = rate_limit_rules_of(request)
     assert rules, "mark the test with @pytest.mark.rate_limits({name: {limit, period}})"
+    worker = on_worker(request)
 
     def store(**document: object) -> dict[str, object]:
-        return put_policy(client, rate_limits=rules, **document)
+        stored = put_policy(client, rate_limits=rules, **document)
+        if worker:
+            early_in_a_window(max(int(rule["period"]) for rule in rules.values()))
+        return stored
 
     return store
+
+
+def early_in_a_window(period: int) -> None:
+    """Wait for the next fixed window of ``period`` seconds when less than half of this one
+    (at most 15 s) is left."""
+    left = period - time.time() % period
+    if left < min(15.0, period / 2):
+        time.sleep(left + 0.05)

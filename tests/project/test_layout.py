@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ..support.module_walk import LAYERS, RUNTIMES
+
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PACKAGE = SRC / "fluxgate"
@@ -62,30 +64,7 @@ def external(name: str) -> set[str]:
     return {m.split(".")[0] for m in imported(name)} - {"fluxgate"}
 
 
-# The layers, lowest first: a module imports only from its own layer or those below it.
-# The domains are ordered among themselves too, so that none of them forms a cycle.
-LAYERS = [
-    ("fluxgate.errors", "fluxgate.request_context"),
-    ("fluxgate.imaging",),
-    ("fluxgate.model",),
-    ("fluxgate.store",),
-    ("fluxgate.delivery",),
-    ("fluxgate.access",),
-    ("fluxgate.policy",),
-    ("fluxgate.jobs",),
-    ("fluxgate.listings",),
-    ("fluxgate.service",),
-    ("fluxgate.api",),
-    ("fluxgate.composition",),
-]
-# The runtimes sit on top; each may use the layers, never the other runtime. The Workers
-# bindings are adapters of the core's ports: the API layer is not theirs to use.
-RUNTIMES = {
-    "fluxgate.edge.ffi": "fluxgate.service",
-    "fluxgate.edge.bindings": "fluxgate.service",
-    "fluxgate.edge.front": "fluxgate.composition",
-    "fluxgate.local": "fluxgate.composition",
-}
+# The layers and the runtimes' lanes are the module walk's too (bench/walk.py).
 
 
 def owner(name: str, groups: object) -> str | None:

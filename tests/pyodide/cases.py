@@ -676,12 +676,15 @@ def signed_url(key, ttl=300):
     return f"https://fluxgate.test{path}?{signer().sign(path, int(time.time()) + ttl)}"
 
 
-async def worker_fetch(url, method="GET", headers=None):
+async def worker_fetch(url, method="GET", headers=None, body=None):
     """Through the Worker's entry class (src/entry.py re-exports it), called as workerd
     calls ``fetch``: a new instance per event, the JS Request converted by the SDK."""
     from fluxgate.edge.front.worker import Default
 
-    js_request = Request.new(url, js_obj({"method": method, "headers": headers or {}}))
+    init = {"method": method, "headers": headers or {}}
+    if body is not None:
+        init["body"] = body
+    js_request = Request.new(url, js_obj(init))
     response = await call(Default(ctx, env), "fetch", js_request, None, None)
     await settle()  # let waitUntil work (the edge-cache write) finish
     return response
@@ -958,6 +961,49 @@ async def case_a_real_size_miss_and_b64_json_hit_keep_the_image_out_of_python():
 PATH = "/v1/images/generations"
 
 
+# -- the module walk from the Worker's entry ------------------------------------------------
+
+
+async def case_a_json_generation_miss_and_its_download_enter_each_module_once_on_the_way_down():
+    """From ``Default.fetch``: no module is entered again on its own chain of calls (no
+    callback up), and no call climbs a layer (tests/support/module_walk.py). The walk's
+    counts are this case's note (``bench/walk.py`` prints them)."""
+    from module_walk import Walk
+
+    admin = {"Authorization": f"Bearer {env.ADMIN_TOKEN}", "Content-Type": "application/json"}
+    made = await worker_fetch(
+        "https://fluxgate.test/v1/admin/keys", "POST", admin, json.dumps({"name": "walk"})
+    )
+    assert made.status == 201, await made.text()
+    secret = json.loads(await made.text())["key"]
+    auth = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+    async def generate(prompt):
+        body = json.dumps({"prompt": prompt, "size": "512x512"})
+        length = {"Content-Length": str(len(body))}  # as every client sends it to workerd
+        url = "https://fluxgate.test/v1/images/generations"
+        return await worker_fetch(url, "POST", {**auth, **length}, body)
+
+    warm = await generate("a lighthouse at dawn")  # the isolate's first generation
+    assert warm.status == 200, await warm.text()
+    with Walk() as miss:
+        answer = await generate("a lighthouse at dusk")
+    assert answer.status == 200, await answer.text()
+    assert answer.headers.get("x-cache") == "MISS"
+    url = json.loads(await answer.text())["data"][0]["url"]
+    first = await worker_fetch(url)
+    assert first.status == 200, await first.text()
+    with Walk() as download:
+        got = await worker_fetch(url)
+    assert got.status == 200
+    reports = []
+    for name, walk in (("JSON generation miss", miss), ("signed download", download)):
+        summary = walk.summary()
+        reports.append(summary.report(name))
+        assert not summary.re_entries and not summary.climbs, reports[-1]
+    return "\n".join(reports)
+
+
 async def run(only=()):
     results = []
     for name, case in [(n, f) for n, f in globals().items() if n.startswith("case_")]:
@@ -965,8 +1011,10 @@ async def run(only=()):
             continue
         started = time.monotonic()
         try:
-            await case()
+            note = await case()
             results.append({"case": name, "ok": True})
+            if isinstance(note, str):
+                results[-1]["note"] = note
         except BaseException as exc:
             detail = "".join(traceback.format_exception(exc)[-6:])
             results.append({"case": name, "ok": False, "detail": detail})

@@ -76,7 +76,10 @@ async function main() {
   // The cases, next to the Worker's module root.
   py.FS.mkdirTree("/session/cases");
   py.mountNodeFS("/session/cases", realpathSync(here));
-  py.runPython('import sys; sys.path.append("/session/cases")');
+  // The module walk (tests/support/module_walk.py), the same code bench/walk.py runs.
+  py.FS.mkdirTree("/session/support");
+  py.mountNodeFS("/session/support", realpathSync(resolve(here, "..", "support")));
+  py.runPython('import sys; sys.path += ["/session/cases", "/session/support"]');
 
   const mf = new Miniflare({
     modules: true,

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from fluxgate.access.ledger import RETENTION_DAYS, Ledger
-from fluxgate.listings.usage_events import BLOBS, DOUBLES, UsageEvent, check_data_point
+from fluxgate.listings.usage_events import BLOBS, DOUBLES, UsageEvent
+from fluxgate.listings.usage_points import check_data_point, data_point
 
 from ..support.admin import new_key
 from ..support.bodies import generate, generation
@@ -342,7 +343,7 @@ def test_an_event_is_one_data_point_in_the_documented_layout():
         estimated_micro_usd=41_000,
         duration_ms=12.5,
     )
-    point = event.data_point()
+    point = data_point(event)
     assert point["indexes"] == ["key_0123456789abcdef"]
     assert dict(zip(BLOBS, point["blobs"], strict=True))["end_user"] == ""
     assert dict(zip(DOUBLES, point["doubles"], strict=True))["charged_usd"] == 0.041

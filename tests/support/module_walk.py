@@ -51,7 +51,12 @@ RUNTIMES = {
     "fluxgate.local": "fluxgate.composition",
 }
 # A runtime's adapters implement the core's ports: calling one is not a climb.
-ADAPTERS = ("fluxgate.local.", "fluxgate.edge.bindings.", "fluxgate.edge.ffi")
+ADAPTERS = (
+    "fluxgate.local.",
+    "fluxgate.edge.bindings.",
+    "fluxgate.edge.ffi",
+    "fluxgate.edge.front.body",  # the Worker's request body: the API layer's BodyReader port
+)
 
 
 def layer(module: str) -> int:

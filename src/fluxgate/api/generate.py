@@ -45,6 +45,7 @@ from .reply import Reply, b64_mark, refused
 from .request_body import (
     BodyReader,
     FormParser,
+    accepted_media,
     declared_length,
     generation_params,
     media_type,
@@ -171,14 +172,7 @@ class GenerationHandler:
         try:
             principal = await self._caller(gw, view)
             principal.require(SCOPE_GENERATE)
-            body, references = await parse_generation(
-                view.header("content-type"),
-                view.body,
-                self._forms,
-                max_body=gw.settings.max_body_bytes,
-                max_image=gw.settings.max_reference_image_bytes,
-                edit=view.path == EDITS,
-            )
+            body, references = await self._parsed(gw, view)
             params = resolved_params(body, references, gw)
             variants = requested_variants(body, gw)
             principal = principal.as_end_user(body.end_user)
@@ -202,6 +196,23 @@ class GenerationHandler:
                 path=view.path,
             )
             return refused(error)
+
+    async def _parsed(
+        self, gw: Gateway, view: RequestView
+    ) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
+        """The body, read through the runtime's reader once its media type is one the
+        route takes, and parsed."""
+        content_type, edit = view.header("content-type"), view.path == EDITS
+        accepted_media(content_type, edit=edit)
+        limit = gw.settings.max_body_bytes
+        return await parse_generation(
+            content_type,
+            await view.body(limit),
+            self._forms,
+            max_body=limit,
+            max_image=gw.settings.max_reference_image_bytes,
+            edit=edit,
+        )
 
     async def _caller(self, gw: Gateway, view: RequestView) -> Principal:
         authorization = view.header("authorization")

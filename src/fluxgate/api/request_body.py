@@ -229,23 +229,30 @@ def unsupported_media_type(allowed: tuple[str, ...]) -> ApiError:
     )
 
 
+def accepted_media(content_type: str | None, *, edit: bool = False) -> str:
+    """The media type of a generation (``edit=False``) or an OpenAI-style edit (multipart
+    only), from its ``Content-Type`` header; ``415`` for any other, before the body is
+    read."""
+    media = media_type(content_type)
+    allowed = ("multipart/form-data",) if edit else ("application/json", "multipart/form-data")
+    if media not in allowed:
+        raise unsupported_media_type(allowed)
+    return media
+
+
 async def parse_generation(
     content_type: str | None,
-    read: BodyReader,
+    body: bytes,
     forms: FormParser,
     *,
     max_body: int,
     max_image: int,
     edit: bool = False,
 ) -> tuple[GenerationRequest, tuple[ReferenceImage, ...]]:
-    """Parse a generation (``edit=False``) or an OpenAI-style edit (multipart with ``image``
-    parts, at least one), whose ``Content-Type`` header is ``content_type``."""
-    media = media_type(content_type)
-    allowed = ("multipart/form-data",) if edit else ("application/json", "multipart/form-data")
-    if media not in allowed:
-        raise unsupported_media_type(allowed)
-    body = await read(max_body)
-    if media == "application/json":
+    """Parse a generation's ``body`` (JSON or multipart) or an OpenAI-style edit's
+    (multipart with ``image`` parts, at least one), whose ``Content-Type`` header is
+    ``content_type`` (:func:`accepted_media`)."""
+    if accepted_media(content_type, edit=edit) == "application/json":
         return parse_json_generation(body, max_image)
     if not is_complete_multipart(content_type or "", body):
         raise ApiError(

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..access.auth import Principal
 from ..access.ledger import to_micro
@@ -42,11 +42,6 @@ DOUBLES = (
     "reference_images",
     "duration_ms",
 )
-
-# Analytics Engine's limits on one data point (what workerd enforces): 20 blobs of 16,000
-# bytes in all, 20 doubles, one index of at most 96 bytes.
-MAX_BLOB_BYTES = 16_000
-MAX_INDEX_BYTES = 96
 
 
 @dataclass(frozen=True)
@@ -69,35 +64,14 @@ class UsageEvent:
     estimated_micro_usd: int  # what the model call costs (or would have) at list price
     duration_ms: float  # the gateway serving it: cache, model, storage (not auth, parsing)
 
-    @property
-    def charged_usd(self) -> float:
-        return self.charged_micro_usd / 1e6
+    # In USD, as the data point and the local table carry them: made with the event, so
+    # that a runtime's adapter reads plain values (it never calls back in here).
+    charged_usd: float = field(init=False)
+    estimated_usd: float = field(init=False)
 
-    @property
-    def estimated_usd(self) -> float:
-        return self.estimated_micro_usd / 1e6
-
-    def data_point(self) -> dict[str, list[Any]]:
-        """The Analytics Engine data point: :data:`BLOBS` and :data:`DOUBLES` in order, the
-        key id as the index (the sampling key: a key's events are sampled together)."""
-        values = [getattr(self, name) for name in BLOBS]
-        return {
-            "blobs": ["" if value is None else str(value) for value in values],
-            "doubles": [float(getattr(self, name)) for name in DOUBLES],
-            "indexes": [self.key_id],
-        }
-
-
-def check_data_point(point: dict[str, list[Any]]) -> None:
-    """Refuse what Analytics Engine would refuse (so the adapter never writes a point that
-    the service drops)."""
-    blob_bytes = sum(len(str(b).encode()) for b in point["blobs"])
-    if len(point["blobs"]) > 20 or blob_bytes > MAX_BLOB_BYTES:
-        raise ValueError(f"blobs over Analytics Engine's limits ({blob_bytes} bytes)")
-    if len(point["doubles"]) > 20:
-        raise ValueError("more than 20 doubles")
-    if len(point["indexes"]) != 1 or len(point["indexes"][0].encode()) > MAX_INDEX_BYTES:
-        raise ValueError(f"the index must be one value of at most {MAX_INDEX_BYTES} bytes")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "charged_usd", self.charged_micro_usd / 1e6)
+        object.__setattr__(self, "estimated_usd", self.estimated_micro_usd / 1e6)
 
 
 class UsageEvents(Protocol):

@@ -33,7 +33,7 @@ from ..errors import ApiError, not_found, storage_unavailable
 from ..imaging.image_bytes import ImageBytes
 from ..listings.catalog import IMAGE, CatalogWriter, image_entry, split_owner
 from ..listings.usage_events import UsageEvents, UsageRecorder
-from ..model.coalesce import Coalescer, NotShared
+from ..model.coalesce import Coalescer, Flight, Rejoin, RunAlone
 from ..model.family import ModelSpec
 from ..model.params import GenerationParams
 from ..model.port import GeneratedImage, ImageModel, ModelInput
@@ -210,39 +210,53 @@ class Generator:
         too: it is the image every waiter would get. A waiter whose own tier does not block
         then makes its own image (and pays for it); one whose tier blocks gets the 422,
         uncharged."""
-        led = False
-
-        async def lead() -> Outcome:
-            nonlocal led
-            led = True
-            # Waiters share the model's and the store's outcome, never the leader's own
-            # refusal (its rate limit, budget or moderation): they run for themselves.
+        rejoined = False
+        while True:
+            flight = await self._coalescer.join(key)
+            if flight.leads:
+                return await self._lead(flight, admission, params, key, payer)
             try:
+                record: GenerationRecord = await flight.outcome()
+            except Rejoin:  # the leader was refused for itself: elect another
+                continue
+            except RunAlone:  # the leader never reported: generate for ourselves
                 return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
-            except Exception as exc:
-                if is_work_failure(exc) or is_rejection(exc):
+            except ApiError as exc:
+                if not is_rejection(exc) or admission.output_moderation == "block":
                     raise
-                raise NotShared(exc) from exc
+                if rejoined:
+                    return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
+                # Refused under the leader's tier, not ours: the waiters that may keep the
+                # image elect a leader among themselves (one model call, not one each).
+                rejoined = True
+                continue
+            hit = await self._as_hit(Outcome(record, "MISS"), admission, want_bytes, key)
+            if hit is None:  # the shared image vanished in between: generate for ourselves
+                return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
+            return hit
 
+    async def _lead(
+        self,
+        flight: Flight,
+        admission: Admission,
+        params: GenerationParams,
+        key: str,
+        payer: Payer,
+    ) -> Outcome:
+        """This request's miss, as the leader of its key: the waiters share the model's
+        and the store's outcome (the record, or the failure of the work), never the
+        leader's own refusal (its rate limit, budget or moderation): they run for
+        themselves."""
         try:
-            outcome, leader = await self._coalescer.run(key, lead)
-        except ApiError as exc:
-            if led or not is_rejection(exc) or admission.output_moderation == "block":
-                raise
-            # Refused under the leader's tier, not ours: the waiters that may keep the
-            # image elect a leader among themselves (one model call, not one each).
-            try:
-                outcome, leader = await self._coalescer.run(key, lead)
-            except ApiError as again:
-                if led or not is_rejection(again):
-                    raise
-                return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
-        if leader:
-            return outcome
-        hit = await self._as_hit(outcome, admission, want_bytes, key)
-        if hit is None:  # the shared image vanished in between: generate for ourselves
-            return await self._miss(admission, params, key, CacheMode.NORMAL, payer)
-        return hit
+            outcome = await self._miss(admission, params, key, CacheMode.NORMAL, payer)
+        except Exception as exc:
+            await flight.fail(exc if is_work_failure(exc) or is_rejection(exc) else None)
+            raise
+        except BaseException:
+            await flight.fail(None)  # cancelled: nothing to share
+            raise
+        await flight.land(outcome.record)
+        return outcome
 
     # -- the miss path, step by step ------------------------------------------------------
 

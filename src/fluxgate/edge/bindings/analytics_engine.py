@@ -3,7 +3,7 @@
 ``writeDataPoint`` is synchronous and fire-and-forget: it returns ``undefined`` at once,
 the runtime ships the point after the response, and nothing tells the Worker whether the
 service kept it. So a point is checked against the service's limits before it is written
-(:func:`~fluxgate.listings.usage_events.check_data_point`), and whatever the binding throws is left
+(:func:`~fluxgate.listings.usage_points.check_data_point`), and whatever the binding throws is left
 to :class:`~fluxgate.listings.usage_events.UsageRecorder`, which logs it and lets the request be.
 Without the binding (not declared in ``wrangler.toml``) no events are written.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...listings.usage_events import UsageEvent, check_data_point
+from ...listings.usage_events import UsageEvent
+from ...listings.usage_points import check_data_point, data_point
 from ..ffi import js_object, unwrap
 
 
@@ -25,7 +26,7 @@ class AnalyticsEngineEvents:
         self._dataset = unwrap(binding)
 
     async def record(self, event: UsageEvent) -> None:
-        point = event.data_point()
+        point = data_point(event)
         check_data_point(point)
         self._dataset.writeDataPoint(js_object(point))
 

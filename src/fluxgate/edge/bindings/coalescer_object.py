@@ -4,7 +4,7 @@ Requests for the same key can land on any isolate, in any location. ``CoalescerO
 (one per cache key, by ``idFromName``) elects the first caller leader;
 later callers wait inside the object until the leader reports the generation record (or
 the error of the work), then answer like a cache hit. A leader refused for itself (its
-rate limit, its budget: :class:`~fluxgate.model.coalesce.NotShared`) reports ``retry``, and the
+rate limit, its budget) reports ``retry``, and the
 waiters elect a new leader among themselves: no caller receives another's refusal.
 
 Trade-off: a miss pays one Durable Object round trip (the object lives in one location,
@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from pyodide.ffi import to_js
 from workers import DurableObject
 
 from ...errors import ApiError
-from ...model.coalesce import NotShared
+from ...model.coalesce import Coalescing, Flight, RunAlone
 from ..ffi import py_value, unwrap
 
 log = logging.getLogger("fluxgate.edge.coalesce")
@@ -65,11 +65,65 @@ class CoalescerObject(DurableObject):
             pending.set_result(list(outcome))
 
 
-class DurableCoalescer:
+class _Shared:
+    """A caller's place in the key's flight, as the object told it."""
+
+    def __init__(
+        self,
+        stub: Any,
+        role: list[Any],
+        encode: Callable[[Any], str],
+        decode: Callable[[str], Any],
+    ) -> None:
+        self._stub = stub
+        self._role = role
+        self._encode = encode
+        self._decode = decode
+
+    @property
+    def leads(self) -> bool:
+        return bool(self._role[0] == "leader")
+
+    async def outcome(self) -> Any:
+        kind = self._role[0]
+        if kind == "done":
+            return self._decode(self._role[1])
+        if kind == "failed":
+            error = json.loads(self._role[1])
+            raise ApiError(
+                error["status"],
+                error["code"],
+                error["message"],
+                headers=error.get("headers") or {},
+                **(error.get("extra") or {}),
+            )
+        log.warning("coalescing leader did not report in time; generating")
+        raise RunAlone
+
+    async def land(self, result: Any) -> None:
+        await self._stub.finish(to_js(["done", self._encode(result)]))
+
+    async def fail(self, error: BaseException | None) -> None:
+        if not isinstance(error, ApiError):
+            # The leader's own refusal, a bug or a cancellation: nothing to share, and
+            # nothing that names the leader; the waiters run for themselves.
+            await self._stub.finish(to_js(["retry"]))
+            return
+        failure = {  # a failure of the work itself: every waiter gets it
+            "status": error.status,
+            "code": error.code,
+            "message": error.message,
+            "headers": error.headers,
+            "extra": error.extra,  # output_rejected's categories, say
+        }
+        await self._stub.finish(to_js(["failed", json.dumps(failure)]))
+
+
+class DurableCoalescer(Coalescing):
     """The gateway's coalescer on Workers: the key's object, for every caller.
 
-    ``encode``/``decode`` turn the pipeline's outcome into the JSON the object passes on
-    (the record, never image bytes).
+    ``encode``/``decode`` turn what the leader lands into the JSON the object passes on
+    (a generation's record, never image bytes).
     """
 
     def __init__(
@@ -85,47 +139,9 @@ class DurableCoalescer:
         self._decode = decode
         self._wait = wait_seconds
 
-    async def run(self, key: str, work: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
+    async def join(self, key: str) -> Flight:
         stub = self._namespace.get(self._namespace.idFromName(key))
         role = py_value(await stub.join(self._wait))
         while role[0] == "retry":  # the leader was refused for itself: elect another
             role = py_value(await stub.join(self._wait))
-        if role[0] == "done":
-            return self._decode(role[1]), False
-        if role[0] == "failed":
-            error = json.loads(role[1])
-            raise ApiError(
-                error["status"],
-                error["code"],
-                error["message"],
-                headers=error.get("headers") or {},
-                **(error.get("extra") or {}),
-            )
-        if role[0] == "timeout":
-            log.warning("coalescing leader did not report in time; generating")
-            try:
-                return await work(), True
-            except NotShared as exc:  # its own refusal, as a leader's below
-                raise exc.error from exc.error.__cause__
-        try:
-            result = await work()
-        except ApiError as exc:  # a failure of the work itself: every waiter gets it
-            failure = {
-                "status": exc.status,
-                "code": exc.code,
-                "message": exc.message,
-                "headers": exc.headers,
-                "extra": exc.extra,  # output_rejected's categories, say
-            }
-            await stub.finish(to_js(["failed", json.dumps(failure)]))
-            raise
-        except NotShared as exc:  # the leader's own refusal: its caller gets the error
-            await stub.finish(to_js(["retry"]))
-            raise exc.error from exc.error.__cause__
-        except BaseException:
-            # A bug or a cancellation: nothing to share, and nothing that names the
-            # leader; the waiters run for themselves.
-            await stub.finish(to_js(["retry"]))
-            raise
-        await stub.finish(to_js(["done", self._encode(result)]))
-        return result, True
+        return _Shared(stub, role, self._encode, self._decode)

@@ -18,7 +18,7 @@ from js import Array, Blob
 from js import Request as JsRequest
 from workers import Request
 
-from ...api.request_body import declared_length
+from ...api.request_body import declared_length, payload_too_large
 from ...errors import ApiError
 from ..ffi import is_nullish, js_object, js_text
 
@@ -58,3 +58,36 @@ async def within_limit(request: Request, limit: int) -> Request | None:
             return None
         chunks.push(step.value)
     return Request(JsRequest.new(raw, js_object({"body": Blob.new(chunks)})))
+
+
+class JsBody:
+    """The body of a generation the Worker's fast path answers, read as the handler asks
+    for it (:data:`~fluxgate.api.request_body.BodyReader`): whole, as one JS buffer,
+    ``413`` past the limit, ``400 body_incomplete`` when the client goes away mid-body.
+    The runtime's implementation of a port of the API layer, as the bindings are of the
+    core's."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._taken = False
+
+    async def __call__(self, limit: int) -> bytes:
+        self._taken = True
+        try:
+            buffer = await self._raw.arrayBuffer()
+        except Exception as exc:  # the client went away mid-body: not a server error
+            log.info("request body broke off: %s", type(exc).__name__)
+            raise BODY_INCOMPLETE from exc
+        if int(buffer.byteLength) > limit:
+            raise payload_too_large(limit)
+        return bytes(buffer.to_bytes())
+
+    async def discard(self) -> None:
+        """Take in a body the answer did not need (a refusal before it was read). Answered
+        while the client is still sending it, the connection was lost now and then instead
+        (about one in sixty 400 KB bodies on workerd), and the client got a 500. The bytes
+        stay in JS: this costs what the ASGI bridge paid to read every body."""
+        if self._taken:
+            return
+        with suppress(Exception):  # the client went away: nothing left to take in
+            await self._raw.arrayBuffer()

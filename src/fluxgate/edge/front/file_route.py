@@ -18,7 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 from js import Response
 
 from ...delivery.downloads import FileAnswer, FileRequest, download
+from ...delivery.files import FILES_ROUTE
 from ...errors import ApiError
+from ...request_context import note_route
 from ..ffi import js_object, js_text, wait_until
 from .js_envelope import error_response
 from .serve import gateway_from_env
@@ -44,6 +46,7 @@ async def serve_file(raw: Any, env: Any, ctx: Any) -> Any:
     """Answer a signed download; ``raw`` is the JS ``Request``. A refusal is the error's
     one rendering; a fault propagates to the envelope (``js_envelope.py``), the Worker's
     one catch-all."""
+    note_route(FILES_ROUTE)
     try:
         answer = await download(file_request(raw), gateway_from_env(env).downloads)
     except ApiError as exc:

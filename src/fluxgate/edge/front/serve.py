@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 from http import HTTPMethod
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +22,6 @@ from ...model.coalesce import Coalescer, NoCoalescing
 from ...policy.output_moderation import ScoutImageModerator
 from ...policy.prompt_moderation import GuardModerator
 from ...service.gateway import Gateway, JobPorts, Ports
-from ...service.generation import Outcome
 from ...service.settings import ConfigError, Settings, admin_token_from
 from ...store.records import GenerationRecord
 from ..bindings.ai import WorkersAIRunner, WorkersImageModel
@@ -41,7 +39,7 @@ from ..bindings.r2 import WorkersR2
 from ..bindings.rate_limiting import WorkersRateLimiter
 from ..ffi import js_object, js_text
 from .asgi import asgi
-from .body import BODY_INCOMPLETE, within_limit
+from .body import JsBody, within_limit
 from .config import EnvVars, env_text, signer_from_env
 from .console_log import send_to_console
 from .js_envelope import error_response
@@ -136,9 +134,7 @@ def coalescer_from_env(env: Any) -> Coalescer:
     if namespace is None:
         return NoCoalescing()
     return DurableCoalescer(
-        namespace,
-        encode=lambda outcome: outcome.record.to_json(),
-        decode=lambda raw: Outcome(GenerationRecord.from_json(raw), "MISS"),
+        namespace, encode=GenerationRecord.to_json, decode=GenerationRecord.from_json
     )
 
 
@@ -197,19 +193,7 @@ async def fast_path(raw: Any, method: str, env: Any) -> Any:
     if not takes_fast_path(gw.settings, method, url.path, header):
         return None
 
-    read: list[bool] = []
-
-    async def body(limit: int) -> bytes:
-        read.append(True)
-        try:
-            buffer = await raw.arrayBuffer()
-        except Exception as exc:  # the client went away mid-body: not a server error
-            log.info("request body broke off: %s", type(exc).__name__)
-            raise BODY_INCOMPLETE from exc
-        if int(buffer.byteLength) > limit:
-            raise payload_too_large(limit)
-        return bytes(buffer.to_bytes())
-
+    body = JsBody(raw)
     host = js_text(js_headers.get("host")) or url.netloc  # as the ASGI bridge has it
     view = RequestView(
         method=method,
@@ -220,18 +204,8 @@ async def fast_path(raw: Any, method: str, env: Any) -> Any:
         base_url=f"{url.scheme}://{host}/",
     )
     reply = await _generations.handle(gw, view)
-    if not read:
-        await _discard(raw)
+    await body.discard()
     return await js_reply(reply)
-
-
-async def _discard(raw: Any) -> None:
-    """Take in a body the answer did not need (a refusal before it was read). Answered
-    while the client is still sending it, the connection was lost now and then instead
-    (about one in sixty 400 KB bodies on workerd), and the client got a 500. The bytes stay
-    in JS: this costs what the ASGI bridge paid to read every body."""
-    with suppress(Exception):  # the client went away: nothing left to take in
-        await raw.arrayBuffer()
 
 
 async def js_reply(reply: Reply) -> Any:

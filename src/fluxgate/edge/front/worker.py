@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 from js import console
 from workers import WorkerEntrypoint
 
-from ...delivery.files import FILES_PREFIX, FILES_ROUTE
-from ...request_context import note_route
+from ...delivery.files import FILES_PREFIX
 from ..bindings.answers_object import IdempotencyObject
 from ..bindings.catalog_object import CatalogObject
 from ..bindings.coalescer_object import CoalescerObject
@@ -57,14 +56,8 @@ class Default(WorkerEntrypoint):
         raw, env = request.js_object, raw_env(self.env)
         path = urlsplit(str(raw.url)).path
         if path.startswith(FILES_PREFIX):
-
-            async def download() -> Any:
-                note_route(FILES_ROUTE)
-                return await serve_file(raw, env, self.ctx)
-
-            return await enveloped(raw, env, path, download)
-
-        return await enveloped(raw, env, path, lambda: handle(request, self.env, self.ctx))
+            return await enveloped(raw, env, path, serve_file, raw, env, self.ctx)
+        return await enveloped(raw, env, path, handle, request, self.env, self.ctx)
 
     async def queue(self, batch: Any, _env: Any = None, _ctx: Any = None) -> None:
         """The consumer of ``fluxgate-jobs``: async generations and webhook deliveries.

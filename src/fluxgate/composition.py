@@ -17,6 +17,7 @@ from .delivery.variants import RecentFailures, VariantMaker
 from .jobs.webhooks import WebhookPolicy, WebhookSender
 from .listings.catalog import CatalogWriter
 from .model.coalesce import InflightCoalescer, PollingCoalescer
+from .model.family import MODELS
 from .policy.document_store import PolicyStore
 from .policy.output_moderation import OutputScreen
 from .service.async_jobs import Jobs
@@ -100,6 +101,7 @@ def assemble(ports: Ports) -> Gateway:
     variants = variant_maker(ports)
     return Gateway(
         settings=settings,
+        served_names={spec.id: ports.model.served_name(spec) for spec in MODELS},
         keys=keys,
         policies=policies,
         controls=controls,

@@ -47,6 +47,17 @@ def test_refusals_are_audited(client, auth, audit_lines):
     assert refusals[0]["key_id"] is None and refusals[1]["key_id"].startswith("key_")
 
 
+def test_refused_downloads_are_audited_by_path_without_their_signature(client, audit_lines):
+    path = "/v1/files/images/" + "0" * 64 + ".png"
+    response = client.get(f"{path}?exp=4102444800&kid=edge1&sig=forged-signature")
+    assert response.status_code == 403
+    refusals = [line for line in audit_lines() if line["action"] == "request.refused"]
+    assert [(r["reason"], r["status"], r["path"]) for r in refusals] == [
+        (response.json()["error"]["code"], 403, path)
+    ]
+    assert "forged-signature" not in json.dumps(audit_lines())
+
+
 @pytest.mark.parametrize(
     "allowed",
     [

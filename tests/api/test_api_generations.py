@@ -228,6 +228,24 @@ def test_an_oversize_body_is_413_before_parsing(client, auth, ai):
     assert ai.calls == 0
 
 
+@pytest.mark.settings(max_body_bytes=64 * 1024)
+@pytest.mark.parametrize("path", ["/v1/images/generations", "/v1/admin/keys", "/v1/usage"])
+def test_an_oversize_body_is_413_before_any_credential_is_looked_at(client, path, audit_lines):
+    r = client.post(path, json={"prompt": "x" * (70 * 1024)})  # declared: refused unread
+    assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
+
+    def chunked():  # no Content-Length: refused once past the limit
+        for _ in range(20):
+            yield b"x" * 8192
+
+    r = client.post(path, content=chunked(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
+    refusals = [line for line in audit_lines() if line["action"] == "request.refused"]
+    assert [(r["reason"], r["status"], r["path"]) for r in refusals] == [
+        ("payload_too_large", 413, path)
+    ] * 2
+
+
 def test_multipart_field_errors(client, auth):
     fields = {"prompt": (None, "x"), "width": (None, "wide")}  # multipart without files
     r = client.post("/v1/images/generations", headers=auth, files=fields)

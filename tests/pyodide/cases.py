@@ -999,7 +999,7 @@ async def case_a_json_generation_miss_and_its_download_enter_each_module_once_on
     reports = []
     for name, walk in (("JSON generation miss", miss), ("signed download", download)):
         summary = walk.summary()
-        reports.append(summary.report(name))
+        reports.append(summary.report(name) + "\n" + summary.walk())
         assert not summary.re_entries and not summary.climbs, reports[-1]
     return "\n".join(reports)
 

@@ -16,7 +16,8 @@ tables, ``--no-fast-path``) in :mod:`.config`.
 
 The other modules are helpers the tests import: request bodies (:mod:`.bodies`), encoded
 images (:mod:`.image_files`), polling (:mod:`.polling`), a webhook receiver
-(:mod:`.receiver`), real server processes (:mod:`.servers`), exiftool (:mod:`.exiftool`) and
-the Pyodide unit harnesses (:mod:`.pyodide_runner`). ``tests/conftest.py`` registers the
-fixture modules and holds nothing else.
+(:mod:`.receiver`), real server processes (:mod:`.servers`), exiftool (:mod:`.exiftool`),
+the Pyodide unit harnesses (:mod:`.pyodide_runner`), and the module walk of a request with
+the layout's layers (:mod:`.module_walk`, plain Python: the Pyodide harness imports it
+too). ``tests/conftest.py`` registers the fixture modules and holds nothing else.
 """

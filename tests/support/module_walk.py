@@ -84,6 +84,7 @@ class Summary:
     re_entries: list[list[str]] = field(default_factory=list)
     climbs: list[tuple[str, str]] = field(default_factory=list)
     leaves: int = 0
+    tree: list[str] = field(default_factory=list)  # the steps, indented by depth, in order
 
     @property
     def returns(self) -> int:
@@ -99,6 +100,10 @@ class Summary:
         lines += ["  re-entry: " + " <- ".join(chain) for chain in self.re_entries]
         lines += [f"  climb: {caller} -> {callee}" for caller, callee in self.climbs]
         return "\n".join(lines)
+
+    def walk(self) -> str:
+        """The steps in the order they were taken, each under the step that made it."""
+        return "\n".join(self.tree)
 
 
 class Walk:
@@ -173,6 +178,8 @@ class Walk:
         for index, entry in enumerate(self.entries):
             if entry.calls_on:
                 found.steps[entry.module] += 1
+                depth = len(self.chain(index)) - 1
+                found.tree.append("  " * depth + entry.module.removeprefix("fluxgate."))
             else:
                 found.leaves += 1
             above = self.chain(index)[1:]

@@ -24,6 +24,7 @@ from ..errors import ApiError, not_found
 from ..service.readiness import misconfigured
 from . import console
 from .asgi_envelope import Envelope
+from .body_limit import BodyLimit
 from .deps import ClientAddress, Gw, Resolver, error_response, gateway
 from .fast_path import FastPathMiddleware
 from .generate import GenerationHandler
@@ -86,6 +87,7 @@ def create_app(
     *,
     generations: GenerationHandler | None = None,
     fast_path_in_front: bool = True,
+    body_limit_in_front: bool = True,
     envelope_in_front: bool = True,
 ) -> FastAPI:
     """``lifespan``: the local runtime starts its embedded queue consumer there.
@@ -94,9 +96,11 @@ def create_app(
     handler (``api/generate.py``) of the generation routes, and its throttle's memory the
     app's; given by a caller that runs the fast path itself (the Worker, before the ASGI
     bridge: ``fast_path_in_front=False``), otherwise made here and put in front of the app
-    as well (``api/fast_path.py``). ``envelope_in_front``: the request id, CORS and access log layer
-    (``api/asgi_envelope.py``) runs here, outermost; the Worker runs it in JS around all of its
-    paths instead (``False``)."""
+    as well (``api/fast_path.py``). ``body_limit_in_front``: ``MAX_BODY_BYTES`` is
+    enforced in front of everything (``api/body_limit.py``), as the Worker does it before
+    its ASGI bridge (``False`` there). ``envelope_in_front``: the request id, CORS and
+    access log layer (``api/asgi_envelope.py``) runs here, outermost; the Worker runs it in
+    JS around all of its paths instead (``False``)."""
     app = FastAPI(
         title="Fluxgate",
         version=__version__,
@@ -119,6 +123,8 @@ def create_app(
             resolve=resolve,
             client_address=client_address,
         )
+    if body_limit_in_front:  # in front of the fast path, as the Worker checks bodies
+        app.add_middleware(BodyLimit, resolve=resolve)
     # Added after the API's other layers, so every API response leaves through it (the
     # console's static files, added below, sit in front of it as Cloudflare's assets do).
     app.add_middleware(Envelope, resolve=resolve, outermost=envelope_in_front)

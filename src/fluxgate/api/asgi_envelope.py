@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import logging
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..access.cors import NO_CORS, ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
 from ..errors import ApiError, unhandled
 from ..request_context import REQUEST_ID_HEADER, Exchange, begin, end, note_route
 from .deps import Resolver, error_response, resolved
+from .response_stamp import StampedSend
 
 access_log = logging.getLogger("fluxgate.access")
 
@@ -76,24 +77,10 @@ class Envelope:
         origin = headers.get("origin")
         cors = await self._cors(scope)
         preflight = is_preflight(scope["method"], headers.get)
-        status = 500
-        started = False
         extra = {REQUEST_ID_HEADER: exchange.request_id}
         if not preflight:  # a preflight's answer carries its own CORS headers
             extra.update(cors.response_headers(origin))
-
-        async def stamped(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = int(message["status"]), True
-                out = MutableHeaders(scope=message)
-                for name, value in extra.items():
-                    if name == "Vary":
-                        out.add_vary_header(value)
-                    else:
-                        out[name] = value
-            await send(message)
-
+        stamped = StampedSend(send, extra)
         try:
             if preflight:
                 answer = cors.preflight(origin, headers.get("access-control-request-headers"))
@@ -108,9 +95,9 @@ class Envelope:
                 await self.app(scope, receive, stamped)
             except Exception as exc:
                 error = unhandled(exc)
-                if started:  # the status line is out: nothing else can be said
+                if stamped.started:  # the status line is out: nothing else can be said
                     raise
                 await error_response(error)(scope, receive, stamped)
         finally:
             exchange.route = route_template(scope)
-            access_log.info(exchange.access_line(status))
+            access_log.info(exchange.access_line(stamped.status))

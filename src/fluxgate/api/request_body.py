@@ -52,6 +52,12 @@ FormParser = Callable[[str, bytes, int], Awaitable[list[tuple[str, str | bytes]]
 BodyReader = Callable[[int], Awaitable[bytes]]
 
 
+# The client went away before its body was whole (both runtimes' body readers).
+BODY_INCOMPLETE = ApiError(
+    400, "body_incomplete", "The request body ended before it was complete; send it again."
+)
+
+
 def payload_too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
 

@@ -10,7 +10,7 @@ above them. The gateway knows nothing of HTTP: the API layer presents what it re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..access.auth import KeyStore, Principal
@@ -85,6 +85,9 @@ class Gateway:
     """Everything a request needs, wired once. Routers use these members directly."""
 
     settings: Settings
+    # What each model of the family runs as here, by id (:meth:`ImageModel.served_name`):
+    # asked of the model port once, when the gateway is built.
+    served_names: Mapping[str, str]
     keys: KeyStore
     policies: PolicyStore
     controls: Controls
@@ -105,7 +108,7 @@ class Gateway:
     @property
     def model_name(self) -> str:
         """The default model's served name (``/healthz``'s ``model``)."""
-        return self.generator.served_name(DEFAULT_MODEL)
+        return self.served_name(DEFAULT_MODEL)
 
     @property
     def model_names(self) -> list[str]:
@@ -114,7 +117,7 @@ class Gateway:
 
     def served_name(self, spec: ModelSpec) -> str:
         """What ``spec`` runs as here (its id, or its placeholder's name offline)."""
-        return self.generator.served_name(spec)
+        return self.served_names[spec.id]
 
     def find_model(self, name: str) -> ModelSpec | None:
         """A model by any of its names, or by the name it is served under here: a

@@ -31,7 +31,7 @@ from ..delivery.disclosure import DisclosureError, mark
 from ..delivery.variants import VARIANTS_PREFIX, original_digest
 from ..errors import ApiError, not_found, storage_unavailable
 from ..imaging.image_bytes import ImageBytes
-from ..listings.catalog import IMAGE, CatalogWriter, image_entry, split_owner
+from ..listings.catalog import IMAGE, CatalogWriter, Entry, image_entry, split_owner
 from ..listings.usage_events import UsageEvents, UsageRecorder
 from ..model.coalesce import Coalescer, Flight, Rejoin, RunAlone
 from ..model.family import ModelSpec
@@ -281,7 +281,7 @@ class Generator:
         # AI disclosure: the bytes stored, hashed and returned are the marked ones,
         # naming this generation (so its bytes are its own: see disclosure.xmp_packet).
         generation = new_generation_id()
-        image, digest = await self._disclose(image, params.spec, created, generation, charge)
+        image, digest = await self._disclose(image, params.model, created, generation, charge)
         record = self._new_record(admission, params, key, seed, image, charge, digest, created)
         record = replace(record, id=generation, output_moderation=verdict)
         await self._store(record, image, charge)
@@ -328,7 +328,7 @@ class Generator:
     async def _disclose(
         self,
         image: GeneratedImage,
-        spec: ModelSpec,
+        served_name: str,
         created: int,
         generation: str,
         charge: Charge,
@@ -346,7 +346,7 @@ class Generator:
             if self._disclose_images:
                 try:
                     marked = await mark(
-                        image.data, image.info.format, self.served_name(spec), created, generation
+                        image.data, image.info.format, served_name, created, generation
                     )
                     image = replace(image, data=marked)
                 except DisclosureError as exc:
@@ -411,23 +411,31 @@ class Generator:
         """The record by id, the cache entry and the key's catalog (listings): independent
         writes, made concurrently; none of them fails the request."""
         value = record.to_json()
-        writes = [
-            self._put_quietly(keyspace.generation(record.id), value, None),
-            self._catalog.put(image_entry(record)),
-        ]
+        puts: list[tuple[str, str, int | None]] = [(keyspace.generation(record.id), value, None)]
         if mode is not CacheMode.NO_STORE:
-            writes.append(self._put_quietly(key, value, self._cache.ttl_seconds))
-        await asyncio.gather(*writes)
+            puts.append((key, value, self._cache.ttl_seconds))
+        await self._write_quietly(puts, image_entry(record))
 
-    async def _put_quietly(self, key: str, value: str, ttl: int | None) -> None:
-        try:
-            await self._kv.put(key, value, ttl=ttl)
-        except Exception as exc:
-            log.error(
-                "KV write of %s failed (%s); the image is still returned",
-                key.split(":")[0],
-                type(exc).__name__,
-            )
+    async def _write_quietly(self, puts: list[tuple[str, str, int | None]], entry: Entry) -> None:
+        """KV writes (key, value, TTL) and a catalog entry, made concurrently. None of them
+        fails the request: a KV failure is logged (the image is still returned), the
+        catalog logs its own. The stores' calls themselves are gathered, so that each runs
+        as one step of the store's, not of a wrapper here."""
+        done = await asyncio.gather(
+            *(self._kv.put(k, value, ttl=ttl) for k, value, ttl in puts),
+            self._catalog.put(entry),
+            return_exceptions=True,
+        )
+        for (key, _, _), result in zip(puts, done, strict=False):
+            if isinstance(result, Exception):
+                log.error(
+                    "KV write of %s failed (%s); the image is still returned",
+                    key.split(":")[0],
+                    type(result).__name__,
+                )
+        for result in done:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # a cancellation is not swallowed
 
     # -- hits -----------------------------------------------------------------------------
 
@@ -478,9 +486,8 @@ class Generator:
                 charged=False,
                 created=int(self._clock()),
             )
-            await asyncio.gather(
-                self._put_quietly(keyspace.generation(record.id), record.to_json(), None),
-                self._catalog.put(image_entry(record)),
+            await self._write_quietly(
+                [(keyspace.generation(record.id), record.to_json(), None)], image_entry(record)
             )
         elif found.cache != "HIT":  # a coalesced follower of our own key: not charged again
             record = replace(record, charged=False)
@@ -507,11 +514,12 @@ class Generator:
             )
             if verdict is not None:
                 record = replace(record, output_moderation=verdict)
-                await asyncio.gather(
-                    self._put_quietly(keyspace.generation(record.id), record.to_json(), None),
-                    self._put_quietly(key, record.to_json(), self._cache.ttl_seconds),
-                    self._catalog.put(image_entry(record)),
-                )
+                value = record.to_json()
+                puts: list[tuple[str, str, int | None]] = [
+                    (keyspace.generation(record.id), value, None),
+                    (key, value, self._cache.ttl_seconds),
+                ]
+                await self._write_quietly(puts, image_entry(record))
         self._output.enforce(mode, record.output_moderation)
         return record, data
 

@@ -18,15 +18,10 @@ from js import Array, Blob
 from js import Request as JsRequest
 from workers import Request
 
-from ...api.request_body import declared_length, payload_too_large
-from ...errors import ApiError
+from ...api.request_body import BODY_INCOMPLETE, declared_length, payload_too_large
 from ..ffi import is_nullish, js_object, js_text
 
 log = logging.getLogger("fluxgate.edge.body")
-
-BODY_INCOMPLETE = ApiError(
-    400, "body_incomplete", "The request body ended before it was complete; send it again."
-)
 
 
 async def within_limit(request: Request, limit: int) -> Request | None:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from js import Response
 
+from ...access.audit import audit_refusal
 from ...delivery.downloads import FileAnswer, FileRequest, download
 from ...delivery.files import FILES_ROUTE
 from ...errors import ApiError
@@ -43,13 +44,16 @@ def file_request(raw: Any) -> FileRequest:
 
 
 async def serve_file(raw: Any, env: Any, ctx: Any) -> Any:
-    """Answer a signed download; ``raw`` is the JS ``Request``. A refusal is the error's
-    one rendering; a fault propagates to the envelope (``js_envelope.py``), the Worker's
-    one catch-all."""
+    """Answer a signed download; ``raw`` is the JS ``Request``. A refusal is audited (its
+    path, never the query with its signature) and answered with the error's one rendering,
+    as the local server's route does; a fault propagates to the envelope
+    (``js_envelope.py``), the Worker's one catch-all."""
     note_route(FILES_ROUTE)
+    request = file_request(raw)
     try:
-        answer = await download(file_request(raw), gateway_from_env(env).downloads)
+        answer = await download(request, gateway_from_env(env).downloads)
     except ApiError as exc:
+        audit_refusal(exc, principal=None, prompt=None, include_prompt=False, path=request.path)
         return error_response(exc)
     if answer.after is not None:
         if ctx is None:  # no event to extend (a direct call): finish it now

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from js import Response
 
+from ...access.audit import audit_refusal
 from ...access.rate_limits import FailedAttempts
 from ...api.app import create_app
 from ...api.generate import HEADERS, GenerationHandler, RequestView, on_fast_route, takes_fast_path
@@ -170,6 +171,7 @@ APP = create_app(
     client_address=connecting_ip,
     generations=_generations,
     fast_path_in_front=False,  # handle() runs it, before the ASGI bridge
+    body_limit_in_front=False,  # handle() checks bodies before the bridge (body.py)
     envelope_in_front=False,  # the Worker's entry runs it around every path (envelope.py)
 )
 APP.openapi()
@@ -245,8 +247,10 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
         limit = Settings.model_fields["max_body_bytes"].default
     try:
         checked = await within_limit(request, limit)
-    except ApiError as exc:
+        if checked is None:
+            raise payload_too_large(limit)
+    except ApiError as exc:  # audited as the app's refusals are, by path
+        path = urlsplit(str(raw.url)).path
+        audit_refusal(exc, principal=None, prompt=None, include_prompt=False, path=path)
         return error_response(exc)
-    if checked is None:
-        return error_response(payload_too_large(limit))
     return await asgi.fetch(APP, checked, env, ctx)

@@ -24,8 +24,9 @@ from .workerd import Workerd
 
 
 @pytest.fixture
-def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
-    """A client of the runtime under test."""
+def client(runtime: str, request: pytest.FixtureRequest) -> Iterator[httpx.Client | TestClient]:
+    """A client of the runtime under test: over HTTP (httpx) to the Worker, in process
+    (Starlette's test client, on the httpx2 fork) locally; the same calls on both."""
     if on_worker(request):
         stack: Workerd = request.getfixturevalue("workerd")
         with httpx.Client(base_url=stack.base, timeout=60) as over_http:

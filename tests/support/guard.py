@@ -44,6 +44,10 @@ class FakeGuardAI:
         self.calls = 0
         self.answer_text = False  # answer "unsafe\nS1" instead of the JSON object
 
+    async def models(self, search: str) -> list[str]:
+        """The binding's catalog search: this model, when the search names it."""
+        return [self.MODEL] if search in self.MODEL else []
+
     async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         if model != self.MODEL:
             raise InferenceUpstreamError(f"5007: No such model {model}")

@@ -53,6 +53,10 @@ class FakeScoutAI:
         self.calls = 0
         self.seen: list[dict[str, Any]] = []
 
+    async def models(self, search: str) -> list[str]:
+        """The binding's catalog search: this model, when the search names it."""
+        return [self.MODEL] if search in self.MODEL else []
+
     async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         if model != self.MODEL:
             raise InferenceUpstreamError(f"5007: No such model {model}")
@@ -62,12 +66,15 @@ class FakeScoutAI:
         self.seen.append({"model": model, "format": mime, "size": len(data), "sha256": digest})
         if self.failures:
             raise InferenceUpstreamError(self.failures.pop(0))
-        verdict = self.verdicts.pop(0) if self.verdicts else {"safe": True, "categories": []}
+        verdict: dict[str, Any] = (
+            self.verdicts.pop(0) if self.verdicts else {"safe": True, "categories": []}
+        )
+        categories: list[str] = verdict["categories"]
         usage = {"prompt_tokens": 1200, "completion_tokens": 12, "total_tokens": 1212}
         if self.form == "json_text":
             return {"response": json.dumps(verdict), "usage": usage}
         if self.form == "text":
-            cats = ",".join(verdict["categories"])
+            cats = ",".join(categories)
             return {"response": "safe" if verdict["safe"] else f"unsafe\n{cats}", "usage": usage}
         return {"response": verdict, "usage": usage}
 

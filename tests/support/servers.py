@@ -38,7 +38,7 @@ SIGNING_KEYS = "e2e=" + "k" * 40
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -108,7 +108,7 @@ def serve(runtime: str, tmp: Path, *, latency: float = 0, **settings: str) -> It
     ``latency``: seconds each placeholder image takes. The same ``tmp`` again is the same
     server after a restart: its stores are kept there."""
     if runtime == "worker":
-        with worker_server(tmp, latency=latency, **settings) as server:
+        with worker_server(tmp, workerd_args=(), latency=latency, **settings) as server:
             yield server
     else:
         with local_server(tmp, latency=latency, **settings) as server:

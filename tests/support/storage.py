@@ -18,9 +18,10 @@ from typing import Any, Protocol
 import anyio
 import pytest
 
+from fluxgate.imaging.image_bytes import ImageBytes
 from fluxgate.local.kv_sqlite import SqliteKV
 from fluxgate.local.objects_dir import DirectoryObjects
-from fluxgate.store.ports import StorageError
+from fluxgate.store.ports import ObjectInfo, StorageError
 
 from .clock import ClockDouble
 from .runtimes import FAILS_STORE, on_worker
@@ -65,7 +66,8 @@ class FlakyKV:
         self.reads.append(key)
         if key.startswith(self.fail_get_prefixes or ("\0",)):
             raise StorageError("KV GET failed: 503 Service Unavailable")
-        return await self.inner.get(key, cache_ttl=cache_ttl)
+        value: str | None = await self.inner.get(key, cache_ttl=cache_ttl)
+        return value
 
     async def put(
         self,
@@ -96,10 +98,20 @@ class FlakyObjects:
         self.fail_deletes = False
         self.calls: list[str] = []
 
-    async def put(self, key: str, data: bytes, **kwargs: Any) -> Any:
+    async def put(
+        self,
+        key: str,
+        data: bytes | ImageBytes,
+        *,
+        content_type: str,
+        custom_metadata: Mapping[str, str],
+    ) -> ObjectInfo:
         if self.fail_puts:
             raise StorageError("R2 PUT failed: 500 We encountered an internal error")
-        return await self.inner.put(key, data, **kwargs)
+        info: ObjectInfo = await self.inner.put(
+            key, data, content_type=content_type, custom_metadata=custom_metadata
+        )
+        return info
 
     async def head(self, key: str) -> Any:
         self.calls.append("head")

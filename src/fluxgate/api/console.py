@@ -49,10 +49,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["DIRECTORY", "ConsoleConfigError", "Site", "StaticConsole", "load"]
 
-# src/fluxgate/api/console.py -> the repository root. On Workers this is not a directory
-# with the console (Cloudflare serves it there), and :func:`load` answers None.
+# A checkout: src/fluxgate/api/console.py -> the repository's console/. An installed wheel
+# carries the same files as fluxgate/console_site/ (pyproject.toml). On Workers neither is a
+# directory (Cloudflare serves the console there), and :func:`load` answers None.
 _PARENTS = Path(__file__).resolve().parents
-DIRECTORY = (_PARENTS[3] if len(_PARENTS) > 3 else _PARENTS[-1]) / "console"
+_CHECKOUT = (_PARENTS[3] if len(_PARENTS) > 3 else _PARENTS[-1]) / "console"
+DIRECTORY = _CHECKOUT if _CHECKOUT.is_dir() else _PARENTS[1] / "console_site"
 
 # The media types wrangler gives these extensions on upload (its `mime` lookup), the
 # charset included. A file of any other extension is refused: add it here first.

@@ -966,9 +966,13 @@ PATH = "/v1/images/generations"
 
 async def case_a_json_generation_miss_and_its_download_enter_each_module_once_on_the_way_down():
     """From ``Default.fetch``: no module is entered again on its own chain of calls (no
-    callback up), and no call climbs a layer (tests/support/module_walk.py). The walk's
-    counts are this case's note (``bench/walk.py`` prints them)."""
+    callback up), and no call climbs a layer (tests/support/module_walk.py), for a JSON
+    generation miss and its signed download, a refused download and a body route of the
+    app behind the ASGI bridge. The walks' counts are this case's note (``bench/walk.py``
+    prints them)."""
     from module_walk import Walk
+
+    boundary = ("_workerd_dispatch",)  # the calls workerd makes between isolates
 
     admin = {"Authorization": f"Bearer {env.ADMIN_TOKEN}", "Content-Type": "application/json"}
     made = await worker_fetch(
@@ -986,18 +990,30 @@ async def case_a_json_generation_miss_and_its_download_enter_each_module_once_on
 
     warm = await generate("a lighthouse at dawn")  # the isolate's first generation
     assert warm.status == 200, await warm.text()
-    with Walk() as miss:
+    with Walk(boundary) as miss:
         answer = await generate("a lighthouse at dusk")
     assert answer.status == 200, await answer.text()
     assert answer.headers.get("x-cache") == "MISS"
     url = json.loads(await answer.text())["data"][0]["url"]
     first = await worker_fetch(url)
     assert first.status == 200, await first.text()
-    with Walk() as download:
+    with Walk(boundary) as download:
         got = await worker_fetch(url)
     assert got.status == 200
+    with Walk(boundary) as refused:  # a refusal, answered by the route's front
+        forged = await worker_fetch(url.replace("sig=", "sig=x"))
+    assert forged.status == 403
+    with Walk(boundary) as through_the_app:  # a body route of the FastAPI app, behind the bridge
+        body = json.dumps({"name": "walked"})
+        another = await worker_fetch("https://fluxgate.test/v1/admin/keys", "POST", admin, body)
+    assert another.status == 201, await another.text()
     reports = []
-    for name, walk in (("JSON generation miss", miss), ("signed download", download)):
+    for name, walk in (
+        ("JSON generation miss", miss),
+        ("signed download", download),
+        ("refused download", refused),
+        ("admin key through the app", through_the_app),
+    ):
         summary = walk.summary()
         reports.append(summary.report(name) + "\n" + summary.walk())
         assert not summary.re_entries and not summary.climbs, reports[-1]

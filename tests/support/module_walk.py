@@ -9,8 +9,10 @@ helper, a dataclass) is a *leaf*.
 The layering goal, "each module entered once on the way down", is checked on the chains of
 the walk: the steps from the request's entry down to each leaf. A *re-entry* is a module
 entered again on its own chain (it called something that called back into it: a callback
-up the layers); a *climb* is a call into a higher layer than the caller's (calls into a
-runtime's adapter of a port are not climbs: they implement the core's ports). A *return*
+up the layers); a *climb* is a call from one of the core's layers into a higher one. A call
+from the core into a runtime's module is not a climb: the layout test forbids the core to
+import the runtimes, so such a call can only be through a port the core declares (KV, the
+request body's reader, the gateway's resolver), which the runtime implements. A *return*
 is a step into a module already stepped through by an earlier sibling (an orchestrator
 calling the same module at two of its steps): reported, not a fault.
 
@@ -21,6 +23,7 @@ harness (``tests/pyodide/cases.py``) walks the Worker's entry with the same code
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,13 +53,6 @@ RUNTIMES = {
     "fluxgate.edge.front": "fluxgate.composition",
     "fluxgate.local": "fluxgate.composition",
 }
-# A runtime's adapters implement the core's ports: calling one is not a climb.
-ADAPTERS = (
-    "fluxgate.local.",
-    "fluxgate.edge.bindings.",
-    "fluxgate.edge.ffi",
-    "fluxgate.edge.front.body",  # the Worker's request body: the API layer's BodyReader port
-)
 
 
 def layer(module: str) -> int:
@@ -107,12 +103,42 @@ class Summary:
 
 
 class Walk:
-    """Entries into ``fluxgate`` modules while active (this thread only)."""
+    """Entries into ``fluxgate`` modules while active (this thread only). A coroutine run
+    as a task of its own (``gather``, ``create_task``, ``waitUntil``) is walked as a call
+    of the module that made the task: the loop's ``create_task`` notes who did.
 
-    def __init__(self) -> None:
+    ``boundaries``: modules whose frames stand for a call between isolates (the Pyodide
+    harness's ``_workerd_dispatch``, which calls a Durable Object's method or the Worker's
+    entry as workerd does). What runs below one is its own walk, not a call of the code that
+    sent the request: in production it runs in another isolate."""
+
+    def __init__(self, boundaries: tuple[str, ...] = ()) -> None:
+        self._boundaries = boundaries
         self.entries: list[Entry] = []
         self._entry_of: dict[int, int | None] = {}  # frame id -> the entry it runs in
+        self._spawned: dict[int, int | None] = {}  # a task's first frame -> its maker's entry
         self._frames: list[FrameType] = []  # kept alive, so that frame ids stay unique
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _nearest(self, frame: FrameType | None) -> FrameType | None:
+        """The closest ``fluxgate`` frame at or above ``frame``, this side of a boundary."""
+        while frame is not None:
+            module = self._module(frame)
+            if module.startswith("fluxgate"):
+                return frame
+            if module in self._boundaries:
+                return None
+            frame = frame.f_back
+        return None
+
+    def _note_task(self, coro: Any) -> None:
+        first = getattr(coro, "cr_frame", None)
+        if first is None or self._module(first) in self._boundaries:
+            return
+        maker = self._nearest(sys._getframe(2))
+        if maker is not None:
+            self._frames.append(first)
+            self._spawned[id(first)] = self._entry_of.get(id(maker))
 
     @staticmethod
     def _module(frame: FrameType) -> str:
@@ -124,12 +150,16 @@ class Walk:
         module = self._module(frame)
         if not module.startswith("fluxgate"):
             return
-        caller = frame.f_back
-        while caller is not None and not self._module(caller).startswith("fluxgate"):
-            caller = caller.f_back
+        caller = self._nearest(frame.f_back)
         parent = self._entry_of.get(id(caller)) if caller is not None else None
-        self._frames.append(frame)
         caller_module = self._module(caller) if caller is not None else None
+        if caller is None:  # the first frame of a task (or below one): its maker's
+            at: FrameType | None = frame
+            while at is not None and id(at) not in self._spawned:
+                at = None if self._module(at) in self._boundaries else at.f_back
+            parent = self._spawned.get(id(at)) if at is not None else None
+            caller_module = self.entries[parent].module if parent is not None else None
+        self._frames.append(frame)
         if caller_module == module:
             self._entry_of[id(frame)] = parent
             return
@@ -142,6 +172,16 @@ class Walk:
         self(sys._getframe(1), "call", None)
 
     def __enter__(self) -> Walk:
+        # The loop's create_task, wrapped on the instance for the walk's length (a task
+        # factory would do, but Pyodide 314's WebLoop fails with one set).
+        self._loop = asyncio.get_running_loop()
+        create_task = self._loop.create_task
+
+        def noted(coro: Any, **kwargs: Any) -> Any:
+            self._note_task(coro)
+            return create_task(coro, **kwargs)
+
+        self._loop.create_task = noted  # type: ignore[method-assign]
         # sys.monitoring (3.12+) is the interpreter's, where a profile function is the
         # thread state's: Pyodide runs a coroutine resumed from JS on a thread state of
         # its own, which a profile function set here would not reach.
@@ -157,6 +197,8 @@ class Walk:
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self._loop is not None:
+            del self._loop.create_task  # the class's own again
         monitoring = getattr(sys, "monitoring", None)
         if monitoring is None:
             sys.setprofile(None)
@@ -185,10 +227,6 @@ class Walk:
             above = self.chain(index)[1:]
             if entry.module in above:
                 found.re_entries.append([entry.module, *above[: above.index(entry.module) + 1]])
-            if (
-                entry.caller is not None
-                and not entry.module.startswith(ADAPTERS)
-                and layer(entry.module) > layer(entry.caller)
-            ):
+            if entry.caller is not None and len(LAYERS) > layer(entry.module) > layer(entry.caller):
                 found.climbs.append((entry.caller, entry.module))
         return found

@@ -18,7 +18,7 @@ from ..access.audit import audit_refusal
 from ..errors import ApiError
 from ..service.settings import Settings
 from .deps import Resolver, error_response, resolved
-from .request_body import BODY_INCOMPLETE, declared_length, payload_too_large
+from .request_body import body_incomplete, declared_length, payload_too_large
 
 
 async def _counted(receive: Receive, limit: int) -> bytes | None:
@@ -28,7 +28,7 @@ async def _counted(receive: Receive, limit: int) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":  # the client went away mid-body
-            raise BODY_INCOMPLETE
+            raise body_incomplete()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -52,10 +52,13 @@ FormParser = Callable[[str, bytes, int], Awaitable[list[tuple[str, str | bytes]]
 BodyReader = Callable[[int], Awaitable[bytes]]
 
 
-# The client went away before its body was whole (both runtimes' body readers).
-BODY_INCOMPLETE = ApiError(
-    400, "body_incomplete", "The request body ended before it was complete; send it again."
-)
+def body_incomplete() -> ApiError:
+    """The client went away before its body was whole (both runtimes' body readers). A new
+    error each time: one raised again and again would keep every raise's frames (and the
+    body read so far) in its traceback."""
+    return ApiError(
+        400, "body_incomplete", "The request body ended before it was complete; send it again."
+    )
 
 
 def payload_too_large(limit: int) -> ApiError:

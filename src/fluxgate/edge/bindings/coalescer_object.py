@@ -97,6 +97,8 @@ class _Shared:
                 headers=error.get("headers") or {},
                 **(error.get("extra") or {}),
             )
+        if kind != "timeout":
+            raise RuntimeError(f"a follower's outcome asked of a {kind!r} place")
         log.warning("coalescing leader did not report in time; generating")
         raise RunAlone
 

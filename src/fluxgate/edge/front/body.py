@@ -18,7 +18,7 @@ from js import Array, Blob
 from js import Request as JsRequest
 from workers import Request
 
-from ...api.request_body import BODY_INCOMPLETE, declared_length, payload_too_large
+from ...api.request_body import body_incomplete, declared_length, payload_too_large
 from ..ffi import is_nullish, js_object, js_text
 
 log = logging.getLogger("fluxgate.edge.body")
@@ -43,7 +43,7 @@ async def within_limit(request: Request, limit: int) -> Request | None:
             step = await reader.read()
         except Exception as exc:  # the client went away mid-body: not a server error
             log.info("request body broke off after %d bytes: %s", size, type(exc).__name__)
-            raise BODY_INCOMPLETE from exc
+            raise body_incomplete() from exc
         if step.done:
             break
         size += int(step.value.byteLength)
@@ -72,7 +72,7 @@ class JsBody:
             buffer = await self._raw.arrayBuffer()
         except Exception as exc:  # the client went away mid-body: not a server error
             log.info("request body broke off: %s", type(exc).__name__)
-            raise BODY_INCOMPLETE from exc
+            raise body_incomplete() from exc
         if int(buffer.byteLength) > limit:
             raise payload_too_large(limit)
         return bytes(buffer.to_bytes())

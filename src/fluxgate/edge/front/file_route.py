@@ -23,8 +23,8 @@ from ...delivery.files import FILES_ROUTE
 from ...errors import ApiError
 from ...request_context import note_route
 from ..ffi import js_object, js_text, wait_until
-from .js_envelope import error_response
-from .serve import gateway_from_env
+from .gateway_env import gateway_from_env
+from .js_errors import error_response
 
 
 def file_request(raw: Any) -> FileRequest:

@@ -5,29 +5,24 @@ Worker answers signed downloads and JSON generations before the ASGI bridge, so 
 wraps the entry point, not the app. Preflights are answered here, before FastAPI is
 involved. It is the Worker's one catch-all: a fault any path lets through becomes the
 ``500 internal_error`` here (:func:`~fluxgate.errors.unhandled`), as the local runtime's
-envelope does it, and :func:`error_response` is how the Worker sends any error.
+envelope does it (with :func:`~.js_errors.error_response`, how the Worker sends any error).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ParamSpec
 
 from js import Response, console
 
 from ...access.cors import ORIGIN_REFUSED, CorsPolicy, is_preflight, policy_for
-from ...errors import ApiError, rendered, unhandled
+from ...errors import unhandled
 from ...request_context import REQUEST_ID_HEADER, begin, end
 from ..ffi import js_object, js_text
 from .config import env_text
+from .js_errors import error_response
 
-
-def error_response(error: ApiError) -> Any:
-    """``error`` as a JS ``Response``: its one rendering (:func:`~fluxgate.errors.rendered`)."""
-    answer = rendered(error)
-    return Response.new(
-        answer.body, js_object({"status": answer.status, "headers": answer.headers})
-    )
+Params = ParamSpec("Params")
 
 
 def _preflight(cors: CorsPolicy, origin: str | None, requested_headers: str | None) -> Any:
@@ -58,11 +53,16 @@ def _stamp(response: Any, headers: dict[str, str]) -> Any:
 
 
 async def enveloped(
-    raw: Any, env: Any, path: str, inner: Callable[..., Awaitable[Any]], *args: Any
+    raw: Any,
+    env: Any,
+    path: str,
+    inner: Callable[Params, Awaitable[Any]],
+    *args: Params.args,
+    **kwargs: Params.kwargs,
 ) -> Any:
-    """Serve the JS request ``raw`` (for ``path``) with ``inner(*args)``, inside its
-    exchange (the route's own function, called from here: the entry passes no closure of
-    its own down, so that the envelope never calls back into it).
+    """Serve the JS request ``raw`` (for ``path``) with ``inner(*args, **kwargs)``, inside
+    its exchange: the route's own function and its arguments, called from here (the entry
+    passes no closure of its own down, so that the envelope never calls back into it).
 
     The access line goes straight to ``console.log`` (Workers Logs), not through Python's
     ``logging`` and stderr: measured, that costs a fifth of a light request's CPU."""
@@ -80,7 +80,7 @@ async def enveloped(
         else:
             extra.update(cors.response_headers(origin))
             try:
-                response = await inner(*args)
+                response = await inner(*args, **kwargs)
             except Exception as exc:  # a fault past every handler: the one 500, with the id
                 response = error_response(unhandled(exc))
         response = _stamp(response, extra)

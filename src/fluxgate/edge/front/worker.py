@@ -23,8 +23,9 @@ from ..bindings.job_objects import JobObject
 from ..bindings.ledger_object import BudgetLedgerObject
 from ..ffi import raw_env
 from .file_route import serve_file
+from .gateway_env import gateway_from_env
 from .js_envelope import enveloped
-from .serve import gateway_from_env, handle
+from .serve import handle
 
 __all__ = [
     "BudgetLedgerObject",

@@ -246,6 +246,22 @@ def test_an_oversize_body_is_413_before_any_credential_is_looked_at(client, path
     ] * 2
 
 
+@pytest.mark.settings(max_body_bytes=64 * 1024)
+def test_oversize_chunked_bodies_get_their_413_every_time(client):
+    """Refused while the client was still sending, such a body now and then lost its
+    connection on the Worker instead (a 500): the rest is taken in before the answer."""
+
+    def chunked():
+        for _ in range(20):
+            yield b"x" * 8192
+
+    statuses = [
+        client.post(path, content=chunked(), headers={"content-type": "application/json"})
+        for path in ("/v1/admin/keys", "/v1/usage", "/v1/images/generations") * 10
+    ]
+    assert {r.status_code for r in statuses} == {413}
+
+
 def test_multipart_field_errors(client, auth):
     fields = {"prompt": (None, "x"), "width": (None, "wide")}  # multipart without files
     r = client.post("/v1/images/generations", headers=auth, files=fields)

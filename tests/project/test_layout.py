@@ -212,5 +212,5 @@ def test_worker_vars_are_known_settings():
 
     assert Settings.from_mapping(EnvVars(Env())) == Settings()
     assert sorted(asked) == sorted(name.upper() for name in Settings.model_fields)
-    serve = (PACKAGE / "edge" / "front" / "serve.py").read_text()
-    assert "Settings.from_mapping(EnvVars(env))" in serve
+    wiring = (PACKAGE / "edge" / "front" / "gateway_env.py").read_text()
+    assert "Settings.from_mapping(EnvVars(env))" in wiring

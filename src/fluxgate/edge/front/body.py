@@ -10,6 +10,7 @@ the limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import suppress
 from typing import Any
@@ -22,6 +23,33 @@ from ...api.request_body import body_incomplete, declared_length, payload_too_la
 from ..ffi import is_nullish, js_object, js_text
 
 log = logging.getLogger("fluxgate.edge.body")
+
+
+# How much of a refused chunked body is taken in before the 413, at most: four times the
+# limit, for two seconds (a client that sends on gets its 413 without the rest).
+DRAIN_LIMITS = 4
+DRAIN_SECONDS = 2.0
+
+
+async def _take(reader: Any, budget: int) -> None:
+    taken = 0
+    while taken <= budget:
+        step = await reader.read()
+        if step.done:
+            return
+        taken += int(step.value.byteLength)
+
+
+async def _drain(reader: Any, budget: int) -> None:
+    """Take in the rest of a body being refused (up to ``budget`` bytes, for
+    :data:`DRAIN_SECONDS`), then cancel its stream. Answered while the client was still
+    sending, the connection was lost now and then instead (about one in twenty 160 KB bodies
+    over a 64 KB limit, behind Miniflare's entry Worker), and the client got a 500 for its
+    413. The bytes stay in JS."""
+    with suppress(Exception):  # the 413 stands however the rest of the body went
+        await asyncio.wait_for(_take(reader, budget), DRAIN_SECONDS)
+    with suppress(Exception):
+        await reader.cancel()
 
 
 async def within_limit(request: Request, limit: int) -> Request | None:
@@ -48,8 +76,7 @@ async def within_limit(request: Request, limit: int) -> Request | None:
             break
         size += int(step.value.byteLength)
         if size > limit:
-            with suppress(Exception):  # the 413 stands whether or not the stream cancels
-                await reader.cancel()
+            await _drain(reader, DRAIN_LIMITS * limit)
             return None
         chunks.push(step.value)
     return Request(JsRequest.new(raw, js_object({"body": Blob.new(chunks)})))

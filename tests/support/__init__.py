@@ -19,5 +19,6 @@ images (:mod:`.image_files`), polling (:mod:`.polling`), a webhook receiver
 (:mod:`.receiver`), real server processes (:mod:`.servers`), exiftool (:mod:`.exiftool`),
 the Pyodide unit harnesses (:mod:`.pyodide_runner`), and the module walk of a request with
 the layout's layers (:mod:`.module_walk`, plain Python: the Pyodide harness imports it
-too). ``tests/conftest.py`` registers the fixture modules and holds nothing else.
+too; :mod:`.walks` makes the local server's walks). ``tests/conftest.py`` registers the
+fixture modules and holds nothing else.
 """

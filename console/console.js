@@ -66,7 +66,7 @@
    * @typedef {object} ApiKey
    * @property {string} id
    * @property {string} [name]
-   * @property {string} [tier]
+   * @property {string | null} [tier] null: the policy's default tier
    * @property {string[]} [scopes]
    * @property {number} [created]
    * @property {number | null} [expires_at]
@@ -86,6 +86,7 @@
    *   keys: ApiKey[],
    *   usage: { from: string, to: string, rows: UsageRow[] } | null,
    *   newKey: { id: string, key: string } | null,
+   *   policy: { defaultTier: string, tiers: string[] } | null,
    * }}
    */
   const state = {
@@ -96,6 +97,7 @@
     keys: [],
     usage: null,
     newKey: null,
+    policy: null,  // the policy document's tier names, read at each admin Load
   };
 
   // ---- helpers -------------------------------------------------------------------------
@@ -226,6 +228,31 @@
   /** @param {number | null | undefined} unix */
   const formatTime = (unix) =>
     unix ? new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "";
+
+  /** @param {number} ms a time in this browser's time zone, with the zone's name */
+  const formatLocal = (ms) => new Date(ms).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    timeZoneName: "short",
+  });
+
+  /**
+   * A duration in words, exactly: "1 day", "1 hour and 30 minutes", "0 seconds".
+   * @param {number} seconds a whole number, 0 or more
+   */
+  function formatDuration(seconds) {
+    /** @type {[string, number][]} */
+    const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+    /** @type {string[]} */
+    const parts = [];
+    let rest = seconds;
+    for (const [unit, size] of units) {
+      const count = Math.floor(rest / size);
+      rest -= count * size;
+      if (count) parts.push(`${count} ${unit}${count === 1 ? "" : "s"}`);
+    }
+    if (parts.length <= 1) return parts.join("") || "0 seconds";
+    return `${parts.slice(0, -1).join(", ")} and ${parts.slice(-1).join("")}`;
+  }
 
   /** @param {number} offsetDays */
   function utcDay(offsetDays) {
@@ -862,9 +889,11 @@
   $("admin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     state.adminToken = input("admin-token").value.trim();
+    state.policy = null;
     show($("admin-error"), false);
     button("admin-load").disabled = true;
     try {
+      await loadPolicy();
       await loadKeys();
       show($("admin-body"), true);
       refreshActivity();
@@ -877,9 +906,24 @@
     }
   });
 
+  // The policy document's tier names, kept for the page's session: read again at each Load,
+  // and when a key names a tier the copy does not have (the policy may have gained it).
+  async function loadPolicy() {
+    try {
+      const doc = await admin("v1/admin/policy");
+      state.policy = { defaultTier: String(doc.default_tier), tiers: Object.keys(doc.tiers || {}) };
+    } catch {
+      state.policy = null;  // the keys are still listed; tierOf says what is not known
+    }
+  }
+
   async function loadKeys() {
     const page = await admin("v1/admin/keys?limit=100");
     state.keys = page.data || [];
+    const known = state.policy?.tiers;
+    if (known && state.keys.some((key) => key.tier && !known.includes(key.tier))) {
+      await loadPolicy();
+    }
     renderKeys();
     $("keys-note").textContent = page.has_more
       ? "Showing the first 100 keys." : `${state.keys.length} key(s).`;
@@ -897,9 +941,34 @@
       "state-active"];
   }
 
+  /**
+   * The tier a request with the key meets, by the policy's name: the key's own, or the
+   * default tier when it has none, or when its own is no longer in the policy (marked).
+   * @param {ApiKey} key
+   * @returns {HTMLElement}
+   */
+  function tierOf(key) {
+    const policy = state.policy;
+    if (!policy) {
+      return element("span", {
+        text: key.tier || "the default tier",
+        title: "The policy document could not be read.",
+      });
+    }
+    if (!key.tier) {
+      return element("span", {
+        text: policy.defaultTier, title: "The policy's default tier (the key names none).",
+      });
+    }
+    if (policy.tiers.includes(key.tier)) return element("span", { text: key.tier });
+    return element("span", {
+      className: "tier-fallback",
+      text: `${policy.defaultTier} (fallback from '${key.tier}')`,
+      title: `The policy has no tier '${key.tier}': the key gets the default tier.`,
+    });
+  }
+
   function renderKeys() {
-    armed.forEach((timer) => clearTimeout(timer));
-    armed.clear();
     const rows = state.keys.map((key) => {
       const [label, className] = keyState(key);
       /**
@@ -921,7 +990,7 @@
       return element("tr", { dataset: { id: key.id } },
         cell("Name", key.name),
         cell("Id", element("code", { text: key.id })),
-        cell("Tier", key.tier || "default"),
+        cell("Tier", tierOf(key)),
         cell("Scopes", (key.scopes || []).join(", ")),
         cell("Created", formatTime(key.created)),
         cell("Status", element("span", { className, text: label })),
@@ -995,8 +1064,76 @@
     }
   });
 
-  /** @type {Map<string, number>} */
-  const armed = new Map();  // revoke buttons waiting for their confirming click
+  // ---- confirmation --------------------------------------------------------------------
+
+  const confirmDialog = byId("confirm", HTMLDialogElement);
+
+  /**
+   * Asks in the page's dialog (modal; Escape cancels, Cancel has the focus).
+   * @param {string} title
+   * @param {string} message what happens, in plain words
+   * @param {string} action the confirming button's text
+   * @returns {Promise<boolean>} true for the confirming button only
+   */
+  function confirmAction(title, message, action) {
+    $("confirm-title").textContent = title;
+    $("confirm-message").textContent = message;
+    button("confirm-ok").textContent = action;
+    confirmDialog.returnValue = "";
+    confirmDialog.showModal();
+    button("confirm-cancel").focus();
+    return new Promise((resolve) => {
+      confirmDialog.addEventListener("close",
+        () => resolve(confirmDialog.returnValue === "confirm"), { once: true });
+    });
+  }
+
+  button("confirm-ok").addEventListener("click", () => confirmDialog.close("confirm"));
+  button("confirm-cancel").addEventListener("click", () => confirmDialog.close("cancel"));
+
+  // ---- rotation grace ------------------------------------------------------------------
+
+  /** The field's grace in whole seconds; null when it is none (empty, fractional, out of range). */
+  function graceSeconds() {
+    const field = input("grace");
+    const value = field.valueAsNumber;
+    return Number.isInteger(value) && field.validity.valid ? value : null;
+  }
+
+  const graceRange = () =>
+    `a whole number of seconds from ${input("grace").min} to ${input("grace").max}`
+    + ` (${formatDuration(Number(input("grace").max))})`;
+
+  function echoGrace() {
+    const grace = graceSeconds();
+    $("grace-echo").textContent = grace === null ? `Enter ${graceRange()}.`
+      : grace === 0 ? "None: a rotated key stops at once." : formatDuration(grace);
+  }
+  input("grace").addEventListener("input", echoGrace);
+  echoGrace();
+
+  /** @param {string} id */
+  const nameOf = (id) => state.keys.find((key) => key.id === id)?.name || id;
+
+  /**
+   * @param {string} id
+   * @param {number} grace
+   */
+  function rotationMessage(id, grace) {
+    const question = `Rotate key ${nameOf(id)} (${id})? A new key is shown once; the current key`;
+    if (grace === 0) {
+      return `${question} stops working at once, and so do the client tokens it minted.`;
+    }
+    return `${question} keeps working for ${formatDuration(grace)}`
+      + ` (until ${formatLocal(Date.now() + grace * 1000)}), then stops,`
+      + " and client tokens it minted stop with it.";
+  }
+
+  /** @param {string} id */
+  function revocationMessage(id) {
+    return `Revoke key ${nameOf(id)} (${id})? The key and every client token it minted stop`
+      + " working at once (within about a minute everywhere). This cannot be undone.";
+  }
 
   $("keys-body").addEventListener("click", async (event) => {
     const clicked = event.target instanceof Element
@@ -1012,24 +1149,25 @@
       select("gallery-key").scrollIntoView({ behavior: "smooth", block: "center" });
       return;
     }
-    if (action === "revoke" && !armed.has(id)) {
-      armed.set(id, setTimeout(() => {
-        armed.delete(id);
-        clicked.textContent = "Revoke";
-      }, 5000));
-      clicked.textContent = "Confirm revoke";
+    if (action !== "rotate" && action !== "revoke") return;
+    const grace = graceSeconds();
+    if (action === "rotate" && grace === null) {
+      $("admin-error").textContent = `Not rotated: the rotation grace must be ${graceRange()}.`;
+      show($("admin-error"), true);
+      input("grace").focus();
       return;
     }
-    clearTimeout(armed.get(id));
-    armed.delete(id);
+    const confirmed = action === "rotate"
+      ? await confirmAction("Rotate a key", rotationMessage(id, grace || 0), "Rotate")
+      : await confirmAction("Revoke a key", revocationMessage(id), "Revoke");
+    if (!confirmed) return;
     clicked.disabled = true;
     try {
       if (action === "rotate") {
-        const grace = Math.max(0, Math.floor(Number(input("grace").value) || 0));
         showNewKey(await admin(`${path}/rotate`, {
           method: "POST", json: { grace_seconds: grace },
         }), "Rotated");
-      } else if (action === "revoke") {
+      } else {
         await admin(`${path}/revoke`, { method: "POST" });
       }
       await loadKeys();

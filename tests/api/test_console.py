@@ -28,6 +28,7 @@ import pytest
 
 from fluxgate import FLUX_MODEL_ID
 from fluxgate.api import console
+from fluxgate.api.schemas import KeyRotate
 
 from ..support.image_files import image_bytes
 from ..support.servers import ADMIN, Server, serve
@@ -212,12 +213,35 @@ def test_every_element_the_script_uses_is_in_the_page_with_its_type():
     kinds = {"$": None, "input": "input", "select": "select", "button": "button"}
     lookup = re.compile(r"(?<![\w.$])(\$|input|select|button)\(\"([\w-]+)\"\)")
     used = [(kinds[f], i) for f, i in lookup.findall(SCRIPT)]
-    types = {"HTMLImageElement": "img", "HTMLAnchorElement": "a", "HTMLTextAreaElement": "textarea"}
+    types = {
+        "HTMLImageElement": "img",
+        "HTMLAnchorElement": "a",
+        "HTMLTextAreaElement": "textarea",
+        "HTMLDialogElement": "dialog",
+    }
     used += [(types[t], i) for i, t in re.findall(r"byId\(\"([\w-]+)\", (\w+)\)", SCRIPT)]
     assert len(used) > 50
     for tag, id_ in used:
         assert id_ in tags, f"#{id_} is not in the page"
         assert tag is None or tags[id_] == tag, f"#{id_} is a <{tags[id_]}>, not a <{tag}>"
+
+
+def test_the_rotation_grace_starts_at_the_apis_default_within_the_apis_range():
+    """One source of truth, KeyRotate: the console's field starts where the API (and
+    ``fluxgate keys rotate``) would without one, and allows what the API allows; the words
+    beside it are what the script writes there for that value."""
+    page = PageParser()
+    page.feed(PAGE)
+    field = page.attrs["grace"]
+    schema = KeyRotate.model_json_schema()["properties"]["grace_seconds"]
+    assert KeyRotate().grace_seconds == schema["default"] == 86400
+    assert (field["value"], field["min"], field["max"], field["step"]) == (
+        str(schema["default"]),
+        str(schema["minimum"]),
+        str(schema["maximum"]),
+        "1",
+    )
+    assert re.search(r'<p id="grace-echo"[^>]*>1 day</p>', PAGE)
 
 
 def test_the_script_keeps_credentials_in_memory_and_text_out_of_html():
@@ -282,6 +306,7 @@ class PageParser(HTMLParser):
         self.open: list[str] = []
         self.ids: list[str] = []
         self.tagged: list[tuple[str, str]] = []
+        self.attrs: dict[str, dict[str, str]] = {}  # each element with an id: its attributes
         self.refs: list[tuple[str, str, str]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -289,6 +314,7 @@ class PageParser(HTMLParser):
         if "id" in values:
             self.ids.append(values["id"])
             self.tagged.append((values["id"], tag))
+            self.attrs[values["id"]] = values
         for attr in ("src", "href"):
             if attr in values:
                 self.refs.append((tag, attr, values[attr]))
@@ -460,6 +486,54 @@ class Console:
                 for word in ("Content Security Policy", "Refused", "Uncaught", "Error:")
             )
         ]
+
+    def click(self, selector: str) -> None:
+        """A click on the element ``selector`` names (a button of the keys' table)."""
+        self.js("document.querySelector(arguments[0]).click()", selector)
+
+    def press(self, key: str) -> None:
+        """A key pressed where the focus is."""
+        self.driver.switch_to.active_element.send_keys(key)
+
+    def focused(self) -> str:
+        return str(self.js("return document.activeElement.id"))
+
+    def question(self) -> str:
+        """What the confirmation asks, once it is open (a modal dialog)."""
+        self.until(
+            lambda: self.js("return document.getElementById('confirm').matches(':modal')"),
+            "nothing was asked",
+        )
+        return self.text("confirm-message")
+
+    def asking(self) -> bool:
+        return bool(self.js("return document.getElementById('confirm').open"))
+
+    def record_changes(self) -> None:
+        """From now on, every request of the page other than a GET goes to ``changes()``."""
+        self.js(
+            "window.changes = []; const send = window.fetch;"
+            "window.fetch = (resource, options = {}) => {"
+            "  if ((options.method || 'GET') !== 'GET') {"
+            "    window.changes.push([options.method, new URL(resource).pathname,"
+            "      options.body ? JSON.parse(options.body) : null]);"
+            "  }"
+            "  return send(resource, options);"
+            "};"
+        )
+
+    def changes(self) -> list[list[Any]]:
+        return list(self.js("return window.changes"))
+
+    def tier_of(self, key_id: str) -> str:
+        """The Tier cell of the key's row in the keys' table."""
+        return str(
+            self.js(
+                "return document.querySelector("
+                "`#keys-body tr[data-id='${arguments[0]}'] td[data-label='Tier']`).textContent",
+                key_id,
+            )
+        )
 
     def storage_is_empty(self) -> bool:
         count = self.js("return localStorage.length + sessionStorage.length")
@@ -795,6 +869,11 @@ def test_reference_images_are_previewed_and_checked_in_the_page(
 
 
 def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
+    """Rotate and Revoke each ask first, in the page's dialog, saying what will happen;
+    cancelled (the button or Escape), nothing is sent. Rotation's grace starts at the API's
+    default (a day): the old key keeps working after it."""
+    from selenium.webdriver.common.keys import Keys
+
     base = server.base
     page = Console(browser, base)
     page.fill(**{"admin-token": "not-the-admin-token"})
@@ -821,8 +900,6 @@ def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
     key_id = page.until(lambda: page.js(find_row, name), "the new key is not in the table")
     assert key_id in page.text("new-key-title")
     row = f"#keys-body tr[data-id='{key_id}']"
-    works = {"Authorization": f"Bearer {first}"}
-    assert httpx.get(f"{base}/v1/usage", headers=works, timeout=30).status_code == 200
 
     # "Use for generating" puts it in the form; dismissing removes it from the page
     page.el("new-key-use").click()
@@ -836,28 +913,97 @@ def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
     )
     assert first not in shown
 
-    # rotate with no grace: a new key for the same id; the old one stops at once
-    page.fill(grace=0)
-    page.js(f'document.querySelector("{row} button[data-action=rotate]").click()')
+    # a key without a tier of its own is shown with the policy's default tier
+    assert page.tier_of(key_id) == "standard"
+
+    def status(key: str) -> int:
+        """What the API answers a request with ``key``."""
+        auth = {"Authorization": f"Bearer {key}"}
+        return httpx.get(f"{base}/v1/usage", headers=auth, timeout=30).status_code
+
+    # the rotation grace starts at the API's default, in words beside it
+    assert page.el("grace").get_attribute("value") == str(KeyRotate().grace_seconds) == "86400"
+    assert page.text("grace-echo") == "1 day"
+    page.record_changes()
+
+    # Rotate asks first, saying what will happen; Cancel (where the focus starts) sends
+    # nothing and the key keeps working; Escape cancels too
+    rotate = f"{row} button[data-action=rotate]"
+    page.click(rotate)
+    asked = page.question()
+    assert asked.startswith(
+        f"Rotate key {name} ({key_id})? A new key is shown once; the current key keeps "
+        "working for 1 day (until "
+    )
+    assert asked.endswith("), then stops, and client tokens it minted stop with it.")
+    assert page.focused() == "confirm-cancel"
+    page.el("confirm-cancel").click()
+    page.until(lambda: not page.asking(), "Cancel did not close the question")
+    page.click(rotate)
+    page.question()
+    page.press(Keys.ESCAPE)
+    page.until(lambda: not page.asking(), "Escape did not close the question")
+    assert page.changes() == [] and not page.visible("new-key")
+    assert status(first) == 200
+
+    # Confirm rotates with the default grace: a new key for the same id, and the old one
+    # still works (for a day)
+    page.click(rotate)
+    page.question()
+    page.el("confirm-ok").click()
     page.until(lambda: page.visible("new-key"), "the rotated key was not shown")
     second = page.el("new-key-value").get_attribute("value")
     assert second.startswith("fgk_") and second != first
     assert "Rotated" in page.text("new-key-title")
-    assert httpx.get(f"{base}/v1/usage", headers=works, timeout=30).status_code == 401
-    rotated = {"Authorization": f"Bearer {second}"}
-    assert httpx.get(f"{base}/v1/usage", headers=rotated, timeout=30).status_code == 200
+    assert page.changes() == [["POST", f"/v1/admin/keys/{key_id}/rotate", {"grace_seconds": 86400}]]
+    assert status(first) == 200 and status(second) == 200
 
-    # revoke takes a confirming click
+    # with no grace, the question says the current key stops at once, and it does
+    page.fill(grace=0)
+    assert page.text("grace-echo") == "None: a rotated key stops at once."
+    page.click(rotate)
+    assert page.question() == (
+        f"Rotate key {name} ({key_id})? A new key is shown once; the current key stops "
+        "working at once, and so do the client tokens it minted."
+    )
+    page.el("confirm-ok").click()
+    page.until(lambda: page.el("new-key-value").get_attribute("value") not in ("", second))
+    third = page.el("new-key-value").get_attribute("value")
+    assert status(second) == 401 and status(first) == 401 and status(third) == 200
+
+    # a grace the API would refuse is said at once, and nothing is asked or sent
+    page.fill(grace=31 * 86400)
+    assert page.text("grace-echo").startswith("Enter a whole number of seconds from 0 to 2592000")
+    page.click(rotate)
+    page.until(lambda: page.visible("admin-error"), "an out-of-range grace was not reported")
+    assert "Not rotated: the rotation grace must be" in page.text("admin-error")
+    assert not page.asking() and len(page.changes()) == 2
+
+    # Revoke asks too, and says that it cannot be undone; Escape sends nothing
     revoke = f"{row} button[data-action=revoke]"
-    page.js(f'document.querySelector("{revoke}").click()')
-    assert page.js(f'return document.querySelector("{revoke}").textContent') == ("Confirm revoke")
-    page.js(f'document.querySelector("{revoke}").click()')
+    page.click(revoke)
+    assert page.question() == (
+        f"Revoke key {name} ({key_id})? The key and every client token it minted stop "
+        "working at once (within about a minute everywhere). This cannot be undone."
+    )
+    assert page.el("confirm-ok").text == "Revoke"
+    page.press(Keys.ESCAPE)
+    page.until(lambda: not page.asking(), "Escape did not close the question")
+    assert len(page.changes()) == 2 and status(third) == 200
+
+    # confirmed from the keyboard (Tab from Cancel to Revoke, Enter), the key is revoked
+    page.click(revoke)
+    page.question()
+    page.press(Keys.TAB)
+    assert page.focused() == "confirm-ok"
+    page.press(Keys.ENTER)
     page.until(
         lambda: page.js(f'return document.querySelector("{row}").textContent').find("revoked") >= 0,
         "the key is not shown as revoked",
     )
+    assert page.changes()[2:] == [["POST", f"/v1/admin/keys/{key_id}/revoke", None]]
     assert page.js(f'return document.querySelector("{revoke}").disabled') is True
-    assert httpx.get(f"{base}/v1/usage", headers=rotated, timeout=30).status_code == 401
+    assert status(third) == 401
 
     # the spend and gallery calls answer or say why, without breaking the page
     usage = httpx.get(
@@ -870,6 +1016,50 @@ def test_an_admin_creates_rotates_and_revokes_a_key(browser, server):
         page.until(lambda: page.visible("spend-error"), "a failing usage call was not shown")
         assert str(usage.status_code) in page.text("spend-error")
     assert page.storage_is_empty() and ADMIN not in browser.current_url
+    assert page.problems() == []
+
+
+def test_the_keys_tiers_are_named_as_the_policy_names_them(browser, server):
+    """The Tier column says which tier a request with the key meets, in the policy's
+    words: the default tier for a key that names none, and for a key whose tier the policy
+    no longer has, the default tier marked as a fallback from the one it names."""
+    base = server.base
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+
+    def replace_policy(change: Any) -> None:
+        current = httpx.get(f"{base}/v1/admin/policy", headers=admin, timeout=30).json()
+        tiers = change(dict(current["tiers"]))
+        doc = {**current, "version": current["version"] + 1, "tiers": tiers}
+        stored = httpx.put(f"{base}/v1/admin/policy", json=doc, headers=admin, timeout=30)
+        assert stored.status_code == 200, stored.text
+
+    gone = f"gold_{uuid.uuid4().hex[:8]}"
+    replace_policy(lambda tiers: {**tiers, gone: {}})
+    plain = admin_key(base, unique("plain"))
+    pinned = admin_key(base, unique("pinned"), tier="standard")
+    orphan = admin_key(base, unique("orphan"), tier=gone)
+    replace_policy(lambda tiers: {name: t for name, t in tiers.items() if name != gone})
+    assert plain["tier"] is None and orphan["tier"] == gone
+
+    page = Console(browser, base)
+    page.fill(**{"admin-token": ADMIN})
+    page.el("admin-load").click()
+    page.until(lambda: page.visible("admin-body"), "the admin section did not open")
+    page.until(
+        lambda: page.js(
+            "return Boolean(document.querySelector(arguments[0]))", f"tr[data-id='{orphan['id']}']"
+        ),
+        "the keys are not in the table",
+    )
+    assert page.tier_of(plain["id"]) == "standard"
+    assert page.tier_of(pinned["id"]) == "standard"
+    assert page.tier_of(orphan["id"]) == f"standard (fallback from '{gone}')"
+    marked = page.js("return [...document.querySelectorAll('#keys-body .tier-fallback')].length")
+    assert marked >= 1
+    assert "default" not in page.js(
+        "return [...document.querySelectorAll(\"#keys-body td[data-label='Tier']\")]"
+        ".map((td) => td.textContent).join(' ')"
+    )
     assert page.problems() == []
 
 

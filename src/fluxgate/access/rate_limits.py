@@ -42,13 +42,20 @@ def rate_limit_headers(name: str, decision: RateDecision) -> dict[str, str]:
     return headers
 
 
-def rate_limited(name: str, decision: RateDecision, who: str) -> ApiError:
+# The name the RateLimit-* fields give an end user's own limit (the policy's
+# ``user_rate_limit``), next to the key's named rules.
+USER_RULE = "user"
+
+
+def rate_limited(name: str, decision: RateDecision, who: str = "key") -> ApiError:
+    """``429 rate_limited`` (the key's limit) or ``429 user_rate_limited`` (an end user's,
+    ``who="end user"``), with ``Retry-After`` and the ``RateLimit-*`` fields of that limit."""
     headers = rate_limit_headers(name, decision)
     headers["RateLimit-Remaining"] = "0"
     headers["Retry-After"] = str(max(1, decision.reset))
     return ApiError(
         429,
-        "rate_limited",
+        "user_rate_limited" if who == "end user" else "rate_limited",
         f"Too many generations for this {who}: the limit is {decision.limit} per "
         f"{decision.period} s. Retry after {max(1, decision.reset)} s.",
         headers=headers,

@@ -348,19 +348,49 @@ class DayUsage(BaseModel):
     requests: int = Field(description="Model calls charged that day (cache hits are free).")
 
 
+class UserUsage(BaseModel):
+    user: str = Field(description="The end user's id (a client token's subject).")
+    spent_usd: float = Field(description="Spent over the report's range.")
+    requests: int = Field(description="Model calls charged over the report's range.")
+
+
+class UserRateUsage(BaseModel):
+    limit: int = Field(description="Model-bound requests allowed per window.")
+    period: int = Field(description="The window, in seconds.")
+    remaining: int = Field(description="Requests left in the current window.")
+    reset: int = Field(description="Seconds until the current window ends.")
+
+
 class UsageReport(BaseModel):
+    """A key's usage, or one end user's: a client token always reads its own end user's
+    (never the key's); an API key names an end user with ``?user=``."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     key_id: str
+    user: str | None = Field(
+        None, description="The end user this report is about; null: the whole key."
+    )
     day: str = Field(description="UTC day the budget applies to.")
     spent_usd: float
     requests: int = Field(description="Model calls charged today (cache hits are free).")
-    daily_budget_usd: float | None
+    daily_budget_usd: float | None = Field(
+        description="The key's daily budget, or for an end user their own "
+        "(`user_daily_budget_usd`); null: none."
+    )
     remaining_usd: float | None
     resets_at: int
     first: str = Field(alias="from", description="First day of `days` (the `from` asked).")
     to: str = Field(description="Last day of `days`.")
     days: list[DayUsage] = Field(description="One row per UTC day of the range, ascending.")
+    rate_limit: UserRateUsage | None = Field(
+        None, description="An end user's report: their own rate limit and what is left of it."
+    )
+    top_users: list[UserUsage] | None = Field(
+        None,
+        description="A key's report: the end users who spent most over the range (at most "
+        "10), most first.",
+    )
 
 
 class StepsCapability(BaseModel):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..access.ledger import DaySpend, Ledger, Reservation, Usage
+from ..access.ledger import UNLIMITED, DaySpend, Ledger, Reservation, Usage, UserSpend, WindowCount
 from .sqlite import TransactionalFile
 
 
@@ -29,9 +29,19 @@ class SqliteLedger:
         limit: int,
         reservation: str | None = None,
         lease_seconds: float | None = None,
+        user: str | None = None,
+        user_limit: int = UNLIMITED,
     ) -> Reservation:
         return await self._run(
-            self._ledger.reserve, account, day, micro_usd, limit, reservation, lease_seconds
+            self._ledger.reserve,
+            account,
+            day,
+            micro_usd,
+            limit,
+            reservation,
+            lease_seconds,
+            user,
+            user_limit,
         )
 
     async def refund(self, account: str, day: str, micro_usd: int) -> None:
@@ -43,11 +53,22 @@ class SqliteLedger:
     async def settle(self, account: str, hold: str) -> bool:
         return await self._run(self._ledger.settle, account, hold)
 
-    async def usage(self, account: str, day: str) -> Usage:
-        return await self._run(self._ledger.usage, account, day)
+    async def usage(self, account: str, day: str, user: str | None = None) -> Usage:
+        return await self._run(self._ledger.usage, account, day, user)
 
-    async def history(self, account: str, first: str, last: str) -> list[DaySpend]:
-        return await self._run(self._ledger.history, account, first, last)
+    async def history(
+        self, account: str, first: str, last: str, user: str | None = None
+    ) -> list[DaySpend]:
+        return await self._run(self._ledger.history, account, first, last, user)
+
+    async def top_users(self, account: str, first: str, last: str, limit: int) -> list[UserSpend]:
+        return await self._run(self._ledger.top_users, account, first, last, limit)
+
+    async def count(self, account: str, user: str, limit: int, period: int) -> WindowCount:
+        return await self._run(self._ledger.count, account, user, limit, period)
+
+    async def window(self, account: str, user: str, period: int) -> WindowCount:
+        return await self._run(self._ledger.window, account, user, period)
 
     def close(self) -> None:
         self._file.close()

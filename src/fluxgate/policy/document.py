@@ -72,6 +72,17 @@ class RateLimitRule(BaseModel):
     period: Literal[10, 60] = Field(60, description="Window in seconds (Cloudflare: 10 or 60).")
 
 
+class UserRate(BaseModel):
+    """A rate limit per end user: at most ``limit`` model-bound requests in each fixed
+    window of ``period`` seconds (windows start at multiples of the period since the Unix
+    epoch). Counted exactly, in the key's ledger (``access/ledger.py``), so any period works,
+    not only the Rate Limiting binding's 10 and 60 s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    limit: int = Field(ge=1, le=1_000_000, description="Model-bound requests per window.")
+    period: int = Field(ge=1, le=86_400, description="Window in seconds (1 s to a day).")
+
+
 class Limits(BaseModel):
     """Limits of a tier; every field may also be overridden per key."""
 
@@ -80,6 +91,16 @@ class Limits(BaseModel):
         "standard", description="Name of a rate-limit rule; null: none."
     )
     daily_budget_usd: Budget | None = Field(10.0, description="null: unlimited.")
+    user_rate_limit: UserRate | None = Field(
+        None,
+        description="Each end user's own rate limit (client tokens, OpenAI's `user`), "
+        "within the key's: null, none beyond the key's.",
+    )
+    user_daily_budget_usd: Budget | None = Field(
+        None,
+        description="Each end user's own daily budget (USD, UTC days), within the key's: "
+        "null, none beyond the key's.",
+    )
     max_width: int = Field(MAX_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
     max_height: int = Field(MAX_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
     max_steps: int = Field(50, ge=1, le=50)
@@ -107,6 +128,8 @@ class LimitOverrides(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     rate_limit: RuleName | None = None
     daily_budget_usd: Budget | None = None
+    user_rate_limit: UserRate | None = None
+    user_daily_budget_usd: Budget | None = None
     max_width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
     max_height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
     max_steps: int | None = Field(None, ge=1, le=50)

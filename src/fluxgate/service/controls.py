@@ -32,9 +32,15 @@ from typing import Any
 
 from ..access.auth import Principal
 from ..access.ledger import UNLIMITED, BudgetLedger, Usage, to_micro
-from ..access.rate_limits import RateDecision, RateLimiter, rate_limit_headers, rate_limited
+from ..access.rate_limits import (
+    USER_RULE,
+    RateDecision,
+    RateLimiter,
+    rate_limit_headers,
+    rate_limited,
+)
 from ..errors import ApiError
-from ..listings.usage_history import day_rows
+from ..listings.usage_history import day_rows, usd
 from ..model.params import GenerationParams
 from ..model.pricing import CostEstimate
 from ..policy.document import (
@@ -118,6 +124,10 @@ class Charge:
     moderated: bool = False
     leased: bool = False  # ``reservation`` is a request's hold: settled, released or lapsed
     pace: Mapping[str, str] = field(default_factory=dict)  # RateLimit-* of the call
+
+
+# How many of a key's end users its usage report names (the most spent first).
+TOP_USERS = 10
 
 
 def retry_hold(scope: str, idempotency_key: str) -> str:
@@ -231,32 +241,46 @@ class Controls:
         return replace(charge, pace=pace) if pace else charge
 
     async def _rate_limit(self, admission: Admission) -> Mapping[str, str]:
-        """Count one model-bound request per key and, for client tokens, per end user.
+        """Count one model-bound request against the end user's own limit (the policy's
+        ``user_rate_limit``, for a request made for an end user) and then the key's.
 
-        Returns the ``RateLimit-*`` headers of the tighter count (the fewer remaining), for
-        the answer to tell the client how to pace itself; none without a rule, or for a
-        rule no counter enforces (a Worker deployed without its binding)."""
-        policy, principal = admission.policy, admission.principal
-        name = policy.limits.rate_limit
-        if name is None:
-            return {}
-        rule = policy.document.rate_limits[name]
-        keys = [("key", principal.key.id)]
-        if principal.subject is not None:
-            keys.append(("end user", principal.scope_id))
-        decisions: list[RateDecision] = []
-        for who, key in keys:
-            decision = await self._limiter.hit(name, rule.limit, rule.period, key)
+        The end user's is counted first and exactly, in the key's ledger: one end user
+        cannot take the key's whole rate, and a request it refuses costs the key's rule
+        nothing. Returns the ``RateLimit-*`` headers of the tighter count (the fewer
+        remaining), for the answer to tell the client how to pace itself; none without a
+        rule, or for a rule no counter enforces (a Worker deployed without its binding)."""
+        limits, principal = admission.policy.limits, admission.principal
+        decisions: list[tuple[str, RateDecision]] = []
+        user_rate = limits.user_rate_limit
+        if principal.subject is not None and user_rate is not None:
+            counted = await self._ledger.count(
+                principal.key.id, principal.subject, user_rate.limit, user_rate.period
+            )
+            decision = RateDecision(
+                counted.allowed,
+                user_rate.limit,
+                user_rate.period,
+                user_rate.limit - counted.count,
+                counted.reset,
+            )
             if not decision.allowed:
-                raise rate_limited(name, decision, who)
+                raise rate_limited(USER_RULE, decision, "end user")
+            decisions.append((USER_RULE, decision))
+        name = limits.rate_limit
+        if name is not None:
+            rule = admission.policy.document.rate_limits[name]
+            decision = await self._limiter.hit(name, rule.limit, rule.period, principal.key.id)
+            if not decision.allowed:
+                raise rate_limited(name, decision)
             if decision.enforced:
-                decisions.append(decision)
+                decisions.append((name, decision))
         if not decisions:
             return {}
-        tightest = min(
-            reversed(decisions), key=lambda d: d.limit if d.remaining is None else d.remaining
+        rule_name, tightest = min(
+            reversed(decisions),
+            key=lambda d: d[1].limit if d[1].remaining is None else d[1].remaining,
         )
-        return rate_limit_headers(name, tightest)
+        return rate_limit_headers(rule_name, tightest)
 
     async def _moderate(self, admission: Admission) -> bool:
         """True when the prompt was classified safe; raise when it was not, or per outage rule."""
@@ -292,15 +316,19 @@ class Controls:
         moderated: bool,
         leased: bool = False,
     ) -> Charge:
-        """Reserve the cost against the key's daily budget, or raise ``budget_exceeded``.
+        """Reserve the cost against the key's daily budget and, for a request made for an
+        end user, that end user's own (the policy's ``user_daily_budget_usd``); raise
+        ``budget_exceeded`` or ``user_budget_exceeded``.
 
-        The reservation is idempotent: a job's id, or a request's hold (``leased``).
+        The reservation is idempotent: a job's id, or a request's hold (``leased``). An end
+        user's charge is always recorded, quota or not: it is what their usage reads.
         """
         now = self._clock()
-        budget = admission.policy.limits.daily_budget_usd
-        limit = UNLIMITED if budget is None else to_micro(budget)
+        limits, principal = admission.policy.limits, admission.principal
+        budget = limits.daily_budget_usd
+        user_budget = limits.user_daily_budget_usd
         charge = Charge(
-            admission.principal.key.id,
+            principal.key.id,
             utc_day(now),
             to_micro(cost.usd),
             reservation,
@@ -311,21 +339,32 @@ class Controls:
             charge.account,
             charge.day,
             charge.micro_usd,
-            limit,
+            _micro_limit(budget),
             reservation,
             self._lease if leased else None,
+            principal.subject,
+            _micro_limit(user_budget),
         )
-        if not booked.accepted:
-            wait = seconds_to_next_day(now)
+        if booked.accepted:
+            return charge
+        wait = {"Retry-After": str(seconds_to_next_day(now))}
+        if booked.refused_by == "user" and booked.user_usage is not None:
             raise ApiError(
                 429,
-                "budget_exceeded",
-                f"This key's daily budget of ${budget:.4f} is spent "
-                f"(${booked.usage.micro_usd / 1e6:.4f} used; this image costs "
+                "user_budget_exceeded",
+                f"This end user's daily budget of ${user_budget or 0:.4f} is spent "
+                f"(${booked.user_usage.micro_usd / 1e6:.4f} used; this image costs "
                 f"${cost.usd:.4f}). It resets at 00:00 UTC.",
-                headers={"Retry-After": str(wait)},
+                headers=wait,
             )
-        return charge
+        raise ApiError(
+            429,
+            "budget_exceeded",
+            f"This key's daily budget of ${budget or 0:.4f} is spent "
+            f"(${booked.usage.micro_usd / 1e6:.4f} used; this image costs "
+            f"${cost.usd:.4f}). It resets at 00:00 UTC.",
+            headers=wait,
+        )
 
     async def refund(self, charge: Charge) -> None:
         """The model call (or storing its image) failed: the client got nothing.
@@ -371,31 +410,52 @@ class Controls:
         """The UTC day of the gateway's clock: the budget's day."""
         return date.fromisoformat(utc_day(self._clock()))
 
-    async def history(self, account: str, first: date, last: date) -> list[dict[str, Any]]:
-        """A key's spend per UTC day from ``first`` to ``last``, zeros included."""
-        stored = await self._ledger.history(account, first.isoformat(), last.isoformat())
+    async def history(
+        self, account: str, first: date, last: date, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A key's (or one end user's of it) spend per UTC day from ``first`` to ``last``,
+        zeros included."""
+        stored = await self._ledger.history(account, first.isoformat(), last.isoformat(), user)
         return day_rows(first, last, stored)
 
+    async def top_users(
+        self, account: str, first: date, last: date, limit: int
+    ) -> list[dict[str, Any]]:
+        """The key's end users who spent most from ``first`` to ``last``, most first."""
+        rows = await self._ledger.top_users(account, first.isoformat(), last.isoformat(), limit)
+        return [
+            {"user": row.user, "spent_usd": usd(row.micro_usd), "requests": row.requests}
+            for row in rows
+        ]
+
     async def usage(
-        self, principal: Principal, first: date | None = None, last: date | None = None
+        self,
+        principal: Principal,
+        first: date | None = None,
+        last: date | None = None,
+        user: str | None = None,
     ) -> dict[str, object]:
-        """Today's spend and remaining budget of the caller's key, and its spend per day
-        from ``first`` to ``last`` (default: today; see :mod:`fluxgate.listings.usage_history`)."""
+        """Today's spend and remaining budget, and the spend per day from ``first`` to
+        ``last`` (default: today; see :mod:`fluxgate.listings.usage_history`): the key's,
+        or, for ``user`` (a client token's own end user, or one the key names), that end
+        user's, with their quota. A key's report also names its top end users."""
         policy = await self.for_caller(principal)
+        limits, account = policy.limits, principal.key.id
         now = self._clock()
         day = utc_day(now)
         first = first or date.fromisoformat(day)
         last = last or first
-        days = await self.history(principal.key.id, first, last)
+        days = await self.history(account, first, last, user)
         today = next((row for row in days if row["day"] == day), None)
         if today is None:  # the range leaves today out: one more read
-            usage: Usage = await self._ledger.usage(principal.key.id, day)
-            spent, requests = usage.micro_usd / 1e6, usage.requests
+            spend: Usage = await self._ledger.usage(account, day, user)
+            spent, requests = spend.micro_usd / 1e6, spend.requests
         else:
             spent, requests = today["spent_usd"], today["requests"]
-        budget = policy.limits.daily_budget_usd
-        return {
-            "key_id": principal.key.id,
+        budget = limits.daily_budget_usd if user is None else limits.user_daily_budget_usd
+        report: dict[str, object] = {
+            "key_id": account,
+            "user": user,
             "day": day,
             "spent_usd": round(spent, 6),
             "requests": requests,
@@ -406,6 +466,22 @@ class Controls:
             "to": last.isoformat(),
             "days": days,
         }
+        if user is None:
+            report["top_users"] = await self.top_users(account, first, last, TOP_USERS)
+        elif limits.user_rate_limit is not None:
+            rate = limits.user_rate_limit
+            used = await self._ledger.window(account, user, rate.period)
+            report["rate_limit"] = {
+                "limit": rate.limit,
+                "period": rate.period,
+                "remaining": max(0, rate.limit - used.count),
+                "reset": used.reset,
+            }
+        return report
+
+
+def _micro_limit(budget: float | None) -> int:
+    return UNLIMITED if budget is None else to_micro(budget)
 
 
 def _check_tier(policy: CallerPolicy, params: GenerationParams) -> None:

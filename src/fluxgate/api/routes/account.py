@@ -13,6 +13,7 @@ from ...policy.document import EffectivePolicy
 from ...service.gateway import Gateway
 from ..body_route import CallerBodyRoute
 from ..deps import ERRORS, Caller, Gw
+from ..listing import EndUser
 from ..schemas import (
     ModelCapabilities,
     ModelCard,
@@ -30,7 +31,7 @@ router = APIRouter(tags=["account"], responses=ERRORS, route_class=CallerBodyRou
     "/v1/usage",
     response_model=UsageReport,
     responses=ERRORS,
-    summary="Today's spend and remaining budget of the caller's key, and its spend per day",
+    summary="Today's spend and remaining budget, and spend per day: the key's or one end user's",
 )
 async def usage(
     gw: Gw,
@@ -43,19 +44,20 @@ async def usage(
         alias="to",
         description=f"Last UTC day, not after today; default: today. At most {MAX_KEY_DAYS} days.",
     ),
+    user: EndUser = None,
 ) -> UsageReport:
-    if principal.via_token and (first is not None or last is not None):
-        # A client token is one end user's, in a browser or an app: the key's spend history
-        # is every end user's traffic, for the key's backend only (today's figure, which
-        # the token's own requests count against, stays readable).
+    """A client token is one end user's, in a browser or an app: it reads that end user's
+    spend and quota, never the key's (every end user's traffic) nor another end user's."""
+    if principal.via_token and user not in (None, principal.subject):
         raise ApiError(
             403,
             "insufficient_scope",
-            "Client tokens cannot read the key's spend history; use the API key.",
-            param="from" if first is not None else "to",
+            "A client token reads only its own end user's usage.",
+            param="user",
         )
+    whose = principal.subject if principal.via_token else user
     start, end = day_range(first, last, today=gw.controls.today(), max_days=MAX_KEY_DAYS)
-    return UsageReport.model_validate(await gw.controls.usage(principal, start, end))
+    return UsageReport.model_validate(await gw.controls.usage(principal, start, end, whose))
 
 
 @router.get(

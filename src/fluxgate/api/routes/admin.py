@@ -13,6 +13,7 @@ from ...errors import ApiError
 from ...listings.catalog import IMAGE
 from ...listings.usage_history import MAX_ADMIN_DAYS, day_range
 from ...policy.document import PolicyDocument
+from ...service.controls import TOP_USERS
 from ...service.gateway import Gateway
 from ..body_route import AdminBodyRoute
 from ..deps import ADMIN_ERRORS, Admin, AdminActor, Gw
@@ -26,6 +27,7 @@ from ..schemas import (
     KeyList,
     KeyRotate,
     KeyUpdate,
+    UserUsage,
 )
 
 router = APIRouter(
@@ -231,6 +233,9 @@ class KeyUsage(BaseModel):
     spent_usd: float = Field(description="Spent over the range.")
     requests: int = Field(description="Model calls charged over the range.")
     days: list[DayUsage] = Field(description="One row per UTC day of the range, ascending.")
+    top_users: list[UserUsage] = Field(
+        description="The key's end users who spent most over the range (at most 10), most first."
+    )
 
 
 class UsagePage(BaseModel):
@@ -263,7 +268,8 @@ async def usage_by_key(
     limit: str | None = Query(None, description=f"Keys per page, 1-{MAX_PAGE} (default)."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> JSONResponse:
-    """Reads one ledger per key of the page (on Workers: one Durable Object call per key).
+    """Reads one ledger per key of the page (on Workers: two Durable Object calls per key,
+    its days and its top end users, made concurrently).
 
     The body is built of plain dicts and answered as is, as the listings are: validating
     it through ``UsagePage`` would build a model per key and per day (100 keys x 92 days
@@ -271,7 +277,10 @@ async def usage_by_key(
     the documented schema, and the contract test holds the body to it."""
     start, end = day_range(first, last, today=gw.controls.today(), max_days=MAX_ADMIN_DAYS, day=day)
     records, next_cursor = await _page_of_keys(gw, limit, cursor)
-    histories = await asyncio.gather(*(gw.controls.history(r.id, start, end) for r in records))
+    histories, tops = await asyncio.gather(
+        asyncio.gather(*(gw.controls.history(r.id, start, end) for r in records)),
+        asyncio.gather(*(gw.controls.top_users(r.id, start, end, TOP_USERS) for r in records)),
+    )
     data = [
         {
             "key_id": record.id,
@@ -279,8 +288,9 @@ async def usage_by_key(
             "spent_usd": round(sum(row["spent_usd"] for row in days), 6),
             "requests": sum(row["requests"] for row in days),
             "days": days,
+            "top_users": top,
         }
-        for record, days in zip(records, histories, strict=True)
+        for record, days, top in zip(records, histories, tops, strict=True)
     ]
     body = {
         "from": start.isoformat(),

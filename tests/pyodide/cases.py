@@ -1036,3 +1036,162 @@ async def run(only=()):
             results.append({"case": name, "ok": False, "detail": detail})
         results[-1]["seconds"] = round(time.monotonic() - started, 3)
     return json.dumps(results)
+
+
+# -- ID tokens: WebCrypto and fetch (fluxgate.edge.bindings.web_crypto) ----------------------
+
+# Test vectors made once with `cryptography` (tests/support/oidc_issuer.py): the issuer's
+# public keys and two tokens it signed (iat 2026-01-01, exp 2100-01-01).
+OIDC_RSA_JWK = {
+    "kty": "RSA",
+    "n": (
+        "p4sxM1bIwKI1UhF68obfIy8k3vJqXu4Xd5Bg0kVZq-cVlx4StuWKpooqt9EjdXAyxMot62jSsh3tZSb6"
+        "jJy3_Xk_QFbOQ4FcMPR0sEybLAoIZrFS4wJLbH7iHuFY3Pruyr4yO0neAzvH72LrHfvgtkMUy6DxD5gO"
+        "UYA7VM4XocAP4fGMv4FQTrYL9asPMcNqNbsps-GDOVYbK-aN3aM80EJjIPV_u3K19672PHrZ7knRK3zD"
+        "3-FM_3HAvdag_hrCKVNDFIdzAdCaOY3w64MDgVN0emEWD6f6X8vBWkHEtWGmcWD046q4tzYj9cgdXmAo"
+        "odKawqwEI6U72gQpVIvK1w"
+    ),
+    "e": "AQAB",
+    "kid": "rsa-1",
+    "alg": "RS256",
+    "use": "sig",
+}
+OIDC_EC_JWK = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "MLUXM7rLXz2wK5TFbcb-ezWThfWxZjWSmzAKii5v-wg",
+    "y": "Hyg9bcq6VIY54ad8eRInAHBFxTbwa9LyoardlxhIeYI",
+    "kid": "ec-1",
+    "alg": "ES256",
+    "use": "sig",
+}
+OIDC_RS256_TOKEN = (
+    "eyJhbGciOiAiUlMyNTYiLCAidHlwIjogIkpXVCIsICJraWQiOiAicnNhLTEifQ.eyJpc3MiOiAiaHR0c"
+    "HM6Ly9pc3N1ZXIuZmx1eGdhdGUudGVzdCIsICJhdWQiOiAiZmx1eGdhdGUtcHlvZGlkZSIsICJzdWIiO"
+    "iAidXNlci1weW9kaWRlIiwgImlhdCI6IDE3NjcyMjU2MDAsICJleHAiOiA0MTAyNDQ0ODAwfQ.axxlat"
+    "Z0HNpTiEO61c65OQ3SJGda7wD7V8LNtExCAFirVtbN-blGVOJLuefTWR2BIpnukxe78BZS7Q_lvcTxIN"
+    "BjLVdLal7K49jucMo42fHQkBXMvuyNqvJA4nKkfeMuQqVeG93LVaIv-dz2MASDcN76U-GQy47i86rM8Y"
+    "WIFZOuiy4xp3ZBc7dsTt9tfA8VxeruNZ-QM44iX1ZeLTVCBIscp0em4KnJPuduWUZJlmpa9OpeXFZquO"
+    "o19b4iE0DanY9pTW3jbwvtowSXFW3SMuJTpHJKG03W2qwbRMt-wWAOhNlNthPbq4jtbCNXKApUqZvJYR"
+    "h7v6YUhRKSPc-4-A"
+)
+OIDC_ES256_TOKEN = (
+    "eyJhbGciOiAiRVMyNTYiLCAidHlwIjogIkpXVCIsICJraWQiOiAiZWMtMSJ9.eyJpc3MiOiAiaHR0cHM"
+    "6Ly9pc3N1ZXIuZmx1eGdhdGUudGVzdCIsICJhdWQiOiAiZmx1eGdhdGUtcHlvZGlkZSIsICJzdWIiOiA"
+    "idXNlci1weW9kaWRlIiwgImlhdCI6IDE3NjcyMjU2MDAsICJleHAiOiA0MTAyNDQ0ODAwfQ.RCBGl0wl"
+    "VZiDfMsRbx79xxwD2U4ogJNfWOKhlc1sy0N6cgKuZQHOZKH9PqVpVVmt02zt7g20VsXHXTjabxdYrA"
+)
+
+
+def oidc_signed(token):
+    """(signing input, signature) of a compact JWS."""
+    from fluxgate.access.id_tokens import b64url_decode
+
+    head, _, signature = token.rpartition(".")
+    return head.encode(), b64url_decode(signature)
+
+
+def oidc_public(jwk):
+    """What the core hands a verifier: the key's defining members only."""
+    members = ("kty", "n", "e") if jwk["kty"] == "RSA" else ("kty", "crv", "x", "y")
+    return {m: jwk[m] for m in members}
+
+
+def flipped(data):
+    return data[:10] + bytes([data[10] ^ 1]) + data[11:]
+
+
+async def oidc_issuer_server():
+    """A JWKS server in Node on 127.0.0.1: /jwks (max-age 900), /moved (a 302 to it), /big
+    (a body over the cap); ``fetches`` counts the requests to /jwks."""
+    from pyodide.code import run_js
+
+    start = run_js(
+        """(async (jwks) => {
+          const http = process.getBuiltinModule("node:http");
+          const state = { fetches: 0 };
+          const server = http.createServer((req, res) => {
+            if (req.url === "/jwks") {
+              state.fetches += 1;
+              res.writeHead(200, { "content-type": "application/json",
+                                   "cache-control": "public, max-age=900" }).end(jwks);
+            } else if (req.url === "/moved") {
+              res.writeHead(302, { location: "/jwks" }).end();
+            } else if (req.url === "/big") {
+              res.writeHead(200, { "content-type": "application/json" })
+                 .end('{"keys": []}' + " ".repeat(300 * 1024));
+            } else res.writeHead(404).end();
+          });
+          await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+          state.url = `http://127.0.0.1:${server.address().port}`;
+          state.close = () => server.close();
+          return state;
+        })"""
+    )
+    return await start(json.dumps({"keys": [OIDC_RSA_JWK, OIDC_EC_JWK]}))
+
+
+async def case_web_crypto_verifies_rs256_and_es256_and_refuses_bad_signatures():
+    from fluxgate.edge.bindings.web_crypto import WebCryptoSignatures
+
+    verifier = WebCryptoSignatures()
+    for alg, jwk, token in (
+        ("RS256", OIDC_RSA_JWK, OIDC_RS256_TOKEN),
+        ("ES256", OIDC_EC_JWK, OIDC_ES256_TOKEN),
+    ):
+        signing_input, signature = oidc_signed(token)
+        key = oidc_public(jwk)
+        verified = await verifier.verify(alg, key, signing_input, signature)
+        assert verified is True, (alg, verified)
+        again = await verifier.verify(alg, key, signing_input, signature)  # a memoised key
+        assert again is True, alg
+        assert await verifier.verify(alg, key, signing_input, flipped(signature)) is False, alg
+        assert await verifier.verify(alg, key, flipped(signing_input), signature) is False, alg
+        assert await verifier.verify(alg, key, signing_input, signature[:-1]) is False, alg
+    # A key of another type than the algorithm is refused as unusable, not checked.
+    signing_input, signature = oidc_signed(OIDC_ES256_TOKEN)
+    await raises(
+        ValueError, verifier.verify("ES256", oidc_public(OIDC_RSA_JWK), signing_input, signature)
+    )
+    await raises(
+        ValueError, verifier.verify("HS256", oidc_public(OIDC_EC_JWK), signing_input, signature)
+    )
+
+
+async def case_id_tokens_verify_through_fetch_and_web_crypto_end_to_end():
+    from fluxgate.access.id_tokens import (
+        IdTokenVerifier,
+        JwksCache,
+        JwksUnavailable,
+        TrustedIssuer,
+    )
+    from fluxgate.edge.bindings.web_crypto import FetchJwksFetcher, WebCryptoSignatures
+    from fluxgate.errors import ApiError
+
+    server = await oidc_issuer_server()
+    try:
+        fetcher = FetchJwksFetcher()
+        got = await fetcher.get(f"{server.url}/jwks")
+        assert got.status == 200 and got.max_age == 900, (got.status, got.max_age)
+        assert type(got.body) is bytes and json.loads(got.body)["keys"][1]["kid"] == "ec-1"
+        assert (await fetcher.get(f"{server.url}/moved")).status == 302  # not followed
+        await raises(JwksUnavailable, fetcher.get(f"{server.url}/big"))
+        await raises(JwksUnavailable, fetcher.get("http://127.0.0.1:9/jwks"))
+
+        cache = JwksCache(fetcher, time.time, allow_loopback=True)
+        verifier = IdTokenVerifier(cache, WebCryptoSignatures(), time.time)
+        trusted = TrustedIssuer(
+            "https://issuer.fluxgate.test", ("fluxgate-pyodide",), f"{server.url}/jwks"
+        )
+        before = server.fetches
+        for token, alg in ((OIDC_RS256_TOKEN, "RS256"), (OIDC_ES256_TOKEN, "ES256")):
+            verified = await verifier.verify(token, [trusted])
+            assert (verified.subject, verified.algorithm) == ("user-pyodide", alg)
+            head, _, signature = token.rpartition(".")
+            changed = "A" if signature[-6] != "A" else "B"
+            forged = f"{head}.{signature[:-6]}{changed}{signature[-5:]}"
+            refused = await raises(ApiError, verifier.verify(forged, [trusted]))
+            assert refused.code == "id_token_signature_invalid", refused.code
+        assert server.fetches - before == 1  # one fetch, then the cached key set
+    finally:
+        server.close()

@@ -540,6 +540,26 @@ def test_cache_control_max_age(header, max_age):
     assert cache_max_age(header) == max_age
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"audiences": ()},
+        {"audiences": ("",)},
+        {"algorithms": ("RS256", "HS256")},
+        {"algorithms": ("none",)},
+        {"algorithms": ()},
+        {"max_age_seconds": 0},
+    ],
+    ids=str,
+)
+def test_a_trusted_issuer_that_could_accept_forgeries_or_nothing_cannot_be_made(config):
+    settings = {"audiences": ("app",), **config}
+    with pytest.raises(ValueError):
+        TrustedIssuer(
+            "https://issuer.example.com", jwks_url="https://issuer.example.com/k", **settings
+        )
+
+
 def test_subject_hash_is_short_and_apart_per_issuer():
     assert len(subject_hash("https://a", "u")) == 16
     assert subject_hash("https://a", "u") != subject_hash("https://b", "u")

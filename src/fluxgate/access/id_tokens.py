@@ -114,6 +114,16 @@ class TrustedIssuer:
     max_age_seconds: int | None = None  # refused when now - iat > this (+ skew)
     also_issuer: tuple[str, ...] = ()  # other spellings of iss ("accounts.google.com")
 
+    def __post_init__(self) -> None:
+        """A configuration that could never accept a token, or would accept a forged one, is
+        refused when it is made (when a key's configuration is saved), not per request."""
+        if not self.issuer or not self.audiences or not all(self.audiences):
+            raise ValueError("a trusted issuer needs its iss value and at least one audience")
+        if not self.algorithms or not set(self.algorithms) <= set(SUPPORTED_ALGORITHMS):
+            raise ValueError(f"algorithms must be among {', '.join(SUPPORTED_ALGORITHMS)}")
+        if self.max_age_seconds is not None and self.max_age_seconds <= 0:
+            raise ValueError("max_age_seconds must be positive")
+
     def names(self, iss: str) -> bool:
         return iss == self.issuer or iss in self.also_issuer
 
@@ -606,7 +616,7 @@ class IdTokenVerifier:
             raise _refused(
                 "id_token_algorithm_not_allowed",
                 noun,
-                f"uses an algorithm {trusted.issuer} is not allowed",
+                f"uses an algorithm not allowed for {trusted.issuer}",
             )
         jwk = await self._jwks.key(trusted.jwks_url, kid, alg, what=what)
         if not await self._signed(alg, jwk, parts):

@@ -16,8 +16,9 @@ import pytest
 
 import fluxgate
 from fluxgate.errors import ApiError
-from fluxgate.local.cli import key_status, key_table, main, start_banner
+from fluxgate.local.cli import key_status, key_table, main, start_banner, tier_shown
 from fluxgate.local.runtime import build_gateway
+from fluxgate.policy.document import PolicyDocument
 from fluxgate.service.settings import Settings
 
 from ..support.polling import wait_for
@@ -219,12 +220,69 @@ def test_keys_list_is_a_table_with_a_status_per_key(tmp_path: Path):
     assert header.split() == ["ID", "NAME", "TIER", "SCOPES", "CREATED", "EXPIRES", "STATUS"]
     by_name = {row.split()[1]: row.split() for row in rows}
     assert set(by_name) == {"laptop", "ci", "old"}
-    assert by_name["laptop"][2:4] == ["default", "images:generate,images:read"]
+    assert by_name["laptop"][2:4] == ["standard", "images:generate,images:read"]
     assert by_name["laptop"][5:] == ["never", "active"]
     assert by_name["ci"][2:4] == ["standard", "images:generate"]
     assert by_name["ci"][-1] == "revoked"
     assert by_name["old"][5:] == ["2001-09-09T01:46:40Z", "expired"]
     assert all(row.startswith("key_") for row in rows)
+
+
+def _replace_tiers(data: Path, tiers: list[str]) -> None:
+    """The data directory's policy document, with these tiers (all alike) instead."""
+    gateway = build_gateway(data, _env())
+    current = anyio.run(gateway.policies.current)
+    doc = current.model_dump()
+    doc.update(version=current.version + 1, tiers={name: {} for name in tiers})
+    anyio.run(gateway.policies.replace, PolicyDocument.model_validate(doc))
+
+
+def _columns(table: str) -> list[dict[str, str]]:
+    """A space-aligned table's rows, by header (a cell may hold spaces)."""
+    header, *lines = table.splitlines()
+    names = header.split()
+    starts = [header.index(name) for name in names]
+    ends = [*starts[1:], None]
+    return [
+        {n: line[a:b].strip() for n, a, b in zip(names, starts, ends, strict=True)}
+        for line in lines
+    ]
+
+
+def test_keys_list_and_show_name_tiers_as_the_policy_does(tmp_path: Path):
+    """TIER is the tier a request with the key meets, by the policy document's names: the
+    document's default tier for a key that names none (no tier is called "default"), and
+    for a key whose tier the document no longer has, the default tier marked as a
+    fallback from the one the key names."""
+    data = tmp_path / "d"
+    _replace_tiers(data, ["standard", "gold"])
+    _keys(data, "create", "--name", "plain")
+    _keys(data, "create", "--name", "pinned", "--tier", "standard")
+    _keys(data, "create", "--name", "golden", "--tier", "gold")
+    _replace_tiers(data, ["standard"])  # gold is gone; the key still names it
+
+    tiers = {row["NAME"]: row["TIER"] for row in _columns(_keys(data, "list"))}
+    assert tiers == {
+        "plain": "standard",
+        "pinned": "standard",
+        "golden": "standard (fallback from 'gold')",
+    }
+    assert _shown(data, _id_of(data, "plain"))["tier"] == "standard"
+    assert _shown(data, _id_of(data, "golden"))["tier"] == "standard (fallback from 'gold')"
+    # the JSON records are the admin API's: the tier the key names, null for none
+    records = {
+        r["name"]: r["tier"] for r in map(json.loads, _keys(data, "list", "--json").splitlines())
+    }
+    assert records == {"plain": None, "pinned": "standard", "golden": "gold"}
+
+
+def test_a_tier_is_shown_by_the_name_a_request_meets():
+    policy = PolicyDocument.model_validate(
+        {"version": 1, "default_tier": "basic", "tiers": {"basic": {}, "pro": {}}}
+    )
+    assert tier_shown(None, policy) == "basic"
+    assert tier_shown("pro", policy) == "pro"
+    assert tier_shown("gold", policy) == "basic (fallback from 'gold')"
 
 
 def test_keys_list_json_is_one_record_per_line_and_never_a_key(tmp_path: Path):
@@ -347,7 +405,7 @@ def test_key_status_is_what_a_request_would_meet():
 def test_key_table_columns_line_up_whatever_the_name_length():
     base = {"tier": None, "scopes": ["admin"], "created": 0, "expires_at": None, "revoked": False}
     keys = [{**base, "id": "key_a", "name": "x"}, {**base, "id": "key_b", "name": "a longer name"}]
-    lines = key_table(keys, now=0).splitlines()
+    lines = key_table(keys, now=0, policy=PolicyDocument(version=1)).splitlines()
     starts = {line.index("1970-01-01T00:00:00Z") for line in lines[1:]}
     assert len(starts) == 1 and lines[0].index("CREATED") in starts
 

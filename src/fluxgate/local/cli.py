@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -29,6 +29,7 @@ from ..api.routes.admin import create_key, revoke_key_as, rotate_key_as
 from ..api.schemas import KeyCreate, KeyRotate
 from ..delivery.signing import SigningConfigError
 from ..model.family import is_placeholder
+from ..policy.document import PolicyDocument
 from ..service.gateway import Gateway
 from ..service.settings import ConfigError, Settings
 from .logs import send_to_stderr
@@ -195,11 +196,19 @@ def key_status(key: dict[str, Any], now: float) -> str:
     return "active"
 
 
-def _row(key: dict[str, Any], now: float) -> dict[str, str]:
+def tier_shown(tier: str | None, policy: PolicyDocument) -> str:
+    """The tier a request with the key meets, by the policy document's name: the key's own;
+    the document's default tier when the key names none; the default tier, marked as a
+    fallback, when the key names one the document no longer has."""
+    chosen, _ = policy.tier(tier)
+    return chosen if tier in (None, chosen) else f"{chosen} (fallback from '{tier}')"
+
+
+def _row(key: dict[str, Any], now: float, policy: PolicyDocument) -> dict[str, str]:
     return {
         "id": key["id"],
         "name": key["name"],
-        "tier": key["tier"] or "default",
+        "tier": tier_shown(key["tier"], policy),
         "scopes": ",".join(key["scopes"]),
         "created": when(key["created"]),
         "expires": when(key["expires_at"]),
@@ -207,9 +216,10 @@ def _row(key: dict[str, Any], now: float) -> dict[str, str]:
     }
 
 
-def key_table(keys: Sequence[dict[str, Any]], now: float) -> str:
-    """Keys (their public records) as a table with a header line, columns space-aligned."""
-    rows = [_row(key, now) for key in keys]
+def key_table(keys: Sequence[dict[str, Any]], now: float, policy: PolicyDocument) -> str:
+    """Keys (their public records) as a table with a header line, columns space-aligned;
+    tiers by the names of ``policy`` (:func:`tier_shown`)."""
+    rows = [_row(key, now, policy) for key in keys]
     widths = {c: max([len(c), *(len(row[c]) for row in rows)]) for c in TABLE_COLUMNS}
     header = {c: c.upper() for c in TABLE_COLUMNS}
     return "\n".join(
@@ -218,12 +228,12 @@ def key_table(keys: Sequence[dict[str, Any]], now: float) -> str:
     )
 
 
-def key_details(record: KeyRecord, now: float) -> str:
+def key_details(record: KeyRecord, now: float, policy: PolicyDocument) -> str:
     """One key as ``field: value`` lines; with its last rotation, which the public record
     (the admin API's) leaves out and an operator checking a rotation needs."""
     key = record.public()
     fields = {
-        **_row(key, now),
+        **_row(key, now, policy),
         "scopes": ", ".join(key["scopes"]),
         "rotated": when(record.rotated_at),
         "revoked": when(key["revoked_at"], missing="no"),
@@ -240,6 +250,7 @@ def _print_json(record: KeyRecord) -> None:
 # -- keys: the commands ----------------------------------------------------------------------
 
 Body = TypeVar("Body", bound=BaseModel)
+Read = TypeVar("Read")
 
 
 def _validated(model: type[Body], fields: dict[str, object]) -> Body | None:
@@ -264,27 +275,32 @@ def _keys_create(args: argparse.Namespace, gateway: Gateway, actor: AdminActor) 
     return 0
 
 
+async def _with_policy(gateway: Gateway, read: Awaitable[Read]) -> tuple[Read, PolicyDocument]:
+    """What ``read`` gives, and the policy document in force (its tier names)."""
+    return await read, await gateway.policies.current()
+
+
 def _keys_list(args: argparse.Namespace, gateway: Gateway, _actor: AdminActor) -> int:
-    records = asyncio.run(gateway.keys.list_all())
+    records, policy = asyncio.run(_with_policy(gateway, gateway.keys.list_all()))
     if args.json:
         for record in records:
             _print_json(record)
     elif records:
-        print(key_table([r.public() for r in records], gateway.clock()))
+        print(key_table([r.public() for r in records], gateway.clock(), policy))
     else:
         _say("No keys in this data directory; create one with 'fluxgate keys create'.")
     return 0
 
 
 def _keys_show(args: argparse.Namespace, gateway: Gateway, _actor: AdminActor) -> int:
-    record = asyncio.run(gateway.keys.get(args.id))
+    record, policy = asyncio.run(_with_policy(gateway, gateway.keys.get(args.id)))
     if record is None:
         _say(f"fluxgate: No API key with id '{args.id}'.")
         return 1
     if args.json:
         _print_json(record)
     else:
-        print(key_details(record, gateway.clock()))
+        print(key_details(record, gateway.clock(), policy))
     return 0
 
 

@@ -35,6 +35,7 @@ pytest_plugins = [
     "tests.support.jobs",
     "tests.support.logs",
     "tests.support.usage",
+    "tests.support.sign_in",
     "tests.support.transformer",
     "tests.support.local",
     "pytester",  # tests/project/test_runtime_markers.py runs small suites on these plugins

@@ -10,6 +10,7 @@ sits above the API layer because one wire crosses it: a job's webhook carries th
 from __future__ import annotations
 
 from .access.auth import KeyStore
+from .access.id_tokens import IdTokenVerifier, JwksCache
 from .api.present import Presenter
 from .delivery.downloads import NO_EDGE_CACHE, FilePorts
 from .delivery.retention import retained
@@ -27,6 +28,7 @@ from .service.generation import CachePolicy, Generator
 from .service.idempotency import Idempotency
 from .service.job_runner import JobRunner, RetryPolicy
 from .service.readiness import Readiness
+from .service.sign_in import SignIn
 from .store.answers import Caps
 
 __all__ = ["assemble", "variant_maker"]
@@ -99,10 +101,22 @@ def assemble(ports: Ports) -> Gateway:
             clock=clock,
         )
     variants = variant_maker(ports)
+    verifier = None
+    if ports.signatures is not None and ports.jwks is not None:
+        jwks = JwksCache(ports.jwks, clock, allow_loopback=settings.issuer_allow_loopback)
+        verifier = IdTokenVerifier(jwks, ports.signatures, clock)
     return Gateway(
         settings=settings,
         served_names={spec.id: ports.model.served_name(spec) for spec in MODELS},
         keys=keys,
+        sign_in=SignIn(
+            keys,
+            verifier,
+            ports.signer,
+            audience=settings.token_audience,
+            max_ttl_seconds=settings.token_max_ttl_seconds,
+            clock=clock,
+        ),
         policies=policies,
         controls=controls,
         generator=generator,

@@ -20,6 +20,8 @@ import pytest
 from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
 from fluxgate.local.answers_sqlite import SqliteIdempotency
 from fluxgate.local.catalog_sqlite import SqliteCatalog
+from fluxgate.local.id_token_crypto import CryptographySignatures
+from fluxgate.local.jwks_http import HttpxJwksFetcher
 from fluxgate.local.ledger_sqlite import SqliteLedger
 from fluxgate.local.runtime import LocalRuntime, local_jobs
 from fluxgate.local.usage_sqlite import SqliteUsageEvents
@@ -141,6 +143,8 @@ def ports(
         usage_events=usage_event_store,
         idempotency=idempotency_store,
         transformer=None if "images" in unbound else images,
+        signatures=CryptographySignatures(),
+        jwks=HttpxJwksFetcher(allow_loopback=settings.issuer_allow_loopback),
         clock=local_clock,
     )
 

@@ -71,6 +71,9 @@ class KeyRecord:
     revoked: bool = False
     revoked_at: int | None = None
     rotated_at: int | None = None
+    # Whose sign-ins the key exchanges for client tokens, and App Check (access/sign_in.py):
+    # the validated configuration, expanded, as JSON; none: no exchange.
+    sign_in: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "rotated_at"}
@@ -82,7 +85,7 @@ class KeyRecord:
 
     def summary(self) -> dict[str, Any]:
         """What KV metadata holds for listings (metadata is capped at 1 KiB)."""
-        return {k: v for k, v in asdict(self).items() if k != "overrides"}
+        return {k: v for k, v in asdict(self).items() if k not in ("overrides", "sign_in")}
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,7 @@ class KeyStore:
         tier: str | None = None,
         expires_at: int | None = None,
         overrides: dict[str, Any] | None = None,
+        sign_in: dict[str, Any] | None = None,
     ) -> tuple[str, KeyRecord]:
         check_name(name)
         check_expiry(expires_at)
@@ -340,6 +344,7 @@ class KeyStore:
             tier=tier,
             expires_at=expires_at,
             overrides=dict(overrides or {}),
+            sign_in=sign_in,
         )
         await self._save(record, [{"hash": digest(token), "expires_at": None}])
         return token, record
@@ -400,6 +405,8 @@ def _check_minter(
     the new key's keep working. A token from before tokens named their minting key is
     ended by any rotation after it was issued.
     """
+    if claims.exchanged:
+        return
     if claims.minted_by is None:
         ended = record.rotated_at is not None and claims.issued_at <= record.rotated_at
     else:

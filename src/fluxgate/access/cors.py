@@ -25,7 +25,7 @@ from ..errors import ApiError
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 ALLOWED_HEADERS = (
     "Authorization, Content-Type, Cache-Control, Prefer, Idempotency-Key, X-Request-Id, "
-    "If-None-Match, Range"
+    "If-None-Match, Range, X-Firebase-AppCheck"
 )
 EXPOSED_HEADERS = (
     "X-Request-Id, X-Cache, X-Fluxgate-Model, RateLimit-Limit, RateLimit-Remaining, "

@@ -7,7 +7,8 @@ HMAC over it with the URL-signing keyring under its own purpose string, so rotat
 signing keys rotates tokens too. Tokens are stateless; revoking the parent key kills
 them, since every use loads the key record. A token also names the API key that minted it
 (``t``: a prefix of that key's SHA-256), so rotating the key ends its tokens with the old
-key's grace period, at once for ``grace_seconds: 0``.
+key's grace period, at once for ``grace_seconds: 0``. A token answered for a sign-in
+(``POST /v1/tokens/exchange``) names no minting key: only revoking the key ends it early.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class ClientToken:
     issued_at: int
     expires_at: int
     minted_by: str | None = None  # hex prefix of the minting API key's SHA-256
+    # Answered by ``POST /v1/tokens/exchange`` for a sign-in, not minted by an API key: a
+    # rotation of the key does not end it (revoking the key does).
+    exchanged: bool = False
 
 
 def mint(signer: UrlSigner, token: ClientToken) -> str:
@@ -54,6 +58,7 @@ def mint(signer: UrlSigner, token: ClientToken) -> str:
                 "exp": token.expires_at,
                 "kid": signer.current_kid,
                 **({"t": token.minted_by} if token.minted_by else {}),
+                **({"x": 1} if token.exchanged else {}),
             },
             separators=(",", ":"),
         ).encode()
@@ -93,6 +98,7 @@ def verify(signer: UrlSigner, raw: str, *, audience: str, now: float) -> ClientT
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
             minted_by=minted_by,
+            exchanged=claims.get("x") == 1,
         )
     except (KeyError, TypeError, ValueError):
         raise _invalid() from None

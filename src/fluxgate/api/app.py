@@ -29,7 +29,7 @@ from .deps import ClientAddress, Gw, Resolver, error_response, gateway
 from .fast_path import FastPathMiddleware
 from .generate import GenerationHandler
 from .request_body import validation_error
-from .routes import account, admin, jobs, signed_files
+from .routes import account, admin, exchange, jobs, signed_files
 from .routes import generations as generation_routes
 from .schemas import GenerationRequest, Health, ReadinessCheck
 from .schemas import Readiness as ReadinessBody
@@ -205,7 +205,7 @@ def create_app(
     if site is not None:
         app.add_middleware(console.StaticConsole, site=site)
 
-    for module in (generation_routes, signed_files, account, jobs, admin):
+    for module in (generation_routes, signed_files, account, exchange, jobs, admin):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -34,6 +34,8 @@ def is_json(content_type: str | None) -> bool:
 
 
 _UNPARSED = object()
+# What an unauthenticated body may be: an ID token is at most 16 KiB, with room to spare.
+OPEN_BODY_BYTES = 64 * 1024
 
 
 class ReadBody(Request):
@@ -61,6 +63,10 @@ class JsonBodyRoute(APIRoute):
     async def credential(self, request: Request) -> None:
         raise NotImplementedError
 
+    def body_limit(self, max_body_bytes: int) -> int:
+        """The most bytes of body the route reads (``MAX_BODY_BYTES``, unless smaller)."""
+        return max_body_bytes
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.body_field is None:  # no body model: the body is never read
@@ -68,7 +74,7 @@ class JsonBodyRoute(APIRoute):
 
         async def checked(request: Request) -> Response:
             await self.credential(request)  # 401/403/429 before the body is read
-            limit = (await gateway(request)).settings.max_body_bytes
+            limit = self.body_limit((await gateway(request)).settings.max_body_bytes)
             body = await read_capped(request.stream(), request.headers.get("content-length"), limit)
             read = ReadBody(request.scope, request.receive, body)
             if body and is_json(request.headers.get("content-type")):
@@ -83,6 +89,18 @@ class CallerBodyRoute(JsonBodyRoute):
 
     async def credential(self, request: Request) -> None:
         await caller_checked(request)
+
+
+class OpenBodyRoute(JsonBodyRoute):
+    """No credential: the body is the credential (``POST /v1/tokens/exchange``'s ID
+    token), so it is read capped small, :data:`OPEN_BODY_BYTES`, whatever
+    ``MAX_BODY_BYTES`` allows the authenticated routes."""
+
+    async def credential(self, request: Request) -> None:
+        return None
+
+    def body_limit(self, max_body_bytes: int) -> int:
+        return min(max_body_bytes, OPEN_BODY_BYTES)
 
 
 class AdminBodyRoute(JsonBodyRoute):

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..access.audit import audit
 from ..access.auth import SCOPE_ADMIN, TOKEN_PREFIX, Principal, bearer_token, check_admin
 from ..access.rate_limits import FailedAttempts
+from ..access.sign_in_config import APP_CHECK_HEADER
 from ..errors import ApiError, rendered, unauthorized
 from ..service.gateway import Gateway
 from .schemas import ErrorBody
@@ -109,8 +110,11 @@ async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable
 
 
 async def authenticated(request: Request, gw: Gateway) -> Principal:
+    headers = request.headers
     principal = await throttled(
-        request, gw, lambda: gw.authenticate(request.headers.get("authorization"))
+        request,
+        gw,
+        lambda: gw.authenticate(headers.get("authorization"), headers.get(APP_CHECK_HEADER)),
     )
     request.state.principal = principal
     return principal

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from ..access.audit import audit_refusal
 from ..access.auth import SCOPE_GENERATE, Principal
 from ..access.rate_limits import FailedAttempts
+from ..access.sign_in_config import APP_CHECK_HEADER
 from ..delivery.variants import Variant, parse_variants, unavailable
 from ..errors import ApiError
 from ..model.params import GenerationParams, ReferenceImage
@@ -67,6 +68,7 @@ HEADERS = (
     "idempotency-key",
     "prefer",
     "transfer-encoding",
+    APP_CHECK_HEADER,
 )
 
 
@@ -217,7 +219,7 @@ class GenerationHandler:
     async def _caller(self, gw: Gateway, view: RequestView) -> Principal:
         authorization = view.header("authorization")
         try:
-            return await gw.authenticate(authorization)
+            return await gw.authenticate(authorization, view.header(APP_CHECK_HEADER))
         except ApiError as error:
             if authorization is None:
                 raise

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..access.sign_in_config import SignInConfig
 from ..access.tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 from ..delivery.variants import FORMATS, MAX_REQUESTED, WIDTHS
 from ..errors import ApiError
@@ -270,6 +271,11 @@ class KeyCreate(BaseModel):
     )
     expires_in_seconds: int | None = Field(None, ge=60, description="Alternative to expires_at.")
     overrides: LimitOverrides = Field(default_factory=LimitOverrides)
+    sign_in: SignInConfig | None = Field(
+        None,
+        description="Whose sign-ins the key exchanges for client tokens "
+        "(POST /v1/tokens/exchange), and App Check; null: none.",
+    )
 
 
 class KeyUpdate(BaseModel):
@@ -293,6 +299,9 @@ class KeyUpdate(BaseModel):
     tier: str | None = None
     expires_at: int | None = Field(None, ge=0)
     overrides: LimitOverrides | None = None
+    sign_in: SignInConfig | None = Field(
+        None, description="Sign-in token exchange and App Check for the key; null: none."
+    )
 
 
 class KeyRotate(BaseModel):
@@ -310,6 +319,9 @@ class KeyInfo(BaseModel):
     tier: str | None = None
     expires_at: int | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
+    sign_in: SignInConfig | None = Field(
+        None, description="As set (presets written out). Key listings leave it out (null)."
+    )
     revoked: bool
     revoked_at: int | None = None
 
@@ -340,6 +352,42 @@ class TokenCreated(BaseModel):
     subject: str
     scopes: list[str]
     expires_at: int
+
+
+class TokenExchange(BaseModel):
+    """``POST /v1/tokens/exchange`` (RFC 8693's names, as JSON)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The key whose end users sign in (its id, public: not the key itself).",
+    )
+    subject_token: str = Field(
+        min_length=1, max_length=16 * 1024, description="The ID token the sign-in gave the app."
+    )
+    subject_token_type: str = Field(
+        "urn:ietf:params:oauth:token-type:id_token",
+        description="An ID token (`...:id_token`, or `...:jwt`).",
+    )
+    grant_type: str = Field(
+        "urn:ietf:params:oauth:grant-type:token-exchange", description="RFC 8693's, if sent."
+    )
+    scope: str | None = Field(
+        None,
+        max_length=200,
+        description="Space-separated scopes, within the key's sign-in scopes; default: all.",
+    )
+
+
+class TokenExchanged(TokenCreated):
+    """A client token for the signed-in end user, named both ways: Fluxgate's (``token``,
+    ``subject``, ``scopes``, ``expires_at``) and RFC 8693's (``access_token``...)."""
+
+    access_token: str
+    issued_token_type: str = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
+    expires_in: int = Field(description="Seconds the token is valid for.")
+    scope: str = Field(description="The token's scopes, space-separated.")
 
 
 class DayUsage(BaseModel):

@@ -20,7 +20,9 @@ from ..service.gateway import Gateway, JobPorts, Ports
 from ..service.settings import ConfigError, Settings, admin_token_from
 from .answers_sqlite import SqliteIdempotency
 from .catalog_sqlite import SqliteCatalog
+from .id_token_crypto import CryptographySignatures
 from .jobs_sqlite import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
+from .jwks_http import HttpxJwksFetcher
 from .kv_sqlite import SqliteKV
 from .ledger_sqlite import SqliteLedger
 from .objects_dir import DirectoryObjects
@@ -146,6 +148,8 @@ def local_ports(
         usage_events=SqliteUsageEvents(data_dir / "usage_events.sqlite3"),
         idempotency=SqliteIdempotency(data_dir / "idempotency.sqlite3"),
         transformer=pillow_transformer(),
+        signatures=CryptographySignatures(),
+        jwks=HttpxJwksFetcher(allow_loopback=settings.issuer_allow_loopback),
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..access.auth import KeyStore, Principal
+from ..access.id_tokens import JwksFetcher, SignatureVerifier
 from ..access.ledger import BudgetLedger
 from ..access.rate_limits import RateLimiter
 from ..delivery.downloads import EdgeCache, FilePorts
@@ -39,6 +40,7 @@ from .idempotency import Idempotency
 from .job_runner import JobRunner
 from .readiness import Readiness
 from .settings import Settings
+from .sign_in import SignIn
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class Ports:
     # One transformation per variant in flight; none: within the process.
     variant_coalescer: Coalescer | None = None
     edge_cache: EdgeCache | None = None  # in front of downloads; none: no cache
+    # ID tokens (sign-in exchange, App Check): the runtime's signature check and JWKS
+    # fetcher; without either, the exchange answers 501 exchange_unavailable.
+    signatures: SignatureVerifier | None = None
+    jwks: JwksFetcher | None = None
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -89,6 +95,7 @@ class Gateway:
     # asked of the model port once, when the gateway is built.
     served_names: Mapping[str, str]
     keys: KeyStore
+    sign_in: SignIn  # the sign-in exchange and App Check
     policies: PolicyStore
     controls: Controls
     generator: Generator
@@ -127,11 +134,15 @@ class Gateway:
             return found
         return next((spec for spec in MODELS if self.served_name(spec) == name), None)
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(
+        self, authorization: str | None, app_check: str | None = None
+    ) -> Principal:
         """The caller of a request (every route and the direct path come through here),
-        its key id noted for the request's access-log line."""
+        its key id noted for the request's access-log line. ``app_check``: the request's
+        ``X-Firebase-AppCheck``, which a client token's key may require."""
         principal = await self.keys.authenticate(
             authorization, signer=self.signer, audience=self.settings.token_audience
         )
         note_caller(principal.key.id)
+        await self.sign_in.check_request(principal, app_check)
         return principal

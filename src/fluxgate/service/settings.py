@@ -82,6 +82,8 @@ class Settings(BaseModel):
     audit_log_prompts: bool = False
     # Async jobs and webhooks.
     webhook_allow_loopback: bool = False  # true only for local testing
+    # Sign-in exchange: issuers and JWKS on loopback (an OIDC issuer double); testing only.
+    issuer_allow_loopback: bool = False
     webhook_retry_base_seconds: float = Field(5.0, ge=0, le=600)
     webhook_max_attempts: int = Field(6, ge=1, le=20)
     job_max_attempts: int = Field(3, ge=1, le=10)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...access.auth import KeyRecord, expiry_in, invalid_field
+from ...access.sign_in_config import SignInConfig
 from ...errors import ApiError
 from ...listings.catalog import IMAGE
 from ...listings.usage_history import MAX_ADMIN_DAYS, day_range
@@ -55,10 +56,24 @@ async def _check_tier(gw: Gateway, tier: str | None) -> None:
     (await gw.policies.current()).require_tier(tier)
 
 
+def _sign_in(gw: Gateway, config: SignInConfig | None) -> dict[str, Any] | None:
+    """The sign-in configuration as stored, its URLs held to the JWKS fetcher's rules
+    (https to a public host; loopback only under ``ISSUER_ALLOW_LOOPBACK``) now rather than
+    at the first exchange."""
+    if config is None:
+        return None
+    try:
+        config.check_urls(allow_loopback=gw.settings.issuer_allow_loopback)
+    except ValueError as exc:
+        raise invalid_field("sign_in", f"an issuer or JWKS URL {exc}") from None
+    return config.stored()
+
+
 async def create_key(gw: Gateway, body: KeyCreate, actor: AdminActor) -> tuple[str, KeyRecord]:
     """Create a key: the HTTP API and ``fluxgate keys create`` both come through here, so
     they accept and refuse the same keys, and both write the audit line."""
     await _check_tier(gw, body.tier)
+    sign_in = _sign_in(gw, body.sign_in)
     expires_at = body.expires_at
     if body.expires_in_seconds is not None:
         expires_at = expiry_in(body.expires_in_seconds, gw.clock())
@@ -68,6 +83,7 @@ async def create_key(gw: Gateway, body: KeyCreate, actor: AdminActor) -> tuple[s
         tier=body.tier,
         expires_at=expires_at,
         overrides=body.overrides.model_dump(exclude_none=True),
+        sign_in=sign_in,
     )
     actor.audit("key.create", target=record.id, scopes=record.scopes, tier=record.tier)
     return token, record
@@ -173,7 +189,7 @@ async def key_images(
 @router.patch(
     "/keys/{key_id}",
     response_model=KeyInfo,
-    summary="Change a key's name, scopes, tier, expiry or limit overrides",
+    summary="Change a key's name, scopes, tier, expiry, limit overrides or sign-in",
 )
 async def update_key(key_id: str, body: KeyUpdate, gw: Gw, actor: Admin) -> KeyInfo:
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
@@ -183,6 +199,8 @@ async def update_key(key_id: str, body: KeyUpdate, gw: Gw, actor: Admin) -> KeyI
         changes["overrides"] = (
             body.overrides.model_dump(exclude_none=True) if body.overrides else {}
         )
+    if "sign_in" in changes:
+        changes["sign_in"] = _sign_in(gw, body.sign_in)
     record = await gw.keys.update(key_id, changes)
     actor.audit("key.update", target=key_id, fields=sorted(changes))
     return _info(record)

@@ -32,6 +32,7 @@ from ..bindings.kv import WorkersKV
 from ..bindings.ledger_object import WorkersLedger
 from ..bindings.r2 import WorkersR2
 from ..bindings.rate_limiting import WorkersRateLimiter
+from ..bindings.web_crypto import FetchJwksFetcher, WebCryptoSignatures
 from .config import EnvVars, env_text, signer_from_env
 
 _gateway: Gateway | None = None
@@ -79,6 +80,8 @@ def ports_from_env(env: Any) -> Ports:
         transformer=transformer_from_env(env),
         variant_coalescer=variant_coalescer(env),
         edge_cache=WorkersEdgeCache(),
+        signatures=WebCryptoSignatures(),
+        jwks=FetchJwksFetcher(),
     )
 
 

@@ -1,7 +1,8 @@
 """An OpenID Connect issuer double: a real HTTP server on 127.0.0.1 that publishes its keys.
 
 ``OidcIssuer`` serves ``/.well-known/openid-configuration`` and ``/jwks`` (with
-``Cache-Control: max-age``) from a thread, holds RSA 2048 and EC P-256 signing keys, signs
+``Cache-Control: max-age``), and ``POST /sign-in`` (``sub=<user>``: an ID token, what a
+provider's sign-in SDK gives an app) from a thread, holds RSA 2048 and EC P-256 signing keys, signs
 tokens with them (:meth:`OidcIssuer.sign`) and makes the forgeries a verifier must refuse
 (``alg: none``, HS256 keyed with the public key's PEM, a tampered signature). A test can
 rotate keys (:meth:`~OidcIssuer.add_key`, :meth:`~OidcIssuer.retire`), take the issuer
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -125,6 +127,16 @@ class OidcIssuer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                status, headers, body = issuer.sign_in(self.path, self.rfile.read(length))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_message(self, *args: object) -> None:
                 return
 
@@ -182,6 +194,17 @@ class OidcIssuer:
             }
             return 200, headers, json.dumps(config).encode()
         return 404, headers, b'{"error": "not_found"}'
+
+    def sign_in(self, path: str, form: bytes) -> tuple[int, dict[str, str], bytes]:
+        """``POST /sign-in`` with ``sub=<user>``: the ID token a provider's sign-in SDK would
+        hand the app for that user (RS256, an hour), for a session run with curl."""
+        fields = parse_qs(form.decode(errors="replace"))
+        subject = fields.get("sub", [""])[0]
+        if path != "/sign-in" or not subject or self.outage is not None:
+            return 400, {"content-type": "application/json"}, b'{"error": "invalid_request"}'
+        token = self.sign(self.claims(sub=subject))
+        body = json.dumps({"id_token": token, "token_type": "Bearer"}).encode()
+        return 200, {"content-type": "application/json", "cache-control": "no-store"}, body
 
     # -- keys --------------------------------------------------------------------------------
 

@@ -1120,6 +1120,8 @@ def test_spend_chart_and_gallery_show_a_keys_generation(browser, server):
     )
     sources = page.js("return [...document.querySelectorAll('#gallery img')].map((i) => i.src)")
     assert signed.path in [urlsplit(src).path for src in sources]
+    # the gallery's images load as they come into view (loading=lazy), below every key's row
+    page.js("document.getElementById('gallery').scrollIntoView({ block: 'center' })")
     page.until(
         lambda: page.js(
             "return [...document.querySelectorAll('#gallery img')]"

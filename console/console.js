@@ -35,6 +35,7 @@
   // next_cursor for up to 1,000 keys.
   const USAGE_PAGE = 40;
   const USAGE_PAGES = 25;
+  const TOP_USERS = 10;  // what GET /v1/admin/usage lists per key
 
   // The shapes the script keeps. API bodies are JSON as docs/api.md describes them: read
   // into these where the script keeps them, checked where a wrong guess would matter.
@@ -73,7 +74,16 @@
    * @property {boolean} [revoked]
    */
   /** @typedef {{ day: string, spent_usd?: number, requests?: number }} UsageDay */
-  /** @typedef {{ key_id: string, name?: string, spent_usd?: number, days?: UsageDay[] }} UsageRow */
+  /** @typedef {{ user: string, spent_usd?: number, requests?: number }} UserSpend */
+  /**
+   * @typedef {object} UsageRow
+   * @property {string} key_id
+   * @property {string} [name]
+   * @property {number} [spent_usd]
+   * @property {UsageDay[]} [days]
+   * @property {UserSpend[]} [top_users]
+   */
+  /** @typedef {UserSpend & { key_id?: string, name?: string | undefined }} TopUser */
   /** @typedef {{ row: UsageRow, index: number, byDay: Map<string, UsageDay> }} Series */
   /** @typedef {{ code?: string, message?: string, request_id?: string, status?: number }} ErrorBody */
 
@@ -644,12 +654,115 @@
   }
 
   input("key").addEventListener("change", loadModels);
+  input("key").addEventListener("change", () => loadUsage());
   select("model").addEventListener("change", () => {
     models.chosen = select("model").value;
     applyModel();
   });
   for (const id of ["width", "height", "steps"]) {
     $(id).addEventListener("input", updateModelHint);
+  }
+
+  // ---- usage ---------------------------------------------------------------------------
+
+  /**
+   * The rows of a top end users table: each user's images (charged model calls) and spend,
+   * most first; with the key under the user when the table mixes keys.
+   * @param {TopUser[]} users
+   * @param {boolean} withKey
+   * @param {string} empty what the table says without a row
+   */
+  function topUserRows(users, withKey, empty) {
+    const sorted = [...users].sort((a, b) =>
+      (Number(b.spent_usd) || 0) - (Number(a.spent_usd) || 0) ||
+      (b.requests || 0) - (a.requests || 0) || a.user.localeCompare(b.user));
+    const rows = sorted.map((u) => element("tr", { dataset: { user: u.user, key: u.key_id || "" } },
+      element("td", { "data-label": "User" }, element("div", {},
+        element("span", { text: u.user }),
+        withKey && u.key_id
+          ? element("code", { className: "id", text: u.name ? `${u.name} (${u.key_id})` : u.key_id })
+          : null)),
+      element("td", { "data-label": "Images", className: "num", text: String(u.requests || 0) }),
+      element("td", { "data-label": "Spent", className: "num", text: formatUsd(u.spent_usd) })));
+    if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: "3", text: empty })));
+    return rows;
+  }
+
+  let usageVersion = 0;
+
+  /**
+   * GET /v1/usage with the credential of the Generate form, over the chart's 30 days: an API
+   * key's spend with its top end users, or a client token's own end user's spend, budget
+   * and rate window.
+   */
+  async function loadUsage() {
+    const key = input("key").value.trim();
+    const version = ++usageVersion;
+    show($("usage-error"), false);
+    if (!key) {
+      show($("usage"), false);
+      return;
+    }
+    const query = new URLSearchParams({ from: utcDay(-29), to: utcDay(0) });
+    try {
+      const response = await fetch(endpoint(`v1/usage?${query}`), {
+        headers: { Authorization: `Bearer ${key}` }, cache: "no-store", credentials: "omit",
+      });
+      const body = await readBody(response);
+      if (!response.ok) throw problemOf(response, body);
+      if (version === usageVersion) renderUsage(body);
+    } catch (err) {
+      if (version !== usageVersion) return;
+      $("usage-title").textContent = "Usage";
+      $("usage-summary").replaceChildren();
+      show($("usage-users"), false);
+      $("usage-error").textContent =
+        `Usage is unavailable: ${err instanceof Problem ? err.describe() : messageOf(err)}`;
+      show($("usage-error"), true);
+      show($("usage"), true);
+    }
+  }
+
+  /**
+   * @param {{ user?: string | null, spent_usd?: number, requests?: number,
+   *   daily_budget_usd?: number | null, remaining_usd?: number | null, days?: UsageDay[],
+   *   rate_limit?: { limit: number, period: number, remaining: number, reset: number } | null,
+   *   top_users?: UserSpend[] | null }} report
+   */
+  function renderUsage(report) {
+    const own = typeof report.user === "string" && !Array.isArray(report.top_users);
+    $("usage-title").textContent = own ? `You (${report.user})` : "This key";
+    const days = report.days || [];
+    const spent = days.reduce((sum, d) => sum + (Number(d.spent_usd) || 0), 0);
+    const images = days.reduce((sum, d) => sum + (d.requests || 0), 0);
+    /** @type {[string, string][]} */
+    const facts = [
+      ["Today", `${formatUsd(report.spent_usd)}, ${report.requests || 0} image(s)`],
+      ["30 days", `${formatUsd(spent)}, ${images} image(s)`],
+    ];
+    const budget = report.daily_budget_usd;
+    if (typeof budget === "number") {
+      // $4.9975 left of $5 is not "$5.00 of $5.00": more digits where rounding would hide spend
+      const left = Number(report.remaining_usd) || 0;
+      const shown = left < budget && formatUsd(left) === formatUsd(budget)
+        ? `$${left.toFixed(4)}` : formatUsd(left);
+      facts.push(["Budget left", `${shown} of ${formatUsd(budget)} today`]);
+    } else {
+      facts.push(["Budget left", "no daily budget"]);
+    }
+    const rate = report.rate_limit;
+    if (own && rate) {
+      facts.push(["Images left", `${rate.remaining} of ${rate.limit} per ` +
+        `${formatDuration(rate.period)} (resets in ${formatDuration(rate.reset)})`]);
+    }
+    $("usage-summary").replaceChildren(...facts.flatMap(([term, text]) =>
+      [element("dt", { text: term }), element("dd", { text })]));
+    if (!own) {
+      $("usage-users-body").replaceChildren(...topUserRows(report.top_users || [], false,
+        "No end-user spend in these 30 days."));
+    }
+    show($("usage-users"), !own);
+    show($("usage"), true);
   }
 
   // ---- progress ------------------------------------------------------------------------
@@ -835,6 +948,7 @@
         showResult(body, response.headers.get("X-Cache") || (body.cached ? "HIT" : "MISS"));
         done = "Generated";
       }
+      loadUsage();
       if (state.adminToken) refreshActivity();
     } catch (err) {
       showFailure(err instanceof Problem ? err
@@ -1210,6 +1324,7 @@
       $("chart").replaceChildren();
       $("legend").replaceChildren();
       $("today-body").replaceChildren();
+      $("top-users-body").replaceChildren();
       $("chart-caption").textContent = "";
       adminError("spend-error", "Spend is unavailable", err);
     }
@@ -1240,6 +1355,24 @@
       element("span", { text: `${s.row.name || s.row.key_id} (${s.row.key_id})` })));
     $("legend").replaceChildren(...legend);
     renderToday(series, usage.to);
+    renderTopUsers(shown, Boolean(chosen));
+  }
+
+  /**
+   * The end users who spent most over the chart's days: the chosen key's, or the 10 first
+   * of every key's (each with its key).
+   * @param {Series[]} shown
+   * @param {boolean} oneKey
+   */
+  function renderTopUsers(shown, oneKey) {
+    /** @type {TopUser[]} */
+    const users = shown.flatMap((s) => (s.row.top_users || []).map((u) =>
+      ({ ...u, key_id: s.row.key_id, name: s.row.name })));
+    const top = oneKey ? users : users
+      .sort((a, b) => (Number(b.spent_usd) || 0) - (Number(a.spent_usd) || 0))
+      .slice(0, TOP_USERS);
+    $("top-users-body").replaceChildren(...topUserRows(top, !oneKey,
+      "No end-user spend in these 30 days."));
   }
 
   let chartWidth = 0;
@@ -1397,5 +1530,6 @@
   updateGenerateButton();
   renderModels(FALLBACK_MODELS, "Enter the API key to list the models it may use, with prices.");
   loadModels();  // a key the browser kept in the field
+  loadUsage();
   checkServer();
 })();

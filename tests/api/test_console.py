@@ -1132,6 +1132,108 @@ def test_spend_chart_and_gallery_show_a_keys_generation(browser, server):
     assert page.problems() == []
 
 
+def top_users_of(page: Console, body: str) -> list[list[str]]:
+    """The rows of a top end users table (its tbody's id): user, key id, images, spent."""
+    return list(
+        page.js(
+            "return [...document.querySelectorAll(`#${arguments[0]} tr[data-user]`)].map((tr) =>"
+            " [tr.dataset.user, tr.dataset.key,"
+            "  tr.querySelector(\"td[data-label='Images']\").textContent,"
+            "  tr.querySelector(\"td[data-label='Spent']\").textContent])",
+            body,
+        )
+    )
+
+
+def test_top_end_users_of_a_key_in_the_console(browser, server):
+    """Two end users of one key generate through the console with client tokens: each sees
+    their own spend, budget and rate window; the key sees both, most first; so does the
+    admin's spend section, for that key and among all keys. Needs ``top_users`` of
+    ``GET /v1/usage`` and ``GET /v1/admin/usage``."""
+    base = server.base
+    made = admin_key(
+        base,
+        unique("app"),
+        overrides={
+            "user_rate_limit": {"limit": 10, "period": 3600},
+            "user_daily_budget_usd": 5,
+        },
+    )
+    alice, bob = unique("alice"), unique("bob")
+
+    def token(subject: str) -> str:
+        minted = httpx.post(
+            f"{base}/v1/tokens",
+            json={"subject": subject},
+            headers={"Authorization": f"Bearer {made['key']}"},
+            timeout=30,
+        )
+        assert minted.status_code == 201, minted.text
+        return str(minted.json()["token"])
+
+    page = Console(browser, base)
+    prompt = unique("a kite over the dunes")
+    for subject, seeds in ((alice, (21, 22)), (bob, (23,))):
+        page.fill(key=token(subject))
+        for seed in seeds:
+            page.fill(prompt=prompt, width=512, height=512, steps=3, seed=seed)
+            page.generate()
+            page.wait_for_result()
+            assert page.text("meta-cache") == "MISS"
+        # the token's own end user: their spend, budget and what is left of their window
+        title, left = f"You ({subject})", f"{10 - len(seeds)} of 10 per 1 hour"
+        page.until(
+            lambda title=title, left=left: (
+                page.text("usage-title") == title and left in page.text("usage-summary")
+            ),
+            f"no usage of {subject}: {page.text('usage')}",
+        )
+        summary = page.text("usage-summary")
+        assert f", {len(seeds)} image(s)30 days" in summary, summary  # today
+        assert re.search(r"Budget left\$4\.99\d* of \$5\.00 today", summary), summary
+        assert not page.visible("usage-users")
+
+    # the key itself: its end users, most first
+    page.fill(key=made["key"])
+    page.js("document.getElementById('key').dispatchEvent(new Event('change'))")
+    page.until(lambda: page.text("usage-title") == "This key", page.text("usage"))
+    page.until(lambda: len(top_users_of(page, "usage-users-body")) == 2, page.text("usage"))
+    rows = top_users_of(page, "usage-users-body")
+    assert [(user, images) for user, _, images, _ in rows] == [(alice, "2"), (bob, "1")]
+    assert all(spent.startswith("$0.") for *_, spent in rows), rows
+    assert "3 image(s)" in page.text("usage-summary")
+
+    # the admin: the chosen key's end users, then all keys' (each row naming its key)
+    page.fill(**{"admin-token": ADMIN})
+    page.el("admin-load").click()
+    page.until(lambda: page.visible("admin-body"), "the admin section did not open")
+    page.until(
+        lambda: page.js(
+            "return [...document.getElementById('spend-key').options]"
+            ".some((o) => o.value === arguments[0])",
+            made["id"],
+        ),
+        f"the key is not in the spend picker: {page.text('spend-error')}",
+    )
+    page.js(
+        "const s = document.getElementById('spend-key');"
+        "s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+        made["id"],
+    )
+    chosen = top_users_of(page, "top-users-body")
+    assert [(user, images) for user, _, images, _ in chosen] == [(alice, "2"), (bob, "1")]
+    assert [spent for *_, spent in chosen] == [spent for *_, spent in rows]
+    assert "Top end users" in page.text("top-users-caption")
+    page.js(
+        "const s = document.getElementById('spend-key');"
+        "s.value = ''; s.dispatchEvent(new Event('change'));"
+    )
+    everyone = top_users_of(page, "top-users-body")
+    assert [(u, i) for u, key, i, _ in everyone if key == made["id"]] == [(alice, "2"), (bob, "1")]
+    assert made["id"] in page.text("top-users-body")
+    assert page.problems() == []
+
+
 def layout_report(page: Console) -> dict[str, Any]:
     return dict(
         page.js(

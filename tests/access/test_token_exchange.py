@@ -13,6 +13,7 @@ from ..support.sign_in import (
     app_check_config,
     app_check_token,
     exchange,
+    fresh_client,
     issuer_config,
     sign_in_key,
 )
@@ -77,12 +78,32 @@ def test_the_configured_claim_prefixed_becomes_the_end_user(client, oidc_issuer,
             "scopes": ["images:generate"],
         },
     )
-    token = oidc_issuer.sign(oidc_issuer.claims(clock(), email="bo@example.com"))
+    token = oidc_issuer.sign(
+        oidc_issuer.claims(clock(), email="bo@example.com", email_verified=True)
+    )
     body = exchange(client, key_id, token).json()
     assert body["subject"] == "idp:bo@example.com"
     assert body["scopes"] == ["images:generate"] and body["expires_in"] == 600
     no_email = oidc_issuer.sign(oidc_issuer.claims(clock()))
     refused(exchange(client, key_id, no_email), 401, "invalid_id_token")
+
+
+def test_an_email_becomes_the_end_user_only_when_the_issuer_verified_it(client, oidc_issuer, clock):
+    key_id = sign_in_key(client, {"issuers": [issuer_config(oidc_issuer)], "user_claim": "email"})
+    typed = oidc_issuer.claims(clock(), email="victim@example.com", email_verified=False)
+    refused(exchange(client, key_id, oidc_issuer.sign(typed)), 401, "invalid_id_token")
+    checked = {**typed, "email_verified": True}
+    assert exchange(client, key_id, oidc_issuer.sign(checked)).json()["subject"] == (
+        "victim@example.com"
+    )
+
+
+def test_auth0_style_subjects_are_end_user_ids_and_newlines_are_not(client, oidc_issuer, clock):
+    key_id = sign_in_key(client, {"issuers": [issuer_config(oidc_issuer)]})
+    auth0 = oidc_issuer.sign(oidc_issuer.claims(clock(), sub="auth0|65f0c1d2e3"))
+    assert exchange(client, key_id, auth0).json()["subject"] == "auth0|65f0c1d2e3"
+    sneaky = oidc_issuer.sign(oidc_issuer.claims(clock(), sub="alice\n"))
+    refused(exchange(client, key_id, sneaky), 401, "invalid_id_token")
 
 
 def test_an_app_may_ask_for_fewer_scopes_never_more(client, oidc_issuer, clock):
@@ -157,6 +178,22 @@ def test_a_token_for_a_key_that_exchanges_nothing_is_refused_alike(client, oidc_
     plain = client.post("/v1/admin/keys", json={"name": "plain"}, headers=ADMIN_HEADERS)
     for key_id in (plain.json()["id"], "key_0000000000000000", "nonsense"):
         refused(exchange(client, key_id, token), 403, "exchange_not_enabled")
+
+
+def test_guessing_key_ids_or_forging_signatures_is_throttled_per_client(client, oidc_issuer, clock):
+    """As a guessed API key is: past 20 failures a minute, 429; a valid sign-in still
+    passes (one address is often many users)."""
+    key_id = sign_in_key(client, {"issuers": [issuer_config(oidc_issuer)]})
+    token = oidc_issuer.sign(oidc_issuer.claims(clock()))
+    me = fresh_client()
+    answers = [exchange(client, f"key_{n:016x}", token, headers=me).status_code for n in range(12)]
+    forged = oidc_issuer.tampered(token)
+    answers += [exchange(client, key_id, forged, headers=me).status_code for _ in range(8)]
+    assert answers == [403] * 12 + [401] * 8
+    refused(exchange(client, key_id, forged, headers=me), 429, "too_many_failed_attempts")
+    unknown = exchange(client, "key_ffffffffffffffff", token, headers=me)
+    refused(unknown, 429, "too_many_failed_attempts")
+    assert exchange(client, key_id, token, headers=me).status_code == 200
 
 
 def test_the_request_itself_must_be_a_token_exchange(client, oidc_issuer, clock):
@@ -265,7 +302,7 @@ def test_loopback_issuers_are_refused_outside_tests(client, oidc_issuer):
 def test_presets_are_written_out_as_what_they_trust(client):
     sign_in = {
         "issuers": [
-            {"preset": "firebase", "project_id": "my-app"},
+            {"preset": "firebase", "project_id": "my-app", "user_prefix": "fb:"},
             {"preset": "apple", "audiences": ["com.example.images"], "user_prefix": "apple:"},
             {"preset": "google", "audiences": ["1234.apps.googleusercontent.com"]},
         ]
@@ -292,6 +329,18 @@ def test_presets_are_written_out_as_what_they_trust(client):
         {"issuers": [{"preset": "google", "audiences": ["a"], "algorithms": ["HS256"]}]},
         {"issuers": [{"preset": "google", "audiences": ["a"]}], "scopes": ["admin"]},
         {"issuers": [{"preset": "google", "audiences": ["a"]}], "app_check": {}},
+        {  # two providers' subjects must not meet
+            "issuers": [
+                {"preset": "google", "audiences": ["a"]},
+                {"preset": "apple", "audiences": ["b"]},
+            ]
+        },
+        {  # one issuer, two entries: only the first could ever match
+            "issuers": [
+                {"preset": "google", "audiences": ["a"], "user_prefix": "g:"},
+                {"preset": "google", "audiences": ["b"], "user_prefix": "h:"},
+            ]
+        },
     ],
 )
 def test_a_configuration_that_cannot_work_is_refused_when_set(client, sign_in):

@@ -64,6 +64,8 @@ BODILESS_ROUTES = [
     ("POST", "/v1/admin/keys/{key_id}/revoke", "admin", 404, "not_found"),
 ]
 ALL_ROUTES = BODY_ROUTES + BODILESS_ROUTES
+# Routes whose body is the credential (no header to check first): read capped small.
+OPEN_BODY_ROUTES = [("POST", "/v1/tokens/exchange")]
 ROUTE_IDS = [f"{method} {path}" for method, path, *_ in ALL_ROUTES]
 
 _client_ips = itertools.count()
@@ -154,6 +156,21 @@ def test_without_a_valid_credential_no_body_is_read_the_answer_is_401(
         assert r.status_code == 403 and error_of(r)["code"] == "insufficient_scope", r.text
 
 
+@pytest.mark.parametrize(("method", "path"), OPEN_BODY_ROUTES)
+def test_a_route_whose_body_is_the_credential_reads_64_kib_at_most_and_refuses_deep_json(
+    client: httpx.Client, alive: None, method: str, path: str
+) -> None:
+    for encoding in ENCODINGS:
+        r = send(client, method, path, DEEP.encode(encoding), own_address())
+        assert r.status_code in (400, 413), (encoding, r.text)
+        assert error_of(r)["code"] in ("invalid_json", "payload_too_large"), r.text
+    r = send(client, method, path, JUST_TOO_DEEP.encode(), own_address())
+    assert (r.status_code, error_of(r)["code"]) == (400, "invalid_json"), r.text
+    big = b'{"key_id": "' + b"k" * (64 * 1024) + b'"}'
+    r = send(client, method, path, big, own_address())
+    assert (r.status_code, error_of(r)["code"]) == (413, "payload_too_large"), r.text
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
 def test_json_that_is_not_utf8_is_400_invalid_json_even_when_shallow(
     client: httpx.Client, admin: Headers, encoding: str
@@ -222,7 +239,7 @@ def test_every_route_that_may_take_a_body_is_tested_here_and_reads_it_after_the_
         for method in route.methods or ()
         if method in ("POST", "PUT", "PATCH")
     }
-    assert with_body == {(method, path) for method, path, *_ in ALL_ROUTES}
+    assert with_body == {(method, path) for method, path, *_ in ALL_ROUTES + OPEN_BODY_ROUTES}
     # FastAPI parses a body model before any dependency; the routes with one must read it
     # through JsonBodyRoute, after their credential (the generation routes read theirs).
     with_model = [route for route in routes if route.body_field is not None]

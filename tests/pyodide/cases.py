@@ -1195,3 +1195,24 @@ async def case_id_tokens_verify_through_fetch_and_web_crypto_end_to_end():
         assert server.fetches - before == 1  # one fetch, then the cached key set
     finally:
         server.close()
+
+
+async def case_a_binding_that_is_an_rpc_stub_is_used_as_it_is():
+    """An RPC stub (a service binding) answers every property with a remote method: asked
+    for the SDK wrapper's ``_binding``, it would hand back a stub whose every call fails.
+    ``unwrap`` gives a JS object back as it is, and unwraps only the SDK's wrapper."""
+    from pyodide.code import run_js
+
+    from fluxgate.edge.ffi import unwrap
+
+    stub = run_js(
+        """new Proxy({}, { get: (_, name) => name === "then" ? undefined
+            : (...args) => `called ${String(name)}(${args.length})` })"""
+    )
+    assert unwrap(stub) is stub
+    assert unwrap(stub).run("model", {}) == "called run(2)"
+
+    class Wrapper:  # the SDK's env wrapper holds the JS binding as ``_binding``
+        _binding = stub
+
+    assert unwrap(Wrapper()) is stub

@@ -6,6 +6,8 @@ key whose ``sign_in`` trusts them, made through the admin API.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,8 +71,27 @@ def sign_in_key(client: httpx.Client, sign_in: dict[str, Any], name: str = "app"
     return key_id
 
 
-def exchange(client: httpx.Client, key_id: str, id_token: str, **extra: Any) -> httpx.Response:
-    """``POST /v1/tokens/exchange`` (``headers=`` for App Check; other fields into the body)."""
-    headers = extra.pop("headers", None)
-    body = {"key_id": key_id, "subject_token": id_token, **extra}
-    return client.post("/v1/tokens/exchange", json=body, headers=headers)
+_addresses = itertools.count(1)
+
+
+def fresh_client() -> dict[str, str]:
+    """A client address no other exchange has used (the Worker reads ``CF-Connecting-IP``;
+    the local app, the peer): refused exchanges count as failed attempts of their client,
+    and one shared address would be shut out across tests."""
+    n = next(_addresses)
+    return {"CF-Connecting-IP": f"10.{os.getpid() % 250}.{n // 250 % 250}.{n % 250 + 1}"}
+
+
+def exchange(
+    client: httpx.Client,
+    key_id: str,
+    id_token: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> httpx.Response:
+    """``POST /v1/tokens/exchange`` from a fresh client address unless ``headers`` name one
+    (``X-Firebase-AppCheck`` goes there too); ``fields`` go into the body."""
+    sent = {**fresh_client(), **(headers or {})}
+    body = {"key_id": key_id, "subject_token": id_token, **fields}
+    return client.post("/v1/tokens/exchange", json=body, headers=sent)

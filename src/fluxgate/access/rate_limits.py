@@ -69,7 +69,16 @@ def rate_limited(name: str, decision: RateDecision, who: str = "key") -> ApiErro
 AUTH_FAILURES_RULE = "auth_failures"
 AUTH_FAILURES_LIMIT = 20
 AUTH_FAILURES_PERIOD = 60
-GUESSES = frozenset({"invalid_api_key", "invalid_token", "invalid_admin_token"})
+GUESSES = frozenset(
+    {
+        "invalid_api_key",
+        "invalid_token",
+        "invalid_admin_token",
+        # the sign-in exchange: a key id that exchanges nothing, a forged ID token
+        "exchange_not_enabled",
+        "id_token_signature_invalid",
+    }
+)
 
 
 def too_many_failed_attempts(retry_after: float) -> ApiError:

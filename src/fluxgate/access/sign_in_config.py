@@ -177,7 +177,7 @@ class SignInConfig(BaseModel):
         "sub",
         pattern=CLAIM_PATTERN,
         description="The claim that becomes the end-user id (a string matching the "
-        "end-user id rules).",
+        "end-user id rules); `email` only when the token says `email_verified: true`.",
     )
     token_ttl_seconds: int = Field(
         3600, ge=60, le=86400, description="Capped by TOKEN_MAX_TTL_SECONDS."
@@ -186,6 +186,21 @@ class SignInConfig(BaseModel):
         ("images:generate", "images:read"), min_length=1
     )
     app_check: AppCheckConfig | None = None
+
+    @model_validator(mode="after")
+    def _issuers_apart(self) -> SignInConfig:
+        """Each issuer once, and, with several, each with its own ``user_prefix``: two
+        providers' subjects ("123" at Google, "123" at Apple) are different people, who
+        must not share one end user's images, usage and quotas."""
+        names = [config.issuer for config in self.issuers]
+        if len(set(names)) != len(names):
+            raise ValueError("each issuer may appear once (put all its audiences in one entry)")
+        prefixes = [config.user_prefix for config in self.issuers]
+        if len(prefixes) > 1 and len(set(prefixes)) != len(prefixes):
+            raise ValueError(
+                "with several issuers, give each a different user_prefix (e.g. 'apple:')"
+            )
+        return self
 
     def urls(self) -> list[str]:
         """Every issuer and JWKS URL this configuration fetches or names."""

@@ -26,8 +26,9 @@ from ..imaging.b64 import urlsafe_decode, urlsafe_encode
 TOKEN_PREFIX = "fgt_"  # noqa: S105 - a public prefix
 _PURPOSE = "client-token-v1"
 # An end user's id (client-token subjects, OpenAI's `user`): what may go into cache keys,
-# records and rate-limit keys without escaping. The HTTP schemas use these two.
-SUBJECT_PATTERN = r"^[A-Za-z0-9._:@-]+$"
+# records and rate-limit keys without escaping (never "/", the owner separator). "|" is
+# Auth0's provider separator ("auth0|65f…"). The HTTP schemas use these two.
+SUBJECT_PATTERN = r"^[A-Za-z0-9._:@|-]+$"
 SUBJECT_MAX_LENGTH = 128
 _MINTER = re.compile(r"[0-9a-f]{8,64}")
 

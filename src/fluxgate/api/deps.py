@@ -94,13 +94,21 @@ async def gateway(request: Request) -> Gateway:
 Gw = Annotated[Gateway, Depends(gateway)]
 
 
-async def throttled(request: Request, gw: Gateway, check: Callable[[], Awaitable[T]]) -> T:
+async def throttled(
+    request: Request,
+    gw: Gateway,
+    check: Callable[[], Awaitable[T]],
+    *,
+    credential: str | None = "authorization",
+) -> T:
     """Run a credential check behind the failed-authentication throttle
-    (:meth:`FailedAttempts.refusal`); the client is the app's ``client_address``."""
+    (:meth:`FailedAttempts.refusal`); the client is the app's ``client_address``.
+    ``credential``: the header that carries it (a request without it is not a guess);
+    ``None`` when the body does (the sign-in exchange's ID token)."""
     try:
         return await check()
     except ApiError as error:
-        if request.headers.get("authorization") is None:
+        if credential is not None and request.headers.get(credential) is None:
             raise
         attempts: FailedAttempts = request.app.state.failed_attempts
         client = str(request.app.state.client_address(request))

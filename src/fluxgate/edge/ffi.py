@@ -16,7 +16,15 @@ except ImportError:  # pragma: no cover - older Pyodide maps null to None
 
 def unwrap(binding: Any) -> Any:
     """The raw JS binding, also when the Workers SDK wrapped ``env`` for automatic RPC
-    conversion: our adapters convert explicitly, so they must see the JS object itself."""
+    conversion: our adapters convert explicitly, so they must see the JS object itself.
+
+    A binding that is a JS object already is returned as it is, never asked for
+    ``_binding``: on an RPC stub (a service binding, such as a stand-in ``AI``) any
+    property is a remote method, so the question would answer with a stub, and every
+    call through it would fail. That happened to an isolate whose gateway was first built
+    from the raw ``env`` (its first request a signed download)."""
+    if isinstance(binding, JsProxy):
+        return binding
     return getattr(binding, "_binding", binding)
 
 

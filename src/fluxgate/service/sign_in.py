@@ -16,24 +16,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..access.audit import audit
 from ..access.auth import KeyRecord, KeyStore, Principal
-from ..access.id_tokens import IdTokenVerifier, subject_hash
+from ..access.id_tokens import IdTokenVerifier, TrustedIssuer, subject_hash
 from ..access.sign_in_config import AppCheckConfig, SignInConfig
 from ..access.tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN, ClientToken, mint
 from ..delivery.signing import UrlSigner
 from ..errors import ApiError
 
+log = logging.getLogger("fluxgate.sign_in")
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 # Verified App Check tokens, remembered until they expire so that a client token's every
 # request does not verify the same one again (bounded: cleared when full).
 MAX_REMEMBERED = 10_000
+MAX_CONFIGS = 256  # keys' sign-in configurations kept parsed
 ID_TOKEN_TYPES = frozenset(
     {"urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt"}
 )
@@ -89,7 +94,7 @@ class SignIn:
         self._max_ttl = max_ttl_seconds
         self._clock = clock
         self._configs: dict[str, SignInConfig] = {}
-        self._app_checks: dict[str, float] = {}
+        self._app_checks: dict[str, tuple[float, str]] = {}  # memo -> (until, app id)
 
     async def exchange(
         self, key_id: str, subject_token: str, app_check: str | None, scope: str | None
@@ -105,7 +110,7 @@ class SignIn:
         verifier = self._require_verifier()
         verified = await verifier.verify(subject_token, [c.trusted() for c in config.issuers])
         issuer = next(c for c in config.issuers if c.trusted() == verified.issuer)
-        user = _end_user(verified.claims.get(config.user_claim), issuer.user_prefix, config)
+        user = _end_user(verified.claims, issuer.user_prefix, config)
         scopes = _scopes(config, scope)
         now = int(self._clock())
         claims = ClientToken(
@@ -136,15 +141,28 @@ class SignIn:
             await self._check_app(config.app_check, app_check)
 
     def _config(self, record: KeyRecord) -> SignInConfig | None:
-        """The key's stored configuration, parsed once per distinct value."""
+        """The key's stored configuration, parsed once per distinct value. One that the
+        current rules refuse (stored under older ones) raises ``503 server_misconfigured``:
+        neither an exchange nor App Check on requests may pass on a configuration that
+        cannot be read, and the admin must set it again."""
         if not record.sign_in:
             return None
         memo = json.dumps(record.sign_in, sort_keys=True)
         found = self._configs.get(memo)
         if found is None:
-            if len(self._configs) >= 256:
+            try:
+                found = SignInConfig.model_validate(record.sign_in)
+            except ValidationError:
+                log.error("key %s: its stored sign_in no longer validates", record.id)
+                raise ApiError(
+                    503,
+                    "server_misconfigured",
+                    "This key's sign-in configuration cannot be read; the operator must set "
+                    "it again.",
+                ) from None
+            if len(self._configs) >= MAX_CONFIGS:
                 self._configs.clear()
-            found = self._configs[memo] = SignInConfig.model_validate(record.sign_in)
+            self._configs[memo] = found
         return found
 
     def _require_verifier(self) -> IdTokenVerifier:
@@ -155,44 +173,59 @@ class SignIn:
         return self._verifier
 
     async def _check_app(self, config: AppCheckConfig, token: str | None) -> None:
+        """Verify an App Check token against ``config``. A verified token is remembered,
+        with the app it names, under everything its verification depended on (issuer,
+        audience, JWKS URL), so that it stands in for no other key's App Check; the
+        key's ``app_ids`` are checked on every use."""
         if not token:
             raise app_check_failed("the request has no App Check token")
         now = self._clock()
-        memo = hashlib.sha256(f"{config.project_number}\n{token}".encode()).hexdigest()
-        until = self._app_checks.get(memo)
-        if until is not None and until > now:
-            return
+        trusted = config.trusted()
+        memo = hashlib.sha256(
+            "\n".join((trusted.issuer, *trusted.audiences, trusted.jwks_url, token)).encode()
+        ).hexdigest()
+        remembered = self._app_checks.get(memo)
+        if remembered is not None and remembered[0] > now:
+            app = remembered[1]
+        else:
+            app = await self._verified_app(trusted, token, memo, now)
+        if config.app_ids and app not in config.app_ids:
+            raise app_check_failed("the token is for an app this key does not allow")
+
+    async def _verified_app(self, trusted: TrustedIssuer, token: str, memo: str, now: float) -> str:
         try:
-            verified = await self._require_verifier().verify(
-                token, [config.trusted()], what="app_check"
-            )
+            verified = await self._require_verifier().verify(token, [trusted], what="app_check")
         except ApiError as error:
             if error.status >= 500:
                 raise
             raise app_check_failed(f"the token was refused ({error.code})") from None
-        if config.app_ids and verified.subject not in config.app_ids:
-            raise app_check_failed("the token is for an app this key does not allow")
         if len(self._app_checks) >= MAX_REMEMBERED:
-            self._app_checks = {m: t for m, t in self._app_checks.items() if t > now}
+            self._app_checks = {m: t for m, t in self._app_checks.items() if t[0] > now}
             if len(self._app_checks) >= MAX_REMEMBERED:
                 self._app_checks.clear()
-        self._app_checks[memo] = float(verified.claims["exp"])
+        self._app_checks[memo] = (float(verified.claims["exp"]), verified.subject)
+        return verified.subject
 
 
 def _usable(record: KeyRecord, now: float) -> bool:
     return not record.revoked and (record.expires_at is None or record.expires_at > now)
 
 
-def _end_user(value: Any, prefix: str, config: SignInConfig) -> str:
+def _end_user(claims: Mapping[str, Any], prefix: str, config: SignInConfig) -> str:
     """The end-user id: the configured claim's value, prefixed; it must be an id the API
-    accepts as an end user's (cache keys, records and rate-limit keys use it unescaped)."""
+    accepts as an end user's (cache keys, records and rate-limit keys use it unescaped).
+    An ``email`` counts only when the issuer says it verified it (``email_verified``):
+    many providers let a user type any address, which would be someone else's end user."""
+    value = claims.get(config.user_claim)
+    if config.user_claim == "email" and claims.get("email_verified") not in (True, "true"):
+        value = None
     user = f"{prefix}{value}" if isinstance(value, str) and value else ""
-    if not user or len(user) > SUBJECT_MAX_LENGTH or not _SUBJECT.match(user):
+    if not user or len(user) > SUBJECT_MAX_LENGTH or not _SUBJECT.fullmatch(user):
         raise ApiError(
             401,
             "invalid_id_token",
             f"The ID token's '{config.user_claim}' claim is missing or is not an end-user id "
-            f"(at most {SUBJECT_MAX_LENGTH} of A-Z a-z 0-9 . _ : @ -).",
+            f"(at most {SUBJECT_MAX_LENGTH} of A-Z a-z 0-9 . _ : @ | -).",
         )
     return user
 

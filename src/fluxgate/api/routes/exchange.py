@@ -1,25 +1,27 @@
 """``POST /v1/tokens/exchange``: a sign-in's ID token for a client token (no API key)."""
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from ...access.sign_in_config import APP_CHECK_HEADER
 from ...errors import ApiError
 from ...service.sign_in import GRANT_TYPE, ID_TOKEN_TYPES, ISSUED_TOKEN_TYPE
 from ..body_route import OpenBodyRoute
-from ..deps import ERRORS, Gw
+from ..deps import ERRORS, Gw, throttled
 from ..schemas import TokenExchange, TokenExchanged
 
 router = APIRouter(tags=["account"], responses=ERRORS, route_class=OpenBodyRoute)
+EXCHANGE = "/v1/tokens/exchange"
 
 
 @router.post(
-    "/v1/tokens/exchange",
+    EXCHANGE,
     response_model=TokenExchanged,
     responses=ERRORS,
     summary="Exchange a sign-in's ID token for a client token (no API key: for apps)",
 )
 async def exchange_token(
+    request: Request,
     body: TokenExchange,
     gw: Gw,
     app_check: str | None = Header(
@@ -32,7 +34,9 @@ async def exchange_token(
     the client token answered is for the end user its configured claim names, with the
     key's sign-in scopes and lifetime. Refusals: ``403 exchange_not_enabled`` (no such key,
     or it exchanges nothing), ``401`` with the ID token's refusal code, ``401
-    app_check_failed``, ``503 issuer_unavailable``."""
+    app_check_failed``, ``503 issuer_unavailable``. A key id that exchanges nothing and a
+    forged signature count as failed attempts of the client (``429
+    too_many_failed_attempts`` past 20 a minute), as a guessed API key does."""
     if body.grant_type != GRANT_TYPE:
         raise ApiError(
             400,
@@ -48,7 +52,12 @@ async def exchange_token(
             "(urn:ietf:params:oauth:token-type:id_token).",
             param="subject_token_type",
         )
-    exchanged = await gw.sign_in.exchange(body.key_id, body.subject_token, app_check, body.scope)
+    exchanged = await throttled(
+        request,
+        gw,
+        lambda: gw.sign_in.exchange(body.key_id, body.subject_token, app_check, body.scope),
+        credential=None,
+    )
     claims = exchanged.claims
     answer = TokenExchanged(
         token=exchanged.token,

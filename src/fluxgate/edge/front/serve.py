@@ -12,9 +12,11 @@ from js import Response
 from ...access.audit import audit_refusal
 from ...access.rate_limits import FailedAttempts
 from ...api.app import create_app
+from ...api.body_route import OPEN_BODY_BYTES
 from ...api.generate import HEADERS, GenerationHandler, RequestView, on_fast_route, takes_fast_path
 from ...api.reply import Reply
 from ...api.request_body import payload_too_large
+from ...api.routes.exchange import EXCHANGE
 from ...api.starlette_view import form_parts
 from ...errors import ApiError
 from ...service.settings import Settings
@@ -122,16 +124,18 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
     answered = await fast_path(raw, method, env)  # a fault: the envelope's 500
     if answered is not None:
         return answered
+    path = urlsplit(str(raw.url)).path
     try:
         limit = gateway_from_env(env).settings.max_body_bytes
     except ApiError:  # misconfigured: the app answers 503 server_misconfigured, within limits
         limit = Settings.model_fields["max_body_bytes"].default
+    if path == EXCHANGE:  # its body is its credential: read as little as the app will
+        limit = min(limit, OPEN_BODY_BYTES)
     try:
         checked = await within_limit(request, limit)
         if checked is None:
             raise payload_too_large(limit)
     except ApiError as exc:  # audited as the app's refusals are, by path
-        path = urlsplit(str(raw.url)).path
         audit_refusal(exc, principal=None, prompt=None, include_prompt=False, path=path)
         return error_response(exc)
     return await asgi.fetch(APP, checked, env, ctx)

@@ -1103,7 +1103,7 @@ def flipped(data):
 
 async def oidc_issuer_server():
     """A JWKS server in Node on 127.0.0.1: /jwks (max-age 900), /moved (a 302 to it), /big
-    (a body over the cap); ``fetches`` counts the requests to /jwks."""
+    (a body over the cap), /streamed (one too, without a length); ``fetches`` counts the requests to /jwks."""
     from pyodide.code import run_js
 
     start = run_js(
@@ -1117,6 +1117,15 @@ async def oidc_issuer_server():
                                    "cache-control": "public, max-age=900" }).end(jwks);
             } else if (req.url === "/moved") {
               res.writeHead(302, { location: "/jwks" }).end();
+            } else if (req.url === "/streamed-small") {
+              res.writeHead(200, { "content-type": "application/json" });
+              res.write('{"keys": ');
+              res.end("[]}");
+            } else if (req.url === "/streamed") {
+              res.writeHead(200, { "content-type": "application/json" });
+              res.write('{"keys": []');
+              for (let i = 0; i < 40; i++) res.write(" ".repeat(8 * 1024));
+              res.end("}");
             } else if (req.url === "/big") {
               res.writeHead(200, { "content-type": "application/json" })
                  .end('{"keys": []}' + " ".repeat(300 * 1024));
@@ -1176,6 +1185,10 @@ async def case_id_tokens_verify_through_fetch_and_web_crypto_end_to_end():
         assert type(got.body) is bytes and json.loads(got.body)["keys"][1]["kid"] == "ec-1"
         assert (await fetcher.get(f"{server.url}/moved")).status == 302  # not followed
         await raises(JwksUnavailable, fetcher.get(f"{server.url}/big"))
+        # no Content-Length: read a chunk at a time, given up past the cap
+        small = await fetcher.get(f"{server.url}/streamed-small")
+        assert (small.status, small.body) == (200, b'{"keys": []}'), small
+        await raises(JwksUnavailable, fetcher.get(f"{server.url}/streamed"))
         await raises(JwksUnavailable, fetcher.get("http://127.0.0.1:9/jwks"))
 
         cache = JwksCache(fetcher, time.time, allow_loopback=True)

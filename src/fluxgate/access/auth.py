@@ -71,7 +71,7 @@ class KeyRecord:
     revoked: bool = False
     revoked_at: int | None = None
     rotated_at: int | None = None
-    # Whose sign-ins the key exchanges for client tokens, and App Check (access/sign_in.py):
+    # Whose sign-ins the key exchanges for client tokens, and App Check (sign_in_config.py):
     # the validated configuration, expanded, as JSON; none: no exchange.
     sign_in: dict[str, Any] | None = None
 

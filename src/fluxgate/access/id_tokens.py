@@ -211,7 +211,8 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
 
 def subject_hash(issuer: str, subject: str) -> str:
     """A short, stable name for a subject in logs (the subject itself is personal data)."""
-    return hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:16]
+    text = f"{issuer}\n{subject}".encode(errors="surrogatepass")  # JSON allows lone surrogates
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 # -- issuer URLs -----------------------------------------------------------------------------
@@ -540,9 +541,15 @@ def _json_object(part: str) -> dict[str, Any] | None:
 
 
 def _number(value: Any) -> float | None:
+    """A JSON number as a float; ``None`` for anything else, booleans, and numbers no
+    float holds (an integer of 400 digits: ``OverflowError``, not a 500)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)

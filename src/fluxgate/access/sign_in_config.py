@@ -47,6 +47,13 @@ APP_CHECK_JWKS = "https://firebaseappcheck.googleapis.com/v1/jwks"
 # The header an app sends its App Check token in (Firebase's own name for it).
 APP_CHECK_HEADER = "x-firebase-appcheck"  # X-Firebase-AppCheck; names are matched lowercase
 
+# RFC 8693's names: what the exchange takes and what it answers.
+ID_TOKEN_TYPES = frozenset(
+    {"urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt"}
+)
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ISSUED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
+
 MAX_ISSUERS = 10
 MAX_AUDIENCES = 20
 # An end user's id built from a claim: what client-token subjects allow (access/tokens.py).

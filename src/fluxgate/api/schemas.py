@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..access.sign_in_config import SignInConfig
+from ..access.id_tokens import MAX_TOKEN_BYTES
+from ..access.sign_in_config import ISSUED_TOKEN_TYPE, SignInConfig
 from ..access.tokens import SUBJECT_MAX_LENGTH, SUBJECT_PATTERN
 from ..delivery.variants import FORMATS, MAX_REQUESTED, WIDTHS
 from ..errors import ApiError
@@ -364,7 +365,9 @@ class TokenExchange(BaseModel):
         description="The key whose end users sign in (its id, public: not the key itself).",
     )
     subject_token: str = Field(
-        min_length=1, max_length=16 * 1024, description="The ID token the sign-in gave the app."
+        min_length=1,
+        max_length=MAX_TOKEN_BYTES,
+        description="The ID token the sign-in gave the app.",
     )
     subject_token_type: str = Field(
         "urn:ietf:params:oauth:token-type:id_token",
@@ -385,7 +388,7 @@ class TokenExchanged(TokenCreated):
     ``subject``, ``scopes``, ``expires_at``) and RFC 8693's (``access_token``...)."""
 
     access_token: str
-    issued_token_type: str = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
+    issued_token_type: str = ISSUED_TOKEN_TYPE
     expires_in: int = Field(description="Seconds the token is valid for.")
     scope: str = Field(description="The token's scopes, space-separated.")
 

@@ -44,21 +44,28 @@ class HttpxJwksFetcher:
         extensions = {"sni_hostname": host} if named else {}
         headers = {"host": parts.netloc, "accept": "application/json"}
         try:
-            async with (
-                httpx.AsyncClient(
-                    timeout=self._timeout, follow_redirects=False, trust_env=False
-                ) as client,
-                client.stream("GET", pinned, headers=headers, extensions=extensions) as response,
-            ):
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_JWKS_BYTES:
-                        raise JwksUnavailable("the key set is over the size limit")
-        except httpx.TimeoutException:
+            # One deadline for the whole fetch, as Workers' AbortSignal gives the Worker:
+            # httpx's own timeout is per read, which a trickling server never trips.
+            return await asyncio.wait_for(self._fetch(pinned, headers, extensions), self._timeout)
+        except (httpx.TimeoutException, TimeoutError):
             raise JwksUnavailable("timeout") from None
         except httpx.HTTPError:
             raise JwksUnavailable("connection failed") from None
+
+    async def _fetch(
+        self, url: httpx.URL, headers: dict[str, str], extensions: dict[str, str]
+    ) -> FetchedJwks:
+        async with (
+            httpx.AsyncClient(
+                timeout=self._timeout, follow_redirects=False, trust_env=False
+            ) as client,
+            client.stream("GET", url, headers=headers, extensions=extensions) as response,
+        ):
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise JwksUnavailable("the key set is over the size limit")
         max_age = cache_max_age(response.headers.get("cache-control"))
         return FetchedJwks(response.status_code, bytes(body), max_age)
 

@@ -39,11 +39,6 @@ _SUBJECT = re.compile(SUBJECT_PATTERN)
 # request does not verify the same one again (bounded: cleared when full).
 MAX_REMEMBERED = 10_000
 MAX_CONFIGS = 256  # keys' sign-in configurations kept parsed
-ID_TOKEN_TYPES = frozenset(
-    {"urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt"}
-)
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ISSUED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
 
 
 def exchange_not_enabled() -> ApiError:

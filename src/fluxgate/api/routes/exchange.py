@@ -3,9 +3,13 @@
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from ...access.sign_in_config import APP_CHECK_HEADER
+from ...access.sign_in_config import (
+    APP_CHECK_HEADER,
+    GRANT_TYPE,
+    ID_TOKEN_TYPES,
+    ISSUED_TOKEN_TYPE,
+)
 from ...errors import ApiError
-from ...service.sign_in import GRANT_TYPE, ID_TOKEN_TYPES, ISSUED_TOKEN_TYPE
 from ..body_route import OpenBodyRoute
 from ..deps import ERRORS, Gw, throttled
 from ..schemas import TokenExchange, TokenExchanged

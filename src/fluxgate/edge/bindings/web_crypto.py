@@ -102,8 +102,7 @@ class FetchJwksFetcher:
                 body = b""
                 oversized = True
             else:
-                body = (await response.arrayBuffer()).to_bytes()
-                oversized = len(body) > MAX_JWKS_BYTES
+                body, oversized = await _capped(response, MAX_JWKS_BYTES)
         except Exception as exc:
             timed_out = "TimeoutError" in f"{type(exc).__name__} {exc}"
             raise JwksUnavailable("timeout" if timed_out else "connection failed") from None
@@ -111,3 +110,21 @@ class FetchJwksFetcher:
             raise JwksUnavailable("the key set is over the size limit")
         max_age = cache_max_age(js_text(response.headers.get("cache-control")))
         return FetchedJwks(int(response.status), bytes(body), max_age)
+
+
+async def _capped(response: Any, limit: int) -> tuple[bytes, bool]:
+    """The body, read a chunk at a time and given up (the stream cancelled) as soon as it
+    passes ``limit``: an issuer that sends no ``Content-Length`` is held to the same cap
+    without its whole body held in memory first."""
+    if response.body is None:
+        return b"", False
+    reader = response.body.getReader()
+    body = bytearray()
+    while True:
+        chunk = await reader.read()
+        if chunk.done:
+            return bytes(body), False
+        body += chunk.value.to_bytes()
+        if len(body) > limit:
+            await reader.cancel()
+            return b"", True

@@ -2,12 +2,11 @@
 both runtimes: a fresh user, signed in at the OIDC issuer double, gets a client token by
 exchange and generates with it."""
 
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from ..support.doc_sessions import run_block, session_block
 from ..support.oidc_issuer import OidcIssuer
 from ..support.servers import ADMIN, serve
 
@@ -17,14 +16,6 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "mobile.md"
 AUDIENCE = "com.example.images"
 
 
-def session() -> str:
-    text = GUIDE.read_text()
-    marker = text.index("<!-- mobile-session:")
-    block = re.search(r"```bash\n(.*?)```", text[marker:], flags=re.DOTALL)
-    assert block is not None, "the guide's session block is missing"
-    return block.group(1)
-
-
 @pytest.fixture
 def server(runtime, tmp_path):
     with serve(runtime, tmp_path, issuer_allow_loopback="true") as running:
@@ -32,18 +23,10 @@ def server(runtime, tmp_path):
 
 
 def test_the_guides_session_runs_as_written(server, tmp_path):
+    block = session_block(GUIDE, "mobile-session")
     with OidcIssuer(audience=AUDIENCE) as issuer:
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", session()],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**server.env, "FLUXGATE": server.base, "ADMIN_TOKEN": ADMIN, "ISSUER": issuer.url},
-            check=False,
-        )
-    out = result.stdout.splitlines()
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        env = {**server.env, "FLUXGATE": server.base, "ADMIN_TOKEN": ADMIN, "ISSUER": issuer.url}
+        out = run_block(block, tmp_path, env)
     assert out[0] == "200"
     assert out[1].lower() == 'ratelimit-policy: 5;w=3600;name="user"'
     assert out[2] == "alice 1 4"

@@ -1,13 +1,12 @@
 """The README's curl session runs exactly as written, against both runtimes."""
 
 import hashlib
-import re
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from ..support.doc_sessions import run_block, session_block
 from ..support.servers import ADMIN, serve
 
 pytestmark = pytest.mark.runtimes("local", "worker")
@@ -15,29 +14,12 @@ pytestmark = pytest.mark.runtimes("local", "worker")
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def session() -> str:
-    text = README.read_text()
-    marker = text.index("<!-- readme-session:")
-    block = re.search(r"```bash\n(.*?)```", text[marker:], flags=re.DOTALL)
-    assert block is not None, "the README's session block is missing"
-    return block.group(1)
-
-
 def run_session(base: str, env: Mapping[str, str], folder: Path) -> None:
     """Run the session against the server at ``base`` (``env``: the server's secrets on top
     of the environment) in ``folder``, and check what it prints and downloads. Shared with
     tests/edge/test_workerd_startup.py, which runs it on a Worker restored from a snapshot."""
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", session()],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**env, "FLUXGATE": base, "ADMIN_TOKEN": ADMIN},
-        check=False,
-    )
-    out = result.stdout.splitlines()
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    block = session_block(README, "readme-session")
+    out = run_block(block, folder, {**env, "FLUXGATE": base, "ADMIN_TOKEN": ADMIN})
     assert [line.lower() for line in out[:1]] == ["x-cache: miss"]
     assert out[1] == "200 image/png"
     assert (folder / "crane.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -119,17 +119,13 @@ class OidcIssuer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                status, headers, body = issuer.answer(self.path)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(*issuer.answer(self.path))
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                status, headers, body = issuer.sign_in(self.path, self.rfile.read(length))
+                self.reply(*issuer.sign_in(self.path, self.rfile.read(length)))
+
+            def reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -92,6 +92,9 @@ def test_an_email_becomes_the_end_user_only_when_the_issuer_verified_it(client, 
     key_id = sign_in_key(client, {"issuers": [issuer_config(oidc_issuer)], "user_claim": "email"})
     typed = oidc_issuer.claims(clock(), email="victim@example.com", email_verified=False)
     refused(exchange(client, key_id, oidc_issuer.sign(typed)), 401, "invalid_id_token")
+    for not_true in (1, "yes", None):
+        claims = {**typed, "email_verified": not_true}
+        refused(exchange(client, key_id, oidc_issuer.sign(claims)), 401, "invalid_id_token")
     checked = {**typed, "email_verified": True}
     assert exchange(client, key_id, oidc_issuer.sign(checked)).json()["subject"] == (
         "victim@example.com"
@@ -304,7 +307,11 @@ def test_presets_are_written_out_as_what_they_trust(client):
         "issuers": [
             {"preset": "firebase", "project_id": "my-app", "user_prefix": "fb:"},
             {"preset": "apple", "audiences": ["com.example.images"], "user_prefix": "apple:"},
-            {"preset": "google", "audiences": ["1234.apps.googleusercontent.com"]},
+            {
+                "preset": "google",
+                "audiences": ["1234.apps.googleusercontent.com"],
+                "user_prefix": "google:",
+            },
         ]
     }
     key_id = sign_in_key(client, sign_in)
@@ -335,6 +342,13 @@ def test_presets_are_written_out_as_what_they_trust(client):
                 {"preset": "apple", "audiences": ["b"]},
             ]
         },
+        {  # one prefix begins the other: "abob" at one is "bob" at the other
+            "issuers": [
+                {"preset": "google", "audiences": ["a"], "user_prefix": "a"},
+                {"preset": "apple", "audiences": ["b"], "user_prefix": ""},
+            ]
+        },
+        {"issuers": [{"preset": "google", "audiences": ["a"]}], "user_claim": "nonce"},
         {  # one issuer, two entries: only the first could ever match
             "issuers": [
                 {"preset": "google", "audiences": ["a"], "user_prefix": "g:"},

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .id_tokens import SUPPORTED_ALGORITHMS, TrustedIssuer, check_issuer_url
 
@@ -63,6 +63,36 @@ CLAIM_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 Algorithm = Literal["RS256", "ES256"]
 Text = Annotated[str, Field(min_length=1, max_length=512)]
 assert set(SUPPORTED_ALGORITHMS) >= {"RS256", "ES256"}
+
+
+# Claims that name no one (every user shares them) or that the client picks (nonce): never
+# an end user's id.
+NOT_IDENTITY_CLAIMS = frozenset(
+    {
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "azp",
+        "at_hash",
+        "c_hash",
+        "auth_time",
+        "jti",
+        "acr",
+        "amr",
+        "sid",
+        "typ",
+        "email_verified",
+    }
+)
+
+
+def _identity_claim(name: str) -> str:
+    if name in NOT_IDENTITY_CLAIMS:
+        raise ValueError(f"'{name}' does not name a user; use sub (or a claim of your own)")
+    return name
 
 
 class IssuerConfig(BaseModel):
@@ -180,7 +210,7 @@ class SignInConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     issuers: tuple[IssuerConfig, ...] = Field(min_length=1, max_length=MAX_ISSUERS)
-    user_claim: str = Field(
+    user_claim: Annotated[str, AfterValidator(_identity_claim)] = Field(
         "sub",
         pattern=CLAIM_PATTERN,
         description="The claim that becomes the end-user id (a string matching the "
@@ -199,13 +229,20 @@ class SignInConfig(BaseModel):
         """Each issuer once, and, with several, each with its own ``user_prefix``: two
         providers' subjects ("123" at Google, "123" at Apple) are different people, who
         must not share one end user's images, usage and quotas."""
-        names = [config.issuer for config in self.issuers]
+        names = [(config.issuer or "").rstrip("/") for config in self.issuers]
         if len(set(names)) != len(names):
             raise ValueError("each issuer may appear once (put all its audiences in one entry)")
         prefixes = [config.user_prefix for config in self.issuers]
-        if len(prefixes) > 1 and len(set(prefixes)) != len(prefixes):
+        overlapping = any(
+            a.startswith(b)
+            for i, a in enumerate(prefixes)
+            for j, b in enumerate(prefixes)
+            if i != j
+        )
+        if len(prefixes) > 1 and overlapping:  # "" starts every prefix; "a" starts "apple:"
             raise ValueError(
-                "with several issuers, give each a different user_prefix (e.g. 'apple:')"
+                "with several issuers, give each a user_prefix of its own that does not begin "
+                "another's (e.g. 'apple:' and 'google:')"
             )
         return self
 

@@ -212,8 +212,9 @@ def _end_user(claims: Mapping[str, Any], prefix: str, config: SignInConfig) -> s
     An ``email`` counts only when the issuer says it verified it (``email_verified``):
     many providers let a user type any address, which would be someone else's end user."""
     value = claims.get(config.user_claim)
-    if config.user_claim == "email" and claims.get("email_verified") not in (True, "true"):
-        value = None
+    verified = claims.get("email_verified")
+    if config.user_claim == "email" and not (verified is True or verified == "true"):
+        value = None  # JSON true (Apple sends the string "true"), never 1
     user = f"{prefix}{value}" if isinstance(value, str) and value else ""
     if not user or len(user) > SUBJECT_MAX_LENGTH or not _SUBJECT.fullmatch(user):
         raise ApiError(
@@ -230,7 +231,7 @@ def _scopes(config: SignInConfig, scope: str | None) -> tuple[str, ...]:
     allowed = tuple(config.scopes)
     if scope is None:
         return allowed
-    asked = tuple(dict.fromkeys(scope.split()))
+    asked = tuple(dict.fromkeys(s for s in scope.split(" ") if s))  # RFC 6749: spaces only
     if not asked or any(s not in allowed for s in asked):
         raise ApiError(
             400,

@@ -1103,7 +1103,8 @@ def flipped(data):
 
 async def oidc_issuer_server():
     """A JWKS server in Node on 127.0.0.1: /jwks (max-age 900), /moved (a 302 to it), /big
-    (a body over the cap), /streamed (one too, without a length); ``fetches`` counts the requests to /jwks."""
+    (a body over the cap), /streamed (one too, without a length), /streamed-small (a key set
+    without a length); ``fetches`` counts the requests to /jwks."""
     from pyodide.code import run_js
 
     start = run_js(

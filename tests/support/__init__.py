@@ -10,10 +10,10 @@ typed by the Protocol): the image model (:mod:`.model`), Llama Guard (:mod:`.gua
 output classifier (:mod:`.scout`), the wall clock (:mod:`.clock`), KV and R2 seen from outside
 (:mod:`.storage`), the job queue and records (:mod:`.jobs`), the audit and access lines
 (:mod:`.logs`), the usage events (:mod:`.usage`), a sign-in provider and Firebase App Check
-(:mod:`.sign_in`, on :mod:`.oidc_issuer`, a real OIDC issuer on loopback). What only exists in process (the gateway,
-its ports and stores: white-box) is in :mod:`.local`; the clients, keys and policy documents
-in :mod:`.clients` and :mod:`.admin`; the declared configuration (settings, secrets, unbound
-tables, ``--no-fast-path``) in :mod:`.config`.
+(:mod:`.sign_in`, on :mod:`.oidc_issuer`, a real OIDC issuer on loopback). What only exists
+in process (the gateway, its ports and stores: white-box) is in :mod:`.local`; the clients,
+keys and policy documents in :mod:`.clients` and :mod:`.admin`; the declared configuration
+(settings, secrets, unbound tables, ``--no-fast-path``) in :mod:`.config`.
 
 The other modules are helpers the tests import: request bodies (:mod:`.bodies`), encoded
 images (:mod:`.image_files`), polling (:mod:`.polling`), a webhook receiver

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fluxgate.access.rate_limits import AUTH_FAILURES_LIMIT
@@ -18,6 +19,7 @@ from ..support.admin import new_key, put_policy
 from ..support.bodies import generate, generation
 from ..support.config import ADMIN_TOKEN
 from ..support.runtimes import MOVES_CLOCK
+from ..support.servers import serve
 
 pytestmark = pytest.mark.runtimes("local", "worker")
 
@@ -180,6 +182,25 @@ def test_repeated_failed_api_key_attempts_are_throttled(client):
         assert int(r.headers["Retry-After"]) >= 1
     r = client.get("/v1/admin/keys", headers={**ip, "Authorization": "Bearer wrong"})
     assert r.status_code == 429, r.text
+
+
+def test_a_served_api_throttles_the_client_whatever_forwarding_headers_say(runtime, tmp_path):
+    """The client is the TCP peer locally (uvicorn would take X-Forwarded-For from a
+    loopback peer, so a local client could guess forever under made-up addresses) and
+    CF-Connecting-IP on Workers: forwarding headers name no one."""
+    with serve(runtime, tmp_path) as server, httpx.Client(base_url=server.base) as http:
+        statuses = [
+            http.get(
+                "/v1/usage",
+                headers={
+                    "Authorization": f"Bearer fgk_guess{n}",
+                    "X-Forwarded-For": f"192.0.2.{n + 1}",
+                    "Forwarded": f"for=192.0.2.{n + 1}",
+                },
+            ).status_code
+            for n in range(AUTH_FAILURES_LIMIT + 1)
+        ]
+    assert statuses == [401] * AUTH_FAILURES_LIMIT + [429], statuses
 
 
 def test_a_shut_out_address_still_lets_valid_credentials_through(client, auth):

@@ -168,8 +168,16 @@ def _serve(args: argparse.Namespace) -> int:
         _say(line)
     # uvicorn's own access log would print each URL, a signed URL's signature included; the
     # app writes one JSON line per request instead (fluxgate.access, api/asgi_envelope.py).
+    # Its proxy headers are off: by default it takes X-Forwarded-For from a loopback peer
+    # as the client, which any local client could set to dodge the failed-attempt throttle
+    # (the client is the TCP peer: api/app.py, peer_address).
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level=args.log_level, access_log=False
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()
     return 0

@@ -93,6 +93,15 @@ def _admin_key(base: str) -> Callable[[str, tuple[str, ...]], str]:
     return make
 
 
+def _log_file(path: Path) -> IO[str]:
+    """The server's output file, which the test reads while the server writes: opened to
+    append, so that the server's writes land at the end whatever the reader's ``seek(0)``
+    did to the offset they share (a plain "w+" let a write land at the start, over what was
+    there, and the next read could begin inside a character), and decoded forgivingly (the
+    last character may be half written when it is read)."""
+    return path.open("a+", encoding="utf-8", errors="replace")
+
+
 def _read(log: IO[str]) -> Callable[[], str]:
     def read() -> str:
         log.flush()
@@ -153,7 +162,7 @@ def worker_server(
         args += ["--ratelimit", f"RATE_LIMIT_STANDARD={rate}/60"]
     for name, value in settings.items():
         args += ["--var", f"{name.upper()}:{value}"]
-    log = (tmp / "wrangler-dev.log").open("w+")
+    log = _log_file(tmp / "wrangler-dev.log")
     proc = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -206,7 +215,7 @@ def local_server(
         env["FLUXGATE_PLACEHOLDER_LATENCY_SECONDS"] = str(latency)
     env.pop("CLOUDFLARE_API_TOKEN", None)
     data_dir = tmp / "data"
-    log = (tmp / "server.log").open("w+")
+    log = _log_file(tmp / "server.log")
     proc = subprocess.Popen(
         [
             sys.executable,

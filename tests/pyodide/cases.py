@@ -1230,3 +1230,163 @@ async def case_a_binding_that_is_an_rpc_stub_is_used_as_it_is():
         _binding = stub
 
     assert unwrap(Wrapper()) is stub
+
+
+# -- C2PA claim signing: WebCrypto (fluxgate.edge.bindings.c2pa_web_crypto) ------------------
+
+# Made once with `cryptography` (tests/support/c2pa_chain.py): a P-256 leaf valid from
+# 2026-01-01 to 2100-01-01 with its root after it, the leaf's key as PKCS#8 with and without
+# its public key, another key without one, and cryptography's signature (its DER turned into
+# raw r || s) over a message.
+C2PA_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNa7YwnfNvmU8HkYr\n"
+    "NCxqXekwyFGcmKXpmQ/h1z3qb6ShRANCAATRgnRBlnMtC1+biJ8PvoLyRM/0XNit\n"
+    "90A6EGyXjdcwSkprC9TfjpM0MDK1zCDwoVUyYdqZ+8QIaHixYB20isBU\n"
+    "-----END PRIVATE KEY-----\n"
+)
+C2PA_KEY_WITHOUT_PUBLIC_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MEECAQAwEwYHKoZIzj0CAQYIKoZIzj0DAQcEJzAlAgEBBCA1rtjCd82+ZTweRis0\n"
+    "LGpd6TDIUZyYpemZD+HXPepvpA==\n"
+    "-----END PRIVATE KEY-----\n"
+)
+C2PA_OTHER_KEY_WITHOUT_PUBLIC_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MEECAQAwEwYHKoZIzj0CAQYIKoZIzj0DAQcEJzAlAgEBBCAc28Xaw9muQtbz6qng\n"
+    "mZHp4bBUBmpmDbl/TDnA6rUEtw==\n"
+    "-----END PRIVATE KEY-----\n"
+)
+C2PA_OTHER_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgC5xUs3+ZmE1b85tJ\n"
+    "JuGOCLXCzriYLQxWM+kA0FVsJQChRANCAAQphpVYBp5Te9wgDYFa/p4kI8PtJc8F\n"
+    "/gNTLPDwLvXao0bwMGGv0wdZHKvqMsAIGdWTRRvsSTv4mKCE41kNLngg\n"
+    "-----END PRIVATE KEY-----\n"
+)
+C2PA_CHAIN_AND_ROOT = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIB+zCCAaKgAwIBAgIUC6+esUUo2BSyJToFVdjcqg9mkpAwCgYIKoZIzj0EAwIw\n"
+    "NjEbMBkGA1UEAwwSRmx1eGdhdGUgdGVzdCByb290MRcwFQYDVQQKDA5GbHV4Z2F0\n"
+    "ZSB0ZXN0czAgFw0yNjAxMDEwMDAwMDBaGA8yMTAwMDEwMTAwMDAwMFowQDElMCMG\n"
+    "A1UEAwwcRmx1eGdhdGUgUHlvZGlkZSB0ZXN0IHNpZ25lcjEXMBUGA1UECgwORmx1\n"
+    "eGdhdGUgdGVzdHMwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATRgnRBlnMtC1+b\n"
+    "iJ8PvoLyRM/0XNit90A6EGyXjdcwSkprC9TfjpM0MDK1zCDwoVUyYdqZ+8QIaHix\n"
+    "YB20isBUo4GBMH8wDAYDVR0TAQH/BAIwADAdBgNVHQ4EFgQUz6APy3h3eIiRL9il\n"
+    "Ta934cW3AOwwDgYDVR0PAQH/BAQDAgeAMB8GA1UdJQQYMBYGCCsGAQUFBwMEBgor\n"
+    "BgEEAYPoXgIBMB8GA1UdIwQYMBaAFKuBj6Sc++5sYBtPd8/9Vo5wKJcHMAoGCCqG\n"
+    "SM49BAMCA0cAMEQCIEFtVB6uzLVoaa9BdF0oateB/ctA5nWBN1yQZ59jbKxcAiAK\n"
+    "U/AwtXQWjXrOb8+s+cXpnjYhMjv5EtLH+qZU6Kz7hg==\n"
+    "-----END CERTIFICATE-----\n"
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIB0DCCAXegAwIBAgIUJMbFjpxz8g0zoT9Q+hfD2xnTc9AwCgYIKoZIzj0EAwIw\n"
+    "NjEbMBkGA1UEAwwSRmx1eGdhdGUgdGVzdCByb290MRcwFQYDVQQKDA5GbHV4Z2F0\n"
+    "ZSB0ZXN0czAeFw0yNTEyMzEwMDAwMDBaFw0zNTEyMzAwMDAwMDBaMDYxGzAZBgNV\n"
+    "BAMMEkZsdXhnYXRlIHRlc3Qgcm9vdDEXMBUGA1UECgwORmx1eGdhdGUgdGVzdHMw\n"
+    "WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASVF+3sZDxFR9G2YXcM4s9WDHJxrf1k\n"
+    "TbZeEeNeSIunhgsxmAHO9HH6ggPX+xoRm3x4SsaKgsV9FfbtL764yaoUo2MwYTAP\n"
+    "BgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQUq4GPpJz7\n"
+    "7mxgG093z/1WjnAolwcwHwYDVR0jBBgwFoAUq4GPpJz77mxgG093z/1WjnAolwcw\n"
+    "CgYIKoZIzj0EAwIDRwAwRAIgUVpzeLwgxc97xOp64o+10Iy2WyBWihnH/kvtS4j4\n"
+    "Ct0CIDHwggAUjjz7+doG+oo9Xg/r95Hwr1nDaPsAdiKI27KL\n"
+    "-----END CERTIFICATE-----\n"
+)
+C2PA_VECTOR_MESSAGE = b"Fluxgate: a claim signed with cryptography"
+C2PA_VECTOR_SIGNATURE = bytes.fromhex(
+    "63c85017540302d33a35f2fbd13db23a2ab68e2380bbe7b7e870c538dfd7abfc"
+    "ba892f028bb4f85aa33764f9162b44904928fb3b414aa284b751e2586225f755"
+)
+C2PA_ES256 = {"name": "ECDSA", "hash": "SHA-256"}
+
+
+def c2pa_env(values):
+    """``env`` holding these secrets, as an entrypoint sees it."""
+    return WorkerEntrypoint(ctx, js_obj(values)).env
+
+
+async def case_c2pa_signer_signs_es256_in_web_crypto_as_raw_r_and_s():
+    from js import crypto
+
+    from fluxgate.edge.bindings.c2pa_web_crypto import claim_signer_from_env
+    from fluxgate.edge.ffi import js_bytes
+    from fluxgate.provenance.certificates import SigningChain
+
+    secrets = {"C2PA_SIGNING_KEY": C2PA_KEY, "C2PA_CERTIFICATE_CHAIN": C2PA_CHAIN_AND_ROOT}
+    signer = claim_signer_from_env(c2pa_env(secrets))
+    leaf_spki = SigningChain.from_pem(C2PA_CHAIN_AND_ROOT, time.time()).leaf_spki
+    assert len(signer.chain) == 1 and type(signer.chain[0]) is bytes  # x5chain: no root
+    message = b"a COSE Sig_structure"
+    signature = await signer.sign(message)
+    assert type(signature) is bytes and len(signature) == 64, (type(signature), len(signature))
+    assert await signer.sign(message) != signature  # ECDSA's nonce: a fresh key each time
+    assert await signer.verify(message, signature) is True
+    # Verified apart from the adapter, with the leaf's public key imported here.
+    leaf = await crypto.subtle.importKey(
+        "spki", js_bytes(leaf_spki), js_obj({"name": "ECDSA", "namedCurve": "P-256"}), False,
+        to_js(["verify"]),
+    )  # fmt: skip
+    independent = await crypto.subtle.verify(
+        js_obj(C2PA_ES256), leaf, js_bytes(signature), js_bytes(message)
+    )
+    assert independent is True
+    # cryptography's signature, converted to r || s, is the same encoding.
+    assert await signer.verify(C2PA_VECTOR_MESSAGE, C2PA_VECTOR_SIGNATURE) is True
+    assert await signer.verify(C2PA_VECTOR_MESSAGE, flipped(C2PA_VECTOR_SIGNATURE)) is False
+    assert await signer.verify(flipped(message), signature) is False
+    assert await signer.verify(message, signature[:-1]) is False
+
+
+async def case_c2pa_signer_proves_the_key_is_the_leafs_on_first_use():
+    from fluxgate.edge.bindings.c2pa_web_crypto import WorkersClaimSigner
+    from fluxgate.provenance.certificates import (
+        SigningChain,
+        SigningIdentityError,
+        private_key_der,
+    )
+
+    chain = SigningChain.from_pem(C2PA_CHAIN_AND_ROOT, time.time())
+    # No public key in the PKCS#8: nothing to compare until the key signs a challenge.
+    right = WorkersClaimSigner(private_key_der(C2PA_KEY_WITHOUT_PUBLIC_KEY), chain)
+    message = b"a COSE Sig_structure"
+    assert await right.verify(message, await right.sign(message)) is True
+    wrong = WorkersClaimSigner(private_key_der(C2PA_OTHER_KEY_WITHOUT_PUBLIC_KEY), chain)
+    refused = await raises(SigningIdentityError, wrong.sign(message))
+    assert "does not match the signing certificate" in str(refused), str(refused)
+    # Made without importing anything: a key WebCrypto refuses is refused at first use,
+    # by the name of WebCrypto's error only.
+    unusable = WorkersClaimSigner(b"\x30\x03\x02\x01\x00", chain)
+    refused = await raises(SigningIdentityError, unusable.sign(message))
+    assert str(refused).startswith("WebCrypto refused the signing key: "), str(refused)
+
+
+async def case_c2pa_signer_from_env_wants_both_secrets_or_neither():
+    from fluxgate.edge.bindings.c2pa_web_crypto import claim_signer_from_env
+    from fluxgate.provenance.certificates import CertificateProfileError, SigningIdentityError
+
+    assert claim_signer_from_env(c2pa_env({})) is None
+    for present, missing in (
+        ({"C2PA_SIGNING_KEY": C2PA_KEY}, "C2PA_CERTIFICATE_CHAIN"),
+        ({"C2PA_CERTIFICATE_CHAIN": C2PA_CHAIN_AND_ROOT}, "C2PA_SIGNING_KEY"),
+    ):
+        try:
+            claim_signer_from_env(c2pa_env(present))
+        except SigningIdentityError as exc:
+            assert f"{missing} is not" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"a signer without {missing}")
+    # A key carrying its public key is matched against the leaf's as the secrets are read.
+    other = {"C2PA_SIGNING_KEY": C2PA_OTHER_KEY, "C2PA_CERTIFICATE_CHAIN": C2PA_CHAIN_AND_ROOT}
+    try:
+        claim_signer_from_env(c2pa_env(other))
+    except SigningIdentityError as exc:
+        assert "C2PA_SIGNING_KEY does not match" in str(exc), str(exc)
+    else:
+        raise AssertionError("a key that is not the leaf's was accepted")
+    secrets = {"C2PA_SIGNING_KEY": C2PA_KEY, "C2PA_CERTIFICATE_CHAIN": C2PA_CHAIN_AND_ROOT}
+    after_expiry = 4102444800  # 2100-01-01, the leaf's notAfter
+    try:
+        claim_signer_from_env(c2pa_env(secrets), now=after_expiry)
+    except CertificateProfileError as exc:
+        assert str(exc).startswith("C2PA_CERTIFICATE_CHAIN: ") and "expired" in str(exc)
+    else:
+        raise AssertionError("an expired chain was accepted")

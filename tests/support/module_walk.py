@@ -36,6 +36,7 @@ LAYERS = [
     ("fluxgate.imaging",),
     ("fluxgate.model",),
     ("fluxgate.store",),
+    ("fluxgate.provenance",),
     ("fluxgate.delivery",),
     ("fluxgate.access",),
     ("fluxgate.policy",),

@@ -1,0 +1,306 @@
+"""Content Credentials: a signed C2PA manifest in every stored image, and checking one.
+
+An original states that it was created by a trained algorithm (the served model), through
+the gateway; a variant (a resized or transcoded copy) states that it was opened from its
+original, whose manifest it carries as its ``parentOf`` ingredient, and what was done to it.
+Both are bound to the file's bytes (a data hash, or the BMFF hash for AVIF) and signed
+with the deployment's ES256 key (:class:`~fluxgate.provenance.signer.ClaimSigner`).
+
+Signing never copies the image into Python: the container is parsed from its head and
+small reads, the store's length is settled first (placeholder hash and signature of fixed
+sizes; for a data hash, the exclusion's length is iterated to its fixed point, as the
+length is written in the manifest it measures), the runtime hashes the final file without
+the store (``ImageBytes.splice(...).sha256()``), and the signed store is spliced in.
+
+A variant whose original has no credentials we can vouch for (none, or not signed by this
+signer, or no longer matching its bytes) is still signed: its ingredient then names the
+original's format only, without a manifest (validators report its provenance unknown).
+
+Hostile input: :func:`check` answers "not present" when a file has no store, and reports a
+store it cannot read or verify as present but not valid; a file whose container cannot be
+parsed at all, for any of these functions, raises :class:`CredentialsError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..imaging.image_bytes import ImageBytes
+from . import bmff, cbor, containers, manifest, verify
+from .ranges import Reader, image_reader
+from .signer import ClaimSigner
+
+__all__ = [
+    "FORMATS",
+    "MIME_TYPES",
+    "CredentialsCheck",
+    "CredentialsError",
+    "Statement",
+    "check",
+    "manifest_store",
+    "sign_original",
+    "sign_variant",
+]
+
+FORMATS = ("png", "jpeg", "webp", "avif")
+MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
+_MAX_SIZING_ROUNDS = 8  # the exclusion's length settles in two or three
+_FAILURES = (ValueError, struct.error, IndexError, KeyError)
+
+
+class CredentialsError(ValueError):
+    """The image cannot carry (or be read for) Content Credentials: an unknown format, a
+    container that cannot be parsed or safely rewritten, or an invalid request."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What a manifest states about how the image was made."""
+
+    generator: str  # the software agent: "Fluxgate"
+    version: str  # its version
+    model: str  # the served model
+    created: int | None = None  # Unix time of the generation
+    instance: str | None = None  # the generation id: the claim's instanceID is xmp.iid:<it>
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class CredentialsCheck:
+    """What an image's active manifest says, and whether it holds.
+
+    ``signature_valid`` is checked with our key only, so it is False for a manifest signed
+    by anyone else (``signed_by_us`` False); ``binding_valid``: every hashed assertion and
+    the hard binding match the file as it is."""
+
+    present: bool
+    signature_valid: bool = False
+    signed_by_us: bool = False
+    binding_valid: bool = False
+    label: str | None = None  # the active manifest's label (urn:c2pa:...)
+    instance: str | None = None  # the generation id (or the raw instanceID if not ours)
+    created: int | None = None
+    software_agent: str | None = None
+    software_version: str | None = None
+    model: str | None = None
+    parent: str | None = None  # a variant: its ingredient's manifest label
+
+    @property
+    def valid(self) -> bool:
+        """Signed by us, with a valid signature, and bound to these very bytes."""
+        return self.signed_by_us and self.signature_valid and self.binding_valid
+
+
+async def sign_original(
+    image: ImageBytes, fmt: str, statement: Statement, signer: ClaimSigner
+) -> ImageBytes:
+    """``image`` with a signed manifest: created by ``statement.model``."""
+    _format(fmt)
+    draft = manifest.original_draft(
+        statement.generator,
+        statement.version,
+        statement.model,
+        statement.created,
+        statement.instance,
+        statement.title,
+    )
+    return await _signed(image, fmt, draft, signer)
+
+
+async def sign_variant(
+    image: ImageBytes,
+    fmt: str,
+    statement: Statement,
+    parent: ImageBytes,
+    parent_fmt: str,
+    actions: Sequence[str],
+    signer: ClaimSigner,
+) -> ImageBytes:
+    """``image`` (made from ``parent`` by ``actions``: ``c2pa.resized``,
+    ``c2pa.transcoded``) with a signed manifest whose ingredient is the parent's."""
+    _format(fmt)
+    _format(parent_fmt)
+    parent_manifest = await _parent_manifest(parent, parent_fmt, signer)
+    try:
+        draft = manifest.variant_draft(
+            statement.generator,
+            statement.version,
+            statement.model,
+            statement.created,
+            statement.instance,
+            statement.title,
+            actions,
+            parent_manifest,
+            MIME_TYPES[parent_fmt],
+        )
+    except ValueError as exc:
+        raise CredentialsError(str(exc)) from exc
+    return await _signed(image, fmt, draft, signer)
+
+
+async def check(image: ImageBytes, fmt: str, signer: ClaimSigner) -> CredentialsCheck:
+    """Whether ``image``'s active manifest is ours, validly signed and bound to it."""
+    _format(fmt)
+    read = image_reader(image)
+    store = _extract(fmt, read, image.size)
+    if store is None:
+        return CredentialsCheck(present=False)
+    try:
+        active = verify.parse_store(store)[-1]
+    except _FAILURES:
+        return CredentialsCheck(present=True)
+    try:
+        ours, signature_valid = await verify.signature_matches(active, signer)
+    except _FAILURES:
+        ours, signature_valid = False, False
+    try:
+        label, value = verify.hard_binding(active)
+        bound = verify.assertion_hashes_match(active) and await verify.binding_matches(
+            image, read, label, value
+        )
+    except _FAILURES:
+        bound = False
+    return _facts(active, signature_valid=signature_valid, signed_by_us=ours, binding_valid=bound)
+
+
+def manifest_store(image: ImageBytes, fmt: str) -> bytes | None:
+    """The image's C2PA manifest store (JUMBF), as embedded; None when it has none."""
+    _format(fmt)
+    return _extract(fmt, image_reader(image), image.size)
+
+
+def _format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise CredentialsError(f"no Content Credentials for a {fmt!r} image")
+
+
+def _extract(fmt: str, read: Reader, size: int) -> bytes | None:
+    try:
+        if fmt == "avif":
+            return bmff.extract(read, size)
+        return containers.extract(fmt, read, size)
+    except _FAILURES as exc:
+        raise CredentialsError(f"unreadable {fmt} container: {exc}") from exc
+
+
+async def _signed(
+    image: ImageBytes, fmt: str, draft: manifest.Draft, signer: ClaimSigner
+) -> ImageBytes:
+    chain = signer.chain
+    try:
+        read = image_reader(image)
+        if fmt == "avif":
+            place = bmff.placer(read, image.size)
+        else:
+            place = containers.placer(fmt, read, image.size)
+        exclusion = (0, 0)
+        for _ in range(_MAX_SIZING_ROUNDS):
+            placeholder = await manifest.store(draft, _binding(fmt, exclusion), chain, None)
+            plan = place(placeholder)
+            if plan.exclusion is None or plan.exclusion == exclusion:
+                break
+            exclusion = plan.exclusion
+        else:
+            raise CredentialsError("the manifest store's length did not settle")
+        digest = bytes.fromhex(await image.splice(plan.hashed).sha256())
+        signed = await manifest.store(draft, _binding(fmt, exclusion, digest), chain, signer.sign)
+        final = place(signed)
+    except CredentialsError:
+        raise
+    except _FAILURES as exc:
+        raise CredentialsError(f"cannot sign this {fmt} image: {exc}") from exc
+    if len(signed) != len(placeholder) or final.exclusion != plan.exclusion:
+        raise CredentialsError("the signed manifest store is not the length it was measured at")
+    return image.splice(final.parts)
+
+
+def _binding(
+    fmt: str, exclusion: tuple[int, int], digest: bytes = bytes(32)
+) -> tuple[str, cbor.Encodable]:
+    if fmt == "avif":
+        return manifest.BMFF_HASH, manifest.bmff_hash(bmff.DEFAULT_EXCLUSIONS, digest)
+    return manifest.DATA_HASH, manifest.data_hash(exclusion, digest)
+
+
+async def _parent_manifest(
+    parent: ImageBytes, parent_fmt: str, signer: ClaimSigner
+) -> manifest.ParentManifest | None:
+    """The parent's active manifest if it is ours and holds for the parent's bytes."""
+    read = image_reader(parent)
+    store = _extract(parent_fmt, read, parent.size)
+    if store is None:
+        return None
+    try:
+        manifests = verify.parse_store(store)
+        active = manifests[-1]
+        ours, signature_valid = await verify.signature_matches(active, signer)
+        label, value = verify.hard_binding(active)
+        holds = (
+            ours
+            and signature_valid
+            and verify.assertion_hashes_match(active)
+            and await verify.binding_matches(parent, read, label, value)
+        )
+        if not holds:
+            return None
+        return manifest.ParentManifest(
+            label=active.label,
+            manifest_hash=active.manifest_hash,
+            signature_hash=active.signature_hash,
+            instance_id=active.instance_id,
+            title=active.title,
+            validated=("claimSignature.validated",),
+            binding_label=label,
+            assertion_labels=tuple(reference for reference, _ in active.references()),
+            manifests=tuple(found.box.raw for found in manifests),
+        )
+    except _FAILURES:
+        return None
+
+
+def _facts(active: verify.Manifest, **checked: bool) -> CredentialsCheck:
+    """The check's answer, with the statement's facts as the active manifest gives them
+    (None where it does not say, or says it in a way we do not read)."""
+    instance = active.instance_id
+    if instance is not None and instance.startswith("xmp.iid:"):
+        instance = instance[len("xmp.iid:") :]
+    try:
+        action = active.first_action()
+    except _FAILURES:
+        action = {}
+    agent = action.get("softwareAgent")
+    name = agent.get("name") if isinstance(agent, dict) else agent
+    version = agent.get("version") if isinstance(agent, dict) else None
+    parameters = action.get("parameters")
+    model = parameters.get(manifest.MODEL_PARAMETER) if isinstance(parameters, dict) else None
+    return CredentialsCheck(
+        present=True,
+        label=active.label,
+        instance=instance,
+        created=verify.when(action),
+        software_agent=_text(name),
+        software_version=_text(version),
+        model=_text(model),
+        parent=_parent_label(active),
+        **checked,
+    )
+
+
+def _parent_label(active: verify.Manifest) -> str | None:
+    """The label of the manifest a variant's ingredient refers to."""
+    if manifest.INGREDIENT not in active.assertions:
+        return None
+    try:
+        ingredient = active.assertion(manifest.INGREDIENT)
+    except _FAILURES:
+        return None
+    reference = ingredient.get("activeManifest") if isinstance(ingredient, dict) else None
+    url = reference.get("url") if isinstance(reference, dict) else None
+    prefix = manifest.manifest_url("")
+    return url[len(prefix) :] if isinstance(url, str) and url.startswith(prefix) else None
+
+
+def _text(value: cbor.Value) -> str | None:
+    return value if isinstance(value, str) else None

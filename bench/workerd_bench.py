@@ -14,6 +14,13 @@ the rounds.
 An async submission's job runs later in the queue's consumer, in the same processes: its
 batches stay under the consumer's batch size and timeout (10 messages, 1 s), and the CPU
 of the jobs they queued is measured after it, apart.
+
+What Content Credentials cost: the Worker signs (the stack gives it a signing identity);
+copies of it, in the same processes by their own host names, do not (``C2PA=false``) or
+keep no fingerprint either (no ``PROVENANCE`` binding). A miss and a variant's first
+download are measured on each, in the same rounds. A first download needs an original
+whose variant no one has asked for: those are made (misses asking for the variant's signed
+URL) before the batches that download them, never during one.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ PROMPT = "a lighthouse at dusk, bench"
 GZIP = {"accept-encoding": "gzip"}
 CONSUMER_BATCH = 10  # wrangler.toml [[queues.consumers]] max_batch_size
 CONSUMER_TIMEOUT_S = 1.0  # ... max_batch_timeout
+VARIANT = "256.webp"  # the variant whose first download is measured
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,9 @@ class Scenario:
     status: int
     max_batch: int | None = None
     queues_jobs: bool = False  # async submission: its jobs' CPU is measured after the batch
+    # What ``n`` of its requests need made first (fresh originals), called outside the
+    # measured batches: before each warm-up batch, and for every round before the rounds.
+    prepare: Callable[[int], None] | None = None
 
 
 def quiet(stack: Stack, poll_s: float = 0.05, still: int = 3, limit_s: float = 5.0) -> list[int]:
@@ -138,9 +149,14 @@ class Fixture:
         self.counter += 1
         return f"{PROMPT} {what} {self.counter}"
 
-    def generation(self, body: dict[str, Any], **headers: str) -> httpx.Request:
+    def generation(
+        self, body: dict[str, Any], host: str | None = None, **headers: str
+    ) -> httpx.Request:
         return self.client.build_request(
-            "POST", "/v1/images/generations", json=body, headers={**self.auth, **headers}
+            "POST",
+            "/v1/images/generations",
+            json=body,
+            headers={**self.auth, **headers, **({"host": host} if host else {})},
         )
 
     def get(self, url: str, host: str | None = None, **headers: str) -> httpx.Request:
@@ -149,12 +165,48 @@ class Fixture:
         )
 
 
+def local(url: str) -> str:
+    """A URL the Worker answered, as a path and query: a copy's answers name its host,
+    which only the stack's own address reaches (with that ``Host``)."""
+    return httpx.URL(url).raw_path.decode("ascii")
+
+
+class FirstDownloads:
+    """Variants never downloaded yet, on one of the Worker's hosts: each request takes the
+    signed URL of the variant of an original made for it alone (a miss asking for that
+    variant's URL), so that the download makes the variant (the Images binding, its marks,
+    its signed manifest, its R2 write) rather than reading one made before."""
+
+    def __init__(self, fx: Fixture, host: str | None, what: str) -> None:
+        self.fx, self.host, self.what = fx, host, what
+        self.fresh: list[tuple[str, str]] = []  # (the variant's URL, the original's), unused
+
+    def make(self, n: int) -> None:
+        """``n`` more fresh originals, and their variant's signed URL."""
+        for _ in range(n):
+            body = self.fx.body(self.fx.fresh(self.what), variants=[VARIANT])
+            made = self.fx.client.send(self.fx.generation(body, self.host))
+            made.raise_for_status()
+            assert made.headers["x-cache"] == "MISS", made.text
+            data = made.json()["data"][0]
+            self.fresh.append((local(data["variants"][VARIANT]), local(data["url"])))
+
+    def request(self) -> httpx.Request:
+        if not self.fresh:
+            raise RuntimeError(f"{self.what}: no fresh original left (make() too few)")
+        variant, _ = self.fresh.pop(0)
+        return self.fx.get(variant, self.host)
+
+
 def scenarios(fx: Fixture) -> list[Scenario]:
     hosts = fx.stack.hosts
     io = hosts["io"]
     kv = "&".join(f"key={k}" for k in fx.hit_keys)
     r2 = f"/r2?key={fx.object_key}"
     first_64k = "bytes=0-65535"
+    unsigned, bare = hosts["unsigned"], hosts["bare"]
+    signed_variants = FirstDownloads(fx, None, "variant")
+    unsigned_variants = FirstDownloads(fx, unsigned, "variant unsigned")
     return [
         Scenario("js_floor", lambda: fx.get("/floor", hosts["js_floor"]), 200),
         Scenario("py_floor", lambda: fx.get("/floor", hosts["py_floor"]), 200),
@@ -167,6 +219,19 @@ def scenarios(fx: Fixture) -> list[Scenario]:
             200,
         ),
         Scenario("miss", lambda: fx.generation(fx.body(fx.fresh("miss"))), 200),
+        Scenario(
+            "miss_unsigned",
+            lambda: fx.generation(fx.body(fx.fresh("miss unsigned")), unsigned),
+            200,
+        ),
+        Scenario("miss_bare", lambda: fx.generation(fx.body(fx.fresh("miss bare")), bare), 200),
+        Scenario("variant_first", signed_variants.request, 200, prepare=signed_variants.make),
+        Scenario(
+            "variant_first_unsigned",
+            unsigned_variants.request,
+            200,
+            prepare=unsigned_variants.make,
+        ),
         Scenario("download", lambda: fx.get(fx.file_url), 200),
         Scenario("download_range", lambda: fx.get(fx.file_url, range=first_64k), 206),
         Scenario("io_ai", lambda: fx.get("/ai", io), 200),
@@ -185,9 +250,39 @@ def scenarios(fx: Fixture) -> list[Scenario]:
     ]
 
 
+def carries_manifest(content: bytes) -> bool:
+    """Whether a file holds a C2PA manifest store (a JUMBF superbox labelled ``c2pa``)."""
+    return b"jumb" in content and b"c2pa" in content
+
+
+def signing_observed(fx: Fixture) -> dict[str, Any]:
+    """What a manifest weighs, and that the Worker signs and its copies do not (a Worker
+    that fails to sign stores its images unsigned and answers as usual: without this
+    check the comparison could measure nothing). One more original and first variant
+    download per host, before the measurement."""
+    seen: dict[str, Any] = {}
+    for name, host in (("signed", None), ("unsigned", fx.stack.hosts["unsigned"])):
+        made = FirstDownloads(fx, host, f"observed {name}")
+        made.make(1)
+        original = fx.client.send(fx.get(made.fresh[0][1], host))
+        variant = fx.client.send(made.request())
+        for response in (original, variant):
+            response.raise_for_status()
+        seen[name] = {
+            "original_bytes": len(original.content),
+            "original_manifest": carries_manifest(original.content),
+            "variant_bytes": len(variant.content),
+            "variant_manifest": carries_manifest(variant.content),
+        }
+        signed = name == "signed"
+        if {seen[name]["original_manifest"], seen[name]["variant_manifest"]} != {signed}:
+            raise RuntimeError(f"the {name} Worker's files: {seen[name]}")
+    return seen
+
+
 def observed(fx: Fixture) -> dict[str, Any]:
     """What the paths answered, for the report: that a hit is a hit, which edge-cache path
-    a download took, how big the answers are."""
+    a download took, how big the answers are, what is signed."""
     client = fx.client
     hit = client.send(fx.generation(fx.body()))
     b64 = client.send(fx.generation(fx.body(response_format="b64_json")))
@@ -218,6 +313,7 @@ def measure(stack: Stack, plan: Plan) -> dict[str, Any]:
     identity = {"accept-encoding": "identity"}
     with httpx.Client(base_url=stack.url, timeout=120, headers=identity) as client:
         fx = Fixture(stack, client)
+        signing = signing_observed(fx)
         plan_scenarios = scenarios(fx)
         roles = stack.roles()
         sizes: dict[str, int] = {}
@@ -226,12 +322,17 @@ def measure(stack: Stack, plan: Plan) -> dict[str, Any]:
             spent, done = 0, 0
             while done < plan.warmup:  # in batches a real one could be: no jobs counted
                 n = min(limit, plan.warmup - done)
+                if scenario.prepare is not None:
+                    scenario.prepare(n)
                 ticks, _ = batch(stack, client, scenario, n)
                 if scenario.queues_jobs:
                     jobs_settled(stack)
                 spent, done = spent + sum(ticks), done + n
             per_request = max(spent * TICK_MS / done, 0.1)
             sizes[scenario.name] = max(3, min(limit, math.ceil(plan.batch_cpu_ms / per_request)))
+        for scenario in plan_scenarios:  # what every round's batches will use, made now
+            if scenario.prepare is not None:
+                scenario.prepare(sizes[scenario.name] * plan.rounds)
         idle_before = stack.ticks()
         time.sleep(2)
         idle = [(a - b) * TICK_MS / 2 for a, b in zip(stack.ticks(), idle_before, strict=True)]
@@ -252,7 +353,7 @@ def measure(stack: Stack, plan: Plan) -> dict[str, Any]:
                 totals[scenario.name].append(sum(ticks) * TICK_MS / n)
                 for role, spent in zip(roles, ticks, strict=True):
                     by_role[scenario.name].setdefault(role, []).append(spent * TICK_MS / n)
-        seen = observed(fx)
+        seen = {**observed(fx), "variant": VARIANT, "c2pa": signing}
 
     requests = {name: summary(values) for name, values in totals.items() if values}
     for name, row in requests.items():

@@ -15,9 +15,13 @@ PATHS: list[tuple[str, str]] = [
     ("hit_url", "warm hit, `url`"),
     ("hit_b64_json", "warm hit, `b64_json`"),
     ("hit_b64_json_gzip", "warm hit, `b64_json`, the client accepting gzip"),
-    ("miss", "miss (the AI stand-in's answer ready-made)"),
+    ("miss", "miss (the AI stand-in's answer ready-made), signed"),
+    ("miss_unsigned", "miss, `C2PA=false` (the Worker's copy `unsigned.bench`)"),
+    ("miss_bare", "miss, `C2PA=false`, no `PROVENANCE`: no fingerprint (`bare.bench`)"),
     ("download", "signed download, full"),
     ("download_range", "signed download, `Range` (64 KiB)"),
+    ("variant_first", "a variant's first download (`256.webp` of a fresh original), signed"),
+    ("variant_first_unsigned", "a variant's first download, `C2PA=false` (`unsigned.bench`)"),
     ("async_submission", "async submission (`Prefer: respond-async`)"),
 ]
 # (I/O scenario, what it is, the path that makes that I/O)
@@ -41,6 +45,10 @@ def _ms(value: float) -> str:
 
 def _ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}×" if base > 0 else "–"
+
+
+def _share(value: float, base: float) -> str:
+    return f"{value / base:.0%}" if base > 0 else "–"
 
 
 def cpu_tables(now: dict[str, Any]) -> list[str]:
@@ -136,7 +144,8 @@ def worker_section(now: dict[str, Any]) -> list[str]:
         "`python_workers_314`, what wrangler.toml's compatibility date selects), the locked "
         "`python_modules`, through wrangler's `createTestHarness` as the tests run the Worker "
         "(`bench/workerd_stack.mjs`: the local overlay of wrangler.toml, its rate limit and "
-        "budget raised out of the way). The stack has two workerd processes, children of the "
+        "budget raised out of the way, a C2PA signing identity of its own: see Content "
+        "Credentials below). The stack has two workerd processes, children of the "
         "runner: the harness's **proxy** (as under `wrangler dev`, it takes the request and "
         "forwards it) and the **runtime**, which runs the Workers and, beside them, Miniflare's "
         "KV, R2, Durable Objects, Queues and Cache. **CPU** is what Linux counts for both "
@@ -167,6 +176,10 @@ def worker_section(now: dict[str, Any]) -> list[str]:
         *cpu_tables(now),
         "",
         *notes(now),
+        "",
+        "### Content Credentials",
+        "",
+        *credentials_lines(now),
         "",
         "### Cold start",
         "",
@@ -209,7 +222,7 @@ def notes(now: dict[str, Any]) -> list[str]:
             "own). That still holds, all in the runtime process, the storage Miniflare "
             f"emulates: the 1.2 MB R2 `put` alone costs {_ms(med['io_r2_put'] - js)} from JS, "
             "and the KV writes and the Durable Objects a miss calls (the coalescer, the "
-            "budget ledger, the catalog) run there too. On Cloudflare the storage is I/O on "
+            "budget ledger, the catalog, the provenance index) run there too. On Cloudflare the storage is I/O on "
             "other machines and each Durable Object is billed as its own; here they cannot be "
             "told apart from the Worker's CPU."
         )
@@ -247,6 +260,68 @@ def notes(now: dict[str, Any]) -> list[str]:
         "anything else still shows; the floors, measured in the same rounds, show it too.",
     ]
     return lines
+
+
+def _difference(med: dict[str, float], js: float, more: str, less: str, what: str) -> str:
+    """``more`` less ``less``, in ms, and as a share of ``more``'s CPU and of its own."""
+    if more not in med or less not in med:
+        return f"{what}: not measured"
+    cost = med[more] - med[less]
+    if cost <= 0:  # within the run's noise (a quick run's few requests, say)
+        return f"nothing measurable {what} ({_ms(med[more])} against {_ms(med[less])})"
+    return (
+        f"{_ms(cost)} {what} ({_ms(med[more])} − {_ms(med[less])}: {_share(cost, med[more])} "
+        f"of the CPU, {_share(cost, med[more] - js)} of the Worker's own)"
+    )
+
+
+def credentials_lines(now: dict[str, Any]) -> list[str]:
+    requests, seen = now["requests"], now["observed"]
+    med = {name: row["median_ms"] for name, row in requests.items()}
+    js = med["js_floor"]
+    c2pa = seen["c2pa"]
+    signed, unsigned = c2pa["signed"], c2pa["unsigned"]
+    variant = seen["variant"]
+    on_miss = _difference(med, js, "miss", "miss_unsigned", "per miss")
+    first = "per first variant download"
+    on_variant = _difference(med, js, "variant_first", "variant_first_unsigned", first)
+    return [
+        "The Worker signs a C2PA manifest into every file it stores, as a deployment with a "
+        "signing identity does: the stack's is made at its start (`bench/workerd_stack.py`: a "
+        "P-256 key, its certificate under an intermediate, `tests/support/c2pa_chain.py`), "
+        "without a time-stamp authority (`C2PA_TIMESTAMP_URL` unset: on Cloudflare that is a "
+        "fetch to another machine). Two copies of it run in the same processes, by their own "
+        "host names, as the floors do: `unsigned.bench`, the same Worker with `C2PA=false` "
+        "(no manifest; the fingerprint and the provenance index as in the Worker), and "
+        "`bare.bench`, with `C2PA=false` and no `PROVENANCE` binding (no fingerprint, no "
+        "index write). Same code and configuration; the same KV namespace, R2 bucket and AI "
+        "stand-in (Miniflare keeps one store per namespace and bucket, so storage costs all "
+        "three the same); Durable Objects of their own, as another deployment has; no queue "
+        "consumer (a queue has one, the Worker's). A first download is of the variant "
+        f"`{variant}` of an original no one has asked a variant of: the originals (misses "
+        "asking for the variant's signed URL) are made before the batches that download "
+        "them, one per request, and the download makes the variant: the original read from "
+        "R2, its transformation by the Images binding, its marks (the XMP and, signed, the "
+        "manifest, with the original's as its parent ingredient), its R2 write, the index's "
+        "record of its hash.",
+        "",
+        f"- **Signing costs** {on_miss}, and {on_variant}.",
+        "- **The fingerprint** (the original rendered small and gray by the Images binding, "
+        "its hash, the provenance index's Durable Object write) costs "
+        f"{_difference(med, js, 'miss_unsigned', 'miss_bare', 'per miss')}.",
+        "- **What a manifest weighs**: a signed original is "
+        f"{signed['original_bytes'] / 1e6:.2f} MB, "
+        f"{(signed['original_bytes'] - unsigned['original_bytes']) / 1e3:+.1f} kB on the "
+        f"unsigned one; the variant {signed['variant_bytes'] / 1e3:.1f} kB, "
+        f"{(signed['variant_bytes'] - unsigned['variant_bytes']) / 1e3:+.1f} kB (its manifest "
+        "and, as its ingredient, the original's). Each run checks that the Worker's files "
+        "carry a manifest and its copy's do not.",
+        "- Miniflare's Images binding transforms in Node (sharp), in the runner process, "
+        "whose CPU is not counted: what is counted of a variant's making and of a fingerprint "
+        "is the binding's call (the image handed to the runner and the result back) and the "
+        "Worker's own work. On Cloudflare the transformation is the Images service's, billed "
+        "per unique transformation, not in the Worker's CPU.",
+    ]
 
 
 def cold_notes(cold: dict[str, Any]) -> list[str]:

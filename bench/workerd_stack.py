@@ -7,6 +7,11 @@ CPU is what the operating system counts in ``/proc/<pid>/stat``: user plus syste
 every thread, in clock ticks. Nothing of the client (this process) or of the Node runner
 is counted. The runner is prepared for, started and stopped as the tests' stacks are
 (``tests/support/stack_process.py``).
+
+The Worker signs C2PA Content Credentials into every image it stores, as a deployment
+with a signing identity does: each stack gets one of its own, a throwaway chain made here
+(a P-256 leaf under an intermediate, as a certificate authority issues one) by the tests'
+chain maker (``tests/support/c2pa_chain.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # once, here.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from tests.support.stack_process import Prepared as Prepared  # noqa: E402 - root on the path
+from tests.support.c2pa_chain import issue_chain  # noqa: E402 - root on the path
+from tests.support.stack_process import Prepared as Prepared  # noqa: E402
 from tests.support.stack_process import (  # noqa: E402
     StackProcess,
     node,
@@ -94,20 +100,24 @@ class Stack:
     """``bench/workerd_stack.mjs`` on free loopback ports, until closed (it has 300 s to
     start; :class:`~tests.support.stack_process.StackUnavailable` with its log if not).
 
-    ``workerd_args`` go to ``workerd serve`` (the memory-snapshot flags). ``spawned`` is
-    when the runner was started (``time.monotonic``), ``ready`` when it reported serving;
-    ``pids`` are its workerd processes, whose CPU :meth:`ticks` counts.
+    ``workerd_args`` go to ``workerd serve`` (the memory-snapshot flags); ``floors`` adds
+    the floors and the Worker's copies (``hosts`` names them). ``spawned`` is when the
+    runner was started (``time.monotonic``), ``ready`` when it reported serving; ``pids``
+    are its workerd processes, whose CPU :meth:`ticks` counts.
     """
 
     def __init__(
         self, prepared: Prepared, log: Path, floors: bool = False, workerd_args: str = ""
     ) -> None:
         self.admin_token = secrets.token_urlsafe(32)
+        identity = issue_chain(with_intermediate=True)
         env = stack_environment(prepared.launcher)
         env.update(
             FLUXGATE_WORKERD_ARGS=workerd_args,
             ADMIN_TOKEN=self.admin_token,
             URL_SIGNING_KEYS=f"bench={secrets.token_urlsafe(36)}",
+            C2PA_SIGNING_KEY=identity.key_pem,
+            C2PA_CERTIFICATE_CHAIN=identity.chain_pem,
         )
         args = [node() or "node", str(RUNNER), *(["--floors"] if floors else [])]
         self._process = StackProcess(args, env, log, name="the benchmark stack", timeout=300)

@@ -10,6 +10,7 @@ pydantic cost nothing at request time.
 """
 
 import fluxgate.edge.front.serve  # noqa: F401 - into the deploy-time memory snapshot
+from fluxgate.edge.bindings.provenance_object import ProvenanceIndexObject  # one per deployment
 from fluxgate.edge.front.worker import (
     BudgetLedgerObject,
     CatalogObject,
@@ -26,4 +27,5 @@ __all__ = [
     "Default",
     "IdempotencyObject",
     "JobObject",
+    "ProvenanceIndexObject",
 ]

@@ -13,6 +13,7 @@ from .access.auth import KeyStore
 from .access.id_tokens import IdTokenVerifier, JwksCache
 from .api.present import Presenter
 from .delivery.downloads import NO_EDGE_CACHE, FilePorts
+from .delivery.marking import Marks
 from .delivery.retention import retained
 from .delivery.variants import RecentFailures, VariantMaker
 from .jobs.webhooks import WebhookPolicy, WebhookSender
@@ -27,15 +28,17 @@ from .service.gateway import Gateway, Ports
 from .service.generation import CachePolicy, Generator
 from .service.idempotency import Idempotency
 from .service.job_runner import JobRunner, RetryPolicy
-from .service.readiness import Readiness
+from .service.provenance_log import ProvenanceLog
+from .service.readiness import Readiness, credentials_state
 from .service.sign_in import SignIn
 from .store.answers import Caps
 
-__all__ = ["assemble", "variant_maker"]
+__all__ = ["assemble", "marks", "provenance_log", "variant_maker"]
 
 
 def assemble(ports: Ports) -> Gateway:
     settings, clock = ports.settings, ports.clock
+    provenance = provenance_log(ports)
     catalog = CatalogWriter(ports.catalog)  # listings: written on a miss and as jobs move
     keys = KeyStore(ports.kv, clock=clock)
     policies = PolicyStore(
@@ -60,7 +63,8 @@ def assemble(ports: Ports) -> Gateway:
         events=ports.usage_events,
         output=OutputScreen(ports.image_moderator, clock=clock),
         clock=clock,
-        disclose=settings.ai_disclosure,
+        marks=marks(ports),
+        provenance=provenance,
     )
     describe_job = Presenter(settings, ports.signer, clock).job
     jobs, runner = None, None
@@ -100,7 +104,7 @@ def assemble(ports: Ports) -> Gateway:
             catalog=catalog,
             clock=clock,
         )
-    variants = variant_maker(ports)
+    variants = variant_maker(ports, provenance)
     verifier = None
     if ports.signatures is not None and ports.jwks is not None:
         jwks = JwksCache(ports.jwks, clock, allow_loopback=settings.issuer_allow_loopback)
@@ -126,7 +130,14 @@ def assemble(ports: Ports) -> Gateway:
         admin_token=ports.admin_token,
         jobs=jobs,
         job_runner=runner,
-        readiness=Readiness(kv=ports.kv, objects=ports.objects, model=ports.model),
+        readiness=Readiness(
+            kv=ports.kv,
+            objects=ports.objects,
+            model=ports.model,
+            content_credentials=credentials_state(
+                settings.c2pa, ports.claim_signer, ports.development_signer
+            ),
+        ),
         idempotency=Idempotency(
             ports.idempotency,
             clock=clock,
@@ -146,17 +157,36 @@ def assemble(ports: Ports) -> Gateway:
             forget=generator.forget,
             clock=clock,
         ),
+        provenance=provenance,
         clock=clock,
     )
 
 
-def variant_maker(ports: Ports) -> VariantMaker | None:
+def marks(ports: Ports) -> Marks:
+    """The XMP disclosure (``AI_DISCLOSURE``) and the C2PA signer (``C2PA``, when the
+    runtime has a signing identity) every stored image gets."""
+    signer = ports.claim_signer if ports.settings.c2pa else None
+    return Marks(
+        disclose=ports.settings.ai_disclosure, signer=signer, timestamper=ports.timestamper
+    )
+
+
+def provenance_log(ports: Ports) -> ProvenanceLog | None:
+    """The provenance index's writer and reader, when the runtime has an index. Manifests
+    signed by the identity count as ours even with ``C2PA=false`` (images signed before)."""
+    if ports.provenance is None:
+        return None
+    return ProvenanceLog(ports.provenance, ports.renderer, ports.claim_signer)
+
+
+def variant_maker(ports: Ports, provenance: ProvenanceLog | None = None) -> VariantMaker | None:
     if ports.transformer is None:
         return None
     return VariantMaker(
         ports.objects,
         ports.transformer,
-        disclose=ports.settings.ai_disclosure,
+        marks=marks(ports),
+        provenance=provenance,
         failures=RecentFailures(ports.clock),
         coalescer=ports.variant_coalescer or PollingCoalescer(),
     )

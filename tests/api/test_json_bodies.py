@@ -53,6 +53,7 @@ JSON = {"content-type": "application/json"}
 BODY_ROUTES = [
     ("POST", "/v1/images/generations", "key", 400, "invalid_json"),
     ("POST", "/v1/images/edits", "key", 415, "unsupported_media_type"),  # multipart only
+    ("POST", "/v1/provenance/verify", "key", 415, "unsupported_media_type"),  # an image only
     ("POST", "/v1/tokens", "key", 400, "invalid_json"),
     ("POST", "/v1/admin/keys", "admin", 400, "invalid_json"),
     ("PATCH", "/v1/admin/keys/{key_id}", "admin", 400, "invalid_json"),

@@ -23,7 +23,12 @@ from typing import Any
 import pytest
 from PIL import Image, PngImagePlugin
 
-from fluxgate.delivery.disclosure import TRAINED_ALGORITHMIC_MEDIA, DisclosureError, mark
+from fluxgate.delivery.disclosure import (
+    TRAINED_ALGORITHMIC_MEDIA,
+    DisclosureError,
+    ai_system,
+    mark,
+)
 from fluxgate.imaging.image_bytes import InProcessImage
 
 from ..support.bodies import generate, generation
@@ -63,6 +68,8 @@ def assert_disclosed(
     assert xmp == {
         "XMP-iptcExt:DigitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
         "XMP-xmp:CreatorTool": generator,
+        "XMP-iptcExt:AISystemUsed": ai_system(generator),
+        "XMP-iptcExt:AISystemVersionUsed": generator,
         "XMP-xmp:CreateDate": when,
         **instance,
     }
@@ -380,7 +387,15 @@ def test_a_b64_json_answer_is_the_marked_image(client, auth, tmp_path):
 
 
 @pytest.mark.settings(ai_disclosure=False)
-def test_with_ai_disclosure_off_the_image_is_stored_as_made(client, auth, tmp_path):
+def test_with_ai_disclosure_off_only_the_signed_credentials_say_so(client, auth, tmp_path):
+    body = generate(client, auth, generation("a lighthouse", square=256)).json()
+    data = client.get(body["data"][0]["url"]).content
+    assert read_xmp(data, tmp_path) == {}
+    assert b"caBX" in data  # the C2PA store (C2PA is its own setting)
+
+
+@pytest.mark.settings(ai_disclosure=False, c2pa=False)
+def test_with_ai_disclosure_and_c2pa_off_the_image_is_stored_as_made(client, auth, tmp_path):
     body = generate(client, auth, generation("a lighthouse", square=256)).json()
     data = client.get(body["data"][0]["url"]).content
     assert hashlib.sha256(data).hexdigest() == body["sha256"]

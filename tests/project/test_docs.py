@@ -48,6 +48,7 @@ def test_the_page_has_examples_for_every_endpoint():
         "?variants=",
         "exiftool",
         "output_moderation",
+        "/v1/provenance/verify",
     ):
         assert path in text, f"no example uses {path}"
 
@@ -101,6 +102,9 @@ def test_every_example_runs(runtime, tmp_path):
         "placeholder/flux-2-dev" if runtime == "local" else "@cf/black-forest-labs/flux-2-dev"
     )
     assert generator in lines
+    # Provenance: the original recognised as the caller's generation, the variant too
+    assert '{"generated_here":true,"ours":true}' in lines
+    assert '{"generated_here":true,"by":true}' in lines
     assert '{"verdict":"safe","categories":[]}' in lines  # the flagging key's generation
     assert '{"status":"ready","ok":{"config":true,"kv":true,"r2":true,"model":true}}' in lines
     assert lines.count("my-app-trace-42") == 1  # the error body's request_id

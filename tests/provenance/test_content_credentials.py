@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import io
 import json
+import logging
 import re
 import subprocess
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,7 +41,10 @@ from PIL import Image
 
 from fluxgate.delivery.disclosure import mark
 from fluxgate.imaging.image_bytes import HEAD_BYTES, ImageBytes, InProcessImage, SplicePart
+from fluxgate.local.timestamp_http import HttpxTimestamper
+from fluxgate.provenance import cbor, cose, der, verify
 from fluxgate.provenance.content_credentials import (
+    TIMESTAMP_RESERVE_BYTES,
     CredentialsCheck,
     CredentialsError,
     Statement,
@@ -48,9 +53,11 @@ from fluxgate.provenance.content_credentials import (
     sign_original,
     sign_variant,
 )
+from fluxgate.provenance.timestamp import SIG_TST2, Timestamper, countersign_data
 
 from ..support.c2pa_validator import MIME_TYPES, Validation, validate
 from ..support.exiftool import exiftool_path
+from ..support.tsa import TimestampAuthority, explicit, read_request, seq, tlv
 
 T = TypeVar("T")
 
@@ -113,6 +120,7 @@ class Identity:
     root_pem: str
     signer: TestSigner
     other: TestSigner = field(repr=False)  # another leaf under the same root
+    expired: TestSigner = field(repr=False)  # one valid from three hours to an hour ago
 
 
 def _name(common_name: str) -> x509.Name:
@@ -138,9 +146,14 @@ def _key_usage(*, signing: bool) -> x509.KeyUsage:
     )
 
 
-def _leaf(root_key: ec.EllipticCurvePrivateKey, name: str) -> TestSigner:
+def _leaf(
+    root_key: ec.EllipticCurvePrivateKey,
+    name: str,
+    valid: tuple[dt.timedelta, dt.timedelta] = (-dt.timedelta(hours=1), dt.timedelta(days=7)),
+) -> TestSigner:
     """An end-entity ES256 certificate as C2PA wants it: digitalSignature (critical), an
-    allowed extended key usage (emailProtection), not a CA, with its authority key id."""
+    allowed extended key usage (emailProtection), not a CA, with its authority key id;
+    valid from and until ``valid`` (relative to now)."""
     now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
@@ -149,8 +162,8 @@ def _leaf(root_key: ec.EllipticCurvePrivateKey, name: str) -> TestSigner:
         .issuer_name(_name("Fluxgate test root"))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=7))
+        .not_valid_before(now + valid[0])
+        .not_valid_after(now + valid[1])
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signing=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
@@ -173,7 +186,7 @@ def identity() -> Identity:
         .issuer_name(_name("Fluxgate test root"))
         .public_key(root_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(signing=False), critical=True)
@@ -184,6 +197,9 @@ def identity() -> Identity:
         root_pem=root.public_bytes(serialization.Encoding.PEM).decode(),
         signer=_leaf(root_key, "Fluxgate test signer"),
         other=_leaf(root_key, "Someone else's signer"),
+        expired=_leaf(
+            root_key, "Fluxgate expired signer", (-dt.timedelta(hours=3), -dt.timedelta(hours=1))
+        ),
     )
 
 
@@ -214,9 +230,17 @@ def marked(data: bytes, fmt: str) -> ImageBytes:
     return run(mark(InProcessImage(data), fmt, MODEL, CREATED, GENERATION))
 
 
-def original(fmt: str, identity: Identity, size: tuple[int, int] = (96, 64)) -> bytes:
+def original(
+    fmt: str,
+    identity: Identity,
+    size: tuple[int, int] = (96, 64),
+    *,
+    timestamper: Timestamper | None = None,
+    signer: TestSigner | None = None,
+) -> bytes:
+    image = marked(encoded(picture(*size), fmt), fmt)
     signed = run(
-        sign_original(marked(encoded(picture(*size), fmt), fmt), fmt, STATEMENT, identity.signer)
+        sign_original(image, fmt, STATEMENT, signer or identity.signer, timestamper=timestamper)
     )
     return signed.python_bytes()
 
@@ -362,7 +386,15 @@ def png_original(identity: Identity) -> bytes:
     return original("png", identity, size=(1024, 768))
 
 
-def variant(parent: bytes, parent_fmt: str, width: int, fmt: str, identity: Identity) -> bytes:
+def variant(
+    parent: bytes,
+    parent_fmt: str,
+    width: int,
+    fmt: str,
+    identity: Identity,
+    *,
+    timestamper: Timestamper | None = None,
+) -> bytes:
     with Image.open(io.BytesIO(parent)) as image:
         copy = image.convert("RGB").resize((width, width * 3 // 4))
     actions = ["c2pa.resized", "c2pa.transcoded"] if width < 1024 else ["c2pa.transcoded"]
@@ -375,6 +407,7 @@ def variant(parent: bytes, parent_fmt: str, width: int, fmt: str, identity: Iden
             parent_fmt,
             actions,
             identity.signer,
+            timestamper=timestamper,
         )
     )
     return signed.python_bytes()
@@ -640,3 +673,252 @@ def test_the_store_is_found_where_c2pa_rs_finds_it(fmt, identity):
         label = json.loads(reader.json())["active_manifest"]
     assert label.encode() in store
     assert manifest_store(InProcessImage(encoded(picture(8, 8), fmt)), fmt) is None
+
+
+# -- time-stamps (RFC 3161, sigTst2) ---------------------------------------------------------
+
+TIME_STAMPED = {"timeStamp.validated", "timeStamp.trusted"}
+
+
+@pytest.fixture
+def tsa() -> Iterator[TimestampAuthority]:
+    """The time-stamp authority double, on the real clock (as the validator is)."""
+    with TimestampAuthority() as authority:
+        yield authority
+
+
+def signature_of(data: bytes, fmt: str) -> tuple[bytes, bytes, dict[str | int, cbor.Value]]:
+    """The active manifest's COSE_Sign1: its protected header, signature, unprotected header."""
+    store = manifest_store(InProcessImage(data), fmt)
+    assert store is not None
+    box = verify.parse_store(store)[-1].signature_box.content(b"cbor")
+    assert box is not None
+    sign1 = cbor.decode(box)
+    assert isinstance(sign1, cbor.Tag) and isinstance(sign1.value, list)
+    protected, unprotected, _payload, signature = sign1.value
+    assert isinstance(protected, bytes) and isinstance(signature, bytes)
+    assert isinstance(unprotected, dict)
+    return protected, signature, unprotected
+
+
+def stamped_imprint(data: bytes, fmt: str) -> bytes:
+    """What the TSA must have been asked to stamp for this file's signature."""
+    protected, signature, _ = signature_of(data, fmt)
+    return hashlib.sha256(countersign_data(protected, signature)).digest()
+
+
+def time_stamp_codes(validation: Validation) -> set[str]:
+    codes = validation.success | validation.informational | validation.failures
+    return {code for code in codes if code.startswith("timeStamp.")}
+
+
+def test_a_time_stamped_original_and_its_variant_are_trusted_with_the_tsas_root(tsa, identity):
+    """Each signature is countersigned by the TSA, over that very signature; with the TSA's
+    root among the anchors c2pa-rs validates and trusts both time-stamps, and :func:`check`
+    reads the files as ours."""
+    stamper = HttpxTimestamper(tsa.url)
+    parent = original("png", identity, (320, 240), timestamper=stamper)
+    child = variant(parent, "png", 256, "webp", identity, timestamper=stamper)
+    asked = [read_request(body) for body, _headers in tsa.requests]
+    assert [request.imprint for request in asked] == [
+        stamped_imprint(parent, "png"),
+        stamped_imprint(child, "webp"),
+    ]
+    assert all(request.cert_req and request.nonce for request in asked)
+    assert asked[0].nonce != asked[1].nonce  # drawn afresh for every request
+    parent_label = None
+    for data, fmt in ((parent, "png"), (child, "webp")):
+        validation = validate(data, fmt, identity.root_pem, also_trusted=[tsa.root_pem])
+        assert validation is not None
+        assert validation.state == "Trusted", validation
+        assert validation.error_codes == frozenset()
+        assert validation.success >= TIME_STAMPED
+        _, _, unprotected = signature_of(data, fmt)
+        assert list(unprotected) == [SIG_TST2, "pad"]
+        token = unprotected[SIG_TST2]
+        assert isinstance(token, dict) and list(token) == ["tstTokens"]
+        result = checked(data, fmt, identity)
+        assert result.valid and result.parent == parent_label
+        parent_label = validation.active_manifest
+    assert "ingredient.manifest.validated" in validation.ingredient_success
+
+
+def test_without_the_tsas_root_the_time_stamp_is_untrusted_and_the_rest_holds(tsa, identity):
+    data = original("png", identity, timestamper=HttpxTimestamper(tsa.url))
+    validation = trusted(data, "png", identity)
+    assert validation.state == "Trusted" and validation.failures == frozenset()
+    assert "timeStamp.untrusted" in validation.informational
+    assert "timeStamp.trusted" not in validation.success
+
+
+def test_the_time_stamp_outlives_the_signing_certificate(identity):
+    """Signed while the certificate was valid (the TSA's clock two hours back, in the hour
+    the certificate was still valid: all a validator knows of when a file was signed), read
+    once it expired: trusted with the time-stamp; without one, or with one from a TSA it
+    does not trust, the certificate is checked now, and it has expired."""
+    two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with TimestampAuthority(clock=lambda: two_hours_ago) as authority:
+        stamper = HttpxTimestamper(authority.url)
+        stamped = original("png", identity, timestamper=stamper, signer=identity.expired)
+    bare = original("png", identity, signer=identity.expired)
+    validation = validate(stamped, "png", identity.root_pem, also_trusted=[authority.root_pem])
+    assert validation is not None
+    assert validation.state == "Trusted", validation
+    assert validation.failures == frozenset() and validation.success >= TIME_STAMPED
+    for data, anchors in ((bare, [authority.root_pem]), (stamped, [])):
+        validation = validate(data, "png", identity.root_pem, also_trusted=anchors)
+        assert validation is not None
+        assert validation.state == "Invalid"
+        assert "signingCredential.expired" in validation.failures
+
+
+def test_a_time_stamp_takes_the_reserved_space_and_nothing_else_moves(tsa, identity):
+    """The same statement on the same image: with a TSA, the signature is the reservation
+    longer, whatever the token's length; without one, it is as it always was (an empty
+    unprotected header, nothing reserved)."""
+    plain = original("png", identity)
+    stamped = original("png", identity, timestamper=HttpxTimestamper(tsa.url))
+    assert len(stamped) == len(plain) + TIMESTAMP_RESERVE_BYTES
+    assert signature_of(plain, "png")[2] == {}
+    protected, signature, unprotected = signature_of(stamped, "png")
+    bare = cose.sign1(protected, signature)
+    assert len(cose.sign1(protected, signature, unprotected)) == len(bare) + (
+        TIMESTAMP_RESERVE_BYTES
+    )
+
+
+WHY_NO_TIME_STAMP = {
+    "http-500": "the time-stamp authority at 127.0.0.1 answered HTTP 500",
+    "reject": "did not grant the request (rejection)",
+    "wrong-nonce": "answers another request",
+    "stall": "the time-stamp authority at 127.0.0.1 did not answer in time",
+    "closed": "the time-stamp authority at 127.0.0.1 could not be reached",
+}
+
+
+@pytest.mark.parametrize("behaviour", list(WHY_NO_TIME_STAMP))
+def test_a_tsa_that_fails_leaves_the_image_signed_without_a_time_stamp(
+    behaviour, tsa, identity, caplog
+):
+    """Not a failure to sign: the signature is made, the reservation is all padding (the
+    file as long as a time-stamped one), validators check the certificate now, and a
+    warning says why (naming the TSA's host at most, never its URL's path or query)."""
+    stamped = original("png", identity, timestamper=HttpxTimestamper(tsa.url))
+    url = f"{tsa.url}?access_key=s3cr3t-key"
+    if behaviour == "closed":
+        tsa.stop()
+    else:
+        tsa.behaviour = behaviour
+    caplog.set_level(logging.WARNING, logger="fluxgate.provenance")
+    data = original("png", identity, timestamper=HttpxTimestamper(url, timeout=0.5))
+    assert len(data) == len(stamped)
+    _, _, unprotected = signature_of(data, "png")
+    assert list(unprotected) == ["pad"]
+    validation = validate(data, "png", identity.root_pem, also_trusted=[tsa.root_pem])
+    assert validation is not None
+    assert validation.state == "Trusted" and validation.error_codes == frozenset()
+    assert time_stamp_codes(validation) == set()
+    assert checked(data, "png", identity).valid
+    warnings = [r for r in caplog.records if r.name == "fluxgate.provenance"]
+    assert [r.levelno for r in warnings] == [logging.WARNING]
+    message = warnings[0].getMessage()
+    assert message.startswith("C2PA signature made without a time-stamp: ")
+    assert WHY_NO_TIME_STAMP[behaviour] in message
+    assert "s3cr3t" not in message and "/tsa" not in message
+
+
+class Inflated:
+    """A TSA whose tokens carry ``copies`` more copies of its root certificate: a valid
+    token (certificates are not signed over), as long as a TSA sending its whole chain
+    may make one."""
+
+    def __init__(self, tsa: TimestampAuthority, copies: int) -> None:
+        self.tsa = tsa
+        self.copies = copies
+
+    async def stamp(self, request_der: bytes) -> bytes:
+        status, token = der.read_one(
+            self.tsa.respond(request_der), der.SEQUENCE, "response"
+        ).children("response")
+        content_type, content = token.children("token")
+        signed_data = der.read_one(content.body, der.SEQUENCE, "SignedData")
+        version, digests, encapsulated, certificates, signer_infos = signed_data.children("sd")
+        root = self.tsa.root.public_bytes(serialization.Encoding.DER)
+        more = tlv(0xA0, certificates.body + root * self.copies)
+        inflated = seq(
+            version.encoded, digests.encoded, encapsulated.encoded, more, signer_infos.encoded
+        )
+        return seq(status.encoded, seq(content_type.encoded, explicit(0, inflated)))
+
+
+def test_a_token_too_large_for_the_reservation_is_refused(tsa, identity):
+    root_length = len(tsa.root.public_bytes(serialization.Encoding.DER))
+    copies = TIMESTAMP_RESERVE_BYTES // root_length + 1
+    with pytest.raises(CredentialsError, match="time-stamp token does not fit"):
+        original("png", identity, timestamper=Inflated(tsa, copies))
+
+
+TOKEN_LENGTH_MARGIN = 16
+
+
+def test_a_token_that_just_fits_is_padded_to_the_reservation(tsa, identity):
+    """Near the end of the reservation (the padding a few bytes long, its head shorter):
+    the file is as long as with any token, and c2pa-rs still trusts the time-stamp."""
+    reference = original("png", identity, timestamper=HttpxTimestamper(tsa.url))
+    root_length = len(tsa.root.public_bytes(serialization.Encoding.DER))
+    container_length = len(cbor.encode(signature_of(reference, "png")[2][SIG_TST2]))
+    # The header: its two labels (8 + 4 bytes), the container and the padding's head (3),
+    # with a margin as tokens differ by a few bytes (their serial, genTime, signature).
+    room = TIMESTAMP_RESERVE_BYTES - 12 - container_length - 3 - TOKEN_LENGTH_MARGIN
+    copies = room // root_length
+    data = original("png", identity, timestamper=Inflated(tsa, copies))
+    assert len(data) == len(reference)
+    padding = signature_of(data, "png")[2]["pad"]
+    assert isinstance(padding, bytes) and len(padding) < root_length + 2 * TOKEN_LENGTH_MARGIN
+    validation = validate(data, "png", identity.root_pem, also_trusted=[tsa.root_pem])
+    assert validation is not None and validation.state == "Trusted", validation
+    assert validation.success >= TIME_STAMPED
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    header=st.binary(max_size=600),
+    reserve=st.integers(5, 700) | st.sampled_from([29, 30, 31, 262, 263, 264, 65545, 65546]),
+)
+def test_a_reserved_signature_is_exactly_its_size_whatever_the_header(header, reserve):
+    """Padded with "pad" (and "pad2" where one byte string cannot hit the size: its head
+    grows at 24, 256 and 65,536 bytes), or refused when the header does not fit."""
+    protected = cose.protected_header([b"\x30" * 300])
+    signature = bytes(range(64))
+    unprotected = {SIG_TST2: {"tstTokens": [{"val": header}]}}
+    bare = len(cose.sign1(protected, signature))
+    try:
+        encoded_sign1 = cose.sign1(protected, signature, unprotected, reserve=reserve)
+    except cose.HeaderTooLarge:
+        assert len(cose.sign1(protected, signature, unprotected)) + 5 > bare + reserve
+        return
+    assert len(encoded_sign1) == bare + reserve
+    parsed = cose.parse_sign1(encoded_sign1)
+    assert (parsed.protected, parsed.signature) == (protected, signature)
+    decoded = cbor.decode(encoded_sign1)
+    assert isinstance(decoded, cbor.Tag) and isinstance(decoded.value, list)
+    written = decoded.value[1]
+    assert isinstance(written, dict)
+    assert written[SIG_TST2] == unprotected[SIG_TST2]
+    assert set(written) <= {SIG_TST2, "pad", "pad2"}
+    assert all(
+        written[pad] == bytes(len(written[pad])) for pad in ("pad", "pad2") if pad in written
+    )
+
+
+def test_the_padding_needs_a_second_byte_string_where_one_cannot_hit_the_size():
+    """An empty header, 4 + 1 + 24 bytes reserved: "pad" of 23 bytes is one short, of 24
+    one over (its head takes a second byte); c2pa-rs then adds "pad2", as here."""
+    protected = cose.protected_header([b"\x30" * 300])
+    signature = bytes(64)
+    bare = len(cose.sign1(protected, signature))
+    encoded_sign1 = cose.sign1(protected, signature, reserve=29)
+    assert len(encoded_sign1) == bare + 29
+    decoded = cbor.decode(encoded_sign1)
+    assert isinstance(decoded, cbor.Tag) and isinstance(decoded.value, list)
+    assert list(decoded.value[1]) == ["pad", "pad2"]

@@ -15,6 +15,7 @@ the fast path keeps what it states.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -22,9 +23,24 @@ import pytest
 from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
 from fluxgate.service.settings import Settings
 
+from .c2pa_chain import issue_chain
+
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 SIGNING_KEYS = "k2=" + "s" * 40 + ",k1=" + "o" * 40
-SECRETS: dict[str, str | None] = {"ADMIN_TOKEN": ADMIN_TOKEN, "URL_SIGNING_KEYS": SIGNING_KEYS}
+# The C2PA signing identity of both runtimes: one chain per test process, valid over the
+# real time (validators check it) and the local runtime's fake clock (2027) alike. Its
+# root is the trust anchor the tests' validator is given (C2PA_ROOT).
+C2PA_CHAIN = issue_chain(
+    not_before=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    not_after=dt.datetime(2036, 1, 1, tzinfo=dt.UTC),
+)
+C2PA_ROOT = C2PA_CHAIN.root_pem
+SECRETS: dict[str, str | None] = {
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "URL_SIGNING_KEYS": SIGNING_KEYS,
+    "C2PA_SIGNING_KEY": C2PA_CHAIN.key_pem,
+    "C2PA_CERTIFICATE_CHAIN": C2PA_CHAIN.chain_pem,
+}
 NO_FAST_PATH = "--no-fast-path"
 
 
@@ -42,7 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "settings(**fields): settings for both runtimes (Settings field names)"
     )
     config.addinivalue_line(
-        "markers", "secrets(**values): ADMIN_TOKEN / URL_SIGNING_KEYS for both (None: unset)"
+        "markers",
+        "secrets(**values): ADMIN_TOKEN / URL_SIGNING_KEYS / C2PA_* for both (None: unset)",
     )
     config.addinivalue_line(
         "markers", "unbound(*tables): both runtimes without these bindings ('images')"

@@ -19,10 +19,12 @@ import pytest
 
 from fluxgate.delivery.signing import UrlSigner, parse_signing_keys
 from fluxgate.local.answers_sqlite import SqliteIdempotency
+from fluxgate.local.c2pa_signer import LocalClaimSigner
 from fluxgate.local.catalog_sqlite import SqliteCatalog
 from fluxgate.local.id_token_crypto import CryptographySignatures
 from fluxgate.local.jwks_http import HttpxJwksFetcher
 from fluxgate.local.ledger_sqlite import SqliteLedger
+from fluxgate.local.provenance_sqlite import SqliteProvenance
 from fluxgate.local.runtime import LocalRuntime, local_jobs
 from fluxgate.local.usage_sqlite import SqliteUsageEvents
 from fluxgate.local.window_limiter import WindowRateLimiter
@@ -126,6 +128,8 @@ def ports(
         # Tests change the policy through the admin API and expect it at once.
         settings = settings.model_copy(update={"policy_cache_seconds": 0})
     local_clock = in_process(clock, Clock)
+    key, chain = secrets.get("C2PA_SIGNING_KEY"), secrets.get("C2PA_CERTIFICATE_CHAIN")
+    claim_signer = LocalClaimSigner(key, chain, local_clock) if key and chain else None
     return Ports(
         settings=settings,
         kv=kv,
@@ -145,6 +149,9 @@ def ports(
         transformer=None if "images" in unbound else images,
         signatures=CryptographySignatures(),
         jwks=HttpxJwksFetcher(allow_loopback=settings.issuer_allow_loopback),
+        claim_signer=claim_signer if settings.c2pa else None,
+        provenance=SqliteProvenance(tmp_path / "provenance.sqlite3"),
+        renderer=None if "images" in unbound else images,
         clock=local_clock,
     )
 

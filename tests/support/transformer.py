@@ -14,6 +14,7 @@ import pytest
 
 from fluxgate.delivery.variants import TransformError
 from fluxgate.local.pillow_transform import PillowTransformer
+from fluxgate.provenance.fingerprint import GrayGrid
 
 
 class CountingTransformer:
@@ -56,6 +57,12 @@ class CountingTransformer:
             self._failures -= 1
             raise TransformError("IMAGES_TRANSFORM_ERROR 9412: input is not an image (code 9412)")
         return await self.inner.transform(original, width, fmt)
+
+    async def gray_grid(self, image: Any) -> GrayGrid:
+        """The fingerprint's rendering, passed through: it is not a variant, so it is
+        neither counted in ``made`` nor failed by :meth:`fail`."""
+        grid: GrayGrid = await self.inner.gray_grid(image)
+        return grid
 
 
 @pytest.fixture

@@ -345,7 +345,10 @@ export function createAI() {
     if (state.failures.length) throw new InferenceUpstreamError(state.failures.shift());
     state.answered++;
     const seed = Number(fields.seed ?? 0);
-    const png = state.realistic ? noisyPng(width, height) : encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, spec.tint]);
+    // The picture is drawn from the whole request (model, fields, reference images), so that
+    // two requests give perceptually unrelated images, and one request the same bytes.
+    const key = JSON.stringify([model, Object.entries(fields).sort(), Object.keys(files).sort().map((name) => createHash("sha256").update(files[name].bytes).digest("hex"))]);
+    const png = state.realistic ? noisyPng(width, height, key) : encodePng(width, height, [seed & 0xff, (seed >> 8) & 0xff, spec.tint], key);
     return { image: png.toString("base64") };
   }
 

@@ -6,7 +6,9 @@
 //
 // Secrets: ADMIN_TOKEN and URL_SIGNING_KEYS from the environment when either is set, else
 // wrangler's own `.dev.vars` when there is one; without URL_SIGNING_KEYS, one generated once
-// and kept in .wrangler/fluxgate/ (0600). With CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN set,
+// and kept in .wrangler/fluxgate/ (0600). C2PA_SIGNING_KEY and C2PA_CERTIFICATE_CHAIN (PEM) are
+// passed on from the environment too: without them images are stored without Content
+// Credentials (the Worker warns at start and on /readyz). With CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN set,
 // the stand-in calls the Workers AI REST API (real models) instead of drawing placeholders.
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -31,10 +33,12 @@ for (let at = 2; at < process.argv.length; at++) {
 }
 const config = writeOverlay({ ratelimits: parseRatelimits(rules) });
 
-// A file of NAME=VALUE lines only this user can read (also when it existed before).
+// A file of NAME=VALUE lines only this user can read (also when it existed before); a value of
+// several lines (a PEM) double-quoted, its line breaks as \n (dotenv expands them).
 const written = [];
 const secretFile = (path, values, { keep = false } = {}) => {
-  const text = Object.entries(values).map(([name, value]) => `${name}=${value}\n`).join("");
+  const line = ([name, value]) => `${name}=${value.includes("\n") ? JSON.stringify(value) : value}\n`;
+  const text = Object.entries(values).map(line).join("");
   writeFileSync(path, text, { mode: 0o600 });
   chmodSync(path, 0o600);
   if (!keep) written.push(path);
@@ -63,7 +67,7 @@ if (fromEnvironment || !existsSync(join(ROOT, ".dev.vars"))) {
   if (!process.env.URL_SIGNING_KEYS && !existsSync(keys)) secretFile(keys, { URL_SIGNING_KEYS: `dev=${randomBytes(32).toString("base64url")}` }, { keep: true });
   const generated = existsSync(keys) ? readFileSync(keys, "utf8").trim().split("=").slice(1).join("=") : undefined;
   const secrets = { URL_SIGNING_KEYS: process.env.URL_SIGNING_KEYS ?? generated };
-  if (process.env.ADMIN_TOKEN) secrets.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
+  for (const name of ["ADMIN_TOKEN", "C2PA_SIGNING_KEY", "C2PA_CERTIFICATE_CHAIN"]) if (process.env[name]) secrets[name] = process.env[name];
   // One file per process: parallel servers (the tests') each have their own secrets.
   args.push("--env-file", secretFile(join(STATE, `secrets-${process.pid}.env`), secrets));
 }
@@ -93,7 +97,7 @@ if (!given("--persist-to")) args.push("--persist-to", join(ROOT, ".wrangler", "s
 args.push(...extra);
 
 const env = { ...process.env, MINIFLARE_WORKERD_PATH: workerd, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
-for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
+for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "C2PA_SIGNING_KEY", "C2PA_CERTIFICATE_CHAIN", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
 const wrangler = spawn(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args], { cwd: ROOT, env, stdio: "inherit" });
 // The secrets written for this run (the API token among them) go when it ends, however.
 const forget = () => written.forEach((path) => rmSync(path, { force: true, recursive: true }));

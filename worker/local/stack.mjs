@@ -5,7 +5,8 @@
 //   node worker/local/stack.mjs [--var NAME=VALUE]... [--without TABLE]...
 //                               [--ratelimit BINDING=LIMIT/PERIOD]... [--control-port N]
 //
-// Secrets (ADMIN_TOKEN, URL_SIGNING_KEYS) come from the environment; `--var NAME=` leaves one
+// Secrets (ADMIN_TOKEN, URL_SIGNING_KEYS, C2PA_SIGNING_KEY, C2PA_CERTIFICATE_CHAIN) come from
+// the environment; `--var NAME=` leaves one
 // unset. When the Worker serves, one JSON line goes to stdout: {"event": "ready", "url",
 // "control"}. The control port (loopback, JSON in and out) is how a test reaches what is
 // beside the Worker, never the Worker's own URL space: the stand-in's script and counters,
@@ -34,12 +35,13 @@ const { values: args } = parseArgs({
 const vars = {};
 const secrets = {};
 const unset = new Set();
-for (const name of ["ADMIN_TOKEN", "URL_SIGNING_KEYS"]) if (process.env[name]) secrets[name] = process.env[name];
+const SECRETS = ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "C2PA_SIGNING_KEY", "C2PA_CERTIFICATE_CHAIN"];
+for (const name of SECRETS) if (process.env[name]) secrets[name] = process.env[name];
 for (const pair of args.var) {
   const at = pair.indexOf("=");
   if (at < 1) throw new Error(`--var ${pair}: expected NAME=VALUE`);
   const [name, value] = [pair.slice(0, at), pair.slice(at + 1)];
-  if (name in secrets || name === "ADMIN_TOKEN" || name === "URL_SIGNING_KEYS") {
+  if (name in secrets || SECRETS.includes(name)) {
     if (value === "") (delete secrets[name], unset.add(name));
     else secrets[name] = value;
   } else vars[name] = value;

@@ -29,7 +29,7 @@ from .deps import ClientAddress, Gw, Resolver, error_response, gateway
 from .fast_path import FastPathMiddleware
 from .generate import GenerationHandler
 from .request_body import validation_error
-from .routes import account, admin, exchange, jobs, signed_files
+from .routes import account, admin, exchange, jobs, provenance, signed_files
 from .routes import generations as generation_routes
 from .schemas import GenerationRequest, Health, ReadinessCheck
 from .schemas import Readiness as ReadinessBody
@@ -177,14 +177,18 @@ def create_app(
         try:
             gw = await gateway(request)
         except ApiError:  # settings or secrets that do not validate
-            checks, model = misconfigured(), None
+            checks, model, credentials, warned = misconfigured(), None, None, None
         else:
             checks, model = await gw.readiness.checks(), gw.model_name
+            credentials = gw.readiness.content_credentials
+            warned = gw.readiness.warnings() or None
         ready = all(check.ok for check in checks.values())
         body = ReadinessBody(
             status="ready" if ready else "unready",
             model=model,
             checks={n: ReadinessCheck(ok=c.ok, ms=c.ms, error=c.error) for n, c in checks.items()},
+            content_credentials=credentials,
+            warnings=warned,
         )
         return JSONResponse(
             body.model_dump(exclude_none=True),
@@ -205,7 +209,7 @@ def create_app(
     if site is not None:
         app.add_middleware(console.StaticConsole, site=site)
 
-    for module in (generation_routes, signed_files, account, exchange, jobs, admin):
+    for module in (generation_routes, signed_files, account, exchange, jobs, provenance, admin):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -543,6 +543,14 @@ class Readiness(BaseModel):
     checks: dict[str, ReadinessCheck] = Field(
         description="config, kv, r2 and model: each dependency's probe."
     )
+    content_credentials: Literal["signed", "development", "unsigned", "off"] | None = Field(
+        None,
+        description="How stored images are signed (C2PA): by the operator's identity, the "
+        "local development chain (untrusted), not at all (no identity), or off (`C2PA=false`).",
+    )
+    warnings: list[str] | None = Field(
+        None, description="Differences an operator must know of, each `code: explanation`."
+    )
 
 
 class Health(BaseModel):
@@ -605,3 +613,54 @@ class JobList(ListPage):
     """A page of async jobs, newest first."""
 
     data: list[JobItem]
+
+
+class VerifiedGeneration(BaseModel):
+    """The generation an image is, shown to its owner (and to the admin) only."""
+
+    id: str = Field(description="The generation's id (`GET /v1/images/{id}`).")
+    created: int = Field(description="When it was generated (Unix seconds).")
+    model: str = Field(description="The model that made it, as served here.")
+
+
+class CredentialsFound(BaseModel):
+    """The image's C2PA Content Credentials, as this deployment reads them."""
+
+    signed_here: bool = Field(
+        description="Its active manifest is signed by this deployment's signing identity."
+    )
+    signature_valid: bool = Field(description="The claim's signature verifies.")
+    binding_valid: bool = Field(
+        description="The hard binding holds: no byte outside the manifest changed since it "
+        "was signed (false: the image was altered, its credentials kept)."
+    )
+
+
+class FingerprintMatch(BaseModel):
+    distance: int = Field(description="Bits that differ from the stored fingerprint (of 64).")
+    threshold: int = Field(description="The most differing bits that still count as a match.")
+
+
+class ProvenanceVerification(BaseModel):
+    """``POST /v1/provenance/verify``: whether this deployment generated an image."""
+
+    object: Literal["provenance.verification"] = "provenance.verification"
+    generated_here: bool = Field(description="Whether this deployment generated the image.")
+    generated_on: str | None = Field(
+        None, description="The UTC day it was generated (YYYY-MM-DD), when it was here."
+    )
+    matched_by: list[Literal["content_hash", "content_credentials", "fingerprint"]] = Field(
+        description="Which ways recognised it: the exact file, our signed manifest, the "
+        "perceptual fingerprint (survives re-encoding, resizing, stripped metadata, a crop)."
+    )
+    generation: VerifiedGeneration | None = Field(
+        None,
+        description="The generation, when the caller owns it (the admin token: any); "
+        "otherwise only that, and when, it was generated here.",
+    )
+    content_credentials: CredentialsFound | None = Field(
+        None, description="The image's C2PA manifest, when it carries one."
+    )
+    fingerprint: FingerprintMatch | None = Field(
+        None, description="The nearest stored fingerprint, when one is within the threshold."
+    )

@@ -1,7 +1,8 @@
 """AI disclosure: an XMP packet saying "made by a trained algorithm", in every stored image.
 
 Each stored image (an original and each of its variants) carries IPTC's
-``DigitalSourceType = trainedAlgorithmicMedia``, the generator (``xmp:CreatorTool``) and the
+``DigitalSourceType = trainedAlgorithmicMedia``, the generator (``xmp:CreatorTool``), the AI
+system and its version (IPTC 2025.1 ``AISystemUsed``, ``AISystemVersionUsed``) and the
 creation time (``xmp:CreateDate``), embedded where readers look for XMP in each format:
 PNG ``iTXt`` ``XML:com.adobe.xmp``, JPEG ``APP1`` ``http://ns.adobe.com/xap/1.0/``, the
 WebP ``XMP `` chunk, and an AVIF (HEIF) ``mime`` item of type ``application/rdf+xml``.
@@ -25,8 +26,8 @@ unreferenced in their ``mdat``.)
 What cannot be parsed safely raises :class:`DisclosureError`: a truncated or inconsistent
 container, an AVIF with a movie box, item-offset construction or offsets that would not fit.
 
-C2PA Content Credentials (a signed manifest) are not written: signing needs a certificate
-chain and a COSE/X.509 signer, none of which runs in Pyodide on Workers today.
+The packet is written first; the C2PA Content Credentials (:mod:`fluxgate.delivery.marking`)
+are signed over the marked bytes, so the XMP is inside what their hard binding covers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
 
 from ..imaging.image_bytes import HEAD_BYTES, ImageBytes, SplicePart
+from ..model.family import is_placeholder, spec_of
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 FORMATS = ("png", "jpeg", "webp", "avif")
@@ -60,6 +62,10 @@ def xmp_packet(generator: str | None, created: int | None, instance: str | None 
     generator (``xmp:CreatorTool``), the creation time (``xmp:CreateDate``, ISO 8601 UTC)
     and the generation this file is (``xmpMM:InstanceID``).
 
+    ``generator`` is the served model name (``@cf/black-forest-labs/flux-2-dev``): it is
+    the ``CreatorTool`` and the AI system's version; the system is the model's label
+    (:func:`ai_system`).
+
     The instance id makes every generation's file its own bytes: objects are stored by
     their SHA-256, and two generations that drew the same pixels (another key's identical
     request, a ``no-cache`` re-run) would otherwise share one object, which deleting either
@@ -67,6 +73,8 @@ def xmp_packet(generator: str | None, created: int | None, instance: str | None 
     fields = [f"   Iptc4xmpExt:DigitalSourceType={quoteattr(TRAINED_ALGORITHMIC_MEDIA)}"]
     if generator:
         fields.append(f"   xmp:CreatorTool={quoteattr(generator)}")
+        fields.append(f"   Iptc4xmpExt:AISystemUsed={quoteattr(ai_system(generator))}")
+        fields.append(f"   Iptc4xmpExt:AISystemVersionUsed={quoteattr(generator)}")
     if created is not None:
         when = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         fields.append(f"   xmp:CreateDate={quoteattr(when)}")
@@ -85,6 +93,13 @@ def xmp_packet(generator: str | None, created: int | None, instance: str | None 
         '<?xpacket end="r"?>'
     )
     return text.encode("utf-8")
+
+
+def ai_system(generator: str) -> str:
+    """IPTC's ``AISystemUsed``: the model's label (``FLUX.2 [dev]``); the offline stand-in
+    says it is one, never a real model's name."""
+    label = spec_of(generator).label
+    return f"offline placeholder for {label}" if is_placeholder(generator) else label
 
 
 async def mark(

@@ -25,7 +25,7 @@ from ..imaging.formats import ImageFormatError, inspect_image
 from ..imaging.image_bytes import ImageBytes
 from ..model.coalesce import Coalescer, PollingCoalescer
 from ..store.ports import ObjectStore
-from .disclosure import DisclosureError, mark
+from .marking import MarkingError, Marks, variant_actions
 
 log = logging.getLogger("fluxgate.variants")
 
@@ -165,8 +165,9 @@ def variant_etag(original_key: str, variant: Variant) -> str:
     """``"<sha256>-<width>.<format>"``: a strong tag, known from the path alone.
 
     Under one key exactly one representation is ever stored: the original is content
-    addressed, and the variant is made from it by a fixed recipe (width, format, quality,
-    and the original's own disclosure fields), so every making gives the same image.
+    addressed, and the variant is made from it once (first downloads share one making,
+    :class:`VariantMaker`) and kept. A second making would not give the same bytes (its
+    C2PA signature is ECDSA's, randomised), so none happens while the variant is stored.
     """
     return f'"{original_digest(original_key)}-{variant.name}"'
 
@@ -257,6 +258,14 @@ class TransformSlots:
         self._taken -= 1
 
 
+class VariantLog(Protocol):
+    """Where a stored variant's hash is logged (the provenance index's writer)."""
+
+    async def variant(self, generation: str, image: ImageBytes) -> None:
+        """Never raises: a failure is logged and the variant is still served."""
+        ...
+
+
 MAX_MAKING = 8
 _SLOTS = TransformSlots(MAX_MAKING)
 
@@ -276,7 +285,9 @@ class VariantMaker:
 
     objects: ObjectStore
     transformer: ImageTransformer
-    disclose: bool = True  # mark each variant as AI-generated (the ``ai_disclosure`` setting)
+    marks: Marks = field(default_factory=Marks)  # XMP disclosure and C2PA credentials
+    # Each variant's hash, logged for "did we make this image?"; none: not logged.
+    provenance: VariantLog | None = None
     failures: RecentFailures = _FAILURES
     coalescer: Coalescer = field(default_factory=PollingCoalescer)
     slots: TransformSlots = _SLOTS
@@ -319,13 +330,17 @@ class VariantMaker:
         log.info("transforming %s", key)  # one line per transformation (billed on Workers)
         made = await self._make(image, variant, source.custom_metadata)
         metadata = {"original": original_key, "variant": variant.name}
-        for name in ("model", "created"):
+        for name in ("model", "created", "generation"):
             if name in source.custom_metadata:
                 metadata[name] = source.custom_metadata[name]
         await self.objects.put(
             key, made, content_type=variant.content_type, custom_metadata=metadata
         )
-        return await self._still_wanted(original_key, key)
+        kept = await self._still_wanted(original_key, key)
+        generation = metadata.get("generation")
+        if kept and generation and self.provenance is not None:
+            await self.provenance.variant(generation, made)
+        return kept
 
     async def _still_wanted(self, original_key: str, key: str) -> bool:
         """Whether the variant just stored may stay: only while its original does. An image
@@ -347,6 +362,7 @@ class VariantMaker:
         try:
             info = inspect_image(image.head())
             width = target_width(variant, info.width, info.height)
+            parent_fmt = info.format
             made = await self.transformer.transform(image, width, variant.fmt)
         except ImageFormatError as exc:
             log.error("variant %s: the original is unreadable: %s", variant.name, exc)
@@ -359,10 +375,17 @@ class VariantMaker:
             # with AVIF past its side limit): never store it under the name of another.
             log.error("variant %s: the transformer answered another format", variant.name)
             raise variant_failed()
-        if not self.disclose:
-            return made
+        generation = metadata.get("generation")
+        statement = self.marks.statement(
+            metadata.get("model"),
+            _created(metadata),
+            f"{generation}/{variant.name}" if generation else None,
+        )
+        actions = variant_actions(width, info.width, variant.fmt, parent_fmt)
         try:
-            return await mark(made, variant.fmt, metadata.get("model"), _created(metadata))
-        except DisclosureError as exc:
+            return await self.marks.variant(
+                made, variant.fmt, actions, image, parent_fmt, statement
+            )
+        except MarkingError as exc:
             log.error("variant %s could not be marked: %s", variant.name, exc)
             raise variant_failed() from exc

@@ -150,8 +150,8 @@ def development_chain(
     if kept is not None:
         return kept
     key, chain, root = _new_identity(dt.datetime.fromtimestamp(now, dt.UTC))
-    _write(folder / ROOT_FILE, root, 0o644)
-    _write(folder / CHAIN_FILE, chain, 0o644)
+    _write(folder / ROOT_FILE, root, 0o600)  # the data directory is ours alone
+    _write(folder / CHAIN_FILE, chain, 0o600)
     _write(folder / KEY_FILE, key, 0o600)
     return key, chain, root
 

@@ -144,6 +144,7 @@ def start_warnings(gateway: Gateway) -> list[str]:
             "their origin from each request's Host header, which any client can set. Set it "
             "to this server's public origin when others can reach it."
         )
+    warnings += [f"  warning: {line}" for line in gateway.readiness.warnings()]
     return warnings
 
 

@@ -12,6 +12,10 @@ encodes. Past the pool's threads, encodes wait their turn in its queue.
 The recipe is fixed (Lanczos resampling, one quality per format, no metadata carried
 over), so the same original always gives the same variant: what makes the variant's
 strong ETag true (:func:`fluxgate.delivery.variants.variant_etag`).
+
+The same pool renders an image for its perceptual fingerprint (:func:`render_gray`): as the
+Images binding does on Workers, scaled down to
+:func:`~fluxgate.provenance.fingerprint.rendering_width` with Lanczos, then BT.601 luma.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from ..delivery.variants import FORMATS, TransformError
 from ..imaging.image_bytes import ImageBytes, InProcessImage
+from ..provenance.fingerprint import GrayGrid, rendering_width
 
 # Qualities in the ranges the Images binding documents as its defaults (85 for lossy
 # formats); AVIF's scale is perceptually stricter, so a lower number looks alike.
@@ -38,21 +43,35 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
 _MAX_PIXELS = 4096 * 4096
 
 
-def encode_variant(data: bytes, width: int, fmt: str) -> bytes:
-    """``data`` (an original) scaled down to ``width`` and encoded as ``fmt``: CPU-bound,
-    run on the transformer's pool."""
+def _decoded(data: bytes, keep_alpha: bool) -> Any:
+    """``data`` decoded as RGB (or RGBA when it has alpha and ``keep_alpha``), refused past
+    :data:`_MAX_PIXELS`."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as opened:
             if opened.width * opened.height > _MAX_PIXELS:
                 raise TransformError(f"the original is {opened.width}x{opened.height}")
-            image = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
+            alpha = keep_alpha and "A" in opened.getbands()
+            return opened.convert("RGBA" if alpha else "RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise TransformError(f"the original could not be decoded: {exc}") from exc
-    if width < image.width:  # scale down only: a small original keeps its own width
-        height = max(1, round(image.height * width / image.width))
-        image = image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def _scaled_down(image: Any, width: int) -> Any:
+    """``image`` at ``width`` (Lanczos), its aspect ratio kept; a narrower one unchanged."""
+    from PIL import Image
+
+    if width >= image.width:
+        return image
+    height = max(1, round(image.height * width / image.width))
+    return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def encode_variant(data: bytes, width: int, fmt: str) -> bytes:
+    """``data`` (an original) scaled down to ``width`` and encoded as ``fmt``: CPU-bound,
+    run on the transformer's pool."""
+    image = _scaled_down(_decoded(data, keep_alpha=True), width)
     if fmt == "jpeg" and image.mode == "RGBA":  # JPEG has no alpha channel
         image = image.convert("RGB")
     out = io.BytesIO()
@@ -61,6 +80,14 @@ def encode_variant(data: bytes, width: int, fmt: str) -> bytes:
     except (OSError, KeyError, ValueError) as exc:
         raise TransformError(f"{fmt} encoding failed: {exc}") from exc
     return out.getvalue()
+
+
+def render_gray(data: bytes) -> tuple[int, int, bytes]:
+    """The fingerprint's rendering of ``data``: ``(width, height, luma)``, alpha ignored (as
+    ``convert("L")`` and :mod:`fluxgate.imaging.png_pixels` ignore it)."""
+    image = _decoded(data, keep_alpha=False)
+    gray = _scaled_down(image, rendering_width(image.width, image.height)).convert("L")
+    return gray.width, gray.height, gray.tobytes()
 
 
 # Half the cores (one on two): encodes never take every core from the event loop and the
@@ -84,6 +111,12 @@ class PillowTransformer:
         return InProcessImage(
             await loop.run_in_executor(self._pool, encode_variant, data, width, fmt)
         )
+
+    async def gray_grid(self, image: ImageBytes) -> GrayGrid:
+        """The fingerprint's rendering (:class:`~fluxgate.provenance.fingerprint.GrayRenderer`)."""
+        data = image.python_bytes()
+        loop = asyncio.get_running_loop()
+        return GrayGrid(*await loop.run_in_executor(self._pool, render_gray, data))
 
 
 def pillow_transformer() -> PillowTransformer | None:

@@ -16,9 +16,11 @@ from ..jobs.webhooks import HttpPoster
 from ..model.port import ImageModel, MultipartImageModel
 from ..policy.output_moderation import ImageModerator, ScoutImageModerator
 from ..policy.prompt_moderation import GuardModerator, Moderator
+from ..provenance.certificates import SigningIdentityError
 from ..service.gateway import Gateway, JobPorts, Ports
 from ..service.settings import ConfigError, Settings, admin_token_from
 from .answers_sqlite import SqliteIdempotency
+from .c2pa_signer import LocalClaimSigner, local_claim_signer
 from .catalog_sqlite import SqliteCatalog
 from .id_token_crypto import CryptographySignatures
 from .jobs_sqlite import HttpxPoster, QueueWorker, SqliteJobStore, SqliteQueue
@@ -33,7 +35,9 @@ from .placeholder import (
     PlaceholderModerator,
     PlaceholderVisionAI,
 )
+from .provenance_sqlite import SqliteProvenance
 from .sweep import Sweeper
+from .timestamp_http import HttpxTimestamper
 from .usage_sqlite import SqliteUsageEvents
 from .window_limiter import WindowRateLimiter
 
@@ -49,6 +53,7 @@ DATABASES = (
     "catalog.sqlite3",
     "usage_events.sqlite3",
     "idempotency.sqlite3",
+    "provenance.sqlite3",
 )
 
 
@@ -103,6 +108,35 @@ def placeholder_latency(environ: Mapping[str, str]) -> float:
     return seconds
 
 
+KEY_VARIABLE = ENV_PREFIX + "C2PA_SIGNING_KEY"
+CHAIN_VARIABLE = ENV_PREFIX + "C2PA_CERTIFICATE_CHAIN"
+
+
+def claim_signer(
+    settings: Settings, data_dir: Path, environ: Mapping[str, str]
+) -> tuple[LocalClaimSigner | None, bool]:
+    """The C2PA signer, and whether it is the development one: the operator's identity
+    (``FLUXGATE_C2PA_SIGNING_KEY``, a PKCS#8 PEM, and ``FLUXGATE_C2PA_CERTIFICATE_CHAIN``,
+    the PEM chain, leaf first), else a development chain made once into the data
+    directory (validators call it untrusted); none with ``C2PA=false``."""
+    if not settings.c2pa:
+        return None, False
+    key, chain = environ.get(KEY_VARIABLE) or None, environ.get(CHAIN_VARIABLE) or None
+    try:
+        return local_claim_signer(data_dir, key, chain), key is None and chain is None
+    except SigningIdentityError as exc:
+        # The message names what is wrong, never key material.
+        raise ConfigError(
+            f"Invalid configuration: {KEY_VARIABLE}/{CHAIN_VARIABLE}: {exc}"
+        ) from None
+
+
+def timestamper(settings: Settings) -> HttpxTimestamper | None:
+    """``FLUXGATE_C2PA_TIMESTAMP_URL``'s authority, over httpx."""
+    url = settings.c2pa_timestamp_url
+    return None if url is None or not settings.c2pa else HttpxTimestamper(url)
+
+
 def local_models(environ: Mapping[str, str]) -> tuple[ImageModel, Moderator, ImageModerator]:
     """The real models through the REST API with credentials, else offline placeholders:
     the image model, the prompt classifier, the output (image) classifier."""
@@ -130,6 +164,8 @@ def local_ports(
     admin_token = admin_token_from(env.get(ENV_PREFIX + "ADMIN_TOKEN"), ENV_PREFIX + "ADMIN_TOKEN")
     private_data_dir(data_dir)
     default_model, moderator, image_moderator = local_models(env)
+    signer, development = claim_signer(settings, data_dir, env)
+    transformer = pillow_transformer()
     return Ports(
         settings=settings,
         kv=SqliteKV(data_dir / "kv.sqlite3"),
@@ -147,9 +183,14 @@ def local_ports(
         ),
         usage_events=SqliteUsageEvents(data_dir / "usage_events.sqlite3"),
         idempotency=SqliteIdempotency(data_dir / "idempotency.sqlite3"),
-        transformer=pillow_transformer(),
+        transformer=transformer,
         signatures=CryptographySignatures(),
         jwks=HttpxJwksFetcher(allow_loopback=settings.issuer_allow_loopback),
+        claim_signer=signer,
+        development_signer=development,
+        timestamper=timestamper(settings),
+        provenance=SqliteProvenance(data_dir / "provenance.sqlite3"),
+        renderer=transformer,
     )
 
 

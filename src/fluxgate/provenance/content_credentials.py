@@ -12,6 +12,21 @@ sizes; for a data hash, the exclusion's length is iterated to its fixed point, a
 length is written in the manifest it measures), the runtime hashes the final file without
 the store (``ImageBytes.splice(...).sha256()``), and the signed store is spliced in.
 
+With a time-stamp authority (a :class:`~fluxgate.provenance.timestamp.Timestamper`), the
+signature is countersigned by it once made (RFC 3161, ``sigTst2``: see
+:mod:`.timestamp`), so that validators check the certificate at the time of signing and the
+credentials outlive the certificate. The token's length is only known once the authority
+answers, after the claim (and the exclusion's length in it) was signed, so the store is
+measured with :data:`TIMESTAMP_RESERVE_BYTES` set aside in the signature's unprotected
+header and padded to fill them, whatever the token's length (c2pa-rs reserves the same).
+An authority that fails (unreachable, timed out, refusing, answering with something that
+is not a token for this request) does not cost the image its credentials: it is signed
+without a time-stamp, the reservation all padding (so every file of a deployment with a
+TSA has the same layout), and a warning is logged; validators then check the certificate
+at the time they validate, as for any manifest without one. A token too large for the
+reservation is a :class:`CredentialsError`: a TSA whose tokens never fit is a
+configuration to change, not a failure to paper over.
+
 A variant whose original has no credentials we can vouch for (none, or not signed by this
 signer, or no longer matching its bytes) is still signed: its ingredient then names the
 original's format only, without a manifest (validators report its provenance unknown).
@@ -23,18 +38,22 @@ parsed at all, for any of these functions, raises :class:`CredentialsError`.
 
 from __future__ import annotations
 
+import logging
+import secrets
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..imaging.image_bytes import ImageBytes
-from . import bmff, cbor, containers, manifest, verify
+from . import bmff, cbor, containers, cose, manifest, verify
 from .ranges import Reader, image_reader
 from .signer import ClaimSigner
+from .timestamp import SIG_TST2, Timestamper, TimestampError, countersign, tst_container
 
 __all__ = [
     "FORMATS",
     "MIME_TYPES",
+    "TIMESTAMP_RESERVE_BYTES",
     "CredentialsCheck",
     "CredentialsError",
     "Statement",
@@ -46,8 +65,13 @@ __all__ = [
 
 FORMATS = ("png", "jpeg", "webp", "avif")
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
+# What a signature sets aside for a time-stamp: the sigTst2 header and its padding. A token
+# is a few kilobytes (the TSA's signature and certificates); c2pa-rs reserves 10,000 bytes.
+TIMESTAMP_RESERVE_BYTES = 10_000
 _MAX_SIZING_ROUNDS = 8  # the exclusion's length settles in two or three
 _FAILURES = (ValueError, struct.error, IndexError, KeyError)
+
+log = logging.getLogger("fluxgate.provenance")
 
 
 class CredentialsError(ValueError):
@@ -94,9 +118,15 @@ class CredentialsCheck:
 
 
 async def sign_original(
-    image: ImageBytes, fmt: str, statement: Statement, signer: ClaimSigner
+    image: ImageBytes,
+    fmt: str,
+    statement: Statement,
+    signer: ClaimSigner,
+    *,
+    timestamper: Timestamper | None = None,
 ) -> ImageBytes:
-    """``image`` with a signed manifest: created by ``statement.model``."""
+    """``image`` with a signed manifest: created by ``statement.model``; time-stamped by
+    ``timestamper`` when there is one (see the module's docstring for when it fails)."""
     _format(fmt)
     draft = manifest.original_draft(
         statement.generator,
@@ -106,7 +136,7 @@ async def sign_original(
         statement.instance,
         statement.title,
     )
-    return await _signed(image, fmt, draft, signer)
+    return await _signed(image, fmt, draft, signer, timestamper)
 
 
 async def sign_variant(
@@ -117,9 +147,12 @@ async def sign_variant(
     parent_fmt: str,
     actions: Sequence[str],
     signer: ClaimSigner,
+    *,
+    timestamper: Timestamper | None = None,
 ) -> ImageBytes:
     """``image`` (made from ``parent`` by ``actions``: ``c2pa.resized``,
-    ``c2pa.transcoded``) with a signed manifest whose ingredient is the parent's."""
+    ``c2pa.transcoded``) with a signed manifest whose ingredient is the parent's;
+    time-stamped by ``timestamper`` when there is one."""
     _format(fmt)
     _format(parent_fmt)
     parent_manifest = await _parent_manifest(parent, parent_fmt, signer)
@@ -137,7 +170,7 @@ async def sign_variant(
         )
     except ValueError as exc:
         raise CredentialsError(str(exc)) from exc
-    return await _signed(image, fmt, draft, signer)
+    return await _signed(image, fmt, draft, signer, timestamper)
 
 
 async def check(image: ImageBytes, fmt: str, signer: ClaimSigner) -> CredentialsCheck:
@@ -186,9 +219,14 @@ def _extract(fmt: str, read: Reader, size: int) -> bytes | None:
 
 
 async def _signed(
-    image: ImageBytes, fmt: str, draft: manifest.Draft, signer: ClaimSigner
+    image: ImageBytes,
+    fmt: str,
+    draft: manifest.Draft,
+    signer: ClaimSigner,
+    timestamper: Timestamper | None,
 ) -> ImageBytes:
     chain = signer.chain
+    reserve = 0 if timestamper is None else TIMESTAMP_RESERVE_BYTES
     try:
         read = image_reader(image)
         if fmt == "avif":
@@ -197,7 +235,8 @@ async def _signed(
             place = containers.placer(fmt, read, image.size)
         exclusion = (0, 0)
         for _ in range(_MAX_SIZING_ROUNDS):
-            placeholder = await manifest.store(draft, _binding(fmt, exclusion), chain, None)
+            binding = _binding(fmt, exclusion)
+            placeholder = await manifest.store(draft, binding, chain, None, reserve=reserve)
             plan = place(placeholder)
             if plan.exclusion is None or plan.exclusion == exclusion:
                 break
@@ -205,15 +244,42 @@ async def _signed(
         else:
             raise CredentialsError("the manifest store's length did not settle")
         digest = bytes.fromhex(await image.splice(plan.hashed).sha256())
-        signed = await manifest.store(draft, _binding(fmt, exclusion, digest), chain, signer.sign)
+        signed = await manifest.store(
+            draft,
+            _binding(fmt, exclusion, digest),
+            chain,
+            signer.sign,
+            reserve=reserve,
+            countersign=None if timestamper is None else _time_stamp(timestamper),
+        )
         final = place(signed)
     except CredentialsError:
         raise
+    except cose.HeaderTooLarge as exc:
+        raise CredentialsError(
+            f"the time-stamp token does not fit in the space reserved for it: {exc}"
+        ) from exc
     except _FAILURES as exc:
         raise CredentialsError(f"cannot sign this {fmt} image: {exc}") from exc
     if len(signed) != len(placeholder) or final.exclusion != plan.exclusion:
         raise CredentialsError("the signed manifest store is not the length it was measured at")
     return image.splice(final.parts)
+
+
+def _time_stamp(timestamper: Timestamper) -> manifest.Countersign:
+    """The signature's unprotected header: the authority's token, or nothing (logged) when
+    there is none to be had. A fresh nonce for every request, drawn when it is made."""
+
+    async def header(protected: bytes, signature: bytes) -> Mapping[str, cbor.Encodable]:
+        nonce = secrets.randbits(64) | 1
+        try:
+            token = await countersign(timestamper, protected, signature, nonce=nonce)
+        except (TimestampError, TimeoutError) as exc:  # the message names the host at most
+            log.warning("C2PA signature made without a time-stamp: %s", exc or "timed out")
+            return {}
+        return {SIG_TST2: tst_container(token.der)}
+
+    return header
 
 
 def _binding(

@@ -9,7 +9,13 @@ unless a time-stamp token is added (``sigTst2``).
 
 An ES256 signature is always 64 bytes (``r || s``), so a signature's length is known
 before signing: the manifest store's length, which the file's hard binding depends on, is
-fixed before the claim is hashed.
+fixed before the claim is hashed. What goes into the unprotected header after signing (a
+time-stamp token, whose length is only known once the authority answers) gets a fixed
+reservation instead: the header is padded with a ``"pad"`` byte string (and ``"pad2"``
+when one cannot hit the size: a byte string's head grows by one or two bytes at 24, 256
+and 65,536) to exactly the reserved length, whatever it holds, as ``c2pa-rs`` does
+(``pad_cose_sig`` in ``sdk/src/crypto/cose/sign.rs``; it pads every signature it writes,
+so validators read such headers, a padding alone included).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = [
     "ES256",
     "ES256_SIGNATURE_LENGTH",
     "CoseError",
+    "HeaderTooLarge",
     "Sign1",
     "parse_sign1",
     "protected_header",
@@ -35,10 +42,17 @@ ES256_SIGNATURE_LENGTH = 64
 _ALG = 1
 _X5CHAIN = 33
 _COSE_SIGN1_TAG = 18
+_PADS = ("pad", "pad2")
+# A byte string's head: (its length in bytes, for lengths from, up to excluded).
+_BYTE_STRING_HEADS = ((1, 0, 24), (2, 24, 1 << 8), (3, 1 << 8, 1 << 16), (5, 1 << 16, 1 << 32))
 
 
 class CoseError(ValueError):
     """The bytes are not a COSE_Sign1 this module accepts."""
+
+
+class HeaderTooLarge(CoseError):
+    """The unprotected header does not fit in the space reserved for it."""
 
 
 def protected_header(chain: Sequence[bytes]) -> bytes:
@@ -55,14 +69,54 @@ def sig_structure(protected: bytes, payload: bytes) -> bytes:
 
 
 def sign1(
-    protected: bytes, signature: bytes, unprotected: Mapping[str, cbor.Encodable] | None = None
+    protected: bytes,
+    signature: bytes,
+    unprotected: Mapping[str, cbor.Encodable] | None = None,
+    *,
+    reserve: int = 0,
 ) -> bytes:
-    """The tagged ``COSE_Sign1`` with a detached payload."""
+    """The tagged ``COSE_Sign1`` with a detached payload.
+
+    ``reserve`` > 0: exactly ``reserve`` bytes longer than the same signature with an empty
+    unprotected header, ``unprotected`` padded to fill them (:class:`HeaderTooLarge` when
+    it does not fit). 0: no reservation, no padding."""
     if len(signature) != ES256_SIGNATURE_LENGTH:
         raise CoseError("an ES256 signature is 64 bytes (r || s)")
-    return cbor.encode(
-        cbor.Tag(_COSE_SIGN1_TAG, [protected, dict(unprotected or {}), None, signature])
+    header = dict(unprotected or {})
+    if reserve <= 0:
+        return _tagged(protected, header, signature)
+    if any(label in header for label in _PADS):
+        raise CoseError("the unprotected header's padding is this module's to write")
+    size = len(_tagged(protected, {}, signature)) + reserve
+    unpadded = _tagged(protected, header, signature)
+    if len(unpadded) == size:
+        return unpadded
+    for second in ({}, {"pad2": b""}):
+        padded: dict[str, cbor.Encodable] = {**header, "pad": b"", **second}
+        room = size - len(_tagged(protected, padded, signature))
+        length = _padding_length(room)
+        if length is not None:
+            padded["pad"] = bytes(length)
+            return _tagged(protected, padded, signature)
+    used = len(unpadded) - size + reserve
+    raise HeaderTooLarge(
+        f"the unprotected header ({used} bytes, and its padding) does not fit in the "
+        f"{reserve} bytes reserved"
     )
+
+
+def _tagged(protected: bytes, unprotected: dict[str, cbor.Encodable], signature: bytes) -> bytes:
+    return cbor.encode(cbor.Tag(_COSE_SIGN1_TAG, [protected, unprotected, None, signature]))
+
+
+def _padding_length(room: int) -> int | None:
+    """How long a byte string grows ``room`` bytes past an empty one (whose head is one
+    byte), if one can: its head takes 1, 2, 3 or 5 bytes as it grows."""
+    for head, low, high in _BYTE_STRING_HEADS:
+        length = room - (head - 1)
+        if low <= length < high:
+            return length
+    return None
 
 
 @dataclass(frozen=True)

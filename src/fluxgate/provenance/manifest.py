@@ -39,6 +39,7 @@ __all__ = [
     "STORE_LABEL",
     "TRAINED_ALGORITHMIC_MEDIA",
     "VARIANT_ACTIONS",
+    "Countersign",
     "Draft",
     "ParentManifest",
     "assertion_box",
@@ -68,6 +69,8 @@ SIGNATURE_LABEL = "c2pa.signature"
 _HASH_NAME = "jumbf manifest"
 
 Sign = Callable[[bytes], Awaitable[bytes]]
+# The unprotected header for a finished signature (its protected header bytes, signature).
+Countersign = Callable[[bytes, bytes], Awaitable[Mapping[str, cbor.Encodable]]]
 
 
 def box_hash(superbox: bytes) -> bytes:
@@ -265,10 +268,17 @@ async def store(
     binding: tuple[str, cbor.Encodable],
     chain: Sequence[bytes],
     sign: Sign | None,
+    *,
+    reserve: int = 0,
+    countersign: Countersign | None = None,
 ) -> bytes:
     """The manifest store: the parent's manifests, then this one (the active manifest).
 
-    ``sign`` None: a placeholder signature of the same length, to measure the store."""
+    ``sign`` None: a placeholder signature of the same length, to measure the store.
+    ``reserve``: bytes set aside in the signature's unprotected header, which
+    ``countersign`` fills once the claim is signed (a time-stamp); padded whatever it
+    holds, so the store is as long as the placeholder measured (a
+    :class:`~.cose.HeaderTooLarge` when it does not fit)."""
     boxes = [*draft.assertions, (binding[0], assertion_box(*binding))]
     claim: dict[str, cbor.Encodable] = {
         "instanceID": draft.instance_id,
@@ -283,17 +293,19 @@ async def store(
     claim["alg"] = HASH_ALG
     claim_bytes = cbor.encode(claim)
     protected = cose.protected_header(chain)
+    unprotected: Mapping[str, cbor.Encodable] = {}
     if sign is None:
         signature = bytes(cose.ES256_SIGNATURE_LENGTH)
     else:
         signature = await sign(cose.sig_structure(protected, claim_bytes))
+        if countersign is not None:
+            unprotected = await countersign(protected, signature)
+    signed = cose.sign1(protected, signature, unprotected, reserve=reserve)
     manifest = jumbf.superbox(
         jumbf.MANIFEST,
         draft.label,
         jumbf.superbox(jumbf.ASSERTION_STORE, ASSERTIONS_LABEL, *(data for _, data in boxes)),
         jumbf.superbox(jumbf.CLAIM, CLAIM, jumbf.box(b"cbor", claim_bytes)),
-        jumbf.superbox(
-            jumbf.SIGNATURE, SIGNATURE_LABEL, jumbf.box(b"cbor", cose.sign1(protected, signature))
-        ),
+        jumbf.superbox(jumbf.SIGNATURE, SIGNATURE_LABEL, jumbf.box(b"cbor", signed)),
     )
     return jumbf.superbox(jumbf.MANIFEST_STORE, STORE_LABEL, *draft.parents, manifest)

@@ -30,6 +30,10 @@ from ..model.port import ImageModel
 from ..policy.document_store import PolicyStore
 from ..policy.output_moderation import ImageModerator
 from ..policy.prompt_moderation import Moderator
+from ..provenance.fingerprint import GrayRenderer
+from ..provenance.index import ProvenanceIndex
+from ..provenance.signer import ClaimSigner
+from ..provenance.timestamp import Timestamper
 from ..request_context import note_caller
 from ..store.answers import IdempotencyStore
 from ..store.ports import KVStore, ObjectStore
@@ -38,6 +42,7 @@ from .controls import Controls
 from .generation import Generator
 from .idempotency import Idempotency
 from .job_runner import JobRunner
+from .provenance_log import ProvenanceLog
 from .readiness import Readiness
 from .settings import Settings
 from .sign_in import SignIn
@@ -83,6 +88,15 @@ class Ports:
     # fetcher; without either, the exchange answers 501 exchange_unavailable.
     signatures: SignatureVerifier | None = None
     jwks: JwksFetcher | None = None
+    # C2PA: the signing identity (none: images are stored without Content Credentials),
+    # and whether it is the local development chain (validators call it untrusted).
+    claim_signer: ClaimSigner | None = None
+    development_signer: bool = False
+    timestamper: Timestamper | None = None  # C2PA_TIMESTAMP_URL's authority; none: no stamps
+    # "Did we make this image?": the index of hashes and fingerprints, and what renders an
+    # image small for its fingerprint; without the index POST /v1/provenance/verify is 501.
+    provenance: ProvenanceIndex | None = None
+    renderer: GrayRenderer | None = None
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -110,6 +124,7 @@ class Gateway:
     idempotency: Idempotency  # Idempotency-Key on the generation routes
     variants: VariantMaker | None  # makes variants on first download; none: unavailable
     downloads: FilePorts  # what signed downloads use (delivery/downloads.py)
+    provenance: ProvenanceLog | None  # POST /v1/provenance/verify; none: 501
     clock: Callable[[], float]
 
     @property

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..access.auth import Principal
-from ..delivery.disclosure import DisclosureError, mark
+from ..delivery.marking import Marks
 from ..delivery.variants import VARIANTS_PREFIX, original_digest
 from ..errors import ApiError, not_found, storage_unavailable
 from ..imaging.image_bytes import ImageBytes
@@ -44,6 +44,7 @@ from ..store.cache_keys import CacheMode, CacheScope, cache_key
 from ..store.ports import KVStore, ObjectStore
 from ..store.records import GenerationRecord, is_generation_id, new_generation_id
 from .controls import Admission, Charge, Controls
+from .provenance_log import ProvenanceLog
 
 log = logging.getLogger("fluxgate.generation")
 
@@ -101,10 +102,12 @@ class Generator:
         events: UsageEvents | None = None,
         output: OutputScreen | None = None,
         clock: Callable[[], float] = time.time,
-        disclose: bool = True,
+        marks: Marks | None = None,
+        provenance: ProvenanceLog | None = None,
     ) -> None:
         self._kv = kv
-        self._disclose_images = disclose  # AI_DISCLOSURE: XMP in every stored image
+        self._marks = marks or Marks()  # XMP disclosure and C2PA credentials in every image
+        self._provenance = provenance  # what "did we make this image?" looks up; none: off
         self._output = output or OutputScreen(None)  # output moderation of the images made
         self._usage = UsageRecorder(events, clock)  # one event per generation served
         self._catalog = catalog or CatalogWriter(None)
@@ -278,14 +281,15 @@ class Generator:
         )
         # Output moderation: before anything keeps or returns the image.
         verdict = await self._inspect(admission, image, charge)
-        # AI disclosure: the bytes stored, hashed and returned are the marked ones,
-        # naming this generation (so its bytes are its own: see disclosure.xmp_packet).
+        # AI disclosure and Content Credentials: the bytes stored, hashed and returned are
+        # the marked ones, naming this generation (so its bytes are its own: see
+        # disclosure.xmp_packet).
         generation = new_generation_id()
         image, digest = await self._disclose(image, params.model, created, generation, charge)
         record = self._new_record(admission, params, key, seed, image, charge, digest, created)
         record = replace(record, id=generation, output_moderation=verdict)
         await self._store(record, image, charge)
-        await self._index(record, key, mode)
+        await self._index(record, key, mode, image.data)
         await self._controls.settle(charge)  # the image is kept: its charge stands
         status: CacheStatus = "MISS" if mode is CacheMode.NORMAL else "BYPASS"
         return Outcome(record, status, image.data, model_ms=image.upstream_ms, pace=charge.pace)
@@ -333,24 +337,22 @@ class Generator:
         generation: str,
         charge: Charge,
     ) -> tuple[GeneratedImage, str]:
-        """The image as stored (with the AI-disclosure XMP, :mod:`fluxgate.delivery.disclosure`,
-        unless ``AI_DISCLOSURE`` is off), and its SHA-256: the object key, the ETag, the
-        record's ``bytes``/``sha256`` and a ``b64_json`` answer all describe these bytes.
+        """The image as stored (with the AI-disclosure XMP and the C2PA Content
+        Credentials, :mod:`fluxgate.delivery.marking`, as configured), and its SHA-256: the
+        object key, the ETag, the record's ``bytes``/``sha256`` and a ``b64_json`` answer
+        all describe these bytes.
 
-        A container the marker cannot parse is stored unmarked and logged at error: the
-        model's output was checked by :func:`~fluxgate.model.port.typed_image` already, the
-        client has paid for it, and failing the request would bill nothing while making
-        every retry fail the same way. The log line lets the operator see (and fix) it.
+        A container that cannot be marked or signed is stored as it is and logged at
+        error: the model's output was checked by :func:`~fluxgate.model.port.typed_image`
+        already, the client has paid for it, and failing the request would bill nothing
+        while making every retry fail the same way. The log line lets the operator see
+        (and fix) it.
         """
         try:
-            if self._disclose_images:
-                try:
-                    marked = await mark(
-                        image.data, image.info.format, served_name, created, generation
-                    )
-                    image = replace(image, data=marked)
-                except DisclosureError as exc:
-                    log.error("AI-disclosure marking failed, stored unmarked: %s", exc)
+            marked = await self._marks.original(
+                image.data, image.info.format, served_name, created, generation
+            )
+            image = replace(image, data=marked)
             return image, await image.data.sha256()
         except BaseException:
             await self._controls.refund(charge)
@@ -407,23 +409,36 @@ class Generator:
             await self._controls.refund(charge)
             raise storage_unavailable("the image could not be stored") from exc
 
-    async def _index(self, record: GenerationRecord, key: str, mode: CacheMode) -> None:
-        """The record by id, the cache entry and the key's catalog (listings): independent
-        writes, made concurrently; none of them fails the request."""
+    async def _index(
+        self, record: GenerationRecord, key: str, mode: CacheMode, image: ImageBytes
+    ) -> None:
+        """The record by id, the cache entry, the key's catalog (listings) and the
+        provenance index (its hash and fingerprint): independent writes, made
+        concurrently; none of them fails the request."""
         value = record.to_json()
         puts: list[tuple[str, str, int | None]] = [(keyspace.generation(record.id), value, None)]
         if mode is not CacheMode.NO_STORE:
             puts.append((key, value, self._cache.ttl_seconds))
-        await self._write_quietly(puts, image_entry(record))
+        await self._write_quietly(puts, image_entry(record), (record, image))
 
-    async def _write_quietly(self, puts: list[tuple[str, str, int | None]], entry: Entry) -> None:
-        """KV writes (key, value, TTL) and a catalog entry, made concurrently. None of them
-        fails the request: a KV failure is logged (the image is still returned), the
-        catalog logs its own. The stores' calls themselves are gathered, so that each runs
-        as one step of the store's, not of a wrapper here."""
+    async def _write_quietly(
+        self,
+        puts: list[tuple[str, str, int | None]],
+        entry: Entry,
+        made: tuple[GenerationRecord, ImageBytes] | None = None,
+    ) -> None:
+        """KV writes (key, value, TTL), a catalog entry and, for an image just made
+        (``made``), its provenance entry, made concurrently. None of them fails the
+        request: a KV failure is logged (the image is still returned), the catalog and the
+        provenance log their own. The stores' calls themselves are gathered, so that each
+        runs as one step of the store's, not of a wrapper here."""
+        logged = []
+        if made is not None and self._provenance is not None:
+            logged.append(self._provenance.generated(*made))
         done = await asyncio.gather(
             *(self._kv.put(k, value, ttl=ttl) for k, value, ttl in puts),
             self._catalog.put(entry),
+            *logged,
             return_exceptions=True,
         )
         for (key, _, _), result in zip(puts, done, strict=False):

@@ -12,6 +12,11 @@ data) is shared, never a probe in flight: on Workers one request must not await 
 another request started. A failure is named by its kind only (``timeout``, an exception
 class), never with a message that could carry a URL or a credential. Configuration is the
 first check: a gateway that cannot be built is not ready, and says so without probing.
+
+What is not a failure but a difference an operator must not miss is a warning: images
+stored without C2PA Content Credentials (no signing identity on a Worker), or signed with
+the local development chain, which validators do not trust. The same lines are printed
+when the local server starts and logged when a Worker's isolate builds its gateway.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from ..model.port import ImageModel
 from ..store.ports import KVStore, ObjectStore
@@ -29,6 +35,29 @@ MODEL_CHECK_SECONDS = 30.0
 # Never written: a read of a missing key (or object) is the cheapest question to ask.
 KV_PROBE_KEY = "readyz:probe"
 R2_PROBE_KEY = "readyz/probe"
+
+
+# How stored images are signed: by the operator's identity, the local development chain,
+# not at all (no identity configured), or not at all by choice (``C2PA=false``).
+CredentialsState = Literal["signed", "development", "unsigned", "off"]
+
+CREDENTIALS_WARNINGS: dict[str, str] = {
+    "unsigned": "c2pa_unsigned: no C2PA signing identity (the C2PA_SIGNING_KEY and "
+    "C2PA_CERTIFICATE_CHAIN secrets): images are stored without Content Credentials, "
+    "with the AI-disclosure XMP only.",
+    "development": "c2pa_development_chain: Content Credentials are signed with the local "
+    "development chain, which validators report as untrusted; set C2PA_SIGNING_KEY and "
+    "C2PA_CERTIFICATE_CHAIN for a trusted identity.",
+}
+
+
+def credentials_state(enabled: bool, signer: object | None, development: bool) -> CredentialsState:
+    """The state the settings (``C2PA``) and the runtime's signer give."""
+    if not enabled:
+        return "off"
+    if signer is None:
+        return "unsigned"
+    return "development" if development else "signed"
 
 
 @dataclass(frozen=True)
@@ -59,9 +88,11 @@ class Readiness:
         kv: KVStore,
         objects: ObjectStore,
         model: ImageModel,
+        content_credentials: CredentialsState = "off",
         timeout: float = TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.content_credentials = content_credentials
         self._kv = kv
         self._objects = objects
         self._model = model
@@ -76,6 +107,11 @@ class Readiness:
             self._model_check(),
         )
         return {"config": Check(True), "kv": kv, "r2": r2, "model": model}
+
+    def warnings(self) -> list[str]:
+        """What differs from a fully configured deployment without making it unready."""
+        warning = CREDENTIALS_WARNINGS.get(self.content_credentials)
+        return [] if warning is None else [warning]
 
     async def _model_check(self) -> Check:
         now = self._clock()

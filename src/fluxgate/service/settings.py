@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..access.cors import CorsConfigError, parse_origins
 from ..policy.document import Budget, DenyRules, PolicyDocument, compile_patterns, default_document
+from ..provenance.timestamp import tsa_host
 from ..store.ports import KV_MIN_TTL_SECONDS, MAX_RETENTION_DAYS
 
 
@@ -102,6 +103,13 @@ class Settings(BaseModel):
     # AI disclosure (disclosure.py): an IPTC "trainedAlgorithmicMedia" XMP packet in every
     # stored image, originals and variants. Off: the model's bytes are stored as they are.
     ai_disclosure: bool = True
+    # C2PA Content Credentials (delivery/marking.py): a signed manifest in every stored
+    # image, with the signing identity of the C2PA_SIGNING_KEY and C2PA_CERTIFICATE_CHAIN
+    # secrets (locally, without them, a development chain in the data directory). Off: none.
+    c2pa: bool = True
+    # An RFC 3161 time-stamp authority: each C2PA signature is time-stamped, so that its
+    # credentials stay valid after the signing certificate expires. Unset: none.
+    c2pa_timestamp_url: str | None = None
     # Retention: images (their objects, variants, records, cache entries and listing rows)
     # are deleted this many days after they were made; unset: kept until deleted. On
     # Workers an R2 lifecycle rule deletes the objects (docs/operations.md, "Retention"),
@@ -145,6 +153,14 @@ class Settings(BaseModel):
         if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
             raise ValueError("must be an absolute http(s) URL without query or fragment")
         return value
+
+    @field_validator("c2pa_timestamp_url")
+    @classmethod
+    def _timestamp_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        tsa_host(value.strip())  # its ValueError names no part of the URL
+        return value.strip()
 
     @model_validator(mode="after")
     def _ttl_within_cap(self) -> Settings:

@@ -14,6 +14,12 @@ and leaves as a :class:`~fluxgate.delivery.variants.TransformError` naming the c
 
 The service picks codecs on a best-effort basis (AVIF only up to 1,200 px a side): an answer
 in another format than asked would be stored under the wrong name, so it is refused.
+
+The same binding renders an image for its perceptual fingerprint (:meth:`gray_grid`): scaled
+down to :func:`~fluxgate.provenance.fingerprint.rendering_width` (64 pixels wide for most),
+as PNG, whose few thousand pixels are decoded to gray in Python
+(:mod:`fluxgate.imaging.png_pixels`). Width only, and PNG: Miniflare's local binding applies
+width, height and rotate, and has no raw ``rgb`` output.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from js import Array, Blob, Reflect, Response, Uint8Array
 from pyodide.ffi import JsException
 
 from ...delivery.variants import FORMATS, TransformError
+from ...imaging.formats import ImageFormatError, inspect_image
 from ...imaging.image_bytes import ImageBytes
+from ...imaging.png_pixels import PngPixelsError, gray_pixels
+from ...provenance.fingerprint import RENDER_SIDE, GrayGrid, rendering_width
 from ..ffi import js_bytes, js_object, unwrap
 from .image_buffer import JsImage
 
@@ -50,7 +59,25 @@ class WorkersImageTransformer:
         self._images = unwrap(binding)
 
     async def transform(self, original: ImageBytes, width: int, fmt: str) -> JsImage:
-        mime = FORMATS[fmt]
+        return JsImage(Uint8Array.new(await self._render(original, width, FORMATS[fmt])))
+
+    async def gray_grid(self, image: ImageBytes) -> GrayGrid:
+        """The fingerprint's rendering (:class:`~fluxgate.provenance.fingerprint.GrayRenderer`):
+        a PNG about 12 KB of pixels, decoded in Python."""
+        width = RENDER_SIDE
+        try:
+            info = inspect_image(image.head())
+            width = rendering_width(info.width, info.height)
+        except ImageFormatError:
+            pass  # a format the head does not tell the size of: the binding may still read it
+        png = bytes(Uint8Array.new(await self._render(image, width, "image/png")).to_bytes())
+        try:
+            return GrayGrid(*gray_pixels(png))
+        except PngPixelsError as exc:
+            raise TransformError(f"the Images binding's rendering is unreadable: {exc}") from exc
+
+    async def _render(self, original: ImageBytes, width: int, mime: str) -> Any:
+        """The binding's answer as an ``ArrayBuffer`` (refused unless it is ``mime``)."""
         try:
             transformer = self._images.input(_stream_of(original))
             transformer.transform(js_object({"width": width, "fit": "scale-down"}))
@@ -58,13 +85,12 @@ class WorkersImageTransformer:
             content_type = str(result.contentType())
             if content_type != mime:
                 raise TransformError(f"the Images binding answered {content_type}, not {mime}")
-            buffer = await Response.new(result.image()).arrayBuffer()
+            return await Response.new(result.image()).arrayBuffer()
         except JsException as exc:
             code = _error_code(exc)
             if code is None:
                 raise TransformError(f"the Images binding failed: {exc}") from exc
             raise TransformError(f"the Images binding refused the image (code {code})") from exc
-        return JsImage(Uint8Array.new(buffer))
 
 
 def transformer_from_env(env: Any) -> WorkersImageTransformer | None:

@@ -9,6 +9,7 @@ request.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...composition import assemble
@@ -17,12 +18,14 @@ from ...errors import ApiError
 from ...model.coalesce import Coalescer, NoCoalescing
 from ...policy.output_moderation import ScoutImageModerator
 from ...policy.prompt_moderation import GuardModerator
+from ...provenance.certificates import SigningIdentityError
 from ...service.gateway import Gateway, JobPorts, Ports
 from ...service.settings import ConfigError, Settings, admin_token_from
 from ...store.records import GenerationRecord
 from ..bindings.ai import WorkersAIRunner, WorkersImageModel
 from ..bindings.analytics_engine import usage_events_from_env
 from ..bindings.answers_object import idempotency_from_env
+from ..bindings.c2pa_web_crypto import claim_signer_from_env
 from ..bindings.catalog_object import WorkersCatalog
 from ..bindings.coalescer_object import DurableCoalescer
 from ..bindings.edge_cache import WorkersEdgeCache
@@ -30,11 +33,14 @@ from ..bindings.images_binding import transformer_from_env
 from ..bindings.job_objects import FetchPoster, WorkersJobStore, WorkersQueue
 from ..bindings.kv import WorkersKV
 from ..bindings.ledger_object import WorkersLedger
+from ..bindings.provenance_object import provenance_from_env
 from ..bindings.r2 import WorkersR2
 from ..bindings.rate_limiting import WorkersRateLimiter
+from ..bindings.timestamp_fetch import FetchTimestamper
 from ..bindings.web_crypto import FetchJwksFetcher, WebCryptoSignatures
 from .config import EnvVars, env_text, signer_from_env
 
+log = logging.getLogger("fluxgate.worker")
 _gateway: Gateway | None = None
 
 
@@ -51,9 +57,11 @@ def gateway_from_env(env: Any) -> Gateway:
     if _gateway is None:
         try:
             _gateway = assemble(ports_from_env(env))
-        except (ConfigError, SigningConfigError) as exc:
+        except (ConfigError, SigningConfigError, SigningIdentityError) as exc:
             # The message names the variable, never its value.
             raise ApiError(503, "server_misconfigured", str(exc)) from exc
+        for warning in _gateway.readiness.warnings():  # also on /readyz
+            log.warning(warning)
     return _gateway
 
 
@@ -61,6 +69,7 @@ def ports_from_env(env: Any) -> Ports:
     """The Worker's ports: its bindings, vars and secrets. The settings are read as the
     local runtime reads its environment (:meth:`Settings.from_mapping`), off ``env``."""
     settings = Settings.from_mapping(EnvVars(env))
+    transformer = transformer_from_env(env)
     return Ports(
         settings=settings,
         kv=WorkersKV(env.KV),
@@ -77,12 +86,22 @@ def ports_from_env(env: Any) -> Ports:
         catalog=catalog_from_env(env),
         usage_events=usage_events_from_env(env),
         idempotency=idempotency_from_env(env),
-        transformer=transformer_from_env(env),
+        transformer=transformer,
         variant_coalescer=variant_coalescer(env),
         edge_cache=WorkersEdgeCache(),
         signatures=WebCryptoSignatures(),
         jwks=FetchJwksFetcher(),
+        claim_signer=claim_signer_from_env(env) if settings.c2pa else None,
+        timestamper=timestamper(settings),
+        provenance=provenance_from_env(env),
+        renderer=transformer,
     )
+
+
+def timestamper(settings: Settings) -> FetchTimestamper | None:
+    """``C2PA_TIMESTAMP_URL``'s authority, over the Worker's ``fetch``."""
+    url = settings.c2pa_timestamp_url
+    return None if url is None or not settings.c2pa else FetchTimestamper(url)
 
 
 def catalog_from_env(env: Any) -> WorkersCatalog | None:

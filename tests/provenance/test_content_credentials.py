@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import re
+import struct
 import subprocess
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +41,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fluxgate.delivery.disclosure import mark
+from fluxgate.imaging.chunks import png_chunk
 from fluxgate.imaging.image_bytes import HEAD_BYTES, ImageBytes, InProcessImage, SplicePart
 from fluxgate.local.timestamp_http import HttpxTimestamper
-from fluxgate.provenance import cbor, cose, der, verify
+from fluxgate.provenance import cbor, cose, der, jumbf, verify
 from fluxgate.provenance.content_credentials import (
     TIMESTAMP_RESERVE_BYTES,
     CredentialsCheck,
@@ -489,8 +491,9 @@ def test_a_manifest_signed_with_another_certificate_is_not_ours(identity):
     ).python_bytes()
     assert trusted(data, "png", identity).state == "Trusted"  # a valid manifest, not ours
     result = checked(data, "png", identity)
-    assert result.present and result.binding_valid
-    assert not result.signed_by_us and not result.signature_valid and not result.valid
+    assert result.present and not result.signed_by_us and not result.valid
+    # Not ours to vouch for: neither its signature nor its binding is checked here.
+    assert result.signature_valid is None and result.binding_valid is None
 
 
 @pytest.mark.parametrize(
@@ -922,3 +925,33 @@ def test_the_padding_needs_a_second_byte_string_where_one_cannot_hit_the_size():
     decoded = cbor.decode(encoded_sign1)
     assert isinstance(decoded, cbor.Tag) and isinstance(decoded.value, list)
     assert list(decoded.value[1]) == ["pad", "pad2"]
+
+
+def test_bytes_slipped_into_the_excluded_range_beside_a_smaller_store_break_the_binding(
+    identity,
+):
+    """The excluded range is the one we signed; the JUMBF labels are not signed. A store
+    rebuilt with a shorter manifest label leaves room, inside that range, for a chunk
+    that changes how the image renders (a gAMA): the binding must fail, since the range
+    no longer holds exactly the store."""
+    data = run(
+        sign_original(
+            InProcessImage(encoded(picture(32, 32), "png")), "png", STATEMENT, identity.signer
+        )
+    ).python_bytes()
+    store_start = data.index(b"caBX") - 4
+    (length,) = struct.unpack(">I", data[store_start : store_start + 4])
+    store = data[store_start + 8 : store_start + 8 + length]
+    root, active = jumbf.parse(store), verify.parse_store(store)[-1]
+    extra = png_chunk(b"gAMA", struct.pack(">I", 1000))
+    shorter = jumbf.superbox(
+        jumbf.MANIFEST,
+        active.label[: -len(extra)],
+        *[child.raw for child in active.box.children if isinstance(child, jumbf.SuperBox)],
+    )
+    region = png_chunk(b"caBX", jumbf.superbox(root.uuid, root.label, shorter)) + extra
+    assert len(region) == length + 12  # the same excluded range, filled differently
+    forged = data[:store_start] + region + data[store_start + length + 12 :]
+    result = checked(forged, "png", identity)
+    assert result.signed_by_us and result.signature_valid  # the claim is untouched
+    assert result.binding_valid is False and not result.valid

@@ -8,10 +8,13 @@ admin only; anyone else learns that, and on which day, it was generated here.
 
 from __future__ import annotations
 
+import io
+import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 
 from ..support.admin import new_key
 from ..support.bodies import generate, generation
@@ -40,6 +43,7 @@ def verified(client: Any, auth: dict[str, str], image: bytes, **headers: str) ->
         content=image,
     )
     assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
     assert r.json()["object"] == "provenance.verification"
     return dict(r.json())
 
@@ -122,6 +126,19 @@ def test_what_is_not_an_image_is_refused_with_a_stable_code(client, auth):
 def test_a_caller_without_a_credential_is_refused_before_the_body_is_read(client):
     r = client.post(VERIFY, headers={"Content-Type": "image/png"}, content=b"\x89PNG")
     assert r.status_code == 401
+    assert r.json()["error"]["code"] == "missing_api_key"
+
+
+def test_a_form_holds_one_file_named_image_and_nothing_else(client, auth):
+    _, image = generated(client, auth, "a kettle")
+    for files in (
+        {"photo": ("a.png", image, "image/png")},
+        [("image", ("a.png", image, "image/png")), ("image", ("b.png", image, "image/png"))],
+        [("image", ("a.png", image, "image/png"))] * 6,
+    ):
+        r = client.post(VERIFY, headers=auth, files=files)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "invalid_image"
 
 
 @pytest.mark.rate_limits({"standard": {"limit": 2, "period": 60}})
@@ -138,3 +155,31 @@ def test_each_verification_counts_against_the_keys_rate_limit(
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "rate_limited"
     assert verified(client, admin, image)["generated_here"] is True
+
+
+def test_our_manifest_on_altered_bytes_is_shown_but_proves_nothing(client, auth):
+    """A text chunk added after the pixels: the manifest is still ours and its signature
+    valid, but it was not signed for these bytes. The fingerprint (the same pixels) still
+    finds the generation."""
+    body, image = generated(client, auth, "a glass of water")
+    end = image.rindex(b"IEND") - 4
+    text = b"tEXtComment\x00edited"
+    chunk = len(text[4:]).to_bytes(4, "big") + text + zlib.crc32(text).to_bytes(4, "big")
+    found = verified(client, auth, image[:end] + chunk + image[end:])
+    assert found["content_credentials"] == {
+        "signed_here": True,
+        "signature_valid": True,
+        "binding_valid": False,
+    }
+    assert found["matched_by"] == ["fingerprint"]
+    assert found["generation"]["id"] == body["id"]
+
+
+def test_shapes_no_rendering_fits_are_answered_without_a_fingerprint(client, auth):
+    """A 1-px-wide strip 300 px tall has no fingerprint to compare (no generation is that
+    shape), and its hash and credentials are still checked: 200, not recognised."""
+    strip = Image.effect_noise((1, 300), 80).convert("RGB")
+    out = io.BytesIO()
+    strip.save(out, "PNG")
+    found = verified(client, auth, out.getvalue())
+    assert found["generated_here"] is False and found["fingerprint"] is None

@@ -56,7 +56,7 @@ def rate_limited(name: str, decision: RateDecision, who: str = "key") -> ApiErro
     return ApiError(
         429,
         "user_rate_limited" if who == "end user" else "rate_limited",
-        f"Too many generations for this {who}: the limit is {decision.limit} per "
+        f"Too many requests for this {who}: the limit is {decision.limit} per "
         f"{decision.period} s. Retry after {max(1, decision.reset)} s.",
         headers=headers,
     )

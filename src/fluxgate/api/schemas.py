@@ -627,12 +627,17 @@ class CredentialsFound(BaseModel):
     """The image's C2PA Content Credentials, as this deployment reads them."""
 
     signed_here: bool = Field(
-        description="Its active manifest is signed by this deployment's signing identity."
+        description="Its active manifest is signed by this deployment's signing identity, "
+        "with a valid signature."
     )
-    signature_valid: bool = Field(description="The claim's signature verifies.")
-    binding_valid: bool = Field(
+    signature_valid: bool | None = Field(
+        description="The claim's signature verifies with this deployment's key; null when "
+        "the manifest names another certificate (not ours to check)."
+    )
+    binding_valid: bool | None = Field(
         description="The hard binding holds: no byte outside the manifest changed since it "
-        "was signed (false: the image was altered, its credentials kept)."
+        "was signed (false: the image was altered, or the manifest was moved to another "
+        "image); null for a manifest not validly signed here."
     )
 
 

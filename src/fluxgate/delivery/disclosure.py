@@ -25,6 +25,9 @@ unreferenced in their ``mdat``.)
 
 What cannot be parsed safely raises :class:`DisclosureError`: a truncated or inconsistent
 container, an AVIF with a movie box, item-offset construction or offsets that would not fit.
+The containers are walked by :mod:`fluxgate.imaging.chunks`, :mod:`~fluxgate.imaging.isobmff`
+and :mod:`~fluxgate.imaging.iloc`, which the C2PA store's placement walks them with too: the
+two writers read a file, and refuse a damaged one, the same way.
 
 The packet is written first; the C2PA Content Credentials (:mod:`fluxgate.delivery.marking`)
 are signed over the marked bytes, so the XMP is inside what their hard binding covers.
@@ -33,12 +36,22 @@ are signed over the marked bytes, so the XMP is inside what their hard binding c
 from __future__ import annotations
 
 import struct
-import zlib
-from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
 
-from ..imaging.image_bytes import HEAD_BYTES, ImageBytes, SplicePart
+from ..imaging import chunks
+from ..imaging.byte_ranges import (
+    ContainerError,
+    Reader,
+    exact,
+    image_reader,
+    plan_size,
+    without_empty,
+)
+from ..imaging.iloc import Extent, Item, ItemLocations
+from ..imaging.image_bytes import ImageBytes, SplicePart
+from ..imaging.isobmff import box, children, top_level
 from ..model.family import is_placeholder, spec_of
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -50,7 +63,6 @@ PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 AVIF_XMP_CONTENT_TYPE = b"application/rdf+xml"
 
 Plan = list[SplicePart]
-Reader = Callable[[int, int], bytes]
 
 
 class DisclosureError(ValueError):
@@ -113,7 +125,7 @@ async def mark(
     if fmt not in FORMATS:
         raise DisclosureError(f"cannot mark a {fmt!r} image")
     packet = xmp_packet(generator, created, instance)
-    plan = splice_plan(fmt, _reader(image), image.size, packet)
+    plan = splice_plan(fmt, image_reader(image), image.size, packet)
     return image.splice(plan)
 
 
@@ -122,42 +134,15 @@ def splice_plan(fmt: str, read: Reader, size: int, xmp: bytes) -> Plan:
     planners = {"png": _png_plan, "jpeg": _jpeg_plan, "webp": _webp_plan, "avif": _avif_plan}
     try:
         return planners[fmt](read, size, xmp)
+    except DisclosureError:
+        raise
+    except ContainerError as exc:  # the shared container parsers' words, as this module's
+        raise DisclosureError(str(exc)) from exc
     except (struct.error, IndexError, ValueError) as exc:
-        if isinstance(exc, DisclosureError):
-            raise
         raise DisclosureError(f"unreadable {fmt} container: {exc}") from exc
 
 
-def _reader(image: ImageBytes) -> Reader:
-    """Ranges of ``image``: from its head when they lie in it, else read (small ones)."""
-    head = image.head(HEAD_BYTES)
-
-    def read(start: int, end: int) -> bytes:
-        end = min(end, image.size)
-        if start < 0 or start > end:
-            raise DisclosureError("a structure points outside the file")
-        if end <= len(head):
-            return head[start:end]
-        return image.read(start, end)
-
-    return read
-
-
-def _exact(read: Reader, start: int, end: int) -> bytes:
-    data = read(start, end)
-    if len(data) != end - start:
-        raise DisclosureError("the file ends inside a structure")
-    return data
-
-
 # -- PNG ----------------------------------------------------------------------------------
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def _png_plan(read: Reader, size: int, xmp: bytes) -> Plan:
@@ -165,18 +150,18 @@ def _png_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     ``tEXt``/``zTXt`` some writers use, keyword ``XML:com.adobe.xmp``) before the first
     ``IDAT`` are dropped, however far in: a reader takes the last packet it meets, so one
     left behind would override ours. Only chunk headers (and a keyword's bytes) are read."""
-    if _exact(read, 0, 8) != PNG_SIGNATURE:
+    if exact(read, 0, 8) != chunks.PNG_SIGNATURE:
         raise DisclosureError("not a PNG")
-    length, kind = struct.unpack(">I4s", _exact(read, 8, 16))
+    length, kind = struct.unpack(">I4s", exact(read, 8, 16))
     if kind != b"IHDR" or length != 13:
         raise DisclosureError("PNG without IHDR first")
     ihdr_end = 8 + 12 + 13
-    itxt = _png_chunk(b"iTXt", PNG_XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp)
+    itxt = chunks.png_chunk(b"iTXt", PNG_XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp)
     plan: Plan = [(0, ihdr_end), itxt]
     kept, pos = ihdr_end, ihdr_end
     keyword = PNG_XMP_KEYWORD + b"\x00"
     while pos + 8 <= size:
-        length, kind = struct.unpack(">I4s", _exact(read, pos, pos + 8))
+        length, kind = struct.unpack(">I4s", exact(read, pos, pos + 8))
         end = pos + 12 + length
         if kind in (b"IDAT", b"IEND") or end > size:
             break
@@ -198,33 +183,13 @@ _PNG_TEXT = (b"iTXt", b"tEXt", b"zTXt")
 def _jpeg_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     """An ``APP1`` XMP segment after ``SOI``, the JFIF ``APP0`` and the Exif ``APP1`` (the
     order XMP Part 3 asks for); existing XMP segments before the scan are dropped."""
-    if _exact(read, 0, 2) != b"\xff\xd8":
-        raise DisclosureError("not a JPEG")
     payload = JPEG_XMP_NAMESPACE + xmp
     if len(payload) + 2 > 0xFFFF:
         raise DisclosureError("the XMP packet does not fit one JPEG segment")
     segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    pos, insert_at, leading = 2, 2, True
+    insert_at, leading = 2, True
     dropped: list[tuple[int, int]] = []
-    while True:
-        marker_bytes = _exact(read, pos, pos + 2)
-        if marker_bytes[0] != 0xFF:
-            raise DisclosureError("JPEG segment without a marker")
-        marker = marker_bytes[1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: headers are over
-            break
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", _exact(read, pos + 2, pos + 4))
-        if length < 2:
-            raise DisclosureError("JPEG segment with a bad length")
-        end = pos + 2 + length
-        if end > size:
-            raise DisclosureError("the file ends inside a JPEG segment")
+    for marker, pos, end in chunks.jpeg_segments(read, size):
         ident = read(pos + 4, min(end, pos + 4 + len(JPEG_EXTENDED_XMP)))
         is_xmp = marker == 0xE1 and (
             ident.startswith(JPEG_XMP_NAMESPACE) or ident.startswith(JPEG_EXTENDED_XMP)
@@ -238,7 +203,6 @@ def _jpeg_plan(read: Reader, size: int, xmp: bytes) -> Plan:
             insert_at = end
         else:
             leading = False
-        pos = end
     plan: Plan = []
     cursor = 0
     for start, end in dropped:
@@ -250,240 +214,92 @@ def _jpeg_plan(read: Reader, size: int, xmp: bytes) -> Plan:
             plan.append(segment)
         cursor = end
     plan.append((cursor, size))
-    return [part for part in plan if not isinstance(part, tuple) or part[0] < part[1]]
+    return list(without_empty(plan))
 
 
 # -- WebP ---------------------------------------------------------------------------------
 
 VP8X_XMP = 0x04
-VP8X_ALPHA = 0x10
 
 
 def _webp_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     """An ``XMP `` chunk at the end (where the container's order puts it), the ``VP8X``
     header's XMP flag set; a simple file (``VP8 ``/``VP8L`` alone) becomes extended."""
-    riff, riff_size, webp = struct.unpack("<4sI4s", _exact(read, 0, 12))
-    if riff != b"RIFF" or webp != b"WEBP":
-        raise DisclosureError("not a WebP")
-    if riff_size + 8 != size:
-        raise DisclosureError("the RIFF size does not match the file")
+    chunks.check_webp(read, size)
     chunk = _padded(b"XMP ", xmp)
-    kind, length = struct.unpack("<4sI", _exact(read, 12, 20))
+    kind, length = struct.unpack("<4sI", exact(read, 12, 20))
     if kind == b"VP8X":
         if length < 10:
             raise DisclosureError("VP8X chunk too short")
-        flags = _exact(read, 20, 21)[0] | VP8X_XMP
+        flags = exact(read, 20, 21)[0] | VP8X_XMP
         plan: Plan = [(0, 4), b"size", (8, 20), bytes([flags])]
         cursor = 21
-        pos = 12
-        while pos < size:
-            if pos + 8 > size:
-                raise DisclosureError("the file ends inside a WebP chunk header")
-            kind, length = struct.unpack("<4sI", _exact(read, pos, pos + 8))
-            end = pos + 8 + length + (length & 1)
-            if end > size:
-                raise DisclosureError("the file ends inside a WebP chunk")
-            if kind == b"XMP ":
-                plan.append((cursor, pos))
+        for chunk_kind, start, end in chunks.webp_chunks(read, size):
+            if chunk_kind == b"XMP ":
+                plan.append((cursor, start))
                 cursor = end
-            pos = end
         plan.append((cursor, size))
     elif kind in (b"VP8 ", b"VP8L"):
-        width, height, alpha = _simple_webp_canvas(kind, _exact(read, 20, 30))
-        vp8x = struct.pack("<4sI", b"VP8X", 10) + bytes([VP8X_XMP | (VP8X_ALPHA * alpha), 0, 0, 0])
-        vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+        vp8x = chunks.vp8x_chunk(kind, exact(read, 20, 30), VP8X_XMP)
         plan = [(0, 4), b"size", (8, 12), vp8x, (12, size)]
     else:
         raise DisclosureError(f"unknown first WebP chunk {kind!r}")
     plan.append(chunk)
-    total = _planned_size(plan)
+    total = plan_size(plan)
     plan[1] = struct.pack("<I", total - 8)
     return plan
-
-
-def _simple_webp_canvas(kind: bytes, data: bytes) -> tuple[int, int, bool]:
-    """Width, height and alpha of a simple WebP's bitstream (the VP8X canvas size)."""
-    if kind == b"VP8 ":
-        if data[3:6] != b"\x9d\x01\x2a":
-            raise DisclosureError("VP8 key frame without its start code")
-        width, height = struct.unpack("<HH", data[6:10])
-        return width & 0x3FFF, height & 0x3FFF, False
-    if data[0] != 0x2F:
-        raise DisclosureError("VP8L without its signature")
-    (bits,) = struct.unpack("<I", data[1:5])
-    return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool((bits >> 28) & 1)
 
 
 def _padded(kind: bytes, data: bytes) -> bytes:
     return struct.pack("<4sI", kind, len(data)) + data + b"\x00" * (len(data) & 1)
 
 
-def _planned_size(plan: Sequence[SplicePart]) -> int:
-    return sum(part[1] - part[0] if isinstance(part, tuple) else len(part) for part in plan)
-
-
 # -- AVIF (HEIF, ISOBMFF) -----------------------------------------------------------------
-
-
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
-    """The boxes of ``data[start:end]``: (type, box start, payload start, box end)."""
-    out = []
-    pos = start
-    while pos < end:
-        if pos + 8 > end:
-            raise DisclosureError("a box header runs past its parent")
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        payload = pos + 8
-        if size == 1:
-            (size,) = struct.unpack(">Q", data[pos + 8 : pos + 16])
-            payload = pos + 16
-        elif size == 0:
-            size = end - pos
-        if size < payload - pos or pos + size > end:
-            raise DisclosureError(f"box {kind!r} runs past its parent")
-        out.append((kind, pos, payload, pos + size))
-        pos += size
-    return out
-
-
-def _top_level(read: Reader, size: int) -> list[tuple[bytes, int, int, int, bool]]:
-    """The file's top-level boxes (type, start, payload start, end, size-to-EOF), from
-    their headers alone."""
-    out = []
-    pos = 0
-    while pos < size:
-        header = _exact(read, pos, min(pos + 16, size))
-        if len(header) < 8:
-            raise DisclosureError("a box header runs past the end of the file")
-        box_size, kind = struct.unpack(">I4s", header[:8])
-        payload, to_eof = pos + 8, False
-        if box_size == 1:
-            (box_size,) = struct.unpack(">Q", header[8:16])
-            payload = pos + 16
-        elif box_size == 0:
-            box_size, to_eof = size - pos, True
-        if box_size < payload - pos or pos + box_size > size:
-            raise DisclosureError(f"box {kind!r} runs past the end of the file")
-        out.append((kind, pos, payload, pos + box_size, to_eof))
-        pos += box_size
-    return out
 
 
 def _uint(data: bytes, pos: int, width: int) -> int:
     return int.from_bytes(data[pos : pos + width], "big") if width else 0
 
 
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+def _shifted(iloc: ItemLocations, meta_start: int, meta_end: int, delta: int) -> ItemLocations:
+    """``iloc`` with every file offset that points past the ``meta`` box moved by ``delta``."""
+    items = []
+    for item in iloc.items:
+        if item.reference != 0 or item.method == 1:
+            items.append(item)  # another file; or idat (relative to idat, which moves with meta)
+            continue
+        if item.method != 0:
+            raise DisclosureError(f"iloc construction method {item.method}")
+        if iloc.base_offset_size and item.base >= meta_end:
+            items.append(replace(item, base=item.base + delta))
+            continue
+        extents = []
+        for extent in item.extents:
+            start = item.base + extent.offset
+            if start >= meta_end:
+                if not iloc.offset_size:
+                    raise DisclosureError("an iloc offset past meta has no field to shift")
+                extent = replace(extent, offset=extent.offset + delta)
+            elif start + extent.length > meta_start or extent.length == 0:
+                raise DisclosureError("an iloc extent overlaps the meta box")
+            extents.append(extent)
+        items.append(replace(item, extents=tuple(extents)))
+    return replace(iloc, items=tuple(items))
 
 
-class _Iloc:
-    """An ``iloc`` box, parsed to be rewritten with shifted offsets and one more item."""
-
-    def __init__(self, payload: bytes) -> None:
-        self.version = payload[0]
-        if self.version > 2:
-            raise DisclosureError(f"iloc version {self.version}")
-        self.flags = payload[1:4]
-        self.offset_size = payload[4] >> 4
-        self.length_size = payload[4] & 0x0F
-        self.base_offset_size = payload[5] >> 4
-        self.index_size = payload[5] & 0x0F if self.version in (1, 2) else 0
-        for name in ("offset_size", "length_size", "base_offset_size", "index_size"):
-            if getattr(self, name) not in (0, 4, 8):
-                raise DisclosureError(f"iloc {name} {getattr(self, name)}")
-        self.id_size = 4 if self.version == 2 else 2
-        pos = 6
-        count_size = 4 if self.version == 2 else 2
-        count = _uint(payload, pos, count_size)
-        pos += count_size
-        # Each item: [id, method, data_reference_index, base_offset, [(index, offset, length)]]
-        self.items: list[tuple[int, int, int, int, list[list[int]]]] = []
-        for _ in range(count):
-            item_id = _uint(payload, pos, self.id_size)
-            pos += self.id_size
-            method = 0
-            if self.version in (1, 2):
-                method = _uint(payload, pos, 2) & 0x0F
-                pos += 2
-            reference = _uint(payload, pos, 2)
-            pos += 2
-            base = _uint(payload, pos, self.base_offset_size)
-            pos += self.base_offset_size
-            extent_count = _uint(payload, pos, 2)
-            pos += 2
-            extents = []
-            for _ in range(extent_count):
-                index = _uint(payload, pos, self.index_size)
-                pos += self.index_size
-                offset = _uint(payload, pos, self.offset_size)
-                pos += self.offset_size
-                length = _uint(payload, pos, self.length_size)
-                pos += self.length_size
-                extents.append([index, offset, length])
-            self.items.append((item_id, method, reference, base, extents))
-        if pos > len(payload):
-            raise DisclosureError("iloc entries run past the box")
-
-    def shifted(self, meta_start: int, meta_end: int, delta: int) -> None:
-        """Move every file offset that points past the ``meta`` box by ``delta``."""
-        for i, (item_id, method, reference, base, extents) in enumerate(self.items):
-            if reference != 0 or method == 1:
-                continue  # another file; or idat (relative to idat, which moves with meta)
-            if method != 0:
-                raise DisclosureError(f"iloc construction method {method}")
-            if self.base_offset_size and base >= meta_end:
-                base += delta
-                self._fits(base, self.base_offset_size)
-                self.items[i] = (item_id, method, reference, base, extents)
-                continue
-            for extent in extents:
-                start = base + extent[1]
-                if start >= meta_end:
-                    if not self.offset_size:
-                        raise DisclosureError("an iloc offset past meta has no field to shift")
-                    extent[1] += delta
-                    self._fits(extent[1], self.offset_size)
-                elif start + extent[2] > meta_start or extent[2] == 0:
-                    raise DisclosureError("an iloc extent overlaps the meta box")
-
-    def add(self, item_id: int, offset: int, length: int) -> None:
-        if item_id >= 1 << (8 * self.id_size):
-            raise DisclosureError("no item id left for the XMP item")
-        if not self.length_size or length >= 1 << (8 * self.length_size):
-            raise DisclosureError("iloc cannot hold the XMP item's length")
-        if self.offset_size:
-            self._fits(offset, self.offset_size)
-            self.items.append((item_id, 0, 0, 0, [[0, offset, length]]))
-        elif self.base_offset_size:
-            self._fits(offset, self.base_offset_size)
-            self.items.append((item_id, 0, 0, offset, [[0, 0, length]]))
-        else:
-            raise DisclosureError("iloc has no offset fields")
-
-    @staticmethod
-    def _fits(value: int, width: int) -> None:
-        if value >= 1 << (8 * width):
-            raise DisclosureError("an iloc offset no longer fits its field")
-
-    def encode(self) -> bytes:
-        out = bytearray([self.version, *self.flags])
-        out.append(self.offset_size << 4 | self.length_size)
-        out.append(self.base_offset_size << 4 | self.index_size)
-        count_size = 4 if self.version == 2 else 2
-        out += len(self.items).to_bytes(count_size, "big")
-        for item_id, method, reference, base, extents in self.items:
-            out += item_id.to_bytes(self.id_size, "big")
-            if self.version in (1, 2):
-                out += method.to_bytes(2, "big")
-            out += reference.to_bytes(2, "big")
-            out += base.to_bytes(self.base_offset_size, "big")
-            out += len(extents).to_bytes(2, "big")
-            for index, offset, length in extents:
-                out += index.to_bytes(self.index_size, "big")
-                out += offset.to_bytes(self.offset_size, "big")
-                out += length.to_bytes(self.length_size, "big")
-        return _box(b"iloc", bytes(out))
+def _with_xmp_item(iloc: ItemLocations, item_id: int, offset: int, length: int) -> ItemLocations:
+    """``iloc`` with one more item: ``length`` bytes at the file offset ``offset``."""
+    if item_id >= 1 << (8 * iloc.id_size):
+        raise DisclosureError("no item id left for the XMP item")
+    if not iloc.length_size or length >= 1 << (8 * iloc.length_size):
+        raise DisclosureError("iloc cannot hold the XMP item's length")
+    if iloc.offset_size:
+        item = Item(item_id, 0, 0, 0, (Extent(0, offset, length),))
+    elif iloc.base_offset_size:
+        item = Item(item_id, 0, 0, offset, (Extent(0, 0, length),))
+    else:
+        raise DisclosureError("iloc has no offset fields")
+    return replace(iloc, items=(*iloc.items, item))
 
 
 def _item_ids(iinf_payload: bytes) -> tuple[int, list[int], int | None]:
@@ -491,14 +307,14 @@ def _item_ids(iinf_payload: bytes) -> tuple[int, list[int], int | None]:
     (``mime``, ``application/rdf+xml``) when it has one."""
     count_size = 2 if iinf_payload[0] == 0 else 4
     ids, xmp_item = [], None
-    for kind, _, payload, end in _boxes(iinf_payload, 4 + count_size, len(iinf_payload)):
-        if kind != b"infe":
+    for infe in children(iinf_payload, 4 + count_size, len(iinf_payload)):
+        if infe.kind != b"infe":
             continue
-        version = iinf_payload[payload]
+        version = iinf_payload[infe.payload]
         id_size = 4 if version == 3 else 2
-        ids.append(_uint(iinf_payload, payload + 4, id_size))
+        ids.append(_uint(iinf_payload, infe.payload + 4, id_size))
         if version >= 2:
-            fields = iinf_payload[payload + 4 + id_size + 2 : end]
+            fields = iinf_payload[infe.payload + 4 + id_size + 2 : infe.end]
             strings = fields[4:].split(b"\x00")
             if fields[:4] == b"mime" and len(strings) > 1 and strings[1] == AVIF_XMP_CONTENT_TYPE:
                 xmp_item = ids[-1]
@@ -509,36 +325,36 @@ def _avif_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     """An XMP ``mime`` item: an ``infe`` in ``iinf``, an ``iloc`` entry pointing into an
     ``mdat`` appended at the end, a ``cdsc`` reference to the primary item; the file
     offsets of ``iloc`` past the ``meta`` box shifted by its growth."""
-    top = _top_level(read, size)
-    if not top or top[0][0] != b"ftyp":
+    top = list(top_level(read, size))
+    if not top or top[0].kind != b"ftyp":
         raise DisclosureError("not an ISOBMFF file")
-    kinds = [box[0] for box in top]
+    kinds = [found.kind for found in top]
     if b"moov" in kinds or b"moof" in kinds:
         raise DisclosureError("image sequences (moov) are not marked")
-    metas = [box for box in top if box[0] == b"meta"]
+    metas = [found for found in top if found.kind == b"meta"]
     if len(metas) != 1:
         raise DisclosureError("not exactly one meta box")
-    _, meta_start, meta_payload, meta_end, _ = metas[0]
-    meta = _exact(read, meta_start, meta_end)
-    body = meta_payload - meta_start + 4  # meta is a full box: version and flags
-    children = _boxes(meta, body, len(meta))
-    by_kind: dict[bytes, tuple[int, int, int]] = {}
-    for kind, start, payload, end in children:
-        if kind in by_kind and kind in (b"iloc", b"iinf", b"iref", b"pitm"):
-            raise DisclosureError(f"two {kind!r} boxes")
-        by_kind[kind] = (start, payload, end)
+    meta_start, meta_end = metas[0].start, metas[0].end
+    meta = exact(read, meta_start, meta_end)
+    body = metas[0].payload - meta_start + 4  # meta is a full box: version and flags
+    inside = children(meta, body, len(meta))
+    by_kind = {}
+    for child in inside:
+        if child.kind in by_kind and child.kind in (b"iloc", b"iinf", b"iref", b"pitm"):
+            raise DisclosureError(f"two {child.kind!r} boxes")
+        by_kind[child.kind] = child
     for required in (b"iloc", b"iinf", b"pitm"):
         if required not in by_kind:
             raise DisclosureError(f"meta without {required!r}")
-    _, pitm_payload, _ = by_kind[b"pitm"]
-    primary = _uint(meta, pitm_payload + 4, 2 if meta[pitm_payload] == 0 else 4)
+    pitm = by_kind[b"pitm"]
+    primary = _uint(meta, pitm.payload + 4, 2 if meta[pitm.payload] == 0 else 4)
 
-    iinf_start, iinf_payload, iinf_end = by_kind[b"iinf"]
-    iinf = meta[iinf_payload:iinf_end]
+    old_iinf = by_kind[b"iinf"]
+    iinf = meta[old_iinf.payload : old_iinf.end]
     count_size, ids, existing = _item_ids(iinf)
     xmp_id = max([*ids, primary]) + 1 if existing is None else existing
     infe_version = 2 if xmp_id <= 0xFFFF else 3
-    infe = _box(
+    infe = box(
         b"infe",
         bytes([infe_version, 0, 0, 0])
         + xmp_id.to_bytes(2 if infe_version == 2 else 4, "big")
@@ -550,46 +366,44 @@ def _avif_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     entry_count = _uint(iinf, 4, count_size) + 1
     if entry_count >= 1 << (8 * count_size):
         raise DisclosureError("iinf cannot count one more item")
-    new_iinf = _box(
+    new_iinf = box(
         b"iinf", iinf[:4] + entry_count.to_bytes(count_size, "big") + iinf[4 + count_size :] + infe
     )
     if existing is not None:  # an XMP item already: it points to ours now (replaced)
-        new_iinf = meta[iinf_start:iinf_end]
+        new_iinf = meta[old_iinf.start : old_iinf.end]
 
     old_iref = by_kind.get(b"iref")
     if existing is not None and old_iref is not None:  # its references stay as they are
-        new_iref = meta[old_iref[0] : old_iref[2]]
+        new_iref = meta[old_iref.start : old_iref.end]
         old_iref_size = len(new_iref)
     elif old_iref is not None:  # one more reference box in it
-        iref = meta[old_iref[1] : old_iref[2]]
-        new_iref = _box(b"iref", iref + _cdsc(xmp_id, primary, iref[0] == 1))
-        old_iref_size = old_iref[2] - old_iref[0]
+        iref = meta[old_iref.payload : old_iref.end]
+        new_iref = box(b"iref", iref + _cdsc(xmp_id, primary, iref[0] == 1))
+        old_iref_size = old_iref.end - old_iref.start
     else:  # a new iref box, appended to meta
         wide = xmp_id > 0xFFFF or primary > 0xFFFF
-        new_iref = _box(b"iref", bytes([int(wide), 0, 0, 0]) + _cdsc(xmp_id, primary, wide))
+        new_iref = box(b"iref", bytes([int(wide), 0, 0, 0]) + _cdsc(xmp_id, primary, wide))
         old_iref_size = 0
 
-    iloc_start, iloc_payload, iloc_end = by_kind[b"iloc"]
-    iloc = _Iloc(meta[iloc_payload:iloc_end])
-    iloc.items = [item for item in iloc.items if item[0] != xmp_id]  # the old packet's place
-    growth = len(new_iinf) - (iinf_end - iinf_start) + len(new_iref) - old_iref_size
+    old_iloc = by_kind[b"iloc"]
+    parsed = ItemLocations.parse(meta[old_iloc.payload : old_iloc.end])
+    # The old packet's place is dropped: the XMP item points to the new one.
+    iloc = replace(parsed, items=tuple(item for item in parsed.items if item.item_id != xmp_id))
+    growth = len(new_iinf) - (old_iinf.end - old_iinf.start) + len(new_iref) - old_iref_size
     # The iloc box grows by one entry; its size does not depend on the offsets' values.
-    iloc.add(xmp_id, 0, len(xmp))
-    growth += len(iloc.encode()) - (iloc_end - iloc_start)
-    iloc.items.pop()
+    sized = _with_xmp_item(iloc, xmp_id, 0, len(xmp)).encode()
+    growth += len(sized) - (old_iloc.end - old_iloc.start)
     meta_header = meta[:body]
     new_meta_size = len(meta) + growth
     if len(meta_header) == 12 and new_meta_size > 0xFFFFFFFF:
         raise DisclosureError("the meta box would outgrow its size field")
-    iloc.shifted(meta_start, meta_end, growth)
+    shifted = _shifted(iloc, meta_start, meta_end, growth)
     total_before_mdat = size + growth
     mdat_header_size = 8
-    iloc.add(xmp_id, total_before_mdat + mdat_header_size, len(xmp))
-    new_children = {b"iinf": new_iinf, b"iloc": iloc.encode(), b"iref": new_iref}
+    new_iloc = _with_xmp_item(shifted, xmp_id, total_before_mdat + mdat_header_size, len(xmp))
+    new_children = {b"iinf": new_iinf, b"iloc": new_iloc.encode(), b"iref": new_iref}
 
-    parts = []
-    for kind, start, _, end in children:
-        parts.append(new_children.get(kind, meta[start:end]))
+    parts = [new_children.get(child.kind, meta[child.start : child.end]) for child in inside]
     if old_iref is None:
         parts.append(new_iref)
     new_body = b"".join(parts)
@@ -603,24 +417,21 @@ def _avif_plan(read: Reader, size: int, xmp: bytes) -> Plan:
     if len(new_meta) != new_meta_size:
         raise DisclosureError("internal: meta size mismatch")
     plan: Plan = [(0, meta_start), new_meta]
-    last_kind, last_start, _, _, to_eof = top[-1]
-    if (
-        to_eof and last_start != meta_start
-    ):  # "extends to the end of the file": give it its size, as a box follows now
-        box_size = size - last_start
+    last = top[-1]
+    if last.to_end and last.start != meta_start:
+        # "extends to the end of the file": give it its size, as a box follows now
+        box_size = size - last.start
         if box_size > 0xFFFFFFFF:
-            raise DisclosureError(f"box {last_kind!r} extends to the end of the file")
-        plan += [(meta_end, last_start), struct.pack(">I", box_size), (last_start + 4, size)]
+            raise DisclosureError(f"box {last.kind!r} extends to the end of the file")
+        plan += [(meta_end, last.start), struct.pack(">I", box_size), (last.start + 4, size)]
     else:
         plan.append((meta_end, size))
-    plan.append(_box(b"mdat", xmp))
-    return [part for part in plan if not isinstance(part, tuple) or part[0] < part[1]]
+    plan.append(box(b"mdat", xmp))
+    return list(without_empty(plan))
 
 
 def _cdsc(from_id: int, to_id: int, wide: bool) -> bytes:
     width = 4 if wide else 2
     if max(from_id, to_id) >= 1 << (8 * width):
         raise DisclosureError("iref cannot hold the item ids")
-    return _box(
-        b"cdsc", from_id.to_bytes(width, "big") + b"\x00\x01" + to_id.to_bytes(width, "big")
-    )
+    return box(b"cdsc", from_id.to_bytes(width, "big") + b"\x00\x01" + to_id.to_bytes(width, "big"))

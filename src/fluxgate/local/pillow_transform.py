@@ -54,7 +54,9 @@ def _decoded(data: bytes, keep_alpha: bool) -> Any:
                 raise TransformError(f"the original is {opened.width}x{opened.height}")
             alpha = keep_alpha and "A" in opened.getbands()
             return opened.convert("RGBA" if alpha else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombError) as exc:
+        # Pillow's decoders also raise SyntaxError ("broken PNG file") and RuntimeError
+        # (the AVIF decoder) on damaged input: every one is the input's fault.
         raise TransformError(f"the original could not be decoded: {exc}") from exc
 
 

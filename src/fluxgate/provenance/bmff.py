@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ..imaging import isobmff
+from ..imaging.byte_ranges import ContainerError, Reader, exact, outside, without_empty
+from ..imaging.iloc import ItemLocations
 from ..imaging.image_bytes import SplicePart
 from .cbor import Encodable, Value
-from .ranges import ContainerError, Plan, Reader, exact, without_empty
+from .placement import Plan
 
 __all__ = [
     "C2PA_UUID",
@@ -52,6 +55,9 @@ DEFAULT_EXCLUSIONS: tuple[dict[str, Encodable], ...] = (
 
 @dataclass(frozen=True)
 class Box:
+    """A top-level box as the BMFF hash sees it: a ``uuid`` box with its extended type, by
+    which the C2PA box is told apart (and its payload after it)."""
+
     kind: bytes
     start: int
     payload: int  # after the header (and a uuid box's extended type)
@@ -66,35 +72,25 @@ class Box:
 def top_level(read: Reader, size: int) -> list[Box]:
     """The file's top-level boxes, from their headers alone; ``ftyp`` first."""
     boxes: list[Box] = []
-    pos = 0
-    while pos < size:
+    for found in isobmff.top_level(read, size):
         if len(boxes) >= MAX_BOXES:
             raise ContainerError("too many top-level boxes")
-        header = exact(read, pos, min(pos + 32, size)) if pos + 8 <= size else b""
-        if len(header) < 8:
-            raise ContainerError("a box header runs past the end of the file")
-        box_size, kind = struct.unpack(">I4s", header[:8])
-        payload = pos + 8
-        if box_size == 1:
-            if len(header) < 16:
-                raise ContainerError("a box header runs past the end of the file")
-            (box_size,) = struct.unpack(">Q", header[8:16])
-            payload = pos + 16
-        elif box_size == 0:
-            box_size = size - pos
-        usertype = b""
-        if kind == b"uuid":
-            usertype = header[payload - pos : payload - pos + 16]
-            if len(usertype) != 16:
-                raise ContainerError("a uuid box without its type")
-            payload += 16
-        if box_size < payload - pos or pos + box_size > size:
-            raise ContainerError(f"box {kind!r} runs past the end of the file")
-        boxes.append(Box(kind, pos, payload, pos + box_size, usertype))
-        pos += box_size
+        boxes.append(_with_usertype(read, found))
     if not boxes or boxes[0].kind != b"ftyp":
         raise ContainerError("not an ISO BMFF file")
     return boxes
+
+
+def _with_usertype(read: Reader, found: isobmff.Box) -> Box:
+    """The box, with a ``uuid`` box's extended type read (what tells the C2PA box apart)."""
+    if found.kind != b"uuid":
+        return Box(found.kind, found.start, found.payload, found.end)
+    usertype = read(found.payload, found.payload + 16)
+    if len(usertype) != 16:
+        raise ContainerError("a uuid box without its type")
+    if found.payload + 16 > found.end:
+        raise ContainerError(f"box {found.kind!r} runs past the end of the file")
+    return Box(found.kind, found.start, found.payload + 16, found.end, usertype)
 
 
 def extract(read: Reader, size: int) -> bytes | None:
@@ -221,7 +217,7 @@ def hashed_parts(
                 excluded.append((box.start + offset, box.start + offset + length))
     markers = sorted(box.start for box in boxes if box.start not in whole)
     parts: list[SplicePart] = []
-    for start, end in _included(size, excluded):
+    for start, end in outside(0, size, excluded):
         cursor = start
         for marker in markers:
             if start <= marker < end:
@@ -254,116 +250,39 @@ def _matches(read: Reader, box: Box, exclusion: dict[str | int, Value]) -> bool:
     return True
 
 
-def _included(size: int, excluded: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    ranges = []
-    cursor = 0
-    for start, end in sorted(excluded):
-        if start > cursor:
-            ranges.append((cursor, start))
-        cursor = max(cursor, end)
-    if cursor < size:
-        ranges.append((cursor, size))
-    return ranges
-
-
 # -- meta / iloc --------------------------------------------------------------------------
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
-    """(type, start, payload start, end) of the boxes in ``data[start:end]``."""
-    found = []
-    pos = start
-    while pos < end:
-        if pos + 8 > end:
-            raise ContainerError("a box header runs past its parent")
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        payload = pos + 8
-        if size == 1:
-            if pos + 16 > end:
-                raise ContainerError("a box header runs past its parent")
-            (size,) = struct.unpack(">Q", data[pos + 8 : pos + 16])
-            payload = pos + 16
-        elif size == 0:
-            size = end - pos
-        if size < payload - pos or pos + size > end:
-            raise ContainerError(f"box {kind!r} runs past its parent")
-        found.append((kind, pos, payload, pos + size))
-        pos += size
-    return found
 
 
 def _rewritten_meta(meta: bytes, moved: Callable[[int], int]) -> bytes:
     """``meta`` with its ``iloc`` file offsets moved (the box keeps its length)."""
-    _, _, meta_payload, _ = _children(meta, 0, len(meta))[0]
-    children = _children(meta, meta_payload + 4, len(meta))  # meta is a full box
-    ilocs = [child for child in children if child[0] == b"iloc"]
+    meta_payload = isobmff.children(meta, 0, len(meta))[0].payload
+    ilocs = [
+        child
+        for child in isobmff.children(meta, meta_payload + 4, len(meta))  # meta is a full box
+        if child.kind == b"iloc"
+    ]
     if not ilocs:
         return meta
     if len(ilocs) > 1:
         raise ContainerError("more than one iloc box")
-    _, _, payload, end = ilocs[0]
-    new_iloc = _moved_iloc(meta[payload:end], moved)
-    return meta[:payload] + new_iloc + meta[end:]
+    iloc = ilocs[0]
+    new_iloc = _moved_iloc(meta[iloc.payload : iloc.end], moved)
+    return meta[: iloc.payload] + new_iloc + meta[iloc.end :]
 
 
 def _moved_iloc(payload: bytes, moved: Callable[[int], int]) -> bytes:
     """The ``iloc`` payload with every file offset of this file's items moved; the field
     widths stay, so the box keeps its length (an offset that no longer fits is refused)."""
-    out = bytearray(payload)
-    if len(payload) < 8:
-        raise ContainerError("iloc too short")
-    version = payload[0]
-    if version > 2:
-        raise ContainerError(f"iloc version {version}")
-    offset_size, length_size = payload[4] >> 4, payload[4] & 0x0F
-    base_size = payload[5] >> 4
-    index_size = payload[5] & 0x0F if version in (1, 2) else 0
-    for width in (offset_size, length_size, base_size, index_size):
-        if width not in (0, 4, 8):
-            raise ContainerError(f"iloc field width {width}")
-    id_size = 4 if version == 2 else 2
-    pos = 6
-    count = _field(payload, pos, id_size)
-    pos += id_size
-    for _ in range(count):
-        pos += id_size
-        method = 0
-        if version in (1, 2):
-            method = _field(payload, pos, 2) & 0x0F
-            pos += 2
-        reference = _field(payload, pos, 2)
-        pos += 2
-        base_pos = pos
-        base = _field(payload, pos, base_size)
-        pos += base_size
-        extent_count = _field(payload, pos, 2)
-        pos += 2
-        extents = []
-        for _ in range(extent_count):
-            pos += index_size
-            extents.append((pos, _field(payload, pos, offset_size)))
-            pos += offset_size + length_size
-        if pos > len(payload):
-            raise ContainerError("iloc entries run past the box")
-        if reference != 0 or method != 0:
-            continue  # idat (moves with meta), another item's data, another file
-        if base_size and base:
-            _put(out, base_pos, base_size, moved(base))
-            continue  # extents are relative to the base, which moved with them
-        for extent_pos, offset in extents:
-            if not offset_size:
-                raise ContainerError("an iloc extent without an offset field")
-            _put(out, extent_pos, offset_size, moved(offset))
-    return bytes(out)
-
-
-def _field(data: bytes, pos: int, width: int) -> int:
-    if pos + width > len(data):
-        raise ContainerError("iloc entries run past the box")
-    return int.from_bytes(data[pos : pos + width], "big") if width else 0
-
-
-def _put(out: bytearray, pos: int, width: int, value: int) -> None:
-    if value >= 1 << (8 * width):
-        raise ContainerError("an iloc offset no longer fits its field")
-    out[pos : pos + width] = value.to_bytes(width, "big")
+    iloc = ItemLocations.parse(payload)
+    items = []
+    for item in iloc.items:
+        if item.reference != 0 or item.method != 0:
+            items.append(item)  # idat (moves with meta), another item's data, another file
+        elif iloc.base_offset_size and item.base:
+            items.append(replace(item, base=moved(item.base)))  # the extents are relative
+        elif item.extents and not iloc.offset_size:
+            raise ContainerError("an iloc extent without an offset field")
+        else:
+            extents = (replace(extent, offset=moved(extent.offset)) for extent in item.extents)
+            items.append(replace(item, extents=tuple(extents)))
+    return iloc.written_over(payload, items)

@@ -22,6 +22,9 @@ from typing import TypeAlias
 __all__ = ["CborError", "Encodable", "Tag", "Value", "decode", "encode"]
 
 MAX_DEPTH = 48  # a manifest nests a dozen levels at most; a hostile one may try thousands
+# Items one decode reads at most: a manifest's claim or assertion holds a few hundred; a
+# hostile array of millions would hold the event loop for seconds.
+MAX_ITEMS = 65_536
 
 
 class CborError(ValueError):
@@ -131,6 +134,7 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.items = 0
 
     def take(self, count: int) -> bytes:
         end = self.pos + count
@@ -160,6 +164,9 @@ class _Reader:
     def item(self, depth: int) -> Value:
         if depth > MAX_DEPTH:
             raise CborError("CBOR nested too deeply")
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise CborError(f"more than {MAX_ITEMS} CBOR items")
         major, info, argument = self.head()
         if major == 0:
             return argument

@@ -31,11 +31,14 @@ from .der import (
     SEQUENCE,
     DerError,
     Element,
+    algorithm_identifier,
     bit_string,
     boolean,
     context,
     integer,
+    key_purposes,
     object_identifier,
+    read_extensions,
     read_one,
     time_value,
 )
@@ -283,7 +286,7 @@ def _ec_private_key(der: bytes) -> tuple[list[Element], list[Element]]:
         info = read_one(der, SEQUENCE, "the signing key").children("the signing key")
         if len(info) < 3 or integer(info[0], "the key's version") not in (0, 1):
             raise DerError("the signing key is not a PKCS#8 PrivateKeyInfo")
-        kind, parameters = _algorithm(info[1], "the key's algorithm")
+        kind, parameters = algorithm_identifier(info[1], "the key's algorithm")
         if kind != EC_PUBLIC_KEY:
             name = _KEY_TYPES.get(kind, f"of algorithm {kind}")
             raise SigningIdentityError(
@@ -371,7 +374,7 @@ def _read_certificate(der: bytes, what: str) -> _Certificate:
     key_parts = spki.expect(SEQUENCE, "the public key info").children("the public key info")
     if len(key_parts) != 2:
         raise DerError("the public key info is not an algorithm and a key")
-    kind, parameters = _algorithm(key_parts[0], "the key algorithm")
+    kind, parameters = algorithm_identifier(key_parts[0], "the key algorithm")
     key_bits, unused = bit_string(key_parts[1], "the public key")
     if unused:
         raise DerError("the public key is not whole octets")
@@ -387,7 +390,7 @@ def _read_certificate(der: bytes, what: str) -> _Certificate:
     return _Certificate(
         der=der,
         version=version,
-        signature_algorithm=_algorithm(outer_algorithm, "the signature algorithm")[0],
+        signature_algorithm=algorithm_identifier(outer_algorithm, "the signature algorithm")[0],
         issuer=issuer.expect(SEQUENCE, "the issuer").encoded,
         subject=subject.expect(SEQUENCE, "the subject").encoded,
         not_before=time_value(times[0], "notBefore"),
@@ -401,14 +404,6 @@ def _read_certificate(der: bytes, what: str) -> _Certificate:
     )
 
 
-def _algorithm(element: Element, what: str) -> tuple[str, list[Element]]:
-    """An AlgorithmIdentifier's OID and its parameters (none, or one value)."""
-    parts = element.expect(SEQUENCE, what).children(what)
-    if not 1 <= len(parts) <= 2:
-        raise DerError(f"{what} is not an AlgorithmIdentifier")
-    return object_identifier(parts[0], what), parts[1:]
-
-
 def _curve(parameters: list[Element], what: str) -> str:
     """The named curve of an EC key's parameters (explicit curve parameters are refused:
     RFC 5480 forbids them)."""
@@ -418,19 +413,12 @@ def _curve(parameters: list[Element], what: str) -> str:
 
 
 def _extensions(wrapper: Element) -> dict[str, tuple[bool, bytes]]:
-    listed = read_one(wrapper.body, SEQUENCE, "the extensions").children("the extensions")
-    extensions: dict[str, tuple[bool, bytes]] = {}
-    for extension in listed:
-        parts = extension.expect(SEQUENCE, "an extension").children("an extension")
-        if len(parts) not in (2, 3):
-            raise DerError("an extension is not an OID, a flag and a value")
-        oid = object_identifier(parts[0], "an extension's OID")
-        critical = boolean(parts[1], "an extension's critical flag") if len(parts) == 3 else False
-        value = parts[-1].expect(OCTET_STRING, "an extension's value").body
-        if oid in extensions:
+    found: dict[str, tuple[bool, bytes]] = {}
+    for oid, critical, value in read_extensions(wrapper, "the extensions"):
+        if oid in found:
             raise DerError(f"extension {oid} appears twice")
-        extensions[oid] = (critical, value)
-    return extensions
+        found[oid] = (critical, value)
+    return found
 
 
 def _is_ca(certificate: _Certificate) -> bool:
@@ -462,8 +450,7 @@ def _extended_key_usage(certificate: _Certificate, name: str) -> list[str] | Non
     if value is None:
         return None
     try:
-        listed = read_one(value[1], SEQUENCE, "extendedKeyUsage").children("extendedKeyUsage")
-        return [object_identifier(oid, "a key purpose") for oid in listed]
+        return key_purposes(value[1])
     except DerError as exc:
         raise CertificateProfileError(f"{name}: its extendedKeyUsage is invalid: {exc}") from None
 

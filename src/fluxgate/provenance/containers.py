@@ -22,26 +22,28 @@ range, is the data hash's only exclusion.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Callable, Sequence
+from itertools import pairwise
+from typing import TypeVar
 
+from ..imaging import chunks
+from ..imaging.byte_ranges import ContainerError, Reader, exact, outside, plan_size, without_empty
 from ..imaging.image_bytes import SplicePart
-from .ranges import ContainerError, Plan, Reader, exact, plan_size, without_empty
+from .placement import Plan
 
-__all__ = ["MAX_STORE_BYTES", "extract", "placer"]
+__all__ = ["MAX_STORE_BYTES", "extract", "placer", "store_span"]
 
 Placer = Callable[[bytes], Plan]
+_Found = TypeVar("_Found")
 
 MAX_STORE_BYTES = 8 * 1024 * 1024  # ours are a few KiB; a hostile length is refused
 STORE_TYPE = b"c2pa"  # the first four bytes of the manifest store's JUMBF type UUID
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_STORE_CHUNK = b"caBX"
 JPEG_APP11 = 0xEB
 JPEG_XT_CI = b"JP"
 JPEG_STORE_EN = b"\x00\x01"
 JPEG_CHUNK = 65000  # store bytes per APP11 segment: with its 18 header bytes, under 64 KiB
 WEBP_STORE_CHUNK = b"C2PA"
-VP8X_ALPHA = 0x10
 
 
 def placer(fmt: str, read: Reader, size: int) -> Placer:
@@ -56,17 +58,33 @@ def extract(fmt: str, read: Reader, size: int) -> bytes | None:
     return extractors[fmt](read, size)
 
 
-def _kept(start: int, end: int, dropped: Sequence[tuple[int, int]]) -> list[SplicePart]:
-    """``[start, end)`` without the ``dropped`` ranges (sorted, within it)."""
-    parts: list[SplicePart] = []
-    cursor = start
-    for drop_start, drop_end in sorted(dropped):
-        if drop_start > cursor:
-            parts.append((cursor, drop_start))
-        cursor = max(cursor, drop_end)
-    if cursor < end:
-        parts.append((cursor, end))
-    return parts
+def store_span(fmt: str, read: Reader, size: int) -> tuple[int, int] | None:
+    """Where the manifest store's container sits (start, length), as a data hash excludes
+    it: the whole PNG chunk, every APP11 segment of the store (which must be contiguous),
+    the WebP chunk without its padding byte; None when the file has none."""
+    if fmt == "png":
+        png = _single([(s, e) for kind, s, e in _png_chunks(read, size) if kind == PNG_STORE_CHUNK])
+        return None if png is None else (png[0], png[1] - png[0])
+    if fmt == "jpeg":
+        segments = _single(_jpeg_stores(read, size)[0])
+        if segments is None:
+            return None
+        if any(a[1] != b[0] for a, b in pairwise(segments)):
+            raise ContainerError("the manifest store's segments are not contiguous")
+        return segments[0][0], segments[-1][1] - segments[0][0]
+    listed = _webp_chunks(read, size)
+    webp = _single([s for kind, s, _ in listed if kind == WEBP_STORE_CHUNK])
+    if webp is None:
+        return None
+    (length,) = struct.unpack("<I", exact(read, webp + 4, webp + 8))
+    return webp, 8 + length
+
+
+def _single(stores: list[_Found]) -> _Found | None:
+    """The one store a file has, or None; a file with two is refused (which is ours?)."""
+    if len(stores) > 1:
+        raise ContainerError("more than one manifest store")
+    return stores[0] if stores else None
 
 
 def _read_store(read: Reader, start: int, end: int) -> bytes:
@@ -90,81 +108,52 @@ def _data_hash_plan(
 
 def _png_chunks(read: Reader, size: int) -> list[tuple[bytes, int, int]]:
     """(type, start, end) of each chunk up to ``IEND``; ``IHDR`` first."""
-    if exact(read, 0, 8) != PNG_SIGNATURE:
+    if exact(read, 0, 8) != chunks.PNG_SIGNATURE:
         raise ContainerError("not a PNG")
-    chunks = []
+    found = []
     pos = 8
     while pos + 12 <= size:
         length, kind = struct.unpack(">I4s", exact(read, pos, pos + 8))
         end = pos + 12 + length
         if end > size:
             raise ContainerError("the file ends inside a PNG chunk")
-        chunks.append((kind, pos, end))
+        found.append((kind, pos, end))
         if kind == b"IEND":
             break
         pos = end
-    if not chunks or chunks[0][0] != b"IHDR":
+    if not found or found[0][0] != b"IHDR":
         raise ContainerError("PNG without IHDR first")
-    return chunks
+    return found
 
 
 def _png_placer(read: Reader, size: int) -> Placer:
-    chunks = _png_chunks(read, size)
-    ihdr_end = chunks[0][2]
-    dropped = [(start, end) for kind, start, end in chunks if kind == PNG_STORE_CHUNK]
+    listed = _png_chunks(read, size)
+    ihdr_end = listed[0][2]
+    dropped = [(start, end) for kind, start, end in listed if kind == PNG_STORE_CHUNK]
 
     def place(store: bytes) -> Plan:
-        crc = zlib.crc32(PNG_STORE_CHUNK + store) & 0xFFFFFFFF
-        chunk = struct.pack(">I4s", len(store), PNG_STORE_CHUNK) + store + struct.pack(">I", crc)
-        return _data_hash_plan([(0, ihdr_end)], chunk, _kept(ihdr_end, size, dropped))
+        chunk = chunks.png_chunk(PNG_STORE_CHUNK, store)
+        return _data_hash_plan([(0, ihdr_end)], chunk, outside(ihdr_end, size, dropped))
 
     return place
 
 
 def _png_extract(read: Reader, size: int) -> bytes | None:
-    stores = [(s, e) for kind, s, e in _png_chunks(read, size) if kind == PNG_STORE_CHUNK]
-    if not stores:
+    listed = _png_chunks(read, size)
+    store = _single([(s, e) for kind, s, e in listed if kind == PNG_STORE_CHUNK])
+    if store is None:
         return None
-    if len(stores) > 1:
-        raise ContainerError("more than one manifest store")
-    start, end = stores[0]
+    start, end = store
     return _read_store(read, start + 8, end - 4)
 
 
 # -- JPEG ---------------------------------------------------------------------------------
 
 
-def _jpeg_segments(read: Reader, size: int) -> list[tuple[int, int, int]]:
-    """(marker, start, end) of each marker segment before the scan."""
-    if exact(read, 0, 2) != b"\xff\xd8":
-        raise ContainerError("not a JPEG")
-    segments: list[tuple[int, int, int]] = []
-    pos = 2
-    while True:
-        marker_bytes = exact(read, pos, pos + 2)
-        if marker_bytes[0] != 0xFF:
-            raise ContainerError("JPEG segment without a marker")
-        marker = marker_bytes[1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan, end of image: the headers are over
-            return segments
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", exact(read, pos + 2, pos + 4))
-        end = pos + 2 + length
-        if length < 2 or end > size:
-            raise ContainerError("JPEG segment with a bad length")
-        segments.append((marker, pos, end))
-        pos = end
-
-
 def _jpeg_stores(read: Reader, size: int) -> tuple[list[list[tuple[int, int]]], int]:
     """The manifest stores' segments (each store's, in order), and where a store goes when
     there is none (after ``SOI`` and the leading ``APP0``/``APP1`` segments)."""
-    segments = _jpeg_segments(read, size)
+    segments = chunks.jpeg_segments(read, size)
     stores: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] | None = None
     instance = b""
@@ -208,22 +197,20 @@ def _jpeg_placer(read: Reader, size: int) -> Placer:
                 + store[offset : offset + JPEG_CHUNK]
             )
             segments += bytes([0xFF, JPEG_APP11]) + struct.pack(">H", len(payload) + 2) + payload
-        return _data_hash_plan([(0, insert_at)], bytes(segments), _kept(insert_at, size, dropped))
+        return _data_hash_plan([(0, insert_at)], bytes(segments), outside(insert_at, size, dropped))
 
     return place
 
 
 def _jpeg_extract(read: Reader, size: int) -> bytes | None:
-    stores, _ = _jpeg_stores(read, size)
-    if not stores:
+    store = _single(_jpeg_stores(read, size)[0])
+    if store is None:
         return None
-    if len(stores) > 1:
-        raise ContainerError("more than one manifest store")
-    if sum(end - start for start, end in stores[0]) > MAX_STORE_BYTES:
+    if sum(end - start for start, end in store) > MAX_STORE_BYTES:
         raise ContainerError("the manifest store is larger than any this service writes")
     pieces = [
         exact(read, start + 4 + (8 if index == 0 else 16), end)
-        for index, (start, end) in enumerate(stores[0])
+        for index, (start, end) in enumerate(store)
     ]
     return b"".join(pieces)
 
@@ -232,42 +219,24 @@ def _jpeg_extract(read: Reader, size: int) -> bytes | None:
 
 
 def _webp_chunks(read: Reader, size: int) -> list[tuple[bytes, int, int]]:
-    """(type, start, end) of each chunk, its padding byte included."""
-    riff, riff_size, webp = struct.unpack("<4sI4s", exact(read, 0, 12))
-    if riff != b"RIFF" or webp != b"WEBP":
-        raise ContainerError("not a WebP")
-    if riff_size + 8 != size:
-        raise ContainerError("the RIFF size does not match the file")
-    chunks = []
-    pos = 12
-    while pos < size:
-        if pos + 8 > size:
-            raise ContainerError("the file ends inside a WebP chunk header")
-        kind, length = struct.unpack("<4sI", exact(read, pos, pos + 8))
-        end = pos + 8 + length + (length & 1)
-        if end > size:
-            raise ContainerError("the file ends inside a WebP chunk")
-        chunks.append((kind, pos, end))
-        pos = end
-    if not chunks:
+    chunks.check_webp(read, size)
+    found = chunks.webp_chunks(read, size)
+    if not found:
         raise ContainerError("WebP without chunks")
-    return chunks
+    return found
 
 
 def _webp_placer(read: Reader, size: int) -> Placer:
-    chunks = _webp_chunks(read, size)
-    first_kind = chunks[0][0]
+    listed = _webp_chunks(read, size)
+    first_kind = listed[0][0]
     if first_kind == b"VP8X":
         vp8x = b""
     elif first_kind in (b"VP8 ", b"VP8L"):
-        width, height, alpha = _simple_canvas(first_kind, exact(read, 20, 30))
-        flags = VP8X_ALPHA if alpha else 0
-        vp8x = struct.pack("<4sI", b"VP8X", 10) + bytes([flags, 0, 0, 0])
-        vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+        vp8x = chunks.vp8x_chunk(first_kind, exact(read, 20, 30), 0)
     else:
         raise ContainerError(f"unknown first WebP chunk {first_kind!r}")
-    dropped = [(start, end) for kind, start, end in chunks if kind == WEBP_STORE_CHUNK]
-    body = _kept(12, size, dropped)
+    dropped = [(start, end) for kind, start, end in listed if kind == WEBP_STORE_CHUNK]
+    body = outside(12, size, dropped)
 
     def place(store: bytes) -> Plan:
         chunk = struct.pack("<4sI", WEBP_STORE_CHUNK, len(store)) + store
@@ -281,25 +250,11 @@ def _webp_placer(read: Reader, size: int) -> Placer:
     return place
 
 
-def _simple_canvas(kind: bytes, data: bytes) -> tuple[int, int, bool]:
-    """Width, height and alpha of a simple WebP's bitstream (for its new ``VP8X``)."""
-    if kind == b"VP8 ":
-        if data[3:6] != b"\x9d\x01\x2a":
-            raise ContainerError("VP8 key frame without its start code")
-        width, height = struct.unpack("<HH", data[6:10])
-        return width & 0x3FFF, height & 0x3FFF, False
-    if data[0] != 0x2F:
-        raise ContainerError("VP8L without its signature")
-    (bits,) = struct.unpack("<I", data[1:5])
-    return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool((bits >> 28) & 1)
-
-
 def _webp_extract(read: Reader, size: int) -> bytes | None:
-    stores = [(s, e) for kind, s, e in _webp_chunks(read, size) if kind == WEBP_STORE_CHUNK]
-    if not stores:
+    listed = _webp_chunks(read, size)
+    store = _single([(s, e) for kind, s, e in listed if kind == WEBP_STORE_CHUNK])
+    if store is None:
         return None
-    if len(stores) > 1:
-        raise ContainerError("more than one manifest store")
-    start, _ = stores[0]
+    start, _ = store
     (length,) = struct.unpack("<I", exact(read, start + 4, start + 8))
     return _read_store(read, start + 8, start + 8 + length)

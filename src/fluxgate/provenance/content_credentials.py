@@ -44,9 +44,9 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..imaging.byte_ranges import Reader, image_reader
 from ..imaging.image_bytes import ImageBytes
 from . import bmff, cbor, containers, cose, manifest, verify
-from .ranges import Reader, image_reader
 from .signer import ClaimSigner
 from .timestamp import SIG_TST2, Timestamper, TimestampError, countersign, tst_container
 
@@ -95,14 +95,19 @@ class Statement:
 class CredentialsCheck:
     """What an image's active manifest says, and whether it holds.
 
-    ``signature_valid`` is checked with our key only, so it is False for a manifest signed
-    by anyone else (``signed_by_us`` False); ``binding_valid``: every hashed assertion and
-    the hard binding match the file as it is."""
+    ``signed_by_us``: the manifest names our signing certificate *and* its signature is
+    valid with our key (a manifest that merely carries our certificate is not ours).
+    ``signature_valid`` is checked with our key only: ``None`` (not checked) for a manifest
+    that names another certificate. ``binding_valid``: every hashed assertion and the hard
+    binding match the file as it is, the excluded range being exactly where the store
+    sits; checked for our manifests only (``None`` otherwise): a binding someone else
+    wrote is theirs to vouch for, and checking it would let anyone make us hash whatever
+    exclusions they list."""
 
     present: bool
-    signature_valid: bool = False
+    signature_valid: bool | None = None
     signed_by_us: bool = False
-    binding_valid: bool = False
+    binding_valid: bool | None = None
     label: str | None = None  # the active manifest's label (urn:c2pa:...)
     instance: str | None = None  # the generation id (or the raw instanceID if not ours)
     created: int | None = None
@@ -114,7 +119,7 @@ class CredentialsCheck:
     @property
     def valid(self) -> bool:
         """Signed by us, with a valid signature, and bound to these very bytes."""
-        return self.signed_by_us and self.signature_valid and self.binding_valid
+        return self.signed_by_us and self.signature_valid is True and self.binding_valid is True
 
 
 async def sign_original(
@@ -185,17 +190,21 @@ async def check(image: ImageBytes, fmt: str, signer: ClaimSigner) -> Credentials
     except _FAILURES:
         return CredentialsCheck(present=True)
     try:
-        ours, signature_valid = await verify.signature_matches(active, signer)
+        names_us, signature_valid = await verify.signature_matches(active, signer)
     except _FAILURES:
-        ours, signature_valid = False, False
+        names_us, signature_valid = False, False
+    if not names_us:
+        return _facts(active)
+    if not signature_valid:
+        return _facts(active, signature_valid=False)
     try:
         label, value = verify.hard_binding(active)
         bound = verify.assertion_hashes_match(active) and await verify.binding_matches(
-            image, read, label, value
+            image, read, label, value, _store_span(fmt, read, image.size)
         )
     except _FAILURES:
         bound = False
-    return _facts(active, signature_valid=signature_valid, signed_by_us=ours, binding_valid=bound)
+    return _facts(active, signature_valid=True, signed_by_us=True, binding_valid=bound)
 
 
 def manifest_store(image: ImageBytes, fmt: str) -> bytes | None:
@@ -290,6 +299,11 @@ def _binding(
     return manifest.DATA_HASH, manifest.data_hash(exclusion, digest)
 
 
+def _store_span(fmt: str, read: Reader, size: int) -> tuple[int, int] | None:
+    """Where a data hash's exclusion must be (AVIF's binding excludes its box by type)."""
+    return None if fmt == "avif" else containers.store_span(fmt, read, size)
+
+
 async def _parent_manifest(
     parent: ImageBytes, parent_fmt: str, signer: ClaimSigner
 ) -> manifest.ParentManifest | None:
@@ -307,7 +321,9 @@ async def _parent_manifest(
             ours
             and signature_valid
             and verify.assertion_hashes_match(active)
-            and await verify.binding_matches(parent, read, label, value)
+            and await verify.binding_matches(
+                parent, read, label, value, _store_span(parent_fmt, read, parent.size)
+            )
         )
         if not holds:
             return None
@@ -326,7 +342,13 @@ async def _parent_manifest(
         return None
 
 
-def _facts(active: verify.Manifest, **checked: bool) -> CredentialsCheck:
+def _facts(
+    active: verify.Manifest,
+    *,
+    signature_valid: bool | None = None,
+    signed_by_us: bool = False,
+    binding_valid: bool | None = None,
+) -> CredentialsCheck:
     """The check's answer, with the statement's facts as the active manifest gives them
     (None where it does not say, or says it in a way we do not read)."""
     instance = active.instance_id
@@ -350,7 +372,9 @@ def _facts(active: verify.Manifest, **checked: bool) -> CredentialsCheck:
         software_version=_text(version),
         model=_text(model),
         parent=_parent_label(active),
-        **checked,
+        signature_valid=signature_valid,
+        signed_by_us=signed_by_us,
+        binding_valid=binding_valid,
     )
 
 

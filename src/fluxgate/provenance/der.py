@@ -28,12 +28,15 @@ __all__ = [
     "UTC_TIME",
     "DerError",
     "Element",
+    "algorithm_identifier",
     "bit_string",
     "boolean",
     "context",
     "integer",
+    "key_purposes",
     "object_identifier",
     "read_all",
+    "read_extensions",
     "read_one",
     "time_value",
 ]
@@ -200,3 +203,35 @@ def time_value(element: Element, what: str) -> float:
     except ValueError:
         raise DerError(f"{what} is not a calendar date") from None
     return moment.timestamp()
+
+
+# -- X.509's shared structures: what a certificate and a time-stamp token both carry ------
+
+
+def algorithm_identifier(element: Element, what: str) -> tuple[str, list[Element]]:
+    """An AlgorithmIdentifier's OID and its parameters (none, or one value)."""
+    parts = element.expect(SEQUENCE, what).children(what)
+    if not 1 <= len(parts) <= 2:
+        raise DerError(f"{what} is not an AlgorithmIdentifier")
+    return object_identifier(parts[0], what), parts[1:]
+
+
+def read_extensions(wrapper: Element, what: str) -> list[tuple[str, bool, bytes]]:
+    """A TBSCertificate's ``extensions [3]`` (``wrapper``): each one's OID, critical flag and
+    the contents of its ``extnValue``, in order (a repeated OID is the caller's to refuse)."""
+    listed = read_one(wrapper.body, SEQUENCE, what).children(what)
+    found = []
+    for extension in listed:
+        parts = extension.expect(SEQUENCE, "an extension").children("an extension")
+        if len(parts) not in (2, 3):
+            raise DerError("an extension is not an OID, a flag and a value")
+        oid = object_identifier(parts[0], "an extension's OID")
+        critical = boolean(parts[1], "an extension's critical flag") if len(parts) == 3 else False
+        found.append((oid, critical, parts[-1].expect(OCTET_STRING, "an extension's value").body))
+    return found
+
+
+def key_purposes(value: bytes) -> list[str]:
+    """The OIDs an ``extendedKeyUsage`` extension's value lists."""
+    listed = read_one(value, SEQUENCE, "extendedKeyUsage").children("extendedKeyUsage")
+    return [object_identifier(oid, "a key purpose") for oid in listed]

@@ -19,6 +19,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..imaging import isobmff
+from ..imaging.byte_ranges import ContainerError
+
 __all__ = [
     "ASSERTION_STORE",
     "CBOR",
@@ -50,6 +53,7 @@ JSON = b"json" + _SUFFIX
 _REQUESTABLE_LABELLED = 0x03
 _LABEL, _ID, _SIGNATURE, _PRIVATE = 0x02, 0x04, 0x08, 0x10
 MAX_DEPTH = 8  # store > manifest > assertion store > assertion > content
+MAX_BOXES = 1024  # of one superbox: our stores hold a few dozen in all
 
 
 class JumbfError(ValueError):
@@ -105,50 +109,33 @@ class SuperBox:
 def parse(data: bytes) -> SuperBox:
     """The superbox ``data`` is (exactly, no bytes after it)."""
     boxes = _boxes(data, 0, len(data))
-    if len(boxes) != 1 or boxes[0][0] != b"jumb":
+    if len(boxes) != 1 or boxes[0].kind != b"jumb":
         raise JumbfError("not a single JUMBF superbox")
-    _, start, payload, end = boxes[0]
-    return _superbox(data, start, payload, end, 0)
+    return _superbox(data, boxes[0], 0)
 
 
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
-    """(type, start, payload start, end) of each box in ``data[start:end]``."""
-    found = []
-    pos = start
-    while pos < end:
-        if pos + 8 > end:
-            raise JumbfError("box header runs past its parent")
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        payload = pos + 8
-        if size == 1:
-            if pos + 16 > end:
-                raise JumbfError("box header runs past its parent")
-            (size,) = struct.unpack(">Q", data[pos + 8 : pos + 16])
-            payload = pos + 16
-        elif size == 0:
-            size = end - pos
-        if size < payload - pos or pos + size > end:
-            raise JumbfError(f"box {kind!r} runs past its parent")
-        found.append((kind, pos, payload, pos + size))
-        pos += size
-    return found
+def _boxes(data: bytes, start: int, end: int) -> list[isobmff.Box]:
+    """The boxes of ``data[start:end]``, which they must fill exactly."""
+    try:
+        return isobmff.children(data, start, end, most=MAX_BOXES)
+    except ContainerError as exc:
+        raise JumbfError(str(exc)) from None
 
 
-def _superbox(data: bytes, start: int, payload: int, end: int, depth: int) -> SuperBox:
+def _superbox(data: bytes, found: isobmff.Box, depth: int) -> SuperBox:
     if depth > MAX_DEPTH:
         raise JumbfError("JUMBF nested too deeply")
-    boxes = _boxes(data, payload, end)
-    if not boxes or boxes[0][0] != b"jumd":
+    boxes = _boxes(data, found.payload, found.end)
+    if not boxes or boxes[0].kind != b"jumd":
         raise JumbfError("superbox without a description box")
-    _, _, desc_start, desc_end = boxes[0]
-    uuid, label = _description(data[desc_start:desc_end])
+    uuid, label = _description(data[boxes[0].payload : boxes[0].end])
     children: list[SuperBox | ContentBox] = []
-    for kind, child_start, child_payload, child_end in boxes[1:]:
-        if kind == b"jumb":
-            children.append(_superbox(data, child_start, child_payload, child_end, depth + 1))
+    for child in boxes[1:]:
+        if child.kind == b"jumb":
+            children.append(_superbox(data, child, depth + 1))
         else:
-            children.append(ContentBox(kind, data[child_payload:child_end]))
-    return SuperBox(uuid, label, tuple(children), data[start:end])
+            children.append(ContentBox(child.kind, data[child.payload : child.end]))
+    return SuperBox(uuid, label, tuple(children), data[found.start : found.end])
 
 
 def _description(payload: bytes) -> tuple[bytes, str]:

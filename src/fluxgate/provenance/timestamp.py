@@ -84,26 +84,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from . import cbor
-from .der import (
-    BIT_STRING,
-    BOOLEAN,
-    GENERALIZED_TIME,
-    INTEGER,
-    OCTET_STRING,
-    OID,
-    SEQUENCE,
-    SET,
-    DerError,
-    Element,
-    bit_string,
-    boolean,
-    context,
-    integer,
-    object_identifier,
-    read_one,
-    time_value,
-)
+from . import cbor, der
 
 __all__ = [
     "MAX_NONCE_BITS",
@@ -235,13 +216,13 @@ def timestamp_request(message: bytes, nonce: int) -> TimestampRequest:
     if isinstance(nonce, bool) or not 0 < nonce < 1 << MAX_NONCE_BITS:
         raise ValueError(f"a nonce is a positive integer of at most {MAX_NONCE_BITS} bits")
     imprint = hashlib.sha256(message).digest()
-    der = _sequence(
+    encoded = _sequence(
         _integer(1),
-        _sequence(_sequence(_oid(SHA256)), _tlv(OCTET_STRING, imprint)),
+        _sequence(_sequence(_oid(SHA256)), _tlv(der.OCTET_STRING, imprint)),
         _integer(nonce),
-        _tlv(BOOLEAN, b"\xff"),
+        _tlv(der.BOOLEAN, b"\xff"),
     )
-    return TimestampRequest(der, imprint, nonce)
+    return TimestampRequest(encoded, imprint, nonce)
 
 
 def _tlv(tag: int, body: bytes) -> bytes:
@@ -253,11 +234,11 @@ def _tlv(tag: int, body: bytes) -> bytes:
 
 
 def _sequence(*items: bytes) -> bytes:
-    return _tlv(SEQUENCE, b"".join(items))
+    return _tlv(der.SEQUENCE, b"".join(items))
 
 
 def _integer(value: int) -> bytes:
-    return _tlv(INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    return _tlv(der.INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
 
 
 def _oid(dotted: str) -> bytes:
@@ -270,7 +251,7 @@ def _oid(dotted: str) -> bytes:
             chunk.append(0x80 | (arc & 0x7F))
             arc >>= 7
         body += bytes(reversed(chunk))
-    return _tlv(OID, bytes(body))
+    return _tlv(der.OID, bytes(body))
 
 
 # -- the response -------------------------------------------------------------------------
@@ -282,22 +263,22 @@ def parse_response(response: bytes, request: TimestampRequest) -> TimestampToken
     a :class:`TimestampError`."""
     try:
         return _token(response, request)
-    except DerError as exc:
+    except der.DerError as exc:
         raise TimestampError(f"the time-stamp response is not valid: {exc}") from None
 
 
 def _token(response: bytes, request: TimestampRequest) -> TimestampToken:
-    parts = read_one(response, SEQUENCE, "TimeStampResp").children("TimeStampResp")
+    parts = der.read_one(response, der.SEQUENCE, "TimeStampResp").children("TimeStampResp")
     if not parts or len(parts) > 2:
-        raise DerError("TimeStampResp is not a status and a token")
+        raise der.DerError("TimeStampResp is not a status and a token")
     _check_status(parts[0])
     if len(parts) == 1:
         raise TimestampError("the time-stamp authority granted the request but sent no token")
-    token = parts[1].expect(SEQUENCE, "TimeStampToken")
+    token = parts[1].expect(der.SEQUENCE, "TimeStampToken")
     signed_data = _signed_data(token)
     version, digests, encapsulated, *rest = _at_least(signed_data, 4, "SignedData")
-    integer(version, "SignedData's version")
-    digests.expect(SET, "SignedData's digestAlgorithms")
+    der.integer(version, "SignedData's version")
+    digests.expect(der.SET, "SignedData's digestAlgorithms")
     tst_info = _encapsulated_tst_info(encapsulated)
     info = _tst_info(tst_info)
     if info.imprint_algorithm != SHA256 or info.imprint != request.imprint:
@@ -308,7 +289,7 @@ def _token(response: bytes, request: TimestampRequest) -> TimestampToken:
         _certificate(element)
         for element in _certificates(rest[:-1]).children("SignedData's certificates")
     ]
-    signer_infos = rest[-1].expect(SET, "SignedData's signerInfos").children("signerInfos")
+    signer_infos = rest[-1].expect(der.SET, "SignedData's signerInfos").children("signerInfos")
     if len(signer_infos) != 1:  # c2pa-rs takes any valid one; TSAs sign once
         raise TimestampError("the time-stamp token has not exactly one signer")
     signer = _signer(signer_infos[0], tst_info, certificates)
@@ -318,68 +299,68 @@ def _token(response: bytes, request: TimestampRequest) -> TimestampToken:
     return TimestampToken(token.encoded, info.gen_time, info.serial_number, info.policy, signer.der)
 
 
-def _at_least(element: Element, count: int, what: str) -> list[Element]:
+def _at_least(element: der.Element, count: int, what: str) -> list[der.Element]:
     items = element.children(what)
     if len(items) < count:
-        raise DerError(f"{what} has too few fields")
+        raise der.DerError(f"{what} has too few fields")
     return items
 
 
-def _check_status(element: Element) -> None:
-    status_info = element.expect(SEQUENCE, "PKIStatusInfo").children("PKIStatusInfo")
+def _check_status(element: der.Element) -> None:
+    status_info = element.expect(der.SEQUENCE, "PKIStatusInfo").children("PKIStatusInfo")
     if not status_info:
-        raise DerError("PKIStatusInfo is empty")
-    status = integer(status_info[0], "PKIStatus")
+        raise der.DerError("PKIStatusInfo is empty")
+    status = der.integer(status_info[0], "PKIStatus")
     if status in (0, 1):
         return
     details: list[str] = []
     for item in status_info[1:]:
-        if item.tag == BIT_STRING:
-            bits, _unused = bit_string(item, "PKIFailureInfo")
+        if item.tag == der.BIT_STRING:
+            bits, _unused = der.bit_string(item, "PKIFailureInfo")
             details += [
                 _FAILURES.get(bit, f"failure bit {bit}")
                 for bit in range(len(bits) * 8)
                 if bits[bit // 8] & (0x80 >> (bit % 8))
             ]
-        elif item.tag == SEQUENCE:
+        elif item.tag == der.SEQUENCE:
             details += [_status_text(text) for text in item.children("PKIFreeText")]
     name = _STATUS.get(status, f"status {status}")
     said = f": {'; '.join(details)}" if details else ""
     raise TimestampError(f"the time-stamp authority did not grant the request ({name}){said}")
 
 
-def _status_text(element: Element) -> str:
+def _status_text(element: der.Element) -> str:
     """A TSA's own words (UTF8String), printable and cut short: they end up in a log."""
     text = element.expect(0x0C, "PKIFreeText").body.decode("utf-8", "replace")
     printable = "".join(char if char.isprintable() else "?" for char in text)
     return printable[:_STATUS_TEXT_LIMIT]
 
 
-def _signed_data(token: Element) -> Element:
+def _signed_data(token: der.Element) -> der.Element:
     content_type, content = _pair(token, "TimeStampToken")
-    if object_identifier(content_type, "TimeStampToken's contentType") != SIGNED_DATA:
-        raise DerError("TimeStampToken is not CMS SignedData")
-    explicit = content.expect(context(0, constructed=True), "TimeStampToken's content")
-    return read_one(explicit.body, SEQUENCE, "SignedData")
+    if der.object_identifier(content_type, "TimeStampToken's contentType") != SIGNED_DATA:
+        raise der.DerError("TimeStampToken is not CMS SignedData")
+    explicit = content.expect(der.context(0, constructed=True), "TimeStampToken's content")
+    return der.read_one(explicit.body, der.SEQUENCE, "SignedData")
 
 
-def _encapsulated_tst_info(element: Element) -> bytes:
-    parts = element.expect(SEQUENCE, "encapContentInfo").children("encapContentInfo")
+def _encapsulated_tst_info(element: der.Element) -> bytes:
+    parts = element.expect(der.SEQUENCE, "encapContentInfo").children("encapContentInfo")
     if len(parts) != 2:
-        raise DerError("encapContentInfo carries no content")
-    if object_identifier(parts[0], "eContentType") != TST_INFO:
+        raise der.DerError("encapContentInfo carries no content")
+    if der.object_identifier(parts[0], "eContentType") != TST_INFO:
         raise TimestampError("the time-stamp token does not hold a TSTInfo")
-    explicit = parts[1].expect(context(0, constructed=True), "eContent")
-    return read_one(explicit.body, OCTET_STRING, "eContent").body
+    explicit = parts[1].expect(der.context(0, constructed=True), "eContent")
+    return der.read_one(explicit.body, der.OCTET_STRING, "eContent").body
 
 
-def _certificates(optional: Sequence[Element]) -> Element:
+def _certificates(optional: Sequence[der.Element]) -> der.Element:
     """SignedData's ``certificates [0]`` (before any ``crls [1]``): validators need them."""
     for element in optional:
-        if element.tag == context(0, constructed=True):
+        if element.tag == der.context(0, constructed=True):
             return element
-        if element.tag != context(1, constructed=True):
-            raise DerError("SignedData has an unexpected field")
+        if element.tag != der.context(1, constructed=True):
+            raise der.DerError("SignedData has an unexpected field")
     raise TimestampError("the time-stamp token carries no certificate (certReq was asked)")
 
 
@@ -394,80 +375,65 @@ class _Certificate:
     not_after: float
 
 
-def _certificate(element: Element) -> _Certificate:
+def _certificate(element: der.Element) -> _Certificate:
     """The parts of a certificate in the token the signer is found and checked by."""
-    parts = element.expect(SEQUENCE, "a token's certificate").children("a certificate")
+    parts = element.expect(der.SEQUENCE, "a token's certificate").children("a certificate")
     if len(parts) != 3:
-        raise DerError("a token's certificate is not an X.509 certificate")
-    tbs = parts[0].expect(SEQUENCE, "tbsCertificate").children("tbsCertificate")
-    if tbs and tbs[0].tag == context(0, constructed=True):
+        raise der.DerError("a token's certificate is not an X.509 certificate")
+    tbs = parts[0].expect(der.SEQUENCE, "tbsCertificate").children("tbsCertificate")
+    if tbs and tbs[0].tag == der.context(0, constructed=True):
         tbs = tbs[1:]
     if len(tbs) < 6:
-        raise DerError("tbsCertificate has too few fields")
+        raise der.DerError("tbsCertificate has too few fields")
     serial, _algorithm, issuer, validity, _subject, _spki, *optional = tbs
     not_before, not_after = _pair(validity, "validity")
     ski: bytes | None = None
     eku: frozenset[str] | None = None
-    for extension in _extensions(optional):
-        oid, value = extension
+    explicit = next((e for e in optional if e.tag == der.context(3, constructed=True)), None)
+    listed = der.read_extensions(explicit, "extensions") if explicit is not None else []
+    for oid, _critical, value in listed:
         if oid == SUBJECT_KEY_IDENTIFIER:
-            ski = read_one(value, OCTET_STRING, "subjectKeyIdentifier").body
+            ski = der.read_one(value, der.OCTET_STRING, "subjectKeyIdentifier").body
         elif oid == EXTENDED_KEY_USAGE:
-            usages = read_one(value, SEQUENCE, "extendedKeyUsage").children("extendedKeyUsage")
-            eku = frozenset(object_identifier(usage, "a key purpose") for usage in usages)
+            eku = frozenset(der.key_purposes(value))
     return _Certificate(
         der=element.encoded,
-        issuer=issuer.expect(SEQUENCE, "issuer").encoded,
-        serial_number=integer(serial, "serialNumber"),
+        issuer=issuer.expect(der.SEQUENCE, "issuer").encoded,
+        serial_number=der.integer(serial, "serialNumber"),
         subject_key_identifier=ski,
         extended_key_usage=eku,
-        not_before=time_value(not_before, "notBefore"),
-        not_after=time_value(not_after, "notAfter"),
+        not_before=der.time_value(not_before, "notBefore"),
+        not_after=der.time_value(not_after, "notAfter"),
     )
 
 
-def _pair(element: Element, what: str) -> tuple[Element, Element]:
-    items = element.expect(SEQUENCE, what).children(what)
+def _pair(element: der.Element, what: str) -> tuple[der.Element, der.Element]:
+    items = element.expect(der.SEQUENCE, what).children(what)
     if len(items) != 2:
-        raise DerError(f"{what} is not a pair")
+        raise der.DerError(f"{what} is not a pair")
     return items[0], items[1]
 
 
-def _extensions(optional: Sequence[Element]) -> list[tuple[str, bytes]]:
-    explicit = next((e for e in optional if e.tag == context(3, constructed=True)), None)
-    if explicit is None:
-        return []
-    found: list[tuple[str, bytes]] = []
-    for extension in read_one(explicit.body, SEQUENCE, "extensions").children("extensions"):
-        fields = extension.expect(SEQUENCE, "an extension").children("an extension")
-        if len(fields) not in (2, 3):
-            raise DerError("an extension is not an OID, a flag and a value")
-        if len(fields) == 3:
-            boolean(fields[1], "an extension's critical flag")
-        value = fields[-1].expect(OCTET_STRING, "an extension's value").body
-        found.append((object_identifier(fields[0], "an extension's OID"), value))
-    return found
-
-
 def _signer(
-    element: Element, tst_info: bytes, certificates: Sequence[_Certificate]
+    element: der.Element, tst_info: bytes, certificates: Sequence[_Certificate]
 ) -> _Certificate:
     """The SignerInfo's certificate, once its signed attributes are found consistent."""
-    fields = _at_least(element.expect(SEQUENCE, "SignerInfo"), 5, "SignerInfo")
+    fields = _at_least(element.expect(der.SEQUENCE, "SignerInfo"), 5, "SignerInfo")
     _version, sid, digest_algorithm, attributes, *_rest = fields
-    digest = _DIGESTS.get(_algorithm(digest_algorithm, "the signer's digestAlgorithm"))
+    digest_oid, _ = der.algorithm_identifier(digest_algorithm, "the signer's digestAlgorithm")
+    digest = _DIGESTS.get(digest_oid)
     if digest is None:
         raise TimestampError("the time-stamp token is signed with an unknown digest")
-    if attributes.tag != context(0, constructed=True):
+    if attributes.tag != der.context(0, constructed=True):
         raise TimestampError("the time-stamp token has no signed attributes")
     values = _attributes(attributes)
     content_type = values.get(CONTENT_TYPE_ATTRIBUTE)
-    if content_type is None or object_identifier(content_type, "contentType") != TST_INFO:
+    if content_type is None or der.object_identifier(content_type, "contentType") != TST_INFO:
         raise TimestampError("the time-stamp token's contentType attribute is not TSTInfo")
     message_digest = values.get(MESSAGE_DIGEST_ATTRIBUTE)
     if message_digest is None:
         raise TimestampError("the time-stamp token has no messageDigest attribute")
-    if message_digest.expect(OCTET_STRING, "messageDigest").body != digest(tst_info):
+    if message_digest.expect(der.OCTET_STRING, "messageDigest").body != digest(tst_info):
         raise TimestampError("the time-stamp token's messageDigest does not match its TSTInfo")
     certificate = next((c for c in certificates if _identifies(sid, c)), None)
     if certificate is None:
@@ -479,34 +445,27 @@ def _signer(
     return certificate
 
 
-def _algorithm(element: Element, what: str) -> str:
-    items = element.expect(SEQUENCE, what).children(what)
-    if not items or len(items) > 2:
-        raise DerError(f"{what} is not an AlgorithmIdentifier")
-    return object_identifier(items[0], what)
-
-
-def _attributes(element: Element) -> dict[str, Element]:
+def _attributes(element: der.Element) -> dict[str, der.Element]:
     """Each signed attribute's single value, by type (one value each, as CMS requires of
     contentType and messageDigest)."""
-    found: dict[str, Element] = {}
+    found: dict[str, der.Element] = {}
     for attribute in element.children("signedAttrs"):
         kind, values = _pair(attribute, "an attribute")
-        name = object_identifier(kind, "an attribute's type")
-        items = values.expect(SET, "an attribute's values").children("an attribute's values")
+        name = der.object_identifier(kind, "an attribute's type")
+        items = values.expect(der.SET, "an attribute's values").children("an attribute's values")
         if name in found or len(items) != 1:
-            raise DerError("a signed attribute is repeated or has not one value")
+            raise der.DerError("a signed attribute is repeated or has not one value")
         found[name] = items[0]
     return found
 
 
-def _identifies(sid: Element, certificate: _Certificate) -> bool:
-    if sid.tag == context(0, constructed=False):  # subjectKeyIdentifier
+def _identifies(sid: der.Element, certificate: _Certificate) -> bool:
+    if sid.tag == der.context(0, constructed=False):  # subjectKeyIdentifier
         return certificate.subject_key_identifier == sid.body
     issuer, serial = _pair(sid, "issuerAndSerialNumber")
     return (
         issuer.encoded == certificate.issuer
-        and integer(serial, "the signer's serialNumber") == certificate.serial_number
+        and der.integer(serial, "the signer's serialNumber") == certificate.serial_number
     )
 
 
@@ -521,37 +480,43 @@ class _TstInfo:
 
 
 def _tst_info(data: bytes) -> _TstInfo:
-    fields = _at_least(read_one(data, SEQUENCE, "TSTInfo"), 5, "TSTInfo")
+    fields = _at_least(der.read_one(data, der.SEQUENCE, "TSTInfo"), 5, "TSTInfo")
     version, policy, imprint, serial, gen_time, *optional = fields
-    if integer(version, "TSTInfo's version") != 1:
-        raise DerError("TSTInfo's version is not 1")
+    if der.integer(version, "TSTInfo's version") != 1:
+        raise der.DerError("TSTInfo's version is not 1")
     algorithm, digest = _pair(imprint, "messageImprint")
     nonce = None
     # accuracy, ordering, nonce, tsa [0], extensions [1]: each at most once, in this order.
-    order = [SEQUENCE, BOOLEAN, INTEGER, context(0, constructed=True), context(1, constructed=True)]
+    order = [
+        der.SEQUENCE,
+        der.BOOLEAN,
+        der.INTEGER,
+        der.context(0, constructed=True),
+        der.context(1, constructed=True),
+    ]
     for element in optional:
         if element.tag not in order:
-            raise DerError("TSTInfo has an unexpected field")
+            raise der.DerError("TSTInfo has an unexpected field")
         order = order[order.index(element.tag) + 1 :]
-        if element.tag == INTEGER:
-            nonce = integer(element, "TSTInfo's nonce")
+        if element.tag == der.INTEGER:
+            nonce = der.integer(element, "TSTInfo's nonce")
     return _TstInfo(
-        policy=object_identifier(policy, "TSTInfo's policy"),
-        imprint_algorithm=_algorithm(algorithm, "messageImprint's hashAlgorithm"),
-        imprint=digest.expect(OCTET_STRING, "messageImprint's hashedMessage").body,
-        serial_number=integer(serial, "TSTInfo's serialNumber"),
+        policy=der.object_identifier(policy, "TSTInfo's policy"),
+        imprint_algorithm=der.algorithm_identifier(algorithm, "messageImprint's hashAlgorithm")[0],
+        imprint=digest.expect(der.OCTET_STRING, "messageImprint's hashedMessage").body,
+        serial_number=der.integer(serial, "TSTInfo's serialNumber"),
         gen_time=_gen_time(gen_time),
         nonce=nonce,
     )
 
 
-def _gen_time(element: Element) -> datetime:
+def _gen_time(element: der.Element) -> datetime:
     """``genTime``: GeneralizedTime in UTC, possibly with a fraction of a second (RFC 3161
     allows any precision; microseconds are kept)."""
-    body = element.expect(GENERALIZED_TIME, "genTime").body.decode("ascii", "replace")
+    body = element.expect(der.GENERALIZED_TIME, "genTime").body.decode("ascii", "replace")
     match = _GENERALIZED_TIME.fullmatch(body)
     if match is None:
-        raise DerError("genTime is not a GeneralizedTime in UTC")
+        raise der.DerError("genTime is not a GeneralizedTime in UTC")
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     fraction = match.group(7) or ""
     try:
@@ -559,7 +524,7 @@ def _gen_time(element: Element) -> datetime:
             year, month, day, hour, minute, second, int(fraction[:6].ljust(6, "0")), tzinfo=UTC
         )
     except ValueError:
-        raise DerError("genTime is not a calendar date") from None
+        raise der.DerError("genTime is not a calendar date") from None
 
 
 # -- the header ---------------------------------------------------------------------------

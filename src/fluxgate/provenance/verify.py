@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..imaging.byte_ranges import Reader, outside
 from ..imaging.image_bytes import ImageBytes, SplicePart
 from . import bmff, cbor, cose, jumbf
 from .manifest import ASSERTIONS_LABEL, CLAIM, SIGNATURE_LABEL
-from .ranges import Reader
 from .signer import ClaimSigner
 
 __all__ = [
@@ -200,14 +200,24 @@ def hard_binding(manifest: Manifest) -> tuple[str, dict[str | int, cbor.Value]]:
 
 
 async def binding_matches(
-    image: ImageBytes, read: Reader, label: str, value: dict[str | int, cbor.Value]
+    image: ImageBytes,
+    read: Reader,
+    label: str,
+    value: dict[str | int, cbor.Value],
+    store_span: tuple[int, int] | None = None,
 ) -> bool:
-    """Whether the file as it is has the hash its hard binding states."""
+    """Whether the file as it is has the hash its hard binding states. A data hash must
+    exclude exactly the store's container (``store_span``: start, length): bytes slipped
+    into an excluded range beside a store made smaller would otherwise go unhashed."""
     digest, alg = value.get("hash"), value.get("alg", "sha256")
     exclusions = value.get("exclusions")
     if not isinstance(digest, bytes) or alg != "sha256" or not isinstance(exclusions, list):
         return False
     if label == "c2pa.hash.data":
+        only = exclusions[0] if len(exclusions) == 1 else None
+        excluded = (only.get("start"), only.get("length")) if isinstance(only, dict) else None
+        if store_span is None or excluded != store_span:
+            return False
         parts = _without_ranges(image.size, exclusions)
     elif label in ("c2pa.hash.bmff.v2", "c2pa.hash.bmff.v3") and "merkle" not in value:
         parts = bmff.hashed_parts(read, image.size, exclusions)
@@ -228,15 +238,7 @@ def _without_ranges(size: int, exclusions: Sequence[cbor.Value]) -> tuple[Splice
         if start + length > size:
             return None
         ranges.append((start, start + length))
-    parts: list[SplicePart] = []
-    cursor = 0
-    for start, end in sorted(ranges):
-        if start > cursor:
-            parts.append((cursor, start))
-        cursor = max(cursor, end)
-    if cursor < size:
-        parts.append((cursor, size))
-    return tuple(parts)
+    return tuple(outside(0, size, ranges))
 
 
 def when(action: dict[str | int, cbor.Value]) -> int | None:

@@ -95,11 +95,14 @@ class ProvenanceLog:
         if self.renderer is None:
             return ()
         try:
-            return probes(await self.renderer.gray_grid(image))
+            grid = await self.renderer.gray_grid(image)
         except TransformError as exc:
             raise ApiError(
                 400, "invalid_image", "The image could not be decoded.", param="image"
             ) from exc
+        except ValueError:  # a shape no rendering fits (1 px wide and 300 tall): no probe
+            return ()
+        return probes(grid)
 
     async def verify(self, image: ImageBytes, fmt: str | None) -> Verification:
         """Every way of recognising ``image`` (``fmt``: its container, when it is one the
@@ -109,7 +112,11 @@ class ProvenanceLog:
         if entry is not None:
             matched.append(CONTENT_HASH)
         credentials = await self._credentials(image, fmt)
-        if credentials is not None and credentials.signed_by_us and credentials.signature_valid:
+        if credentials is not None and credentials.valid and credentials.signed_by_us:
+            # Our manifest, and this image the one it was signed for: a manifest of ours
+            # copied into another image, or kept on altered pixels, proves nothing of it
+            # (the answer still shows it, with binding_valid false; the fingerprint says
+            # whether the picture looks like ours).
             matched.append(CONTENT_CREDENTIALS)
             if entry is None and credentials.instance:
                 entry = await self.index.by_generation(credentials.instance.split("/")[0])

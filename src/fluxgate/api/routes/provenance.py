@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ...access.auth import SCOPE_READ, Principal, check_admin
+from ...access.auth import SCOPE_READ, Principal, bearer_token, check_admin
 from ...delivery.variants import FORMATS, is_format
 from ...errors import ApiError
 from ...imaging.image_bytes import InProcessImage
@@ -76,9 +76,10 @@ def image_format(head: bytes) -> str:
 async def who_asks(request: Request, gw: Gateway) -> Principal | None:
     """The caller (``images:read``), or ``None`` for the admin token; a credential that is
     neither counts as a failed attempt (:func:`authenticated`)."""
-    if check_admin(request.headers.get("authorization"), gw.admin_token):
+    authorization = request.headers.get("authorization")
+    if bearer_token(authorization) is not None and check_admin(authorization, gw.admin_token):
         return None
-    principal = await authenticated(request, gw)
+    principal = await authenticated(request, gw)  # none sent: 401 missing_api_key
     principal.require(SCOPE_READ)
     return principal
 
@@ -93,11 +94,15 @@ async def image_of(request: Request, limit: int) -> bytes:
     body = await read_capped(request.stream(), request.headers.get("content-length"), limit)
     if media != FORM_MEDIA:
         return body
-    parts = [value for name, value in await form_parts(content_type or "", body, limit)]
-    files = [value for value in parts if isinstance(value, bytes)]
-    if len(files) != 1 or len(parts) != 1:
+    try:
+        parts = await form_parts(content_type or "", body, limit)
+    except ApiError as exc:
+        if exc.code != "too_many_reference_images":
+            raise  # invalid_multipart
+        parts = []  # more files than a verification takes
+    if len(parts) != 1 or parts[0][0] != "image" or not isinstance(parts[0][1], bytes):
         raise invalid_image("Send one file part, named 'image', and nothing else.")
-    return files[0]
+    return parts[0][1]
 
 
 def presented(found: Verification, caller: Principal | None) -> ProvenanceVerification:
@@ -149,4 +154,6 @@ async def verify(request: Request) -> JSONResponse:
     data = await image_of(request, gw.settings.max_body_bytes)
     fmt = image_format(data[:16])
     found = await gw.provenance.verify(InProcessImage(data), fmt)
-    return JSONResponse(presented(found, caller).model_dump(), headers=dict(pace))
+    # An answer about one caller's image, for that caller: never kept by a cache.
+    headers = {**pace, "Cache-Control": "no-store"}
+    return JSONResponse(presented(found, caller).model_dump(), headers=headers)

@@ -1,26 +1,25 @@
-"""Reading an image's container structure a few bytes at a time, and splice plans.
+"""Reading an image's container a few bytes at a time, and the splice plans made of ranges.
 
-On Workers an image is a JS buffer and only small ranges may cross into Python, so the
-container parsers here read from the image's head when a structure lies in it and ask for
-small ``read()``s past it (chunk, segment and box headers; the manifest store itself). What
-they produce is a *splice plan* (:data:`~fluxgate.imaging.image_bytes.SplicePart` list):
-literal bytes and ranges of the original, assembled by :meth:`ImageBytes.splice` where
-the bytes live.
+On Workers an image is a JS buffer and only small ranges may cross into Python, so every
+container parser (the AI disclosure's XMP writer, the C2PA store's placement and reading)
+reads structures through a :data:`Reader`: from the image's head when they lie in it, by a
+small ``read()`` past it (chunk, segment and box headers; a manifest store). What the
+writers produce is a list of :data:`~fluxgate.imaging.image_bytes.SplicePart`: literal bytes
+and ranges of the original, assembled by :meth:`ImageBytes.splice` where the bytes live.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from ..imaging.image_bytes import HEAD_BYTES, ImageBytes, SplicePart
+from .image_bytes import HEAD_BYTES, ImageBytes, SplicePart
 
 __all__ = [
     "ContainerError",
-    "Plan",
     "Reader",
     "exact",
     "image_reader",
+    "outside",
     "plan_size",
     "without_empty",
 ]
@@ -29,21 +28,7 @@ Reader = Callable[[int, int], bytes]
 
 
 class ContainerError(ValueError):
-    """The image's container cannot be parsed, or cannot safely carry a manifest store."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Where a manifest store goes: the final file, and what its hard binding hashes.
-
-    ``hashed`` is what the runtime hashes for the binding (``ImageBytes.splice(hashed)
-    .sha256()``): for a data hash, the final file without the store's container (the
-    ``exclusion``, start and length in the final file); for a BMFF hash, each hashed
-    top-level box preceded by its final offset."""
-
-    parts: tuple[SplicePart, ...]
-    hashed: tuple[SplicePart, ...]
-    exclusion: tuple[int, int] | None
+    """The image's container cannot be parsed, or cannot safely carry what is written in."""
 
 
 def image_reader(image: ImageBytes) -> Reader:
@@ -70,7 +55,22 @@ def exact(read: Reader, start: int, end: int) -> bytes:
     return data
 
 
+def outside(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` without ``ranges`` (which may overlap): what a dropped chunk leaves
+    of the original, what a hash with exclusions covers."""
+    parts = []
+    cursor = start
+    for range_start, range_end in sorted(ranges):
+        if range_start > cursor:
+            parts.append((cursor, range_start))
+        cursor = max(cursor, range_end)
+    if cursor < end:
+        parts.append((cursor, end))
+    return parts
+
+
 def plan_size(parts: Sequence[SplicePart]) -> int:
+    """The length of what ``parts`` assemble."""
     return sum(part[1] - part[0] if isinstance(part, tuple) else len(part) for part in parts)
 
 

@@ -105,6 +105,8 @@ def test_the_server_logs_json_access_lines_without_signatures_and_warns_about_ho
     assert ("GET", "/v1/files/{object_key:path}", 200) in routes
     assert all(line["request_id"] for line in lines)
     assert "FLUXGATE_PUBLIC_BASE_URL is not set" in log
+    # No C2PA identity configured: the development chain, said at start (and on /readyz)
+    assert "warning: c2pa_development_chain: " in log
 
 
 # -- help and version ------------------------------------------------------------------------

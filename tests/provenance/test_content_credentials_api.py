@@ -119,7 +119,9 @@ def test_readiness_says_how_images_are_signed(client):
 
 
 @pytest.mark.secrets(C2PA_SIGNING_KEY=None, C2PA_CERTIFICATE_CHAIN=None)
-def test_without_a_signing_identity_images_are_unsigned_and_readiness_warns(client, auth):
+def test_without_a_signing_identity_images_are_unsigned_and_readiness_warns(
+    client, auth, runtime, request
+):
     body = generated(client, auth, "a quiet street")
     assert validate(download(client, body["data"][0]["url"]), "png", C2PA_ROOT) is None
     r = client.get("/readyz")
@@ -127,6 +129,9 @@ def test_without_a_signing_identity_images_are_unsigned_and_readiness_warns(clie
     assert r.json()["content_credentials"] == "unsigned"
     (warning,) = r.json()["warnings"]
     assert warning.startswith("c2pa_unsigned: ")
+    if runtime == "worker":  # and when the isolate built its gateway, on the console
+        lines = [line["message"] for line in request.getfixturevalue("workerd").console()]
+        assert any("c2pa_unsigned: " in line for line in lines), lines
 
 
 @pytest.mark.settings(c2pa=False)

@@ -111,6 +111,7 @@ __all__ = [
     "BANDS",
     "BAND_BITS",
     "CROP_HYPOTHESES",
+    "MAX_GRID_SIDE",
     "MAX_THRESHOLD",
     "RENDER_SIDE",
     "THRESHOLD",

@@ -33,7 +33,7 @@ from ...delivery.variants import FORMATS, TransformError
 from ...imaging.formats import ImageFormatError, inspect_image
 from ...imaging.image_bytes import ImageBytes
 from ...imaging.png_pixels import PngPixelsError, gray_pixels
-from ...provenance.fingerprint import RENDER_SIDE, GrayGrid, rendering_width
+from ...provenance.fingerprint import MAX_GRID_SIDE, RENDER_SIDE, GrayGrid, rendering_width
 from ..ffi import js_bytes, js_object, unwrap
 from .image_buffer import JsImage
 
@@ -71,6 +71,9 @@ class WorkersImageTransformer:
         except ImageFormatError:
             pass  # a format the head does not tell the size of: the binding may still read it
         png = bytes(Uint8Array.new(await self._render(image, width, "image/png")).to_bytes())
+        shown = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        if max(shown) > MAX_GRID_SIDE:  # a shape no rendering fits (1 px wide, 300 tall)
+            raise ValueError(f"a rendering of {shown[0]}x{shown[1]} does not fit a gray grid")
         try:
             return GrayGrid(*gray_pixels(png))
         except PngPixelsError as exc:

@@ -173,7 +173,8 @@ def marks(ports: Ports) -> Marks:
 
 def provenance_log(ports: Ports) -> ProvenanceLog | None:
     """The provenance index's writer and reader, when the runtime has an index. Manifests
-    signed by the identity count as ours even with ``C2PA=false`` (images signed before)."""
+    count as ours when they are signed by the runtime's identity (none with ``C2PA=false``:
+    images are then recognised by their hash and fingerprint only)."""
     if ports.provenance is None:
         return None
     return ProvenanceLog(ports.provenance, ports.renderer, ports.claim_signer)

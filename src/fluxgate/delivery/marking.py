@@ -101,6 +101,9 @@ class Marks:
             # An unparseable container, or an identity found wrong or expired on use.
             log.error("C2PA signing failed, stored without credentials: %s", exc)
             return image
+        except Exception as exc:  # the signer's runtime failing (WebCrypto): its kind only
+            log.error("C2PA signing failed, stored without credentials: %s", type(exc).__name__)
+            return image
 
     async def variant(
         self,
@@ -129,3 +132,5 @@ class Marks:
             )
         except (DisclosureError, CredentialsError, SigningIdentityError) as exc:
             raise MarkingError(str(exc)) from exc
+        except Exception as exc:  # the signer's runtime failing: never a 500 for a variant
+            raise MarkingError(type(exc).__name__) from exc

@@ -37,6 +37,11 @@ class TransformError(Exception):
     """The transformer refused the input or failed (the service's code in the message)."""
 
 
+class TransformUnavailable(TransformError):
+    """The transformer failed without judging the input (the image service is down): not
+    the client's fault, unlike a refusal."""
+
+
 class ImageTransformer(Protocol):
     """What makes a variant: the Cloudflare Images binding on Workers, Pillow locally."""
 

@@ -286,6 +286,9 @@ def _time_stamp(timestamper: Timestamper) -> manifest.Countersign:
         except (TimestampError, TimeoutError) as exc:  # the message names the host at most
             log.warning("C2PA signature made without a time-stamp: %s", exc or "timed out")
             return {}
+        except Exception as exc:  # a transport failing: its kind only (a URL may hold a token)
+            log.warning("C2PA signature made without a time-stamp: %s", type(exc).__name__)
+            return {}
         return {SIG_TST2: tst_container(token.der)}
 
     return header
@@ -307,9 +310,13 @@ def _store_span(fmt: str, read: Reader, size: int) -> tuple[int, int] | None:
 async def _parent_manifest(
     parent: ImageBytes, parent_fmt: str, signer: ClaimSigner
 ) -> manifest.ParentManifest | None:
-    """The parent's active manifest if it is ours and holds for the parent's bytes."""
+    """The parent's active manifest if it is ours and holds for the parent's bytes (None
+    for an original whose container cannot be read: its variant is still signed)."""
     read = image_reader(parent)
-    store = _extract(parent_fmt, read, parent.size)
+    try:
+        store = _extract(parent_fmt, read, parent.size)
+    except CredentialsError:
+        return None
     if store is None:
         return None
     try:

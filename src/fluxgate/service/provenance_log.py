@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..delivery.variants import TransformError
+from ..delivery.variants import TransformError, TransformUnavailable
 from ..errors import ApiError
 from ..imaging.image_bytes import ImageBytes
 from ..provenance.content_credentials import CredentialsCheck, CredentialsError, check
@@ -68,9 +68,14 @@ class ProvenanceLog:
     signer: ClaimSigner | None
 
     async def generated(self, record: GenerationRecord, image: ImageBytes) -> None:
-        """Log a stored original: its hash, and its fingerprint when it can be rendered."""
+        """Log a stored original: its hash, and its fingerprint when it can be rendered (an
+        image service down, or a shape no rendering fits, costs the fingerprint only)."""
         try:
             fingerprint = await self._fingerprint(image)
+        except Exception as exc:
+            log.error("fingerprint of %s not computed: %s", record.id, type(exc).__name__)
+            fingerprint = None
+        try:
             await self.index.record(
                 record.id, record.owner, record.created, record.model, fingerprint, record.sha256
             )
@@ -96,6 +101,13 @@ class ProvenanceLog:
             return ()
         try:
             grid = await self.renderer.gray_grid(image)
+        except TransformUnavailable as exc:
+            raise ApiError(
+                503,
+                "images_unavailable",
+                "The image service did not answer; retry shortly.",
+                headers={"Retry-After": "5"},
+            ) from exc
         except TransformError as exc:
             raise ApiError(
                 400, "invalid_image", "The image could not be decoded.", param="image"

@@ -29,7 +29,7 @@ from typing import Any
 from js import Array, Blob, Reflect, Response, Uint8Array
 from pyodide.ffi import JsException
 
-from ...delivery.variants import FORMATS, TransformError
+from ...delivery.variants import FORMATS, TransformError, TransformUnavailable
 from ...imaging.formats import ImageFormatError, inspect_image
 from ...imaging.image_bytes import ImageBytes
 from ...imaging.png_pixels import PngPixelsError, gray_pixels
@@ -92,7 +92,7 @@ class WorkersImageTransformer:
         except JsException as exc:
             code = _error_code(exc)
             if code is None:
-                raise TransformError(f"the Images binding failed: {exc}") from exc
+                raise TransformUnavailable(f"the Images binding failed: {exc}") from exc
             raise TransformError(f"the Images binding refused the image (code {code})") from exc
 
 

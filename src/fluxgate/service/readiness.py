@@ -47,7 +47,7 @@ CREDENTIALS_WARNINGS: dict[str, str] = {
     "with the AI-disclosure XMP only.",
     "development": "c2pa_development_chain: Content Credentials are signed with the local "
     "development chain, which validators report as untrusted; set C2PA_SIGNING_KEY and "
-    "C2PA_CERTIFICATE_CHAIN for a trusted identity.",
+    "C2PA_CERTIFICATE_CHAIN (locally FLUXGATE_C2PA_...) for a trusted identity.",
 }
 
 

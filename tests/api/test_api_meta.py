@@ -15,6 +15,17 @@ def test_healthz_names_the_model(client):
     assert r.json()["model"] == FLUX_MODEL_ID
 
 
+def test_healthz_is_the_same_json_whichever_way_the_runtime_serves_it(client):
+    """The Worker answers a bodiless ``GET /healthz`` in front of its ASGI bridge and one
+    with a body through the app (which checks the body first): one answer either way."""
+    plain = client.get("/healthz")
+    with_body = client.request("GET", "/healthz", content=b"{}")
+    assert plain.status_code == with_body.status_code == 200
+    assert plain.headers["content-type"] == with_body.headers["content-type"] == "application/json"
+    assert plain.json() == with_body.json()
+    assert set(plain.json()) == {"status", "model", "models", "version"}
+
+
 def test_openapi_documents_every_endpoint_and_both_body_encodings(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]

@@ -14,11 +14,13 @@ from ...access.rate_limits import FailedAttempts
 from ...api.app import create_app
 from ...api.body_route import OPEN_BODY_BYTES
 from ...api.generate import HEADERS, GenerationHandler, RequestView, on_fast_route, takes_fast_path
+from ...api.health import HEALTHZ, health
 from ...api.reply import Reply
 from ...api.request_body import payload_too_large
 from ...api.routes.exchange import EXCHANGE
 from ...api.starlette_view import form_parts
 from ...errors import ApiError
+from ...request_context import note_route
 from ...service.settings import Settings
 from ..bindings.image_buffer import JsImage, json_around
 from ..ffi import js_object, js_text
@@ -106,10 +108,31 @@ async def js_reply(reply: Reply) -> Any:
     return Response.new(body, js_object({"status": reply.status, "headers": reply.headers}))
 
 
+async def liveness(raw: Any, method: str, env: Any) -> Any:
+    """The JS response to ``GET /healthz`` (:func:`~fluxgate.api.health.health`), answered
+    without the ASGI bridge; ``None`` for any other request, or one with a body (the app
+    checks bodies against their limit first) or a gateway that does not build (the app
+    answers ``503 server_misconfigured``)."""
+    if method != "GET" or urlsplit(str(raw.url)).path != HEALTHZ:
+        return None
+    headers = raw.headers
+    if headers.has("transfer-encoding") or js_text(headers.get("content-length")) not in (
+        None,
+        "0",
+    ):
+        return None
+    try:
+        gw = gateway_from_env(env)
+    except ApiError:
+        return None
+    note_route(HEALTHZ)
+    return await js_reply(health(gw))
+
+
 async def handle(request: Any, env: Any, ctx: Any) -> Any:
-    """Serve ``request``: a JSON generation by the fast path (:func:`fast_path`) when its
-    head says so, which answers it completely; anything else with the FastAPI app once its
-    body is known to be within limits.
+    """Serve ``request``: liveness (:func:`liveness`), or a JSON generation by the fast
+    path (:func:`fast_path`) when its head says so, each answered completely; anything else
+    with the FastAPI app once its body is known to be within limits.
 
     A method outside Python's ``HTTPMethod`` (``QUERY``, ``PROPFIND`` …) is refused here:
     the SDK's ``Request.method`` looks it up in that enum and would raise inside the bridge.
@@ -121,7 +144,9 @@ async def handle(request: Any, env: Any, ctx: Any) -> Any:
         return error_response(
             ApiError(405, "method_not_allowed", f"The method {method} is not allowed.")
         )
-    answered = await fast_path(raw, method, env)  # a fault: the envelope's 500
+    answered = await liveness(raw, method, env)  # a fault in either: the envelope's 500
+    if answered is None:
+        answered = await fast_path(raw, method, env)
     if answered is not None:
         return answered
     path = urlsplit(str(raw.url)).path

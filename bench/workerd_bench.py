@@ -36,7 +36,15 @@ from typing import Any
 
 import httpx
 from workerd_cold import cold_starts
-from workerd_stack import TICK_MS, Stack, prepare, versions
+from workerd_profile import (
+    INSPECTOR_ARGS,
+    SAMPLING_INTERVAL_US,
+    Inspector,
+    analyse,
+    export_names,
+    isolates,
+)
+from workerd_stack import ROOT, TICK_MS, Prepared, Stack, prepare, versions
 
 PROMPT = "a lighthouse at dusk, bench"
 GZIP = {"accept-encoding": "gzip"}
@@ -55,12 +63,13 @@ class Plan:
     batch_cpu_ms: float  # what a batch should spend, to size it
     max_batch: int
     cold_runs: int
+    profile_cpu_ms: float  # what each profiled path should spend under the profiler
 
     @classmethod
     def for_mode(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, rounds=2, warmup=3, batch_cpu_ms=60, max_batch=40, cold_runs=1)
-        return cls(False, rounds=15, warmup=20, batch_cpu_ms=400, max_batch=400, cold_runs=3)
+            return cls(True, 2, 3, batch_cpu_ms=60, max_batch=40, cold_runs=1, profile_cpu_ms=0)
+        return cls(False, 15, 20, batch_cpu_ms=400, max_batch=400, cold_runs=3, profile_cpu_ms=3000)
 
 
 @dataclass
@@ -373,6 +382,70 @@ def measure(stack: Stack, plan: Plan) -> dict[str, Any]:
     }
 
 
+# The paths profiled, and the Worker whose isolate serves each (Fluxgate's unless named).
+PROFILED = (
+    "js_floor",
+    "py_floor",
+    "healthz",
+    "hit_url",
+    "hit_b64_json",
+    "download",
+    "miss",
+    "async_submission",
+)
+PROFILED_WORKER = {"js_floor": "bench-js-floor", "py_floor": "bench-py-floor"}
+PYODIDE_WASM = ROOT / "node_modules" / "pyodide" / "pyodide.asm.wasm"
+
+
+def profile_paths(
+    prepared: Prepared, log: Path, plan: Plan, sizes: dict[str, int]
+) -> dict[str, Any]:
+    """A V8 profile of each of :data:`PROFILED` on a stack of its own (with the inspector
+    on: the measured stack runs without it), in batches the measured run sized
+    (``sizes``). An async submission's batches stay under the consumer's batch size and
+    are profiled only while they are sent; their jobs run, unprofiled, between them."""
+    names = export_names(PYODIDE_WASM)
+    identity = {"accept-encoding": "identity"}
+    profiles: dict[str, Any] = {}
+    with (
+        Stack(prepared, log, floors=True, workerd_args=INSPECTOR_ARGS) as stack,
+        httpx.Client(base_url=stack.url, timeout=120, headers=identity) as client,
+    ):
+        fx = Fixture(stack, client)
+        by_name = {s.name: s for s in scenarios(fx)}
+        urls = isolates(stack.pids[stack.roles().index("runtime")])
+        for name in PROFILED:
+            scenario = by_name[name]
+            inspector = Inspector(urls[PROFILED_WORKER.get(name, "fluxgate")])
+            try:
+                inspector.call("Profiler.enable")
+                inspector.call("Profiler.setSamplingInterval", interval=SAMPLING_INTERVAL_US)
+                if scenario.prepare is not None:
+                    scenario.prepare(plan.warmup)
+                batch(stack, client, scenario, plan.warmup)
+                if scenario.queues_jobs:
+                    jobs_settled(stack)
+                n = sizes[name]
+                rounds = max(1, round(plan.profile_cpu_ms / plan.batch_cpu_ms))
+                taken = []
+                for _ in range(rounds):
+                    if scenario.prepare is not None:
+                        scenario.prepare(n)
+                    quiet(stack)
+                    inspector.call("Profiler.start")
+                    for _ in range(n):  # stopped right after: no queued job is profiled
+                        answer = client.send(scenario.request())
+                        if answer.status_code != scenario.status:
+                            raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:300]}")
+                    taken.append(inspector.call("Profiler.stop")["profile"])
+                    if scenario.queues_jobs:
+                        jobs_settled(stack)
+            finally:
+                inspector.close()
+            profiles[name] = analyse(taken, n * rounds, names).to_json()
+    return profiles
+
+
 def run_worker_bench(quick: bool) -> dict[str, Any]:
     """The whole Worker benchmark: the stack with its floors, then the cold starts."""
     plan = Plan.for_mode(quick)
@@ -381,6 +454,9 @@ def run_worker_bench(quick: bool) -> dict[str, Any]:
         tmp = Path(name)
         with Stack(prepared, tmp / "stack.log", floors=True) as stack:
             measured = measure(stack, plan)
+        if not plan.quick:  # quick mode checks that the benchmark runs: no profile
+            sizes = {name: row["batch"] for name, row in measured["requests"].items()}
+            measured["profiles"] = profile_paths(prepared, tmp / "profile.log", plan, sizes)
         cold = cold_starts(prepared, tmp, plan.cold_runs)
     return {
         **versions(prepared),

@@ -3,7 +3,7 @@
 // benchmark's cheap AI stand-in (bench/ai_fixed.mjs) in place of the tests' one. bench/run.py
 // starts it and counts the CPU of its workerd processes (this process's children).
 //
-//   node bench/workerd_stack.mjs [--floors]
+//   node bench/workerd_stack.mjs [--floors | --only js_floor|py_floor]
 //
 // The Worker is the local overlay of wrangler.toml (worker/local/overlay.mjs; AI bound to
 // the stand-in), with its rate limit raised out of the way (the overlay is written next to
@@ -16,8 +16,11 @@
 // perceptual fingerprint cost is the Worker less a copy, measured in the same processes.
 // Secrets (ADMIN_TOKEN, URL_SIGNING_KEYS, C2PA_SIGNING_KEY, C2PA_CERTIFICATE_CHAIN) come from
 // the environment; `$FLUXGATE_WORKERD_ARGS` reaches `workerd serve` (the memory-snapshot
-// flags). When it serves, one JSON line goes to stdout:
-// {"event": "ready", "url", "hosts": {floor or copy name: host}}. SIGTERM closes it.
+// flags). `--only js_floor` or `--only py_floor` runs that floor alone, with neither the
+// Worker nor the stand-in (the cold starts of bench/workerd_cold.py: a memory snapshot is
+// then that floor's, the only Python Worker of the stack). When it serves, one JSON line
+// goes to stdout: {"event": "ready", "url", "hosts": {floor or copy name: host}}. SIGTERM
+// closes it.
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -25,7 +28,13 @@ import { parse, stringify } from "smol-toml";
 import { createTestHarness } from "wrangler";
 import { ROOT, STANDIN, writeOverlay } from "../worker/local/overlay.mjs";
 
-const { values: args } = parseArgs({ options: { floors: { type: "boolean", default: false } } });
+const { values: args } = parseArgs({
+  options: { floors: { type: "boolean", default: false }, only: { type: "string" } },
+});
+const ALONE = ["js_floor", "py_floor"];
+if (args.only !== undefined && (args.floors || !ALONE.includes(args.only))) {
+  throw new Error(`--only takes one of ${ALONE.join(", ")}, without --floors; got ${args.only}`);
+}
 const UNLIMITED = 1_000_000;
 const project = parse(readFileSync(join(ROOT, "wrangler.toml"), "utf8"));
 const runtime = { compatibility_date: project.compatibility_date, compatibility_flags: project.compatibility_flags };
@@ -40,10 +49,10 @@ const HOSTS = {
   bare: "bare.bench",
 };
 const route = (host) => [{ pattern: `${host}/*`, zone_name: "bench" }];
-const floors = [
-  { config: { name: "bench-js-floor", main: "bench/floors/js.mjs", compatibility_date: project.compatibility_date, routes: route(HOSTS.js_floor) } },
-  { config: { name: "bench-py-floor", main: "bench/floors/fastapi/entry.py", ...runtime, routes: route(HOSTS.py_floor) } },
-  {
+const floors = {
+  js_floor: { config: { name: "bench-js-floor", main: "bench/floors/js.mjs", compatibility_date: project.compatibility_date, routes: route(HOSTS.js_floor) } },
+  py_floor: { config: { name: "bench-py-floor", main: "bench/floors/fastapi/entry.py", ...runtime, routes: route(HOSTS.py_floor) } },
+  io: {
     config: {
       name: "bench-io",
       main: "bench/floors/io.mjs",
@@ -54,7 +63,7 @@ const floors = [
       services: [{ binding: "AI", service: STANDIN }],
     },
   },
-];
+};
 
 // The Worker's copies: `unsigned` is the Worker with `C2PA=false` (no Content Credentials;
 // the fingerprint and the provenance index as in the Worker), `bare` leaves out the
@@ -91,28 +100,34 @@ function writeCopy(overlay, copy, objectsLeftOut) {
   return path;
 }
 
-const overlay = writeOverlay({ ratelimits: { RATE_LIMIT_STANDARD: { limit: UNLIMITED, period: 60 } } });
-const SECRETS = ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "C2PA_SIGNING_KEY", "C2PA_CERTIFICATE_CHAIN"];
-const secrets = Object.fromEntries(SECRETS.filter((name) => process.env[name]).map((name) => [name, process.env[name]]));
-// A day's signed URLs: the benchmark signs its variant URLs before its rounds, which may
-// outlast the default hour.
-const vars = { DAILY_BUDGET_USD: String(UNLIMITED), RATE_LIMIT_PER_MINUTE: String(UNLIMITED), SIGNED_URL_TTL_SECONDS: "86400" };
-const copies = Object.entries(args.floors ? COPIES : {}).map(([copy, { vars: own, objectsLeftOut }]) => ({
-  configPath: writeCopy(overlay, copy, objectsLeftOut),
-  vars: { ...vars, ...own },
-  secrets,
-}));
-const server = createTestHarness({
-  root: ROOT,
-  workers: [
+// The Worker, its stand-in and, with --floors, the floors and the Worker's copies.
+function fluxgateWorkers() {
+  const overlay = writeOverlay({ ratelimits: { RATE_LIMIT_STANDARD: { limit: UNLIMITED, period: 60 } } });
+  const SECRETS = ["ADMIN_TOKEN", "URL_SIGNING_KEYS", "C2PA_SIGNING_KEY", "C2PA_CERTIFICATE_CHAIN"];
+  const secrets = Object.fromEntries(SECRETS.filter((name) => process.env[name]).map((name) => [name, process.env[name]]));
+  // A day's signed URLs: the benchmark signs its variant URLs before its rounds, which may
+  // outlast the default hour.
+  const vars = { DAILY_BUDGET_USD: String(UNLIMITED), RATE_LIMIT_PER_MINUTE: String(UNLIMITED), SIGNED_URL_TTL_SECONDS: "86400" };
+  const copies = Object.entries(args.floors ? COPIES : {}).map(([copy, { vars: own, objectsLeftOut }]) => ({
+    configPath: writeCopy(overlay, copy, objectsLeftOut),
+    vars: { ...vars, ...own },
+    secrets,
+  }));
+  return [
     { configPath: overlay, vars, secrets },
     { configPath: join(ROOT, "bench", "ai_fixed.toml") },
-    ...(args.floors ? floors : []),
+    ...(args.floors ? Object.values(floors) : []),
     ...copies,
-  ],
-});
+  ];
+}
+
+// With --only, the floor is the harness's first and only Worker: what reaches the stack's
+// address, by its host name or not, reaches it.
+const workers = args.only === undefined ? fluxgateWorkers() : [floors[args.only]];
+const hosts = args.only === undefined ? (args.floors ? HOSTS : {}) : { [args.only]: HOSTS[args.only] };
+const server = createTestHarness({ root: ROOT, workers });
 const { url } = await server.listen();
-console.log(JSON.stringify({ event: "ready", url: url.href.replace(/\/$/, ""), hosts: args.floors ? HOSTS : {} }));
+console.log(JSON.stringify({ event: "ready", url: url.href.replace(/\/$/, ""), hosts }));
 
 const stop = async () => {
   await server.close();

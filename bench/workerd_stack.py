@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 # The stacks' runners start as the tests' do (tests/support/stack_process.py): every bench
@@ -41,6 +42,8 @@ from tests.support.stack_process import prepare as prepare  # noqa: E402
 
 RUNNER = ROOT / "bench" / "workerd_stack.mjs"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+# The floors a stack can run alone (``Stack(only=...)``): no Worker, no stand-in.
+Floor = Literal["js_floor", "py_floor"]
 
 
 def versions(prepared: Prepared) -> dict[str, str]:
@@ -101,14 +104,23 @@ class Stack:
     start; :class:`~tests.support.stack_process.StackUnavailable` with its log if not).
 
     ``workerd_args`` go to ``workerd serve`` (the memory-snapshot flags); ``floors`` adds
-    the floors and the Worker's copies (``hosts`` names them). ``spawned`` is when the
+    the floors and the Worker's copies (``hosts`` names them); ``only`` runs that floor
+    alone instead, without the Worker or the stand-in (so that a Python memory snapshot is
+    the floor's; ``hosts`` names it, though every request reaches it). ``spawned`` is when the
     runner was started (``time.monotonic``), ``ready`` when it reported serving; ``pids``
     are its workerd processes, whose CPU :meth:`ticks` counts.
     """
 
     def __init__(
-        self, prepared: Prepared, log: Path, floors: bool = False, workerd_args: str = ""
+        self,
+        prepared: Prepared,
+        log: Path,
+        floors: bool = False,
+        workerd_args: str = "",
+        only: Floor | None = None,
     ) -> None:
+        if floors and only:
+            raise ValueError("a stack runs either the floors beside the Worker or one alone")
         self.admin_token = secrets.token_urlsafe(32)
         identity = issue_chain(with_intermediate=True)
         env = stack_environment(prepared.launcher)
@@ -119,7 +131,12 @@ class Stack:
             C2PA_SIGNING_KEY=identity.key_pem,
             C2PA_CERTIFICATE_CHAIN=identity.chain_pem,
         )
-        args = [node() or "node", str(RUNNER), *(["--floors"] if floors else [])]
+        args = [
+            node() or "node",
+            str(RUNNER),
+            *(["--floors"] if floors else []),
+            *(["--only", only] if only else []),
+        ]
         self._process = StackProcess(args, env, log, name="the benchmark stack", timeout=300)
         self.spawned = self._process.spawned
         self.ready = self._process.ready_at

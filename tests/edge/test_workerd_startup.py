@@ -35,18 +35,21 @@ What this module pins down, from the cheapest check to the dearest:
   a throwaway Python Worker (the *probe*) shows ``sys.path`` as workerd builds it, and
   that ``--python-load-snapshot`` really restores (the top level does not run again and
   the runtime says it loaded a snapshot); the Worker's own deploy snapshot is taken as a
-  deploy takes it; two isolates restored from it answer their very first requests (a
+  deploy takes it, given every secret a deploy has, and holds none of them (raw, DER, base64);
+  two isolates restored from it answer their very first requests (a
   ``b64_json`` generation first), a miss, a hit, a signed download, an async job and the
   README session, and draw their own random values after they start.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -54,14 +57,18 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from fluxgate.delivery.signing import parse_signing_keys
+
 from ..project.test_readme import run_session
 from ..support.bodies import generate, generation
+from ..support.config import SECRETS
 from ..support.polling import finished
 from ..support.servers import Server, worker_server
 from ..support.workerd import (
@@ -322,17 +329,92 @@ def test_the_load_flag_restores_a_snapshot_without_running_the_top_level_again(
 # -- EXPENSIVE: the Worker's deploy snapshot, and isolates restored from it ------------------
 
 
+# The secrets of a deploy that are PEM (the C2PA signing identity): ``worker_server`` sets
+# ADMIN_TOKEN and URL_SIGNING_KEYS itself, and passes these on from the environment.
+C2PA_SECRETS = ("C2PA_SIGNING_KEY", "C2PA_CERTIFICATE_CHAIN")
+# A base64 line of a PEM is looked for by its slices of this many characters: too long to
+# occur by chance, short enough to be found in a copy cut at any other place.
+WINDOW = 40
+BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=]{%d,}" % WINDOW)
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Needles:
+    """How a value would show in a snapshot's bytes: ``exact``, byte strings that would be
+    there whole, and ``windows``, ``WINDOW``-character slices of its base64 lines; each
+    with a description that holds nothing of the value (what is found is reported)."""
+
+    exact: dict[bytes, str]
+    windows: dict[bytes, str]
+
+
+def needles_of(name: str, value: str) -> Needles:
+    """The value as UTF-8; for URL_SIGNING_KEYS each key's secret too; for a PEM each
+    block's DER and every slice of its base64 lines (a line shorter than a slice has its
+    block's DER and the raw value to give it away)."""
+    exact = {value.encode(): f"{name}: the raw value"}
+    windows: dict[bytes, str] = {}
+    if name == "URL_SIGNING_KEYS":
+        for key in parse_signing_keys(value):
+            exact[key.secret] = f"{name}: the secret of key {key.kid}"
+    for number, block in enumerate(PEM_BLOCK.finditer(value), 1):
+        lines = block[2].split()
+        exact[base64.b64decode("".join(lines))] = f"{name}: the DER of PEM block {number}"
+        for row, line in enumerate(lines, 1):
+            for start in range(len(line) - WINDOW + 1):
+                slice_ = line[start : start + WINDOW].encode()
+                windows[slice_] = f"{name}: a slice of line {row} of PEM block {number}"
+    return Needles(exact, windows)
+
+
+def found_in(data: bytes, needles: Needles) -> list[str]:
+    """The descriptions of the needles that occur in ``data``. A slice of a base64 line
+    occurs only inside a run of base64 characters at least as long: those runs are few in
+    a heap, so each of their slices is looked up instead of each needle searched for."""
+    found = {what for needle, what in needles.exact.items() if needle in data}
+    for run in BASE64_RUN.finditer(data):
+        text = run[0]
+        for start in range(len(text) - WINDOW + 1):
+            what = needles.windows.get(text[start : start + WINDOW])
+            if what is not None:
+                found.add(what)
+    return sorted(found)
+
+
 def _take_deploy_snapshot(folder: Path) -> dict[str, Any]:
     """Start the Worker with the snapshot-saving flags, as a deploy's validation does: the
-    snapshot is written while the Worker starts, before any request."""
+    snapshot is written while the Worker starts, before any request.
+
+    The saver is given every secret a deploy has (the C2PA identity through the
+    environment, which ``worker_server`` passes on), and the snapshot is searched for them
+    here, by the process that knows their values (each test process issues a C2PA chain of
+    its own): only their names, and what of them was found, are kept."""
     stack_folder = folder / "stack"
     stack_folder.mkdir()
-    with worker_server(stack_folder, workerd_args=save_snapshot(folder)) as saver:
-        assert (folder / SNAPSHOT).is_file(), saver.output()
-        # workerd serves on after saving; the isolate that took the snapshot draws too.
-        answered = httpx.get(f"{saver.base}/healthz", timeout=60)
-        assert answered.status_code == 200, answered.text
-    return {"saver_prefix": request_id_prefix(answered)}
+    with pytest.MonkeyPatch.context() as environment:
+        for name in C2PA_SECRETS:
+            environment.setenv(name, SECRETS[name] or "")
+        with worker_server(stack_folder, workerd_args=save_snapshot(folder)) as saver:
+            assert (folder / SNAPSHOT).is_file(), saver.output()
+            # workerd serves on after saving; the isolate that took the snapshot draws too.
+            answered = httpx.get(f"{saver.base}/healthz", timeout=60)
+            assert answered.status_code == 200, answered.text
+            # The Worker got the C2PA identity and signs with it: the search below is not
+            # for secrets it never had.
+            credentials = httpx.get(f"{saver.base}/readyz", timeout=60).json()
+            assert credentials["content_credentials"] == "signed", credentials
+            given = {name: saver.env[name] for name in SECRETS if saver.env.get(name)}
+    snapshot = (folder / SNAPSHOT).read_bytes()
+    searched = {name: needles_of(name, value) for name, value in given.items()}
+    return {
+        "saver_prefix": request_id_prefix(answered),
+        "secrets_searched": {
+            name: {"exact": len(needles.exact), "windows": len(needles.windows)}
+            for name, needles in searched.items()
+        },
+        "secrets_found": [what for n in searched.values() for what in found_in(snapshot, n)],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +446,30 @@ def test_the_deploy_snapshot_is_dedicated_and_taken_after_the_top_level(
         lib.startswith("/session/metadata/python_modules/pydantic_core/")
         for lib in header["loadOrder"]
     )
+
+
+def test_the_deploy_snapshot_holds_none_of_the_deployments_secrets(
+    deploy_snapshot: tuple[Path, dict[str, Any]],
+) -> None:
+    """The snapshot is code and data every isolate of every deploy of this build starts
+    from; a secret is per deployment, and reaches the Worker in ``env`` at request time
+    only. The snapshot's kind and moment are the test above's; its search is done where it
+    is taken (:func:`_take_deploy_snapshot`), against the secrets its saver was given."""
+    folder, taken = deploy_snapshot
+    # The search means something on this file: the heap is stored as it is, not
+    # compressed, and a string the top level holds (the entry module's docstring) is found.
+    snapshot = (folder / SNAPSHOT).read_bytes()
+    entry_doc = ast.get_docstring(ast.parse((SRC / "entry.py").read_text()), clean=False)
+    assert entry_doc and found_in(snapshot, needles_of("entry", entry_doc)) == [
+        "entry: the raw value"
+    ]
+    # Every secret a deploy has was given and searched for, the PEMs by DER and slices too.
+    searched = taken["secrets_searched"]
+    assert sorted(searched) == sorted(SECRETS)
+    assert searched["URL_SIGNING_KEYS"]["exact"] >= 2
+    for name in C2PA_SECRETS:
+        assert searched[name]["exact"] >= 2 and searched[name]["windows"] > 0, searched
+    assert taken["secrets_found"] == []
 
 
 @pytest.fixture(scope="module")

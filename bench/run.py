@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 from workerd_bench import run_worker_bench
+from workerd_goals import goals_section
 from workerd_report import worker_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -369,6 +370,8 @@ def report(cfg: Config, results: dict[str, object]) -> str:
         f"contract, real PNGs) that sleeps {cfg.ai_latency:g} s per call.",
         "",
         *worker_section(results["worker"]),
+        "",
+        *goals_section(results["worker"]),
         "",
         "## The local runtime (CPython)",
         "",

@@ -80,12 +80,16 @@ class KeyRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeyRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in _KEY_FIELDS})
 
     def summary(self) -> dict[str, Any]:
         """What KV metadata holds for listings (metadata is capped at 1 KiB)."""
         return {k: v for k, v in asdict(self).items() if k not in ("overrides", "sign_in")}
+
+
+# Its field names, read once: ``dataclasses.fields`` walks every field on each call, and
+# a record is read on every request.
+_KEY_FIELDS = frozenset(f.name for f in fields(KeyRecord))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from ..errors import ApiError
 from ..store import keyspace
@@ -83,6 +84,22 @@ class FileTarget:
         if self.variant is None:
             return etag_for(self.original_key)
         return variant_etag(self.original_key, self.variant)
+
+
+def query_params(query: str) -> dict[str, str]:
+    """A query string as ``dict(urllib.parse.parse_qsl(query))`` reads it (the last of a
+    repeated name wins, a name without a value is dropped). A query with nothing to
+    unescape (no ``%``, no ``+``: every signed URL's) is split directly, which is what
+    ``parse_qsl`` then does at several times the cost: on Workers it was a third of a
+    download's CPU."""
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query))
+    params = {}
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        if equals and value:
+            params[name] = value
+    return params
 
 
 def file_target(path_key: str) -> FileTarget | None:

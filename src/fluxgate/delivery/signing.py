@@ -8,7 +8,6 @@ This module is pydantic-free: the Workers file route uses it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -78,7 +77,7 @@ class UrlSigner:
         message = f"{method.upper()}\n{path}\n{expires}\n{key.kid}"
         if extra:
             message += f"\n{extra}"
-        return urlsafe_encode(hmac.new(key.secret, message.encode(), hashlib.sha256).digest())
+        return urlsafe_encode(hmac.digest(key.secret, message.encode(), "sha256"))
 
     @property
     def current_kid(self) -> str:
@@ -101,7 +100,7 @@ class UrlSigner:
         if key is None:
             return None
         text = f"fluxgate:{purpose}\n{message}\n{key.kid}".encode()
-        return urlsafe_encode(hmac.new(key.secret, text, hashlib.sha256).digest())
+        return urlsafe_encode(hmac.digest(key.secret, text, "sha256"))
 
     def sign(self, path: str, expires: int, method: str = "GET", cache_key: str = "") -> str:
         """Return the query string (without ``?``) that authorises ``method path``.

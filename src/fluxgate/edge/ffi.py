@@ -63,7 +63,9 @@ def py_dict(value: Any) -> dict[str, Any]:
 
 
 def js_text(value: Any) -> str | None:
-    return None if is_nullish(value) else str(value)
+    """A JS string (a header, a var) as Python's; ``None`` for ``null`` or ``undefined``.
+    Called for every header a request reads: the check is inlined."""
+    return None if value is None or value is jsnull else str(value)
 
 
 def wait_until(ctx: Any, work: Any) -> None:

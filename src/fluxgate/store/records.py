@@ -8,6 +8,7 @@ every existing entry unreadable. Pydantic-free.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -33,6 +34,15 @@ def is_generation_id(text: str) -> bool:
         and len(text) == len(_ID_PREFIX) + _ID_HEX
         and all(c in "0123456789abcdef" for c in text[len(_ID_PREFIX) :])
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _cost(
+    width: int, height: int, steps: int, sizes: tuple[tuple[int, int], ...], model: str
+) -> CostEstimate:
+    """A record's cost, remembered: every request served asks for it (a hit's usage event
+    and its answer), and a few sizes and models make nearly every record."""
+    return estimate(width, height, steps, sizes, spec_of(model).price)
 
 
 @dataclass
@@ -106,8 +116,8 @@ class GenerationRecord:
     def cost(self) -> CostEstimate:
         """At the published price of the model it names (flux-2-dev for a record made
         before the family was served)."""
-        sizes = [(w, h) for w, h in self.reference_sizes]
-        return estimate(self.width, self.height, self.steps, sizes, spec_of(self.model).price)
+        sizes = tuple((w, h) for w, h in self.reference_sizes)
+        return _cost(self.width, self.height, self.steps, sizes, self.model)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -118,9 +128,13 @@ class GenerationRecord:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> GenerationRecord:
         """Fields this version knows; others (from a newer version) are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in _RECORD_FIELDS})  # type: ignore[arg-type]
 
     @classmethod
     def from_json(cls, raw: str) -> GenerationRecord:
         return cls.from_dict(json.loads(raw))
+
+
+# Its field names, read once: ``dataclasses.fields`` walks every field on each call, and
+# a record is read on every request.
+_RECORD_FIELDS = frozenset(f.name for f in fields(GenerationRecord))

@@ -13,13 +13,13 @@ would cost as much CPU as the download itself.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from js import Response
 
 from ...access.audit import audit_refusal
 from ...delivery.downloads import FileAnswer, FileRequest, download
-from ...delivery.files import FILES_ROUTE
+from ...delivery.files import FILES_ROUTE, query_params
 from ...errors import ApiError
 from ...request_context import note_route
 from ..ffi import js_object, js_text, wait_until
@@ -35,7 +35,7 @@ def file_request(raw: Any) -> FileRequest:
     return FileRequest(
         method=str(raw.method),
         path=url.path,
-        query=dict(parse_qsl(url.query)),
+        query=query_params(url.query),
         if_none_match=js_text(headers.get("if-none-match")),
         range=js_text(headers.get("range")),
         origin=f"{url.scheme}://{url.netloc}",

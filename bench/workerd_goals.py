@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workerd_plans import BEGIN, END, FREE_MS, LIMITS_PAGE, PAID_DEFAULT_MS, plan_table
 from workerd_profile import CATEGORIES, FFI, GC, IDLE, JS, NATIVE, OUTSIDE, PYTHON
 from workerd_report import GOAL_COLD_RATIO, cold_start_goal
 
@@ -243,4 +244,20 @@ def goals_section(now: dict[str, Any]) -> list[str]:
             "",
         ]
     lines += ["Each goal, and where a goal is missed what it spends and what would remove it:", ""]
-    return lines + explanations(now)
+    lines += explanations(now)
+    return [
+        *lines,
+        "",
+        "### What each plan serves",
+        "",
+        f"Cloudflare limits CPU per invocation ([limits]({LIMITS_PAGE})): {FREE_MS:g} ms on "
+        f"Workers Free, {PAID_DEFAULT_MS / 1000:g} s by default on Workers Paid (up to 5 "
+        "minutes with `limits.cpu_ms`). Each kind's figure is the Worker's own CPU above: an "
+        "upper bound (it holds what Miniflare spends emulating KV, R2, Durable Objects and "
+        "Queues in the same process, which is not the Worker's CPU on Cloudflare), measured "
+        "here, not by Cloudflare's accounting. The README shows this table.",
+        "",
+        BEGIN,
+        *plan_table(now),
+        END,
+    ]

@@ -3,7 +3,7 @@
 // benchmark's cheap AI stand-in (bench/ai_fixed.mjs) in place of the tests' one. bench/run.py
 // starts it and counts the CPU of its workerd processes (this process's children).
 //
-//   node bench/workerd_stack.mjs [--floors | --only js_floor|py_floor]
+//   node bench/workerd_stack.mjs [--floors | --only js_floor|py_floor | --python-profile]
 //
 // The Worker is the local overlay of wrangler.toml (worker/local/overlay.mjs; AI bound to
 // the stand-in), with its rate limit raised out of the way (the overlay is written next to
@@ -29,7 +29,11 @@ import { createTestHarness } from "wrangler";
 import { ROOT, STANDIN, writeOverlay } from "../worker/local/overlay.mjs";
 
 const { values: args } = parseArgs({
-  options: { floors: { type: "boolean", default: false }, only: { type: "string" } },
+  options: {
+    floors: { type: "boolean", default: false },
+    only: { type: "string" },
+    "python-profile": { type: "boolean", default: false },
+  },
 });
 const ALONE = ["js_floor", "py_floor"];
 if (args.only !== undefined && (args.floors || !ALONE.includes(args.only))) {
@@ -113,12 +117,27 @@ function fluxgateWorkers() {
     vars: { ...vars, ...own },
     secrets,
   }));
+  const main = args["python-profile"] ? writeProfiled(overlay) : overlay;
   return [
-    { configPath: overlay, vars, secrets },
+    { configPath: main, vars, secrets },
     { configPath: join(ROOT, "bench", "ai_fixed.toml") },
     ...(args.floors ? Object.values(floors) : []),
     ...copies,
   ];
+}
+
+// --python-profile: the Worker's entry is bench/python_profile/entry.py, which
+// bench/workerd_pyprofile.py has copied next to src/entry.py as PROFILED_ENTRY, with
+// precise timers (3 ms steps) for its profiler. No floors, no copies.
+const PROFILED_ENTRY = "src/_bench_python_profile.py";
+function writeProfiled(overlay) {
+  if (!existsSync(join(ROOT, PROFILED_ENTRY))) throw new Error(`${PROFILED_ENTRY} is missing`);
+  const config = parse(readFileSync(overlay, "utf8"));
+  config.main = PROFILED_ENTRY;
+  config.compatibility_flags = [...config.compatibility_flags, "precise_timers"];
+  const path = overlay.replace(/\.toml$/, ".bench-python-profile.toml");
+  writeFileSync(path, `# Written by bench/workerd_stack.mjs from ${overlay.slice(ROOT.length + 1)} (the Python profile). Do not edit.\n${stringify(config)}\n`);
+  return path;
 }
 
 // With --only, the floor is the harness's first and only Worker: what reaches the stack's

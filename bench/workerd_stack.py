@@ -106,7 +106,8 @@ class Stack:
     ``workerd_args`` go to ``workerd serve`` (the memory-snapshot flags); ``floors`` adds
     the floors and the Worker's copies (``hosts`` names them); ``only`` runs that floor
     alone instead, without the Worker or the stand-in (so that a Python memory snapshot is
-    the floor's; ``hosts`` names it, though every request reaches it). ``spawned`` is when the
+    the floor's; ``hosts`` names it, though every request reaches it); ``python_profile``
+    serves the Worker with a Python profiler (``bench/workerd_pyprofile.py``). ``spawned`` is when the
     runner was started (``time.monotonic``), ``ready`` when it reported serving; ``pids``
     are its workerd processes, whose CPU :meth:`ticks` counts.
     """
@@ -118,6 +119,7 @@ class Stack:
         floors: bool = False,
         workerd_args: str = "",
         only: Floor | None = None,
+        python_profile: bool = False,
     ) -> None:
         if floors and only:
             raise ValueError("a stack runs either the floors beside the Worker or one alone")
@@ -136,6 +138,7 @@ class Stack:
             str(RUNNER),
             *(["--floors"] if floors else []),
             *(["--only", only] if only else []),
+            *(["--python-profile"] if python_profile else []),
         ]
         self._process = StackProcess(args, env, log, name="the benchmark stack", timeout=300)
         self.spawned = self._process.spawned

@@ -15,9 +15,11 @@ import struct
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from fluxgate.imaging.png_pixels import MAX_PNG_BYTES, PngPixelsError, gray_pixels
+from fluxgate.imaging.png_pixels import MAX_PNG_BYTES, PngPixelsError, gray_pixels, lumas
 
 WIDTH, HEIGHT = 37, 23  # odd, so sub-byte rows end in a partial byte
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -298,3 +300,14 @@ def test_a_palette_png_needs_its_palette_and_indices_within_it():
     assert "PLTE" in refused(encoded(rows, WIDTH, 8, 3, [0]))
     three = two + b"\x80\x80\x80"
     assert gray_pixels(encoded(rows, WIDTH, 8, 3, [0], palette=three))[2][:3] == b"\x00\xff\x80"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(0, 255)] * 3), max_size=300))
+def test_the_luma_of_many_pixels_at_once_is_each_pixels_luma(pixels):
+    """The whole-row luma (integer lanes, no per-pixel loop) is Pillow's, pixel by pixel."""
+    red, green, blue = (
+        (bytes(channel) for channel in zip(*pixels, strict=True)) if pixels else (b"", b"", b"")
+    )
+    expected = bytes((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16 for r, g, b in pixels)
+    assert lumas(red, green, blue) == expected

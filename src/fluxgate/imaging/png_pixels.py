@@ -214,8 +214,26 @@ def _paeth(line: bytes, previous: bytes, bpp: int) -> bytes:
 
 
 def _luma(red: int, green: int, blue: int) -> int:
-    """ITU-R BT.601 luma in Pillow's fixed point (its RGB to "L" conversion)."""
+    """ITU-R BT.601 luma in Pillow's fixed point (its RGB to "L" conversion). The weights
+    sum to 65536, so a gray pixel's luma is its value."""
     return (red * 19595 + green * 38470 + blue * 7471 + 0x8000) >> 16
+
+
+def lumas(red: bytes, green: bytes, blue: bytes) -> bytes:
+    """:func:`_luma` of each pixel, all at once: each channel is spread into 32-bit lanes of
+    one integer, and the weighted sum is three multiplications of those integers (no lane
+    overflows: the largest sum is below 2**24), whose second byte per lane is the luma. A
+    Python loop over the pixels was a sixth of a generation's Python time on Workers."""
+    count = len(red)
+    total = int.from_bytes(_ROUNDING_LANE * count, "big")
+    for channel, weight in ((red, 19595), (green, 38470), (blue, 7471)):
+        lanes = bytearray(4 * count)
+        lanes[3::4] = channel
+        total += int.from_bytes(lanes, "big") * weight
+    return total.to_bytes(4 * count, "big")[1::4]
+
+
+_ROUNDING_LANE = (0x8000).to_bytes(4, "big")  # the fixed point's rounding, in one lane
 
 
 @lru_cache(maxsize=4)
@@ -226,6 +244,13 @@ def _unpacked(depth: int) -> tuple[bytes, ...]:
         bytes((value >> (8 - depth * (k + 1))) & mask for k in range(per_byte))
         for value in range(256)
     )
+
+
+@lru_cache(maxsize=8)
+def _gray_scale(depth: int) -> bytes:
+    """Gray sample value -> 0-255, for ``depth`` bits (made once per depth, not per image)."""
+    top = (1 << min(depth, 8)) - 1
+    return bytes(min(255, value * 255 // top) for value in range(256))
 
 
 class _LumaRow:
@@ -243,8 +268,7 @@ class _LumaRow:
             lumas = bytes(_luma(*palette[i : i + 3]) for i in range(0, len(palette), 3))
             self._table = lumas + bytes(256 - len(lumas))
         else:
-            top = (1 << min(depth, 8)) - 1
-            self._table = bytes(min(255, value * 255 // top) for value in range(256))
+            self._table = _gray_scale(depth)
 
     def __call__(self, row: bytes) -> bytes:
         if self._depth < 8:
@@ -263,4 +287,7 @@ class _LumaRow:
         if self._colour == _GRAY_ALPHA:
             return samples[::2]
         step = self._step  # RGB or RGBA: alpha, when there, ignored
-        return bytes(map(_luma, samples[0::step], samples[1::step], samples[2::step]))
+        red, green, blue = samples[0::step], samples[1::step], samples[2::step]
+        if red == green == blue:  # gray already (a rendering made gray): its luma is itself
+            return red
+        return lumas(red, green, blue)

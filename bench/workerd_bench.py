@@ -44,6 +44,7 @@ from workerd_profile import (
     export_names,
     isolates,
 )
+from workerd_pyprofile import profile_python
 from workerd_stack import ROOT, TICK_MS, Prepared, Stack, prepare, versions
 
 PROMPT = "a lighthouse at dusk, bench"
@@ -457,6 +458,7 @@ def run_worker_bench(quick: bool) -> dict[str, Any]:
         if not plan.quick:  # quick mode checks that the benchmark runs: no profile
             sizes = {name: row["batch"] for name, row in measured["requests"].items()}
             measured["profiles"] = profile_paths(prepared, tmp / "profile.log", plan, sizes)
+            measured["python_profiles"] = profile_python(prepared, tmp / "python-profile.log")
         cold = cold_starts(prepared, tmp, plan.cold_runs)
     return {
         **versions(prepared),

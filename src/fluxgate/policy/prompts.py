@@ -119,8 +119,8 @@ class PromptPolicy:
         """Return the normalised prompt, or raise :class:`PolicyViolation`.
 
         A prompt that passed is remembered (the result depends only on the rules and the
-        prompt): a cache hit repeats a prompt, and normalising it is a tenth of a hit's
-        CPU on Workers."""
+        prompt): a cache hit repeats a prompt, and normalising it was near a tenth of a
+        hit's Python time on Workers."""
         return _passed(self, prompt)
 
     def check(self, prompt: str) -> str:

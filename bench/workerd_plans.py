@@ -32,7 +32,7 @@ KINDS: list[tuple[str, str]] = [
     ("download", "signed download (full, from the edge cache)"),
     ("download_range", "signed download, `Range`"),
     ("variant_first", "a variant's first download (made, signed, stored)"),
-    ("miss", "generation, cache miss (the model's time is waiting, not CPU)"),
+    ("miss", "generation, cache miss (the model's own time is waiting, not CPU)"),
     ("async_submission", "async submission (`Prefer: respond-async`)"),
 ]
 

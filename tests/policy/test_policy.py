@@ -2,7 +2,13 @@ import re
 
 import pytest
 
-from fluxgate.policy.prompts import PolicyViolation, PromptPolicy, normalize_prompt
+from fluxgate.policy.prompts import (
+    REMEMBERED_PROMPT_LENGTH,
+    REMEMBERED_PROMPTS,
+    PolicyViolation,
+    PromptPolicy,
+    normalize_prompt,
+)
 
 
 def test_normalisation_is_nfkc_with_whitespace_collapsed():
@@ -48,3 +54,18 @@ def test_deny_patterns_are_regexes():
 def test_invalid_pattern_fails_at_build_time():
     with pytest.raises(re.error):
         PromptPolicy.build(100, [], ["("])
+
+
+def test_a_prompt_answers_the_same_every_time_it_is_asked_remembered_or_not():
+    """A policy remembers the short prompts that passed it (a cache hit repeats its prompt):
+    the answer is the same the second time, a refusal is refused every time, and a prompt
+    past the remembered length or count is normalised again, to the same text."""
+    policy = PromptPolicy.build(4096, ["forbidden"], [])
+    prompts = [f"a ﬁeld  number {i}" for i in range(REMEMBERED_PROMPTS + 5)]
+    prompts.append("long " * (REMEMBERED_PROMPT_LENGTH // 5 + 1))
+    first = [policy.apply(p) for p in prompts]
+    assert [policy.apply(p) for p in prompts] == first == [normalize_prompt(p) for p in prompts]
+    for _ in range(2):
+        with pytest.raises(PolicyViolation) as exc:
+            policy.apply("a forbidden field")
+        assert exc.value.reason == "denied_term"

@@ -46,5 +46,5 @@ def test_a_request_over_the_free_plans_limit_is_said_not_to_fit():
     assert "fits, 6.0 ms to spare" in rows["| `GET /healthz`"]
     assert (
         "**does not fit**: 27.0 ms over"
-        in rows["| generation, cache miss (the model's time is waiting, not CPU)"]
+        in rows["| generation, cache miss (the model's own time is waiting, not CPU)"]
     )

@@ -29,12 +29,13 @@ from .deps import ClientAddress, Gw, Resolver, error_response, gateway
 from .fast_path import FastPathMiddleware
 from .generate import GenerationHandler
 from .health import HEALTHZ, health
+from .reply import JSON
 from .request_body import validation_error
 from .routes import account, admin, exchange, jobs, provenance, signed_files
 from .routes import generations as generation_routes
 from .schemas import GenerationRequest, Health, ReadinessCheck
 from .schemas import Readiness as ReadinessBody
-from .starlette_view import form_parts, response
+from .starlette_view import form_parts
 
 # Swagger UI is FastAPI's page: scripts and styles from jsDelivr, one inline script that
 # starts it. Served only with API_DOCS=true, under a CSP that allows exactly those.
@@ -163,7 +164,8 @@ def create_app(
     # still a Health. The Worker answers it in front of its ASGI bridge (api/health.py).
     @app.get(HEALTHZ, response_model=Health, tags=["meta"])
     async def healthz(request: Request) -> Response:
-        return await response(health(await gateway(request)))
+        reply = health(await gateway(request))
+        return Response(reply.prefix, status_code=reply.status, media_type=JSON)
 
     @app.get(
         "/readyz",

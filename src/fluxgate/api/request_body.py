@@ -13,7 +13,6 @@ parser found (:data:`FormParser`); what the parts mean is decided here.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -209,10 +208,7 @@ def is_complete_multipart(content_type: str, body: bytes) -> bool:
     return body.startswith(close) or b"\r\n" + close in body
 
 
-@functools.lru_cache(maxsize=64)
 def media_type(content_type: str | None) -> str:
-    """The media type of a ``Content-Type``, lower case, without parameters. Remembered:
-    a request asks for it several times, and nearly every request sends one of a few."""
     return (content_type or "").split(";")[0].strip().lower()
 
 

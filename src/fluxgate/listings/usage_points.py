@@ -9,6 +9,7 @@ module that handed it the event; pure Python, so that it is tested under CPython
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from .usage_events import BLOBS, DOUBLES, UsageEvent
@@ -17,9 +18,16 @@ from .usage_events import BLOBS, DOUBLES, UsageEvent
 # bytes in all, 20 doubles, one index of at most 96 bytes.
 MAX_BLOB_BYTES = 16_000
 MAX_INDEX_BYTES = 96
-# The fields in order, read in one call each (every request served writes a point).
-_blobs = operator.attrgetter(*BLOBS)
-_doubles = operator.attrgetter(*DOUBLES)
+
+
+def _reader(names: tuple[str, ...]) -> Callable[[UsageEvent], tuple[Any, ...]]:
+    """The fields ``names`` of an event, in order, read in one call (every request served
+    writes a point); a tuple for one name too, as ``attrgetter`` gives only for several."""
+    get = operator.attrgetter(*names)
+    return get if len(names) > 1 else lambda event: (get(event),)
+
+
+_blobs, _doubles = _reader(BLOBS), _reader(DOUBLES)
 
 
 def data_point(event: UsageEvent) -> dict[str, list[Any]]:

@@ -15,7 +15,6 @@ check; deny terms are compiled once per policy into one regular expression.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -96,12 +95,20 @@ def _term_skeleton(term: str) -> str:
     return skeleton(unicodedata.normalize("NFKC", term))
 
 
+# What a policy remembers of the prompts that passed it: at most this many, each at most
+# this long (a memory of a few MB at most, whatever the configured prompt length).
+REMEMBERED_PROMPTS = 128
+REMEMBERED_PROMPT_LENGTH = 2048
+
+
 @dataclass(frozen=True)
 class PromptPolicy:
     max_length: int = 2048
     deny_terms: tuple[str, ...] = ()
     deny_patterns: tuple[re.Pattern[str], ...] = ()
     _terms: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    # Prompts that passed, and their normalised text (see :meth:`apply`).
+    _passed: dict[str, str] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_terms", _term_matcher(self.deny_terms))
@@ -118,10 +125,19 @@ class PromptPolicy:
     def apply(self, prompt: str) -> str:
         """Return the normalised prompt, or raise :class:`PolicyViolation`.
 
-        A prompt that passed is remembered (the result depends only on the rules and the
-        prompt): a cache hit repeats a prompt, and normalising it was near a tenth of a
-        hit's Python time on Workers."""
-        return _passed(self, prompt)
+        A short prompt that passed is remembered, by this policy (the result depends only
+        on the rules and the prompt): a cache hit repeats a prompt, and normalising it was
+        near a tenth of a hit's Python time on Workers. A refusal is not remembered; the
+        oldest entry goes first past :data:`REMEMBERED_PROMPTS`."""
+        remembered = self._passed.get(prompt)
+        if remembered is not None:
+            return remembered
+        text = self.check(prompt)
+        if len(prompt) <= REMEMBERED_PROMPT_LENGTH:
+            if len(self._passed) >= REMEMBERED_PROMPTS:
+                del self._passed[next(iter(self._passed))]
+            self._passed[prompt] = text
+        return text
 
     def check(self, prompt: str) -> str:
         """:meth:`apply`, computed."""
@@ -155,14 +171,3 @@ class PromptPolicy:
                     "denied_pattern", "The prompt matches a pattern that is not allowed."
                 )
         return text
-
-
-# Prompts that passed, by policy (equal rules, equal results) and prompt: at most this
-# many, each at most ``raw_length_limit`` characters, per isolate or process.
-_REMEMBERED_PROMPTS = 128
-
-
-@functools.lru_cache(maxsize=_REMEMBERED_PROMPTS)
-def _passed(policy: PromptPolicy, prompt: str) -> str:
-    """``policy.check(prompt)``; a refusal raises and is not remembered."""
-    return policy.check(prompt)

@@ -36,7 +36,7 @@ def is_generation_id(text: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256, typed=True)
 def _cost(
     width: int, height: int, steps: int, sizes: tuple[tuple[int, int], ...], model: str
 ) -> CostEstimate:

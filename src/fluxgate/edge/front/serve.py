@@ -23,7 +23,7 @@ from ...errors import ApiError
 from ...request_context import note_route
 from ...service.settings import Settings
 from ..bindings.image_buffer import JsImage, json_around
-from ..ffi import js_object, js_text
+from ..ffi import is_nullish, js_object, js_text
 from .asgi import asgi
 from .body import JsBody, within_limit
 from .console_log import send_to_console
@@ -115,11 +115,7 @@ async def liveness(raw: Any, method: str, env: Any) -> Any:
     answers ``503 server_misconfigured``)."""
     if method != "GET" or urlsplit(str(raw.url)).path != HEALTHZ:
         return None
-    headers = raw.headers
-    if headers.has("transfer-encoding") or js_text(headers.get("content-length")) not in (
-        None,
-        "0",
-    ):
+    if not is_nullish(raw.body):  # the app's body checks first, as for any request
         return None
     try:
         gw = gateway_from_env(env)

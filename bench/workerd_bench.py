@@ -459,7 +459,7 @@ def run_worker_bench(quick: bool) -> dict[str, Any]:
             sizes = {name: row["batch"] for name, row in measured["requests"].items()}
             measured["profiles"] = profile_paths(prepared, tmp / "profile.log", plan, sizes)
             measured["python_profiles"] = profile_python(prepared, tmp / "python-profile.log")
-        cold = cold_starts(prepared, tmp, plan.cold_runs)
+        cold = cold_starts(prepared, tmp, plan.cold_runs, python_floor=not plan.quick)
     return {
         **versions(prepared),
         "clock_tick_ms": TICK_MS,

@@ -103,16 +103,19 @@ def snapshot_starts(
     return result
 
 
-def cold_starts(prepared: Prepared, tmp: Path, runs: int) -> dict[str, Any]:
+def cold_starts(
+    prepared: Prepared, tmp: Path, runs: int, python_floor: bool = True
+) -> dict[str, Any]:
     """The Worker's cold starts (plain, saving, restoring: at the top level, as before),
-    the JS floor's (``js_floor``, medians) and the Python floor's (``py_floor``: plain,
-    saving and restoring its own snapshot), ``runs`` of each but the saves."""
+    the JS floor's (``js_floor``, medians) and, with ``python_floor``, the Python floor's
+    (``py_floor``: plain, saving and restoring its own snapshot), ``runs`` of each but the
+    saves. (Quick mode leaves the Python floor out: CI's time, and the same code as the
+    Worker's starts.)"""
     js_floor = [
         first_response(prepared, tmp / f"cold-js_floor-{i}.log", only="js_floor")
         for i in range(runs)
     ]
-    return {
-        **snapshot_starts(prepared, tmp, runs),
-        "js_floor": medians(js_floor),
-        "py_floor": snapshot_starts(prepared, tmp, runs, "py_floor"),
-    }
+    starts = {**snapshot_starts(prepared, tmp, runs), "js_floor": medians(js_floor)}
+    if python_floor:
+        starts["py_floor"] = snapshot_starts(prepared, tmp, runs, "py_floor")
+    return starts

@@ -69,7 +69,7 @@ class Plan:
     @classmethod
     def for_mode(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 2, 3, batch_cpu_ms=60, max_batch=40, cold_runs=1, profile_cpu_ms=0)
+            return cls(True, 1, 3, batch_cpu_ms=60, max_batch=40, cold_runs=1, profile_cpu_ms=0)
         return cls(False, 15, 20, batch_cpu_ms=400, max_batch=400, cold_runs=3, profile_cpu_ms=3000)
 
 

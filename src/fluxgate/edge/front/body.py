@@ -25,10 +25,18 @@ from ..ffi import is_nullish, js_object, js_text
 log = logging.getLogger("fluxgate.edge.body")
 
 
-# How much of a refused chunked body is taken in before the 413, at most: four times the
-# limit, for two seconds (a client that sends on gets its 413 without the rest).
+# How much of a refused body is taken in before the 413, at most: four times the limit
+# and never less than a MiB, for two seconds (a client that sends on gets its 413 without
+# the rest). The floor is for the small limits (64 KiB where the body is the credential):
+# an 800 KB body there was answered mid-upload, and about one in a few hundred lost the
+# connection behind Miniflare's entry Worker (a 500 for its 413).
 DRAIN_LIMITS = 4
+DRAIN_MIN_BYTES = 1 << 20
 DRAIN_SECONDS = 2.0
+
+
+def _drain_budget(limit: int) -> int:
+    return max(DRAIN_LIMITS * limit, DRAIN_MIN_BYTES)
 
 
 async def _take(reader: Any, budget: int) -> None:
@@ -65,7 +73,7 @@ async def within_limit(request: Request, limit: int) -> Request | None:
     if is_nullish(stream):
         return request
     if declared is not None:  # refused from its header; what arrives meanwhile is taken in
-        await _drain(stream.getReader(), DRAIN_LIMITS * limit)
+        await _drain(stream.getReader(), _drain_budget(limit))
         return None
     chunks: Any = Array.new()
     size = 0
@@ -80,7 +88,7 @@ async def within_limit(request: Request, limit: int) -> Request | None:
             break
         size += int(step.value.byteLength)
         if size > limit:
-            await _drain(reader, DRAIN_LIMITS * limit)
+            await _drain(reader, _drain_budget(limit))
             return None
         chunks.push(step.value)
     return Request(JsRequest.new(raw, js_object({"body": Blob.new(chunks)})))
